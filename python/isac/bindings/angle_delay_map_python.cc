@@ -1,0 +1,145 @@
+/*
+ * numpy bindings of the angle-delay map kernel (include/gnuradio/isac/angle_delay_map.h).
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include <gnuradio/isac/angle_delay_map.h>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+namespace py = pybind11;
+using gr::isac::cfloat;
+using gr::isac::map_dims;
+
+namespace {
+
+// Inputs of any numeric dtype or layout are converted to C-contiguous complex64 / float32.
+using carray = py::array_t<cfloat, py::array::c_style | py::array::forcecast>;
+using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+struct problem {
+    map_dims dims;
+    int64_t batch; // number of frames (1 for a 2-D Y)
+    bool batched;  // Y was (B, K, S)
+};
+
+[[noreturn]] void fail(const char* fn, const std::string& what)
+{
+    throw py::value_error(std::string(fn) + ": " + what);
+}
+
+std::string n(int64_t v) { return std::to_string(v); }
+
+problem check_shapes(const char* fn, const carray& Y, const carray& Pa, const carray& Pd)
+{
+    if (Y.ndim() != 2 && Y.ndim() != 3)
+        fail(fn, "Y must have shape (K, S) or (B, K, S), got " + n(Y.ndim()) + " dimension(s)");
+    if (Pa.ndim() != 2)
+        fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
+    if (Pd.ndim() != 2)
+        fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
+    problem p;
+    p.batched = Y.ndim() == 3;
+    p.batch = p.batched ? Y.shape(0) : 1;
+    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
+    if (Pa.shape(0) != p.dims.K)
+        fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) +
+                     " (K must match)");
+    if (Pd.shape(0) != p.dims.S)
+        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
+                     " columns (S must match)");
+    return p;
+}
+
+std::vector<py::ssize_t> out_shape(const problem& p)
+{
+    if (p.batched)
+        return { p.batch, p.dims.Na, p.dims.Nd };
+    return { p.dims.Na, p.dims.Nd };
+}
+
+// Runs kernel(Y_b, Phi_a, Phi_d, dims, out_b) for every frame b without the GIL.
+template <typename T, typename Kernel>
+py::array_t<T> run_batched(const char* fn,
+                           const carray& Y,
+                           const carray& Pa,
+                           const carray& Pd,
+                           Kernel kernel)
+{
+    const problem p = check_shapes(fn, Y, Pa, Pd);
+    py::array_t<T> out(out_shape(p));
+    const cfloat* y = Y.data();
+    const cfloat* pa = Pa.data();
+    const cfloat* pd = Pd.data();
+    T* o = out.mutable_data();
+    const int64_t y_step = p.dims.K * p.dims.S;
+    const int64_t o_step = p.dims.Na * p.dims.Nd;
+    {
+        py::gil_scoped_release release;
+        for (int64_t b = 0; b < p.batch; ++b)
+            kernel(y + b * y_step, pa, pd, p.dims, o + b * o_step);
+    }
+    return out;
+}
+
+py::tuple argmax(const farray& L)
+{
+    if (L.ndim() != 2)
+        fail("map_argmax", "L must have shape (Na, Nd), got " + n(L.ndim()) + " dimension(s)");
+    if (L.size() == 0)
+        fail("map_argmax", "L is empty");
+    const float* data = L.data();
+    const int64_t size = L.size();
+    gr::isac::map_peak peak;
+    {
+        py::gil_scoped_release release;
+        peak = gr::isac::map_argmax(data, size);
+    }
+    const int64_t cols = L.shape(1);
+    return py::make_tuple(peak.index / cols, peak.index % cols, peak.value);
+}
+
+} // namespace
+
+void bind_angle_delay_map(py::module& m)
+{
+    m.def(
+        "angle_delay_map_complex",
+        [](const carray& Y, const carray& Pa, const carray& Pd) {
+            return run_batched<cfloat>(
+                "angle_delay_map_complex", Y, Pa, Pd, gr::isac::angle_delay_map_complex);
+        },
+        py::arg("Y"),
+        py::arg("Phi_a"),
+        py::arg("Phi_d"),
+        R"doc(Complex angle-delay map M = Phi_a^H @ Y @ conj(Phi_d).
+
+Y: (K, S) or (B, K, S); Phi_a: (K, Na); Phi_d: (S, Nd). Inputs are converted to
+complex64. Returns complex64 of shape (Na, Nd), or (B, Na, Nd) for a batch.
+Raises ValueError when the shapes do not fit.)doc");
+
+    m.def(
+        "angle_delay_map",
+        [](const carray& Y, const carray& Pa, const carray& Pd) {
+            return run_batched<float>(
+                "angle_delay_map", Y, Pa, Pd, gr::isac::angle_delay_map_power);
+        },
+        py::arg("Y"),
+        py::arg("Phi_a"),
+        py::arg("Phi_d"),
+        R"doc(Power angle-delay map |Phi_a^H @ Y @ conj(Phi_d)|**2 as float32.
+
+Same arguments and shapes as angle_delay_map_complex.)doc");
+
+    m.def("map_argmax",
+          &argmax,
+          py::arg("L"),
+          R"doc(Largest entry of a 2-D map L: returns (i, j, value).
+
+The first maximum in row-major order wins, and a NaN wins like numpy.argmax.
+L is converted to float32. Raises ValueError for a non-2-D or empty L.)doc");
+}
