@@ -1,0 +1,1 @@
+"""Command-line applications (installed as isac-sim, isac-eval)."""
