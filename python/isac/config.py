@@ -202,6 +202,10 @@ class Scenario:
         for key in ("array.carrier_hz", "ofdm.spacing_hz", "scene.noise_power", "receiver.gospa_c_m",
                     "receiver.gospa_p", "transmitter.power"):
             positive(key)
+        for key in ("array.impairment_seed", "run.seed"):  # numpy SeedSequence needs non-negative seeds
+            s, k = key.split(".")
+            if d[s][k] < 0:
+                raise ConfigError(f"{key} must be an integer >= 0, got {d[s][k]}")
         if d["array"]["spacing_std_m"] < 0 or not math.isfinite(d["array"]["spacing_std_m"]):
             raise ConfigError(f"array.spacing_std_m must be >= 0, got {d['array']['spacing_std_m']!r}")
         if d["scene"]["comm_taps"] > d["ofdm"]["subcarriers"]:
