@@ -261,3 +261,16 @@ def test_installed_isac_eval_script(tmp_path):
 def test_repo_root_is_computed_from_this_file():
     assert (REPO / "python" / "isac" / "cli" / "eval.py").is_file()
     assert Path(sys.modules[__name__].__file__).resolve().parent == REPO / "tests"
+
+
+def test_eval_json_is_strict_with_null_for_undefined_metrics(tmp_path):
+    """With no targets at all, RMSE is undefined: the file says null, never NaN."""
+    out = tmp_path / "m.json"
+    code = isac_eval.main(["--set", "scene.max_targets=1", "--set", "scene.snr_sensing_db=-60",
+                      "--set", "run.frames=5", "--set", "run.calibration_frames=10", "--set", "receiver.angle_grid=30",
+                      "--set", "receiver.delay_grid=20", "--no-progress", "--json", str(out)])
+    assert code == 0
+    text = out.read_text()
+    assert "NaN" not in text
+    data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+    assert all(data[k] is None or np.isfinite(data[k]) for k in ("angle_rmse_deg", "range_rmse_m"))

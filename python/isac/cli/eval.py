@@ -30,8 +30,10 @@ def main(argv=None) -> int:
     for key in KEYS:
         print(f"{key:>16s}  {out[key]:.6g}" if isinstance(out[key], float) else f"{key:>16s}  {out[key]}")
     if args.json:
+        # strict JSON: a metric that is undefined (e.g. RMSE with no matched pair) is null
+        strict = {k: (None if isinstance(v, float) and v != v else v) for k, v in out.items()}
         with open(args.json, "w") as fh:
-            json.dump(out, fh, indent=2)
+            json.dump(strict, fh, indent=2, allow_nan=False)
             fh.write("\n")
     return 0
 
