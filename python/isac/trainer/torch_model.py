@@ -1,0 +1,288 @@
+"""Differentiable torch twins of the model formulas that gradients flow through.
+
+Only what the trainer differentiates is re-written here; each function mirrors one numpy
+function of ``gnuradio.isac.model`` and is pinned to it by a parity test
+(tests/test_trainer_model.py):
+
+  positions_example1 / positions_cumulative   <->  model.array.positions_*
+  steering_matrix                             <->  model.array.steering_matrix
+  ls_beam                                     <->  model.beamforming.ls_beam (7)
+  isac_beam                                   <->  model.beamforming.isac_beam (5)
+  delay_vector                                <->  model.ofdm.delay_vector
+  sensing_echo                                <->  model.channels.sensing_echo (1) (noiseless part)
+
+Learnable arrays (Sec. IV-A), both sharing one angle grid over [-90, 90] deg with the
+precoder (parameter sharing between transmitter and receiver):
+
+  SpacingArray     impairment learning: K spacings d, stored dimensionless as
+                   u = d / (lambda/2) (initialised at 1 = nominal ULA), or, with
+                   ``parameterisation="position"``, as element positions in units of
+                   lambda/2 (same array model, better conditioned for Adam: see docs/trainer.md)
+  DictionaryArray  dictionary learning: a free K x N_theta complex dictionary initialised
+                   from the nominal steering matrix on the grid
+
+Conventions: angles in rad, positions and spacings in m (or lambda/2 units where said),
+delays in s; complex64 signals; phases computed in float64.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from ..model import array as np_array
+from ..model.grids import full_angle_grid
+
+CDTYPE = torch.complex64
+RDTYPE = torch.float64
+
+
+# --- array geometry -------------------------------------------------------------------
+def centred_index(antennas: int, device=None) -> torch.Tensor:
+    """k - (K-1)/2 for k = 0..K-1 (float64); twin of model.array.centred_index."""
+    return torch.as_tensor(np_array.centred_index(antennas), dtype=RDTYPE, device=device)
+
+
+def positions_example1(spacings: torch.Tensor) -> torch.Tensor:
+    """Example 1: p_k = (k - (K-1)/2) d_k (same unit as ``spacings``)."""
+    return centred_index(spacings.shape[-1], spacings.device) * spacings
+
+
+def positions_cumulative(spacings: torch.Tensor) -> torch.Tensor:
+    """Cumulative array: p_0 = 0, p_k = sum_{j<k} d_j, centred on the mean position."""
+    zero = torch.zeros(spacings.shape[:-1] + (1,), dtype=spacings.dtype, device=spacings.device)
+    p = torch.cat([zero, torch.cumsum(spacings[..., :-1], dim=-1)], dim=-1)
+    return p - p.mean(dim=-1, keepdim=True)
+
+
+def positions_from_spacings(spacings: torch.Tensor, impairment: str) -> torch.Tensor:
+    if impairment == "spacing":
+        return positions_example1(spacings)
+    if impairment == "cumulative":
+        return positions_cumulative(spacings)
+    raise ValueError(f"impairment must be 'spacing' or 'cumulative', got {impairment!r}")
+
+
+def steering_matrix(positions_m: torch.Tensor, angles_rad: torch.Tensor, wavelength_m: float) -> torch.Tensor:
+    """[a(theta)]_k = exp(-j 2 pi p_k sin(theta) / lambda): positions (K,) and angles (...,)
+    give (..., K) -- note: angles lead, the antenna axis is last (batched atoms).
+    Use ``steering_matrix(p, grid).T`` for the K x N matrix of model.array.steering_matrix."""
+    p = positions_m.to(RDTYPE)
+    th = torch.as_tensor(angles_rad, dtype=RDTYPE, device=p.device)
+    phase = (-2.0 * math.pi / wavelength_m) * torch.sin(th)[..., None] * p
+    return torch.polar(torch.ones_like(phase), phase).to(CDTYPE)
+
+
+class LearnableArray(torch.nn.Module):
+    """Interface of the learnable arrays: ``grid_rad`` (N_theta,) float64 buffer,
+    ``dictionary()`` K x N_theta on the grid, ``atoms(angles)`` (..., K) off the grid."""
+
+    antennas: int
+    wavelength_m: float
+
+    def dictionary(self) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def grid_columns(self, index: torch.Tensor) -> torch.Tensor:
+        """Dictionary columns at grid indices (...,) -> (..., K). Structured arrays
+        recompute only these columns; the dictionary array gathers them."""
+        return self.atoms(self.grid_rad[index])
+
+
+class SpacingArray(LearnableArray):
+    """Impairment learning (Sec. IV-A): the structured array a_pert(theta; d) with K learnable
+    spacings. ``impairment``: "spacing" (Example 1) or "cumulative".
+
+    ``parameterisation``:
+      "spacing"   parameter u = d / (lambda/2) (K,), initialised at 1
+      "position"  parameter q = p / (lambda/2) (K,), the element positions of the same model,
+                  initialised at the nominal positions; d is recovered from q (Example 1:
+                  d_k = p_k / (k - (K-1)/2); cumulative: d_k = p_{k+1} - p_k). Under Adam this
+                  gives every element the same phase step, whatever its distance to the centre.
+    """
+
+    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720, impairment: str = "spacing",
+                 parameterisation: str = "spacing", spacings_m: np.ndarray | None = None):
+        super().__init__()
+        if impairment not in ("spacing", "cumulative"):
+            raise ValueError(f"impairment must be 'spacing' or 'cumulative', got {impairment!r}")
+        if parameterisation not in ("spacing", "position"):
+            raise ValueError(f"parameterisation must be 'spacing' or 'position', got {parameterisation!r}")
+        self.antennas = int(antennas)
+        self.wavelength_m = float(wavelength_m)
+        self.impairment = impairment
+        self.parameterisation = parameterisation
+        self.register_buffer("grid_rad", torch.as_tensor(full_angle_grid(grid_points), dtype=RDTYPE))
+        d = np.full(antennas, wavelength_m / 2) if spacings_m is None else np.asarray(spacings_m, np.float64)
+        if d.shape != (antennas,) or not np.all(np.isfinite(d)):
+            raise ValueError(f"spacings_m must be {antennas} finite values")
+        half = wavelength_m / 2
+        if parameterisation == "spacing":
+            self.u = torch.nn.Parameter(torch.as_tensor(d / half, dtype=RDTYPE))
+        else:
+            pos = np_array.positions_example1(d) if impairment == "spacing" else np_array.positions_cumulative(d)
+            self.q = torch.nn.Parameter(torch.as_tensor(pos / half, dtype=RDTYPE))
+            if impairment == "cumulative":  # the last spacing is not part of the cumulative model
+                self.register_buffer("last_spacing", torch.as_tensor(d[-1] / half, dtype=RDTYPE))
+
+    def positions_m(self) -> torch.Tensor:
+        half = self.wavelength_m / 2
+        if self.parameterisation == "spacing":
+            return positions_from_spacings(self.u * half, self.impairment)
+        return self.q * half
+
+    def spacings_m(self) -> torch.Tensor:
+        """The spacing vector d (m) of the model (K,)."""
+        half = self.wavelength_m / 2
+        if self.parameterisation == "spacing":
+            return self.u * half
+        if self.impairment == "spacing":
+            return self.q * half / centred_index(self.antennas, self.q.device)
+        return torch.cat([torch.diff(self.q), self.last_spacing[None]]) * half
+
+    def load_spacings(self, spacings_m: np.ndarray) -> None:
+        """Set the parameters from a spacing vector d (m)."""
+        d = np.asarray(spacings_m, np.float64)
+        half = self.wavelength_m / 2
+        with torch.no_grad():
+            if self.parameterisation == "spacing":
+                self.u.copy_(torch.as_tensor(d / half))
+            else:
+                pos = np_array.positions_example1(d) if self.impairment == "spacing" \
+                    else np_array.positions_cumulative(d)
+                self.q.copy_(torch.as_tensor(pos / half))
+                if self.impairment == "cumulative":
+                    self.last_spacing.copy_(torch.as_tensor(d[-1] / half))
+
+    def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
+        return steering_matrix(self.positions_m(), angles_rad, self.wavelength_m)
+
+    def dictionary(self) -> torch.Tensor:
+        return self.atoms(self.grid_rad).T
+
+
+class DictionaryArray(LearnableArray):
+    """Dictionary learning (Sec. IV-A): a free K x N_theta complex dictionary A on the fixed
+    grid over [-90, 90] deg, initialised from the steering matrix of ``spacings_m`` (default:
+    the nominal lambda/2 ULA). Off-grid atoms interpolate linearly between the two
+    neighbouring columns (differentiable in the angle and in A)."""
+
+    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720,
+                 spacings_m: np.ndarray | None = None, dictionary: np.ndarray | None = None):
+        super().__init__()
+        self.antennas = int(antennas)
+        self.wavelength_m = float(wavelength_m)
+        grid = full_angle_grid(grid_points)
+        self.register_buffer("grid_rad", torch.as_tensor(grid, dtype=RDTYPE))
+        if dictionary is None:
+            d = np.full(antennas, wavelength_m / 2) if spacings_m is None else np.asarray(spacings_m, np.float64)
+            dictionary = np_array.steering_matrix(np_array.positions_example1(d), grid, wavelength_m)
+        dictionary = np.asarray(dictionary, np.complex64)
+        if dictionary.shape != (antennas, grid_points):
+            raise ValueError(f"dictionary must be {antennas} x {grid_points}, got {dictionary.shape}")
+        self.A = torch.nn.Parameter(torch.as_tensor(dictionary))
+
+    def dictionary(self) -> torch.Tensor:
+        return self.A
+
+    def grid_columns(self, index: torch.Tensor) -> torch.Tensor:
+        return self.A.T[index]
+
+    def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
+        th = torch.as_tensor(angles_rad, dtype=RDTYPE, device=self.A.device)
+        g = self.grid_rad
+        step = (g[-1] - g[0]) / (g.shape[0] - 1)
+        x = ((th - g[0]) / step).clamp(0, g.shape[0] - 1)
+        i0 = torch.floor(x).long().clamp(max=g.shape[0] - 2)
+        t = (x - i0).to(torch.float32)[..., None]
+        cols = self.A.T
+        return (1 - t) * cols[i0] + t * cols[i0 + 1]
+
+
+# --- transmitter: LS beam (7) and ISAC beam (5) ---------------------------------------------
+def ls_beam(steering: torch.Tensor, desired: torch.Tensor, rcond: float = 0.1) -> torch.Tensor:
+    """LS beampattern synthesis (7), argmin_f ||b - A^T f||^2, differentiable, batched over b.
+
+    ``steering`` A (K x N) complex, ``desired`` b (..., N) real or complex -> f (..., K)
+    complex128, not normalised. Twin of model.beamforming.ls_beam (truncated-SVD LS with
+    relative cut-off ``rcond`` on the singular values of A^T).
+
+    With G = A* A^T (K x K, eigenvalues = squared singular values of A^T), the kept
+    eigenvectors V_r (eigenvalues > rcond^2 * max) are found without gradient and
+    f = V_r (V_r^H G V_r)^-1 V_r^H A* b. At the current A this is exactly the truncated-SVD
+    solution (and, when nothing is truncated, (A* A^T)^-1 A* b of (7)); its gradient holds
+    the kept subspace fixed, which avoids the unstable eigenvector derivatives of nearly
+    degenerate singular values."""
+    A = steering.to(torch.complex128)
+    b = desired.to(torch.complex128)
+    G = A.conj() @ A.T
+    rhs = b @ A.conj().T  # (..., K) = (A* b)^T
+    with torch.no_grad():
+        w, V = torch.linalg.eigh(G.detach())
+        keep = w > (rcond ** 2) * w.max()
+    if bool(keep.all()):
+        return torch.linalg.solve(G, rhs.unsqueeze(-1)).squeeze(-1)
+    Vr = V[:, keep]
+    Gr = Vr.conj().T @ G @ Vr
+    coeff = torch.linalg.solve(Gr, (rhs @ Vr.conj()).unsqueeze(-1)).squeeze(-1)  # (..., r)
+    return coeff @ Vr.T
+
+
+def desired_beampattern(grid_rad: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, antennas: int) -> torch.Tensor:
+    """b of (6) for a batch of intervals: lo, hi (B,) rad -> (B, N): K inside [lo, hi], else 0.
+    Twin of model.beamforming.desired_beampattern (not differentiated)."""
+    g = grid_rad[None, :]
+    inside = (g >= lo[:, None]) & (g <= hi[:, None])
+    return inside.to(RDTYPE) * float(antennas)
+
+
+def normalise(f: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """sqrt(P) f / ||f|| along the last axis."""
+    return math.sqrt(power) * f / torch.linalg.vector_norm(f, dim=-1, keepdim=True)
+
+
+def isac_beam(f_r: torch.Tensor, f_c: torch.Tensor, eta, phi, power: float = 1.0) -> torch.Tensor:
+    """ISAC precoder (5), batched: eta, phi scalars or (B,) tensors; f_r, f_c (..., K)."""
+    eta = torch.as_tensor(eta, dtype=RDTYPE, device=f_r.device)
+    phi = torch.as_tensor(phi, dtype=RDTYPE, device=f_r.device)
+    if eta.ndim:
+        eta, phi = eta[..., None], phi[..., None]
+    mix = torch.sqrt(eta) * f_r + torch.sqrt(1.0 - eta) * torch.polar(torch.ones_like(phi), phi) * f_c
+    return normalise(mix, power)
+
+
+def sector_beams(array: LearnableArray, lo: torch.Tensor, hi: torch.Tensor, rcond: float = 0.1) -> torch.Tensor:
+    """Unit-norm LS beams (6)-(7) of the learnable array towards intervals [lo, hi] (B,),
+    synthesised on the array's grid (shared with the receiver). (B, K) complex128."""
+    b = desired_beampattern(array.grid_rad, lo, hi, array.antennas)
+    return normalise(ls_beam(array.dictionary(), b, rcond))
+
+
+# --- OFDM and the sensing echo -----------------------------------------------------------------
+def delay_vector(delays_s: torch.Tensor, subcarriers: int, spacing_hz: float) -> torch.Tensor:
+    """rho(tau): exp(-j 2 pi s Delta_f tau), s = 0..S-1; (...,) -> (..., S) complex64."""
+    tau = torch.as_tensor(delays_s, dtype=RDTYPE)
+    s = torch.arange(subcarriers, dtype=RDTYPE, device=tau.device)
+    phase = (-2.0 * math.pi * spacing_hz) * tau[..., None] * s
+    return torch.polar(torch.ones_like(phase), phase).to(CDTYPE)
+
+
+def sensing_echo(true_positions_m: torch.Tensor, wavelength_m: float, precoder: torch.Tensor,
+                 symbols: torch.Tensor, angles_rad: torch.Tensor, delays_s: torch.Tensor, gains: torch.Tensor,
+                 present: torch.Tensor, spacing_hz: float) -> torch.Tensor:
+    """Noiseless sensing echo (1) through the TRUE array, batched with up to T_max targets:
+
+        Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T f [x (.) rho(tau_t)]^T
+
+    precoder f (B, K), symbols x (B, S), angles/delays/gains (B, T), present (B, T) bool
+    -> (B, K, S) complex64. Differentiable in the precoder."""
+    S = symbols.shape[-1]
+    a = steering_matrix(true_positions_m, angles_rad, wavelength_m)  # (B, T, K)
+    gain_tx = (a.to(torch.complex128) * precoder[:, None, :].to(torch.complex128)).sum(-1)  # a^T f (B, T)
+    alpha = gains.to(torch.complex128) * gain_tx / math.sqrt(S) * present
+    rho = delay_vector(delays_s, S, spacing_hz) * symbols[:, None, :].to(CDTYPE)  # (B, T, S)
+    return torch.einsum("btk,bt,bts->bks", a, alpha.to(CDTYPE), rho)
