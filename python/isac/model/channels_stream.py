@@ -1,0 +1,103 @@
+"""The channels (1) and (4) driven by a transmitted array frame X = f x^T, for streaming.
+
+A streaming transmitter hands the channel the K x S frame it radiates, X = f x^T (antenna k,
+subcarrier s), not f and x separately. Eq. (1) depends on f and x only through X:
+
+    Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T X diag(rho(tau_t)) + W,
+
+and so does the received signal of (4): y_c = beta (.) (a(phi)^T X)^T + n. Only the CSI
+kappa = beta f^T a(phi) needs the precoder f itself (X fixes f only up to a complex scale).
+
+:func:`channel_frame` draws one frame's randomness in the order of
+``simulation.Simulator.frame`` (messages, scene, sensing noise, comm angle, taps, comm noise),
+so that a channel fed with the Simulator's X reproduces the Simulator's frame from the same
+generator. Like the rest of ``model``, this imports neither GNU Radio nor torch.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .array import ArrayModel
+from .channels import comm_frequency_response
+from .grids import range_to_delay
+from .ofdm import delay_vector, random_messages
+from .scene import Scene, complex_normal, random_scene
+
+
+def array_frame(precoder: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """Transmitted array frame X = f x^T: (K, S) for symbols (S,), or (B, K, S) for (B, S);
+    complex64."""
+    f = np.asarray(precoder, dtype=np.complex64).reshape(-1)
+    x = np.asarray(symbols, dtype=np.complex64)
+    return (f[:, None] * x[..., None, :]).astype(np.complex64)
+
+
+def _frame(frame: np.ndarray, antennas: int, who: str) -> np.ndarray:
+    X = np.asarray(frame, dtype=np.complex128)
+    if X.ndim != 2 or X.shape[0] != antennas:
+        raise ValueError(f"{who}: X must be K x S with K = {antennas}, got shape {X.shape}")
+    return X
+
+
+def sensing_echo_from_frame(array: ArrayModel, frame: np.ndarray, scene: Scene, spacing_hz: float,
+                            noise_power: float, rng: np.random.Generator | None) -> np.ndarray:
+    """Received sensing frame Y_r (K x S, complex64) of eq. (1) from the transmitted frame
+    X (K x S): 1/sqrt(S) sum_t psi_t a_t a_t^T X diag(rho_t) + W, W ~ CN(0, N0).
+    Equals ``channels.sensing_echo(array, f, x, ...)`` for X = f x^T (to rounding), and
+    draws the noise the same way. ``rng=None`` gives the noiseless echo."""
+    X = _frame(frame, array.antennas, "sensing_echo_from_frame")
+    K, S = X.shape
+    y = np.zeros((K, S), dtype=np.complex128)
+    if scene.count:
+        a = array.steering(scene.angles_rad).astype(np.complex128)  # K x T
+        rho = delay_vector(range_to_delay(scene.ranges_m), S, spacing_hz).astype(np.complex128)  # T x S
+        y = (a * (scene.gains / np.sqrt(S))) @ ((a.T @ X) * rho)
+    if rng is not None:
+        y = y + complex_normal(rng, (K, S), noise_power)
+    return y.astype(np.complex64)
+
+
+def comm_channel_from_frame(array: ArrayModel, frame: np.ndarray, precoder: np.ndarray | None,
+                            comm_angle_rad: float, tap_variances: np.ndarray, noise_power: float,
+                            rng: np.random.Generator, noiseless: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """MISO downlink (4) from the transmitted frame X: y_c = beta (.) (a(phi)^T X)^T + n,
+    which is [x (.) beta] f^T a(phi) + n for X = f x^T. Returns (y_c, kappa), (S,) complex64,
+    with kappa = beta f^T a(phi); kappa is NaN when ``precoder`` is None (unknown).
+    Draws taps then noise, as ``channels.comm_channel``."""
+    X = _frame(frame, array.antennas, "comm_channel_from_frame")
+    S = X.shape[1]
+    taps = complex_normal(rng, len(tap_variances), 1.0) * np.sqrt(tap_variances)
+    beta = comm_frequency_response(taps, S)
+    a_phi = array.steering(np.array([comm_angle_rad]))[:, 0].astype(np.complex128)
+    y = beta * (a_phi @ X)
+    if precoder is None:
+        kappa = np.full(S, np.nan + 1j * np.nan)
+    else:
+        f = np.asarray(precoder, dtype=np.complex128).reshape(-1)
+        if f.shape[0] != array.antennas:
+            raise ValueError(f"comm_channel_from_frame: precoder has {f.shape[0]} entries, "
+                             f"array has K = {array.antennas}")
+        kappa = beta * (a_phi @ f)
+    if not noiseless:
+        y = y + complex_normal(rng, S, noise_power)
+    return y.astype(np.complex64), kappa.astype(np.complex64)
+
+
+def channel_frame(rng: np.random.Generator, array: ArrayModel, frame: np.ndarray, precoder: np.ndarray | None,
+                  *, max_targets: int, sector_rad: tuple[float, float], range_m: tuple[float, float],
+                  gain_variance: float, comm_sector_rad: tuple[float, float], spacing_hz: float,
+                  noise_power: float, tap_variances: np.ndarray, scene: Scene | None = None):
+    """One frame of both channels from X, with the draws in the order of
+    ``simulation.Simulator.frame``: the S messages (drawn by the transmitter there; drawn
+    and discarded here to keep the order), the scene (unless ``scene`` fixes it), the
+    sensing noise, the comm angle phi ~ U[comm sector], the taps and the comm noise.
+
+    Returns (scene, Y_r (K x S), y_c (S,), kappa (S,), phi)."""
+    X = _frame(frame, array.antennas, "channel_frame")
+    random_messages(rng, X.shape[1])
+    if scene is None:
+        scene = random_scene(rng, max_targets, sector_rad, range_m, gain_variance)
+    y_r = sensing_echo_from_frame(array, X, scene, spacing_hz, noise_power, rng)
+    phi = rng.uniform(*comm_sector_rad)
+    y_c, kappa = comm_channel_from_frame(array, X, precoder, phi, tap_variances, noise_power, rng)
+    return scene, y_r, y_c, kappa, phi
