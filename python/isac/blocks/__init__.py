@@ -1,0 +1,25 @@
+"""GNU Radio blocks of gr-isac (Python, numpy): thin adapters around ``gnuradio.isac.model``.
+
+Frames travel as vector items, one frame per item (layouts in docs/blocks.md):
+array frames K*S complex64, antenna-major (item[k*S + s]); symbol, comm and CSI frames S
+complex64; message frames S int32.
+
+    isac_message_source     messages m and QPSK symbols x(m), as simulation.Simulator draws them
+    isac_precoder           X = f x^T, f of (5)-(7) on the nominal array
+    isac_ula_channel        sensing echo (1) and MISO channel (4) through the true ULA, with truth
+    isac_reciprocal_filter  reciprocal filtering (3)
+    isac_omp_receiver       OMP (Algorithm 1), detections as PMT dicts
+    isac_comm_receiver      ML detection (15)
+    isac_metrics            running p_md, p_fa, GOSPA, SER
+"""
+from ._common import BlockParameterError
+from .comm_receiver import isac_comm_receiver
+from .message_source import isac_message_source
+from .metrics import isac_metrics
+from .omp_receiver import isac_omp_receiver
+from .precoder import isac_precoder
+from .reciprocal_filter import isac_reciprocal_filter
+from .ula_channel import isac_ula_channel
+
+__all__ = ["BlockParameterError", "isac_comm_receiver", "isac_message_source", "isac_metrics",
+           "isac_omp_receiver", "isac_precoder", "isac_reciprocal_filter", "isac_ula_channel"]

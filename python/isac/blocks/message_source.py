@@ -1,0 +1,46 @@
+"""isac_message_source: the transmitter's random messages and their QPSK symbols, frame by
+frame, drawn exactly as ``simulation.Simulator.frame`` draws them."""
+from __future__ import annotations
+
+import numpy as np
+from gnuradio import gr
+
+from ..model.ofdm import qpsk_map, random_messages
+from ..simulation import STREAMS, frame_rng
+from . import _common as c
+
+NAME = "isac_message_source"
+
+
+class isac_message_source(gr.sync_block):
+    """Source of messages m (vlen S, int32 in {0..3}) and QPSK symbols x(m) (vlen S,
+    complex64). Frame i comes from ``simulation.frame_rng(seed, stream, first_frame + i)``,
+    so it equals the messages and symbols of ``Simulator(...).frame(first_frame + i, stream)``
+    for a scenario with ``run.seed = seed``. ``frames = 0`` runs without end."""
+
+    def __init__(self, S: int = 256, seed: int = 0, stream: str = "test", frames: int = 0, first_frame: int = 0):
+        self.S = c.positive_int(NAME, "S", S)
+        if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+            raise c.error(NAME, "seed", f"must be an integer >= 0, got {seed!r}")
+        if stream not in STREAMS:
+            raise c.error(NAME, "stream", f"must be one of {', '.join(STREAMS)}, got {stream!r}")
+        if int(frames) != frames or frames < 0:
+            raise c.error(NAME, "frames", f"must be an integer >= 0 (0 = endless), got {frames!r}")
+        if int(first_frame) != first_frame or first_frame < 0:
+            raise c.error(NAME, "first_frame", f"must be an integer >= 0, got {first_frame!r}")
+        self.seed, self.stream, self.frames, self.first_frame = int(seed), stream, int(frames), int(first_frame)
+        gr.sync_block.__init__(self, name=NAME, in_sig=None,
+                               out_sig=[(np.int32, self.S), (np.complex64, self.S)])
+
+    def work(self, input_items, output_items):
+        start = self.nitems_written(0)
+        n = len(output_items[0])
+        if self.frames:
+            n = min(n, self.frames - start)
+            if n <= 0:
+                return -1  # WORK_DONE
+        for i in range(n):
+            m = random_messages(frame_rng(self.seed, self.stream, self.first_frame + start + i), self.S)
+            output_items[0][i] = m
+            output_items[1][i] = qpsk_map(m)
+        return n

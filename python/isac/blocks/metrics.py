@@ -1,0 +1,141 @@
+"""isac_metrics: running p_md (20), p_fa (21), GOSPA (17), SER (22) and RMSEs of a stream of
+frames, accumulated as evaluation.Scores does."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ..evaluation import Scores
+from ..model.metrics import gospa_assignment
+from ..model.scene import positions
+from . import _common as c
+
+NAME = "isac_metrics"
+
+
+def score_frame(scores: Scores, truth: dict, detections: dict) -> None:
+    """Add one frame's sensing outcome to ``scores`` (the per-frame body of Scores.add, on the
+    ``truth`` and ``detections`` message dicts)."""
+    t_deg = np.atleast_1d(np.asarray(truth.get("angle_deg", []), dtype=np.float64))
+    t_rng = np.atleast_1d(np.asarray(truth.get("range_m", []), dtype=np.float64))
+    e_deg = np.atleast_1d(np.asarray(detections.get("angle_deg", []), dtype=np.float64))
+    e_rng = np.atleast_1d(np.asarray(detections.get("range_m", []), dtype=np.float64))
+    d, pairs = gospa_assignment(positions(np.deg2rad(t_deg), t_rng), positions(np.deg2rad(e_deg), e_rng),
+                                scores.cutoff, scores.p, scores.mu)
+    scores.gospa.append(d)
+    for i, j in pairs:
+        scores.angle_err_deg.append(e_deg[j] - t_deg[i])
+        scores.range_err_m.append(e_rng[j] - t_rng[i])
+    scores.true_counts.append(int(t_deg.shape[0]))
+    scores.est_counts.append(int(e_deg.shape[0]))
+
+
+class isac_metrics(gr.sync_block):
+    """Message in ``truth`` (from isac_ula_channel) and ``detections`` (from isac_omp_receiver),
+    stream in 0: true messages, in 1: detected messages (vlen S, int32). Out: PMT dict on
+    ``metrics`` after every work call that scored frames, with p_md, p_fa, gospa, ser,
+    angle_rmse_deg, range_rmse_m, frames (sensing frames scored), comm_frames,
+    skipped_frames (detections with valid = False); a log line every ``log_every`` frames
+    and at stop.
+
+    Sensing is scored when both messages of a frame have arrived (matched by ``frame``). With
+    ``wait_for_messages`` (default), stream frame i is consumed only once frame i's sensing is
+    scored, so the block ends after the last frame's messages (set it False when the
+    message ports are not connected)."""
+
+    def __init__(self, S: int = 256, max_targets: int = 5, gospa_c_m: float = 90.0, gospa_p: float = 2.0,
+                 gospa_mu: float = 2.0, log_every: int = 100, wait_for_messages: bool = True):
+        self.S = c.positive_int(NAME, "S", S)
+        sc = c.scenario(NAME, {"max_targets": ("scene.max_targets", max_targets),
+                               "gospa_c_m": ("receiver.gospa_c_m", gospa_c_m),
+                               "gospa_p": ("receiver.gospa_p", gospa_p),
+                               "gospa_mu": ("receiver.gospa_mu", gospa_mu)})
+        if int(log_every) != log_every or log_every < 0:
+            raise c.error(NAME, "log_every", f"must be an integer >= 0 (0 = only at stop), got {log_every!r}")
+        self.log_every = int(log_every)
+        self.wait_for_messages = bool(wait_for_messages)
+        rx = sc.receiver
+        self.scores = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+        self.skipped_frames = 0
+        self.comm_frames = 0
+        self._truth: dict[int, dict] = {}
+        self._detections: dict[int, dict] = {}
+        self._sensed: set[int] = set()
+        self._lock = threading.Lock()
+        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.int32, self.S), (np.int32, self.S)], out_sig=None)
+        for port, handler in (("truth", self.handle_truth), ("detections", self.handle_detections)):
+            self.message_port_register_in(pmt.intern(port))
+            self.set_msg_handler(pmt.intern(port), handler)
+        self.message_port_register_out(pmt.intern("metrics"))
+
+    # --- messages -------------------------------------------------------------------
+    def handle_truth(self, msg) -> None:
+        self._store(self._truth, msg, "truth")
+
+    def handle_detections(self, msg) -> None:
+        self._store(self._detections, msg, "detections")
+
+    def _store(self, table: dict, msg, port: str) -> None:
+        try:
+            item = c.to_python(msg)
+            frame = int(item["frame"])
+        except (ValueError, KeyError, TypeError) as exc:
+            self.logger.error(f"{port} message ignored (needs a dict with 'frame'): {exc}")
+            return
+        with self._lock:
+            table[frame] = item
+            if frame in self._truth and frame in self._detections:
+                truth, det = self._truth.pop(frame), self._detections.pop(frame)
+                if det.get("valid", True):
+                    score_frame(self.scores, truth, det)
+                else:
+                    self.skipped_frames += 1
+                self._sensed.add(frame)
+
+    # --- results --------------------------------------------------------------------
+    def summary(self) -> dict:
+        with self._lock:
+            out = self.scores.summary()
+            out["comm_frames"] = self.comm_frames
+            out["skipped_frames"] = self.skipped_frames
+        return out
+
+    def _log(self, s: dict) -> None:
+        self.logger.info(f"{s['frames']} frames: p_md={s['p_md']:.4f} p_fa={s['p_fa']:.4f} "
+                         f"GOSPA={s['gospa']:.2f} m SER={s['ser']:.2e} "
+                         f"angle RMSE={s['angle_rmse_deg']:.3f} deg range RMSE={s['range_rmse_m']:.3f} m "
+                         f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped)")
+
+    def stop(self) -> bool:
+        self._log(self.summary())
+        return True
+
+    # --- stream ---------------------------------------------------------------------
+    def work(self, input_items, output_items):
+        m, m_hat = input_items
+        n = len(m)
+        start = self.nitems_read(0)
+        done = 0
+        with self._lock:
+            for i in range(n):
+                frame = start + i
+                if self.wait_for_messages:
+                    if frame not in self._sensed:
+                        break
+                    self._sensed.discard(frame)
+                self.scores.symbol_errors += int(np.count_nonzero(m[i] != m_hat[i]))
+                self.scores.symbols += self.S
+                self.comm_frames += 1
+                done += 1
+        if done == 0:
+            time.sleep(0.001)  # waiting for messages; they are handled between work calls
+            return 0
+        s = self.summary()
+        self.message_port_pub(pmt.intern("metrics"), c.make_dict(s))
+        if self.log_every and (start + done) // self.log_every > start // self.log_every:
+            self._log(s)
+        return done

@@ -1,0 +1,115 @@
+"""isac_omp_receiver: the baseline sensing receiver, OMP (Algorithm 1) on reciprocal-filtered
+frames, with per-frame detections as PMT dicts."""
+from __future__ import annotations
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from ..evaluation import omp_dictionaries
+from ..model.array import scenario_nominal_array, spacing_array
+from ..model.omp import Dictionaries, OmpResult, omp
+from ..model.scene import positions
+from . import _common as c
+
+NAME = "isac_omp_receiver"
+#: detected count/threshold of the paper's scenario (Sec. V-A defaults, baseline receiver,
+#: impaired array): evaluation.calibrate on 1000 calibration frames at p_fa = 1e-2
+DEFAULT_THRESHOLD = 3.039e5
+
+
+def run_omp(y: np.ndarray, dictionaries: Dictionaries, max_targets: int) -> OmpResult:
+    """The OMP implementation behind the block: T_max iterations on frames Y~ (B, K, S).
+    Swap it (module attribute, or the block's ``omp_impl``) for another kernel with the same
+    signature and result, e.g. the C++ one."""
+    return omp(y, dictionaries, max_targets)
+
+
+def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> dict:
+    """The ``detections`` message of frame ``frame`` from row ``b`` of an OmpResult."""
+    det = result.detections(b, threshold)
+    pos = positions(det["angle_rad"], det["range_m"])
+    return {"frame": frame, "count": int(det["angle_rad"].shape[0]), "valid": True,
+            "angle_deg": np.rad2deg(det["angle_rad"]), "range_m": det["range_m"],
+            "x_m": pos[:, 0], "y_m": pos[:, 1], "gain": np.abs(det["gain"]), "peak": det["peak"]}
+
+
+def empty_detections(frame: int) -> dict:
+    """The ``detections`` message of a frame that was skipped (valid = False)."""
+    z = np.zeros(0)
+    return {"frame": frame, "count": 0, "valid": False, "angle_deg": z, "range_m": z, "x_m": z, "y_m": z,
+            "gain": z, "peak": z}
+
+
+class isac_omp_receiver(gr.sync_block):
+    """Reciprocal-filtered frames Y~ (vlen K*S, antenna-major) in; on the ``detections``
+    message port, one PMT dict per frame: frame, count, valid, angle_deg, range_m, x_m, y_m
+    (position (2), m), gain (|LS gain (13)|), peak (map maxima of the kept iterations).
+
+    Dictionaries (8): ``evaluation.omp_dictionaries`` over the a-priori sector and range
+    interval, for the array the receiver assumes: ``array="nominal"`` (the baseline,
+    lambda/2 ULA) or a vector of K spacings d (m) under ``impairment`` ("spacing" =
+    Example 1, or "cumulative"). The count stops at the first map maximum <= ``threshold``.
+    Frames with NaN/Inf are not processed: counted in ``invalid_frames``, logged, and
+    reported with valid = False and count 0."""
+
+    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
+                 sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
+                 max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
+                 impairment: str = "spacing"):
+        self.K = c.positive_int(NAME, "K", K)
+        self.S = c.positive_int(NAME, "S", S)
+        c.interval(NAME, "sector_deg", sector_deg, " (degrees)")
+        c.interval(NAME, "range_m", range_m, " (m)")
+        self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
+        self.scenario = c.scenario(NAME, {
+            "K": ("array.antennas", self.K), "S": ("ofdm.subcarriers", self.S), "fc": ("array.carrier_hz", fc),
+            "spacing_hz": ("ofdm.spacing_hz", spacing_hz),
+            "sector_deg": ("scene.target_sector_deg", list(sector_deg)), "range_m": ("scene.range_m", list(range_m)),
+            "angle_grid": ("receiver.angle_grid", angle_grid), "delay_grid": ("receiver.delay_grid", delay_grid),
+            "max_targets": ("scene.max_targets", max_targets), "impairment": ("array.impairment", impairment),
+        })
+        self.max_targets = self.scenario.scene["max_targets"]
+        self.array = self._array(array)
+        self.dictionaries = omp_dictionaries(self.scenario, self.array)
+        self.omp_impl = run_omp
+        self.invalid_frames = 0
+        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
+        self.message_port_register_out(pmt.intern("detections"))
+
+    def _array(self, array):
+        if isinstance(array, str):
+            if array != "nominal":
+                raise c.error(NAME, "array", f"must be 'nominal' or a vector of K spacings (m), got {array!r}")
+            return scenario_nominal_array(self.scenario)
+        d = np.asarray(array, dtype=np.float64).reshape(-1)
+        if d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0):
+            raise c.error(NAME, "array", f"must be 'nominal' or K = {self.K} finite spacings > 0 (m), "
+                                         f"got {d.size} values")
+        return spacing_array(d, self.scenario.wavelength_m, self.scenario.array["impairment"])
+
+    def set_threshold(self, threshold: float) -> None:
+        self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
+
+    def process(self, first_frame: int, y: np.ndarray) -> list[dict]:
+        """Detections of frames Y~ (B, K, S) numbered from ``first_frame``: the model call
+        behind ``work``."""
+        finite = np.isfinite(y).all(axis=(1, 2))
+        out = [empty_detections(first_frame + b) for b in range(y.shape[0])]
+        good = np.nonzero(finite)[0]
+        if good.size:
+            result = self.omp_impl(y[good], self.dictionaries, self.max_targets)
+            for j, b in enumerate(good):
+                out[b] = detections_dict(first_frame + int(b), result, j, self.threshold)
+        for b in np.nonzero(~finite)[0]:
+            self.invalid_frames += 1
+            self.logger.warn(f"frame {first_frame + int(b)}: Y~ has NaN/Inf, skipped "
+                             f"({self.invalid_frames} such frames so far)")
+        return out
+
+    def work(self, input_items, output_items):
+        y = input_items[0]
+        n = len(y)
+        for det in self.process(self.nitems_read(0), y[:n].reshape(n, self.K, self.S)):
+            self.message_port_pub(pmt.intern("detections"), c.make_dict(det))
+        return n
