@@ -45,12 +45,21 @@ if [ "$(cat "$req_stamp" 2>/dev/null)" != "$req_hash" ]; then
 fi
 
 BUILD="$ROOT/build"
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-  log "configuring CMake in $BUILD"
+# The kernels are built for THIS machine's instruction set (AVX-512 where present:
+# 3-4x faster than the portable x86-64 baseline, see docs/performance.md). The build
+# and the .venv it installs into therefore belong to the machine they were built on:
+# after copying them to another machine, delete build/ and re-run this script (an
+# older CPU would otherwise stop with "Illegal instruction"). The CMake default
+# (ISAC_ARCH_FLAGS empty) stays portable for packagers.
+ARCH_FLAGS="${ISAC_ARCH_FLAGS--march=native}"
+if [ ! -f "$BUILD/CMakeCache.txt" ] ||
+   ! grep -qxF "ISAC_ARCH_FLAGS:STRING=$ARCH_FLAGS" "$BUILD/CMakeCache.txt"; then
+  log "configuring CMake in $BUILD (ISAC_ARCH_FLAGS='$ARCH_FLAGS')"
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release \
     -DPYTHON_EXECUTABLE="$VENV/bin/python" \
     -DCMAKE_INSTALL_PREFIX="$VENV" \
-    -DCMAKE_INSTALL_RPATH="$VENV/lib/x86_64-linux-gnu" >/dev/null
+    -DCMAKE_INSTALL_RPATH="$VENV/lib/x86_64-linux-gnu" \
+    -DISAC_ARCH_FLAGS="$ARCH_FLAGS" >/dev/null
 fi
 log "building and installing into $VENV"
 cmake --build "$BUILD" -j"$(nproc)" -- --no-print-directory >/dev/null
