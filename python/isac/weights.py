@@ -1,0 +1,185 @@
+"""Learned weights on disk: safetensors (numpy API, no pickle) with metadata, validated
+against a Scenario on load. One module for the trainer (writes), eval, sim and blocks (read).
+
+File layout (see docs/trainer.md):
+
+  tensors (method "impairment")   spacings_m (K,) float64 [m], positions_m (K,) float64 [m],
+                                  angle_grid_rad (N_theta,) float64 [rad]
+  tensors (method "dictionary")   dictionary (K, N_theta) complex64 [unitless], angle_grid_rad
+  metadata (strings)              format, format_version, method, antennas, subcarriers,
+                                  carrier_hz, subcarrier_spacing_hz, impairment, angle_grid,
+                                  delay_grid, units (JSON), scenario_hash, steps, training (JSON)
+
+``scenario_hash`` is ``Scenario.hash(("array", "ofdm"))``: the physical array (size, carrier,
+impairment model, spacing std and seed) and the OFDM numerology the weights were learned on.
+Scene, transmitter and receiver settings may differ at test time (the trainer randomises the
+sectors and eta/phi), so they are recorded (``scenario_hash_full``) but not enforced.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .config import Scenario
+from .model.array import DictionaryArray, PositionArray
+from .model.grids import full_angle_grid
+
+FORMAT = "gr-isac-weights"
+FORMAT_VERSION = "1"
+METHODS = ("impairment", "dictionary")
+HASH_SECTIONS = ("array", "ofdm")
+UNITS = {"spacings_m": "m", "positions_m": "m", "angle_grid_rad": "rad", "dictionary": "complex, unitless",
+         "carrier_hz": "Hz", "subcarrier_spacing_hz": "Hz", "delay_grid.range_m": "m"}
+REQUIRED_META = ("format", "format_version", "method", "antennas", "subcarriers", "carrier_hz",
+                 "subcarrier_spacing_hz", "impairment", "angle_grid", "delay_grid", "units", "scenario_hash", "steps")
+
+
+class WeightsError(ValueError):
+    """A weights file is unreadable or does not fit the scenario; the message says why."""
+
+
+@dataclass
+class Weights:
+    """Validated learned weights: ``method``, numpy ``tensors`` and string ``metadata``."""
+
+    method: str
+    tensors: dict[str, np.ndarray]
+    metadata: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def angle_grid_rad(self) -> np.ndarray:
+        return self.tensors["angle_grid_rad"]
+
+    @property
+    def steps(self) -> int:
+        return int(self.metadata.get("steps", 0))
+
+    def array(self, wavelength_m: float | None = None):
+        """The learned array as a numpy model.array object: a PositionArray for
+        "impairment", a DictionaryArray for "dictionary"."""
+        if self.method == "impairment":
+            lam = wavelength_m if wavelength_m is not None else 299_792_458.0 / float(self.metadata["carrier_hz"])
+            return PositionArray(self.tensors["positions_m"], lam, self.tensors["spacings_m"],
+                                 kind=f"learned-{self.metadata['impairment']}")
+        return DictionaryArray(self.angle_grid_rad, self.tensors["dictionary"])
+
+
+def scenario_metadata(scenario: Scenario, method: str, steps: int, angle_points: int,
+                      training: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """Metadata strings of a weights file learned on ``scenario``."""
+    rmin, rmax = scenario.range_interval_m
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "method": method,
+        "antennas": str(scenario.array["antennas"]),
+        "subcarriers": str(scenario.ofdm["subcarriers"]),
+        "carrier_hz": repr(float(scenario.array["carrier_hz"])),
+        "subcarrier_spacing_hz": repr(float(scenario.ofdm["spacing_hz"])),
+        "impairment": scenario.array["impairment"],
+        "angle_grid": json.dumps({"points": int(angle_points), "min_rad": -math.pi / 2, "max_rad": math.pi / 2}),
+        "delay_grid": json.dumps({"points": int(scenario.receiver["delay_grid"]), "range_m": [rmin, rmax]}),
+        "units": json.dumps(UNITS, sort_keys=True),
+        "scenario_hash": scenario.hash(HASH_SECTIONS),
+        "scenario_hash_full": scenario.hash(),
+        "steps": str(int(steps)),
+        "training": json.dumps(dict(training or {}), sort_keys=True, default=str),
+    }
+
+
+def save(path: str | os.PathLike, scenario: Scenario, method: str, tensors: Mapping[str, np.ndarray], steps: int,
+         training: Mapping[str, Any] | None = None) -> Weights:
+    """Validate and write weights (atomically: a temporary file renamed into place)."""
+    from safetensors.numpy import save_file
+
+    tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
+    if "angle_grid_rad" not in tensors:
+        raise WeightsError("weights: tensor 'angle_grid_rad' is required")
+    meta = scenario_metadata(scenario, method, steps, tensors["angle_grid_rad"].shape[0], training)
+    weights = validate(Weights(method, dict(tensors), meta), scenario, str(path))
+    tmp = f"{os.fspath(path)}.tmp"
+    save_file(weights.tensors, tmp, metadata=meta)
+    os.replace(tmp, path)
+    return weights
+
+
+def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str | None = None,
+         check_hash: bool = True) -> Weights:
+    """Read a weights file and validate it (against ``scenario`` when given; against the
+    expected ``method`` when given). Raises WeightsError with a one-line reason."""
+    from safetensors import safe_open
+
+    name = os.fspath(path)
+    if not os.path.isfile(name):
+        raise WeightsError(f"{name}: no such weights file")
+    try:
+        with safe_open(name, framework="np") as fh:
+            meta = dict(fh.metadata() or {})
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+    except Exception as exc:  # safetensors raises its own error types for a corrupt header
+        raise WeightsError(f"{name}: not a readable safetensors file ({exc})") from None
+    missing = [k for k in REQUIRED_META if k not in meta]
+    if missing:
+        raise WeightsError(f"{name}: metadata lacks {', '.join(missing)} (not written by isac-train?)")
+    if meta["format"] != FORMAT or meta["format_version"] != FORMAT_VERSION:
+        raise WeightsError(f"{name}: format {meta['format']!r} version {meta['format_version']!r}, "
+                           f"expected {FORMAT!r} version {FORMAT_VERSION!r}")
+    if method is not None and meta["method"] != method:
+        raise WeightsError(f"{name}: holds weights of method {meta['method']!r}, expected {method!r}")
+    return validate(Weights(meta["method"], tensors, meta), scenario, name, check_hash)
+
+
+def _expect(name: str, tensors: Mapping[str, np.ndarray], key: str, shape: tuple[int, ...], kind: str) -> None:
+    if key not in tensors:
+        raise WeightsError(f"{name}: tensor '{key}' is missing")
+    t = tensors[key]
+    if t.shape != shape:
+        raise WeightsError(f"{name}: tensor '{key}' has shape {t.shape}, expected {shape}")
+    if kind == "real" and not np.issubdtype(t.dtype, np.floating):
+        raise WeightsError(f"{name}: tensor '{key}' has dtype {t.dtype}, expected a real float type")
+    if kind == "complex" and not np.issubdtype(t.dtype, np.complexfloating):
+        raise WeightsError(f"{name}: tensor '{key}' has dtype {t.dtype}, expected a complex type")
+    if not np.all(np.isfinite(t)):
+        raise WeightsError(f"{name}: tensor '{key}' contains NaN or Inf")
+
+
+def validate(weights: Weights, scenario: Scenario | None, name: str = "weights", check_hash: bool = True) -> Weights:
+    """Check method, metadata against ``scenario``, and the tensors' presence, shape, dtype and
+    finiteness. Returns ``weights``; raises WeightsError naming the first problem."""
+    meta, tensors = weights.metadata, weights.tensors
+    if weights.method not in METHODS:
+        raise WeightsError(f"{name}: method {weights.method!r} is not one of {', '.join(METHODS)}")
+    try:
+        K = int(meta["antennas"])
+        grid = json.loads(meta["angle_grid"])
+        n_theta = int(grid["points"])
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{name}: malformed metadata ({exc})") from None
+    if scenario is not None:
+        checks = (("antennas", K, scenario.array["antennas"]),
+                  ("subcarriers", int(meta["subcarriers"]), scenario.ofdm["subcarriers"]),
+                  ("carrier_hz", float(meta["carrier_hz"]), scenario.array["carrier_hz"]),
+                  ("subcarrier_spacing_hz", float(meta["subcarrier_spacing_hz"]), scenario.ofdm["spacing_hz"]))
+        for key, have, want in checks:
+            if not math.isclose(have, want, rel_tol=1e-9):
+                raise WeightsError(f"{name}: learned for {key} = {have:g}, the scenario has {want:g}")
+        if meta["impairment"] != scenario.array["impairment"]:
+            raise WeightsError(f"{name}: learned for impairment model {meta['impairment']!r}, the scenario has "
+                               f"{scenario.array['impairment']!r}")
+        if check_hash and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
+            raise WeightsError(f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
+                               f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology)")
+    _expect(name, tensors, "angle_grid_rad", (n_theta,), "real")
+    if not np.allclose(tensors["angle_grid_rad"], full_angle_grid(n_theta), rtol=0, atol=1e-12):
+        raise WeightsError(f"{name}: tensor 'angle_grid_rad' is not the uniform {n_theta}-point grid over [-90, 90] deg")
+    if weights.method == "impairment":
+        _expect(name, tensors, "spacings_m", (K,), "real")
+        _expect(name, tensors, "positions_m", (K,), "real")
+    else:
+        _expect(name, tensors, "dictionary", (K, n_theta), "complex")
+    return weights

@@ -1,0 +1,158 @@
+"""Weights files (weights.py): round trip and every refusal."""
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("safetensors")
+
+from gnuradio.isac import weights as W  # noqa: E402
+from gnuradio.isac.config import Scenario  # noqa: E402
+from gnuradio.isac.model import array as arr  # noqa: E402
+from gnuradio.isac.model.grids import full_angle_grid  # noqa: E402
+
+SC = Scenario.default()
+K = SC.array["antennas"]
+GRID = full_angle_grid(720)
+TRUE = arr.true_array(SC)
+
+
+def impairment_tensors():
+    return {"spacings_m": TRUE.spacings_m, "positions_m": TRUE.positions_m, "angle_grid_rad": GRID}
+
+
+def dictionary_tensors():
+    return {"dictionary": TRUE.steering(GRID), "angle_grid_rad": GRID}
+
+
+def rewrite(path, tensors=None, meta=None):
+    """Rewrite a file with changed tensors / metadata (bypassing the checks of save)."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    with safe_open(str(path), framework="np") as fh:
+        m = dict(fh.metadata())
+        t = {k: fh.get_tensor(k) for k in fh.keys()}
+    for k, v in (tensors or {}).items():
+        if v is None:
+            t.pop(k)
+        else:
+            t[k] = v
+    for k, v in (meta or {}).items():
+        if v is None:
+            m.pop(k)
+        else:
+            m[k] = v
+    save_file(t, str(path), metadata=m)
+
+
+@pytest.fixture
+def imp_file(tmp_path):
+    p = tmp_path / "w.safetensors"
+    W.save(p, SC, "impairment", impairment_tensors(), steps=12, training={"lr": 1e-3})
+    return p
+
+
+def test_round_trip_impairment(imp_file):
+    w = W.load(imp_file, SC, method="impairment")
+    assert w.method == "impairment" and w.steps == 12
+    np.testing.assert_array_equal(w.tensors["spacings_m"], TRUE.spacings_m)
+    assert w.tensors["spacings_m"].dtype == np.float64
+    meta = w.metadata
+    assert meta["antennas"] == "64" and meta["subcarriers"] == "256" and float(meta["carrier_hz"]) == 60e9
+    assert json.loads(meta["units"])["spacings_m"] == "m" and json.loads(meta["training"]) == {"lr": 1e-3}
+    assert meta["scenario_hash"] == SC.hash(("array", "ofdm")) and meta["scenario_hash_full"] == SC.hash()
+    array = w.array(SC.wavelength_m)
+    np.testing.assert_allclose(array.steering(GRID[:5]), TRUE.steering(GRID[:5]))
+
+
+def test_round_trip_dictionary(tmp_path):
+    p = tmp_path / "d.safetensors"
+    W.save(p, SC, "dictionary", dictionary_tensors(), steps=3)
+    w = W.load(p, SC)
+    assert w.method == "dictionary" and w.tensors["dictionary"].dtype == np.complex64
+    np.testing.assert_array_equal(w.array().steering(GRID[[7]]), TRUE.steering(GRID[[7]]))
+
+
+def test_file_holds_no_pickle(imp_file):
+    data = imp_file.read_bytes()
+    header_len = int.from_bytes(data[:8], "little")
+    json.loads(data[8:8 + header_len])  # plain JSON header, raw tensor bytes after it
+    assert b"\x80\x04" not in data[:8 + header_len]
+
+
+def test_refuses_scene_changes_only_when_physical(imp_file):
+    # scene / transmitter differences are allowed (training randomised them)
+    W.load(imp_file, SC.with_overrides(["transmitter.eta=0.2", "scene.target_sector_deg=[-20, 20]"]))
+    with pytest.raises(W.WeightsError, match="array/OFDM scenario"):
+        W.load(imp_file, SC.with_overrides(["array.impairment_seed=7"]))
+    W.load(imp_file, SC.with_overrides(["array.impairment_seed=7"]), check_hash=False)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("array.antennas=32", "antennas = 64, the scenario has 32"),
+    ("ofdm.subcarriers=128", "subcarriers = 256, the scenario has 128"),
+    ("array.carrier_hz=28e9", "carrier_hz"),
+    ("ofdm.spacing_hz=60e3", "subcarrier_spacing_hz"),
+    ("array.impairment='cumulative'", "impairment model 'spacing'"),
+])
+def test_refuses_mismatched_metadata(imp_file, override, message):
+    with pytest.raises(W.WeightsError, match=message):
+        W.load(imp_file, SC.with_overrides([override]))
+
+
+def test_refuses_wrong_method_format_and_missing_metadata(imp_file, tmp_path):
+    with pytest.raises(W.WeightsError, match="method 'impairment', expected 'dictionary'"):
+        W.load(imp_file, SC, method="dictionary")
+    rewrite(imp_file, meta={"format_version": "99"})
+    with pytest.raises(W.WeightsError, match="version '99'"):
+        W.load(imp_file, SC)
+    rewrite(imp_file, meta={"format_version": "1", "steps": None})
+    with pytest.raises(W.WeightsError, match="metadata lacks steps"):
+        W.load(imp_file, SC)
+    rewrite(imp_file, meta={"steps": "1", "method": "nnbl"})
+    with pytest.raises(W.WeightsError, match="'nnbl' is not one of"):
+        W.load(imp_file, SC)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"spacings_m": None}, "'spacings_m' is missing"),
+    ({"positions_m": np.zeros(63)}, r"'positions_m' has shape \(63,\), expected \(64,\)"),
+    ({"spacings_m": np.full(64, np.nan)}, "'spacings_m' contains NaN or Inf"),
+    ({"spacings_m": np.ones(64, np.complex64)}, "expected a real float type"),
+    ({"angle_grid_rad": np.linspace(-1, 1, 720)}, "not the uniform 720-point grid"),
+])
+def test_refuses_bad_tensors(imp_file, change, message):
+    rewrite(imp_file, tensors=change)
+    with pytest.raises(W.WeightsError, match=message):
+        W.load(imp_file, SC)
+
+
+def test_refuses_bad_dictionary(tmp_path):
+    p = tmp_path / "d.safetensors"
+    W.save(p, SC, "dictionary", dictionary_tensors(), steps=3)
+    bad = TRUE.steering(GRID)
+    bad[3, 5] = np.inf
+    rewrite(p, tensors={"dictionary": bad})
+    with pytest.raises(W.WeightsError, match="'dictionary' contains NaN or Inf"):
+        W.load(p, SC)
+    rewrite(p, tensors={"dictionary": np.ones((64, 720), np.float32)})
+    with pytest.raises(W.WeightsError, match="expected a complex type"):
+        W.load(p, SC)
+
+
+def test_save_refuses_invalid_tensors(tmp_path):
+    t = impairment_tensors()
+    t["spacings_m"] = t["spacings_m"][:10]
+    with pytest.raises(W.WeightsError, match="shape"):
+        W.save(tmp_path / "x.safetensors", SC, "impairment", t, steps=0)
+    assert not (tmp_path / "x.safetensors").exists()
+
+
+def test_refuses_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(W.WeightsError, match="no such weights file"):
+        W.load(tmp_path / "none.safetensors", SC)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
+    with pytest.raises(W.WeightsError, match="not a readable safetensors file"):
+        W.load(bad, SC)
