@@ -73,6 +73,9 @@ class isac_omp_receiver(gr.sync_block):
         self.array = self._array(array)
         self.dictionaries = omp_dictionaries(self.scenario, self.array)
         self.omp_impl = run_omp
+        #: frames per OMP call: bounds memory (a few N_theta x N_tau complex maps per frame,
+        #: 1.1 MB each at the paper's sizes); numpy OMP costs 10-12 CPU ms/frame at B = 1..8
+        self.batch = 8
         self.invalid_frames = 0
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
         self.message_port_register_out(pmt.intern("detections"))
@@ -97,9 +100,10 @@ class isac_omp_receiver(gr.sync_block):
         finite = np.isfinite(y).all(axis=(1, 2))
         out = [empty_detections(first_frame + b) for b in range(y.shape[0])]
         good = np.nonzero(finite)[0]
-        if good.size:
-            result = self.omp_impl(y[good], self.dictionaries, self.max_targets)
-            for j, b in enumerate(good):
+        for start in range(0, good.size, self.batch):
+            chunk = good[start:start + self.batch]
+            result = self.omp_impl(y[chunk], self.dictionaries, self.max_targets)
+            for j, b in enumerate(chunk):
                 out[b] = detections_dict(first_frame + int(b), result, j, self.threshold)
         for b in np.nonzero(~finite)[0]:
             self.invalid_frames += 1
