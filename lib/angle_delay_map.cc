@@ -15,6 +15,7 @@
 #include <Eigen/Core>
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 namespace gr {
 namespace isac {
@@ -33,22 +34,64 @@ void check_dims(const map_dims& d)
 
 } // namespace
 
+struct angle_delay_mapper::impl {
+    map_dims dims;
+    RowMat pa_h;    // Phi_a^H (Na x K)
+    RowMat pd_conj; // conj(Phi_d) (S x Nd)
+    RowMat t;       // Y conj(Phi_d) (K x Nd)
+    std::vector<cfloat> scratch; // complex map for map_power
+
+    impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d)
+        : dims(d),
+          pa_h(ConstMap(Phi_a, d.K, d.Na).adjoint()),
+          pd_conj(ConstMap(Phi_d, d.S, d.Nd).conjugate()),
+          t(d.K, d.Nd)
+    {
+    }
+
+    void map(const cfloat* Y, cfloat* M)
+    {
+        // Cheap order: T = Y conj(Phi_d) (K x Nd), then M = Phi_a^H T.
+        t.noalias() = ConstMap(Y, dims.K, dims.S) * pd_conj;
+        OutMap(M, dims.Na, dims.Nd).noalias() = pa_h * t;
+    }
+};
+
+angle_delay_mapper::angle_delay_mapper(const cfloat* Phi_a,
+                                       const cfloat* Phi_d,
+                                       const map_dims& dims)
+{
+    check_dims(dims);
+    d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims);
+}
+
+angle_delay_mapper::~angle_delay_mapper() = default;
+angle_delay_mapper::angle_delay_mapper(angle_delay_mapper&&) noexcept = default;
+angle_delay_mapper& angle_delay_mapper::operator=(angle_delay_mapper&&) noexcept = default;
+
+const map_dims& angle_delay_mapper::dims() const { return d_impl->dims; }
+
+bool angle_delay_mapper::uses_chirp_z() const { return false; }
+
+void angle_delay_mapper::map_complex(const cfloat* Y, cfloat* M) { d_impl->map(Y, M); }
+
+void angle_delay_mapper::map_power(const cfloat* Y, float* L)
+{
+    const int64_t n = d_impl->dims.Na * d_impl->dims.Nd;
+    auto& m = d_impl->scratch;
+    if (m.size() < size_t(n))
+        m.resize(n);
+    map_complex(Y, m.data());
+    Eigen::Map<Eigen::ArrayXf>(L, n) = Eigen::Map<const Eigen::ArrayXcf>(m.data(), n).abs2();
+}
+
 void angle_delay_map_complex(const cfloat* Y,
                              const cfloat* Phi_a,
                              const cfloat* Phi_d,
                              const map_dims& d,
                              cfloat* M)
 {
-    check_dims(d);
-    ConstMap y(Y, d.K, d.S);
-    ConstMap pa(Phi_a, d.K, d.Na);
-    ConstMap pd(Phi_d, d.S, d.Nd);
-    OutMap m(M, d.Na, d.Nd);
-
-    // Cheap order: T = Y conj(Phi_d) (K x Nd), then M = Phi_a^H T.
-    RowMat t(d.K, d.Nd);
-    t.noalias() = y * pd.conjugate();
-    m.noalias() = pa.adjoint() * t;
+    angle_delay_mapper(Phi_a, Phi_d, d).map_complex(Y, M);
 }
 
 void angle_delay_map_power(const cfloat* Y,
@@ -57,11 +100,7 @@ void angle_delay_map_power(const cfloat* Y,
                            const map_dims& d,
                            float* L)
 {
-    check_dims(d);
-    RowMat m(d.Na, d.Nd);
-    angle_delay_map_complex(Y, Phi_a, Phi_d, d, m.data());
-    Eigen::Map<Eigen::ArrayXf>(L, d.Na * d.Nd) =
-        Eigen::Map<const Eigen::ArrayXcf>(m.data(), d.Na * d.Nd).abs2();
+    angle_delay_mapper(Phi_a, Phi_d, d).map_power(Y, L);
 }
 
 map_peak map_argmax(const float* L, int64_t n)

@@ -17,6 +17,7 @@
 #include <gnuradio/isac/api.h>
 #include <complex>
 #include <cstdint>
+#include <memory>
 
 namespace gr {
 namespace isac {
@@ -35,6 +36,38 @@ struct map_dims {
 struct map_peak {
     int64_t index;
     float value;
+};
+
+/*!
+ * \brief Angle-delay maps of many frames with one pair of dictionaries.
+ *
+ * The dictionaries are copied and prepared once (conjugated, and, when Phi_d is a
+ * partial DFT on a uniform delay grid, a chirp-z plan: see uses_chirp_z()), so a
+ * receiver builds one mapper and calls map_complex() per frame. An instance keeps
+ * work buffers: use one instance per thread.
+ */
+class ISAC_API angle_delay_mapper
+{
+public:
+    //! Phi_a (K x Na) and Phi_d (S x Nd), row-major complex64; both are copied.
+    //! Throws std::invalid_argument on negative sizes.
+    angle_delay_mapper(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims);
+    ~angle_delay_mapper();
+    angle_delay_mapper(angle_delay_mapper&&) noexcept;
+    angle_delay_mapper& operator=(angle_delay_mapper&&) noexcept;
+
+    const map_dims& dims() const;
+    //! True when Y conj(Phi_d) is evaluated as a chirp-z transform (FFTW) instead of a
+    //! GEMM: Phi_d[s][j] = exp(-j 2 pi s (f0 + j g)) within float tolerance.
+    bool uses_chirp_z() const;
+    //! Complex map of one frame Y (K x S) into M (Na x Nd).
+    void map_complex(const cfloat* Y, cfloat* M);
+    //! Power map |M|^2 of one frame Y (K x S) into L (Na x Nd).
+    void map_power(const cfloat* Y, float* L);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> d_impl;
 };
 
 /*!

@@ -62,13 +62,14 @@ std::vector<py::ssize_t> out_shape(const problem& p)
     return { p.dims.Na, p.dims.Nd };
 }
 
-// Runs kernel(Y_b, Phi_a, Phi_d, dims, out_b) for every frame b without the GIL.
-template <typename T, typename Kernel>
+// Runs (mapper.*kernel)(Y_b, out_b) for every frame b without the GIL, with one
+// mapper (dictionaries prepared once) for the whole batch.
+template <typename T>
 py::array_t<T> run_batched(const char* fn,
                            const carray& Y,
                            const carray& Pa,
                            const carray& Pd,
-                           Kernel kernel)
+                           void (gr::isac::angle_delay_mapper::*kernel)(const cfloat*, T*))
 {
     const problem p = check_shapes(fn, Y, Pa, Pd);
     py::array_t<T> out(out_shape(p));
@@ -80,8 +81,9 @@ py::array_t<T> run_batched(const char* fn,
     const int64_t o_step = p.dims.Na * p.dims.Nd;
     {
         py::gil_scoped_release release;
+        gr::isac::angle_delay_mapper mapper(pa, pd, p.dims);
         for (int64_t b = 0; b < p.batch; ++b)
-            kernel(y + b * y_step, pa, pd, p.dims, o + b * o_step);
+            (mapper.*kernel)(y + b * y_step, o + b * o_step);
     }
     return out;
 }
@@ -110,8 +112,11 @@ void bind_angle_delay_map(py::module& m)
     m.def(
         "angle_delay_map_complex",
         [](const carray& Y, const carray& Pa, const carray& Pd) {
-            return run_batched<cfloat>(
-                "angle_delay_map_complex", Y, Pa, Pd, gr::isac::angle_delay_map_complex);
+            return run_batched<cfloat>("angle_delay_map_complex",
+                                       Y,
+                                       Pa,
+                                       Pd,
+                                       &gr::isac::angle_delay_mapper::map_complex);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
@@ -126,7 +131,7 @@ Raises ValueError when the shapes do not fit.)doc");
         "angle_delay_map",
         [](const carray& Y, const carray& Pa, const carray& Pd) {
             return run_batched<float>(
-                "angle_delay_map", Y, Pa, Pd, gr::isac::angle_delay_map_power);
+                "angle_delay_map", Y, Pa, Pd, &gr::isac::angle_delay_mapper::map_power);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
