@@ -8,6 +8,7 @@
 namespace py = pybind11;
 
 void bind_angle_delay_map(py::module& m);
+void bind_omp(py::module& m);
 
 PYBIND11_MODULE(isac_python, m)
 {
@@ -16,4 +17,5 @@ PYBIND11_MODULE(isac_python, m)
     // registered first: add py::module::import("gnuradio.gr") here with the first
     // block. Plain kernels do not need it, and it keeps the import light.
     bind_angle_delay_map(m);
+    bind_omp(m);
 }

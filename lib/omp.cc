@@ -1,0 +1,385 @@
+/*
+ * OMP (Algorithm 1) and the differentiable-OMP inference step on Eigen.
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ *
+ * Cost per frame: one angle-delay map (angle_delay_mapper), then per iteration t one
+ * fused pass over the Na x Nd map (residual = M0 - sum of t rank-one terms, power,
+ * argmax), two dictionary projections (K x Na and S x Nd) and a t x t Hermitian
+ * eigen-solve. See include/gnuradio/isac/omp.h for the semantics.
+ */
+
+#include <gnuradio/isac/omp.h>
+
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace gr {
+namespace isac {
+
+namespace {
+
+using RowMat = Eigen::Matrix<cfloat, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using ConstMap = Eigen::Map<const RowMat>;
+using CVecF = Eigen::Matrix<cfloat, Eigen::Dynamic, 1>;
+using CMatD = Eigen::MatrixXcd;
+using CVecD = Eigen::VectorXcd;
+
+void check_grid(const char* fn, const map_dims& d)
+{
+    if (d.K < 0 || d.S < 0 || d.Na < 0 || d.Nd < 0)
+        throw std::invalid_argument(std::string(fn) + ": negative dimension");
+    if (d.Na == 0 || d.Nd == 0)
+        throw std::invalid_argument(std::string(fn) + ": empty angle or delay grid");
+}
+
+void check_iterations(const char* fn, int iterations)
+{
+    if (iterations < 1)
+        throw std::invalid_argument(std::string(fn) + ": iterations must be >= 1, got " +
+                                    std::to_string(iterations));
+}
+
+uint32_t float_bits(float v)
+{
+    uint32_t b;
+    std::memcpy(&b, &v, sizeof b);
+    return b;
+}
+
+/*
+ * Joint LS gains (13): x = pinv(G) c with the Hermitian pseudo-inverse of numpy
+ * (eigen-decomposition of the lower triangle, eigenvalues with |w| <= 1e-6 max|w| dropped).
+ */
+CVecD pinv_solve(const CMatD& G, const CVecD& c)
+{
+    Eigen::SelfAdjointEigenSolver<CMatD> es(G);
+    const Eigen::VectorXd& w = es.eigenvalues();
+    const CMatD& V = es.eigenvectors();
+    const double cutoff = 1e-6 * w.cwiseAbs().maxCoeff();
+    CVecD proj = V.adjoint() * c;
+    for (Eigen::Index k = 0; k < w.size(); ++k)
+        proj[k] = std::abs(w[k]) > cutoff ? proj[k] / w[k] : cdouble(0.0);
+    return V * proj;
+}
+
+/*
+ * The map of the input, M0, and the residual maps M0 - sum_t alpha_t pa_t pd_t^T with
+ * pa_t = Phi_a^H a_t (Na) and pd_t = Phi_d^H rho_t (Nd), as split real/imaginary planes
+ * so that the fused residual/power pass vectorises.
+ */
+struct residual_engine {
+    map_dims d;
+    angle_delay_mapper mapper;
+    RowMat pa;                // Phi_a (K x Na)
+    RowMat pd;                // Phi_d (S x Nd)
+    std::vector<cfloat> m0;   // M0 (Na x Nd)
+    std::vector<float> m0r, m0i;
+    std::vector<float> power; // residual power map (Na x Nd)
+    std::vector<float> rr, ri; // one residual row
+    RowMat proj_a;            // row t: Phi_a^H a_t (T x Na)
+    std::vector<float> pdr, pdi; // row t: Phi_d^H rho_t (T x Nd), split
+    std::vector<cfloat> alpha; // gains as complex64, as the numpy reference applies them
+
+    residual_engine(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims)
+        : d(dims),
+          mapper(Phi_a, Phi_d, dims),
+          pa(ConstMap(Phi_a, dims.K, dims.Na)),
+          pd(ConstMap(Phi_d, dims.S, dims.Nd)),
+          m0(dims.Na * dims.Nd),
+          m0r(dims.Na * dims.Nd),
+          m0i(dims.Na * dims.Nd),
+          power(dims.Na * dims.Nd),
+          rr(dims.Nd),
+          ri(dims.Nd)
+    {
+    }
+
+    void start(const cfloat* Y, int iterations)
+    {
+        mapper.map_complex(Y, m0.data());
+        const int64_t n = d.Na * d.Nd;
+        for (int64_t k = 0; k < n; ++k) {
+            m0r[k] = m0[k].real();
+            m0i[k] = m0[k].imag();
+        }
+        proj_a.resize(iterations, d.Na);
+        pdr.assign(size_t(iterations) * d.Nd, 0.0f);
+        pdi.assign(size_t(iterations) * d.Nd, 0.0f);
+        alpha.assign(iterations, cfloat(0.0f));
+    }
+
+    //! Stores the projections of atom t: Phi_a^H a (a: K) and Phi_d^H rho (rho: S).
+    void set_projections(int t, const cfloat* a, const cfloat* rho)
+    {
+        Eigen::Map<const CVecF> av(a, d.K);
+        Eigen::Map<const CVecF> rv(rho, d.S);
+        proj_a.row(t).transpose().noalias() = pa.adjoint() * av;
+        CVecF q(d.Nd);
+        q.noalias() = pd.adjoint() * rv;
+        for (int64_t j = 0; j < d.Nd; ++j) {
+            pdr[t * d.Nd + j] = q[j].real();
+            pdi[t * d.Nd + j] = q[j].imag();
+        }
+    }
+
+    /*
+     * Power map of the residual with atoms 0..t-1 and gains alpha[0..t), written to
+     * `power`; returns the first maximum (numpy.argmax: a NaN wins).
+     */
+    map_peak residual_argmax(int t)
+    {
+        const int64_t Nd = d.Nd;
+        // Powers are >= +0 or NaN, so their IEEE bit patterns order like the floats
+        // (NaN above +inf): the row maximum is an integer reduction that vectorises.
+        const uint32_t inf_bits = float_bits(std::numeric_limits<float>::infinity());
+        int64_t best_index = -1;
+        uint32_t best_bits = 0;
+        float ur[64], ui[64]; // iterations are few; checked by the callers (<= 64)
+        for (int64_t i = 0; i < d.Na; ++i) {
+            float* p = power.data() + i * Nd;
+            const float* mr = m0r.data() + i * Nd;
+            const float* mi = m0i.data() + i * Nd;
+            if (t == 0) {
+                for (int64_t j = 0; j < Nd; ++j)
+                    p[j] = mr[j] * mr[j] + mi[j] * mi[j];
+            } else {
+                for (int s = 0; s < t; ++s) {
+                    const cfloat u = proj_a(s, i) * alpha[s];
+                    ur[s] = u.real();
+                    ui[s] = u.imag();
+                }
+                float* xr = rr.data();
+                float* xi = ri.data();
+                std::copy(mr, mr + Nd, xr);
+                std::copy(mi, mi + Nd, xi);
+                for (int s = 0; s < t; ++s) {
+                    const float a = ur[s], b = ui[s];
+                    const float* qr = pdr.data() + s * Nd;
+                    const float* qi = pdi.data() + s * Nd;
+                    for (int64_t j = 0; j < Nd; ++j) {
+                        xr[j] -= a * qr[j] - b * qi[j];
+                        xi[j] -= a * qi[j] + b * qr[j];
+                    }
+                }
+                for (int64_t j = 0; j < Nd; ++j)
+                    p[j] = xr[j] * xr[j] + xi[j] * xi[j];
+            }
+            const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
+            uint32_t row_max = 0;
+            for (int64_t j = 0; j < Nd; ++j)
+                row_max = std::max(row_max, bits[j]);
+            if (row_max > inf_bits) { // a NaN in this row: the first one wins
+                for (int64_t j = 0; j < Nd; ++j)
+                    if (std::isnan(p[j]))
+                        return { i * Nd + j, p[j] };
+            }
+            if (best_index < 0 || row_max > best_bits) {
+                for (int64_t j = 0; j < Nd; ++j)
+                    if (bits[j] == row_max) {
+                        best_index = i * Nd + j;
+                        break;
+                    }
+                best_bits = row_max;
+            }
+        }
+        return { best_index, power[best_index] };
+    }
+};
+
+void check_max_iterations(const char* fn, int iterations)
+{
+    if (iterations > 64)
+        throw std::invalid_argument(std::string(fn) + ": iterations must be <= 64, got " +
+                                    std::to_string(iterations));
+}
+
+} // namespace
+
+/* ---------------------------------------------------------------- OMP ---- */
+
+struct omp_kernel::impl {
+    residual_engine e;
+    impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d) : e(Phi_a, Phi_d, d) {}
+
+    void run(const cfloat* Y, int T, const omp_output& out)
+    {
+        const map_dims& d = e.d;
+        e.start(Y, T);
+        std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
+        std::vector<int64_t> ai(T), di(T);
+        for (int it = 0; it < T; ++it) {
+            const map_peak peak = e.residual_argmax(it);
+            ai[it] = peak.index / d.Nd;
+            di[it] = peak.index % d.Nd;
+            out.angle_index[it] = ai[it];
+            out.delay_index[it] = di[it];
+            out.peaks[it] = double(peak.value);
+            // dictionary atoms: columns of Phi_a and Phi_d
+            CVecF a = e.pa.col(ai[it]);
+            CVecF rho = e.pd.col(di[it]);
+            e.set_projections(it, a.data(), rho.data());
+            const int t = it + 1;
+            // G_su = (a_s^H a_u)(rho_s^H rho_u) = [Phi_a^H a_u]_{i_s} [Phi_d^H rho_u]_{j_s}
+            CMatD G(t, t);
+            CVecD c(t);
+            for (int s = 0; s < t; ++s) {
+                for (int u = 0; u < t; ++u) {
+                    const cdouble ga(e.proj_a(u, ai[s]));
+                    const cdouble gd(e.pdr[u * d.Nd + di[s]], e.pdi[u * d.Nd + di[s]]);
+                    G(s, u) = ga * gd;
+                }
+                c[s] = cdouble(e.m0[ai[s] * d.Nd + di[s]]); // <a_s rho_s^T, Y> = M0[i_s, j_s]
+            }
+            const CVecD x = pinv_solve(G, c);
+            for (int s = 0; s < t; ++s) {
+                out.gains[it * T + s] = x[s];
+                e.alpha[s] = cfloat(x[s]);
+            }
+        }
+    }
+};
+
+omp_kernel::omp_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims)
+{
+    check_grid("omp", dims);
+    d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims);
+}
+omp_kernel::~omp_kernel() = default;
+omp_kernel::omp_kernel(omp_kernel&&) noexcept = default;
+omp_kernel& omp_kernel::operator=(omp_kernel&&) noexcept = default;
+const map_dims& omp_kernel::dims() const { return d_impl->e.d; }
+
+void omp_kernel::run(const cfloat* Y, int iterations, const omp_output& out)
+{
+    check_iterations("omp", iterations);
+    check_max_iterations("omp", iterations);
+    d_impl->run(Y, iterations, out);
+}
+
+/* ------------------------------------------------ dOMP inference step ---- */
+
+struct domp_kernel::impl {
+    residual_engine e;
+    std::vector<double> angles, delays, positions;
+    double wavelength, spacing, temperature;
+    int64_t wa, wd;
+
+    impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, const domp_params& p)
+        : e(Phi_a, Phi_d, d),
+          angles(p.angles_rad, p.angles_rad + d.Na),
+          delays(p.delays_s, p.delays_s + d.Nd),
+          positions(p.positions_m, p.positions_m + d.K),
+          wavelength(p.wavelength_m),
+          spacing(p.spacing_hz),
+          temperature(p.temperature),
+          wa(p.half_width_angle),
+          wd(p.half_width_delay)
+    {
+    }
+
+    void run(const cfloat* Y, int T, const domp_output& out)
+    {
+        const map_dims& d = e.d;
+        e.start(Y, T);
+        std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
+        ConstMap y(Y, d.K, d.S);
+        RowMat A(T, d.K), R(T, d.S); // recomputed atoms a(theta^_t), rho(tau^_t)
+        const double two_pi = 2.0 * M_PI;
+        for (int it = 0; it < T; ++it) {
+            const map_peak peak = e.residual_argmax(it);
+            const int64_t i0 = peak.index / d.Nd, j0 = peak.index % d.Nd;
+            out.angle_index[it] = i0;
+            out.delay_index[it] = j0;
+            const double pk = double(peak.value);
+            out.peaks[it] = pk;
+            // window around the argmax, clipped to the grid; softmax of (L / L_max) / T
+            const int64_t i_lo = std::max<int64_t>(0, i0 - wa), i_hi = std::min(d.Na - 1, i0 + wa);
+            const int64_t j_lo = std::max<int64_t>(0, j0 - wd), j_hi = std::min(d.Nd - 1, j0 + wd);
+            const bool normal = pk > 0.0 && std::isfinite(pk);
+            // the window maximum is the peak itself: logits - max = (L / L_max - 1) / T
+            const double top = normal ? 1.0 / temperature : 0.0;
+            double z = 0.0, th = 0.0, ta = 0.0;
+            std::vector<double> col_w(j_hi - j_lo + 1, 0.0);
+            for (int64_t i = i_lo; i <= i_hi; ++i) {
+                double row_w = 0.0;
+                for (int64_t j = j_lo; j <= j_hi; ++j) {
+                    const double logit = normal ? double(e.power[i * d.Nd + j]) / pk / temperature : 0.0;
+                    const double w = std::exp(logit - top);
+                    row_w += w;
+                    col_w[j - j_lo] += w;
+                }
+                z += row_w;
+                th += row_w * angles[i];
+            }
+            for (int64_t j = j_lo; j <= j_hi; ++j)
+                ta += col_w[j - j_lo] * delays[j];
+            const double theta = th / z, tau = ta / z;
+            out.angles_rad[it] = theta;
+            out.delays_s[it] = tau;
+            // atoms at (theta^, tau^) from the steering model, as complex64
+            const double st = std::sin(theta);
+            for (int64_t k = 0; k < d.K; ++k) {
+                const double ph = (-two_pi / wavelength) * positions[k] * st;
+                A(it, k) = cfloat(std::polar(1.0, ph));
+            }
+            for (int64_t s = 0; s < d.S; ++s) {
+                const double ph = -two_pi * spacing * tau * double(s);
+                R(it, s) = cfloat(std::polar(1.0, ph));
+            }
+            e.set_projections(it, A.row(it).data(), R.row(it).data());
+            // joint LS over the recomputed atoms, in double
+            const int t = it + 1;
+            const CMatD Ad = A.topRows(t).cast<cdouble>(); // t x K
+            const CMatD Rd = R.topRows(t).cast<cdouble>(); // t x S
+            const CMatD G = (Ad.conjugate() * Ad.transpose()).cwiseProduct(Rd.conjugate() * Rd.transpose());
+            // c_s = a_s^H Y conj(rho_s)
+            const CMatD yr = y.cast<cdouble>() * Rd.adjoint(); // K x t
+            CVecD c(t);
+            for (int s = 0; s < t; ++s)
+                c[s] = Ad.row(s).transpose().dot(yr.col(s)); // dot conjugates its left side
+            const CVecD x = pinv_solve(G, c);
+            for (int s = 0; s < t; ++s) {
+                out.gains[it * T + s] = x[s];
+                e.alpha[s] = cfloat(x[s]);
+            }
+        }
+    }
+};
+
+domp_kernel::domp_kernel(const cfloat* Phi_a,
+                         const cfloat* Phi_d,
+                         const map_dims& dims,
+                         const domp_params& params)
+{
+    check_grid("domp", dims);
+    if (params.half_width_angle < 0 || params.half_width_delay < 0)
+        throw std::invalid_argument("domp: half-widths must be >= 0");
+    if (!(params.temperature > 0.0) || !std::isfinite(params.temperature))
+        throw std::invalid_argument("domp: temperature must be finite and > 0");
+    if (!(params.wavelength_m > 0.0) || !std::isfinite(params.wavelength_m))
+        throw std::invalid_argument("domp: wavelength must be finite and > 0");
+    if (!std::isfinite(params.spacing_hz))
+        throw std::invalid_argument("domp: subcarrier spacing must be finite");
+    d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims, params);
+}
+domp_kernel::~domp_kernel() = default;
+domp_kernel::domp_kernel(domp_kernel&&) noexcept = default;
+domp_kernel& domp_kernel::operator=(domp_kernel&&) noexcept = default;
+const map_dims& domp_kernel::dims() const { return d_impl->e.d; }
+
+void domp_kernel::run(const cfloat* Y, int iterations, const domp_output& out)
+{
+    check_iterations("domp", iterations);
+    check_max_iterations("domp", iterations);
+    d_impl->run(Y, iterations, out);
+}
+
+} // namespace isac
+} // namespace gr

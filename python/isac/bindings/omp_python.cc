@@ -1,0 +1,259 @@
+/*
+ * numpy bindings of the OMP and dOMP kernels (include/gnuradio/isac/omp.h).
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+
+#include <gnuradio/isac/omp.h>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cmath>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+namespace py = pybind11;
+using gr::isac::cdouble;
+using gr::isac::cfloat;
+using gr::isac::map_dims;
+
+namespace {
+
+using carray = py::array_t<cfloat, py::array::c_style | py::array::forcecast>;
+using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+[[noreturn]] void fail(const char* fn, const std::string& what)
+{
+    throw py::value_error(std::string(fn) + ": " + what);
+}
+
+std::string n(int64_t v) { return std::to_string(v); }
+
+struct problem {
+    map_dims dims;
+    int64_t batch;
+};
+
+problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const carray& Pd, int iterations)
+{
+    if (Y.ndim() != 2 && Y.ndim() != 3)
+        fail(fn, "Y must have shape (K, S) or (B, K, S), got " + n(Y.ndim()) + " dimension(s)");
+    if (Pa.ndim() != 2)
+        fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
+    if (Pd.ndim() != 2)
+        fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
+    problem p;
+    p.batch = Y.ndim() == 3 ? Y.shape(0) : 1;
+    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
+    if (Pa.shape(0) != p.dims.K)
+        fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) + " (K must match)");
+    if (Pd.shape(0) != p.dims.S)
+        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
+                     " columns (S must match)");
+    if (p.dims.Na == 0)
+        fail(fn, "Phi_a has no columns (empty angle grid)");
+    if (p.dims.Nd == 0)
+        fail(fn, "Phi_d has no columns (empty delay grid)");
+    if (iterations < 1)
+        fail(fn, "iterations must be >= 1, got " + n(iterations));
+    if (iterations > 64)
+        fail(fn, "iterations must be <= 64, got " + n(iterations));
+    const cfloat* y = Y.data();
+    const int64_t size = Y.size();
+    bool finite = true;
+    {
+        py::gil_scoped_release release;
+        for (int64_t i = 0; i < size && finite; ++i)
+            finite = std::isfinite(y[i].real()) && std::isfinite(y[i].imag());
+    }
+    if (!finite)
+        fail(fn, "Y contains NaN or Inf");
+    return p;
+}
+
+/*
+ * Runs kernels[w].run on frames w, w + W, ... (W = kernels.size() worker threads; one
+ * kernel per thread, so no shared buffers), without the GIL.
+ */
+template <typename Kernel, typename Out>
+void run_frames(std::vector<Kernel>& kernels, const cfloat* y, int64_t y_step, int64_t batch, int T,
+                Out (*frame_out)(int64_t b, void* ctx), void* ctx)
+{
+    py::gil_scoped_release release;
+    auto work = [&](size_t w) {
+        for (int64_t b = int64_t(w); b < batch; b += int64_t(kernels.size()))
+            kernels[w].run(y + b * y_step, T, frame_out(b, ctx));
+    };
+    if (kernels.size() == 1) {
+        work(0);
+        return;
+    }
+    std::vector<std::thread> pool;
+    for (size_t w = 1; w < kernels.size(); ++w)
+        pool.emplace_back(work, w);
+    work(0);
+    for (auto& t : pool)
+        t.join();
+}
+
+int64_t workers(const char* fn, int threads, int64_t batch)
+{
+    if (threads < 1)
+        fail(fn, "threads must be >= 1, got " + n(threads));
+    return std::max<int64_t>(1, std::min<int64_t>(threads, batch));
+}
+
+struct omp_arrays {
+    py::array_t<int64_t> ai, di;
+    py::array_t<double> peaks;
+    py::array_t<cdouble> gains;
+    int T;
+};
+
+gr::isac::omp_output omp_frame(int64_t b, void* ctx)
+{
+    auto* o = static_cast<omp_arrays*>(ctx);
+    const int64_t T = o->T;
+    return { o->ai.mutable_data() + b * T, o->di.mutable_data() + b * T,
+             o->peaks.mutable_data() + b * T, o->gains.mutable_data() + b * T * T };
+}
+
+py::tuple omp(const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads)
+{
+    const problem p = check_inputs("omp", Y, Pa, Pd, iterations);
+    const int64_t W = workers("omp", threads, p.batch);
+    const int64_t T = iterations;
+    omp_arrays o{ py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
+                  py::array_t<double>({ p.batch, T }), py::array_t<cdouble>({ p.batch, T, T }), iterations };
+    std::vector<gr::isac::omp_kernel> kernels;
+    {
+        py::gil_scoped_release release;
+        for (int64_t w = 0; w < W; ++w)
+            kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
+    }
+    run_frames(kernels, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &omp_frame, &o);
+    return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
+}
+
+struct domp_arrays {
+    py::array_t<double> th, ta, peaks;
+    py::array_t<cdouble> gains;
+    py::array_t<int64_t> ai, di;
+    int T;
+};
+
+gr::isac::domp_output domp_frame(int64_t b, void* ctx)
+{
+    auto* o = static_cast<domp_arrays*>(ctx);
+    const int64_t T = o->T;
+    return { o->th.mutable_data() + b * T,    o->ta.mutable_data() + b * T,
+             o->peaks.mutable_data() + b * T, o->gains.mutable_data() + b * T * T,
+             o->ai.mutable_data() + b * T,    o->di.mutable_data() + b * T };
+}
+
+void check_vector(const char* fn, const char* name, const darray& v, int64_t len, const char* what)
+{
+    if (v.ndim() != 1 || v.shape(0) != len)
+        fail(fn, std::string(name) + " must have shape (" + n(len) + ",) (" + what + "), got " +
+                     (v.ndim() == 1 ? "(" + n(v.shape(0)) + ",)" : n(v.ndim()) + " dimension(s)"));
+    for (int64_t i = 0; i < len; ++i)
+        if (!std::isfinite(v.data()[i]))
+            fail(fn, std::string(name) + " contains NaN or Inf");
+}
+
+py::tuple domp(const carray& Y,
+               const carray& Pa,
+               const carray& Pd,
+               const darray& angles,
+               const darray& delays,
+               const darray& positions,
+               double wavelength,
+               double spacing,
+               int iterations,
+               std::pair<int64_t, int64_t> half_widths,
+               double temperature,
+               int threads)
+{
+    const char* fn = "domp";
+    const problem p = check_inputs(fn, Y, Pa, Pd, iterations);
+    check_vector(fn, "angles_rad", angles, p.dims.Na, "one angle per column of Phi_a");
+    check_vector(fn, "delays_s", delays, p.dims.Nd, "one delay per column of Phi_d");
+    check_vector(fn, "positions_m", positions, p.dims.K, "one position per antenna");
+    if (!(wavelength > 0.0) || !std::isfinite(wavelength))
+        fail(fn, "wavelength_m must be finite and > 0, got " + std::to_string(wavelength));
+    if (!std::isfinite(spacing))
+        fail(fn, "spacing_hz must be finite");
+    if (half_widths.first < 0 || half_widths.second < 0)
+        fail(fn, "half_widths must be >= 0, got (" + n(half_widths.first) + ", " + n(half_widths.second) + ")");
+    if (!(temperature > 0.0) || !std::isfinite(temperature))
+        fail(fn, "temperature must be finite and > 0, got " + std::to_string(temperature));
+    const int64_t W = workers(fn, threads, p.batch);
+    const int64_t T = iterations;
+    domp_arrays o{ py::array_t<double>({ p.batch, T }),         py::array_t<double>({ p.batch, T }),
+                   py::array_t<double>({ p.batch, T }),         py::array_t<cdouble>({ p.batch, T, T }),
+                   py::array_t<int64_t>({ p.batch, T }),        py::array_t<int64_t>({ p.batch, T }),
+                   iterations };
+    const gr::isac::domp_params prm{ angles.data(),     delays.data(),      positions.data(), wavelength,
+                                     spacing,           half_widths.first,  half_widths.second,
+                                     temperature };
+    std::vector<gr::isac::domp_kernel> kernels;
+    {
+        py::gil_scoped_release release;
+        for (int64_t w = 0; w < W; ++w)
+            kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
+    }
+    run_frames(kernels, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &domp_frame, &o);
+    return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
+}
+
+} // namespace
+
+void bind_omp(py::module& m)
+{
+    m.def("omp",
+          &omp,
+          py::arg("Y"),
+          py::arg("Phi_a"),
+          py::arg("Phi_d"),
+          py::arg("iterations"),
+          py::arg("threads") = 1,
+          R"doc(Baseline OMP (Algorithm 1), the C++ twin of gnuradio.isac.model.omp.omp.
+
+Y: (K, S) or (B, K, S) reciprocal-filtered frames; Phi_a: (K, Na); Phi_d: (S, Nd);
+inputs are converted to complex64. Runs `iterations` (T_max, 1..64) iterations per frame.
+Returns (angle_index, delay_index, peaks, gains): (B, T) int64, (B, T) int64, (B, T)
+float64 (residual map maximum at each iteration, before selection) and (B, T, T)
+complex128 (gains[b, i, :i+1]: joint LS gains after iteration i); B = 1 for a 2-D Y.
+`threads` worker threads split the frames (default 1). The GIL is released.
+Raises ValueError (message names the argument) on shape mismatch, iterations out of
+range, or a non-finite Y.)doc");
+
+    m.def("domp",
+          &domp,
+          py::arg("Y"),
+          py::arg("Phi_a"),
+          py::arg("Phi_d"),
+          py::arg("angles_rad"),
+          py::arg("delays_s"),
+          py::arg("positions_m"),
+          py::arg("wavelength_m"),
+          py::arg("spacing_hz"),
+          py::arg("iterations"),
+          py::arg("half_widths"),
+          py::arg("temperature"),
+          py::arg("threads") = 1,
+          R"doc(Inference step of differentiable OMP (Sec. IV-B), the C++ twin of
+gnuradio.isac.model.domp.domp_inference.
+
+Y, Phi_a, Phi_d as for omp; angles_rad (Na,) and delays_s (Nd,) the grids of the
+dictionary columns; positions_m (K,) element positions, wavelength_m, spacing_hz the
+steering model a_k = exp(-j2pi p_k sin(theta)/lambda), rho_s = exp(-j2pi s spacing tau)
+of the recomputed atoms; half_widths (wa, wd) window half-widths in pixels;
+temperature of the softmax on the map normalised to its maximum.
+Returns (angles_rad, delays_s, peaks, gains, angle_index, delay_index): (B, T) float64
+soft estimates, (B, T) float64 peaks, (B, T, T) complex128 gains, (B, T) int64 argmax
+cells. The GIL is released. Raises ValueError naming the argument on bad input.)doc");
+}
