@@ -165,6 +165,7 @@ def test_channel_reproduces_simulator_frames(sc, frames):
     np.testing.assert_allclose(y_r, frames.y_sensing, rtol=0, atol=1e-4)
     np.testing.assert_allclose(y_c, frames.y_comm, rtol=0, atol=1e-4 * np.abs(frames.y_comm).max())
     assert [t["frame"] for t in truth] == list(range(N))
+    assert [t["sim_frame"] for t in truth] == list(range(N))
     for t, scene, phi in zip(truth, frames.scenes, frames.comm_angle_rad):
         assert t["count"] == scene.count
         np.testing.assert_array_equal(t["angle_deg"], np.rad2deg(scene.angles_rad))
@@ -406,3 +407,12 @@ def test_mismatched_vector_lengths_are_refused_at_connect():
     ch = isac_ula_channel(K=4, S=16)
     with pytest.raises(Exception, match="itemsize"):
         tb.connect(pre, ch)
+
+
+def test_channel_first_frame_offsets_draws_not_frame_numbers(sc, frames):
+    """first_frame = 5 reproduces Simulator frames 5.. while messages keep item numbers."""
+    _, _, kappa, truth, _ = run_channel(sc, frames.symbols[5:8], first_frame=5)
+    np.testing.assert_array_equal(kappa, frames.csi[5:8])
+    assert [t["frame"] for t in truth] == [0, 1, 2]
+    assert [t["sim_frame"] for t in truth] == [5, 6, 7]
+    assert [t["count"] for t in truth] == [s.count for s in frames.scenes[5:8]]

@@ -38,7 +38,8 @@ class isac_ula_channel(gr.sync_block):
     real amplitude of SNR_r = K sigma_r^2 / N0 per target).
 
     Ground truth of each frame: PMT dict on the ``truth`` message port and a ``truth`` tag on
-    out 0 with keys frame, count, angle_deg, range_m, gain_abs, comm_angle_deg."""
+    out 0 with keys frame (item number), sim_frame (frame_rng index = first_frame + frame),
+    count, angle_deg, range_m, gain_abs, comm_angle_deg."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  spacing_std_m: float = 2e-4, impairment_seed: int = 1, impairment: str = "spacing",
@@ -115,9 +116,12 @@ class isac_ula_channel(gr.sync_block):
                              scene=self.fixed_scene)
 
     @staticmethod
-    def truth_dict(index: int, scene: Scene, phi: float) -> dict:
-        return {"frame": index, "count": scene.count, "angle_deg": np.rad2deg(scene.angles_rad),
-                "range_m": scene.ranges_m, "gain_abs": np.abs(scene.gains), "comm_angle_deg": float(np.rad2deg(phi))}
+    def truth_dict(frame: int, scene: Scene, phi: float, sim_frame: int | None = None) -> dict:
+        """Ground truth of stream frame ``frame`` (the item number, as in every block's messages);
+        ``sim_frame`` is its index in the frame_rng stream (frame + first_frame)."""
+        return {"frame": frame, "sim_frame": frame if sim_frame is None else sim_frame, "count": scene.count,
+                "angle_deg": np.rad2deg(scene.angles_rad), "range_m": scene.ranges_m,
+                "gain_abs": np.abs(scene.gains), "comm_angle_deg": float(np.rad2deg(phi))}
 
     def work(self, input_items, output_items):
         x = input_items[0]
@@ -136,7 +140,7 @@ class isac_ula_channel(gr.sync_block):
             output_items[0][i] = y_r.reshape(-1)
             output_items[1][i] = y_c
             output_items[2][i] = kappa
-            truth = c.make_dict(self.truth_dict(index, scene, phi))
+            truth = c.make_dict(self.truth_dict(read + i, scene, phi, index))
             self.add_item_tag(0, written + i, pmt.intern(TRUTH_TAG), truth)
             self.message_port_pub(pmt.intern("truth"), truth)
         return n
