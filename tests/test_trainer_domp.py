@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
+torch.set_num_threads(1)
 
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.model import array as arr  # noqa: E402

@@ -24,6 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="small CPU profile (B=32, 300 steps, a few minutes)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     parser.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (W.ckpt.safetensors)")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a "
+                        "busy machine)")
     g = parser.add_argument_group("training options (default: the profile's)")
     g.add_argument("--iterations", type=int, help="Adam steps (paper 25000, quick 300)")
     g.add_argument("--batch", type=int, help="frames per step (paper 1500, quick 32)")
@@ -56,6 +58,10 @@ def main(argv=None) -> int:
         return 2
     from ..trainer.train import TrainOptions, train
 
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2

@@ -1,0 +1,102 @@
+"""isac-train (trainer/train.py, cli/train.py) on a tiny scenario: files, determinism,
+resume, both methods, refusals. Kept small: the whole file runs in a few seconds."""
+import csv
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
+
+from gnuradio.isac import weights as W  # noqa: E402
+from gnuradio.isac.cli.train import main  # noqa: E402
+from gnuradio.isac.config import Scenario  # noqa: E402
+from gnuradio.isac.trainer.train import PROFILES, Trainer, TrainOptions  # noqa: E402
+
+TINY = ["array.antennas=16", "ofdm.subcarriers=32", "receiver.delay_grid=40", "transmitter.beam_grid=180",
+        "scene.max_targets=2", "array.spacing_std_m=4e-4"]
+SC = Scenario.default().with_overrides(TINY)
+
+
+def options(**kw):
+    base = dict(iterations=4, batch=4, val_every=2, val_frames=8, checkpoint_every=2)
+    base.update(kw)
+    return TrainOptions.from_profile("quick", **base)
+
+
+def test_cli_writes_weights_log_plot_and_checkpoint(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    args = ["--quick", "--iterations", "4", "--batch", "4", "--val-every", "2", "--val-frames", "8",
+            "--out", str(out), "--no-progress", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "coherence" in text and "spacing error" in text
+    w = W.load(out, SC, method="impairment")
+    assert w.steps == 4 and w.tensors["spacings_m"].shape == (16,)
+    assert w.metadata["scenario_hash"] == SC.hash(("array", "ofdm"))
+    rows = list(csv.DictReader(open(tmp_path / "w.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 1, 2, 3, 4]
+    assert rows[0]["coherence"] and rows[2]["coherence"] and not rows[1]["coherence"]
+    assert (tmp_path / "w.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (tmp_path / "w.ckpt.safetensors").exists()
+
+
+def test_training_is_deterministic_and_resume_is_exact(tmp_path):
+    a = Trainer(SC, options())
+    for _ in range(4):
+        a.train_step()
+    b = Trainer(SC, options())
+    for _ in range(2):
+        b.train_step()
+    b.save_checkpoint(str(tmp_path / "c.safetensors"))
+    c = Trainer(SC, options())
+    c.load_checkpoint(str(tmp_path / "c.safetensors"))
+    assert c.step == 2
+    for _ in range(2):
+        c.train_step()
+    np.testing.assert_array_equal(a.array.u.detach().numpy(), c.array.u.detach().numpy())
+    assert not np.array_equal(a.array.u.detach().numpy(), np.ones(16))
+
+
+def test_checkpoint_refuses_another_scenario_or_method(tmp_path):
+    t = Trainer(SC, options())
+    t.save_checkpoint(str(tmp_path / "c.safetensors"))
+    with pytest.raises(ValueError, match="checkpoint of scenario"):
+        Trainer(SC.with_overrides(["array.impairment_seed=5"]), options()).load_checkpoint(str(tmp_path / "c.safetensors"))
+    with pytest.raises(ValueError, match="parameterisation"):
+        Trainer(SC, options(parameterisation="position")).load_checkpoint(str(tmp_path / "c.safetensors"))
+
+
+def test_impairment_learning_raises_the_coherence_and_lowers_the_validation_loss():
+    t = Trainer(SC, options(iterations=60, batch=8, lr=5e-3, val_frames=64))
+    before = t.validate()
+    for _ in range(60):
+        t.train_step()
+    after = t.validate()
+    assert after["coherence"] > before["coherence"] + 0.05
+    assert after["val_loss"] < before["val_loss"]
+
+
+@pytest.mark.parametrize("kw", [dict(method="dictionary"), dict(parameterisation="position"),
+                                dict(loss="mse", temperature_final=0.05), dict(eta_phi="fixed", sector_restricted=False)])
+def test_variants_run_and_produce_valid_weights(tmp_path, kw):
+    from gnuradio.isac.trainer.train import train
+
+    out = str(tmp_path / "w.safetensors")
+    summary = train(SC, options(iterations=2, **kw), out, progress=False, log=lambda *_: None)
+    w = W.load(out, SC)
+    assert w.method == kw.get("method", "impairment") and summary["steps"] == 2
+    if w.method == "dictionary":
+        assert w.tensors["dictionary"].shape == (16, 180)
+        assert not np.allclose(w.tensors["dictionary"], Trainer(SC, options(method="dictionary")).weight_tensors()["dictionary"])
+
+
+def test_options_are_validated_and_profiles_are_sized():
+    with pytest.raises(ValueError, match="method"):
+        TrainOptions(method="nnbl")
+    with pytest.raises(ValueError, match="batch"):
+        TrainOptions(batch=0)
+    assert PROFILES["paper"]["batch"] == 1500 and PROFILES["paper"]["iterations"] == 25000
+    assert TrainOptions.from_profile("quick", method="dictionary").lr == PROFILES["quick"]["lr_dictionary"]
+    o = TrainOptions(temperature=1.0, temperature_final=0.01, iterations=3)
+    assert [round(o.temperature_at(s), 6) for s in range(3)] == [1.0, 0.1, 0.01]
