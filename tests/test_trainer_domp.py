@@ -141,3 +141,24 @@ def test_joint_ls_gains_solve_the_gram_system():
     alpha = torch.as_tensor((rng.standard_normal(3) + 1j * rng.standard_normal(3))[None], dtype=torch.complex64)
     y = torch.einsum("btk,bt,bts->bks", a, alpha, d)
     np.testing.assert_allclose(joint_ls_gains(y, a, d).numpy(), alpha.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["true", "nominal"])
+def test_forward_matches_the_numpy_reference_model_domp(kind):
+    """Parity of the torch dOMP forward with model/domp.domp_inference (full-grid argmax)."""
+    from gnuradio.isac.model.domp import domp_inference
+    from gnuradio.isac.model.ofdm import delay_dictionary
+    from gnuradio.isac.model.omp import Dictionaries
+
+    array = arr.true_array(SC) if kind == "true" else arr.nominal_array(K, LAM)
+    y = frames(arr.true_array(SC), np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=4)
+    D = Dictionaries(GRID, DELAYS, array.steering(GRID), delay_dictionary(DELAYS, S, DF))
+    ref = domp_inference(y.numpy(), D, array.positions_m, LAM, DF, 3)
+    model = tm.SpacingArray(K, LAM, 720, spacings_m=array.spacings_m)
+    got = DifferentiableOmp(model, DELAYS, S, DF)(y, 3)  # no sector: argmax over the whole grid
+    np.testing.assert_array_equal(got.angle_index.numpy(), ref.angle_index)
+    np.testing.assert_array_equal(got.delay_index.numpy(), ref.delay_index)
+    np.testing.assert_allclose(got.angles_rad.detach().numpy(), ref.angles_rad, rtol=0, atol=1e-4 * ASTEP)
+    np.testing.assert_allclose(got.delays_s.detach().numpy(), ref.delays_s, rtol=0, atol=1e-4 * (DELAYS[1] - DELAYS[0]))
+    np.testing.assert_allclose(got.peaks.numpy(), ref.peaks, rtol=2e-5)
+    np.testing.assert_allclose(got.gains.numpy(), ref.gains[:, -1, :], rtol=1e-4, atol=1e-6)
