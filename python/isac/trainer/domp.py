@@ -25,30 +25,22 @@ The loss (GOSPA (18)) therefore sees the soft estimates (theta^, tau^) only.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from ..config import SPEED_OF_LIGHT
-from ..model.grids import angle_resolution_rad, range_resolution_m
+from ..model import domp as _np_domp
 from .torch_model import CDTYPE, RDTYPE, LearnableArray, delay_vector
 
-#: default softmax temperature on the window of the map normalised to its maximum (1).
-#: With T = 0.1 the weights are ~exp(-(1 - L/max)/0.1): the half-power points of the lobe
-#: weigh e^-5 of the peak, so the estimate is the centroid of the top of the lobe
-#: (about +-1 pixel), far from the window edges: no pull towards the window centre.
-DEFAULT_TEMPERATURE = 0.1
-
-
-def window_halfwidths(antennas: int, subcarriers: int, spacing_hz: float, angle_grid_rad, delay_grid_s) -> tuple[int, int]:
-    """Window half-widths in pixels: floor(delta_theta / Delta_theta_grid),
-    floor(delta_R / Delta_R_grid) with the resolutions of (16) (at least 1 pixel each)."""
-    d_theta = float(angle_grid_rad[1] - angle_grid_rad[0])
-    d_range = 0.5 * SPEED_OF_LIGHT * float(delay_grid_s[1] - delay_grid_s[0])
-    wa = int(math.floor(angle_resolution_rad(antennas) / d_theta + 1e-9))
-    wd = int(math.floor(range_resolution_m(subcarriers, spacing_hz) / d_range + 1e-9))
-    return max(wa, 1), max(wd, 1)
+#: default softmax temperature on the window of the map normalised to its maximum (shared
+#: with the numpy reference model/domp.py). With T = 0.1 the weights are ~exp(-(1 - L/max)/0.1):
+#: the half-power points of the lobe weigh e^-5 of the peak, so the estimate is the centroid
+#: of the top of the lobe (about +-1 pixel), far from the window edges: no pull towards the
+#: window centre for off-grid targets.
+DEFAULT_TEMPERATURE = _np_domp.DEFAULT_TEMPERATURE
+#: window half-widths from the resolutions (16): the numpy reference's rule, one definition.
+window_halfwidths = _np_domp.window_half_widths
 
 
 @dataclass
