@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ISAC trade-off per frame: sweep of Sec. V-C (default) or the scenario's eta/phi")
     g.add_argument("--no-sector-argmax", action="store_true",
                    help="do not restrict the dOMP argmax to the a-priori sector (for comparison)")
+    g.add_argument("--curriculum-steps", type=int,
+                   help="grow the theta_mean range from +-5 deg to +-60 deg over N steps (0: off, default)")
     g.add_argument("--val-every", type=int, help="validate every N steps")
     g.add_argument("--val-frames", type=int, help="validation frames")
     g.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
@@ -70,7 +72,8 @@ def main(argv=None) -> int:
             "quick" if args.quick else "paper", method=args.method, iterations=args.iterations, batch=args.batch,
             lr=args.lr, seed=args.seed, temperature=args.temperature, temperature_final=args.temperature_final,
             parameterisation=args.parameterisation, loss=args.loss, eta_phi=args.eta_phi,
-            sector_restricted=False if args.no_sector_argmax else None, val_every=args.val_every,
+            sector_restricted=False if args.no_sector_argmax else None, curriculum_steps=args.curriculum_steps,
+            val_every=args.val_every,
             val_frames=args.val_frames, checkpoint_every=args.checkpoint_every)
     except ValueError as exc:
         parser.error(str(exc))

@@ -71,6 +71,8 @@ class TrainOptions:
     eta_phi: str = "sweep"  # "sweep" (Sec. V-C values) | "fixed" (the scenario's transmitter.eta / phi_rad)
     sector_restricted: bool = True  # argmax of dOMP restricted to the a-priori sector
     theta_mean_deg: float = 60.0  # theta_mean ~ U[-theta_mean_deg, theta_mean_deg]
+    curriculum_steps: int = 0  # > 0: the theta_mean range grows linearly over these steps ...
+    curriculum_start_deg: float = 5.0  # ... from +-curriculum_start_deg to +-theta_mean_deg
     width_deg: tuple[float, float] = (10.0, 20.0)  # Delta ~ U[width]
     val_every: int = PROFILES["paper"]["val_every"]
     val_frames: int = PROFILES["paper"]["val_frames"]
@@ -82,6 +84,8 @@ class TrainOptions:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
         if self.lr is None:
             self.lr = PROFILES[self.profile][f"lr_{self.method}"]
+        if self.curriculum_steps < 0 or not 0 <= self.curriculum_start_deg <= self.theta_mean_deg:
+            raise ValueError("curriculum_steps must be >= 0 and 0 <= curriculum_start_deg <= theta_mean_deg")
         for name in ("iterations", "batch", "val_every", "val_frames", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -107,6 +111,13 @@ class TrainOptions:
             return self.temperature
         frac = min(step / (self.iterations - 1), 1.0)
         return self.temperature * (self.temperature_final / self.temperature) ** frac
+
+    def theta_mean_at(self, step: int) -> float:
+        """Half-range (deg) of theta_mean at ``step`` (the sector curriculum, docs/trainer.md)."""
+        if self.curriculum_steps <= 0:
+            return self.theta_mean_deg
+        frac = min(step / self.curriculum_steps, 1.0)
+        return self.curriculum_start_deg + frac * (self.theta_mean_deg - self.curriculum_start_deg)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -180,11 +191,12 @@ class Trainer:
         seq = np.random.SeedSequence([int(self.options.seed), stream, int(step)])
         return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1)
 
-    def draw(self, gen: torch.Generator, batch: int) -> Batch:
+    def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None) -> Batch:
         o, sc = self.options, self.scenario.scene
         B, T, K, S = batch, self.T, self.K, self.S
         u = lambda *shape: torch.rand(shape, generator=gen, dtype=torch.float64)  # noqa: E731
-        mean = torch.deg2rad((2 * u(B) - 1) * o.theta_mean_deg)
+        half = o.theta_mean_deg if theta_mean_deg is None else theta_mean_deg
+        mean = torch.deg2rad((2 * u(B) - 1) * half)
         width = torch.deg2rad(o.width_deg[0] + (o.width_deg[1] - o.width_deg[0]) * u(B))
         lo, hi = (mean - width / 2).clamp(min=-math.pi / 2), (mean + width / 2).clamp(max=math.pi / 2)
         counts = torch.randint(1, T + 1, (B,), generator=gen)
@@ -234,7 +246,7 @@ class Trainer:
     def train_step(self) -> float:
         self.array.train()
         self.domp.temperature = self.options.temperature_at(self.step)
-        batch = self.draw(self.generator(self.step), self.options.batch)
+        batch = self.draw(self.generator(self.step), self.options.batch, self.options.theta_mean_at(self.step))
         loss, _ = self.forward(batch)
         loss = loss.mean()
         self.optimizer.zero_grad(set_to_none=True)
