@@ -416,3 +416,40 @@ def test_channel_first_frame_offsets_draws_not_frame_numbers(sc, frames):
     assert [t["frame"] for t in truth] == [0, 1, 2]
     assert [t["sim_frame"] for t in truth] == [5, 6, 7]
     assert [t["count"] for t in truth] == [s.count for s in frames.scenes[5:8]]
+
+
+def test_channel_precoder_parameter_gives_csi_without_tags(sc, frames):
+    tb = gr.top_block()
+    f = baseline_precoder(sc)
+    ch = isac_ula_channel(**channel_kw(sc, precoder=f))
+    sinks = [blocks.vector_sink_c(K * S), blocks.vector_sink_c(S), blocks.vector_sink_c(S)]
+    tb.connect(blocks.vector_source_c(flat(array_frame(f, frames.symbols[:3])), False, K * S), ch)
+    for i, s in enumerate(sinks):
+        tb.connect((ch, i), s)
+    tb.run()
+    np.testing.assert_array_equal(np.reshape(sinks[2].data(), (3, S)), frames.csi[:3])
+
+
+def test_metrics_without_message_ports_scores_ser_and_ends(frames):
+    """wait_for_messages=False: only the comm streams are connected and the flowgraph ends."""
+    tb = gr.top_block()
+    met = isac_metrics(S=S, wait_for_messages=False)
+    detected = ml_detect(frames.y_comm, frames.csi).astype(np.int32)
+    tb.connect(blocks.vector_source_i(flat(frames.messages.astype(np.int32)), False, S), (met, 0))
+    tb.connect(blocks.vector_source_i(flat(detected), False, S), (met, 1))
+    tb.run()
+    s = met.summary()
+    assert s["comm_frames"] == N and s["frames"] == 0
+    assert s["ser"] == np.count_nonzero(detected != frames.messages) / (N * S)
+
+
+def test_model_does_not_import_gnuradio():
+    """Blocks import gnuradio.gr; the model (and channels_stream) must not."""
+    import pathlib
+
+    import gnuradio.isac.model as model
+
+    for path in pathlib.Path(model.__file__).parent.glob("*.py"):
+        text = path.read_text()
+        for banned in ("from gnuradio import", "import gnuradio", "import pmt", "from gnuradio.gr"):
+            assert banned not in text, f"{path.name} contains {banned!r}"
