@@ -453,3 +453,15 @@ def test_model_does_not_import_gnuradio():
         text = path.read_text()
         for banned in ("from gnuradio import", "import gnuradio", "import pmt", "from gnuradio.gr"):
             assert banned not in text, f"{path.name} contains {banned!r}"
+
+
+def test_precoder_config_port_through_the_scheduler(sc, frames):
+    """A config message queued before the run is handled before the first work call."""
+    pre = isac_precoder(**tx_kw(sc))
+    pre.to_basic_block()._post(pmt.intern("config"), pmt.to_pmt({"eta": 1.0}))
+    tb = gr.top_block()
+    sink = blocks.vector_sink_c(K * S)
+    tb.connect(blocks.vector_source_c(flat(frames.symbols[:2]), False, S), pre, sink)
+    tb.run()
+    f1 = baseline_precoder(sc.with_overrides({"transmitter.eta": 1.0}))
+    np.testing.assert_allclose(np.reshape(sink.data(), (2, K, S)), array_frame(f1, frames.symbols[:2]), atol=1e-6)
