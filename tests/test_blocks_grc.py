@@ -74,3 +74,47 @@ def test_grcc_refuses_reversed_sector(tmp_path):
     res = compile_flowgraph(grc, tmp_path)
     assert res.returncode != 0
     assert "sensing_sector_deg" in res.stdout + res.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_grcc
+def test_zmq_flowgraph_publishes_detections_and_metrics(tmp_path):
+    """apps/isac_zmq.grc runs until stopped and publishes serialized PMT dicts on 127.0.0.1."""
+    zmq = pytest.importorskip("zmq")
+    import pmt
+
+    res = compile_flowgraph(REPO / "apps" / "isac_zmq.grc", tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    det_addr, met_addr = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    ctx = zmq.Context()
+    subs = []
+    for addr in (det_addr, met_addr):
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.setsockopt(zmq.RCVTIMEO, 30000)
+        sock.connect(addr)
+        subs.append(sock)
+    proc = subprocess.Popen([sys.executable, str(tmp_path / "isac_zmq.py"), "-n", "0",
+                             "--detections-address", det_addr, "--metrics-address", met_addr],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        dets = [pmt.to_python(pmt.deserialize_str(subs[0].recv())) for _ in range(3)]
+        metrics = pmt.to_python(pmt.deserialize_str(subs[1].recv()))
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        for sock in subs:
+            sock.close(linger=0)
+        ctx.term()
+    frames = [d["frame"] for d in dets]
+    assert frames == sorted(frames) and len(set(frames)) == 3, out
+    assert {"count", "angle_deg", "range_m", "x_m", "y_m", "gain", "peak", "valid"} <= set(dets[0])
+    assert {"p_md", "p_fa", "gospa", "ser", "frames", "comm_frames"} <= set(metrics)
+    assert metrics["comm_frames"] >= 1
