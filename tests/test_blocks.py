@@ -465,3 +465,22 @@ def test_precoder_config_port_through_the_scheduler(sc, frames):
     tb.run()
     f1 = baseline_precoder(sc.with_overrides({"transmitter.eta": 1.0}))
     np.testing.assert_allclose(np.reshape(sink.data(), (2, K, S)), array_frame(f1, frames.symbols[:2]), atol=1e-6)
+
+
+def test_angle_delay_map_equals_model(sc, frames):
+    from gnuradio.isac.blocks import isac_angle_delay_map
+    from gnuradio.isac.model.angle_delay import angle_delay_map
+
+    y_tilde = reciprocal_filter(frames.y_sensing[:3], frames.symbols[:3])
+    for db in (False, True):
+        blk = isac_angle_delay_map(K=K, S=S, sector_deg=sc.scene["target_sector_deg"], angle_grid=30,
+                                   delay_grid=20, db=db)
+        tb = gr.top_block()
+        sink = blocks.vector_sink_f(30 * 20)
+        tb.connect(blocks.vector_source_c(flat(y_tilde), False, K * S), blk, sink)
+        tb.run()
+        sc2 = sc.with_overrides({"receiver.angle_grid": 30, "receiver.delay_grid": 20})
+        D = omp_dictionaries(sc2, receiver_array(sc2, "baseline"))
+        ref = angle_delay_map(y_tilde, D.phi_a, D.phi_d) / (K * S)
+        ref = 10 * np.log10(ref) if db else ref
+        np.testing.assert_allclose(np.reshape(sink.data(), (3, 30, 20)), ref, rtol=1e-5, atol=1e-5)

@@ -16,8 +16,8 @@ from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate
 
 REPO = Path(__file__).resolve().parents[1]
-BLOCKS = ["message_source", "precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "comm_receiver",
-          "metrics"]
+BLOCKS = ["message_source", "precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "angle_delay_map",
+          "comm_receiver", "metrics"]
 GRCC = shutil.which("grcc")
 needs_grcc = pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion compiler) not installed")
 

@@ -9,10 +9,12 @@ complex64; message frames S int32.
     isac_ula_channel        sensing echo (1) and MISO channel (4) through the true ULA, with truth
     isac_reciprocal_filter  reciprocal filtering (3)
     isac_omp_receiver       OMP (Algorithm 1), detections as PMT dicts
+    isac_angle_delay_map    the angle-delay map (Alg. 1, line 5) as a float stream, for display
     isac_comm_receiver      ML detection (15)
     isac_metrics            running p_md, p_fa, GOSPA, SER
 """
 from ._common import BlockParameterError
+from .angle_delay_map import isac_angle_delay_map
 from .comm_receiver import isac_comm_receiver
 from .message_source import isac_message_source
 from .metrics import isac_metrics
@@ -21,5 +23,5 @@ from .precoder import isac_precoder
 from .reciprocal_filter import isac_reciprocal_filter
 from .ula_channel import isac_ula_channel
 
-__all__ = ["BlockParameterError", "isac_comm_receiver", "isac_message_source", "isac_metrics",
+__all__ = ["BlockParameterError", "isac_angle_delay_map", "isac_comm_receiver", "isac_message_source", "isac_metrics",
            "isac_omp_receiver", "isac_precoder", "isac_reciprocal_filter", "isac_ula_channel"]

@@ -41,6 +41,33 @@ def empty_detections(frame: int) -> dict:
             "gain": z, "peak": z}
 
 
+def receiver_setup(name: str, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets,
+                   array, impairment):
+    """Validated (Scenario, assumed ArrayModel, OMP Dictionaries (8)) of a sensing receiver
+    block; errors name ``name`` and the parameter. ``array``: "nominal" or K spacings (m)."""
+    K = c.positive_int(name, "K", K)
+    c.positive_int(name, "S", S)
+    c.interval(name, "sector_deg", sector_deg, " (degrees)")
+    c.interval(name, "range_m", range_m, " (m)")
+    scenario = c.scenario(name, {
+        "K": ("array.antennas", K), "S": ("ofdm.subcarriers", S), "fc": ("array.carrier_hz", fc),
+        "spacing_hz": ("ofdm.spacing_hz", spacing_hz),
+        "sector_deg": ("scene.target_sector_deg", list(sector_deg)), "range_m": ("scene.range_m", list(range_m)),
+        "angle_grid": ("receiver.angle_grid", angle_grid), "delay_grid": ("receiver.delay_grid", delay_grid),
+        "max_targets": ("scene.max_targets", max_targets), "impairment": ("array.impairment", impairment),
+    })
+    if isinstance(array, str):
+        if array != "nominal":
+            raise c.error(name, "array", f"must be 'nominal' or a vector of K spacings (m), got {array!r}")
+        assumed = scenario_nominal_array(scenario)
+    else:
+        d = np.asarray(array, dtype=np.float64).reshape(-1)
+        if d.size != K or not np.all(np.isfinite(d)) or np.any(d <= 0):
+            raise c.error(name, "array", f"must be 'nominal' or K = {K} finite spacings > 0 (m), got {d.size} values")
+        assumed = spacing_array(d, scenario.wavelength_m, scenario.array["impairment"])
+    return scenario, assumed, omp_dictionaries(scenario, assumed)
+
+
 class isac_omp_receiver(gr.sync_block):
     """Reciprocal-filtered frames Y~ (vlen K*S, antenna-major) in; on the ``detections``
     message port, one PMT dict per frame: frame, count, valid, angle_deg, range_m, x_m, y_m
@@ -57,21 +84,11 @@ class isac_omp_receiver(gr.sync_block):
                  sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
                  max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
                  impairment: str = "spacing"):
-        self.K = c.positive_int(NAME, "K", K)
-        self.S = c.positive_int(NAME, "S", S)
-        c.interval(NAME, "sector_deg", sector_deg, " (degrees)")
-        c.interval(NAME, "range_m", range_m, " (m)")
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario = c.scenario(NAME, {
-            "K": ("array.antennas", self.K), "S": ("ofdm.subcarriers", self.S), "fc": ("array.carrier_hz", fc),
-            "spacing_hz": ("ofdm.spacing_hz", spacing_hz),
-            "sector_deg": ("scene.target_sector_deg", list(sector_deg)), "range_m": ("scene.range_m", list(range_m)),
-            "angle_grid": ("receiver.angle_grid", angle_grid), "delay_grid": ("receiver.delay_grid", delay_grid),
-            "max_targets": ("scene.max_targets", max_targets), "impairment": ("array.impairment", impairment),
-        })
+        self.scenario, self.array, self.dictionaries = receiver_setup(
+            NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
+        self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
-        self.array = self._array(array)
-        self.dictionaries = omp_dictionaries(self.scenario, self.array)
         self.omp_impl = run_omp
         #: frames per OMP call: bounds memory (a few N_theta x N_tau complex maps per frame,
         #: 1.1 MB each at the paper's sizes); numpy OMP costs 10-12 CPU ms/frame at B = 1..8
@@ -79,17 +96,6 @@ class isac_omp_receiver(gr.sync_block):
         self.invalid_frames = 0
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
         self.message_port_register_out(pmt.intern("detections"))
-
-    def _array(self, array):
-        if isinstance(array, str):
-            if array != "nominal":
-                raise c.error(NAME, "array", f"must be 'nominal' or a vector of K spacings (m), got {array!r}")
-            return scenario_nominal_array(self.scenario)
-        d = np.asarray(array, dtype=np.float64).reshape(-1)
-        if d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0):
-            raise c.error(NAME, "array", f"must be 'nominal' or K = {self.K} finite spacings > 0 (m), "
-                                         f"got {d.size} values")
-        return spacing_array(d, self.scenario.wavelength_m, self.scenario.array["impairment"])
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
