@@ -484,3 +484,35 @@ def test_angle_delay_map_equals_model(sc, frames):
         ref = angle_delay_map(y_tilde, D.phi_a, D.phi_d) / (K * S)
         ref = 10 * np.log10(ref) if db else ref
         np.testing.assert_allclose(np.reshape(sink.data(), (3, 30, 20)), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_positions_pdu_converts_truth_and_detections():
+    import time
+
+    from gnuradio.isac.blocks import isac_positions_pdu
+    from gnuradio.isac.blocks.positions_pdu import positions_pdu
+
+    pdu = positions_pdu({"frame": 7, "angle_deg": np.array([-30.0, 0.0]), "range_m": np.array([100.0, 50.0])})
+    meta, data = pmt.to_python(pmt.car(pdu)), np.array(pmt.c32vector_elements(pmt.cdr(pdu)))
+    assert meta == {"frame": 7, "count": 2}
+    np.testing.assert_allclose(data, [100 * np.cos(np.deg2rad(-30)) + 100j * np.sin(np.deg2rad(-30)), 50.0],
+                               rtol=1e-6)
+    assert pmt.length(pmt.cdr(positions_pdu({"frame": 1, "angle_deg": [], "range_m": []}))) == 0
+    with pytest.raises(ValueError, match="differ in length"):
+        positions_pdu({"angle_deg": [1.0, 2.0], "range_m": [3.0]})
+    # through the scheduler: message in -> PDU out; a bad message is dropped, not fatal
+    blk, debug, tb = isac_positions_pdu(), blocks.message_debug(), gr.top_block()
+    tb.msg_connect(blk, "pdu", debug, "store")
+    tb.start()
+    try:
+        blk.to_basic_block()._post(pmt.intern("in"), pmt.intern("garbage"))
+        blk.to_basic_block()._post(pmt.intern("in"), make_dict({"frame": 3, "angle_deg": np.array([-20.0]),
+                                                                "range_m": np.array([80.0])}))
+        deadline = time.time() + 10
+        while debug.num_messages() < 1 and time.time() < deadline:
+            time.sleep(0.01)
+    finally:
+        tb.stop()
+        tb.wait()
+    assert debug.num_messages() == 1
+    assert pmt.to_python(pmt.car(debug.get_message(0)))["frame"] == 3
