@@ -83,6 +83,38 @@ static void test_against_naive(const map_dims& d, std::mt19937& rng)
           (long)d.K, (long)d.S, (long)d.Na, (long)d.Nd, perr);
 }
 
+// Phi_d[s][j] = exp(-j 2 pi s df (tau0 + j dtau)): the chirp-z path must be detected
+// and give the naive map; a perturbed copy must fall back to the GEMM path.
+static void test_chirp_z(const map_dims& d, double tau0, double dtau, std::mt19937& rng)
+{
+    const double df = 120e3;
+    const auto Y = random_matrix(d.K, d.S, rng);
+    const auto Pa = random_matrix(d.K, d.Na, rng);
+    std::vector<cfloat> Pd(d.S * d.Nd);
+    for (int64_t s = 0; s < d.S; ++s)
+        for (int64_t j = 0; j < d.Nd; ++j)
+            Pd[s * d.Nd + j] = cfloat(std::polar(1.0, -2.0 * M_PI * df * (tau0 + double(j) * dtau) * double(s)));
+    const auto ref = naive_map(Y, Pa, Pd, d);
+    const double scale = std::sqrt(double(std::max<int64_t>(d.K * d.S, 1)));
+    for (int variant = 0; variant < 3; ++variant) {
+        auto P = Pd;
+        if (variant == 2)
+            P[(d.S - 1) * d.Nd + d.Nd / 2] *= std::polar(1.0f, 1e-4f); // not a DFT any more
+        gr::isac::angle_delay_mapper mapper(Pa.data(), P.data(), d, variant != 1);
+        const bool want = variant == 0 && d.S > 1 && d.Nd > 1;
+        CHECK(mapper.uses_chirp_z() == want, "chirp-z S=%ld Nd=%ld variant %d: uses_chirp_z %d, want %d",
+              (long)d.S, (long)d.Nd, variant, mapper.uses_chirp_z(), want);
+        std::vector<cfloat> M(d.Na * d.Nd);
+        mapper.map_complex(Y.data(), M.data());
+        if (variant == 2)
+            continue;
+        double err = 0.0;
+        for (size_t i = 0; i < ref.size(); ++i)
+            err = std::max(err, std::abs(cdouble(M[i]) - ref[i]) / scale);
+        CHECK(err < 1e-5, "chirp-z S=%ld Nd=%ld variant %d: scaled error %g", (long)d.S, (long)d.Nd, variant, err);
+    }
+}
+
 static void test_argmax()
 {
     const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -125,6 +157,12 @@ int main()
     test_against_naive({ 16, 64, 90, 40 }, rng);
     test_against_naive({ 1, 1, 1, 1 }, rng);
     test_against_naive({ 0, 4, 3, 2 }, rng); // empty sum: the map must be all zeros
+    const double c = 299792458.0;
+    test_chirp_z({ 8, 256, 30, 200 }, 20.0 / c, 2.0 * (180.0 / 199.0) / c, rng); // paper's delay grid
+    test_chirp_z({ 4, 37, 9, 23 }, 3e-6, -1.3e-8, rng); // descending grid, odd sizes
+    test_chirp_z({ 4, 16, 5, 40 }, 0.0, 1.0 / (120e3 * 40.0), rng); // a plain DFT
+    test_chirp_z({ 3, 1, 4, 6 }, 1e-6, 1e-8, rng); // S = 1: GEMM path
+    test_chirp_z({ 3, 9, 4, 1 }, 1e-6, 1e-8, rng); // Nd = 1: GEMM path
     test_argmax();
     test_errors();
     if (failures) {

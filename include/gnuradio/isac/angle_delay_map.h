@@ -50,8 +50,12 @@ class ISAC_API angle_delay_mapper
 {
 public:
     //! Phi_a (K x Na) and Phi_d (S x Nd), row-major complex64; both are copied.
+    //! allow_chirp_z = false forces the general GEMM path (for tests and benchmarks).
     //! Throws std::invalid_argument on negative sizes.
-    angle_delay_mapper(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims);
+    angle_delay_mapper(const cfloat* Phi_a,
+                       const cfloat* Phi_d,
+                       const map_dims& dims,
+                       bool allow_chirp_z = true);
     ~angle_delay_mapper();
     angle_delay_mapper(angle_delay_mapper&&) noexcept;
     angle_delay_mapper& operator=(angle_delay_mapper&&) noexcept;

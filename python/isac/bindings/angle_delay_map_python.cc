@@ -69,6 +69,7 @@ py::array_t<T> run_batched(const char* fn,
                            const carray& Y,
                            const carray& Pa,
                            const carray& Pd,
+                           bool allow_chirp_z,
                            void (gr::isac::angle_delay_mapper::*kernel)(const cfloat*, T*))
 {
     const problem p = check_shapes(fn, Y, Pa, Pd);
@@ -81,7 +82,7 @@ py::array_t<T> run_batched(const char* fn,
     const int64_t o_step = p.dims.Na * p.dims.Nd;
     {
         py::gil_scoped_release release;
-        gr::isac::angle_delay_mapper mapper(pa, pd, p.dims);
+        gr::isac::angle_delay_mapper mapper(pa, pd, p.dims, allow_chirp_z);
         for (int64_t b = 0; b < p.batch; ++b)
             (mapper.*kernel)(y + b * y_step, o + b * o_step);
     }
@@ -111,34 +112,55 @@ void bind_angle_delay_map(py::module& m)
 {
     m.def(
         "angle_delay_map_complex",
-        [](const carray& Y, const carray& Pa, const carray& Pd) {
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z) {
             return run_batched<cfloat>("angle_delay_map_complex",
                                        Y,
                                        Pa,
                                        Pd,
+                                       chirp_z,
                                        &gr::isac::angle_delay_mapper::map_complex);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
         py::arg("Phi_d"),
+        py::arg("chirp_z") = true,
         R"doc(Complex angle-delay map M = Phi_a^H @ Y @ conj(Phi_d).
 
 Y: (K, S) or (B, K, S); Phi_a: (K, Na); Phi_d: (S, Nd). Inputs are converted to
 complex64. Returns complex64 of shape (Na, Nd), or (B, Na, Nd) for a batch.
-Raises ValueError when the shapes do not fit.)doc");
+When Phi_d is a partial DFT on a uniform delay grid (model.ofdm.delay_dictionary),
+Y @ conj(Phi_d) is computed by a chirp-z transform (same map to float rounding);
+chirp_z=False forces the general product. Raises ValueError when the shapes do not fit.)doc");
 
     m.def(
         "angle_delay_map",
-        [](const carray& Y, const carray& Pa, const carray& Pd) {
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z) {
             return run_batched<float>(
-                "angle_delay_map", Y, Pa, Pd, &gr::isac::angle_delay_mapper::map_power);
+                "angle_delay_map", Y, Pa, Pd, chirp_z, &gr::isac::angle_delay_mapper::map_power);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
         py::arg("Phi_d"),
+        py::arg("chirp_z") = true,
         R"doc(Power angle-delay map |Phi_a^H @ Y @ conj(Phi_d)|**2 as float32.
 
 Same arguments and shapes as angle_delay_map_complex.)doc");
+
+    m.def(
+        "delay_dictionary_is_uniform_dft",
+        [](const carray& Pd) {
+            if (Pd.ndim() != 2)
+                fail("delay_dictionary_is_uniform_dft",
+                     "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
+            const map_dims d{ 1, Pd.shape(0), 1, Pd.shape(1) };
+            const cfloat pa(1.0f);
+            const cfloat* pd = Pd.data();
+            py::gil_scoped_release release;
+            return gr::isac::angle_delay_mapper(&pa, pd, d).uses_chirp_z();
+        },
+        py::arg("Phi_d"),
+        R"doc(True when the angle-delay map kernels evaluate Y @ conj(Phi_d) by the chirp-z
+transform: Phi_d[s, j] = exp(-j 2 pi s (f0 + j g)) to 2e-6 per entry.)doc");
 
     m.def("map_argmax",
           &argmax,
