@@ -258,3 +258,44 @@ def test_mapper_batch_matches_single_frames(rng):
         np.testing.assert_array_equal(M[b], isac.angle_delay_map_complex(Y[b], D.phi_a, D.phi_d))
     ref = (D.phi_a.conj().T.astype(np.complex128) @ Y[0]) @ D.phi_d.conj()
     np.testing.assert_allclose(M[0], ref, rtol=0, atol=1e-5 * np.abs(ref).max())
+
+
+def test_chirp_z_delay_path(rng):
+    """A delay dictionary on a uniform grid is a partial DFT: the map takes the chirp-z
+    path and equals the general product to float rounding; anything else takes GEMM."""
+    array, D = make_problem(64, 256, 720, 200, full=True)
+    assert isac.delay_dictionary_is_uniform_dft(D.phi_d)
+    assert isac.delay_dictionary_is_uniform_dft(D.phi_d[:, ::-1])  # descending delays
+    assert not isac.delay_dictionary_is_uniform_dft(D.phi_d * np.exp(1e-4j * rng.standard_normal(D.phi_d.shape)))
+    # phases computed in float32 (as a float32 torch model would) are off by ~1e-5 rad
+    s = np.arange(256, dtype=np.float32)[:, None]
+    phi32 = np.exp(1j * (np.float32(-2 * np.pi * DF) * D.delays_s.astype(np.float32)[None, :] * s)
+                   .astype(np.float32)).astype(np.complex64)
+    assert not isac.delay_dictionary_is_uniform_dft(phi32)
+    Y = (rng.standard_normal((2, 64, 256)) + 1j * rng.standard_normal((2, 64, 256))).astype(np.complex64)
+    fast = isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d)
+    slow = isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, chirp_z=False)
+    ref = (D.phi_a.conj().T.astype(np.complex128) @ Y) @ D.phi_d.conj().astype(np.complex128)
+    for M in (fast, slow):
+        assert np.abs(M - ref).max() < 1e-6 * np.abs(ref).max()
+    np.testing.assert_allclose(isac.angle_delay_map(Y, D.phi_a, D.phi_d), np.abs(fast) ** 2, rtol=1e-5)
+
+
+def test_persistent_kernels_match_functions(rng):
+    array, D = make_problem(16, 32, 90, 40)
+    Y = (rng.standard_normal((3, 16, 32)) + 1j * rng.standard_normal((3, 16, 32))).astype(np.complex64)
+    k = isac.OmpKernel(D.phi_a, D.phi_d)
+    want = isac.omp(Y, D.phi_a, D.phi_d, 4)
+    for got in (k(Y, 4), k(Y, 4, threads=2), k(Y[:1], 4)):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b[:len(a)])
+    hw = (3, 2)
+    kd = isac.DompKernel(D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, hw, 0.1)
+    want = isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 3, hw, 0.1)
+    for got in (kd(Y, 3), kd(Y, 3, threads=3)):
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"^omp: Phi_a has 16 rows but Y has 8"):
+        k(Y[:, :8], 2)
+    with pytest.raises(ValueError, match=r"^domp: positions_m must have shape \(16,\)"):
+        isac.DompKernel(D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m[:2], LAM, DF, hw, 0.1)

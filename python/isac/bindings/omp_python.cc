@@ -75,24 +75,24 @@ problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const ca
 }
 
 /*
- * Runs kernels[w].run on frames w, w + W, ... (W = kernels.size() worker threads; one
- * kernel per thread, so no shared buffers), without the GIL.
+ * Runs kernels[w].run on frames w, w + W, ... (W worker threads, one kernel each, so
+ * no shared buffers), without the GIL.
  */
 template <typename Kernel, typename Out>
-void run_frames(std::vector<Kernel>& kernels, const cfloat* y, int64_t y_step, int64_t batch, int T,
-                Out (*frame_out)(int64_t b, void* ctx), void* ctx)
+void run_frames(std::vector<Kernel>& kernels, int64_t W, const cfloat* y, int64_t y_step, int64_t batch,
+                int T, Out (*frame_out)(int64_t b, void* ctx), void* ctx)
 {
     py::gil_scoped_release release;
-    auto work = [&](size_t w) {
-        for (int64_t b = int64_t(w); b < batch; b += int64_t(kernels.size()))
+    auto work = [&](int64_t w) {
+        for (int64_t b = w; b < batch; b += W)
             kernels[w].run(y + b * y_step, T, frame_out(b, ctx));
     };
-    if (kernels.size() == 1) {
+    if (W == 1) {
         work(0);
         return;
     }
     std::vector<std::thread> pool;
-    for (size_t w = 1; w < kernels.size(); ++w)
+    for (int64_t w = 1; w < W; ++w)
         pool.emplace_back(work, w);
     work(0);
     for (auto& t : pool)
@@ -121,22 +121,33 @@ gr::isac::omp_output omp_frame(int64_t b, void* ctx)
              o->peaks.mutable_data() + b * T, o->gains.mutable_data() + b * T * T };
 }
 
-py::tuple omp(const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads)
-{
-    const problem p = check_inputs("omp", Y, Pa, Pd, iterations);
-    const int64_t W = workers("omp", threads, p.batch);
-    const int64_t T = iterations;
-    omp_arrays o{ py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
-                  py::array_t<double>({ p.batch, T }), py::array_t<cdouble>({ p.batch, T, T }), iterations };
+/*
+ * A dictionary pair with one kernel per worker thread, kept between calls (the
+ * OmpKernel / DompKernel classes) or built for one call (the omp / domp functions).
+ */
+struct omp_runner {
+    carray Pa, Pd;
     std::vector<gr::isac::omp_kernel> kernels;
+
+    omp_runner(const carray& pa, const carray& pd) : Pa(pa), Pd(pd) {}
+
+    py::tuple run(const carray& Y, int iterations, int threads)
     {
-        py::gil_scoped_release release;
-        for (int64_t w = 0; w < W; ++w)
-            kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
+        const problem p = check_inputs("omp", Y, Pa, Pd, iterations);
+        const int64_t W = workers("omp", threads, p.batch);
+        const int64_t T = iterations;
+        omp_arrays o{ py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
+                      py::array_t<double>({ p.batch, T }), py::array_t<cdouble>({ p.batch, T, T }),
+                      iterations };
+        {
+            py::gil_scoped_release release;
+            while (int64_t(kernels.size()) < W)
+                kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
+        }
+        run_frames(kernels, W, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &omp_frame, &o);
+        return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
     }
-    run_frames(kernels, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &omp_frame, &o);
-    return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
-}
+};
 
 struct domp_arrays {
     py::array_t<double> th, ta, peaks;
@@ -164,57 +175,82 @@ void check_vector(const char* fn, const char* name, const darray& v, int64_t len
             fail(fn, std::string(name) + " contains NaN or Inf");
 }
 
-py::tuple domp(const carray& Y,
-               const carray& Pa,
-               const carray& Pd,
-               const darray& angles,
-               const darray& delays,
-               const darray& positions,
-               double wavelength,
-               double spacing,
-               int iterations,
-               std::pair<int64_t, int64_t> half_widths,
-               double temperature,
-               int threads)
-{
-    const char* fn = "domp";
-    const problem p = check_inputs(fn, Y, Pa, Pd, iterations);
-    check_vector(fn, "angles_rad", angles, p.dims.Na, "one angle per column of Phi_a");
-    check_vector(fn, "delays_s", delays, p.dims.Nd, "one delay per column of Phi_d");
-    check_vector(fn, "positions_m", positions, p.dims.K, "one position per antenna");
-    if (!(wavelength > 0.0) || !std::isfinite(wavelength))
-        fail(fn, "wavelength_m must be finite and > 0, got " + std::to_string(wavelength));
-    if (!std::isfinite(spacing))
-        fail(fn, "spacing_hz must be finite");
-    if (half_widths.first < 0 || half_widths.second < 0)
-        fail(fn, "half_widths must be >= 0, got (" + n(half_widths.first) + ", " + n(half_widths.second) + ")");
-    if (!(temperature > 0.0) || !std::isfinite(temperature))
-        fail(fn, "temperature must be finite and > 0, got " + std::to_string(temperature));
-    const int64_t W = workers(fn, threads, p.batch);
-    const int64_t T = iterations;
-    domp_arrays o{ py::array_t<double>({ p.batch, T }),         py::array_t<double>({ p.batch, T }),
-                   py::array_t<double>({ p.batch, T }),         py::array_t<cdouble>({ p.batch, T, T }),
-                   py::array_t<int64_t>({ p.batch, T }),        py::array_t<int64_t>({ p.batch, T }),
-                   iterations };
-    const gr::isac::domp_params prm{ angles.data(),     delays.data(),      positions.data(), wavelength,
-                                     spacing,           half_widths.first,  half_widths.second,
-                                     temperature };
+struct domp_runner {
+    carray Pa, Pd;
+    darray angles, delays, positions;
+    double wavelength, spacing, temperature;
+    std::pair<int64_t, int64_t> half_widths;
     std::vector<gr::isac::domp_kernel> kernels;
+
+    domp_runner(const carray& pa,
+                const carray& pd,
+                const darray& angles,
+                const darray& delays,
+                const darray& positions,
+                double wavelength,
+                double spacing,
+                std::pair<int64_t, int64_t> half_widths,
+                double temperature)
+        : Pa(pa),
+          Pd(pd),
+          angles(angles),
+          delays(delays),
+          positions(positions),
+          wavelength(wavelength),
+          spacing(spacing),
+          temperature(temperature),
+          half_widths(half_widths)
     {
-        py::gil_scoped_release release;
-        for (int64_t w = 0; w < W; ++w)
-            kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
+        const char* fn = "domp";
+        if (Pa.ndim() != 2)
+            fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
+        if (Pd.ndim() != 2)
+            fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
+        check_vector(fn, "angles_rad", angles, Pa.shape(1), "one angle per column of Phi_a");
+        check_vector(fn, "delays_s", delays, Pd.shape(1), "one delay per column of Phi_d");
+        check_vector(fn, "positions_m", positions, Pa.shape(0), "one position per antenna");
+        if (!(wavelength > 0.0) || !std::isfinite(wavelength))
+            fail(fn, "wavelength_m must be finite and > 0, got " + std::to_string(wavelength));
+        if (!std::isfinite(spacing))
+            fail(fn, "spacing_hz must be finite");
+        if (half_widths.first < 0 || half_widths.second < 0)
+            fail(fn, "half_widths must be >= 0, got (" + n(half_widths.first) + ", " +
+                         n(half_widths.second) + ")");
+        if (!(temperature > 0.0) || !std::isfinite(temperature))
+            fail(fn, "temperature must be finite and > 0, got " + std::to_string(temperature));
     }
-    run_frames(kernels, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &domp_frame, &o);
-    return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
-}
+
+    py::tuple run(const carray& Y, int iterations, int threads)
+    {
+        const problem p = check_inputs("domp", Y, Pa, Pd, iterations);
+        const int64_t W = workers("domp", threads, p.batch);
+        const int64_t T = iterations;
+        domp_arrays o{ py::array_t<double>({ p.batch, T }),  py::array_t<double>({ p.batch, T }),
+                       py::array_t<double>({ p.batch, T }),  py::array_t<cdouble>({ p.batch, T, T }),
+                       py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
+                       iterations };
+        const gr::isac::domp_params prm{ angles.data(), delays.data(),      positions.data(),
+                                         wavelength,    spacing,            half_widths.first,
+                                         half_widths.second, temperature };
+        {
+            py::gil_scoped_release release;
+            while (int64_t(kernels.size()) < W)
+                kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
+        }
+        run_frames(kernels, W, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &domp_frame, &o);
+        return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
+    }
+};
 
 } // namespace
 
 void bind_omp(py::module& m)
 {
-    m.def("omp",
-          &omp,
+    m.def(
+        "omp",
+        [](const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads) {
+            return omp_runner(Pa, Pd).run(Y, iterations, threads);
+        },
           py::arg("Y"),
           py::arg("Phi_a"),
           py::arg("Phi_d"),
@@ -231,8 +267,24 @@ complex128 (gains[b, i, :i+1]: joint LS gains after iteration i); B = 1 for a 2-
 Raises ValueError (message names the argument) on shape mismatch, iterations out of
 range, or a non-finite Y.)doc");
 
-    m.def("domp",
-          &domp,
+    m.def(
+        "domp",
+        [](const carray& Y,
+           const carray& Pa,
+           const carray& Pd,
+           const darray& angles,
+           const darray& delays,
+           const darray& positions,
+           double wavelength,
+           double spacing,
+           int iterations,
+           std::pair<int64_t, int64_t> half_widths,
+           double temperature,
+           int threads) {
+            return domp_runner(
+                       Pa, Pd, angles, delays, positions, wavelength, spacing, half_widths, temperature)
+                .run(Y, iterations, threads);
+        },
           py::arg("Y"),
           py::arg("Phi_a"),
           py::arg("Phi_d"),
@@ -256,4 +308,22 @@ temperature of the softmax on the map normalised to its maximum.
 Returns (angles_rad, delays_s, peaks, gains, angle_index, delay_index): (B, T) float64
 soft estimates, (B, T) float64 peaks, (B, T, T) complex128 gains, (B, T) int64 argmax
 cells. The GIL is released. Raises ValueError naming the argument on bad input.)doc");
+
+    py::class_<omp_runner>(m, "OmpKernel", R"doc(OMP with dictionaries prepared once: for a
+receiver that calls it chunk after chunk. OmpKernel(Phi_a, Phi_d)(Y, iterations,
+threads=1) returns what omp(Y, Phi_a, Phi_d, iterations, threads) returns. Calls on one
+instance must not overlap (it keeps work buffers); use one instance per Python thread.)doc")
+        .def(py::init<const carray&, const carray&>(), py::arg("Phi_a"), py::arg("Phi_d"))
+        .def("__call__", &omp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1);
+
+    py::class_<domp_runner>(m, "DompKernel", R"doc(dOMP inference with dictionaries and steering
+model prepared once. DompKernel(Phi_a, Phi_d, angles_rad, delays_s, positions_m,
+wavelength_m, spacing_hz, half_widths, temperature)(Y, iterations, threads=1) returns what
+domp(...) returns. Calls on one instance must not overlap.)doc")
+        .def(py::init<const carray&, const carray&, const darray&, const darray&, const darray&, double,
+                      double, std::pair<int64_t, int64_t>, double>(),
+             py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"),
+             py::arg("positions_m"), py::arg("wavelength_m"), py::arg("spacing_hz"),
+             py::arg("half_widths"), py::arg("temperature"))
+        .def("__call__", &domp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1);
 }
