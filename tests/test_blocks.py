@@ -516,3 +516,15 @@ def test_positions_pdu_converts_truth_and_detections():
         tb.wait()
     assert debug.num_messages() == 1
     assert pmt.to_python(pmt.car(debug.get_message(0)))["frame"] == 3
+
+
+def test_metrics_bound_unmatched_messages(monkeypatch):
+    from gnuradio.isac.blocks import metrics as metrics_module
+
+    monkeypatch.setattr(metrics_module, "MAX_PENDING", 3)
+    met = isac_metrics(S=4, wait_for_messages=False)
+    for f in range(6):
+        met.handle_truth(pmt.to_pmt({"frame": f, "angle_deg": [-30.0], "range_m": [50.0]}))
+    assert met.dropped_messages == 3
+    met.handle_detections(pmt.to_pmt({"frame": 5, "angle_deg": [-30.0], "range_m": [50.0]}))
+    assert met.summary()["frames"] == 1 and met.summary()["p_md"] == 0.0

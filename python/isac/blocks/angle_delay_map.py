@@ -6,7 +6,6 @@ import numpy as np
 from gnuradio import gr
 
 from ..model.angle_delay import angle_delay_map
-from . import _common as c
 from .omp_receiver import receiver_setup
 
 NAME = "isac_angle_delay_map"

@@ -15,6 +15,8 @@ from ..model.scene import positions
 from . import _common as c
 
 NAME = "isac_metrics"
+#: unmatched truth / detections messages kept per port before the oldest are dropped
+MAX_PENDING = 1000
 
 
 def score_frame(scores: Scores, truth: dict, detections: dict) -> None:
@@ -62,6 +64,7 @@ class isac_metrics(gr.sync_block):
         self.scores = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
         self.skipped_frames = 0
         self.comm_frames = 0
+        self.dropped_messages = 0
         self._truth: dict[int, dict] = {}
         self._detections: dict[int, dict] = {}
         self._sensed: set[int] = set()
@@ -94,7 +97,17 @@ class isac_metrics(gr.sync_block):
                     score_frame(self.scores, truth, det)
                 else:
                     self.skipped_frames += 1
-                self._sensed.add(frame)
+                if self.wait_for_messages:
+                    self._sensed.add(frame)
+            elif len(table) > MAX_PENDING:  # the other message of these frames never came
+                oldest = sorted(table)[: len(table) - MAX_PENDING]
+                for f in oldest:
+                    del table[f]
+                first = self.dropped_messages == 0
+                self.dropped_messages += len(oldest)
+                if first or self.dropped_messages % MAX_PENDING < len(oldest):
+                    self.logger.warn(f"{port}: {self.dropped_messages} messages without a partner dropped "
+                                     f"(is the other message port connected?)")
 
     # --- results --------------------------------------------------------------------
     def summary(self) -> dict:
