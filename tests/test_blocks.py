@@ -528,3 +528,22 @@ def test_metrics_bound_unmatched_messages(monkeypatch):
     assert met.dropped_messages == 3
     met.handle_detections(pmt.to_pmt({"frame": 5, "angle_deg": [-30.0], "range_m": [50.0]}))
     assert met.summary()["frames"] == 1 and met.summary()["p_md"] == 0.0
+
+
+def test_omp_receiver_cpp_kernel_equals_numpy(sc, frames):
+    try:
+        from gnuradio.isac import OmpKernel  # noqa: F401
+    except (ImportError, AttributeError):
+        pytest.skip("C++ OMP kernel not built")
+    y_tilde = reciprocal_filter(frames.y_sensing, frames.symbols)
+    _, ref = run_omp_receiver(sc, y_tilde)
+    rx, got = run_omp_receiver(sc, y_tilde, kernel="cpp")
+    assert rx.kernel == "cpp"
+    assert [d["count"] for d in got] == [d["count"] for d in ref]
+    for g, r in zip(got, ref):
+        np.testing.assert_array_equal(g["angle_deg"], r["angle_deg"])
+        np.testing.assert_array_equal(g["range_m"], r["range_m"])
+        np.testing.assert_allclose(g["gain"], r["gain"], rtol=1e-3)
+        np.testing.assert_allclose(g["peak"], r["peak"], rtol=1e-3)
+    with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'kernel'"):
+        isac_omp_receiver(kernel="fortran")

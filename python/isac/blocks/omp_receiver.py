@@ -25,6 +25,26 @@ def run_omp(y: np.ndarray, dictionaries: Dictionaries, max_targets: int) -> OmpR
     return omp(y, dictionaries, max_targets)
 
 
+def cpp_omp(dictionaries: Dictionaries):
+    """An ``omp_impl`` on the C++ kernel ``gnuradio.isac.OmpKernel`` (dictionaries prepared
+    once), returning the same OmpResult as :func:`run_omp`. ImportError if the compiled
+    module lacks it."""
+    try:
+        from .. import OmpKernel
+    except (ImportError, AttributeError) as exc:
+        raise ImportError(f"the C++ OMP kernel gnuradio.isac.OmpKernel is not available: {exc}") from None
+    kernel = OmpKernel(dictionaries.phi_a, dictionaries.phi_d)
+
+    def run(y: np.ndarray, dictionaries_: Dictionaries, max_targets: int) -> OmpResult:
+        ai, di, peaks, gains = kernel(np.ascontiguousarray(y, dtype=np.complex64), max_targets)
+        return OmpResult(ai, di, dictionaries_.angles_rad[ai], dictionaries_.delays_s[di], peaks, gains)
+
+    return run
+
+
+KERNELS = ("numpy", "cpp")
+
+
 def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> dict:
     """The ``detections`` message of frame ``frame`` from row ``b`` of an OmpResult."""
     det = result.detections(b, threshold)
@@ -78,18 +98,31 @@ class isac_omp_receiver(gr.sync_block):
     lambda/2 ULA) or a vector of K spacings d (m) under ``impairment`` ("spacing" =
     Example 1, or "cumulative"). The count stops at the first map maximum <= ``threshold``.
     Frames with NaN/Inf are not processed: counted in ``invalid_frames``, logged, and
-    reported with valid = False and count 0."""
+    reported with valid = False and count 0.
+
+    ``kernel``: "numpy" (``model.omp.omp``, the reference) or "cpp" (the C++ kernel
+    ``gnuradio.isac.OmpKernel``, same result); the call is ``self.omp_impl(y, dictionaries,
+    max_targets) -> OmpResult`` and can be replaced by any function with that signature."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
                  max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
-                 impairment: str = "spacing"):
+                 impairment: str = "spacing", kernel: str = "numpy"):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
         self.scenario, self.array, self.dictionaries = receiver_setup(
             NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
-        self.omp_impl = run_omp
+        if kernel not in KERNELS:
+            raise c.error(NAME, "kernel", f"must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        if kernel == "cpp":
+            try:
+                self.omp_impl = cpp_omp(self.dictionaries)
+            except ImportError as exc:
+                raise c.error(NAME, "kernel", f"'cpp': {exc}") from None
+        else:
+            self.omp_impl = run_omp
+        self.kernel = kernel
         #: frames per OMP call: bounds memory (a few N_theta x N_tau complex maps per frame,
         #: 1.1 MB each at the paper's sizes); numpy OMP costs 10-12 CPU ms/frame at B = 1..8
         self.batch = 8
