@@ -131,9 +131,10 @@ struct residual_engine {
 
     /*
      * Power map of the residual with atoms 0..t-1 and gains alpha[0..t), written to
-     * `power`; returns the first maximum (numpy.argmax: a NaN wins).
+     * `power` (all rows); returns the first maximum within rows [r0, r1] (numpy.argmax:
+     * a NaN wins).
      */
-    map_peak residual_argmax(int t)
+    map_peak residual_argmax(int t, int64_t r0, int64_t r1)
     {
         const int64_t Nd = d.Nd;
         // Powers are >= +0 or NaN, so their IEEE bit patterns order like the floats
@@ -171,6 +172,8 @@ struct residual_engine {
                 for (int64_t j = 0; j < Nd; ++j)
                     p[j] = xr[j] * xr[j] + xi[j] * xi[j];
             }
+            if (i < r0 || i > r1)
+                continue;
             const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
             uint32_t row_max = 0;
             for (int64_t j = 0; j < Nd; ++j)
@@ -215,7 +218,7 @@ struct omp_kernel::impl {
         std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
         std::vector<int64_t> ai(T), di(T);
         for (int it = 0; it < T; ++it) {
-            const map_peak peak = e.residual_argmax(it);
+            const map_peak peak = e.residual_argmax(it, 0, d.Na - 1);
             ai[it] = peak.index / d.Nd;
             di[it] = peak.index % d.Nd;
             out.angle_index[it] = ai[it];
@@ -284,7 +287,7 @@ struct domp_kernel::impl {
     {
     }
 
-    void run(const cfloat* Y, int T, const domp_output& out)
+    void run(const cfloat* Y, int T, const domp_output& out, int64_t r0, int64_t r1)
     {
         const map_dims& d = e.d;
         e.start(Y, T);
@@ -293,7 +296,7 @@ struct domp_kernel::impl {
         RowMat A(T, d.K), R(T, d.S); // recomputed atoms a(theta^_t), rho(tau^_t)
         const double two_pi = 2.0 * M_PI;
         for (int it = 0; it < T; ++it) {
-            const map_peak peak = e.residual_argmax(it);
+            const map_peak peak = e.residual_argmax(it, r0, r1);
             const int64_t i0 = peak.index / d.Nd, j0 = peak.index % d.Nd;
             out.angle_index[it] = i0;
             out.delay_index[it] = j0;
@@ -303,8 +306,13 @@ struct domp_kernel::impl {
             const int64_t i_lo = std::max<int64_t>(0, i0 - wa), i_hi = std::min(d.Na - 1, i0 + wa);
             const int64_t j_lo = std::max<int64_t>(0, j0 - wd), j_hi = std::min(d.Nd - 1, j0 + wd);
             const bool normal = pk > 0.0 && std::isfinite(pk);
-            // the window maximum is the peak itself: logits - max = (L / L_max - 1) / T
-            const double top = normal ? 1.0 / temperature : 0.0;
+            // softmax shift: the window maximum (the peak itself, unless a sector
+            // restriction left a larger cell outside the sector inside the window)
+            double top = 0.0;
+            if (normal)
+                for (int64_t i = i_lo; i <= i_hi; ++i)
+                    for (int64_t j = j_lo; j <= j_hi; ++j)
+                        top = std::max(top, double(e.power[i * d.Nd + j]) / pk / temperature);
             double z = 0.0, th = 0.0, ta = 0.0;
             std::vector<double> col_w(j_hi - j_lo + 1, 0.0);
             for (int64_t i = i_lo; i <= i_hi; ++i) {
@@ -374,11 +382,22 @@ domp_kernel::domp_kernel(domp_kernel&&) noexcept = default;
 domp_kernel& domp_kernel::operator=(domp_kernel&&) noexcept = default;
 const map_dims& domp_kernel::dims() const { return d_impl->e.d; }
 
-void domp_kernel::run(const cfloat* Y, int iterations, const domp_output& out)
+void domp_kernel::run(const cfloat* Y,
+                      int iterations,
+                      const domp_output& out,
+                      int64_t first_row,
+                      int64_t last_row)
 {
     check_iterations("domp", iterations);
     check_max_iterations("domp", iterations);
-    d_impl->run(Y, iterations, out);
+    const int64_t Na = d_impl->e.d.Na;
+    if (last_row < 0)
+        last_row = Na - 1;
+    if (first_row < 0 || first_row > last_row || last_row >= Na)
+        throw std::invalid_argument("domp: argmax rows [" + std::to_string(first_row) + ", " +
+                                    std::to_string(last_row) + "] outside the grid of " +
+                                    std::to_string(Na) + " angles");
+    d_impl->run(Y, iterations, out, first_row, last_row);
 }
 
 } // namespace isac

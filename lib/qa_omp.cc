@@ -242,7 +242,23 @@ static void test_errors()
     } catch (const std::invalid_argument&) {
         ++threw;
     }
-    CHECK(threw == 3, "3 invalid arguments must throw, %d did", threw);
+    prm.temperature = 0.1;
+    gr::isac::domp_kernel kd(p.pa.data(), p.pd.data(), p.d, prm);
+    std::vector<double> th(1), ta(1), pk(1);
+    std::vector<cdouble> g(1);
+    std::vector<int64_t> ai(1), di(1);
+    for (auto rows : { std::pair<int64_t, int64_t>{ 3, 2 }, { 0, 5 }, { -1, 2 } }) {
+        try {
+            kd.run(Y.data(), 1, { th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data() }, rows.first,
+                   rows.second);
+        } catch (const std::invalid_argument&) {
+            ++threw;
+        }
+    }
+    // a one-row sector: the argmax stays in it
+    kd.run(Y.data(), 1, { th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data() }, 2, 2);
+    CHECK(ai[0] == 2, "argmax restricted to row 2 gave row %ld", (long)ai[0]);
+    CHECK(threw == 6, "6 invalid arguments must throw, %d did", threw);
 }
 
 int main()

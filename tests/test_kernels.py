@@ -299,3 +299,36 @@ def test_persistent_kernels_match_functions(rng):
         k(Y[:, :8], 2)
     with pytest.raises(ValueError, match=r"^domp: positions_m must have shape \(16,\)"):
         isac.DompKernel(D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m[:2], LAM, DF, hw, 0.1)
+
+
+def test_domp_sector_restriction(rng):
+    """The argmax inside the a-priori sector, as the trainer does; the window may reach
+    outside it, where a stronger target can sit."""
+    array, D = make_problem(16, 32, 90, 40, full=True)
+    step = D.angles_rad[1] - D.angles_rad[0]
+    strong, weak = D.angles_rad[40], D.angles_rad[44]
+    Y = np.stack([off_grid_echo(array, [strong, weak, -1.0], [120.0, 121.0, 150.0], [3.0, 1.0, 2.0], 32, 0.05, rng)
+                  for _ in range(3)])
+    sector = (weak - 0.5 * step, weak + 10 * step)  # excludes the strong target's row, not its lobe
+    ref = domp_inference(Y, D, array.positions_m, LAM, DF, 2, (6, 3), 0.1, sector_rad=sector)
+    assert np.all(ref.angle_index >= 44) and np.all(ref.angle_index <= 54)
+    L = isac.angle_delay_map(Y[0], D.phi_a, D.phi_d)
+    assert L[40, ref.delay_index[0, 0]] > ref.peaks[0, 0]  # the window holds a cell above the peak
+    per_frame = np.array([sector, (-1.2, -0.8), (0.01 + D.angles_rad[10], 0.02 + D.angles_rad[10])])
+    for sec in (sector, per_frame, None):
+        ref = domp_inference(Y, D, array.positions_m, LAM, DF, 2, (6, 3), 0.1, sector_rad=sec)
+        got = isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 2, (6, 3), 0.1,
+                        sector_rad=sec)
+        np.testing.assert_array_equal(got[4], ref.angle_index)
+        np.testing.assert_array_equal(got[5], ref.delay_index)
+        np.testing.assert_allclose(got[0], ref.angles_rad, rtol=0, atol=1e-3 * step)
+        np.testing.assert_allclose(got[3], ref.gains, rtol=0, atol=2e-5 * np.abs(ref.gains).max())
+    assert ref.angle_index[2, 0] != 10
+    ref = domp_inference(Y, D, array.positions_m, LAM, DF, 1, (6, 3), 0.1, sector_rad=per_frame)
+    assert ref.angle_index[2, 0] == 10  # a sector between two grid angles: the nearest one
+    for bad in ((0.5, 0.1), (0.0, np.nan), np.zeros((2, 2))):
+        with pytest.raises(ValueError, match="^domp: sector_rad must be"):
+            isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 1, (1, 1), 0.1,
+                      sector_rad=bad)
+        with pytest.raises(ValueError, match="^domp: sector_rad must be"):
+            domp_inference(Y, D, array.positions_m, LAM, DF, 1, (1, 1), 0.1, sector_rad=bad)

@@ -91,10 +91,10 @@ struct domp_output {
 /*!
  * \brief Forward (inference) step of differentiable OMP, Sec. IV-B (model/domp.py).
  *
- * Per iteration: argmax (i0, j0) of the residual map L; the window of rows
- * [i0 - wa, i0 + wa] and columns [j0 - wd, j0 + wd] clipped to the grid; softmax of
- * (L / L[i0, j0]) / temperature over the window cells (uniform weights when the map is
- * all zero); theta^ and tau^ the weighted sums of the grid angles and delays; atoms
+ * Per iteration: argmax (i0, j0) of the residual map L (optionally within a range of
+ * rows, the a-priori sector); the window of rows [i0 - wa, i0 + wa] and columns
+ * [j0 - wd, j0 + wd] clipped to the grid; softmax of (L / L[i0, j0]) / temperature over
+ * the window cells (uniform weights when the map is all zero); theta^ and tau^ the weighted sums of the grid angles and delays; atoms
  * a(theta^), rho(tau^) recomputed from the steering model; joint LS gains over the
  * recomputed atoms; residual map update with Phi_a^H a(theta^) and Phi_d^H rho(tau^).
  */
@@ -112,7 +112,14 @@ public:
     domp_kernel& operator=(domp_kernel&&) noexcept;
 
     const map_dims& dims() const;
-    void run(const cfloat* Y, int iterations, const domp_output& out);
+    //! T = iterations (1..64) on Y (K x S). The argmax (step 1) is restricted to map rows
+    //! [first_row, last_row] (the a-priori angular sector; last_row = -1: the last row);
+    //! windows may extend beyond them. Throws std::invalid_argument on a bad row range.
+    void run(const cfloat* Y,
+             int iterations,
+             const domp_output& out,
+             int64_t first_row = 0,
+             int64_t last_row = -1);
 
 private:
     struct impl;

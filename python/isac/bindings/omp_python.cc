@@ -9,6 +9,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <thread>
@@ -78,14 +79,13 @@ problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const ca
  * Runs kernels[w].run on frames w, w + W, ... (W worker threads, one kernel each, so
  * no shared buffers), without the GIL.
  */
-template <typename Kernel, typename Out>
-void run_frames(std::vector<Kernel>& kernels, int64_t W, const cfloat* y, int64_t y_step, int64_t batch,
-                int T, Out (*frame_out)(int64_t b, void* ctx), void* ctx)
+template <typename Kernel, typename Frame>
+void run_frames(std::vector<Kernel>& kernels, int64_t W, int64_t batch, Frame frame)
 {
     py::gil_scoped_release release;
     auto work = [&](int64_t w) {
         for (int64_t b = w; b < batch; b += W)
-            kernels[w].run(y + b * y_step, T, frame_out(b, ctx));
+            frame(kernels[w], b);
     };
     if (W == 1) {
         work(0);
@@ -144,7 +144,11 @@ struct omp_runner {
             while (int64_t(kernels.size()) < W)
                 kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
         }
-        run_frames(kernels, W, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &omp_frame, &o);
+        const cfloat* y = Y.data();
+        const int64_t step = p.dims.K * p.dims.S;
+        run_frames(kernels, W, p.batch, [&](gr::isac::omp_kernel& k, int64_t b) {
+            k.run(y + b * step, iterations, omp_frame(b, &o));
+        });
         return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
     }
 };
@@ -220,7 +224,43 @@ struct domp_runner {
             fail(fn, "temperature must be finite and > 0, got " + std::to_string(temperature));
     }
 
-    py::tuple run(const carray& Y, int iterations, int threads)
+    /*
+     * Map rows of the a-priori sector [lo, hi] (rad) per frame, as the trainer's
+     * sector_rows: first grid angle >= lo to last grid angle <= hi; a sector between two
+     * grid angles gets the grid angle nearest to its centre. None: every row.
+     */
+    std::vector<std::pair<int64_t, int64_t>> sector_rows(const py::object& sector, int64_t batch) const
+    {
+        const int64_t Na = angles.shape(0);
+        if (sector.is_none())
+            return { { 0, Na - 1 } };
+        const darray sec = darray::ensure(sector);
+        if (!sec || !((sec.ndim() == 1 && sec.shape(0) == 2) ||
+                      (sec.ndim() == 2 && sec.shape(0) == batch && sec.shape(1) == 2)))
+            fail("domp", "sector_rad must be None, (lo, hi) or shape (" + n(batch) + ", 2) (rad)");
+        const double* g = angles.data();
+        std::vector<std::pair<int64_t, int64_t>> rows;
+        for (int64_t b = 0; b < (sec.ndim() == 1 ? 1 : batch); ++b) {
+            const double lo = sec.data()[2 * b], hi = sec.data()[2 * b + 1];
+            if (!std::isfinite(lo) || !std::isfinite(hi) || lo > hi)
+                fail("domp", "sector_rad must be finite with lo <= hi, got (" + std::to_string(lo) + ", " +
+                                 std::to_string(hi) + ")");
+            int64_t first = std::lower_bound(g, g + Na, lo) - g;
+            int64_t last = int64_t(std::upper_bound(g, g + Na, hi) - g) - 1;
+            if (last < first) {
+                const double mid = 0.5 * (lo + hi);
+                int64_t best = 0;
+                for (int64_t i = 1; i < Na; ++i)
+                    if (std::abs(g[i] - mid) < std::abs(g[best] - mid))
+                        best = i;
+                first = last = best;
+            }
+            rows.emplace_back(first, last);
+        }
+        return rows;
+    }
+
+    py::tuple run(const carray& Y, int iterations, int threads, const py::object& sector)
     {
         const problem p = check_inputs("domp", Y, Pa, Pd, iterations);
         const int64_t W = workers("domp", threads, p.batch);
@@ -237,7 +277,13 @@ struct domp_runner {
             while (int64_t(kernels.size()) < W)
                 kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
         }
-        run_frames(kernels, W, Y.data(), p.dims.K * p.dims.S, p.batch, iterations, &domp_frame, &o);
+        const std::vector<std::pair<int64_t, int64_t>> rows = sector_rows(sector, p.batch);
+        const cfloat* y = Y.data();
+        const int64_t step = p.dims.K * p.dims.S;
+        run_frames(kernels, W, p.batch, [&](gr::isac::domp_kernel& k, int64_t b) {
+            const auto& r = rows[rows.size() == 1 ? 0 : b];
+            k.run(y + b * step, iterations, domp_frame(b, &o), r.first, r.second);
+        });
         return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
     }
 };
@@ -280,10 +326,11 @@ range, or a non-finite Y.)doc");
            int iterations,
            std::pair<int64_t, int64_t> half_widths,
            double temperature,
-           int threads) {
+           int threads,
+           const py::object& sector) {
             return domp_runner(
                        Pa, Pd, angles, delays, positions, wavelength, spacing, half_widths, temperature)
-                .run(Y, iterations, threads);
+                .run(Y, iterations, threads, sector);
         },
           py::arg("Y"),
           py::arg("Phi_a"),
@@ -297,6 +344,7 @@ range, or a non-finite Y.)doc");
           py::arg("half_widths"),
           py::arg("temperature"),
           py::arg("threads") = 1,
+          py::arg("sector_rad") = py::none(),
           R"doc(Inference step of differentiable OMP (Sec. IV-B), the C++ twin of
 gnuradio.isac.model.domp.domp_inference.
 
@@ -304,7 +352,9 @@ Y, Phi_a, Phi_d as for omp; angles_rad (Na,) and delays_s (Nd,) the grids of the
 dictionary columns; positions_m (K,) element positions, wavelength_m, spacing_hz the
 steering model a_k = exp(-j2pi p_k sin(theta)/lambda), rho_s = exp(-j2pi s spacing tau)
 of the recomputed atoms; half_widths (wa, wd) window half-widths in pixels;
-temperature of the softmax on the map normalised to its maximum.
+temperature of the softmax on the map normalised to its maximum; sector_rad None,
+(lo, hi) or (B, 2) rad restricts the argmax to the grid angles inside the a-priori
+sector (as the trainer does; windows may extend beyond it).
 Returns (angles_rad, delays_s, peaks, gains, angle_index, delay_index): (B, T) float64
 soft estimates, (B, T) float64 peaks, (B, T, T) complex128 gains, (B, T) int64 argmax
 cells. The GIL is released. Raises ValueError naming the argument on bad input.)doc");
@@ -325,5 +375,6 @@ domp(...) returns. Calls on one instance must not overlap.)doc")
              py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"),
              py::arg("positions_m"), py::arg("wavelength_m"), py::arg("spacing_hz"),
              py::arg("half_widths"), py::arg("temperature"))
-        .def("__call__", &domp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1);
+        .def("__call__", &domp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1,
+             py::arg("sector_rad") = py::none());
 }

@@ -5,14 +5,18 @@ This is the reference that the C++ kernel ``gnuradio.isac.domp`` (streaming rece
 (T iterations, one target each), lines 7-9 of Algorithm 1 are replaced by:
 
   1. argmax (i0, j0) of the residual angle-delay map L = |Phi_a^H Y~(I) Phi_d^*|^2 on the
-     dictionaries' grids (not differentiable; it only places the window);
+     dictionaries' grids (not differentiable; it only places the window), optionally only
+     over the grid angles inside the a-priori sector [theta_min, theta_max] of each frame
+     (``sector_rad``; the receiver knows it, Sec. II-A, and the trainer restricts its
+     argmax the same way, :func:`sector_rows`);
   2. a window of half-widths (wa, wd) pixels around (i0, j0), clipped to the grid. The
      defaults are the resolutions of eq. (16) in pixels, floor(delta_theta / Delta_theta)
      and floor(delta_R / Delta_R) with delta_theta = 2/K rad and delta_R = c / (2 S Delta_f)
      (:func:`window_half_widths`; 7 x 5 pixels for K = 64, N_theta = 720 over [-90, 90] deg,
      S = 256, Delta_f = 120 kHz, N_tau = 200 over [10, 190] m);
-  3. softmax over the window cells of (L / max L) / temperature: the map is normalised to
-     its maximum (the argmax cell, so logits <= 1 / temperature) because its raw scale
+  3. softmax over the window cells of (L / L[i0, j0]) / temperature: the map is normalised
+     to its maximum (the argmax cell; with a sector, a cell of the window outside the
+     sector may exceed it, which the softmax tolerates) because its raw scale
      depends on units and SNR (docs: paper-notes "Receivers"). An all-zero residual map
      gives uniform weights;
   4. weighted sums of the grid angles (rad) and delays (s): off-grid (theta^_I, tau^_I);
@@ -78,14 +82,39 @@ def window_half_widths(antennas: int, subcarriers: int, spacing_hz: float, angle
     return max(wa, 1), max(wd, 1)
 
 
+def sector_rows(angles_rad: np.ndarray, sector_rad, batch: int) -> np.ndarray:
+    """(B, 2) first and last map rows of the a-priori sector [lo, hi] (rad) per frame, on an
+    ascending angle grid: the first grid angle >= lo to the last grid angle <= hi; a sector
+    between two grid angles gets the grid angle nearest to its centre (the trainer's rule).
+    ``sector_rad``: None (all rows), (lo, hi) for every frame, or (B, 2)."""
+    grid = np.asarray(angles_rad, dtype=np.float64)
+    if sector_rad is None:
+        return np.tile([0, grid.size - 1], (batch, 1))
+    sec = np.asarray(sector_rad, dtype=np.float64)
+    if sec.shape == (2,):
+        sec = np.tile(sec, (batch, 1))
+    if sec.shape != (batch, 2):
+        raise ValueError(f"domp: sector_rad must be None, (lo, hi) or shape ({batch}, 2) (rad), got {sec.shape}")
+    if not np.all(np.isfinite(sec)) or np.any(sec[:, 0] > sec[:, 1]):
+        raise ValueError("domp: sector_rad must be finite with lo <= hi")
+    first = np.searchsorted(grid, sec[:, 0], side="left")
+    last = np.searchsorted(grid, sec[:, 1], side="right") - 1
+    nearest = np.argmin(np.abs(grid[None, :] - sec.mean(axis=1)[:, None]), axis=1)
+    empty = last < first
+    first = np.where(empty, nearest, first)
+    last = np.where(empty, nearest, last)
+    return np.stack([first, last], axis=1).astype(np.int64)
+
+
 def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.ndarray, wavelength_m: float,
                    spacing_hz: float, iterations: int, half_widths: tuple[int, int] | None = None,
-                   temperature: float = DEFAULT_TEMPERATURE) -> DompResult:
+                   temperature: float = DEFAULT_TEMPERATURE, sector_rad=None) -> DompResult:
     """Run ``iterations`` dOMP inference iterations on frames Y~ (B, K, S) or (K, S).
 
-    ``dictionaries`` holds Phi_a, Phi_d and their grids (angles_rad, delays_s);
+    ``dictionaries`` holds Phi_a, Phi_d and their grids (angles_rad ascending, delays_s);
     ``positions_m`` (K,), ``wavelength_m`` and ``spacing_hz`` define the steering model of
-    the recomputed atoms; ``half_widths`` (wa, wd) default to :func:`window_half_widths`."""
+    the recomputed atoms; ``half_widths`` (wa, wd) default to :func:`window_half_widths`;
+    ``sector_rad`` restricts the argmax (:func:`sector_rows`)."""
     y = np.asarray(y, dtype=np.complex64)
     if y.ndim == 2:
         y = y[None]
@@ -113,6 +142,7 @@ def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.nd
     phi_d_h = D.phi_d.conj().T
     m0 = angle_delay_map_complex(y, D.phi_a, D.phi_d)  # (B, Na, Nd)
     Na, Nd = m0.shape[1:]
+    rows_ok = sector_rows(angles, sector_rad, B)
     T = iterations
     out = DompResult(np.zeros((B, T)), np.zeros((B, T)), np.zeros((B, T)), np.zeros((B, T, T), np.complex128),
                      np.zeros((B, T), np.int64), np.zeros((B, T), np.int64))
@@ -124,7 +154,8 @@ def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.nd
         proj_d = np.zeros((Nd, T), np.complex64)  # Phi_d^H rho_t
         for it in range(T):
             power = residual_map.real ** 2 + residual_map.imag ** 2  # float32
-            k = int(np.argmax(power))
+            r0, r1 = rows_ok[b]
+            k = int(np.argmax(power[r0:r1 + 1])) + r0 * Nd  # argmax inside the sector
             i0, j0 = divmod(k, Nd)
             peak = float(power[i0, j0])
             out.angle_index[b, it], out.delay_index[b, it], out.peaks[b, it] = i0, j0, peak
