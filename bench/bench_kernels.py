@@ -86,8 +86,9 @@ def main() -> int:
         "map (complex, Na x Nd)": [
             ("numpy, paper order (Phi_a^H Y) Phi_d^*", lambda: (pa_h @ Y) @ pd_c),
             ("numpy, cheap order Phi_a^H (Y Phi_d^*)  [ref]", lambda: angle_delay_map_complex(Y, D.phi_a, D.phi_d)),
-            ("C++ map, GEMM delay side", lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, chirp_z=False)),
-            ("C++ map, chirp-z delay side", lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d)),
+            ("C++ map, GEMM delay side",
+             lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, chirp_z=False, threads=W)),
+            ("C++ map, chirp-z delay side", lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, threads=W)),
         ],
         f"OMP, T = {T}": [
             ("numpy model.omp.omp  [ref]", lambda: omp(Y, D, T)),

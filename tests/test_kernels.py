@@ -332,3 +332,12 @@ def test_domp_sector_restriction(rng):
                       sector_rad=bad)
         with pytest.raises(ValueError, match="^domp: sector_rad must be"):
             domp_inference(Y, D, array.positions_m, LAM, DF, 1, (1, 1), 0.1, sector_rad=bad)
+
+
+def test_map_threads(rng):
+    array, D = make_problem(16, 32, 90, 40)
+    Y = (rng.standard_normal((5, 16, 32)) + 1j * rng.standard_normal((5, 16, 32))).astype(np.complex64)
+    for f in (isac.angle_delay_map, isac.angle_delay_map_complex):
+        np.testing.assert_array_equal(f(Y, D.phi_a, D.phi_d, threads=3), f(Y, D.phi_a, D.phi_d))
+    with pytest.raises(ValueError, match="^angle_delay_map: threads must be >= 1"):
+        isac.angle_delay_map(Y, D.phi_a, D.phi_d, threads=0)

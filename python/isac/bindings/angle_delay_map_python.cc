@@ -8,7 +8,9 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace py = pybind11;
@@ -63,16 +65,20 @@ std::vector<py::ssize_t> out_shape(const problem& p)
 }
 
 // Runs (mapper.*kernel)(Y_b, out_b) for every frame b without the GIL, with one
-// mapper (dictionaries prepared once) for the whole batch.
+// mapper (dictionaries prepared once) per worker thread; thread w takes frames
+// w, w + W, ...
 template <typename T>
 py::array_t<T> run_batched(const char* fn,
                            const carray& Y,
                            const carray& Pa,
                            const carray& Pd,
                            bool allow_chirp_z,
+                           int threads,
                            void (gr::isac::angle_delay_mapper::*kernel)(const cfloat*, T*))
 {
     const problem p = check_shapes(fn, Y, Pa, Pd);
+    if (threads < 1)
+        fail(fn, "threads must be >= 1, got " + n(threads));
     py::array_t<T> out(out_shape(p));
     const cfloat* y = Y.data();
     const cfloat* pa = Pa.data();
@@ -80,11 +86,22 @@ py::array_t<T> run_batched(const char* fn,
     T* o = out.mutable_data();
     const int64_t y_step = p.dims.K * p.dims.S;
     const int64_t o_step = p.dims.Na * p.dims.Nd;
+    const int64_t W = std::max<int64_t>(1, std::min<int64_t>(threads, p.batch));
     {
         py::gil_scoped_release release;
-        gr::isac::angle_delay_mapper mapper(pa, pd, p.dims, allow_chirp_z);
-        for (int64_t b = 0; b < p.batch; ++b)
-            (mapper.*kernel)(y + b * y_step, o + b * o_step);
+        std::vector<gr::isac::angle_delay_mapper> mappers;
+        for (int64_t w = 0; w < W; ++w)
+            mappers.emplace_back(pa, pd, p.dims, allow_chirp_z);
+        auto work = [&](int64_t w) {
+            for (int64_t b = w; b < p.batch; b += W)
+                (mappers[w].*kernel)(y + b * y_step, o + b * o_step);
+        };
+        std::vector<std::thread> pool;
+        for (int64_t w = 1; w < W; ++w)
+            pool.emplace_back(work, w);
+        work(0);
+        for (auto& t : pool)
+            t.join();
     }
     return out;
 }
@@ -112,36 +129,45 @@ void bind_angle_delay_map(py::module& m)
 {
     m.def(
         "angle_delay_map_complex",
-        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z) {
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, int threads) {
             return run_batched<cfloat>("angle_delay_map_complex",
                                        Y,
                                        Pa,
                                        Pd,
                                        chirp_z,
+                                       threads,
                                        &gr::isac::angle_delay_mapper::map_complex);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
         py::arg("Phi_d"),
         py::arg("chirp_z") = true,
+        py::arg("threads") = 1,
         R"doc(Complex angle-delay map M = Phi_a^H @ Y @ conj(Phi_d).
 
 Y: (K, S) or (B, K, S); Phi_a: (K, Na); Phi_d: (S, Nd). Inputs are converted to
 complex64. Returns complex64 of shape (Na, Nd), or (B, Na, Nd) for a batch.
 When Phi_d is a partial DFT on a uniform delay grid (model.ofdm.delay_dictionary),
 Y @ conj(Phi_d) is computed by a chirp-z transform (same map to float rounding);
-chirp_z=False forces the general product. Raises ValueError when the shapes do not fit.)doc");
+chirp_z=False forces the general product. `threads` worker threads split the frames
+(default 1). Raises ValueError when the shapes do not fit.)doc");
 
     m.def(
         "angle_delay_map",
-        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z) {
-            return run_batched<float>(
-                "angle_delay_map", Y, Pa, Pd, chirp_z, &gr::isac::angle_delay_mapper::map_power);
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, int threads) {
+            return run_batched<float>("angle_delay_map",
+                                      Y,
+                                      Pa,
+                                      Pd,
+                                      chirp_z,
+                                      threads,
+                                      &gr::isac::angle_delay_mapper::map_power);
         },
         py::arg("Y"),
         py::arg("Phi_a"),
         py::arg("Phi_d"),
         py::arg("chirp_z") = true,
+        py::arg("threads") = 1,
         R"doc(Power angle-delay map |Phi_a^H @ Y @ conj(Phi_d)|**2 as float32.
 
 Same arguments and shapes as angle_delay_map_complex.)doc");
