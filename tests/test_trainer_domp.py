@@ -143,8 +143,8 @@ def test_joint_ls_gains_solve_the_gram_system():
     np.testing.assert_allclose(joint_ls_gains(y, a, d).numpy(), alpha.numpy(), atol=1e-4)
 
 
-@pytest.mark.parametrize("kind", ["true", "nominal"])
-def test_forward_matches_the_numpy_reference_model_domp(kind):
+@pytest.mark.parametrize("kind, sector", [("true", None), ("nominal", None), ("true", (-0.58, -0.40))])
+def test_forward_matches_the_numpy_reference_model_domp(kind, sector):
     """Parity of the torch dOMP forward with model/domp.domp_inference (full-grid argmax)."""
     from gnuradio.isac.model.domp import domp_inference
     from gnuradio.isac.model.ofdm import delay_dictionary
@@ -153,9 +153,10 @@ def test_forward_matches_the_numpy_reference_model_domp(kind):
     array = arr.true_array(SC) if kind == "true" else arr.nominal_array(K, LAM)
     y = frames(arr.true_array(SC), np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=4)
     D = Dictionaries(GRID, DELAYS, array.steering(GRID), delay_dictionary(DELAYS, S, DF))
-    ref = domp_inference(y.numpy(), D, array.positions_m, LAM, DF, 3)
+    ref = domp_inference(y.numpy(), D, array.positions_m, LAM, DF, 3, sector_rad=sector)
     model = tm.SpacingArray(K, LAM, 720, spacings_m=array.spacings_m)
-    got = DifferentiableOmp(model, DELAYS, S, DF)(y, 3)  # no sector: argmax over the whole grid
+    lo, hi = (None, None) if sector is None else (torch.full((2,), sector[0]), torch.full((2,), sector[1]))
+    got = DifferentiableOmp(model, DELAYS, S, DF)(y, 3, lo, hi)  # sector None: argmax over the whole grid
     np.testing.assert_array_equal(got.angle_index.numpy(), ref.angle_index)
     np.testing.assert_array_equal(got.delay_index.numpy(), ref.delay_index)
     np.testing.assert_allclose(got.angles_rad.detach().numpy(), ref.angles_rad, rtol=0, atol=1e-4 * ASTEP)

@@ -14,7 +14,8 @@ Per iteration I (T iterations, one target each):
      pixels around the argmax (resolutions (16): delta_theta = 2/K rad, delta_R =
      c / (2 S Delta_f)); there the map is recomputed WITH gradient (through the learnable
      array and through Y~ into the precoder);
-  4. softmax over the window of the normalised map L / max(L) divided by a temperature;
+  4. softmax over the window of the map normalised to its argmax cell, L / L(i0, j0),
+     divided by a temperature;
   5. weighted sums of the grid angles and delays -> off-grid (theta^_I, tau^_I), which carry
      the gradient;
   6. atoms a(theta^_I) (learnable array) and rho(tau^_I) recomputed, joint LS gains (13)
@@ -132,7 +133,9 @@ class DifferentiableOmp(torch.nn.Module):
                 y_d = y_d - (sel_a.transpose(1, 2) * alpha[:, None, :]) @ (sel_d @ d_win_h)
             m_win = a_win.conj() @ y_d  # (B, Wa, Wd)
             l_win = m_win.real ** 2 + m_win.imag ** 2
-            l_max = l_win.masked_fill(~valid, 0.0).amax(dim=(1, 2), keepdim=True).clamp_min(1e-30)
+            # normalised to the argmax cell (the window centre), as model/domp.py: with a sector a
+            # window cell outside it may exceed the peak; the softmax tolerates logits > 1/T
+            l_max = l_win[:, wa, wd].reshape(B, 1, 1).clamp_min(1e-30)
             logits = (l_win / l_max / self.temperature).masked_fill(~valid, float("-inf"))
             w = torch.softmax(logits.reshape(B, -1), dim=1).reshape(logits.shape).to(RDTYPE)
             theta = (w.sum(2) * grid[ii]).sum(1)
