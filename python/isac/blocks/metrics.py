@@ -67,7 +67,10 @@ class isac_metrics(gr.sync_block):
         self.dropped_messages = 0
         self._truth: dict[int, dict] = {}
         self._detections: dict[int, dict] = {}
-        self._sensed: set[int] = set()
+        self._sensed: dict[int, tuple[dict, dict]] = {}
+        #: optional ``on_frame(frame, truth, detections, symbol_errors)``, called once per frame
+        #: when the frame is fully scored (only with ``wait_for_messages``); for apps and tests
+        self.on_frame = None
         self._lock = threading.Lock()
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.int32, self.S), (np.int32, self.S)], out_sig=None)
         for port, handler in (("truth", self.handle_truth), ("detections", self.handle_detections)):
@@ -98,7 +101,7 @@ class isac_metrics(gr.sync_block):
                 else:
                     self.skipped_frames += 1
                 if self.wait_for_messages:
-                    self._sensed.add(frame)
+                    self._sensed[frame] = (truth, det)
             elif len(table) > MAX_PENDING:  # the other message of these frames never came
                 oldest = sorted(table)[: len(table) - MAX_PENDING]
                 for f in oldest:
@@ -133,17 +136,23 @@ class isac_metrics(gr.sync_block):
         n = len(m)
         start = self.nitems_read(0)
         done = 0
+        reports = []
         with self._lock:
             for i in range(n):
                 frame = start + i
                 if self.wait_for_messages:
                     if frame not in self._sensed:
                         break
-                    self._sensed.discard(frame)
-                self.scores.symbol_errors += int(np.count_nonzero(m[i] != m_hat[i]))
+                    truth, det = self._sensed.pop(frame)
+                errors = int(np.count_nonzero(m[i] != m_hat[i]))
+                self.scores.symbol_errors += errors
                 self.scores.symbols += self.S
                 self.comm_frames += 1
                 done += 1
+                if self.on_frame is not None and self.wait_for_messages:
+                    reports.append((frame, truth, det, errors))
+        for report in reports:  # outside the lock: the callback may read summary()
+            self.on_frame(*report)
         if done == 0:
             time.sleep(0.001)  # waiting for messages; they are handled between work calls
             return 0

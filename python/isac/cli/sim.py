@@ -1,66 +1,124 @@
-"""isac-sim: run the ISAC system frame by frame on a scenario and print, per frame, the
-true targets and the detections (angle in degrees, range in metres) and the SER; at the
-end p_md, p_fa and GOSPA over all frames.
+"""isac-sim: the streaming ISAC simulation. Runs the GNU Radio flowgraph (message source ->
+precoder -> impaired ULA channel -> reciprocal filter -> OMP receiver, comm receiver ->
+metrics) for N frames and prints, per frame, the true targets and the detections (angle in
+degrees, range in metres) and the SER; at the end p_md, p_fa, GOSPA and SER over all frames.
 
-The threshold is first calibrated to receiver.p_fa on separate calibration frames (or
-given with --threshold)."""
+The threshold is first calibrated to receiver.p_fa on separate calibration frames (or given
+with --threshold). --zmq / --zmq-json publish the results while it runs; apps/isac-subscribe
+prints them."""
 from __future__ import annotations
 
 import argparse
 import sys
+import threading
 
 import numpy as np
 
-from ..evaluation import METHODS, Scores, calibrate, omp_dictionaries, receiver_array, sense
-from ..model.metrics import symbol_error_rate
-from ..model.ofdm import ml_detect
+from ..evaluation import METHODS, calibrate, omp_dictionaries, receiver_array
+from ..model.metrics import gospa
+from ..model.scene import positions
 from ..simulation import Simulator
 from .common import add_scenario_options, load_scenario, progress_flag
 
 
-def _targets(angles_rad, ranges_m) -> str:
-    if len(angles_rad) == 0:
+def _targets(angles_deg, ranges_m) -> str:
+    angles_deg, ranges_m = np.atleast_1d(angles_deg), np.atleast_1d(ranges_m)
+    if len(angles_deg) == 0:
         return "-"
     order = np.argsort(ranges_m)
-    return "  ".join(f"({np.rad2deg(angles_rad[i]):7.2f} deg, {ranges_m[i]:6.1f} m)" for i in order)
+    return "  ".join(f"({angles_deg[i]:7.2f} deg, {ranges_m[i]:6.1f} m)" for i in order)
+
+
+class FramePrinter:
+    """Prints one block per frame (called from the flowgraph's metrics block)."""
+
+    def __init__(self, scenario, frames: int, stream=None, progress=None):
+        self.rx = scenario.receiver
+        self.S = scenario.ofdm["subcarriers"]
+        self.stream = stream or sys.stdout
+        self.lock = threading.Lock()
+        self.bar = None
+        if progress is not False:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False,
+                            file=sys.stderr)
+
+    def __call__(self, frame: int, truth: dict, det: dict, symbol_errors: int) -> None:
+        t_pos = positions(np.deg2rad(np.atleast_1d(truth["angle_deg"])), np.atleast_1d(truth["range_m"]))
+        d_pos = positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"]))
+        g = gospa(t_pos, d_pos, self.rx["gospa_c_m"], self.rx["gospa_p"], self.rx["gospa_mu"])
+        flag = "" if det.get("valid", True) else "  [frame skipped: invalid input]"
+        with self.lock:
+            if self.bar is not None:
+                self.bar.clear()
+            print(f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, "
+                  f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}", file=self.stream)
+            print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}", file=self.stream)
+            print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", file=self.stream, flush=True)
+            if self.bar is not None:
+                self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="isac-sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
-    parser.add_argument("--method", choices=METHODS, default="baseline", help="sensing receiver (default baseline)")
+    parser.add_argument("--method", choices=METHODS, default="baseline",
+                        help="sensing receiver: baseline (nominal array) or perfect (knows the true array)")
+    parser.add_argument("--kernel", choices=("cpp", "numpy"), default="cpp", help="OMP implementation (default cpp)")
     parser.add_argument("--threshold", type=float, help="OMP threshold delta (default: calibrated to receiver.p_fa)")
+    parser.add_argument("--zmq", metavar="ENDPOINT",
+                        help="publish detections and metrics as serialized PMTs (gr-zeromq), e.g. tcp://127.0.0.1:5555")
+    parser.add_argument("--zmq-json", metavar="ENDPOINT",
+                        help="publish detections, truth and metrics as JSON (pyzmq), e.g. tcp://127.0.0.1:5556")
+    parser.add_argument("--map-png", metavar="FILE", help="save a picture of one frame's angle-delay map (like Fig. 3)")
+    parser.add_argument("--map-frame", type=int, default=0, help="frame shown by --map-png (default 0)")
+    parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
+    if args.map_frame < 0:
+        parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
     scenario = load_scenario(args)
-    sim = Simulator(scenario)
-    dictionaries = omp_dictionaries(scenario, receiver_array(scenario, args.method))
-    T = scenario.scene["max_targets"]
     threshold = args.threshold
     if threshold is None:
-        threshold = calibrate(scenario, sim, dictionaries, progress_flag(args))
+        dictionaries = omp_dictionaries(scenario, receiver_array(scenario, args.method))
+        threshold = calibrate(scenario, Simulator(scenario), dictionaries, progress_flag(args))
         print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
               f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}")
-    rx = scenario.receiver
-    scores = Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
-    print(f"method {args.method}, K = {scenario.array['antennas']}, S = {scenario.ofdm['subcarriers']}, "
-          f"spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, scenario {scenario.hash()}")
-    for i in range(args.frames):
-        frames = sim.frames(i, 1)
-        result = sense(frames, dictionaries, T)
-        detected = ml_detect(frames.y_comm, frames.csi)
-        scores.add(frames, result, threshold, detected)
-        scene, det = frames.scenes[0], result.detections(0, threshold)
-        print(f"frame {i:4d}: {scene.count} targets, {len(det['angle_rad'])} detected, "
-              f"SER {symbol_error_rate(frames.messages, detected):.4f}, GOSPA {scores.gospa[-1]:6.2f} m")
-        print(f"    truth      {_targets(scene.angles_rad, scene.ranges_m)}")
-        print(f"    detections {_targets(det['angle_rad'], det['range_m'])}")
-    s = scores.summary()
+    print(f"method {args.method}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
+          f"S = {scenario.ofdm['subcarriers']}, spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, "
+          f"scenario {scenario.hash()}", flush=True)
+
+    from ..flowgraph import SimFlowgraph  # GNU Radio is imported only here
+
+    printer = None if args.quiet else FramePrinter(scenario, args.frames, progress=progress_flag(args))
+    try:
+        tb = SimFlowgraph(scenario, args.frames, threshold, receiver=args.method, kernel=args.kernel,
+                          on_frame=printer, zmq_pmt=args.zmq, zmq_json=args.zmq_json)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        tb.run()
+    finally:
+        tb.close()
+    if printer is not None:
+        printer.close()
+    s = tb.summary()
     print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
           f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
+    if args.map_png:
+        from ..plots import save_frame_map
+
+        save_frame_map(args.map_png, scenario, args.map_frame, threshold, args.method)
+        print(f"angle-delay map of frame {args.map_frame} saved to {args.map_png}")
     return 0
 
 
