@@ -12,11 +12,13 @@ complex64; message frames S int32.
     isac_angle_delay_map    the angle-delay map (Alg. 1, line 5) as a float stream, for display
     isac_positions_pdu      truth / detections positions (2) as PDUs x + j y, for plotting
     isac_comm_receiver      ML detection (15)
+    isac_json_publisher     messages as JSON on a ZeroMQ PUB socket (pyzmq)
     isac_metrics            running p_md, p_fa, GOSPA, SER
 """
 from ._common import BlockParameterError
 from .angle_delay_map import isac_angle_delay_map
 from .comm_receiver import isac_comm_receiver
+from .json_publisher import isac_json_publisher
 from .message_source import isac_message_source
 from .metrics import isac_metrics
 from .omp_receiver import isac_omp_receiver
@@ -25,5 +27,5 @@ from .precoder import isac_precoder
 from .reciprocal_filter import isac_reciprocal_filter
 from .ula_channel import isac_ula_channel
 
-__all__ = ["BlockParameterError", "isac_angle_delay_map", "isac_comm_receiver", "isac_message_source", "isac_metrics",
+__all__ = ["BlockParameterError", "isac_angle_delay_map", "isac_comm_receiver", "isac_json_publisher", "isac_message_source", "isac_metrics",
            "isac_omp_receiver", "isac_positions_pdu", "isac_precoder", "isac_reciprocal_filter", "isac_ula_channel"]
