@@ -96,6 +96,29 @@ bool detect_uniform_dft(const cfloat* Pd, int64_t S, int64_t Nd, double& f0, dou
     return true;
 }
 
+/*
+ * Detects an array symmetric about its centre: Phi_a[K-1-k][i] = conj(Phi_a[k][i]) within
+ * `tol` per entry (a middle row, for odd K, must be real). Element positions p_{K-1-k} =
+ * -p_k give it: the nominal array of Example 1, not an impaired or learned one.
+ */
+bool detect_conj_symmetric(const cfloat* Pa, int64_t K, int64_t Na)
+{
+    if (K < 2 || Na < 1)
+        return false;
+    const double tol2 = 2e-6 * 2e-6;
+    for (int64_t k = 0; k <= (K - 1) / 2; ++k) {
+        const cfloat* a = Pa + k * Na;
+        const cfloat* b = Pa + (K - 1 - k) * Na;
+        for (int64_t i = 0; i < Na; ++i) {
+            const double dr = double(b[i].real()) - double(a[i].real());
+            const double di = double(b[i].imag()) + double(a[i].imag());
+            if (!(dr * dr + di * di <= tol2))
+                return false;
+        }
+    }
+    return true;
+}
+
 // o = a * b elementwise (interleaved complex64), without the NaN-checking complex multiply.
 inline void cmul(const cfloat* a, const cfloat* b, cfloat* o, int64_t n)
 {
@@ -205,8 +228,15 @@ struct angle_delay_mapper::impl {
     RowMat t;       // Y conj(Phi_d) (K x Nd)
     std::vector<cfloat> scratch; // complex map for map_power
     std::unique_ptr<chirp_z> czt; // fast delay side, when Phi_d is a uniform partial DFT
+    bool symmetric = false;       // half-size angle side, when Phi_a is centro-symmetric
+    using RealRowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+    RealRowMat sym_c, sym_r, sym_g; // see map_symmetric()
 
-    impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, bool allow_chirp_z)
+    impl(const cfloat* Phi_a,
+         const cfloat* Phi_d,
+         const map_dims& d,
+         bool allow_chirp_z,
+         bool allow_symmetric)
         : dims(d), pa_h(ConstMap(Phi_a, d.K, d.Na).adjoint()), t(d.K, d.Nd)
     {
         double f0, g;
@@ -214,10 +244,66 @@ struct angle_delay_mapper::impl {
             czt = std::make_unique<chirp_z>(d.K, d.S, d.Nd, f0, g);
         else
             pd_conj = ConstMap(Phi_d, d.S, d.Nd).conjugate();
+        symmetric = allow_symmetric && d.Nd > 0 && detect_conj_symmetric(Phi_a, d.K, d.Na);
+        if (symmetric) {
+            // C = [Re Phi_a[k<h]^T, Im Phi_a[k<h]^T, (Re Phi_a[mid]^T)] (Na x K)
+            const int64_t h = d.K / 2;
+            sym_c.resize(d.Na, d.K);
+            for (int64_t i = 0; i < d.Na; ++i) {
+                for (int64_t k = 0; k < h; ++k) {
+                    sym_c(i, k) = Phi_a[k * d.Na + i].real();
+                    sym_c(i, h + k) = Phi_a[k * d.Na + i].imag();
+                }
+                if (d.K % 2)
+                    sym_c(i, 2 * h) = Phi_a[h * d.Na + i].real();
+            }
+            sym_r.resize(d.K, 2 * d.Nd);
+            sym_g.resize(d.Na, 2 * d.Nd);
+        }
 #ifndef EIGEN_VECTORIZE_AVX512
-        pr = pa_h.real();
-        pi = pa_h.imag();
+        if (!symmetric) {
+            pr = pa_h.real();
+            pi = pa_h.imag();
+        }
 #endif
+    }
+
+    /*
+     * Phi_a^H T for a centro-symmetric Phi_a with one real GEMM of half the work: with
+     * Phi_a[k][i] = a + jb and T_k' = T[K-1-k], conj(Phi_a[k]) T_k + Phi_a[k] T_k' =
+     * a U + j b V, U = T_k + T_k', V = T_k' - T_k, so
+     * [Re M | Im M] = C R, R = [[Re U, Im U], [-Im V, Re V], ([Re T_mid, Im T_mid])].
+     */
+    void map_symmetric(cfloat* M)
+    {
+        const int64_t K = dims.K, Nd = dims.Nd, h = K / 2;
+        for (int64_t k = 0; k < h; ++k) {
+            const cfloat* a = t.data() + k * Nd;
+            const cfloat* b = t.data() + (K - 1 - k) * Nd;
+            float* u = sym_r.data() + k * 2 * Nd;
+            float* v = sym_r.data() + (h + k) * 2 * Nd;
+            for (int64_t j = 0; j < Nd; ++j) {
+                u[j] = a[j].real() + b[j].real();
+                u[Nd + j] = a[j].imag() + b[j].imag();
+                v[j] = a[j].imag() - b[j].imag(); // -Im V
+                v[Nd + j] = b[j].real() - a[j].real(); // Re V
+            }
+        }
+        if (K % 2) {
+            const cfloat* m = t.data() + h * Nd;
+            float* r = sym_r.data() + 2 * h * 2 * Nd;
+            for (int64_t j = 0; j < Nd; ++j) {
+                r[j] = m[j].real();
+                r[Nd + j] = m[j].imag();
+            }
+        }
+        sym_g.noalias() = sym_c * sym_r;
+        for (int64_t i = 0; i < dims.Na; ++i) {
+            const float* g = sym_g.data() + i * 2 * Nd;
+            cfloat* o = M + i * Nd;
+            for (int64_t j = 0; j < Nd; ++j)
+                o[j] = cfloat(g[j], g[Nd + j]);
+        }
     }
 
     void map(const cfloat* Y, cfloat* M)
@@ -227,6 +313,10 @@ struct angle_delay_mapper::impl {
             czt->run(Y, t.data());
         else
             t.noalias() = ConstMap(Y, dims.K, dims.S) * pd_conj;
+        if (symmetric) {
+            map_symmetric(M);
+            return;
+        }
 #ifdef EIGEN_VECTORIZE_AVX512
         OutMap(M, dims.Na, dims.Nd).noalias() = pa_h * t;
 #else
@@ -253,10 +343,11 @@ struct angle_delay_mapper::impl {
 angle_delay_mapper::angle_delay_mapper(const cfloat* Phi_a,
                                        const cfloat* Phi_d,
                                        const map_dims& dims,
-                                       bool allow_chirp_z)
+                                       bool allow_chirp_z,
+                                       bool allow_symmetric)
 {
     check_dims(dims);
-    d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims, allow_chirp_z);
+    d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims, allow_chirp_z, allow_symmetric);
 }
 
 angle_delay_mapper::~angle_delay_mapper() = default;
@@ -266,6 +357,8 @@ angle_delay_mapper& angle_delay_mapper::operator=(angle_delay_mapper&&) noexcept
 const map_dims& angle_delay_mapper::dims() const { return d_impl->dims; }
 
 bool angle_delay_mapper::uses_chirp_z() const { return bool(d_impl->czt); }
+
+bool angle_delay_mapper::uses_symmetric_array() const { return d_impl->symmetric; }
 
 void angle_delay_mapper::map_complex(const cfloat* Y, cfloat* M) { d_impl->map(Y, M); }
 

@@ -115,6 +115,49 @@ static void test_chirp_z(const map_dims& d, double tau0, double dtau, std::mt199
     }
 }
 
+// Phi_a of an array symmetric about its centre: the half-size real path must be
+// detected and give the naive map, with both delay paths; a perturbed copy falls back.
+static void test_symmetric(const map_dims& d, std::mt19937& rng)
+{
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    std::vector<double> pos(d.K), th(d.Na);
+    for (int64_t k = 0; k < d.K / 2; ++k) {
+        pos[k] = u(rng) * 3.0;
+        pos[d.K - 1 - k] = -pos[k];
+    }
+    if (d.K % 2)
+        pos[d.K / 2] = 0.0;
+    for (auto& t : th)
+        t = u(rng) * 1.5;
+    std::vector<cfloat> Pa(d.K * d.Na), Pd(d.S * d.Nd);
+    for (int64_t k = 0; k < d.K; ++k)
+        for (int64_t i = 0; i < d.Na; ++i)
+            Pa[k * d.Na + i] = cfloat(std::polar(1.0, -2.0 * M_PI * pos[k] * std::sin(th[i])));
+    for (int64_t s = 0; s < d.S; ++s)
+        for (int64_t j = 0; j < d.Nd; ++j)
+            Pd[s * d.Nd + j] = cfloat(std::polar(1.0, -2.0 * M_PI * 0.01 * double(j * s)));
+    const auto Y = random_matrix(d.K, d.S, rng);
+    const auto ref = naive_map(Y, Pa, Pd, d);
+    const double scale = std::sqrt(double(std::max<int64_t>(d.K * d.S, 1)));
+    for (int variant = 0; variant < 4; ++variant) {
+        auto P = Pa;
+        if (variant == 3)
+            P[(d.K - 1) * d.Na] *= std::polar(1.0f, 1e-4f);
+        gr::isac::angle_delay_mapper mapper(P.data(), Pd.data(), d, variant != 1, variant != 2);
+        CHECK(mapper.uses_symmetric_array() == (variant != 2 && variant != 3),
+              "symmetric K=%ld variant %d: uses_symmetric_array %d", (long)d.K, variant,
+              mapper.uses_symmetric_array());
+        if (variant == 3)
+            continue;
+        std::vector<cfloat> M(d.Na * d.Nd);
+        mapper.map_complex(Y.data(), M.data());
+        double err = 0.0;
+        for (size_t i = 0; i < ref.size(); ++i)
+            err = std::max(err, std::abs(cdouble(M[i]) - ref[i]) / scale);
+        CHECK(err < 1e-5, "symmetric K=%ld variant %d: scaled error %g", (long)d.K, variant, err);
+    }
+}
+
 static void test_argmax()
 {
     const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -163,6 +206,9 @@ int main()
     test_chirp_z({ 4, 16, 5, 40 }, 0.0, 1.0 / (120e3 * 40.0), rng); // a plain DFT
     test_chirp_z({ 3, 1, 4, 6 }, 1e-6, 1e-8, rng); // S = 1: GEMM path
     test_chirp_z({ 3, 9, 4, 1 }, 1e-6, 1e-8, rng); // Nd = 1: GEMM path
+    test_symmetric({ 64, 32, 90, 20 }, rng);
+    test_symmetric({ 7, 12, 13, 5 }, rng); // odd K: a real middle row
+    test_symmetric({ 2, 3, 4, 3 }, rng);
     test_argmax();
     test_errors();
     if (failures) {

@@ -341,3 +341,38 @@ def test_map_threads(rng):
         np.testing.assert_array_equal(f(Y, D.phi_a, D.phi_d, threads=3), f(Y, D.phi_a, D.phi_d))
     with pytest.raises(ValueError, match="^angle_delay_map: threads must be >= 1"):
         isac.angle_delay_map(Y, D.phi_a, D.phi_d, threads=0)
+
+
+def test_symmetric_array_path(rng):
+    """The nominal array is symmetric about its centre: Phi_a^H T is one real product of
+    half the work, the same map as the general complex product; an impaired array (Example
+    1 spacings) takes the general path."""
+    array, D = make_problem(64, 256, 720, 200, full=True)
+    assert isac.angle_dictionary_is_symmetric(D.phi_a)
+    d = LAM / 2 + (LAM / 25) * rng.standard_normal(64)
+    impaired = arr.spacing_array(d, LAM)
+    assert not isac.angle_dictionary_is_symmetric(impaired.steering(D.angles_rad))
+    odd = arr.nominal_array(15, LAM).steering(D.angles_rad)
+    assert isac.angle_dictionary_is_symmetric(odd)
+    Y = (rng.standard_normal((2, 64, 256)) + 1j * rng.standard_normal((2, 64, 256))).astype(np.complex64)
+    ref = (D.phi_a.conj().T.astype(np.complex128) @ Y) @ D.phi_d.conj().astype(np.complex128)
+    for kw in (dict(), dict(symmetric=False), dict(chirp_z=False), dict(chirp_z=False, symmetric=False)):
+        M = isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, **kw)
+        assert np.abs(M - ref).max() < 1e-6 * np.abs(ref).max(), kw
+    Y15 = Y[:, :15]
+    ref = (odd.conj().T.astype(np.complex128) @ Y15) @ D.phi_d.conj().astype(np.complex128)
+    M = isac.angle_delay_map_complex(Y15, odd, D.phi_d)
+    assert np.abs(M - ref).max() < 1e-6 * np.abs(ref).max()
+
+
+def test_omp_domp_impaired_array(rng):
+    """An impaired (Example 1) array: general complex GEMM on the angle side."""
+    d = LAM / 2 + (LAM / 25) * rng.standard_normal(32)
+    array = arr.spacing_array(d, LAM)
+    angles = full_angle_grid(180)
+    delays = delay_grid((10.0, 190.0), 60)
+    D = Dictionaries(angles, delays, array.steering(angles), delay_dictionary(delays, 64, DF))
+    assert not isac.angle_dictionary_is_symmetric(D.phi_a)
+    Y = np.stack([off_grid_echo(array, [-0.4, 0.5], [60.0, 140.0], [1.0, 0.7j], 64, 0.05, rng) for _ in range(2)])
+    assert_omp_equal(Y, D, 3)
+    assert_domp_equal(Y, D, array, 3, (2, 2), 0.1)

@@ -41,8 +41,9 @@ struct map_peak {
 /*!
  * \brief Angle-delay maps of many frames with one pair of dictionaries.
  *
- * The dictionaries are copied and prepared once (conjugated, and, when Phi_d is a
- * partial DFT on a uniform delay grid, a chirp-z plan: see uses_chirp_z()), so a
+ * The dictionaries are copied and prepared once (conjugated; when Phi_d is a partial
+ * DFT on a uniform delay grid, a chirp-z plan: see uses_chirp_z(); when Phi_a is
+ * symmetric about the array centre, a half-size real form: uses_symmetric_array()), so a
  * receiver builds one mapper and calls map_complex() per frame. An instance keeps
  * work buffers: use one instance per thread.
  */
@@ -50,12 +51,14 @@ class ISAC_API angle_delay_mapper
 {
 public:
     //! Phi_a (K x Na) and Phi_d (S x Nd), row-major complex64; both are copied.
-    //! allow_chirp_z = false forces the general GEMM path (for tests and benchmarks).
-    //! Throws std::invalid_argument on negative sizes.
+    //! allow_chirp_z / allow_symmetric = false force the general GEMM paths of the delay
+    //! / angle side (for tests and benchmarks). Throws std::invalid_argument on negative
+    //! sizes.
     angle_delay_mapper(const cfloat* Phi_a,
                        const cfloat* Phi_d,
                        const map_dims& dims,
-                       bool allow_chirp_z = true);
+                       bool allow_chirp_z = true,
+                       bool allow_symmetric = true);
     ~angle_delay_mapper();
     angle_delay_mapper(angle_delay_mapper&&) noexcept;
     angle_delay_mapper& operator=(angle_delay_mapper&&) noexcept;
@@ -64,6 +67,10 @@ public:
     //! True when Y conj(Phi_d) is evaluated as a chirp-z transform (FFTW) instead of a
     //! GEMM: Phi_d[s][j] = exp(-j 2 pi s (f0 + j g)) within float tolerance.
     bool uses_chirp_z() const;
+    //! True when Phi_a^H T is one real GEMM of half the work: Phi_a is symmetric about the
+    //! array centre, Phi_a[K-1-k][i] = conj(Phi_a[k][i]) within float tolerance (element
+    //! positions p_{K-1-k} = -p_k, e.g. the nominal array).
+    bool uses_symmetric_array() const;
     //! Complex map of one frame Y (K x S) into M (Na x Nd).
     void map_complex(const cfloat* Y, cfloat* M);
     //! Power map |M|^2 of one frame Y (K x S) into L (Na x Nd).

@@ -73,6 +73,7 @@ py::array_t<T> run_batched(const char* fn,
                            const carray& Pa,
                            const carray& Pd,
                            bool allow_chirp_z,
+                           bool allow_symmetric,
                            int threads,
                            void (gr::isac::angle_delay_mapper::*kernel)(const cfloat*, T*))
 {
@@ -91,7 +92,7 @@ py::array_t<T> run_batched(const char* fn,
         py::gil_scoped_release release;
         std::vector<gr::isac::angle_delay_mapper> mappers;
         for (int64_t w = 0; w < W; ++w)
-            mappers.emplace_back(pa, pd, p.dims, allow_chirp_z);
+            mappers.emplace_back(pa, pd, p.dims, allow_chirp_z, allow_symmetric);
         auto work = [&](int64_t w) {
             for (int64_t b = w; b < p.batch; b += W)
                 (mappers[w].*kernel)(y + b * y_step, o + b * o_step);
@@ -129,12 +130,13 @@ void bind_angle_delay_map(py::module& m)
 {
     m.def(
         "angle_delay_map_complex",
-        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, int threads) {
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, bool symmetric, int threads) {
             return run_batched<cfloat>("angle_delay_map_complex",
                                        Y,
                                        Pa,
                                        Pd,
                                        chirp_z,
+                                       symmetric,
                                        threads,
                                        &gr::isac::angle_delay_mapper::map_complex);
         },
@@ -142,6 +144,7 @@ void bind_angle_delay_map(py::module& m)
         py::arg("Phi_a"),
         py::arg("Phi_d"),
         py::arg("chirp_z") = true,
+        py::arg("symmetric") = true,
         py::arg("threads") = 1,
         R"doc(Complex angle-delay map M = Phi_a^H @ Y @ conj(Phi_d).
 
@@ -149,17 +152,20 @@ Y: (K, S) or (B, K, S); Phi_a: (K, Na); Phi_d: (S, Nd). Inputs are converted to
 complex64. Returns complex64 of shape (Na, Nd), or (B, Na, Nd) for a batch.
 When Phi_d is a partial DFT on a uniform delay grid (model.ofdm.delay_dictionary),
 Y @ conj(Phi_d) is computed by a chirp-z transform (same map to float rounding);
-chirp_z=False forces the general product. `threads` worker threads split the frames
+chirp_z=False forces the general product. When Phi_a is symmetric about the array
+centre (Phi_a[K-1-k] = conj(Phi_a[k]), e.g. the nominal array), Phi_a^H @ T is one real
+product of half the work; symmetric=False forces the general one. `threads` worker threads split the frames
 (default 1). Raises ValueError when the shapes do not fit.)doc");
 
     m.def(
         "angle_delay_map",
-        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, int threads) {
+        [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, bool symmetric, int threads) {
             return run_batched<float>("angle_delay_map",
                                       Y,
                                       Pa,
                                       Pd,
                                       chirp_z,
+                                      symmetric,
                                       threads,
                                       &gr::isac::angle_delay_mapper::map_power);
         },
@@ -167,6 +173,7 @@ chirp_z=False forces the general product. `threads` worker threads split the fra
         py::arg("Phi_a"),
         py::arg("Phi_d"),
         py::arg("chirp_z") = true,
+        py::arg("symmetric") = true,
         py::arg("threads") = 1,
         R"doc(Power angle-delay map |Phi_a^H @ Y @ conj(Phi_d)|**2 as float32.
 
@@ -187,6 +194,22 @@ Same arguments and shapes as angle_delay_map_complex.)doc");
         py::arg("Phi_d"),
         R"doc(True when the angle-delay map kernels evaluate Y @ conj(Phi_d) by the chirp-z
 transform: Phi_d[s, j] = exp(-j 2 pi s (f0 + j g)) to 2e-6 per entry.)doc");
+
+    m.def(
+        "angle_dictionary_is_symmetric",
+        [](const carray& Pa) {
+            if (Pa.ndim() != 2)
+                fail("angle_dictionary_is_symmetric",
+                     "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
+            const map_dims d{ Pa.shape(0), 1, Pa.shape(1), 1 };
+            const cfloat pd(1.0f);
+            const cfloat* pa = Pa.data();
+            py::gil_scoped_release release;
+            return gr::isac::angle_delay_mapper(pa, &pd, d).uses_symmetric_array();
+        },
+        py::arg("Phi_a"),
+        R"doc(True when the angle-delay map kernels use the half-size real product for Phi_a:
+Phi_a[K-1-k, i] = conj(Phi_a[k, i]) to 2e-6 per entry (an array symmetric about its centre).)doc");
 
     m.def("map_argmax",
           &argmax,
