@@ -70,6 +70,36 @@ CVecD pinv_solve(const CMatD& G, const CVecD& c)
 }
 
 /*
+ * One row of the residual power map with N atoms known at compile time, so the atom loop
+ * unrolls and the row is vectorised over j with the residual in registers:
+ * p[j] = |m[j] - sum_s u_s q_s[j]|^2, u_s = (ur[s], ui[s]), q_s = (qr + s Nd, qi + s Nd).
+ */
+template <int N>
+void residual_power_row(const float* __restrict mr,
+                        const float* __restrict mi,
+                        const float* ur,
+                        const float* ui,
+                        const float* __restrict qr,
+                        const float* __restrict qi,
+                        int64_t Nd,
+                        float* __restrict p)
+{
+    float a[N], b[N];
+    for (int s = 0; s < N; ++s) {
+        a[s] = ur[s];
+        b[s] = ui[s];
+    }
+    for (int64_t j = 0; j < Nd; ++j) {
+        float xr = mr[j], xi = mi[j];
+        for (int s = 0; s < N; ++s) {
+            xr -= a[s] * qr[s * Nd + j] - b[s] * qi[s * Nd + j];
+            xi -= a[s] * qi[s * Nd + j] + b[s] * qr[s * Nd + j];
+        }
+        p[j] = xr * xr + xi * xi;
+    }
+}
+
+/*
  * The map of the input, M0, and the residual maps M0 - sum_t alpha_t pa_t pd_t^T with
  * pa_t = Phi_a^H a_t (Na) and pd_t = Phi_d^H rho_t (Nd), as split real/imaginary planes
  * so that the fused residual/power pass vectorises.
@@ -156,6 +186,37 @@ struct residual_engine {
                     ur[s] = u.real();
                     ui[s] = u.imag();
                 }
+            }
+            const float* qr = pdr.data();
+            const float* qi = pdi.data();
+            switch (t) {
+            case 0:
+                break;
+            case 1:
+                residual_power_row<1>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 2:
+                residual_power_row<2>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 3:
+                residual_power_row<3>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 4:
+                residual_power_row<4>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 5:
+                residual_power_row<5>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 6:
+                residual_power_row<6>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 7:
+                residual_power_row<7>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            case 8:
+                residual_power_row<8>(mr, mi, ur, ui, qr, qi, Nd, p);
+                break;
+            default: {
                 float* xr = rr.data();
                 float* xi = ri.data();
                 std::copy(mr, mr + Nd, xr);
@@ -171,6 +232,7 @@ struct residual_engine {
                 }
                 for (int64_t j = 0; j < Nd; ++j)
                     p[j] = xr[j] * xr[j] + xi[j] * xi[j];
+            }
             }
             if (i < r0 || i > r1)
                 continue;
