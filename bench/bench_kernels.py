@@ -6,7 +6,9 @@ run, on the same frames and the same thread count.
 
 Sizes of the paper: K = 64 antennas, S = 256 subcarriers, N_theta = 720 angles over
 [-90, 90] deg (the dOMP grid), N_tau = 200 delays over [10, 190] m, T = 5 iterations.
-Frames: 3 random targets in white noise. Each line is the median over ``repeats`` timed
+Frames: 3 random targets in white noise. Dictionaries of the nominal array (symmetric about
+its centre: the map's half-size angle product applies) and, for comparison rows, of an
+Example-1 impaired array (general angle product, like a learned dictionary). Each line is the median over ``repeats`` timed
 calls on all frames (candidates interleaved, so machine load hits all alike), in ms per
 frame, and its ratio to the numpy reference of that group (>1: faster than numpy).
 The thread count is applied to OpenBLAS/OpenMP (environment, before numpy is imported)
@@ -64,10 +66,16 @@ def cpu_name() -> str:
 def main() -> int:
     B, T, W = args.frames, args.iterations, args.threads
     rng = np.random.default_rng(args.seed)
-    array = arr.nominal_array(K, LAM)
+    nominal = arr.nominal_array(K, LAM)
+    # Example 1 impairment (sigma = lambda / 25): not symmetric about its centre, so its
+    # dictionary takes the general angle product, as a learned dictionary does
+    impaired = arr.spacing_array(LAM / 2 + (LAM / 25) * rng.standard_normal(K), LAM)
     angles = full_angle_grid(NA)
     delays = delay_grid((10.0, 190.0), ND)
-    D = Dictionaries(angles, delays, array.steering(angles), delay_dictionary(delays, S, DF))
+    phi_d = delay_dictionary(delays, S, DF)
+    D = Dictionaries(angles, delays, nominal.steering(angles), phi_d)
+    Di = Dictionaries(angles, delays, impaired.steering(angles), phi_d)
+    array = nominal
     Y = np.empty((B, K, S), np.complex64)
     for b in range(B):
         th = rng.uniform(-1.2, 1.2, 3)
@@ -79,26 +87,34 @@ def main() -> int:
     pa_h = np.ascontiguousarray(D.phi_a.conj().T)
     pd_c = D.phi_d.conj()
     omp_kernel = isac.OmpKernel(D.phi_a, D.phi_d)
-    domp_kernel = isac.DompKernel(D.phi_a, D.phi_d, angles, delays, array.positions_m, LAM, DF, hw,
+    omp_kernel_i = isac.OmpKernel(Di.phi_a, Di.phi_d)
+    domp_kernel = isac.DompKernel(D.phi_a, D.phi_d, angles, delays, nominal.positions_m, LAM, DF, hw,
                                   DEFAULT_TEMPERATURE)
+    domp_kernel_i = isac.DompKernel(Di.phi_a, Di.phi_d, angles, delays, impaired.positions_m, LAM, DF, hw,
+                                    DEFAULT_TEMPERATURE)
+    cmap = isac.angle_delay_map_complex
 
     groups = {
         "map (complex, Na x Nd)": [
             ("numpy, paper order (Phi_a^H Y) Phi_d^*", lambda: (pa_h @ Y) @ pd_c),
             ("numpy, cheap order Phi_a^H (Y Phi_d^*)  [ref]", lambda: angle_delay_map_complex(Y, D.phi_a, D.phi_d)),
-            ("C++ map, GEMM delay side",
-             lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, chirp_z=False, threads=W)),
-            ("C++ map, chirp-z delay side", lambda: isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d, threads=W)),
+            ("C++, general products (GEMM, GEMM)",
+             lambda: cmap(Y, D.phi_a, D.phi_d, chirp_z=False, symmetric=False, threads=W)),
+            ("C++, chirp-z delay side, general angle side",
+             lambda: cmap(Y, D.phi_a, D.phi_d, symmetric=False, threads=W)),
+            ("C++, chirp-z + symmetric array (default here)", lambda: cmap(Y, D.phi_a, D.phi_d, threads=W)),
         ],
         f"OMP, T = {T}": [
             ("numpy model.omp.omp  [ref]", lambda: omp(Y, D, T)),
             ("C++ isac.omp (kernel built per call)", lambda: isac.omp(Y, D.phi_a, D.phi_d, T, threads=W)),
             ("C++ isac.OmpKernel (kept)", lambda: omp_kernel(Y, T, threads=W)),
+            ("C++ isac.OmpKernel, impaired array", lambda: omp_kernel_i(Y, T, threads=W)),
         ],
         f"dOMP inference, T = {T}, window {hw}": [
             ("numpy model.domp.domp_inference  [ref]",
-             lambda: domp_inference(Y, D, array.positions_m, LAM, DF, T, hw, DEFAULT_TEMPERATURE)),
+             lambda: domp_inference(Y, D, nominal.positions_m, LAM, DF, T, hw, DEFAULT_TEMPERATURE)),
             ("C++ isac.DompKernel (kept)", lambda: domp_kernel(Y, T, threads=W)),
+            ("C++ isac.DompKernel, impaired array", lambda: domp_kernel_i(Y, T, threads=W)),
         ],
     }
 
@@ -114,7 +130,10 @@ def main() -> int:
     print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; numpy {np.__version__}; "
           f"python {platform.python_version()}")
     print(f"threads: {W} (OPENBLAS/OMP/MKL_NUM_THREADS and C++ threads=); frames: {B}; "
-          f"repeats: {args.repeats} (median); chirp-z path: {isac.delay_dictionary_is_uniform_dft(D.phi_d)}")
+          f"repeats: {args.repeats} (median)")
+    print(f"nominal array: chirp-z {isac.delay_dictionary_is_uniform_dft(D.phi_d)}, symmetric "
+          f"{isac.angle_dictionary_is_symmetric(D.phi_a)}; impaired array: symmetric "
+          f"{isac.angle_dictionary_is_symmetric(Di.phi_a)}")
     print(f"C++ == numpy on these frames: OMP indices {same_omp}, dOMP indices {same_domp}, "
           f"dOMP angle difference {dth:.1e} pixel")
     for title, cands in groups.items():
@@ -129,9 +148,9 @@ def main() -> int:
         med = {name: 1e3 * float(np.median(v)) / B for name, v in times.items()}
         ref_name = next(name for name, _ in cands if name.endswith("[ref]"))
         print(f"\n{title}")
-        print(f"  {'candidate':48s} {'ms/frame':>9s} {'vs ref':>7s}")
+        print(f"  {'candidate':50s} {'ms/frame':>9s} {'vs ref':>7s}")
         for name, _ in cands:
-            print(f"  {name:48s} {med[name]:9.3f} {med[ref_name] / med[name]:6.2f}x")
+            print(f"  {name:50s} {med[name]:9.3f} {med[ref_name] / med[name]:6.2f}x")
     return 0
 
 
