@@ -64,6 +64,7 @@ def test_omp_random_batch_and_single_frame(rng):
     array, D = make_problem()
     Y = (rng.standard_normal((4, 16, 32)) + 1j * rng.standard_normal((4, 16, 32))).astype(np.complex64)
     assert_omp_equal(Y, D, 5)
+    assert_omp_equal(Y[:2], D, 11)  # beyond 8 atoms: the generic residual pass
     ref, got = assert_omp_equal(Y[2], D, 3)  # a (K, S) frame gives B = 1
     assert got[0].shape == (1, 3)
     # threads split the frames: identical results
