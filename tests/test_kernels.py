@@ -377,3 +377,33 @@ def test_omp_domp_impaired_array(rng):
     Y = np.stack([off_grid_echo(array, [-0.4, 0.5], [60.0, 140.0], [1.0, 0.7j], 64, 0.05, rng) for _ in range(2)])
     assert_omp_equal(Y, D, 3)
     assert_domp_equal(Y, D, array, 3, (2, 2), 0.1)
+
+
+def test_persistent_kernel_from_python_threads(rng):
+    """Calls on one OmpKernel from several Python threads run one after the other."""
+    import threading
+    array, D = make_problem(16, 32, 90, 40)
+    Y = (rng.standard_normal((4, 16, 32)) + 1j * rng.standard_normal((4, 16, 32))).astype(np.complex64)
+    k = isac.OmpKernel(D.phi_a, D.phi_d)
+    want = k(Y, 3)
+    results = []
+
+    def worker():
+        for _ in range(20):
+            results.append(k(Y, 3, threads=2))
+
+    pool = [threading.Thread(target=worker) for _ in range(3)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert len(results) == 60
+    for got in results:
+        for a, b in zip(got, want):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="ascending angle grid"):
+        domp_inference(Y, Dictionaries(D.angles_rad[::-1], D.delays_s, D.phi_a[:, ::-1], D.phi_d),
+                       array.positions_m, LAM, DF, 1, (1, 1), 0.1, sector_rad=(0.1, 0.2))
+    with pytest.raises(ValueError, match="^domp: sector_rad needs an ascending angle grid"):
+        isac.domp(Y, D.phi_a[:, ::-1], D.phi_d, D.angles_rad[::-1], D.delays_s, array.positions_m, LAM, DF, 1,
+                  (1, 1), 0.1, sector_rad=(0.1, 0.2))

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <mutex>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -76,13 +77,12 @@ problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const ca
 }
 
 /*
- * Runs kernels[w].run on frames w, w + W, ... (W worker threads, one kernel each, so
- * no shared buffers), without the GIL.
+ * Runs frame(kernels[w], b) for frames b = w, w + W, ... (W worker threads, one kernel
+ * each, so no shared buffers). Called without the GIL.
  */
 template <typename Kernel, typename Frame>
 void run_frames(std::vector<Kernel>& kernels, int64_t W, int64_t batch, Frame frame)
 {
-    py::gil_scoped_release release;
     auto work = [&](int64_t w) {
         for (int64_t b = w; b < batch; b += W)
             frame(kernels[w], b);
@@ -110,16 +110,22 @@ struct omp_arrays {
     py::array_t<int64_t> ai, di;
     py::array_t<double> peaks;
     py::array_t<cdouble> gains;
-    int T;
-};
+    int64_t T;
+    // raw pointers, taken with the GIL held
+    int64_t *pai, *pdi;
+    double* ppk;
+    cdouble* pg;
 
-gr::isac::omp_output omp_frame(int64_t b, void* ctx)
-{
-    auto* o = static_cast<omp_arrays*>(ctx);
-    const int64_t T = o->T;
-    return { o->ai.mutable_data() + b * T, o->di.mutable_data() + b * T,
-             o->peaks.mutable_data() + b * T, o->gains.mutable_data() + b * T * T };
-}
+    omp_arrays(int64_t B, int64_t T)
+        : ai({ B, T }), di({ B, T }), peaks({ B, T }), gains({ B, T, T }), T(T),
+          pai(ai.mutable_data()), pdi(di.mutable_data()), ppk(peaks.mutable_data()), pg(gains.mutable_data())
+    {
+    }
+    gr::isac::omp_output frame(int64_t b) const
+    {
+        return { pai + b * T, pdi + b * T, ppk + b * T, pg + b * T * T };
+    }
+};
 
 /*
  * A dictionary pair with one kernel per worker thread, kept between calls (the
@@ -128,6 +134,7 @@ gr::isac::omp_output omp_frame(int64_t b, void* ctx)
 struct omp_runner {
     carray Pa, Pd;
     std::vector<gr::isac::omp_kernel> kernels;
+    std::mutex mu;
 
     omp_runner(const carray& pa, const carray& pd) : Pa(pa), Pd(pd) {}
 
@@ -136,19 +143,18 @@ struct omp_runner {
         const problem p = check_inputs("omp", Y, Pa, Pd, iterations);
         const int64_t W = workers("omp", threads, p.batch);
         const int64_t T = iterations;
-        omp_arrays o{ py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
-                      py::array_t<double>({ p.batch, T }), py::array_t<cdouble>({ p.batch, T, T }),
-                      iterations };
-        {
-            py::gil_scoped_release release;
-            while (int64_t(kernels.size()) < W)
-                kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
-        }
+        omp_arrays o(p.batch, T);
         const cfloat* y = Y.data();
         const int64_t step = p.dims.K * p.dims.S;
-        run_frames(kernels, W, p.batch, [&](gr::isac::omp_kernel& k, int64_t b) {
-            k.run(y + b * step, iterations, omp_frame(b, &o));
-        });
+        {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
+            while (int64_t(kernels.size()) < W)
+                kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
+            run_frames(kernels, W, p.batch, [&](gr::isac::omp_kernel& k, int64_t b) {
+                k.run(y + b * step, iterations, o.frame(b));
+            });
+        }
         return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
     }
 };
@@ -157,17 +163,22 @@ struct domp_arrays {
     py::array_t<double> th, ta, peaks;
     py::array_t<cdouble> gains;
     py::array_t<int64_t> ai, di;
-    int T;
-};
+    int64_t T;
+    double *pth, *pta, *ppk;
+    cdouble* pg;
+    int64_t *pai, *pdi;
 
-gr::isac::domp_output domp_frame(int64_t b, void* ctx)
-{
-    auto* o = static_cast<domp_arrays*>(ctx);
-    const int64_t T = o->T;
-    return { o->th.mutable_data() + b * T,    o->ta.mutable_data() + b * T,
-             o->peaks.mutable_data() + b * T, o->gains.mutable_data() + b * T * T,
-             o->ai.mutable_data() + b * T,    o->di.mutable_data() + b * T };
-}
+    domp_arrays(int64_t B, int64_t T)
+        : th({ B, T }), ta({ B, T }), peaks({ B, T }), gains({ B, T, T }), ai({ B, T }), di({ B, T }), T(T),
+          pth(th.mutable_data()), pta(ta.mutable_data()), ppk(peaks.mutable_data()), pg(gains.mutable_data()),
+          pai(ai.mutable_data()), pdi(di.mutable_data())
+    {
+    }
+    gr::isac::domp_output frame(int64_t b) const
+    {
+        return { pth + b * T, pta + b * T, ppk + b * T, pg + b * T * T, pai + b * T, pdi + b * T };
+    }
+};
 
 void check_vector(const char* fn, const char* name, const darray& v, int64_t len, const char* what)
 {
@@ -185,6 +196,7 @@ struct domp_runner {
     double wavelength, spacing, temperature;
     std::pair<int64_t, int64_t> half_widths;
     std::vector<gr::isac::domp_kernel> kernels;
+    std::mutex mu;
 
     domp_runner(const carray& pa,
                 const carray& pd,
@@ -239,6 +251,9 @@ struct domp_runner {
                       (sec.ndim() == 2 && sec.shape(0) == batch && sec.shape(1) == 2)))
             fail("domp", "sector_rad must be None, (lo, hi) or shape (" + n(batch) + ", 2) (rad)");
         const double* g = angles.data();
+        for (int64_t i = 1; i < Na; ++i)
+            if (!(g[i] > g[i - 1]))
+                fail("domp", "sector_rad needs an ascending angle grid (angles_rad)");
         std::vector<std::pair<int64_t, int64_t>> rows;
         for (int64_t b = 0; b < (sec.ndim() == 1 ? 1 : batch); ++b) {
             const double lo = sec.data()[2 * b], hi = sec.data()[2 * b + 1];
@@ -265,25 +280,23 @@ struct domp_runner {
         const problem p = check_inputs("domp", Y, Pa, Pd, iterations);
         const int64_t W = workers("domp", threads, p.batch);
         const int64_t T = iterations;
-        domp_arrays o{ py::array_t<double>({ p.batch, T }),  py::array_t<double>({ p.batch, T }),
-                       py::array_t<double>({ p.batch, T }),  py::array_t<cdouble>({ p.batch, T, T }),
-                       py::array_t<int64_t>({ p.batch, T }), py::array_t<int64_t>({ p.batch, T }),
-                       iterations };
+        domp_arrays o(p.batch, T);
         const gr::isac::domp_params prm{ angles.data(), delays.data(),      positions.data(),
                                          wavelength,    spacing,            half_widths.first,
                                          half_widths.second, temperature };
-        {
-            py::gil_scoped_release release;
-            while (int64_t(kernels.size()) < W)
-                kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
-        }
         const std::vector<std::pair<int64_t, int64_t>> rows = sector_rows(sector, p.batch);
         const cfloat* y = Y.data();
         const int64_t step = p.dims.K * p.dims.S;
-        run_frames(kernels, W, p.batch, [&](gr::isac::domp_kernel& k, int64_t b) {
-            const auto& r = rows[rows.size() == 1 ? 0 : b];
-            k.run(y + b * step, iterations, domp_frame(b, &o), r.first, r.second);
-        });
+        {
+            py::gil_scoped_release release;
+            std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
+            while (int64_t(kernels.size()) < W)
+                kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
+            run_frames(kernels, W, p.batch, [&](gr::isac::domp_kernel& k, int64_t b) {
+                const auto& r = rows[rows.size() == 1 ? 0 : b];
+                k.run(y + b * step, iterations, o.frame(b), r.first, r.second);
+            });
+        }
         return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
     }
 };
@@ -362,14 +375,14 @@ cells. The GIL is released. Raises ValueError naming the argument on bad input.)
     py::class_<omp_runner>(m, "OmpKernel", R"doc(OMP with dictionaries prepared once: for a
 receiver that calls it chunk after chunk. OmpKernel(Phi_a, Phi_d)(Y, iterations,
 threads=1) returns what omp(Y, Phi_a, Phi_d, iterations, threads) returns. Calls on one
-instance must not overlap (it keeps work buffers); use one instance per Python thread.)doc")
+instance from several Python threads run one after the other (it keeps work buffers).)doc")
         .def(py::init<const carray&, const carray&>(), py::arg("Phi_a"), py::arg("Phi_d"))
         .def("__call__", &omp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1);
 
     py::class_<domp_runner>(m, "DompKernel", R"doc(dOMP inference with dictionaries and steering
 model prepared once. DompKernel(Phi_a, Phi_d, angles_rad, delays_s, positions_m,
 wavelength_m, spacing_hz, half_widths, temperature)(Y, iterations, threads=1) returns what
-domp(...) returns. Calls on one instance must not overlap.)doc")
+domp(...) returns. Calls on one instance run one after the other.)doc")
         .def(py::init<const carray&, const carray&, const darray&, const darray&, const darray&, double,
                       double, std::pair<int64_t, int64_t>, double>(),
              py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"),

@@ -90,6 +90,8 @@ def sector_rows(angles_rad: np.ndarray, sector_rad, batch: int) -> np.ndarray:
     grid = np.asarray(angles_rad, dtype=np.float64)
     if sector_rad is None:
         return np.tile([0, grid.size - 1], (batch, 1))
+    if np.any(np.diff(grid) <= 0):
+        raise ValueError("domp: sector_rad needs an ascending angle grid (angles_rad)")
     sec = np.asarray(sector_rad, dtype=np.float64)
     if sec.shape == (2,):
         sec = np.tile(sec, (batch, 1))
