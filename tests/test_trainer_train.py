@@ -19,7 +19,7 @@ SC = Scenario.default().with_overrides(TINY)
 
 
 def options(**kw):
-    base = dict(iterations=4, batch=4, val_every=2, val_frames=8, checkpoint_every=2)
+    base = dict(iterations=4, batch=4, val_every=2, val_frames=8, checkpoint_every=2, curriculum_steps=0)
     base.update(kw)
     return TrainOptions.from_profile("quick", **base)
 
@@ -27,6 +27,7 @@ def options(**kw):
 def test_cli_writes_weights_log_plot_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "w.safetensors"
     args = ["--quick", "--iterations", "4", "--batch", "4", "--val-every", "2", "--val-frames", "8",
+            "--curriculum-steps", "2", "--lr-final", "1e-4",
             "--out", str(out), "--no-progress", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
     assert main(args) == 0
     text = capsys.readouterr().out
@@ -97,12 +98,16 @@ def test_options_are_validated_and_profiles_are_sized():
     with pytest.raises(ValueError, match="batch"):
         TrainOptions(batch=0)
     assert PROFILES["paper"]["batch"] == 1500 and PROFILES["paper"]["iterations"] == 25000
+    assert TrainOptions.from_profile("quick").curriculum_steps == PROFILES["quick"]["curriculum_steps"]
     assert TrainOptions.from_profile("quick", method="dictionary").lr == PROFILES["quick"]["lr_dictionary"]
     o = TrainOptions(temperature=1.0, temperature_final=0.01, iterations=3)
     assert [round(o.temperature_at(s), 6) for s in range(3)] == [1.0, 0.1, 0.01]
+    o = TrainOptions(lr=1e-2, lr_final=1e-4, iterations=3)
+    assert [round(o.lr_at(s), 8) for s in range(3)] == [1e-2, 1e-3, 1e-4]
     o = TrainOptions(curriculum_steps=10, curriculum_start_deg=5.0)
     assert [o.theta_mean_at(s) for s in (0, 5, 10, 50)] == [5.0, 32.5, 60.0, 60.0]
-    assert TrainOptions().theta_mean_at(0) == 60.0
+    assert TrainOptions(curriculum_steps=0).theta_mean_at(0) == 60.0
+    assert TrainOptions().curriculum_steps == PROFILES["paper"]["curriculum_steps"]
 
 
 def test_training_sectors_follow_sec_va_and_the_curriculum():

@@ -21,15 +21,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--method", choices=("impairment", "dictionary"), default="impairment",
                         help="impairment: learn the K spacings d; dictionary: learn the K x 720 steering dictionary")
     parser.add_argument("--out", metavar="W.safetensors", required=True, help="weights file to write")
-    parser.add_argument("--quick", action="store_true", help="small CPU profile (B=32, 300 steps, a few minutes)")
+    parser.add_argument("--quick", action="store_true", help="small CPU profile (B=32, 1000 steps, about 2 minutes on 2 cores)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
     parser.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (W.ckpt.safetensors)")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a "
                         "busy machine)")
     g = parser.add_argument_group("training options (default: the profile's)")
-    g.add_argument("--iterations", type=int, help="Adam steps (paper 25000, quick 300)")
+    g.add_argument("--iterations", type=int, help="Adam steps (paper 25000, quick 1000)")
     g.add_argument("--batch", type=int, help="frames per step (paper 1500, quick 32)")
     g.add_argument("--lr", type=float, help="Adam learning rate (impairment: in units of lambda/2; see docs)")
+    g.add_argument("--lr-final", type=float, help="decay the lr geometrically to this value at the last step")
     g.add_argument("--seed", type=int, default=0, help="training seed (batches, validation set)")
     g.add_argument("--temperature", type=float, help="softmax temperature of dOMP on the normalised map (0.1)")
     g.add_argument("--temperature-final", type=float, help="anneal the temperature geometrically to this value")
@@ -41,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-sector-argmax", action="store_true",
                    help="do not restrict the dOMP argmax to the a-priori sector (for comparison)")
     g.add_argument("--curriculum-steps", type=int,
-                   help="grow the theta_mean range from +-5 deg to +-60 deg over N steps (0: off, default)")
+                   help="grow the theta_mean range from +-5 deg to +-60 deg over N steps (0: off; "
+                   "default: paper 10000, quick 600)")
     g.add_argument("--val-every", type=int, help="validate every N steps")
     g.add_argument("--val-frames", type=int, help="validation frames")
     g.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
@@ -70,7 +72,7 @@ def main(argv=None) -> int:
     try:
         options = TrainOptions.from_profile(
             "quick" if args.quick else "paper", method=args.method, iterations=args.iterations, batch=args.batch,
-            lr=args.lr, seed=args.seed, temperature=args.temperature, temperature_final=args.temperature_final,
+            lr=args.lr, lr_final=args.lr_final, seed=args.seed, temperature=args.temperature, temperature_final=args.temperature_final,
             parameterisation=args.parameterisation, loss=args.loss, eta_phi=args.eta_phi,
             sector_restricted=False if args.no_sector_argmax else None, curriculum_steps=args.curriculum_steps,
             val_every=args.val_every,

@@ -48,10 +48,10 @@ COHERENCE_SPAN_DEG = 70.0  # training sectors reach theta_mean +- Delta/2 <= 60 
 #: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
 #: of our parameters, see docs/trainer.md) and the CPU --quick profile.
 PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"batch": 1500, "iterations": 25000, "lr_impairment": 1e-4, "lr_dictionary": 5e-3,
-              "val_every": 500, "val_frames": 1000, "checkpoint_every": 1000},
-    "quick": {"batch": 32, "iterations": 300, "lr_impairment": 2e-3, "lr_dictionary": 5e-3,
-              "val_every": 50, "val_frames": 128, "checkpoint_every": 100},
+    "paper": {"batch": 1500, "iterations": 25000, "lr_impairment": 1e-3, "lr_dictionary": 5e-3,
+              "curriculum_steps": 10000, "val_every": 500, "val_frames": 1000, "checkpoint_every": 1000},
+    "quick": {"batch": 32, "iterations": 1000, "lr_impairment": 2e-3, "lr_dictionary": 5e-3,
+              "curriculum_steps": 600, "val_every": 100, "val_frames": 128, "checkpoint_every": 100},
 }
 
 
@@ -63,6 +63,7 @@ class TrainOptions:
     iterations: int = PROFILES["paper"]["iterations"]
     batch: int = PROFILES["paper"]["batch"]
     lr: float | None = None  # None: the profile's lr for the method
+    lr_final: float | None = None  # geometric decay of the lr to this value at the last step (None: constant)
     seed: int = 0
     temperature: float = DEFAULT_TEMPERATURE  # softmax temperature at the start
     temperature_final: float | None = None  # geometric schedule to this value (None: constant)
@@ -71,7 +72,7 @@ class TrainOptions:
     eta_phi: str = "sweep"  # "sweep" (Sec. V-C values) | "fixed" (the scenario's transmitter.eta / phi_rad)
     sector_restricted: bool = True  # argmax of dOMP restricted to the a-priori sector
     theta_mean_deg: float = 60.0  # theta_mean ~ U[-theta_mean_deg, theta_mean_deg]
-    curriculum_steps: int = 0  # > 0: the theta_mean range grows linearly over these steps ...
+    curriculum_steps: int = PROFILES["paper"]["curriculum_steps"]  # > 0: theta_mean range grows over these steps ...
     curriculum_start_deg: float = 5.0  # ... from +-curriculum_start_deg to +-theta_mean_deg
     width_deg: tuple[float, float] = (10.0, 20.0)  # Delta ~ U[width]
     val_every: int = PROFILES["paper"]["val_every"]
@@ -91,6 +92,9 @@ class TrainOptions:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr > 0 and self.temperature > 0):
             raise ValueError("lr and temperature must be > 0")
+        if (self.lr_final is not None and not self.lr_final > 0) or (
+                self.temperature_final is not None and not self.temperature_final > 0):
+            raise ValueError("lr_final and temperature_final must be > 0")
         if self.parameterisation not in ("spacing", "position"):
             raise ValueError(f"parameterisation must be 'spacing' or 'position', got {self.parameterisation!r}")
         if self.loss not in ("gospa", "mse"):
@@ -102,9 +106,16 @@ class TrainOptions:
     @classmethod
     def from_profile(cls, profile: str, **overrides) -> "TrainOptions":
         p = PROFILES[profile]
-        base = {k: p[k] for k in ("batch", "iterations", "val_every", "val_frames", "checkpoint_every")}
+        base = {k: p[k] for k in ("batch", "iterations", "curriculum_steps", "val_every", "val_frames",
+                                  "checkpoint_every")}
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(profile=profile, **base)
+
+    def lr_at(self, step: int) -> float:
+        if self.lr_final is None or self.iterations <= 1:
+            return self.lr
+        frac = min(step / (self.iterations - 1), 1.0)
+        return self.lr * (self.lr_final / self.lr) ** frac
 
     def temperature_at(self, step: int) -> float:
         if self.temperature_final is None or self.iterations <= 1:
@@ -246,6 +257,8 @@ class Trainer:
     def train_step(self) -> float:
         self.array.train()
         self.domp.temperature = self.options.temperature_at(self.step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.options.lr_at(self.step)
         batch = self.draw(self.generator(self.step), self.options.batch, self.options.theta_mean_at(self.step))
         loss, _ = self.forward(batch)
         loss = loss.mean()
