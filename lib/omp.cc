@@ -356,6 +356,8 @@ struct domp_kernel::impl {
         std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
         ConstMap y(Y, d.K, d.S);
         RowMat A(T, d.K), R(T, d.S); // recomputed atoms a(theta^_t), rho(tau^_t)
+        CMatD G(T, T);                 // Gram matrix of the atoms
+        CVecD c(T);                    // c_s = a_s^H Y conj(rho_s)
         const double two_pi = 2.0 * M_PI;
         for (int it = 0; it < T; ++it) {
             const map_peak peak = e.residual_argmax(it, r0, r1);
@@ -404,17 +406,30 @@ struct domp_kernel::impl {
                 R(it, s) = cfloat(std::polar(1.0, ph));
             }
             e.set_projections(it, A.row(it).data(), R.row(it).data());
-            // joint LS over the recomputed atoms, in double
+            // joint LS over the recomputed atoms, in double; earlier atoms do not change,
+            // so only the new row/column of G and the new c entry are computed
             const int t = it + 1;
-            const CMatD Ad = A.topRows(t).cast<cdouble>(); // t x K
-            const CMatD Rd = R.topRows(t).cast<cdouble>(); // t x S
-            const CMatD G = (Ad.conjugate() * Ad.transpose()).cwiseProduct(Rd.conjugate() * Rd.transpose());
-            // c_s = a_s^H Y conj(rho_s)
-            const CMatD yr = y.cast<cdouble>() * Rd.adjoint(); // K x t
-            CVecD c(t);
-            for (int s = 0; s < t; ++s)
-                c[s] = Ad.row(s).transpose().dot(yr.col(s)); // dot conjugates its left side
-            const CVecD x = pinv_solve(G, c);
+            for (int s = 0; s < t; ++s) {
+                cdouble ga = 0.0, gd = 0.0; // a_s^H a_it, rho_s^H rho_it
+                for (int64_t k = 0; k < d.K; ++k)
+                    ga += std::conj(cdouble(A(s, k))) * cdouble(A(it, k));
+                for (int64_t n = 0; n < d.S; ++n)
+                    gd += std::conj(cdouble(R(s, n))) * cdouble(R(it, n));
+                G(s, it) = ga * gd;
+                G(it, s) = std::conj(G(s, it));
+            }
+            {
+                // c_it = a_it^H Y conj(rho_it)
+                cdouble acc = 0.0;
+                for (int64_t k = 0; k < d.K; ++k) {
+                    cdouble row = 0.0;
+                    for (int64_t n = 0; n < d.S; ++n)
+                        row += cdouble(y(k, n)) * std::conj(cdouble(R(it, n)));
+                    acc += std::conj(cdouble(A(it, k))) * row;
+                }
+                c[it] = acc;
+            }
+            const CVecD x = pinv_solve(G.topLeftCorner(t, t), c.head(t));
             for (int s = 0; s < t; ++s) {
                 out.gains[it * T + s] = x[s];
                 e.alpha[s] = cfloat(x[s]);
