@@ -4,8 +4,8 @@
 """gr-isac: end-to-end learned multi-target ISAC for GNU Radio.
 
 Importing ``gnuradio.isac`` loads only the compiled C++ kernels (module
-``isac_python``: ``angle_delay_map``, ``angle_delay_map_complex``,
-``map_argmax``). The numpy model, trainer and command-line tools are
+``isac_python``: ``angle_delay_map``, ``angle_delay_map_complex``, ``map_argmax``,
+``omp`` / ``OmpKernel``, ``domp`` / ``DompKernel``). The numpy model, trainer and command-line tools are
 subpackages imported on demand, e.g. ``from gnuradio.isac.model import ...``.
 
 If the compiled module cannot be loaded (a Python-only checkout), the package
@@ -30,7 +30,8 @@ if _BINDING_ERROR is not None:
     except ImportError:
         pass
 
-_KERNELS = ("angle_delay_map", "angle_delay_map_complex", "map_argmax")
+_KERNELS = ("angle_delay_map", "angle_delay_map_complex", "map_argmax", "omp", "domp", "OmpKernel", "DompKernel",
+            "angle_dictionary_is_symmetric", "delay_dictionary_is_uniform_dft")
 
 
 def __getattr__(name):
