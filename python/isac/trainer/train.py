@@ -377,14 +377,15 @@ def write_csv(path: str, history: list[dict[str, Any]]) -> None:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
 
 
-def plot_history(path: str, history: list[dict[str, Any]], title: str) -> None:
+def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculum_steps: int = 0) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = np.array([h["step"] for h in history])
-    loss = np.array([h["train_loss"] for h in history], dtype=float)
+    trained = [h for h in history if h.get("train_loss") is not None]
+    steps = np.array([h["step"] for h in trained])
+    loss = np.array([h["train_loss"] for h in trained], dtype=float)
     val = [(h["step"], h["val_loss"], h["coherence"]) for h in history if h.get("val_loss") is not None]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
     ax1.plot(steps, loss, lw=0.6, alpha=0.5, label="train (batch)")
@@ -395,6 +396,10 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str) -> None:
         v = np.array(val, dtype=float)
         ax1.plot(v[:, 0], v[:, 1], "o-", label="validation")
         ax2.plot(v[:, 0], v[:, 2], "o-", color="C3")
+    if curriculum_steps > 0:
+        for ax in (ax1, ax2):
+            ax.axvline(curriculum_steps, color="0.5", ls="--", lw=1)
+        ax1.text(curriculum_steps, ax1.get_ylim()[1], " end of sector curriculum", va="top", fontsize=8, color="0.4")
     ax1.set_ylabel("GOSPA (18) [m]" if "mse" not in title else "MSE [m^2]")
     ax1.legend()
     ax1.grid(alpha=0.3)
@@ -446,8 +451,8 @@ def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cp
                 trainer.save_checkpoint(paths["ckpt"])
                 write_csv(paths["csv"], trainer.history)
     write_csv(paths["csv"], trainer.history)
-    plot_history(paths["png"], [h for h in trainer.history if h.get("train_loss") is not None] or trainer.history,
-                 f"{options.method} learning ({options.loss})")
+    plot_history(paths["png"], trainer.history, f"{options.method} learning ({options.loss})",
+                 min(options.curriculum_steps, options.iterations))
     weights_io.save(out, scenario, options.method, trainer.weight_tensors(), trainer.step, options.to_dict())
     first = next(h for h in trainer.history if h.get("coherence") is not None)
     last = [h for h in trainer.history if h.get("coherence") is not None][-1]
