@@ -122,3 +122,14 @@ def test_training_sectors_follow_sec_va_and_the_curriculum():
     assert set(np.round(b.eta.numpy() * 7).astype(int).tolist()) == set(range(8))
     small = t.draw(t.generator(0), 500, theta_mean_deg=5.0)
     assert np.abs(np.rad2deg((small.lo + small.hi).numpy() / 2)).max() <= 5.0
+
+
+def test_cli_refuses_bad_device_and_threads(tmp_path, capsys):
+    out = str(tmp_path / "w.safetensors")
+    if not torch.cuda.is_available():
+        assert main(["--quick", "--device", "cuda", "--out", out]) == 2
+        assert "no CUDA device" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--quick", "--threads", "0", "--out", out])
+    with pytest.raises(SystemExit):
+        main(["--quick", "--batch", "0", "--out", out])

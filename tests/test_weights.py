@@ -66,6 +66,13 @@ def test_round_trip_impairment(imp_file):
     np.testing.assert_allclose(array.steering(GRID[:5]), TRUE.steering(GRID[:5]))
 
 
+def test_weights_file_is_readable_by_others_under_the_default_umask(imp_file):
+    import os
+    mask = os.umask(0)
+    os.umask(mask)
+    assert imp_file.stat().st_mode & 0o777 == 0o666 & ~mask
+
+
 def test_round_trip_dictionary(tmp_path):
     p = tmp_path / "d.safetensors"
     W.save(p, SC, "dictionary", dictionary_tensors(), steps=3)

@@ -104,8 +104,16 @@ def save(path: str | os.PathLike, scenario: Scenario, method: str, tensors: Mapp
     weights = validate(Weights(method, dict(tensors), meta), scenario, str(path))
     tmp = f"{os.fspath(path)}.tmp"
     save_file(weights.tensors, tmp, metadata=meta)
+    os.chmod(tmp, _default_mode())  # safetensors creates files 0600; weights are meant to be shared
     os.replace(tmp, path)
     return weights
+
+
+def _default_mode() -> int:
+    """0666 less the process umask (what open() would have given)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str | None = None,

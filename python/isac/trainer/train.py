@@ -326,6 +326,7 @@ class Trainer:
                 "scenario_hash": self.scenario.hash(), "history": json.dumps(self.history)}
         tmp = path + ".tmp"
         save_file(self.state_tensors(), tmp, metadata=meta)
+        os.chmod(tmp, weights_io._default_mode())
         os.replace(tmp, path)
 
     def load_checkpoint(self, path: str) -> None:
