@@ -115,3 +115,16 @@ def test_delay_vector_and_sensing_echo_match_numpy():
         scene = Scene(angles[b, :n], 0.5 * 299_792_458.0 * tau[b, :n], gains[b, :n])
         ref = np_echo(TRUE, f, x[b], scene, spacing, 1.0, None)
         np.testing.assert_allclose(got[b], ref, rtol=0, atol=2e-5 * np.abs(ref).max())
+
+
+def test_reciprocal_filter_matches_numpy():
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    rng = np.random.default_rng(8)
+    x = qpsk_map(rng.integers(0, 4, (2, 16)))
+    y = (rng.standard_normal((2, 4, 16)) + 1j * rng.standard_normal((2, 4, 16))).astype(np.complex64)
+    got = tm.reciprocal_filter(torch.as_tensor(y), torch.as_tensor(x)).numpy()
+    np.testing.assert_allclose(got, reciprocal_filter(y, x), rtol=1e-6)
+    x[0, 3] = 0
+    with pytest.raises(ValueError, match="zero"):
+        tm.reciprocal_filter(torch.as_tensor(y), torch.as_tensor(x))

@@ -10,6 +10,7 @@ function of ``gnuradio.isac.model`` and is pinned to it by a parity test
   isac_beam                                   <->  model.beamforming.isac_beam (5)
   delay_vector                                <->  model.ofdm.delay_vector
   sensing_echo                                <->  model.channels.sensing_echo (1) (noiseless part)
+  reciprocal_filter                           <->  model.reciprocal.reciprocal_filter (3)
 
 Learnable arrays (Sec. IV-A), both sharing one angle grid over [-90, 90] deg with the
 precoder (parameter sharing between transmitter and receiver):
@@ -32,6 +33,7 @@ import numpy as np
 import torch
 
 from ..model import array as np_array
+from ..model import reciprocal as _np_reciprocal
 from ..model.grids import full_angle_grid
 
 CDTYPE = torch.complex64
@@ -286,3 +288,12 @@ def sensing_echo(true_positions_m: torch.Tensor, wavelength_m: float, precoder: 
     alpha = gains.to(torch.complex128) * gain_tx / math.sqrt(S) * present
     rho = delay_vector(delays_s, S, spacing_hz) * symbols[:, None, :].to(CDTYPE)  # (B, T, S)
     return torch.einsum("btk,bt,bts->bks", a, alpha.to(CDTYPE), rho)
+
+
+def reciprocal_filter(y_sensing: torch.Tensor, symbols: torch.Tensor) -> torch.Tensor:
+    """Reciprocal filtering (3): Y~ = Y_r (/) 1 x^T, (B, K, S) / (B, S), differentiable in Y_r.
+    Training symbols are QPSK (|x| = 1): zero symbols, which model.reciprocal rejects or
+    nulls, cannot occur, and are refused here too."""
+    if bool((symbols.abs() < _np_reciprocal.MIN_SYMBOL_MAGNITUDE).any()):
+        raise ValueError("reciprocal_filter: zero transmitted symbols")
+    return y_sensing / symbols[..., None, :]

@@ -38,6 +38,7 @@ from ..model.array import true_array
 from ..model.grids import delay_grid
 from ..model.ofdm import QPSK
 from ..model.scene import sensing_gain_variance
+from ..simulation import STREAMS
 from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
 from .loss import gospa_equal, mse_single, positions
@@ -197,9 +198,10 @@ class Trainer:
         self._grid_true = torch.as_tensor(self.true.steering(g[in_span]).T, device=self.device)
 
     # --- data -------------------------------------------------------------------------------
-    def generator(self, step: int, stream: int = 3) -> torch.Generator:
-        """Generator of the batch of ``step`` (stream 3 = train, 4 = validation as simulation.STREAMS)."""
-        seq = np.random.SeedSequence([int(self.options.seed), stream, int(step)])
+    def generator(self, step: int, stream: str = "train") -> torch.Generator:
+        """Generator of the batch of ``step`` of ``stream`` ("train" or "validation", numbered as
+        simulation.STREAMS)."""
+        seq = np.random.SeedSequence([int(self.options.seed), STREAMS[stream], int(step)])
         return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1)
 
     def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None) -> Batch:
@@ -243,7 +245,7 @@ class Trainer:
         delays = 2.0 * batch.ranges / SPEED_OF_LIGHT
         y = tm.sensing_echo(self.true_positions, self.lam, f, batch.symbols, batch.angles, delays, batch.gains,
                             batch.present, self.spacing_hz) + batch.noise
-        y = y / batch.symbols[:, None, :]  # reciprocal filtering (3); QPSK symbols are never zero
+        y = tm.reciprocal_filter(y, batch.symbols)  # (3)
         lo, hi = (batch.lo, batch.hi) if self.options.sector_restricted else (None, None)
         iterations = int(batch.counts.max())
         res = self.domp(y, iterations, lo, hi)
@@ -297,7 +299,7 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         if self._val_batch is None:
-            self._val_batch = self.draw(self.generator(0, stream=4), self.options.val_frames)
+            self._val_batch = self.draw(self.generator(0, "validation"), self.options.val_frames)
         self.domp.temperature = self.options.temperature_at(self.step)
         losses = []
         with torch.no_grad():
