@@ -15,7 +15,8 @@ import numpy as np
 
 from .config import Scenario
 from .model.array import ArrayModel, scenario_nominal_array, true_array
-from .model.grids import angle_grid, delay_grid
+from .model.domp import DEFAULT_TEMPERATURE, DompResult, domp_inference, window_half_widths
+from .model.grids import angle_grid, delay_grid, full_angle_grid
 from .model.metrics import (calibrate_threshold, counts_for_threshold, false_alarm_probability,
                             gospa_assignment, misdetection_probability, rmse, symbol_error_rate)
 from .model.ofdm import delay_dictionary, ml_detect
@@ -25,6 +26,8 @@ from .model.scene import positions
 from .simulation import Frames, Simulator
 
 METHODS = ("baseline", "perfect")
+RECEIVERS = ("omp", "domp")
+KERNELS = ("numpy", "cpp")
 
 
 def receiver_array(scenario: Scenario, method: str) -> ArrayModel:
@@ -45,9 +48,75 @@ def omp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
                         delay_dictionary(delays, scenario.ofdm["subcarriers"], scenario.ofdm["spacing_hz"]))
 
 
-def sense(frames: Frames, dictionaries: Dictionaries, max_targets: int) -> OmpResult:
-    """Sensing receiver: reciprocal filtering (3) then T_max OMP iterations (Alg. 1)."""
-    return omp(reciprocal_filter(frames.y_sensing, frames.symbols), dictionaries, max_targets)
+def domp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
+    """Dictionaries of differentiable OMP (Sec. IV-B): the FIXED angle grid over [-90, 90] deg
+    shared with the precoder's LS synthesis (``transmitter.beam_grid`` points, parameter
+    sharing), and the delay grid over the range interval. The a-priori sector restricts the
+    argmax instead of the grid."""
+    angles = full_angle_grid(scenario.transmitter["beam_grid"])
+    delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
+    return Dictionaries(angles, delays, array.steering(angles),
+                        delay_dictionary(delays, scenario.ofdm["subcarriers"], scenario.ofdm["spacing_hz"]))
+
+
+class SensingReceiver:
+    """The sensing estimator after reciprocal filtering, for the array the receiver assumes:
+    ``mode="omp"`` (Algorithm 1 on sector dictionaries) or ``"domp"`` (the inference step of
+    differentiable OMP, Sec. IV-B: full-grid dictionary, sector-restricted argmax, softmax
+    window of the resolutions (16) with ``temperature``, off-grid estimates). ``kernel``:
+    "numpy" (the model, reference) or "cpp" (the C++ kernels, same results). Calling it on
+    Y~ (B, K, S) runs T_max iterations and returns an OmpResult (DompResult for domp)."""
+
+    def __init__(self, scenario: Scenario, array: ArrayModel, mode: str = "omp", kernel: str = "numpy",
+                 temperature: float = DEFAULT_TEMPERATURE):
+        if mode not in RECEIVERS:
+            raise ValueError(f"receiver mode must be one of {', '.join(RECEIVERS)}, got {mode!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel must be one of {', '.join(KERNELS)}, got {kernel!r}")
+        if mode == "domp" and not hasattr(array, "positions_m"):
+            raise ValueError("receiver mode 'domp' recomputes atoms off the grid: it needs an array with element "
+                             "positions (nominal, spacing vector), not a dictionary")
+        self.mode, self.kernel, self.temperature = mode, kernel, float(temperature)
+        self.max_targets = scenario.scene["max_targets"]
+        self.array = array
+        self.dictionaries = (omp_dictionaries if mode == "omp" else domp_dictionaries)(scenario, array)
+        self.sector_rad = scenario.target_sector_rad
+        self.wavelength_m = scenario.wavelength_m
+        self.spacing_hz = scenario.ofdm["spacing_hz"]
+        D = self.dictionaries
+        if mode == "domp":
+            K, S = array.antennas, scenario.ofdm["subcarriers"]
+            self.half_widths = window_half_widths(K, S, self.spacing_hz, D.angles_rad, D.delays_s)
+        self._cpp = None
+        if kernel == "cpp":
+            from . import DompKernel, OmpKernel  # the compiled module; ImportError names the reason
+
+            self._cpp = OmpKernel(D.phi_a, D.phi_d) if mode == "omp" else DompKernel(
+                D.phi_a, D.phi_d, D.angles_rad, D.delays_s, np.asarray(array.positions_m, np.float64),
+                self.wavelength_m, self.spacing_hz, self.half_widths, self.temperature)
+
+    def __call__(self, y_tilde: np.ndarray) -> OmpResult:
+        D, T = self.dictionaries, self.max_targets
+        y = np.ascontiguousarray(y_tilde, dtype=np.complex64)
+        if self.mode == "omp":
+            if self._cpp is None:
+                return omp(y, D, T)
+            ai, di, peaks, gains = self._cpp(y, T)
+            return OmpResult(ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains)
+        if self._cpp is None:
+            return domp_inference(y, D, self.array.positions_m, self.wavelength_m, self.spacing_hz, T,
+                                  self.half_widths, self.temperature, sector_rad=self.sector_rad)
+        th, tau, peaks, gains, ai, di = self._cpp(y, T, sector_rad=np.asarray(self.sector_rad, np.float64))
+        return DompResult(angle_index=ai, delay_index=di, angles_rad=th, delays_s=tau, peaks=peaks, gains=gains)
+
+
+def sense(frames: Frames, receiver, max_targets: int | None = None) -> OmpResult:
+    """Sensing receiver: reciprocal filtering (3) then T_max iterations of ``receiver`` (a
+    SensingReceiver, or OMP dictionaries (8) for Algorithm 1 with ``max_targets``)."""
+    y = reciprocal_filter(frames.y_sensing, frames.symbols)
+    if isinstance(receiver, Dictionaries):
+        return omp(y, receiver, max_targets)
+    return receiver(y)
 
 
 @dataclass
@@ -105,39 +174,46 @@ def _progress(total: int, desc: str, enabled):
                 leave=False)
 
 
-def calibrate(scenario: Scenario, simulator: Simulator, dictionaries: Dictionaries, progress=None) -> float:
-    """Threshold delta with p_fa (21) <= receiver.p_fa on the calibration frames."""
+def calibrate(scenario: Scenario, simulator: Simulator, receiver, progress=None) -> float:
+    """Threshold delta with p_fa (21) <= receiver.p_fa on the calibration frames, for a
+    SensingReceiver (or OMP dictionaries (8))."""
     T = scenario.scene["max_targets"]
     peaks, counts = [], []
     with _progress(scenario.run["calibration_frames"], "calibrating", progress) as bar:
         for start, n in _batches(scenario.run["calibration_frames"], scenario.run["batch"]):
             frames = simulator.frames(start, n, "calibration")
-            peaks.append(sense(frames, dictionaries, T).peaks)
+            peaks.append(sense(frames, receiver, T).peaks)
             counts.append(frames.true_counts)
             bar.update(n)
     return calibrate_threshold(np.concatenate(peaks), np.concatenate(counts), T, scenario.receiver["p_fa"])
 
 
-def evaluate(scenario: Scenario, method: str = "baseline", progress=None, threshold: float | None = None) -> dict:
-    """Calibrate (unless ``threshold`` is given) and score ``method`` on run.frames test
-    frames. Returns the metrics dict of isac-eval (see docs/apps.md)."""
-    simulator = Simulator(scenario)
-    dictionaries = omp_dictionaries(scenario, receiver_array(scenario, method))
+def evaluate(scenario: Scenario, method: str = "baseline", progress=None, threshold: float | None = None,
+             receiver: str = "omp", kernel: str = "numpy", temperature: float = DEFAULT_TEMPERATURE,
+             array: ArrayModel | None = None, precoder: np.ndarray | None = None) -> dict:
+    """Calibrate (unless ``threshold`` is given) and score on run.frames test frames.
+
+    The sensing receiver assumes the array of ``method`` (or ``array``, e.g. a learned one)
+    and runs ``receiver`` ("omp" or "domp") on ``kernel``; the transmitter is the baseline
+    precoder unless ``precoder`` (K,) is given. Returns the metrics dict of isac-eval."""
+    simulator = Simulator(scenario, precoder=precoder)
+    sensor = SensingReceiver(scenario, array if array is not None else receiver_array(scenario, method), receiver,
+                             kernel, temperature)
     if threshold is None:
-        threshold = calibrate(scenario, simulator, dictionaries, progress)
+        threshold = calibrate(scenario, simulator, sensor, progress)
     rx = scenario.receiver
     scores = Scores(scenario.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
     with _progress(scenario.run["frames"], f"testing {method}", progress) as bar:
         for start, n in _batches(scenario.run["frames"], scenario.run["batch"]):
             frames = simulator.frames(start, n, "test")
-            result = sense(frames, dictionaries, scenario.scene["max_targets"])
-            scores.add(frames, result, threshold, ml_detect(frames.y_comm, frames.csi))
+            scores.add(frames, sense(frames, sensor), threshold, ml_detect(frames.y_comm, frames.csi))
             bar.update(n)
     out = scores.summary()
     out["threshold"] = float(threshold)
     out["method"] = method
+    out["receiver"] = receiver
     return out
 
 
-__all__ = ["METHODS", "Scores", "calibrate", "evaluate", "omp_dictionaries", "receiver_array", "sense",
-           "counts_for_threshold"]
+__all__ = ["KERNELS", "METHODS", "RECEIVERS", "Scores", "SensingReceiver", "calibrate", "domp_dictionaries",
+           "evaluate", "omp_dictionaries", "receiver_array", "sense", "counts_for_threshold"]

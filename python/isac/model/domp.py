@@ -33,38 +33,26 @@ Only step 4 carries gradient in training (Fig. 4); this module computes values o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..config import SPEED_OF_LIGHT
 from .angle_delay import angle_delay_map_complex
 from .array import steering_matrix
-from .grids import angle_resolution_rad, delay_to_range, range_resolution_m
+from .grids import angle_resolution_rad, range_resolution_m
 from .ofdm import delay_vector
-from .omp import Dictionaries, joint_ls_gains
+from .omp import Dictionaries, OmpResult, joint_ls_gains
 
 #: softmax temperature on the map normalised to its maximum (same default as the trainer).
 DEFAULT_TEMPERATURE = 0.1
 
 
-@dataclass
-class DompResult:
-    """T iterations on B frames: soft estimates ``angles_rad``, ``delays_s`` (B, T) float64,
-    ``peaks`` (B, T) residual map maxima before selection, ``gains`` (B, T, T) complex128
-    (``gains[b, i, :i+1]`` joint LS gains after iteration i), ``angle_index`` /
+class DompResult(OmpResult):
+    """T iterations on B frames, with OmpResult's fields and stopping rule (``counts``,
+    ``detections``): ``angles_rad``, ``delays_s`` (B, T) are the soft (off-grid) estimates,
+    ``peaks`` (B, T) the residual map maxima before selection, ``gains`` (B, T, T)
+    complex128 (``gains[b, i, :i+1]`` joint LS gains after iteration i), ``angle_index`` /
     ``delay_index`` (B, T) the argmax cells that placed the windows."""
-
-    angles_rad: np.ndarray
-    delays_s: np.ndarray
-    peaks: np.ndarray
-    gains: np.ndarray
-    angle_index: np.ndarray
-    delay_index: np.ndarray
-
-    @property
-    def ranges_m(self) -> np.ndarray:
-        return delay_to_range(self.delays_s)
 
 
 def window_half_widths(antennas: int, subcarriers: int, spacing_hz: float, angles_rad, delays_s) -> tuple[int, int]:
@@ -146,8 +134,9 @@ def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.nd
     Na, Nd = m0.shape[1:]
     rows_ok = sector_rows(angles, sector_rad, B)
     T = iterations
-    out = DompResult(np.zeros((B, T)), np.zeros((B, T)), np.zeros((B, T)), np.zeros((B, T, T), np.complex128),
-                     np.zeros((B, T), np.int64), np.zeros((B, T), np.int64))
+    out = DompResult(angle_index=np.zeros((B, T), np.int64), delay_index=np.zeros((B, T), np.int64),
+                     angles_rad=np.zeros((B, T)), delays_s=np.zeros((B, T)), peaks=np.zeros((B, T)),
+                     gains=np.zeros((B, T, T), np.complex128))
     for b in range(B):
         residual_map = m0[b]
         atoms_a = np.zeros((T, K), np.complex64)
