@@ -17,6 +17,7 @@ from .blocks import (isac_comm_receiver, isac_message_source, isac_metrics, isac
                      isac_reciprocal_filter, isac_ula_channel)
 from .config import Scenario
 from .model.array import true_array
+from .model.domp import DEFAULT_TEMPERATURE
 from .publish import Publisher
 
 
@@ -37,7 +38,7 @@ def block_kwargs(scenario: Scenario) -> dict[str, dict]:
                         noise_power=s["noise_power"]),
         "omp": dict(K=K, S=S, fc=a["carrier_hz"], spacing_hz=o["spacing_hz"], sector_deg=s["target_sector_deg"],
                     range_m=s["range_m"], angle_grid=rx["angle_grid"], delay_grid=rx["delay_grid"],
-                    max_targets=s["max_targets"], impairment=a["impairment"]),
+                    max_targets=s["max_targets"], impairment=a["impairment"], beam_grid=tx["beam_grid"]),
         "metrics": dict(S=S, max_targets=s["max_targets"], gospa_c_m=rx["gospa_c_m"], gospa_p=rx["gospa_p"],
                         gospa_mu=rx["gospa_mu"]),
     }
@@ -47,14 +48,15 @@ class SimFlowgraph(gr.top_block):
     """The streaming simulation of ``frames`` test frames of ``scenario``.
 
     ``receiver``: "baseline" (nominal array) or "perfect" (true spacings) or a spacing vector
-    (m); ``kernel``: "cpp" or "numpy" OMP; ``on_frame(frame, truth, detections, symbol_errors)`` is called once per scored frame;
+    (m); ``mode``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp" or "numpy"; ``on_frame(frame, truth, detections, symbol_errors)`` is called once per scored frame;
     ``zmq_pmt`` publishes truth, detections and running metrics per frame as serialized PMTs
     (the wire format of gr-zeromq's pub_msg_sink) and ``zmq_json`` the same as JSON, each on
     its own bound endpoint (see gnuradio.isac.publish)."""
 
     def __init__(self, scenario: Scenario, frames: int, threshold: float, receiver="baseline", kernel: str = "cpp",
                  on_frame: Callable[[int, dict, dict, int], None] | None = None, zmq_pmt: str | None = None,
-                 zmq_json: str | None = None, log_every: int = 0):
+                 zmq_json: str | None = None, log_every: int = 0, mode: str = "omp",
+                 temperature: float = DEFAULT_TEMPERATURE):
         gr.top_block.__init__(self, "isac_sim")
         kw = block_kwargs(scenario)
         if isinstance(receiver, str):
@@ -71,7 +73,8 @@ class SimFlowgraph(gr.top_block):
         self.precoder = isac_precoder(**kw["precoder"])
         self.channel = isac_ula_channel(**kw["channel"])
         self.reciprocal = isac_reciprocal_filter(K, S)
-        self.receiver = isac_omp_receiver(threshold=threshold, array=array, kernel=kernel, **kw["omp"])
+        self.receiver = isac_omp_receiver(threshold=threshold, array=array, kernel=kernel, mode=mode,
+                                          temperature=temperature, **kw["omp"])
         self.comm = isac_comm_receiver(S)
         self.metrics = isac_metrics(log_every=log_every, **kw["metrics"])
         self.connect((self.source, 1), self.precoder, self.channel)

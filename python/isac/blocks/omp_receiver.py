@@ -6,9 +6,10 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..evaluation import omp_dictionaries
+from ..evaluation import SensingReceiver, omp_dictionaries
+from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.array import scenario_nominal_array, spacing_array
-from ..model.omp import Dictionaries, OmpResult, omp
+from ..model.omp import OmpResult
 from ..model.scene import positions
 from . import _common as c
 
@@ -18,31 +19,8 @@ NAME = "isac_omp_receiver"
 DEFAULT_THRESHOLD = 3.039e5
 
 
-def run_omp(y: np.ndarray, dictionaries: Dictionaries, max_targets: int) -> OmpResult:
-    """The OMP implementation behind the block: T_max iterations on frames Y~ (B, K, S).
-    Swap it (module attribute, or the block's ``omp_impl``) for another kernel with the same
-    signature and result, e.g. the C++ one."""
-    return omp(y, dictionaries, max_targets)
-
-
-def cpp_omp(dictionaries: Dictionaries):
-    """An ``omp_impl`` on the C++ kernel ``gnuradio.isac.OmpKernel`` (dictionaries prepared
-    once), returning the same OmpResult as :func:`run_omp`. ImportError if the compiled
-    module lacks it."""
-    try:
-        from .. import OmpKernel
-    except (ImportError, AttributeError) as exc:
-        raise ImportError(f"the C++ OMP kernel gnuradio.isac.OmpKernel is not available: {exc}") from None
-    kernel = OmpKernel(dictionaries.phi_a, dictionaries.phi_d)
-
-    def run(y: np.ndarray, dictionaries_: Dictionaries, max_targets: int) -> OmpResult:
-        ai, di, peaks, gains = kernel(np.ascontiguousarray(y, dtype=np.complex64), max_targets)
-        return OmpResult(ai, di, dictionaries_.angles_rad[ai], dictionaries_.delays_s[di], peaks, gains)
-
-    return run
-
-
 KERNELS = ("numpy", "cpp")
+MODES = ("omp", "domp")
 
 
 def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> dict:
@@ -88,6 +66,10 @@ def receiver_setup(name: str, K, S, fc, spacing_hz, sector_deg, range_m, angle_g
     return scenario, assumed, omp_dictionaries(scenario, assumed)
 
 
+def _positive(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
+
+
 class isac_omp_receiver(gr.sync_block):
     """Reciprocal-filtered frames Y~ (vlen K*S, antenna-major) in; on the ``detections``
     message port, one PMT dict per frame: frame, count, valid, angle_deg, range_m, x_m, y_m
@@ -100,29 +82,37 @@ class isac_omp_receiver(gr.sync_block):
     Frames with NaN/Inf are not processed: counted in ``invalid_frames``, logged, and
     reported with valid = False and count 0.
 
-    ``kernel``: "numpy" (``model.omp.omp``, the reference) or "cpp" (the C++ kernel
-    ``gnuradio.isac.OmpKernel``, same result); the call is ``self.omp_impl(y, dictionaries,
-    max_targets) -> OmpResult`` and can be replaced by any function with that signature."""
+    ``mode``: "omp" (Algorithm 1 on the sector dictionaries) or "domp" (the inference step of
+    differentiable OMP, Sec. IV-B: full [-90, 90] deg grid of ``beam_grid`` angles shared
+    with the precoder, argmax restricted to the sector, softmax window of the resolutions
+    (16) with ``temperature``, off-grid estimates). ``kernel``: "numpy" (the model, the
+    reference) or "cpp" (the C++ kernels ``OmpKernel`` / ``DompKernel``, same results). The
+    estimator is ``self.sensor`` (an ``evaluation.SensingReceiver``), called on Y~ (B, K, S)."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
                  max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
-                 impairment: str = "spacing", kernel: str = "numpy"):
+                 impairment: str = "spacing", kernel: str = "numpy", mode: str = "omp",
+                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario, self.array, self.dictionaries = receiver_setup(
+        self.scenario, self.array, _ = receiver_setup(
             NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
+        self.scenario = self.scenario.with_overrides({"transmitter.beam_grid": c.positive_int(NAME, "beam_grid",
+                                                                                               beam_grid)})
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
         if kernel not in KERNELS:
             raise c.error(NAME, "kernel", f"must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        if kernel == "cpp":
-            try:
-                self.omp_impl = cpp_omp(self.dictionaries)
-            except ImportError as exc:
-                raise c.error(NAME, "kernel", f"'cpp': {exc}") from None
-        else:
-            self.omp_impl = run_omp
-        self.kernel = kernel
+        if mode not in MODES:
+            raise c.error(NAME, "mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+        if not _positive(temperature):
+            raise c.error(NAME, "temperature", f"must be a finite number > 0, got {temperature!r}")
+        try:
+            self.sensor = SensingReceiver(self.scenario, self.array, mode, kernel, float(temperature))
+        except (ImportError, AttributeError) as exc:
+            raise c.error(NAME, "kernel", f"'cpp': the C++ kernels are not available: {exc}") from None
+        self.dictionaries = self.sensor.dictionaries
+        self.kernel, self.mode = kernel, mode
         #: frames per OMP call: bounds memory (a few N_theta x N_tau complex maps per frame,
         #: 1.1 MB each at the paper's sizes); numpy OMP costs 10-12 CPU ms/frame at B = 1..8
         self.batch = 8
@@ -141,7 +131,7 @@ class isac_omp_receiver(gr.sync_block):
         good = np.nonzero(finite)[0]
         for start in range(0, good.size, self.batch):
             chunk = good[start:start + self.batch]
-            result = self.omp_impl(y[chunk], self.dictionaries, self.max_targets)
+            result = self.sensor(y[chunk])
             for j, b in enumerate(chunk):
                 out[b] = detections_dict(first_frame + int(b), result, j, self.threshold)
         for b in np.nonzero(~finite)[0]:

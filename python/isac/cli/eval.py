@@ -8,7 +8,8 @@ import argparse
 import json
 import sys
 
-from ..evaluation import METHODS, evaluate
+from ..evaluation import KERNELS, METHODS, RECEIVERS, evaluate
+from ..model.domp import DEFAULT_TEMPERATURE
 from .common import add_scenario_options, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
@@ -19,13 +20,22 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, default="baseline",
                         help="baseline: receiver assumes the nominal array; perfect: it knows the true array")
+    parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
+                        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--kernel", choices=KERNELS, default="numpy",
+                        help="numpy (the reference model, default) or cpp (the C++ kernels, same results)")
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     add_scenario_options(parser)
     args = parser.parse_args(argv)
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be > 0, got {args.temperature}")
     scenario = load_scenario(args)
-    result = evaluate(scenario, args.method, progress=progress_flag(args))
+    result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
+                      kernel=args.kernel, temperature=args.temperature)
     out = {k: result[k] for k in KEYS}
-    out.update(method=args.method, scenario_hash=scenario.hash(),
+    out.update(method=args.method, receiver=args.receiver, scenario_hash=scenario.hash(),
                calibration_frames=scenario.run["calibration_frames"])
     for key in KEYS:
         print(f"{key:>16s}  {out[key]:.6g}" if isinstance(out[key], float) else f"{key:>16s}  {out[key]}")

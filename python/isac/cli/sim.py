@@ -14,7 +14,8 @@ import threading
 
 import numpy as np
 
-from ..evaluation import METHODS, calibrate, omp_dictionaries, receiver_array
+from ..evaluation import KERNELS, METHODS, RECEIVERS, SensingReceiver, calibrate, receiver_array
+from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.metrics import gospa
 from ..model.scene import positions
 from ..simulation import Simulator
@@ -70,7 +71,11 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
     parser.add_argument("--method", choices=METHODS, default="baseline",
                         help="sensing receiver: baseline (nominal array) or perfect (knows the true array)")
-    parser.add_argument("--kernel", choices=("cpp", "numpy"), default="cpp", help="OMP implementation (default cpp)")
+    parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
+                        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
+                        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--kernel", choices=KERNELS, default="cpp", help="implementation (default cpp)")
     parser.add_argument("--threshold", type=float, help="OMP threshold delta (default: calibrated to receiver.p_fa)")
     parser.add_argument("--zmq", metavar="ENDPOINT",
                         help="publish detections and metrics as serialized PMTs (gr-zeromq), e.g. tcp://127.0.0.1:5555")
@@ -87,12 +92,15 @@ def main(argv=None) -> int:
         parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
     scenario = load_scenario(args)
     threshold = args.threshold
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be > 0, got {args.temperature}")
     if threshold is None:
-        dictionaries = omp_dictionaries(scenario, receiver_array(scenario, args.method))
-        threshold = calibrate(scenario, Simulator(scenario), dictionaries, progress_flag(args))
+        sensor = SensingReceiver(scenario, receiver_array(scenario, args.method), args.receiver, args.kernel,
+                                 args.temperature)
+        threshold = calibrate(scenario, Simulator(scenario), sensor, progress_flag(args))
         print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
               f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}")
-    print(f"method {args.method}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
+    print(f"method {args.method}, receiver {args.receiver}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
           f"S = {scenario.ofdm['subcarriers']}, spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, "
           f"scenario {scenario.hash()}", flush=True)
 
@@ -101,7 +109,8 @@ def main(argv=None) -> int:
     printer = None if args.quiet else FramePrinter(scenario, args.frames, progress=progress_flag(args))
     try:
         tb = SimFlowgraph(scenario, args.frames, threshold, receiver=args.method, kernel=args.kernel,
-                          on_frame=printer, zmq_pmt=args.zmq, zmq_json=args.zmq_json)
+                          on_frame=printer, zmq_pmt=args.zmq, zmq_json=args.zmq_json, mode=args.receiver,
+                          temperature=args.temperature)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
