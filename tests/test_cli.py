@@ -22,7 +22,7 @@ SMALL = ["run.frames=20", "run.calibration_frames=20", "receiver.angle_grid=180"
 SMALL_ARGS = [a for kv in SMALL for a in ("--set", kv)] + ["--no-progress"]
 
 EVAL_KEYS = {"p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames",
-             "method", "scenario_hash", "calibration_frames"}
+             "method", "receiver", "scenario_hash", "calibration_frames"}
 
 
 def run_eval(tmp_path, *extra, name="out.json"):
@@ -274,3 +274,18 @@ def test_eval_json_is_strict_with_null_for_undefined_metrics(tmp_path):
     assert "NaN" not in text
     data = json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
     assert all(data[k] is None or np.isfinite(data[k]) for k in ("angle_rmse_deg", "range_rmse_m"))
+
+
+def test_eval_domp_receiver_on_the_cpp_kernel_equals_numpy(tmp_path):
+    a = run_eval(tmp_path, "--receiver", "domp", "--kernel", "cpp", name="c.json")
+    b = run_eval(tmp_path, "--receiver", "domp", "--kernel", "numpy", name="n.json")
+    assert a["receiver"] == "domp"
+    for key in ("p_md", "p_fa", "gospa", "threshold"):
+        assert a[key] == pytest.approx(b[key], rel=1e-4, abs=1e-9), key
+
+
+def test_eval_rejects_a_bad_temperature(capsys):
+    with pytest.raises(SystemExit) as exc:
+        isac_eval.main(["--receiver", "domp", "--temperature", "0"])
+    assert exc.value.code == 2
+    assert "--temperature must be > 0" in capsys.readouterr().err

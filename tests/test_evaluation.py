@@ -75,3 +75,31 @@ def test_eta_trades_sensing_for_communication():
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="method must be one of baseline, perfect"):
         receiver_array(small(), "oracle")
+
+
+def test_differentiable_omp_performs_close_to_omp_with_perfect_knowledge_fig7():
+    """Fig. 7: with perfect impairment knowledge, dOMP's inference (full-grid dictionary,
+    sector-restricted argmax, softmax window) detects and localises like OMP."""
+    sc = small(**{"run.frames": 150, "run.calibration_frames": 150})
+    o = evaluate(sc, "perfect", progress=False, receiver="omp")
+    d = evaluate(sc, "perfect", progress=False, receiver="domp")
+    assert d["receiver"] == "domp"
+    assert abs(d["p_md"] - o["p_md"]) < 0.05
+    assert d["gospa"] < 1.3 * o["gospa"] + 2.0
+    base = evaluate(sc, "baseline", progress=False, receiver="domp")
+    assert base["p_md"] > d["p_md"] + 0.25  # impairments hurt dOMP without knowledge too
+
+
+def test_sensing_receiver_validates_its_arguments():
+    from gnuradio.isac.evaluation import SensingReceiver
+    from gnuradio.isac.model.array import DictionaryArray
+
+    sc = small()
+    arr = receiver_array(sc, "baseline")
+    with pytest.raises(ValueError, match="receiver mode must be one of omp, domp"):
+        SensingReceiver(sc, arr, "music")
+    with pytest.raises(ValueError, match="kernel must be one of numpy, cpp"):
+        SensingReceiver(sc, arr, "omp", "fortran")
+    grid = np.linspace(-1.5, 1.5, 30)
+    with pytest.raises(ValueError, match="needs an array with element positions"):
+        SensingReceiver(sc, DictionaryArray(grid, arr.steering(grid)), "domp")

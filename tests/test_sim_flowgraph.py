@@ -12,7 +12,7 @@ import zmq
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.cli import subscribe as isac_subscribe
 from gnuradio.isac.config import Scenario
-from gnuradio.isac.evaluation import Scores, omp_dictionaries, receiver_array, sense
+from gnuradio.isac.evaluation import Scores, SensingReceiver, receiver_array, sense
 from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.model.ofdm import ml_detect
 from gnuradio.isac.simulation import Simulator
@@ -45,11 +45,13 @@ def run_collect(sc, **kw):
     return tb, seen
 
 
-@pytest.mark.parametrize("receiver, kernel", [("baseline", "cpp"), ("perfect", "numpy"), ("baseline", "numpy")])
-def test_streamed_results_equal_offline_model(sc, receiver, kernel):
-    tb, seen = run_collect(sc, receiver=receiver, kernel=kernel)
+@pytest.mark.parametrize("receiver, kernel, mode", [("baseline", "cpp", "omp"), ("perfect", "numpy", "omp"),
+                                                   ("baseline", "numpy", "omp"), ("perfect", "cpp", "domp"),
+                                                   ("baseline", "numpy", "domp")])
+def test_streamed_results_equal_offline_model(sc, receiver, kernel, mode):
+    tb, seen = run_collect(sc, receiver=receiver, kernel=kernel, mode=mode)
     frames = Simulator(sc).frames(0, N)
-    result = sense(frames, omp_dictionaries(sc, receiver_array(sc, receiver)), sc.scene["max_targets"])
+    result = sense(frames, SensingReceiver(sc, receiver_array(sc, receiver), mode, "numpy"))
     detected = ml_detect(frames.y_comm, frames.csi)
     assert sorted(seen) == list(range(N))
     for i in range(N):
@@ -58,15 +60,16 @@ def test_streamed_results_equal_offline_model(sc, receiver, kernel):
         assert int(truth["count"]) == frames.scenes[i].count
         np.testing.assert_allclose(truth["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
         assert int(det["count"]) == len(want["angle_rad"])
-        np.testing.assert_allclose(det["angle_deg"], np.rad2deg(want["angle_rad"]), atol=1e-9)
-        np.testing.assert_allclose(det["range_m"], want["range_m"], atol=1e-9)
+        tol = 1e-9 if kernel == "numpy" else 1e-4  # C++ vs numpy reference: single precision
+        np.testing.assert_allclose(det["angle_deg"], np.rad2deg(want["angle_rad"]), atol=tol)
+        np.testing.assert_allclose(det["range_m"], want["range_m"], atol=tol * 100)
         assert errors == int(np.count_nonzero(detected[i] != frames.messages[i]))
     rx = sc.receiver
     ref = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
     ref.add(frames, result, THRESHOLD, detected)
     got, want = tb.summary(), ref.summary()
     for key in ("p_md", "p_fa", "ser", "gospa"):
-        assert got[key] == pytest.approx(want[key], rel=1e-6, nan_ok=True), key
+        assert got[key] == pytest.approx(want[key], rel=1e-5, nan_ok=True), key
 
 
 def test_isac_sim_prints_frames_and_metrics_and_saves_the_map(sc, tmp_path, capsys):
@@ -74,10 +77,11 @@ def test_isac_sim_prints_frames_and_metrics_and_saves_the_map(sc, tmp_path, caps
     cfg.write_text(sc.to_toml())
     png = tmp_path / "map.png"
     code = isac_sim.main(["--config", str(cfg), "--frames", "3", "--no-progress", "--map-png", str(png),
-                          "--map-frame", "1"])
+                          "--map-frame", "1", "--receiver", "domp"])
     out = capsys.readouterr().out
     assert code == 0
     assert "threshold calibrated to p_fa = 0.01 on 40 frames" in out
+    assert "receiver domp" in out
     for i in range(3):
         assert f"frame {i:4d}:" in out
     assert out.count("    truth ") == 3 and out.count("    detections ") == 3
