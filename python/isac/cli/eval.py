@@ -1,11 +1,14 @@
-"""isac-eval: calibrate the detection threshold to receiver.p_fa and score a method.
+"""isac-eval: calibrate the detection threshold to receiver.p_fa and score a method, or run
+one of the paper's experiments (CSV + PNG + JSON summary into a folder).
 
     isac-eval --method baseline|perfect [--config F] [--set k=v ...] --json OUT
+    isac-eval --experiment fig3|fig7|fig8|crb --out DIR [--quick] [--weights W] [--config F] [--set k=v ...]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 
 from ..evaluation import KERNELS, METHODS, RECEIVERS, evaluate
@@ -20,20 +23,36 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, default="baseline",
                         help="baseline: receiver assumes the nominal array; perfect: it knows the true array")
+    parser.add_argument("--weights", metavar="W.safetensors",
+                        help="weights of isac-train for --experiment fig8 (adds the impairment-learning curve)")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
-    parser.add_argument("--kernel", choices=KERNELS, default="numpy",
-                        help="numpy (the reference model, default) or cpp (the C++ kernels, same results)")
+    parser.add_argument("--kernel", choices=KERNELS, default=None,
+                        help="numpy (the reference model; default with --method) or cpp (the C++ kernels, same "
+                             "results; default with --experiment when they load)")
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
+    from ..experiments import EXPERIMENTS
+
+    parser.add_argument("--experiment", choices=tuple(EXPERIMENTS),
+                        help="run an experiment instead: " + "; ".join(f"{k}: {v[3]}" for k, v in EXPERIMENTS.items()))
+    parser.add_argument("--out", metavar="DIR", help="with --experiment: folder for NAME.csv, NAME.png, NAME.json")
+    parser.add_argument("--quick", action="store_true",
+                        help="with --experiment: small sizes (seconds on 2 cores) for tests and previews")
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
+    if args.experiment:
+        return run_experiment(parser, args, argv)
+    if args.out:
+        parser.error("--out needs --experiment")
+    if args.quick:
+        parser.error("--quick needs --experiment")
     scenario = load_scenario(args)
     result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
-                      kernel=args.kernel, temperature=args.temperature)
+                      kernel=args.kernel or "numpy", temperature=args.temperature)
     out = {k: result[k] for k in KEYS}
     out.update(method=args.method, receiver=args.receiver, scenario_hash=scenario.hash(),
                calibration_frames=scenario.run["calibration_frames"])
@@ -46,6 +65,42 @@ def main(argv=None) -> int:
             json.dump(strict, fh, indent=2, allow_nan=False)
             fh.write("\n")
     return 0
+
+
+def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, argv) -> int:
+    """--experiment NAME: build its scenario, run it, print where the files are."""
+    from ..config import ConfigError
+    from ..experiments import ExperimentError, experiment_scenario, run
+    from ..experiments.common import write_json
+
+    if not args.out:
+        parser.error("--experiment needs --out DIR")
+    try:
+        scenario = experiment_scenario(args.experiment, args.config, args.overrides, args.quick)
+    except (ConfigError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    command = "isac-eval " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    try:
+        summary = run(args.experiment, scenario, args.out, quick=args.quick, kernel=args.kernel,
+                      progress=progress_flag(args), weights=args.weights, command=command,
+                      temperature=args.temperature)
+    except (ExperimentError, _weights_error()) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.experiment}: {summary['seconds']:.1f} s, wrote {', '.join(summary['files'])} into {args.out}")
+    if args.json:
+        write_json(args.json, summary)
+    return 0
+
+
+def _weights_error():
+    """weights.WeightsError (a weights file that does not fit), or nothing to catch."""
+    try:
+        from ..weights import WeightsError
+    except ImportError:
+        return ()
+    return WeightsError
 
 
 if __name__ == "__main__":

@@ -1,0 +1,148 @@
+"""Shared pieces of the experiments: the run context, output writers (CSV, strict JSON,
+PNG through matplotlib's Agg backend), Monte Carlo confidence intervals, the sensing
+kernel choice and the calibration peaks of a receiver."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from ..config import Scenario
+from ..model.domp import DEFAULT_TEMPERATURE
+from ..evaluation import _batches, _progress, sense
+from ..simulation import Simulator
+
+#: two-sided 95 % normal quantile used by every interval below
+Z95 = 1.959963984540054
+
+
+class ExperimentError(ValueError):
+    """An experiment cannot run with the given options; the message says why."""
+
+
+@dataclass
+class Context:
+    """What an experiment needs: the scenario (experiment defaults, --quick sizes and the
+    user's --config / --set already applied), the output folder, the sensing kernel,
+    the progress-bar flag (None: tqdm decides, False: off), optional learned weights and the dOMP
+    softmax temperature."""
+
+    name: str
+    scenario: Scenario
+    out: str
+    quick: bool = False
+    kernel: str = "numpy"
+    progress: Any = None
+    weights: str | None = None
+    temperature: float = DEFAULT_TEMPERATURE  # dOMP softmax temperature
+    files: list = field(default_factory=list)
+
+    def path(self, filename: str) -> str:
+        p = os.path.join(self.out, filename)
+        self.files.append(filename)
+        return p
+
+
+def default_kernel() -> str:
+    """"cpp" when the compiled kernels load (same results as numpy, 10-20x faster), else "numpy"."""
+    try:
+        from .. import DompKernel, OmpKernel  # noqa: F401
+    except ImportError:
+        return "numpy"
+    return "cpp"
+
+
+def wilson_interval(successes: float, trials: float, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval of a binomial proportion k/n (NaNs when n = 0)."""
+    n = float(trials)
+    if n <= 0:
+        return float("nan"), float("nan")
+    p = float(successes) / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+    """(mean, lower, upper): normal confidence interval of the mean."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    m = float(x.mean())
+    half = z * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else float("nan")
+    return m, m - half, m + half
+
+
+def rmse_interval(errors: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
+    """(RMSE, lower, upper): the normal interval of the mean squared error, square-rooted."""
+    e2 = np.asarray(errors, dtype=np.float64) ** 2
+    m, lo, hi = mean_interval(e2, z)
+    return math.sqrt(m), math.sqrt(max(lo, 0.0)), math.sqrt(hi) if hi == hi else float("nan")
+
+
+def _plain(value):
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return v if math.isfinite(v) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def write_json(path: str, obj: dict) -> None:
+    """Strict JSON (NaN and Inf become null), indented, with a final newline."""
+    with open(path, "w") as fh:
+        json.dump(_plain(obj), fh, indent=2, allow_nan=False)
+        fh.write("\n")
+
+
+def write_csv(path: str, rows: Iterable[dict], columns: Sequence[str]) -> None:
+    """CSV with a header line; floats with 8 significant digits, NaN as empty."""
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(columns)
+        for row in rows:
+            out = []
+            for c in columns:
+                v = row[c]
+                if isinstance(v, (float, np.floating)):
+                    out.append("" if not math.isfinite(v) else f"{float(v):.8g}")
+                else:
+                    out.append(v)
+            w.writerow(out)
+
+
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def calibration_peaks(scenario: Scenario, simulator: Simulator, receiver, progress=None, desc="calibrating"):
+    """(peaks (B, T_max), true counts (B,)) of ``receiver`` on the calibration frames, the
+    input of model.metrics.calibrate_threshold (evaluation.calibrate keeps only its result)."""
+    peaks, counts = [], []
+    total = scenario.run["calibration_frames"]
+    with _progress(total, desc, progress) as bar:
+        for start, n in _batches(total, scenario.run["batch"]):
+            frames = simulator.frames(start, n, "calibration")
+            peaks.append(sense(frames, receiver).peaks)
+            counts.append(frames.true_counts)
+            bar.update(n)
+    return np.concatenate(peaks), np.concatenate(counts)

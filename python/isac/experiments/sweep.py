@@ -1,0 +1,207 @@
+"""Figs. 7 and 8: misdetection probability p_md (20) and GOSPA (17) against the false-alarm
+probability p_fa (21), traced by sweeping the OMP stopping threshold delta (Alg. 1, line 6).
+
+For each method (transmitter, array the receiver assumes, receiver mode):
+  1. one run of T_max iterations on every calibration frame gives the map peaks; for each
+     target false-alarm rate in P_FA_TARGETS, model.metrics.calibrate_threshold picks the
+     threshold (the same rule as isac-eval, whose p_fa = 1e-2 is one of the targets);
+  2. one run on every test frame; evaluation.Scores scores it at every threshold (the
+     detected count for a threshold comes from the same run: OmpResult.counts).
+Each point carries 95 % intervals: Wilson score intervals for p_md and p_fa (successes =
+missed / false targets, trials = sum T_i / sum (T_max - T_i); the slots of one frame are not
+independent, so the intervals are approximate) and the normal interval of the mean GOSPA.
+
+fig7: OMP vs dOMP inference, both with perfect impairment knowledge (the receiver knows
+      the true array), baseline transmitter, T_max = 5, eta = 1 (Fig. 7).
+fig8: the baseline without impairment knowledge (Alg. 1 on the nominal array) vs dOMP with
+      perfect knowledge, and impairment learning when --weights names learned weights (Fig. 8).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..evaluation import Scores, SensingReceiver, _batches, _progress, receiver_array, sense
+from ..model.array import ArrayModel
+from ..model.metrics import calibrate_threshold
+from ..model.ofdm import ml_detect
+from ..simulation import Simulator
+from .common import (Context, ExperimentError, calibration_peaks, mean_interval, pyplot, wilson_interval,
+                     write_csv)
+
+#: target false-alarm rates of the threshold sweep (1e-2 is the paper's operating point)
+P_FA_TARGETS = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5)
+
+#: scenario settings of Figs. 7-8 (before --quick sizes and the user's --set)
+DEFAULTS = {"transmitter.eta": 1.0, "scene.max_targets": 5, "run.frames": 4000, "run.calibration_frames": 4000,
+            "run.batch": 100}
+QUICK = {"run.frames": 200, "run.calibration_frames": 200, "run.batch": 100}
+
+COLUMNS = ("method", "label", "p_fa_target", "threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md", "p_md_lo", "p_md_hi",
+           "gospa", "gospa_lo", "gospa_hi", "angle_rmse_deg", "range_rmse_m", "frames", "calibration_frames")
+
+
+@dataclass
+class Method:
+    """One curve: ``key`` (CSV name), ``label`` (legend), the array the receiver assumes,
+    the receiver mode ("omp" | "domp") and the transmitter's precoder (None: baseline)."""
+
+    key: str
+    label: str
+    array: ArrayModel
+    mode: str
+    precoder: np.ndarray | None = None
+
+
+def learned_method(ctx: Context) -> Method:
+    """The impairment-learning curve of Fig. 8 from ``ctx.weights`` (a weights file of
+    isac-train). The learned spacings define the array of BOTH the transmitter (LS synthesis
+    (6)-(7) on the learned array) and the dOMP receiver (parameter sharing, Sec. IV). Loading
+    and the learned transmitter belong to gnuradio.isac.evaluation / weights (method
+    "impairment"); this hook only asks them, and says so clearly when they are missing."""
+    from .. import evaluation
+
+    if "impairment" not in getattr(evaluation, "LEARNED", ()) or not hasattr(evaluation, "transmitter_precoder"):
+        raise ExperimentError(f"--weights {ctx.weights}: this installation cannot evaluate learned weights yet "
+                              "(gnuradio.isac.evaluation has no 'impairment' method / transmitter_precoder)")
+    array = evaluation.receiver_array(ctx.scenario, "impairment", ctx.weights)  # WeightsError says why not
+    precoder = evaluation.transmitter_precoder(ctx.scenario, "impairment", array)
+    return Method("learned", "impairment learning (dOMP)", array, "domp", precoder)
+
+
+def fig7_methods(ctx: Context) -> list[Method]:
+    perfect = receiver_array(ctx.scenario, "perfect")
+    return [Method("omp_perfect", "OMP, perfect knowledge", perfect, "omp"),
+            Method("domp_perfect", "dOMP, perfect knowledge", perfect, "domp")]
+
+
+def fig8_methods(ctx: Context) -> list[Method]:
+    methods = [Method("baseline", "baseline (OMP, nominal array)", receiver_array(ctx.scenario, "baseline"), "omp"),
+               Method("domp_perfect", "dOMP, perfect knowledge", receiver_array(ctx.scenario, "perfect"), "domp")]
+    if ctx.weights:
+        methods.append(learned_method(ctx))
+    return methods
+
+
+def sweep_method(ctx: Context, method: Method) -> list[dict]:
+    """The rows (one per distinct threshold) of one method's curve."""
+    sc = ctx.scenario
+    T = sc.scene["max_targets"]
+    rx = sc.receiver
+    simulator = Simulator(sc, precoder=method.precoder)
+    receiver = SensingReceiver(sc, method.array, method.mode, ctx.kernel, ctx.temperature)
+    peaks, counts = calibration_peaks(sc, simulator, receiver, ctx.progress, f"calibrating {method.key}")
+    thresholds = [calibrate_threshold(peaks, counts, T, p) for p in P_FA_TARGETS]
+    scores = [Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"]) for _ in thresholds]
+    with _progress(sc.run["frames"], f"testing {method.key}", ctx.progress) as bar:
+        for start, n in _batches(sc.run["frames"], sc.run["batch"]):
+            frames = simulator.frames(start, n, "test")
+            result = sense(frames, receiver)
+            detected = ml_detect(frames.y_comm, frames.csi)
+            for s, thr in zip(scores, thresholds):
+                s.add(frames, result, thr, detected)
+            bar.update(n)
+    rows, seen = [], set()
+    for target, thr, s in zip(P_FA_TARGETS, thresholds, scores):
+        if thr in seen:  # two targets calibrated to the same threshold: one point
+            continue
+        seen.add(thr)
+        summ = s.summary()
+        t = np.asarray(s.true_counts, np.float64)
+        e = np.asarray(s.est_counts, np.float64)
+        md_lo, md_hi = wilson_interval((t - np.minimum(t, e)).sum(), t.sum())
+        fa_lo, fa_hi = wilson_interval((np.maximum(t, e) - t).sum(), (T - t).sum())
+        g, g_lo, g_hi = mean_interval(s.gospa)
+        rows.append(dict(method=method.key, label=method.label, p_fa_target=target, threshold=thr,
+                         p_fa=summ["p_fa"], p_fa_lo=fa_lo, p_fa_hi=fa_hi, p_md=summ["p_md"], p_md_lo=md_lo,
+                         p_md_hi=md_hi, gospa=g, gospa_lo=g_lo, gospa_hi=g_hi,
+                         angle_rmse_deg=summ["angle_rmse_deg"], range_rmse_m=summ["range_rmse_m"],
+                         frames=summ["frames"], calibration_frames=sc.run["calibration_frames"]))
+    return rows
+
+
+def at_operating_point(rows: list[dict], p_fa_target: float = 1e-2) -> dict:
+    """The row calibrated to ``p_fa_target`` (or the nearest target present)."""
+    return min(rows, key=lambda r: abs(np.log(r["p_fa_target"] / p_fa_target)))
+
+
+def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
+    plt = pyplot()
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    markers = iter("osd^v")
+    for key, rows in curves.items():
+        x = np.array([r["p_fa"] for r in rows])
+        keep = x > 0  # a point with no false alarm at all cannot sit on a log axis
+        rows = [r for r, k in zip(rows, keep) if k]
+        x = x[keep]
+        xerr = np.array([[r["p_fa"] - r["p_fa_lo"] for r in rows], [r["p_fa_hi"] - r["p_fa"] for r in rows]])
+        m = next(markers)
+        for ax, name in ((ax1, "p_md"), (ax2, "gospa")):
+            y = np.array([r[name] for r in rows])
+            yerr = np.array([[r[name] - r[f"{name}_lo"] for r in rows], [r[f"{name}_hi"] - r[name] for r in rows]])
+            ax.errorbar(x, y, xerr=xerr, yerr=yerr, marker=m, ms=4, capsize=2, lw=1.2, label=rows[0]["label"])
+    ax1.set_xscale("log")
+    ax1.set_yscale("log")
+    ax1.set_xlabel("false-alarm probability $p_{fa}$")
+    ax1.set_ylabel("misdetection probability $p_{md}$")
+    ax2.set_xscale("log")
+    ax2.set_xlabel("false-alarm probability $p_{fa}$")
+    ax2.set_ylabel("GOSPA (m)")
+    for ax in (ax1, ax2):
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+def _run(ctx: Context, methods: list[Method], title: str) -> dict:
+    curves, timing = {}, {}
+    for m in methods:
+        t0 = time.perf_counter()
+        curves[m.key] = sweep_method(ctx, m)
+        timing[m.key] = time.perf_counter() - t0
+    rows = [r for key in curves for r in curves[key]]
+    write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
+    plot(ctx.path(f"{ctx.name}.png"), curves, title)
+    at = {k: at_operating_point(v) for k, v in curves.items()}
+    return {
+        "methods": {m.key: {"label": m.label, "receiver": m.mode,
+                            "transmitter": "baseline" if m.precoder is None else "learned"} for m in methods},
+        "at_p_fa_1e-2": {k: {c: r[c] for c in ("threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md", "p_md_lo",
+                                                 "p_md_hi", "gospa", "gospa_lo", "gospa_hi", "angle_rmse_deg",
+                                                 "range_rmse_m")} for k, r in at.items()},
+        "min_gospa": {k: min(v, key=lambda r: r["gospa"])["gospa"] for k, v in curves.items()},
+        "seconds_per_method": timing,
+        "p_fa_targets": list(P_FA_TARGETS),
+    }
+
+
+def run_fig7(ctx: Context) -> dict:
+    sc = ctx.scenario
+    out = _run(ctx, fig7_methods(ctx), f"Fig. 7: OMP vs dOMP, perfect impairment knowledge, baseline transmitter "
+               f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
+               f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
+    a = out["at_p_fa_1e-2"]
+    out["delta_p_md_domp_minus_omp"] = a["domp_perfect"]["p_md"] - a["omp_perfect"]["p_md"]
+    out["delta_gospa_domp_minus_omp"] = a["domp_perfect"]["gospa"] - a["omp_perfect"]["gospa"]
+    return out
+
+
+def run_fig8(ctx: Context) -> dict:
+    sc = ctx.scenario
+    methods = fig8_methods(ctx)  # loads the weights first: a bad file fails before any simulation
+    out = _run(ctx, methods, f"Fig. 8: baseline vs perfect knowledge"
+               f"{' vs impairment learning' if ctx.weights else ' (impairment learning: needs --weights)'} "
+               f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
+               f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
+    a = out["at_p_fa_1e-2"]
+    out["p_md_ratio_baseline_over_perfect"] = a["baseline"]["p_md"] / max(a["domp_perfect"]["p_md"], 1e-12)
+    out["weights"] = ctx.weights
+    return out
+
+
+__all__ = ["DEFAULTS", "Method", "P_FA_TARGETS", "QUICK", "learned_method", "run_fig7", "run_fig8", "sweep_method"]
