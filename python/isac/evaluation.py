@@ -6,6 +6,10 @@ Methods:
   baseline  the receiver assumes the nominal lambda/2 array (Sec. III)
   perfect   the receiver knows the true (impaired) array; the transmitter is still the
             baseline of Sec. III-A ("perfect knowledge" of Figs. 7-8)
+  impairment, dictionary
+            transmitter AND receiver use the array learned by isac-train (a weights file):
+            the LS beams (6)-(7) of the learned array and its dictionary in the receiver
+            (parameter sharing, Sec. IV)
 """
 from __future__ import annotations
 
@@ -23,15 +27,31 @@ from .model.ofdm import delay_dictionary, ml_detect
 from .model.omp import Dictionaries, OmpResult, omp
 from .model.reciprocal import reciprocal_filter
 from .model.scene import positions
-from .simulation import Frames, Simulator
+from .simulation import Frames, Simulator, baseline_precoder
 
-METHODS = ("baseline", "perfect")
+METHODS = ("baseline", "perfect", "impairment", "dictionary")
+LEARNED = ("impairment", "dictionary")
 RECEIVERS = ("omp", "domp")
 KERNELS = ("numpy", "cpp")
 
 
-def receiver_array(scenario: Scenario, method: str) -> ArrayModel:
-    """The array the sensing receiver assumes for ``method``."""
+def learned_array(scenario: Scenario, weights_path, method: str | None = None) -> ArrayModel:
+    """The array learned by isac-train, from a weights file validated against ``scenario``
+    (and ``method`` when given): a PositionArray (impairment) or DictionaryArray (dictionary)."""
+    from . import weights as weights_io
+
+    return weights_io.load(weights_path, scenario, method).array(scenario.wavelength_m)
+
+
+def receiver_array(scenario: Scenario, method: str, weights_path=None) -> ArrayModel:
+    """The array the sensing receiver assumes for ``method`` (learned methods need the
+    weights file of isac-train)."""
+    if method in LEARNED:
+        if weights_path is None:
+            raise ValueError(f"method {method!r} needs a weights file (isac-train --method {method} --out W.safetensors)")
+        return learned_array(scenario, weights_path, method)
+    if weights_path is not None:
+        raise ValueError(f"method {method!r} does not use a weights file; use --method impairment or dictionary")
     if method == "baseline":
         return scenario_nominal_array(scenario)
     if method == "perfect":
@@ -188,17 +208,23 @@ def calibrate(scenario: Scenario, simulator: Simulator, receiver, progress=None)
     return calibrate_threshold(np.concatenate(peaks), np.concatenate(counts), T, scenario.receiver["p_fa"])
 
 
+def transmitter_precoder(scenario: Scenario, method: str, array: ArrayModel) -> np.ndarray:
+    """The ISAC precoder (5) of ``method``: LS beams of the nominal array (baseline, perfect),
+    or of the learned array (impairment, dictionary: transmitter and receiver share it)."""
+    return baseline_precoder(scenario, array if method in LEARNED else None)
+
+
 def evaluate(scenario: Scenario, method: str = "baseline", progress=None, threshold: float | None = None,
              receiver: str = "omp", kernel: str = "numpy", temperature: float = DEFAULT_TEMPERATURE,
-             array: ArrayModel | None = None, precoder: np.ndarray | None = None) -> dict:
+             weights=None) -> dict:
     """Calibrate (unless ``threshold`` is given) and score on run.frames test frames.
 
-    The sensing receiver assumes the array of ``method`` (or ``array``, e.g. a learned one)
-    and runs ``receiver`` ("omp" or "domp") on ``kernel``; the transmitter is the baseline
-    precoder unless ``precoder`` (K,) is given. Returns the metrics dict of isac-eval."""
-    simulator = Simulator(scenario, precoder=precoder)
-    sensor = SensingReceiver(scenario, array if array is not None else receiver_array(scenario, method), receiver,
-                             kernel, temperature)
+    The receiver assumes the array of ``method`` (learned methods: from the ``weights``
+    file, which also gives the transmitter's array) and runs ``receiver`` ("omp" or "domp")
+    on ``kernel``. Returns the metrics dict of isac-eval."""
+    array = receiver_array(scenario, method, weights)
+    simulator = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
+    sensor = SensingReceiver(scenario, array, receiver, kernel, temperature)
     if threshold is None:
         threshold = calibrate(scenario, simulator, sensor, progress)
     rx = scenario.receiver
@@ -215,5 +241,5 @@ def evaluate(scenario: Scenario, method: str = "baseline", progress=None, thresh
     return out
 
 
-__all__ = ["KERNELS", "METHODS", "RECEIVERS", "Scores", "SensingReceiver", "calibrate", "domp_dictionaries",
+__all__ = ["KERNELS", "LEARNED", "METHODS", "learned_array", "transmitter_precoder", "RECEIVERS", "Scores", "SensingReceiver", "calibrate", "domp_dictionaries",
            "evaluate", "omp_dictionaries", "receiver_array", "sense", "counts_for_threshold"]

@@ -22,9 +22,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="isac-eval", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, default="baseline",
-                        help="baseline: receiver assumes the nominal array; perfect: it knows the true array")
+                        help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
+                             "impairment / dictionary: transmitter and receiver use the learned array (--weights)")
     parser.add_argument("--weights", metavar="W.safetensors",
-                        help="weights of isac-train for --experiment fig8 (adds the impairment-learning curve)")
+                        help="weights of isac-train for --method impairment|dictionary, or for --experiment fig8 "
+                             "(adds the impairment-learning curve)")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -51,8 +53,12 @@ def main(argv=None) -> int:
     if args.quick:
         parser.error("--quick needs --experiment")
     scenario = load_scenario(args)
-    result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
-                      kernel=args.kernel or "numpy", temperature=args.temperature)
+    try:
+        result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
+                          kernel=args.kernel or "numpy", temperature=args.temperature, weights=args.weights)
+    except ValueError as exc:  # a missing, unfitting or unreadable weights file (WeightsError): one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = {k: result[k] for k in KEYS}
     out.update(method=args.method, receiver=args.receiver, scenario_hash=scenario.hash(),
                calibration_frames=scenario.run["calibration_frames"])
