@@ -47,8 +47,9 @@ def block_kwargs(scenario: Scenario) -> dict[str, dict]:
 class SimFlowgraph(gr.top_block):
     """The streaming simulation of ``frames`` test frames of ``scenario``.
 
-    ``receiver``: "baseline" (nominal array) or "perfect" (true spacings) or a spacing vector
-    (m); ``mode``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp" or "numpy"; ``on_frame(frame, truth, detections, symbol_errors)`` is called once per scored frame;
+    ``receiver``: "baseline" (nominal array), "perfect" (true spacings), a spacing vector (m),
+    or "impairment" / "dictionary" with ``weights`` (the learned array at the transmitter and
+    the receiver); ``mode``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp" or "numpy"; ``on_frame(frame, truth, detections, symbol_errors)`` is called once per scored frame;
     ``zmq_pmt`` publishes truth, detections and running metrics per frame as serialized PMTs
     (the wire format of gr-zeromq's pub_msg_sink) and ``zmq_json`` the same as JSON, each on
     its own bound endpoint (see gnuradio.isac.publish)."""
@@ -56,25 +57,28 @@ class SimFlowgraph(gr.top_block):
     def __init__(self, scenario: Scenario, frames: int, threshold: float, receiver="baseline", kernel: str = "cpp",
                  on_frame: Callable[[int, dict, dict, int], None] | None = None, zmq_pmt: str | None = None,
                  zmq_json: str | None = None, log_every: int = 0, mode: str = "omp",
-                 temperature: float = DEFAULT_TEMPERATURE):
+                 temperature: float = DEFAULT_TEMPERATURE, weights: str | None = None):
         gr.top_block.__init__(self, "isac_sim")
         kw = block_kwargs(scenario)
         if isinstance(receiver, str):
-            if receiver == "baseline":
-                array = "nominal"
+            if receiver in ("baseline", "impairment", "dictionary"):
+                array = "nominal"  # learned methods: the weights file replaces it
             elif receiver == "perfect":
                 array = np.asarray(true_array(scenario).spacings_m)
             else:
-                raise ValueError(f"receiver must be 'baseline', 'perfect' or a spacing vector, got {receiver!r}")
+                raise ValueError(f"receiver must be 'baseline', 'perfect', 'impairment', 'dictionary' or a spacing "
+                                 f"vector, got {receiver!r}")
+            if receiver in ("impairment", "dictionary") and not weights:
+                raise ValueError(f"receiver {receiver!r} needs the weights file of isac-train")
         else:
             array = np.asarray(receiver, dtype=np.float64)
         K, S = scenario.array["antennas"], scenario.ofdm["subcarriers"]
         self.source = isac_message_source(frames=frames, **kw["source"])
-        self.precoder = isac_precoder(**kw["precoder"])
+        self.precoder = isac_precoder(weights=weights or "", **kw["precoder"])
         self.channel = isac_ula_channel(**kw["channel"])
         self.reciprocal = isac_reciprocal_filter(K, S)
         self.receiver = isac_omp_receiver(threshold=threshold, array=array, kernel=kernel, mode=mode,
-                                          temperature=temperature, **kw["omp"])
+                                          temperature=temperature, weights=weights or "", **kw["omp"])
         self.comm = isac_comm_receiver(S)
         self.metrics = isac_metrics(log_every=log_every, **kw["metrics"])
         self.connect((self.source, 1), self.precoder, self.channel)

@@ -4,29 +4,30 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Scenario
-from .evaluation import omp_dictionaries, receiver_array, sense
+from .evaluation import omp_dictionaries, receiver_array, sense, transmitter_precoder
 from .model.angle_delay import angle_delay_map
 from .model.grids import delay_to_range
 from .model.reciprocal import reciprocal_filter
 from .simulation import Simulator
 
 
-def frame_map(scenario: Scenario, frame: int, method: str = "baseline", stream: str = "test"):
+def frame_map(scenario: Scenario, frame: int, method: str = "baseline", stream: str = "test", weights=None):
     """(map L normalised to its maximum, angles_deg, ranges_m, scene, OmpResult) of one frame
-    seen by the receiver of ``method``."""
-    sim = Simulator(scenario)
+    seen by the OMP receiver of ``method`` (learned methods: from ``weights``)."""
+    array = receiver_array(scenario, method, weights)
+    sim = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
     frames = sim.frames(frame, 1, stream)
-    D = omp_dictionaries(scenario, receiver_array(scenario, method))
+    D = omp_dictionaries(scenario, array)
     L = angle_delay_map(reciprocal_filter(frames.y_sensing, frames.symbols), D.phi_a, D.phi_d)[0]
     result = sense(frames, D, scenario.scene["max_targets"])
     return L / L.max(), np.rad2deg(D.angles_rad), delay_to_range(D.delays_s), frames.scenes[0], result
 
 
 def draw_frame_map(ax, scenario: Scenario, frame: int, threshold: float, method: str = "baseline",
-                   floor_db: float = -30.0, title: str | None = None):
+                   floor_db: float = -30.0, title: str | None = None, weights=None):
     """Draw one frame's map (dB re its maximum) on ``ax`` with true targets (circles) and the
     detections at ``threshold`` (crosses)."""
-    L, ang, rng, scene, result = frame_map(scenario, frame, method)
+    L, ang, rng, scene, result = frame_map(scenario, frame, method, weights=weights)
     img = ax.imshow(np.maximum(10 * np.log10(np.maximum(L, 1e-12)), floor_db).T, origin="lower", aspect="auto",
                     extent=[ang[0], ang[-1], rng[0], rng[-1]], cmap="viridis")
     ax.scatter(np.rad2deg(scene.angles_rad), scene.ranges_m, s=80, facecolors="none", edgecolors="w",
@@ -40,7 +41,8 @@ def draw_frame_map(ax, scenario: Scenario, frame: int, threshold: float, method:
     return img
 
 
-def save_frame_map(path: str, scenario: Scenario, frame: int, threshold: float, method: str = "baseline") -> None:
+def save_frame_map(path: str, scenario: Scenario, frame: int, threshold: float, method: str = "baseline",
+                   weights=None) -> None:
     """Save the picture of one frame's angle-delay map (PNG, SVG, ... by extension)."""
     import matplotlib
 
@@ -48,7 +50,7 @@ def save_frame_map(path: str, scenario: Scenario, frame: int, threshold: float, 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    img = draw_frame_map(ax, scenario, frame, threshold, method)
+    img = draw_frame_map(ax, scenario, frame, threshold, method, weights=weights)
     fig.colorbar(img, ax=ax, label="dB re frame maximum")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -39,6 +39,22 @@ REQUIRED_META = ("format", "format_version", "method", "antennas", "subcarriers"
                  "subcarrier_spacing_hz", "impairment", "angle_grid", "delay_grid", "units", "scenario_hash", "steps")
 
 
+#: the weights shipped with the module: impairment learning for the default scenario
+DEFAULT_FILE = "impairment_default.safetensors"
+
+
+def default_weights_path() -> str | None:
+    """Path of the shipped default weights (installed in <prefix>/share/gr-isac/weights, or
+    data/weights/ of a source checkout), or None when absent."""
+    import sys
+    from pathlib import Path
+
+    for folder in (Path(sys.prefix) / "share" / "gr-isac" / "weights", Path(__file__).resolve().parents[2] / "data" / "weights"):
+        if (folder / DEFAULT_FILE).is_file():
+            return str(folder / DEFAULT_FILE)
+    return None
+
+
 class WeightsError(ValueError):
     """A weights file is unreadable or does not fit the scenario; the message says why."""
 

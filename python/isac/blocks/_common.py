@@ -117,3 +117,16 @@ def to_python(msg: pmt.pmt_t) -> dict:
     if not isinstance(out, dict):
         raise ValueError(f"expected a PMT dict, got {out!r}")
     return out
+
+
+def learned_array(block: str, path: str, scenario: Scenario):
+    """The array learned by isac-train from weights file ``path`` (impairment: element
+    positions; dictionary: K x N_theta), checked against the block's K, S, f_c, Delta_f and
+    impairment model (the block does not know the impairment seed, so the scenario hash is
+    not checked; isac-eval / isac-sim check it). Errors name the block and 'weights'."""
+    from ..weights import WeightsError, load
+
+    try:
+        return load(path, scenario, check_hash=False).array(scenario.wavelength_m)
+    except WeightsError as exc:
+        raise error(block, "weights", str(exc)) from None

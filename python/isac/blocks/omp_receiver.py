@@ -87,18 +87,21 @@ class isac_omp_receiver(gr.sync_block):
     with the precoder, argmax restricted to the sector, softmax window of the resolutions
     (16) with ``temperature``, off-grid estimates). ``kernel``: "numpy" (the model, the
     reference) or "cpp" (the C++ kernels ``OmpKernel`` / ``DompKernel``, same results). The
-    estimator is ``self.sensor`` (an ``evaluation.SensingReceiver``), called on Y~ (B, K, S)."""
+    estimator is ``self.sensor`` (an ``evaluation.SensingReceiver``), called on Y~ (B, K, S).
+    ``weights``: a weights file of isac-train; its learned array replaces ``array``."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
                  max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
                  impairment: str = "spacing", kernel: str = "numpy", mode: str = "omp",
-                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720):
+                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720, weights: str = ""):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
         self.scenario, self.array, _ = receiver_setup(
             NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
         self.scenario = self.scenario.with_overrides({"transmitter.beam_grid": c.positive_int(NAME, "beam_grid",
                                                                                                beam_grid)})
+        if weights:  # the array learned by isac-train replaces ``array``
+            self.array = c.learned_array(NAME, weights, self.scenario)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
         if kernel not in KERNELS:

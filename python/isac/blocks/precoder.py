@@ -22,7 +22,8 @@ class isac_precoder(gr.sync_block):
     antenna-major: item[k*S + s] = f_k x_s).
 
     f = ``model.beamforming.transmit_beam`` on the nominal lambda/2 array (the baseline
-    transmitter, ``simulation.baseline_precoder``). Run-time changes: ``set_eta``,
+    transmitter, ``simulation.baseline_precoder``), or on the array learned by isac-train when
+    ``weights`` names its file (impairment or dictionary learning, Sec. IV-A). Run-time changes: ``set_eta``,
     ``set_phi``, ``set_sensing_sector``, ``set_comm_sector``, ``set_power`` and the message
     port ``config`` (PMT dict with any of eta, phi, power, sector_deg (sensing sector),
     comm_sector_deg) recompute f; the new f applies from the next work call and is announced
@@ -30,7 +31,7 @@ class isac_precoder(gr.sync_block):
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, eta: float = 0.5, phi: float = 0.0,
                  power: float = 1.0, sensing_sector_deg=(-40.0, -20.0), comm_sector_deg=(30.0, 50.0),
-                 beam_grid: int = 720, beam_rcond: float = 0.1):
+                 beam_grid: int = 720, beam_rcond: float = 0.1, weights: str = ""):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
         c.interval(NAME, "sensing_sector_deg", sensing_sector_deg, " (degrees)")
@@ -44,8 +45,10 @@ class isac_precoder(gr.sync_block):
             "beam_grid": ("transmitter.beam_grid", beam_grid), "beam_rcond": ("transmitter.beam_rcond", beam_rcond),
         }
         self.scenario = c.scenario(NAME, self._params)
+        #: the transmitter's array: None = nominal (baseline), else the learned one
+        self.array = c.learned_array(NAME, weights, self.scenario) if weights else None
         self._lock = threading.Lock()
-        self._f = baseline_precoder(self.scenario)
+        self._f = baseline_precoder(self.scenario, self.array)
         self._announce = True
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S)],
                                out_sig=[(np.complex64, self.K * self.S)])
@@ -69,7 +72,7 @@ class isac_precoder(gr.sync_block):
                 value = c.interval(NAME, name, value, " (degrees)")
             params[name] = (params[name][0], value)
         scenario = c.scenario(NAME, params)
-        f = baseline_precoder(scenario)
+        f = baseline_precoder(scenario, self.array)
         with self._lock:
             self._params, self.scenario, self._f, self._announce = params, scenario, f, True
 

@@ -14,7 +14,8 @@ import threading
 
 import numpy as np
 
-from ..evaluation import KERNELS, METHODS, RECEIVERS, SensingReceiver, calibrate, receiver_array
+from ..evaluation import (KERNELS, METHODS, RECEIVERS, SensingReceiver, calibrate, evaluate, receiver_array,
+                          transmitter_precoder)
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.metrics import gospa
 from ..model.scene import positions
@@ -65,12 +66,40 @@ class FramePrinter:
             self.bar.close()
 
 
+def choose_method(scenario, method: str | None, weights: str | None) -> tuple[str, str | None]:
+    """(method, weights file): --weights implies its method; with neither option, the shipped
+    impairment-learning weights when they were learned for this scenario, else baseline."""
+    from .. import weights as weights_io
+
+    if weights:
+        learned = weights_io.load(weights, scenario).method
+        if method not in (None, learned):
+            raise ValueError(f"--weights holds {learned!r} weights but --method is {method!r}")
+        return learned, weights
+    if method is not None:
+        return method, None
+    default = weights_io.default_weights_path()
+    if default:
+        try:
+            weights_io.load(default, scenario, "impairment")
+            return "impairment", default
+        except weights_io.WeightsError as exc:
+            print(f"note: shipped weights not used ({exc}); running the baseline", file=sys.stderr)
+    return "baseline", None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="isac-sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
-    parser.add_argument("--method", choices=METHODS, default="baseline",
-                        help="sensing receiver: baseline (nominal array) or perfect (knows the true array)")
+    parser.add_argument("--method", choices=METHODS,
+                        help="baseline (nominal array), perfect (receiver knows the true array), impairment / "
+                             "dictionary (learned array at transmitter and receiver, from --weights). Default: "
+                             "impairment with the shipped weights when they were learned for this scenario, "
+                             "else baseline")
+    parser.add_argument("--weights", metavar="W.safetensors", help="weights of isac-train (learned methods)")
+    parser.add_argument("--no-compare", action="store_true",
+                        help="do not score the baseline on the same frames for comparison")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -91,16 +120,24 @@ def main(argv=None) -> int:
     if args.map_frame < 0:
         parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
     scenario = load_scenario(args)
+    try:
+        method, weights = choose_method(scenario, args.method, args.weights)
+        array = receiver_array(scenario, method, weights)
+    except ValueError as exc:  # WeightsError included: a one-line reason
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if weights:
+        print(f"weights: {weights}")
     threshold = args.threshold
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
     if threshold is None:
-        sensor = SensingReceiver(scenario, receiver_array(scenario, args.method), args.receiver, args.kernel,
-                                 args.temperature)
-        threshold = calibrate(scenario, Simulator(scenario), sensor, progress_flag(args))
+        sensor = SensingReceiver(scenario, array, args.receiver, args.kernel, args.temperature)
+        simulator = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
+        threshold = calibrate(scenario, simulator, sensor, progress_flag(args))
         print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
               f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}")
-    print(f"method {args.method}, receiver {args.receiver}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
+    print(f"method {method}, receiver {args.receiver}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
           f"S = {scenario.ofdm['subcarriers']}, spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, "
           f"scenario {scenario.hash()}", flush=True)
 
@@ -108,7 +145,7 @@ def main(argv=None) -> int:
 
     printer = None if args.quiet else FramePrinter(scenario, args.frames, progress=progress_flag(args))
     try:
-        tb = SimFlowgraph(scenario, args.frames, threshold, receiver=args.method, kernel=args.kernel,
+        tb = SimFlowgraph(scenario, args.frames, threshold, receiver=method, kernel=args.kernel, weights=weights,
                           on_frame=printer, zmq_pmt=args.zmq, zmq_json=args.zmq_json, mode=args.receiver,
                           temperature=args.temperature)
     except ValueError as exc:
@@ -123,10 +160,15 @@ def main(argv=None) -> int:
     s = tb.summary()
     print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
           f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
+    if method != "baseline" and not args.no_compare:
+        b = evaluate(scenario.with_overrides({"run.frames": args.frames}), "baseline", progress=progress_flag(args),
+                     receiver=args.receiver, kernel=args.kernel, temperature=args.temperature)
+        print(f"baseline (nominal array, own threshold) on the same frames: p_md = {b['p_md']:.4f}, "
+              f"p_fa = {b['p_fa']:.4f}, GOSPA = {b['gospa']:.2f} m, SER = {b['ser']:.4g}")
     if args.map_png:
         from ..plots import save_frame_map
 
-        save_frame_map(args.map_png, scenario, args.map_frame, threshold, args.method)
+        save_frame_map(args.map_png, scenario, args.map_frame, threshold, method, weights)
         print(f"angle-delay map of frame {args.map_frame} saved to {args.map_png}")
     return 0
 
