@@ -163,3 +163,24 @@ def test_forward_matches_the_numpy_reference_model_domp(kind, sector):
     np.testing.assert_allclose(got.delays_s.detach().numpy(), ref.delays_s, rtol=0, atol=1e-4 * (DELAYS[1] - DELAYS[0]))
     np.testing.assert_allclose(got.peaks.numpy(), ref.peaks, rtol=2e-5)
     np.testing.assert_allclose(got.gains.numpy(), ref.gains[:, -1, :], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("kernel", ["cpp", "numpy"])
+def test_forward_equals_the_streaming_receivers_domp_mode(kernel):
+    """The torch dOMP forward (trainer) and the GNU Radio receiver block in mode "domp" give
+    the same estimates on the same frames (same array, grids, window, temperature, sector)."""
+    from gnuradio.isac.blocks import isac_omp_receiver
+    from gnuradio.isac.flowgraph import block_kwargs
+
+    true = arr.true_array(SC)
+    y = frames(true, np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=7)
+    rx = isac_omp_receiver(threshold=0.0, array=true.spacings_m, mode="domp", kernel=kernel,
+                           **dict(block_kwargs(SC)["omp"], max_targets=3))
+    got = rx.process(0, y.numpy())  # the block's per-frame detections (threshold 0: all 3 iterations)
+    model = tm.SpacingArray(K, LAM, 720, spacings_m=true.spacings_m)
+    lo, hi = torch.full((2,), SECTOR[0]), torch.full((2,), SECTOR[1])
+    ref = DifferentiableOmp(model, DELAYS, S, DF)(y, 3, lo, hi)
+    for b in range(2):
+        np.testing.assert_allclose(np.deg2rad(got[b]["angle_deg"]), ref.angles_rad[b].detach().numpy(),
+                                   rtol=0, atol=1e-3 * ASTEP)
+        np.testing.assert_allclose(got[b]["range_m"], ref.ranges_m[b].detach().numpy(), rtol=0, atol=1e-3 * RSTEP)
