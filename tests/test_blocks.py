@@ -547,3 +547,13 @@ def test_omp_receiver_cpp_kernel_equals_numpy(sc, frames):
         np.testing.assert_allclose(g["peak"], r["peak"], rtol=1e-3)
     with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'kernel'"):
         isac_omp_receiver(kernel="fortran")
+
+
+def test_channel_with_a_given_spacing_vector_uses_that_array(sc):
+    from gnuradio.isac.model.array import spacing_array
+
+    d = np.linspace(0.9, 1.1, K) * sc.wavelength_m / 2
+    ch = isac_ula_channel(**channel_kw(sc, spacings_m=d))
+    np.testing.assert_allclose(ch.array.positions_m, spacing_array(d, sc.wavelength_m).positions_m)
+    with pytest.raises(ValueError, match=r"isac_ula_channel: parameter 'spacings_m' must be empty or K = 16"):
+        isac_ula_channel(**channel_kw(sc, spacings_m=d[:-1]))

@@ -6,7 +6,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..model.array import true_array
+from ..model.array import spacing_array, true_array
 from ..model.channels import comm_tap_variances
 from ..model.channels_stream import channel_frame
 from ..model.scene import Scene, sensing_gain_variance
@@ -27,7 +27,8 @@ class isac_ula_channel(gr.sync_block):
     (``model.channels_stream.channel_frame``), so with the Simulator's transmitted frames it
     reproduces the Simulator's scenes, noise and comm angles exactly and its signals to
     float rounding. The array is ``model.array.true_array`` of the parameters (spacings drawn
-    from ``impairment_seed`` with std ``spacing_std_m``; 0 = ideal lambda/2 ULA).
+    from ``impairment_seed`` with std ``spacing_std_m``; 0 = ideal lambda/2 ULA), or the array
+    of a given spacing vector ``spacings_m`` (K values, m) under ``impairment``.
 
     kappa = beta f^T a(phi) needs the precoder f: it is read from the ``precoder`` stream tag
     of isac_precoder (or given as ``precoder``); without either, kappa is NaN and an error is
@@ -47,7 +48,7 @@ class isac_ula_channel(gr.sync_block):
                  target_sector_deg=(-40.0, -20.0), comm_sector_deg=(30.0, 50.0), range_m=(10.0, 190.0),
                  max_targets: int = 5, seed: int = 0, noise_power: float = 1.0,
                  fixed_angles_deg=(), fixed_ranges_m=(), fixed_gains=(), precoder=(),
-                 stream: str = "test", first_frame: int = 0):
+                 stream: str = "test", first_frame: int = 0, spacings_m=()):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
         c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
@@ -71,7 +72,14 @@ class isac_ula_channel(gr.sync_block):
         })
         sc = self.scenario
         self.seed, self.stream, self.first_frame = sc.run["seed"], stream, int(first_frame)
-        self.array = true_array(sc)
+        d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
+        if d.size:  # a given spacing vector replaces the drawn impairment
+            if d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0):
+                raise c.error(NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), "
+                                                  f"got {d.size} values")
+            self.array = spacing_array(d, sc.wavelength_m, sc.array["impairment"])
+        else:
+            self.array = true_array(sc)
         self.gain_variance = sensing_gain_variance(sc.scene["snr_sensing_db"], self.K, sc.scene["noise_power"])
         self.tap_variances = comm_tap_variances(sc.scene["comm_taps"], sc.scene["snr_comm_db"], self.S,
                                                 sc.scene["noise_power"])
