@@ -6,6 +6,8 @@
 Writes W.safetensors (the weights, see docs/trainer.md), W.csv (loss and validation log),
 W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume). The default profile is
 paper-scale (B = 1500, 25,000 steps: a GPU job); --quick is a CPU profile of a few minutes.
+Data parallel on several GPUs / nodes: start it under torchrun (docs/trainer.md), e.g.
+    torchrun --standalone --nproc_per_node=4 -m gnuradio.isac.cli.train --device cuda --out W.safetensors
 """
 from __future__ import annotations
 
@@ -47,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-every", type=int, help="validate every N steps")
     g.add_argument("--val-frames", type=int, help="validation frames")
     g.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
+    g.add_argument("--dictionary-points", type=int, metavar="N",
+                   help="dictionary learning: learn the K x N dictionary on an N-point grid over [-90, 90] deg "
+                   "(complexity-limited, paper N = 156; default: transmitter.beam_grid, 720)")
     add_scenario_options(parser)
     return parser
 
@@ -76,17 +81,25 @@ def main(argv=None) -> int:
             parameterisation=args.parameterisation, loss=args.loss, eta_phi=args.eta_phi,
             sector_restricted=False if args.no_sector_argmax else None, curriculum_steps=args.curriculum_steps,
             val_every=args.val_every,
-            val_frames=args.val_frames, checkpoint_every=args.checkpoint_every)
+            val_frames=args.val_frames, checkpoint_every=args.checkpoint_every,
+            dictionary_points=args.dictionary_points)
     except ValueError as exc:
         parser.error(str(exc))
     if options.loss == "mse" and scenario.scene["max_targets"] != 1:
         print("note: --loss mse trains single-target frames (T = 1)", file=sys.stderr)
-    try:
-        summary = train(scenario, options, args.out, device=args.device, resume=args.resume,
-                        progress=progress_flag(args))
+    from ..trainer import distributed
+
+    try:  # under torchrun: join the process group, one device per rank (docs/trainer.md)
+        dist = distributed.init(distributed.from_environment(), args.device)
+        summary = train(scenario, options, args.out, device=distributed.rank_device(dist, args.device),
+                        resume=args.resume, progress=progress_flag(args), dist=dist)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    finally:
+        distributed.shutdown()
+    if not dist.is_main:
+        return 0
     first, last = summary["first"], summary["last"]
     print(f"trained {summary['steps']} steps in {summary['elapsed_s']:.1f} s: coherence {first['coherence']:.4f} -> "
           f"{last['coherence']:.4f}, validation loss {first['val_loss']:.2f} -> {last['val_loss']:.2f}")
@@ -94,6 +107,9 @@ def main(argv=None) -> int:
         print(f"spacing error ||d^ - d|| {first['spacing_error_m'] * 1e3:.3f} -> {last['spacing_error_m'] * 1e3:.3f} mm, "
               f"rms position error (offset removed) {first['position_rms_m'] * 1e3:.3f} -> "
               f"{last['position_rms_m'] * 1e3:.3f} mm")
+    if options.method == "dictionary":
+        print(f"learned {summary['parameters']} complex dictionary entries ({scenario.array['antennas']} x "
+              f"{summary['parameters'] // scenario.array['antennas']} grid angles)")
     print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "png", "ckpt")))
     return 0
 

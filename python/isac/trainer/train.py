@@ -17,6 +17,9 @@ One step:
 Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean array coherence
 |a(theta; d^)^H a(theta; d)| / K over the training angles [-70, 70] deg, and the spacing error
 ||d^ - d||. A CSV log, a loss-curve PNG and checkpoints (safetensors) go next to the output.
+
+Under torchrun the step is data parallel (trainer/distributed.py): each rank draws its slice of
+the step's frames from the same generators and DistributedDataParallel averages the gradients.
 """
 from __future__ import annotations
 
@@ -39,12 +42,18 @@ from ..model.grids import delay_grid
 from ..model.ofdm import QPSK
 from ..model.scene import sensing_gain_variance
 from ..simulation import STREAMS
+from . import distributed as dist_ctx
 from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
 from .loss import gospa_equal, mse_single, positions
 
 METHODS = ("impairment", "dictionary")
 COHERENCE_SPAN_DEG = 70.0  # training sectors reach theta_mean +- Delta/2 <= 60 + 10 deg
+#: a step's training frames are drawn in chunks of this many frames, chunk c of step s from its
+#: own generator (Trainer.generator(s, chunk=c)); chunk 0 uses the generator of the whole step
+#: used before chunking, so batches of <= DRAW_CHUNK frames (the quick profile) are unchanged.
+#: A data-parallel rank draws only the chunks its slice touches.
+DRAW_CHUNK = 32
 
 #: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
 #: of our parameters, see docs/trainer.md) and the CPU --quick profile.
@@ -80,10 +89,17 @@ class TrainOptions:
     val_frames: int = PROFILES["paper"]["val_frames"]
     checkpoint_every: int = PROFILES["paper"]["checkpoint_every"]
     profile: str = "paper"
+    dictionary_points: int | None = None  # dictionary learning: N_theta of the learnable grid (None: beam_grid)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        if self.dictionary_points is not None:
+            if self.method != "dictionary":
+                raise ValueError("dictionary_points applies to method 'dictionary' only")
+            if int(self.dictionary_points) < 2:
+                raise ValueError(f"dictionary_points must be >= 2, got {self.dictionary_points}")
+            self.dictionary_points = int(self.dictionary_points)
         if self.lr is None:
             self.lr = PROFILES[self.profile][f"lr_{self.method}"]
         if self.curriculum_steps < 0 or not 0 <= self.curriculum_start_deg <= self.theta_mean_deg:
@@ -163,10 +179,14 @@ def _complex_normal(gen: torch.Generator, shape, variance: float) -> torch.Tenso
 class Trainer:
     """Holds the scenario, the learnable array, dOMP, the optimiser and the history."""
 
-    def __init__(self, scenario: Scenario, options: TrainOptions, device: str = "cpu"):
+    def __init__(self, scenario: Scenario, options: TrainOptions, device: str = "cpu",
+                 dist: dist_ctx.Context = dist_ctx.SINGLE):
         self.scenario = scenario
         self.options = options
         self.device = torch.device(device)
+        self.dist = dist
+        #: frames [start, stop) of every step's global batch that this process trains on
+        self.shard = dist_ctx.shard(options.batch, dist.rank, dist.world_size)
         a, sc = scenario.array, scenario.scene
         self.K, self.S = a["antennas"], scenario.ofdm["subcarriers"]
         self.lam = scenario.wavelength_m
@@ -179,11 +199,15 @@ class Trainer:
         if options.method == "impairment":
             self.array = tm.SpacingArray(self.K, self.lam, self.grid_points, a["impairment"], options.parameterisation)
         else:
+            if options.dictionary_points is not None:  # complexity-limited dictionary (Sec. V-C)
+                self.grid_points = options.dictionary_points
             self.array = tm.DictionaryArray(self.K, self.lam, self.grid_points)
         self.array.to(self.device)
         delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
         self.domp = DifferentiableOmp(self.array, delays, self.S, self.spacing_hz, options.temperature).to(self.device)
         self.optimizer = torch.optim.Adam(self.array.parameters(), lr=options.lr)
+        #: per-frame loss as a module (DistributedDataParallel needs a forward() to wrap)
+        self.loss_module = dist_ctx.wrap(_FrameLoss(self), dist, self.device)
         self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], self.K, sc["noise_power"])
         self.step = 0
         self.history: list[dict[str, Any]] = []
@@ -198,11 +222,32 @@ class Trainer:
         self._grid_true = torch.as_tensor(self.true.steering(g[in_span]).T, device=self.device)
 
     # --- data -------------------------------------------------------------------------------
-    def generator(self, step: int, stream: str = "train") -> torch.Generator:
+    def parameter_count(self) -> int:
+        """Number of learnable (real or complex) scalars: K spacings, or K x N_theta complex
+        dictionary entries (paper: 64 x 720 = 46,080 full, 64 x 156 = 9,984 limited)."""
+        return sum(p.numel() for p in self.array.parameters())
+
+    def generator(self, step: int, stream: str = "train", chunk: int = 0) -> torch.Generator:
         """Generator of the batch of ``step`` of ``stream`` ("train" or "validation", numbered as
-        simulation.STREAMS)."""
-        seq = np.random.SeedSequence([int(self.options.seed), STREAMS[stream], int(step)])
+        simulation.STREAMS); ``chunk`` c > 0: of the c-th DRAW_CHUNK frames of that batch."""
+        key = [int(self.options.seed), STREAMS[stream], int(step)] + ([int(chunk)] if chunk else [])
+        seq = np.random.SeedSequence(key)
         return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1)
+
+    def draw_frames(self, step: int, start: int, stop: int, theta_mean_deg: float | None = None) -> Batch:
+        """Frames [start, stop) of the training batch of ``step``: frame i is frame i % DRAW_CHUNK
+        of chunk i // DRAW_CHUNK (drawn by generator(step, chunk=c)), whatever the slice, so
+        slices drawn by different processes join into the batch drawn by one."""
+        parts = []
+        for c in range(start // DRAW_CHUNK, (stop - 1) // DRAW_CHUNK + 1):
+            c0 = c * DRAW_CHUNK
+            n = min(DRAW_CHUNK, self.options.batch - c0)
+            b = self.draw(self.generator(step, chunk=c), n, theta_mean_deg)
+            lo, hi = max(start, c0) - c0, min(stop, c0 + n) - c0
+            parts.append(b if (lo, hi) == (0, n) else _slice(b, lo, hi))
+        if len(parts) == 1:
+            return parts[0]
+        return Batch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Batch)))
 
     def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None) -> Batch:
         o, sc = self.options, self.scenario.scene
@@ -261,14 +306,20 @@ class Trainer:
         self.domp.temperature = self.options.temperature_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.options.lr_at(self.step)
-        batch = self.draw(self.generator(self.step), self.options.batch, self.options.theta_mean_at(self.step))
-        loss, _ = self.forward(batch)
-        loss = loss.mean()
+        batch = self.draw_frames(self.step, *self.shard, self.options.theta_mean_at(self.step))
+        per_frame = self.loss_module(*(getattr(batch, f.name) for f in dataclasses.fields(Batch)))
+        if self.dist.enabled:
+            # DDP averages the ranks' gradients: sum * world / B makes that the gradient of the
+            # mean over the global batch, also when the slices differ in size by one frame
+            loss = per_frame.sum() * (self.dist.world_size / self.options.batch)
+            total = dist_ctx.sum_over_ranks(per_frame.detach().sum(), self.dist)
+        else:
+            loss = per_frame.mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
         self.step += 1
-        return float(loss.detach())
+        return float(total) / self.options.batch if self.dist.enabled else float(loss.detach())
 
     # --- validation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -306,8 +357,7 @@ class Trainer:
             vb = self._val_batch
             size = min(self.options.batch, 256)
             for s in range(0, self.options.val_frames, size):
-                part = Batch(*(getattr(vb, f.name)[s:s + size] for f in dataclasses.fields(Batch)))
-                losses.append(self.forward(part)[0])
+                losses.append(self.forward(_slice(vb, s, s + size))[0])
         out = {"val_loss": float(torch.cat(losses).mean()), "coherence": self.coherence()}
         out.update(self.spacing_error())
         return out
@@ -341,7 +391,7 @@ class Trainer:
             raise ValueError(f"{path}: checkpoint of scenario {meta.get('scenario_hash')}, this run is "
                              f"{self.scenario.hash()}")
         saved = json.loads(meta["options"])
-        for key in ("method", "parameterisation", "loss", "seed", "batch"):
+        for key in ("method", "parameterisation", "loss", "seed", "batch", "dictionary_points"):
             if saved.get(key) != self.options.to_dict()[key]:
                 raise ValueError(f"{path}: checkpoint has {key} = {saved.get(key)!r}, this run "
                                  f"{self.options.to_dict()[key]!r}")
@@ -366,6 +416,24 @@ class Trainer:
                     "angle_grid_rad": grid}
         return {"dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
                 "angle_grid_rad": grid}
+
+
+class _FrameLoss(torch.nn.Module):
+    """The trainer's per-frame loss (B,) as a module over the learnable array and dOMP, for
+    DistributedDataParallel (which hooks the gradient all-reduce into its forward)."""
+
+    def __init__(self, trainer: "Trainer"):
+        super().__init__()
+        self.array = trainer.array
+        self.domp = trainer.domp
+        object.__setattr__(self, "_trainer", trainer)  # not a submodule
+
+    def forward(self, *fields: torch.Tensor) -> torch.Tensor:
+        return self._trainer.forward(Batch(*fields))[0]
+
+
+def _slice(b: Batch, start: int, stop: int) -> Batch:
+    return Batch(*(getattr(b, f.name)[start:stop] for f in dataclasses.fields(Batch)))
 
 
 CSV_FIELDS = ("step", "train_loss", "val_loss", "coherence", "spacing_error_m", "position_rms_m", "temperature",
@@ -416,16 +484,26 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculu
 
 
 def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cpu", resume: str | None = None,
-          progress=None, log=print) -> dict[str, Any]:
+          progress=None, log=print, dist: dist_ctx.Context = dist_ctx.SINGLE) -> dict[str, Any]:
     """Run (or resume) training and write the weights to ``out`` (safetensors), the CSV log
     and loss curve next to it (``<out stem>.csv`` / ``.png``), and checkpoints
-    (``<out stem>.ckpt.safetensors``). Returns a summary dict."""
+    (``<out stem>.ckpt.safetensors``). Returns a summary dict.
+
+    ``dist``: this process's place in a data-parallel run (distributed.init has joined the
+    process group). Every rank trains its slice of each step; only rank 0 validates, logs,
+    shows the progress bar and writes files, and only its summary has "first"/"last"/"paths"."""
     from tqdm import tqdm
 
     torch.manual_seed(options.seed)
     stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
     paths = {"csv": stem + ".csv", "png": stem + ".png", "ckpt": stem + ".ckpt.safetensors"}
-    trainer = Trainer(scenario, options, device)
+    trainer = Trainer(scenario, options, device, dist)
+    if not dist.is_main:  # the other ranks only compute their slices' gradients
+        if resume:
+            trainer.load_checkpoint(resume)
+        while trainer.step < options.iterations:
+            trainer.train_step()
+        return {"steps": trainer.step, "rank": dist.rank, "parameters": trainer.parameter_count()}
     if resume:
         trainer.load_checkpoint(resume)
         log(f"resumed from {resume} at step {trainer.step}")
@@ -460,7 +538,7 @@ def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cp
     first = next(h for h in trainer.history if h.get("coherence") is not None)
     last = [h for h in trainer.history if h.get("coherence") is not None][-1]
     return {"steps": trainer.step, "elapsed_s": trainer.history[-1]["elapsed_s"], "first": first, "last": last,
-            "paths": {**paths, "weights": out}}
+            "paths": {**paths, "weights": out}, "rank": dist.rank, "parameters": trainer.parameter_count()}
 
 
 def _fmt(row: dict[str, Any]) -> str:
