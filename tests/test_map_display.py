@@ -1,0 +1,336 @@
+"""isac_map_display: the QT GUI angle-delay map display, rendered on Qt's offscreen platform
+and checked pixel by pixel (map maximum, truth circles, detection crosses, frame matching),
+its GRC definition, and the GUI flowgraph apps/isac_gui.grc with the display in it."""
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+QtWidgets = pytest.importorskip("PyQt5.QtWidgets")
+from PyQt5 import QtCore, QtGui  # noqa: E402
+
+from gnuradio import blocks, gr  # noqa: E402
+from gnuradio.isac.blocks import BlockParameterError, isac_map_display  # noqa: E402
+from gnuradio.isac.blocks._common import make_dict  # noqa: E402
+from gnuradio.isac.blocks.map_display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, nice_ticks  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+A, D = 60, 40  # angle_grid, delay_grid of the unit tests
+SECTOR, RANGE = (-40.0, -20.0), (10.0, 190.0)
+ANGLES, RANGES = np.linspace(*SECTOR, A), np.linspace(*RANGE, D)
+
+
+@pytest.fixture(scope="module")
+def qapp():
+    return QtWidgets.QApplication.instance() or QtWidgets.QApplication([])
+
+
+def noise_map(peak=(15, 28), seed=0, db=True):
+    """A map in dB: noise around -20 dB with a 0 dB peak at angle index peak[0], delay index peak[1]."""
+    m = -20.0 + np.random.default_rng(seed).normal(0.0, 1.0, (A, D))
+    m[peak] = 0.0
+    return (m if db else 10.0 ** (m / 10.0)).astype(np.float32)
+
+
+def feed(display, maps):
+    """Run maps (frames 0, 1, ...) through the display's stream input in a top_block."""
+    tb = gr.top_block()
+    src = blocks.vector_source_f(np.concatenate([m.ravel() for m in maps]).tolist(), False, A * D)
+    tb.connect(src, display)
+    tb.run()
+
+
+def message(frame, angles, ranges, **extra):
+    return make_dict({"frame": frame, "angle_deg": np.asarray(angles, float), "range_m": np.asarray(ranges, float),
+                      **extra})
+
+
+def render(display, size=(640, 480)) -> np.ndarray:
+    """Refresh and grab the widget: (h, w, 3) uint8."""
+    w = display.qwidget()
+    w.resize(*size)
+    w.refresh()
+    img = w.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB888)
+    ptr = img.constBits()
+    ptr.setsize(img.byteCount())
+    return np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, :3 * img.width()] \
+        .reshape(img.height(), img.width(), 3).copy()
+
+
+def plot_mask(display, shape):
+    r = display.qwidget().plot_rect()
+    mask = np.zeros(shape[:2], bool)
+    mask[int(np.ceil(r.top())) + 1:int(r.bottom()) - 1, int(np.ceil(r.left())) + 1:int(r.right()) - 1] = True
+    return mask
+
+
+def colour_near(img, xy, rgb, box=10) -> int:
+    """Number of pixels of exactly ``rgb`` within +-box of widget point xy."""
+    x, y = int(round(xy[0])), int(round(xy[1]))
+    patch = img[max(0, y - box):y + box + 1, max(0, x - box):x + box + 1]
+    return int(np.all(patch == np.array(rgb, np.uint8), axis=-1).sum())
+
+
+def make(**kw):
+    args = dict(angle_grid=A, delay_grid=D, sector_deg=SECTOR, range_m=RANGE)
+    args.update(kw)
+    return isac_map_display(**args)
+
+
+# --- pure functions ---------------------------------------------------------------------
+def test_colour_image_orientation_floor_and_linear_input():
+    m = noise_map(peak=(5, 30))
+    rgb = colour_image(m, True, -30.0)
+    assert rgb.shape == (D, A, 3) and rgb.dtype == np.uint8
+    # the maximum is at angle column 5, delay 30 -> image row D-1-30 (range up), coloured as 0 dB
+    assert tuple(rgb[D - 1 - 30, 5]) == tuple(LUT[255])
+    assert np.all(rgb.reshape(-1, 3).sum(1) <= int(LUT[255].astype(int).sum()))
+    # below the floor: the first colour
+    low = m.copy()
+    low[0, 0] = -99.0
+    assert tuple(colour_image(low, True, -30.0)[D - 1, 0]) == tuple(LUT[0])
+    # non-finite cells at the floor, the rest unchanged
+    bad = m.copy()
+    bad[1, 1] = np.nan
+    assert tuple(colour_image(bad, True, -30.0)[D - 2, 1]) == tuple(LUT[0])
+    # linear input, db=False, gives the same picture (dB re maximum); scaling does not matter
+    lin = noise_map(peak=(5, 30), db=False)
+    assert np.abs(colour_image(1e3 * lin, False, -30.0).astype(int) - rgb.astype(int)).max() <= 1
+
+
+def test_nice_ticks():
+    assert nice_ticks(-40.0, -20.0, 4) == [-40.0, -35.0, -30.0, -25.0, -20.0]
+    assert nice_ticks(10.0, 190.0, 4) == [50.0, 100.0, 150.0]
+    assert nice_ticks(10.0, 190.0, 9) == [20.0, 40.0, 60.0, 80.0, 100.0, 120.0, 140.0, 160.0, 180.0]
+
+
+# --- parameters ---------------------------------------------------------------------------
+@pytest.mark.parametrize("kw, param", [
+    (dict(angle_grid=0), "angle_grid"), (dict(delay_grid=2.5), "delay_grid"),
+    (dict(sector_deg=[-20.0, -40.0]), "sector_deg"), (dict(sector_deg=[-100.0, 0.0]), "sector_deg"),
+    (dict(range_m=[190.0, 10.0]), "range_m"), (dict(range_m=[-5.0, 10.0]), "range_m"),
+    (dict(db="yes"), "db"), (dict(floor_db=0.0), "floor_db"), (dict(floor_db=float("nan")), "floor_db"),
+    (dict(update_hz=0), "update_hz"), (dict(update_hz=-1.0), "update_hz"),
+])
+def test_bad_parameters_name_block_and_parameter(qapp, kw, param):
+    with pytest.raises(BlockParameterError, match=f"isac_map_display: parameter '{param}'"):
+        make(**kw)
+
+
+def test_setters_validate(qapp):
+    d = make()
+    with pytest.raises(BlockParameterError, match="'floor_db'"):
+        d.set_floor_db(3.0)
+    with pytest.raises(BlockParameterError, match="'update_hz'"):
+        d.set_update_hz(0.0)
+    d.set_update_hz(25.0)
+    d.qwidget().refresh()
+    assert d.qwidget().timer.interval() == 40
+
+
+# --- rendering ----------------------------------------------------------------------------
+def test_renders_map_maximum_truth_and_detections_of_the_frame(qapp):
+    d = make()
+    peak = (15, 28)
+    feed(d, [noise_map(seed=1), noise_map(peak=peak, seed=2)])  # frames 0 and 1
+    w = d.qwidget()
+
+    # map only (no messages yet): the newest frame, brightest pixel at the map's maximum
+    img = render(d)
+    assert w.frame == 1
+    mask = plot_mask(d, img.shape)
+    bright = np.where(mask, img[..., 0].astype(int) + img[..., 1], -1)
+    y, x = np.unravel_index(np.argmax(bright), bright.shape)
+    px, py = w.to_pixel(ANGLES[peak[0]], RANGES[peak[1]])
+    r = w.plot_rect()
+    cell_w, cell_h = r.width() / A, r.height() / D
+    assert abs(x - px) <= cell_w and abs(y - py) <= cell_h, ((x, y), (px, py))
+    assert tuple(img[y, x]) == tuple(LUT[255])
+    assert not np.any(np.all(img[mask] == TRUTH_RGB, axis=-1)) and not np.any(np.all(img[mask] == DETECTION_RGB, axis=-1))
+
+    # messages: truth of frame 1 (two targets), detections of frame 1 (one), and messages of
+    # other frames at other places, which must not be drawn
+    truth1 = ([ANGLES[peak[0]], -24.0], [RANGES[peak[1]], 60.0])
+    det1 = ([ANGLES[peak[0]] + 0.3], [RANGES[peak[1]] + 3.0])
+    d.handle_truth(message(0, [-36.0], [150.0]))
+    d.handle_truth(message(1, *truth1))
+    d.handle_detections(message(1, *det1, valid=True))
+    d.handle_detections(message(0, [-30.0], [40.0]))
+    d.handle_detections(message(7, [-22.0], [170.0]))  # no map for frame 7: ignored for display
+    img = render(d)
+    assert w.frame == 1
+    for a, rg in zip(*truth1):
+        assert colour_near(img, w.to_pixel(a, rg), TRUTH_RGB) >= 12, (a, rg)
+    assert colour_near(img, w.to_pixel(det1[0][0], det1[1][0]), DETECTION_RGB) >= 12
+    for a, rg in [(-36.0, 150.0), (-30.0, 40.0), (-22.0, 170.0)]:
+        xy = w.to_pixel(a, rg)
+        assert colour_near(img, xy, TRUTH_RGB) == 0 and colour_near(img, xy, DETECTION_RGB) == 0, (a, rg)
+    # no marker colour anywhere else in the map
+    reds = np.argwhere(np.all(img == DETECTION_RGB, axis=-1) & mask)
+    dx, dy = w.to_pixel(det1[0][0], det1[1][0])
+    assert np.all(np.abs(reds[:, 1] - dx) <= 10) and np.all(np.abs(reds[:, 0] - dy) <= 10)
+
+
+def test_shows_newest_frame_with_detections(qapp):
+    d = make()
+    feed(d, [noise_map(peak=(10 + i, 5 + i), seed=i) for i in range(5)])  # frames 0..4
+    w = d.qwidget()
+    render(d)
+    assert w.frame == 4  # no detections at all: newest map
+    d.handle_truth(message(2, [-30.0], [100.0]))
+    d.handle_detections(message(2, [-30.0], [100.0]))
+    d.handle_detections(message(3, [], []))
+    img = render(d)
+    assert w.frame == 3 and w.detections is not None and len(w.detections["angle_deg"]) == 0
+    assert w.truth is None  # the truth of frame 3 has not come
+    assert colour_near(img, w.to_pixel(-30.0, 100.0), TRUTH_RGB) == 0
+    d.handle_detections(message(4, [-25.0], [80.0]))
+    render(d)
+    assert w.frame == 4
+
+
+def test_bounded_history_and_bad_messages(qapp):
+    from gnuradio.isac.blocks.map_display import KEEP_FRAMES
+
+    d = make()
+    for f in range(3 * KEEP_FRAMES):
+        d.handle_truth(message(f, [-30.0], [100.0]))
+    d.handle_truth(make_dict({"angle_deg": np.zeros(1), "range_m": np.zeros(1)}))  # no frame: dropped
+    d.handle_detections(message(5, [-30.0, -31.0], [100.0]))  # lengths differ: dropped
+    assert len(d._truth) == KEEP_FRAMES and min(d._truth) == 2 * KEEP_FRAMES
+    assert len(d._detections) == 0
+
+
+def test_qtimer_refreshes_from_the_qt_thread_while_the_flowgraph_runs(qapp):
+    """A running flowgraph feeds maps; the widget only changes through its QTimer in the Qt
+    event loop (this thread), at most update_hz times per second."""
+    d = make(update_hz=20.0)
+    w = d.qwidget()
+    w.resize(400, 300)
+    assert w.image is None
+    maps = [noise_map(seed=i) for i in range(20)]
+    tb = gr.top_block()
+    src = blocks.vector_source_f(np.concatenate([m.ravel() for m in maps]).tolist(), False, A * D)
+    thr = blocks.throttle(gr.sizeof_float * A * D, 100)
+    tb.connect(src, thr, d)
+    paints = []
+    orig = w.refresh
+
+    def counting_refresh():
+        before = w._drawn
+        orig()
+        if w._drawn != before:
+            paints.append(time.monotonic())
+
+    w.timer.timeout.disconnect()
+    w.timer.timeout.connect(counting_refresh)
+    tb.start()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < 0.6:
+        qapp.processEvents(QtCore.QEventLoop.AllEvents, 20)
+        time.sleep(0.005)
+    tb.wait()
+    for _ in range(10):
+        qapp.processEvents(QtCore.QEventLoop.AllEvents, 20)
+        time.sleep(0.06)
+    assert w.image is not None and w.frame == 19
+    assert 2 <= len(paints) <= 20
+    gaps = np.diff(paints)
+    assert np.all(gaps >= 0.03), gaps  # 20 Hz: 50 ms timer; never two repaints back to back
+
+
+# --- GRC ----------------------------------------------------------------------------------
+GRCC = shutil.which("grcc")
+needs_grcc = pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion compiler) not installed")
+
+
+def test_block_yaml():
+    doc = yaml.safe_load((REPO / "grc" / "isac_map_display.block.yml").read_text())
+    assert doc["id"] == "isac_map_display" and doc["category"] == "[ISAC]" and doc["file_format"] == 1
+    assert doc["templates"]["imports"] == "from gnuradio.isac.blocks import isac_map_display"
+    make_t = doc["templates"]["make"]
+    assert make_t.startswith("isac_map_display(")
+    assert doc["documentation"].strip()
+    assert any("> 0" in a for a in doc["asserts"])
+    params = {p["id"] for p in doc["parameters"]}
+    assert "gui_hint" in params
+    for p in params - {"gui_hint"}:
+        assert f"{p}=${{{p}}}" in make_t.replace(" ", ""), p
+    assert "qwidget()" in make_t and "gui_hint()" in make_t
+    assert {i.get("id") for i in doc["inputs"] if i["domain"] == "message"} == {"truth", "detections"}
+
+
+def compile_gui(tmp_path: Path) -> Path:
+    env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"))
+    res = subprocess.run([GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_gui.grc")], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    return tmp_path / "isac_gui.py"
+
+
+# Runs the compiled isac_gui.py's top block for a few seconds in a Qt event loop, then checks
+# the map display of the running flowgraph and grabs the window (argv: script, seconds, png).
+GUI_RUNNER = textwrap.dedent("""
+    import importlib.util, sys, time
+    import numpy as np
+    from PyQt5 import Qt, QtCore, QtGui
+    spec = importlib.util.spec_from_file_location("isac_gui", sys.argv[1])
+    mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+    app = Qt.QApplication(sys.argv[:1])
+    tb = mod.isac_gui(frames=0, seed=0, frame_rate=20)
+    tb.resize(1500, 1000)
+    tb.start()
+    tb.show()
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < float(sys.argv[2]):
+        app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+        time.sleep(0.01)
+    w = tb._isac_map_display_0_win
+    print("MAPFRAME", w.frame, "TRUTH", None if w.truth is None else len(w.truth["angle_deg"]),
+          "DET", None if w.detections is None else len(w.detections["angle_deg"]), flush=True)
+    img = w.grab().toImage()
+    white = 0
+    if w.truth is not None:
+        for a, r in zip(w.truth["angle_deg"], w.truth["range_m"]):
+            x, y = w.to_pixel(a, r)
+            white += sum(img.pixelColor(int(x) + dx, int(y) + dy) == QtGui.QColor(255, 255, 255)
+                         for dx in range(-9, 10) for dy in range(-9, 10))
+    print("WHITE", white, flush=True)
+    if len(sys.argv) > 3:
+        tb.grab().save(sys.argv[3])
+    tb.stop(); tb.wait()
+""")
+
+
+@needs_grcc
+def test_gui_flowgraph_shows_live_map_with_truth(tmp_path):
+    """The compiled GUI flowgraph, run offscreen: its map display shows a frame with the truth
+    and detections of that frame, and the truth circles are drawn. With ISAC_GUI_SCREENSHOT=path
+    the window is saved there (docs/figures/gui.png is made so)."""
+    pytest.importorskip("gnuradio.qtgui")
+    script = compile_gui(tmp_path)
+    runner = tmp_path / "run_gui.py"
+    runner.write_text(GUI_RUNNER)
+    args = [sys.executable, str(runner), str(script), "5"]
+    if os.environ.get("ISAC_GUI_SCREENSHOT"):
+        args.append(os.environ["ISAC_GUI_SCREENSHOT"])
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path), OPENBLAS_NUM_THREADS="1")
+    run = subprocess.run(args, env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    assert "Traceback" not in out and "rror" not in out, out
+    line = next(ln for ln in out.splitlines() if ln.startswith("MAPFRAME"))
+    _, frame, _, truth, _, det = line.split()
+    assert frame != "None" and int(frame) >= 0, out
+    assert truth != "None" and det != "None", out
+    white = int(next(ln for ln in out.splitlines() if ln.startswith("WHITE")).split()[1])
+    if int(truth) > 0:
+        assert white > 0, out
