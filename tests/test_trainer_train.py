@@ -1,6 +1,7 @@
 """isac-train (trainer/train.py, cli/train.py) on a tiny scenario: files, determinism,
 resume, both methods, refusals. Kept small: the whole file runs in a few seconds."""
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -133,3 +134,52 @@ def test_cli_refuses_bad_device_and_threads(tmp_path, capsys):
         main(["--quick", "--threads", "0", "--out", out])
     with pytest.raises(SystemExit):
         main(["--quick", "--batch", "0", "--out", out])
+
+
+# --- complexity-limited dictionary learning (Sec. V-C, --dictionary-points) -----------------------
+def test_dictionary_parameter_counts_full_and_limited():
+    """Paper sizes: K = 64 antennas on the 720-point grid (46,080 complex entries) and the
+    complexity-limited N_theta = 156 (9,984)."""
+    sc = Scenario.default()
+    full = Trainer(sc, TrainOptions(method="dictionary"))
+    limited = Trainer(sc, TrainOptions(method="dictionary", dictionary_points=156))
+    assert full.parameter_count() == 64 * 720 == 46080
+    assert limited.parameter_count() == 64 * 156 == 9984
+    assert limited.array.A.dtype == torch.complex64 and limited.array.grid_rad.shape == (156,)
+    # the precoder's LS synthesis and dOMP both use the learnable array's grid
+    assert limited.domp.array is limited.array and limited.grid_points == 156
+    assert Trainer(sc, TrainOptions()).parameter_count() == 64  # impairment: the K spacings
+
+
+def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
+    from gnuradio.isac.evaluation import evaluate, learned_array
+    from gnuradio.isac.model.grids import full_angle_grid
+    from gnuradio.isac.trainer.train import train
+
+    out = str(tmp_path / "w.safetensors")
+    summary = train(SC, options(method="dictionary", dictionary_points=40, iterations=2), out, progress=False,
+                    log=lambda *_: None)
+    assert summary["parameters"] == 16 * 40
+    w = W.load(out, SC, method="dictionary")
+    assert w.tensors["dictionary"].shape == (16, 40)
+    assert json.loads(w.metadata["angle_grid"])["points"] == 40
+    assert json.loads(w.metadata["training"])["dictionary_points"] == 40
+    np.testing.assert_allclose(w.angle_grid_rad, full_angle_grid(40), atol=1e-15)
+    arr = learned_array(SC, out, "dictionary")
+    assert arr.dictionary.shape == (16, 40) and arr.steering(np.array([0.3])).shape == (16, 1)
+    sc = SC.with_overrides(["run.frames=20", "run.calibration_frames=20", "run.batch=20"])
+    res = evaluate(sc, "dictionary", progress=False, weights=out)
+    assert res["method"] == "dictionary" and np.isfinite(res["gospa"]) and 0 <= res["p_md"] <= 1
+
+
+def test_dictionary_points_are_refused_where_they_do_not_apply(tmp_path):
+    with pytest.raises(ValueError, match="dictionary_points"):
+        TrainOptions(dictionary_points=156)  # impairment learning
+    with pytest.raises(ValueError, match=">= 2"):
+        TrainOptions(method="dictionary", dictionary_points=1)
+    with pytest.raises(SystemExit):
+        main(["--quick", "--dictionary-points", "156", "--out", str(tmp_path / "w.safetensors")])
+    t = Trainer(SC, options(method="dictionary", dictionary_points=40))
+    t.save_checkpoint(str(tmp_path / "c.safetensors"))
+    with pytest.raises(ValueError, match="dictionary_points"):
+        Trainer(SC, options(method="dictionary")).load_checkpoint(str(tmp_path / "c.safetensors"))
