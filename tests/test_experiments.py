@@ -5,6 +5,7 @@ information (finite differences of the mean of the model)."""
 import csv
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from gnuradio.isac.experiments.common import wilson_interval
 from gnuradio.isac.model.array import true_array
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(out, name, *extra):
@@ -167,6 +169,23 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
     assert {r["method"] for r in rows} == {"baseline", "domp_perfect", "learned"}
     at = learned["results"]["at_p_fa_1e-2"]
     assert at["learned"]["p_md"] < at["baseline"]["p_md"] / 3
+
+
+def test_fig8_shipped_weights_beat_the_baseline(results, tmp_path):
+    """The impairment-learning curve from the module's shipped weights (isac-train --quick):
+    far better than the baseline, near perfect knowledge (Fig. 8)."""
+    from gnuradio.isac import evaluation
+
+    path = REPO / "data" / "weights" / "impairment_default.safetensors"
+    if not path.is_file() or "impairment" not in getattr(evaluation, "LEARNED", ()):
+        pytest.skip("no shipped weights or no learned-method evaluation in this checkout")
+    assert run_cli(tmp_path, "fig8", "--weights", str(path)) == 0
+    summary, rows = load(tmp_path, "fig8")
+    check_curves(rows, ["baseline", "domp_perfect", "learned"])
+    at = summary["results"]["at_p_fa_1e-2"]
+    assert at["learned"]["p_md"] < at["baseline"]["p_md"] / 4
+    assert at["learned"]["gospa"] < at["baseline"]["gospa"] / 3
+    assert at["learned"]["p_md"] < at["domp_perfect"]["p_md"] + 0.1
 
 
 # --- crb -------------------------------------------------------------------------------------
