@@ -136,6 +136,8 @@ def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
         keep = x > 0  # a point with no false alarm at all cannot sit on a log axis
         rows = [r for r, k in zip(rows, keep) if k]
         x = x[keep]
+        if not rows:
+            continue
         xerr = np.array([[r["p_fa"] - r["p_fa_lo"] for r in rows], [r["p_fa_hi"] - r["p_fa"] for r in rows]])
         m = next(markers)
         for ax, name in ((ax1, "p_md"), (ax2, "gospa")):
