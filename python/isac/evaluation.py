@@ -10,6 +10,10 @@ Methods:
             transmitter AND receiver use the array learned by isac-train (a weights file):
             the LS beams (6)-(7) of the learned array and its dictionary in the receiver
             (parameter sharing, Sec. IV)
+  nn        NNBL (Appendix A, trainer/nnbl.py): the precoder MLP and the receiver CNNs of an
+            isac-train --method nn weights file (nn_transceiver); the threshold delta acts on the
+            detection probabilities u^ (the "peaks" are u^ sorted in decreasing order, so the count
+            is the number of u^ > delta), the positions are the first output slots
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import Scenario
+from .config import SPEED_OF_LIGHT, Scenario
 from .model.array import ArrayModel, scenario_nominal_array, true_array
 from .model.domp import DEFAULT_TEMPERATURE, DompResult, domp_inference, window_half_widths
 from .model.grids import angle_grid, delay_grid, full_angle_grid
@@ -29,7 +33,7 @@ from .model.reciprocal import reciprocal_filter
 from .model.scene import positions
 from .simulation import Frames, Simulator, baseline_precoder
 
-METHODS = ("baseline", "perfect", "impairment", "dictionary")
+METHODS = ("baseline", "perfect", "impairment", "dictionary", "nn")
 LEARNED = ("impairment", "dictionary")
 RECEIVERS = ("omp", "domp")
 KERNELS = ("numpy", "cpp")
@@ -50,6 +54,9 @@ def receiver_array(scenario: Scenario, method: str, weights_path=None) -> ArrayM
         if weights_path is None:
             raise ValueError(f"method {method!r} needs a weights file (isac-train --method {method} --out W.safetensors)")
         return learned_array(scenario, weights_path, method)
+    if method == "nn":
+        raise ValueError("method 'nn' (NNBL) has no array: its transmitter and receiver are networks "
+                         "(evaluation.nn_transceiver)")
     if weights_path is not None:
         raise ValueError(f"method {method!r} does not use a weights file; use --method impairment or dictionary")
     if method == "baseline":
@@ -214,6 +221,54 @@ def transmitter_precoder(scenario: Scenario, method: str, array: ArrayModel) -> 
     return baseline_precoder(scenario, array if method in LEARNED else None)
 
 
+class NnSensingReceiver:
+    """NNBL receiver (Appendix A) on Y~ (B, K, S) -> OmpResult: ``peaks`` are the detection
+    probabilities u^ sorted in decreasing order (so OmpResult.counts(delta) and
+    metrics.calibrate_threshold count the u^ > delta), angles and delays the first T_max output
+    slots (training pairs the first T slots with the T targets); indices and gains are zero."""
+
+    def __init__(self, scenario: Scenario, net):
+        import torch
+
+        self.torch = torch
+        self.net = net.eval()
+        self.max_targets = scenario.scene["max_targets"]
+        self.sector_rad = scenario.target_sector_rad
+
+    def __call__(self, y_tilde: np.ndarray) -> OmpResult:
+        torch = self.torch
+        y = torch.as_tensor(np.ascontiguousarray(y_tilde, dtype=np.complex64))
+        B, T = y.shape[0], self.max_targets
+        lo = torch.full((B,), self.sector_rad[0], dtype=torch.float64)
+        hi = torch.full((B,), self.sector_rad[1], dtype=torch.float64)
+        with torch.no_grad():
+            out = self.net.sense(y, lo, hi)
+        peaks = -np.sort(-out.probabilities.double().numpy(), axis=1)
+        zeros = np.zeros((B, T), np.int64)
+        return OmpResult(zeros, zeros.copy(), out.angles_rad.numpy(), 2.0 * out.ranges_m.numpy() / SPEED_OF_LIGHT,
+                         peaks, np.zeros((B, T, T), np.complex64))
+
+
+def nn_transceiver(scenario: Scenario, weights_path) -> tuple[np.ndarray, NnSensingReceiver]:
+    """NNBL from an isac-train --method nn weights file (validated against ``scenario``): the
+    ISAC precoder (5) of the precoder MLP for the scenario's sectors, eta, phi and P, (K,)
+    complex64, and the receiver networks as a SensingReceiver-like callable."""
+    import torch
+
+    from . import weights as weights_io
+    from .trainer.nnbl import Nnbl, load_tensors
+
+    w = weights_io.load(weights_path, scenario, "nn")
+    net = Nnbl.for_scenario(scenario, weights_io.nnbl_config(w))
+    load_tensors(net, w.tensors)
+    net.eval()
+    tx = scenario.transmitter
+    (lo, hi), (c_lo, c_hi) = scenario.target_sector_rad, scenario.comm_sector_rad
+    with torch.no_grad():
+        f = net.precoders(torch.tensor([lo]), torch.tensor([hi]), c_lo, c_hi, tx["eta"], tx["phi_rad"], tx["power"])
+    return f[0].numpy().astype(np.complex64), NnSensingReceiver(scenario, net)
+
+
 def evaluate(scenario: Scenario, method: str = "baseline", progress=None, threshold: float | None = None,
              receiver: str = "omp", kernel: str = "numpy", temperature: float = DEFAULT_TEMPERATURE,
              weights=None) -> dict:
@@ -222,9 +277,16 @@ def evaluate(scenario: Scenario, method: str = "baseline", progress=None, thresh
     The receiver assumes the array of ``method`` (learned methods: from the ``weights``
     file, which also gives the transmitter's array) and runs ``receiver`` ("omp" or "domp")
     on ``kernel``. Returns the metrics dict of isac-eval."""
-    array = receiver_array(scenario, method, weights)
-    simulator = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
-    sensor = SensingReceiver(scenario, array, receiver, kernel, temperature)
+    if method == "nn":  # NNBL: networks at both ends (receiver / kernel / temperature do not apply)
+        if weights is None:
+            raise ValueError("method 'nn' needs a weights file (isac-train --method nn --out W.safetensors)")
+        precoder, sensor = nn_transceiver(scenario, weights)
+        simulator = Simulator(scenario, precoder=precoder)
+        receiver = "nn"
+    else:
+        array = receiver_array(scenario, method, weights)
+        simulator = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
+        sensor = SensingReceiver(scenario, array, receiver, kernel, temperature)
     if threshold is None:
         threshold = calibrate(scenario, simulator, sensor, progress)
     rx = scenario.receiver
@@ -241,5 +303,5 @@ def evaluate(scenario: Scenario, method: str = "baseline", progress=None, thresh
     return out
 
 
-__all__ = ["KERNELS", "LEARNED", "METHODS", "learned_array", "transmitter_precoder", "RECEIVERS", "Scores", "SensingReceiver", "calibrate", "domp_dictionaries",
+__all__ = ["KERNELS", "LEARNED", "METHODS", "NnSensingReceiver", "learned_array", "nn_transceiver", "transmitter_precoder", "RECEIVERS", "Scores", "SensingReceiver", "calibrate", "domp_dictionaries",
            "evaluate", "omp_dictionaries", "receiver_array", "sense", "counts_for_threshold"]

@@ -6,9 +6,13 @@ File layout (see docs/trainer.md):
   tensors (method "impairment")   spacings_m (K,) float64 [m], positions_m (K,) float64 [m],
                                   angle_grid_rad (N_theta,) float64 [rad]
   tensors (method "dictionary")   dictionary (K, N_theta) complex64 [unitless], angle_grid_rad
+  tensors (method "nn")           the NNBL network tensors (trainer/nnbl.py state_tensors: precoder.*,
+                                  angle.*, range.*, detection.*; float32), no angle_grid_rad
   metadata (strings)              format, format_version, method, antennas, subcarriers,
                                   carrier_hz, subcarrier_spacing_hz, impairment, angle_grid,
-                                  delay_grid, units (JSON), scenario_hash, steps, training (JSON)
+                                  delay_grid, units (JSON), scenario_hash, steps, training (JSON);
+                                  method "nn" also nnbl (JSON NnblConfig: antennas, max_targets,
+                                  n_theta, n_tau, limited), which fixes every tensor's shape
 
 ``scenario_hash`` is ``Scenario.hash(("array", "ofdm"))``: the physical array (size, carrier,
 impairment model, spacing std and seed) and the OFDM numerology the weights were learned on.
@@ -31,7 +35,7 @@ from .model.grids import full_angle_grid
 
 FORMAT = "gr-isac-weights"
 FORMAT_VERSION = "1"
-METHODS = ("impairment", "dictionary")
+METHODS = ("impairment", "dictionary", "nn")
 HASH_SECTIONS = ("array", "ofdm")
 UNITS = {"spacings_m": "m", "positions_m": "m", "angle_grid_rad": "rad", "dictionary": "complex, unitless",
          "carrier_hz": "Hz", "subcarrier_spacing_hz": "Hz", "delay_grid.range_m": "m"}
@@ -77,7 +81,9 @@ class Weights:
 
     def array(self, wavelength_m: float | None = None):
         """The learned array as a numpy model.array object: a PositionArray for
-        "impairment", a DictionaryArray for "dictionary"."""
+        "impairment", a DictionaryArray for "dictionary" ("nn" weights hold networks, no array)."""
+        if self.method == "nn":
+            raise WeightsError("NNBL weights (method 'nn') hold networks, not an array: use evaluation.nn_transceiver")
         if self.method == "impairment":
             lam = wavelength_m if wavelength_m is not None else 299_792_458.0 / float(self.metadata["carrier_hz"])
             return PositionArray(self.tensors["positions_m"], lam, self.tensors["spacings_m"],
@@ -109,14 +115,21 @@ def scenario_metadata(scenario: Scenario, method: str, steps: int, angle_points:
 
 
 def save(path: str | os.PathLike, scenario: Scenario, method: str, tensors: Mapping[str, np.ndarray], steps: int,
-         training: Mapping[str, Any] | None = None) -> Weights:
-    """Validate and write weights (atomically: a temporary file renamed into place)."""
+         training: Mapping[str, Any] | None = None, nnbl: Mapping[str, Any] | None = None) -> Weights:
+    """Validate and write weights (atomically: a temporary file renamed into place).
+    Method "nn" needs ``nnbl``, the NnblConfig dict of the networks."""
     from safetensors.numpy import save_file
 
     tensors = {k: np.ascontiguousarray(v) for k, v in tensors.items()}
-    if "angle_grid_rad" not in tensors:
-        raise WeightsError("weights: tensor 'angle_grid_rad' is required")
-    meta = scenario_metadata(scenario, method, steps, tensors["angle_grid_rad"].shape[0], training)
+    if method == "nn":
+        if nnbl is None:
+            raise WeightsError("weights: method 'nn' needs the NNBL configuration (nnbl=)")
+        meta = scenario_metadata(scenario, method, steps, int(nnbl["n_theta"]), training)
+        meta["nnbl"] = json.dumps(dict(nnbl), sort_keys=True)
+    else:
+        if "angle_grid_rad" not in tensors:
+            raise WeightsError("weights: tensor 'angle_grid_rad' is required")
+        meta = scenario_metadata(scenario, method, steps, tensors["angle_grid_rad"].shape[0], training)
     weights = validate(Weights(method, dict(tensors), meta), scenario, str(path))
     tmp = f"{os.fspath(path)}.tmp"
     save_file(weights.tensors, tmp, metadata=meta)
@@ -198,6 +211,8 @@ def validate(weights: Weights, scenario: Scenario | None, name: str = "weights",
         if check_hash and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
             raise WeightsError(f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
                                f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology)")
+    if weights.method == "nn":
+        return _validate_nn(weights, scenario, name, K)
     _expect(name, tensors, "angle_grid_rad", (n_theta,), "real")
     if not np.allclose(tensors["angle_grid_rad"], full_angle_grid(n_theta), rtol=0, atol=1e-12):
         raise WeightsError(f"{name}: tensor 'angle_grid_rad' is not the uniform {n_theta}-point grid over [-90, 90] deg")
@@ -206,4 +221,38 @@ def validate(weights: Weights, scenario: Scenario | None, name: str = "weights",
         _expect(name, tensors, "positions_m", (K,), "real")
     else:
         _expect(name, tensors, "dictionary", (K, n_theta), "complex")
+    return weights
+
+
+def nnbl_config(weights: Weights):
+    """The trainer.nnbl.NnblConfig of "nn" weights (needs torch)."""
+    from .trainer.nnbl import NnblConfig
+
+    return NnblConfig(**json.loads(weights.metadata["nnbl"]))
+
+
+def _validate_nn(weights: Weights, scenario: Scenario | None, name: str, K: int) -> Weights:
+    """Method "nn": the NNBL configuration in the metadata fits the scenario and fixes the
+    shape of every network tensor (all present, none extra, real, finite)."""
+    try:
+        cfg = json.loads(weights.metadata["nnbl"])
+        keys = {"antennas", "max_targets", "n_theta", "n_tau", "limited"}
+        if set(cfg) != keys:
+            raise ValueError(f"keys {sorted(cfg)}, expected {sorted(keys)}")
+        config = nnbl_config(weights).check()
+    except (KeyError, ValueError, TypeError) as exc:
+        raise WeightsError(f"{name}: malformed NNBL metadata 'nnbl' ({exc})") from None
+    if config.antennas != K:
+        raise WeightsError(f"{name}: NNBL configured for {config.antennas} antennas, metadata says {K}")
+    if scenario is not None and config.max_targets != scenario.scene["max_targets"]:
+        raise WeightsError(f"{name}: NNBL outputs T_max = {config.max_targets} targets, the scenario has "
+                           f"{scenario.scene['max_targets']}")
+    from .trainer.nnbl import expected_shapes
+
+    shapes = expected_shapes(config)
+    extra = sorted(set(weights.tensors) - set(shapes))
+    if extra:
+        raise WeightsError(f"{name}: unexpected tensor '{extra[0]}' for NNBL {config}")
+    for key, shape in shapes.items():
+        _expect(name, weights.tensors, key, shape, "real")
     return weights

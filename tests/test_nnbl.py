@@ -1,0 +1,245 @@
+"""NNBL (Appendix A): networks, parameter counts, two-step training, weights, evaluation "nn"."""
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from gnuradio.isac import weights as W  # noqa: E402
+from gnuradio.isac.config import Scenario  # noqa: E402
+from gnuradio.isac.evaluation import NnSensingReceiver, evaluate, nn_transceiver, receiver_array  # noqa: E402
+from gnuradio.isac.trainer.nnbl import (Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors,  # noqa: E402
+                                        parameter_counts)
+from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer, bce_gospa  # noqa: E402
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny convolutions: one torch thread is ~50x faster than contended threads on 2 cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(**kw):
+    base = {"array.antennas": 8, "ofdm.subcarriers": 32, "scene.max_targets": 2, "run.frames": 16,
+            "run.calibration_frames": 16, "run.batch": 8, "transmitter.eta": 1.0, "run.seed": 3}
+    base.update(kw)
+    return Scenario.default().with_overrides(base)
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return tiny()
+
+
+def options(**kw):
+    base = dict(iterations=2, batch=8, n_theta=16, n_tau=16, limited=True, val_frames=8, val_every=1,
+                lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    base.update(kw)
+    return NnOptions(**base)
+
+
+# --- networks -------------------------------------------------------------------------------------
+def test_shapes_and_output_ranges(sc):
+    cfg = NnblConfig(antennas=8, max_targets=2, n_theta=64, n_tau=32)
+    net = Nnbl.for_scenario(sc, cfg).eval()
+    B = 3
+    y = torch.randn(B, 8, 32, dtype=torch.complex64)
+    lo = torch.full((B,), -0.7, dtype=torch.float64)
+    hi = torch.full((B,), -0.35, dtype=torch.float64)
+    x = net.input_map(y, lo, hi)
+    assert x.shape == (B, 1, 64, 32) and x.dtype == torch.float32 and bool((x >= 0).all())
+    with torch.no_grad():
+        out = net.sense(y, lo, hi)
+    for t in (out.angles_rad, out.ranges_m, out.probabilities):
+        assert t.shape == (B, 2)
+    assert bool((out.angles_rad.abs() <= np.pi / 2).all()) and bool((out.ranges_m >= 0).all())
+    assert bool(((out.probabilities > 0) & (out.probabilities < 1)).all())
+    assert cfg.feature_shape == (1, 1)  # 64 x 32 / 2^6 per axis (ceil)
+    assert NnblConfig(n_theta=320, n_tau=128).feature_shape == (5, 2)  # N_theta N_tau / 2^12 = 10
+
+
+def test_precoder_is_unit_norm(sc):
+    net = PrecoderNet(8, 16)
+    lo, hi = torch.tensor([-0.5, 0.1, 0.3]), torch.tensor([-0.2, 0.4, 0.6])
+    f = net(lo, hi)
+    assert f.shape == (3, 8) and f.is_complex()
+    np.testing.assert_allclose(torch.linalg.vector_norm(f, dim=-1).detach().numpy(), 1.0, atol=1e-12)
+    full = Nnbl.for_scenario(sc, NnblConfig(8, 2, 16, 16, True))
+    g = full.precoders(lo, hi, 0.5, 0.8, torch.tensor([0.0, 0.5, 1.0]), torch.tensor([0.0, 1.0, 2.0]), power=2.0)
+    np.testing.assert_allclose(torch.linalg.vector_norm(g, dim=-1).detach().numpy(), np.sqrt(2.0), rtol=1e-12)
+
+
+def _hand_count(K, T, n_theta, n_tau, limited):
+    """Parameter count written out from Tables I-II and the Fig. 10 reading of trainer/nnbl.py."""
+    h = 4 if limited else 8 * K
+    precoder = (2 * h + h) + 2 * (h * h + h) + (h * 2 * K + 2 * K)
+    c0, blocks = (2, [(2, 4, 1), (4, 8, 2), (8, 16, 2)]) if limited else \
+        (8, [(8, 16, 1), (16, 32, 2), (32, 64, 2), (64, 128, 2), (128, 256, 2), (256, 512, 2)])
+    pool = 4 if limited else 2
+    cnn = 25 * c0 + c0 + 2 * c0  # conv 5x5 + BN
+    rows, cols = n_theta // pool, n_tau // pool
+    for cin, cout, s in blocks:
+        m = max(cout // 4, 1)
+        bottleneck = (cout * m + m) + 2 * m + (9 * m * m + m) + (m * cout + cout)
+        cnn += 9 * cin * cout + cout + 2 * bottleneck
+        rows, cols = (rows - 1) // s + 1, (cols - 1) // s + 1
+    cnn += 9 * blocks[-1][1] + 1 + 2  # conv 3x3 -> 1 + BN
+    h1 = 4 if limited else 4 * K
+    mlp = lambda a: (rows * cols + a) * h1 + h1 + h1 * h1 + h1 + h1 * T + T  # noqa: E731
+    return {"precoder": precoder, "angle": cnn + mlp(2), "range": cnn + mlp(2), "detection": cnn + mlp(4)}
+
+
+@pytest.mark.parametrize("limited", [False, True])
+def test_parameter_counts_match_hand_computation(sc, limited):
+    cfg = NnblConfig(antennas=4, max_targets=2, n_theta=64, n_tau=64, limited=limited)
+    counts = parameter_counts(Nnbl.for_scenario(sc, cfg))
+    hand = _hand_count(4, 2, 64, 64, limited)
+    assert {k: counts[k] for k in hand} == hand
+    # the same numbers, written out once: K = 4, T = 2, 64 x 64
+    assert counts["total"] == (6_978_359 if not limited else 8_125)  # limited: 92 + 2 x 2675 + 2683
+
+
+def test_paper_configuration_counts():
+    """Paper: 7.78 M (full), 10,555 (limited). Ours: 7,778,984 and 10,498 (docs/trainer.md)."""
+    sc = Scenario.default()
+    full = parameter_counts(Nnbl.for_scenario(sc, NnblConfig()))
+    limited = parameter_counts(Nnbl.for_scenario(sc, NnblConfig(limited=True)))
+    print(f"NNBL paper configuration: full {full}, limited {limited}")
+    assert full == _hand_count(64, 5, 320, 128, False) | {"total": 7_778_984}
+    assert limited["total"] == 10_498 and abs(limited["total"] - 10_555) / 10_555 < 0.01
+    assert round(full["total"] / 1e6, 2) == 7.78
+
+
+# --- losses and training ----------------------------------------------------------------------------
+def test_bce_gospa_is_the_assignment_of_19():
+    counts = torch.tensor([1, 2, 0])
+    logits = torch.tensor([[-3.0, 4.0, -2.0], [5.0, -1.0, 3.0], [0.0, -6.0, -6.0]], requires_grad=True)
+    d = bce_gospa(counts, logits, gamma_u=10.0, p=2.0)
+    bce = lambda u, z: float(torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
+        torch.tensor(z), torch.tensor(u)))
+    # frame 0: the one label takes the largest u^ (slot 1), the zeros slots 0 and 2
+    want0 = np.sqrt(bce(1.0, 4.0) ** 2 + bce(0.0, -3.0) ** 2 + bce(0.0, -2.0) ** 2)
+    want1 = np.sqrt(bce(1.0, 5.0) ** 2 + bce(1.0, 3.0) ** 2 + bce(0.0, -1.0) ** 2)
+    want2 = np.sqrt(bce(0.0, 0.0) ** 2 + 2 * bce(0.0, -6.0) ** 2)
+    np.testing.assert_allclose(d.detach().numpy(), [want0, want1, want2], rtol=1e-5)
+    d.sum().backward()
+    assert torch.isfinite(logits.grad).all()
+    clipped = bce_gospa(torch.tensor([1]), torch.tensor([[-50.0]]), gamma_u=10.0)
+    np.testing.assert_allclose(float(clipped), 10.0, rtol=1e-6)
+
+
+def test_two_step_training_overfits_a_fixed_batch(sc):
+    torch.manual_seed(0)
+    tr = NnTrainer(sc, options(iterations=25, lr_position=3e-2, lr_detection=3e-2))
+    batch = tr.data.draw(tr.data.generator(0), 8)
+    with torch.no_grad():
+        tr.net.eval()
+        before = float(tr.loss(batch, "position").mean())
+    losses = [tr.train_step(batch) for _ in range(25)]
+    with torch.no_grad():
+        tr.net.eval()
+        after = float(tr.loss(batch, "position").mean())
+    assert after < 0.8 * before, (before, after, losses)
+    angle0 = {k: v.clone() for k, v in tr.net.angle.state_dict().items()}
+    det = [tr.train_step(batch) for _ in range(25)]
+    assert tr.phase == "detection"
+    assert np.mean(det[-5:]) < 0.8 * det[0], det
+    for k, v in tr.net.angle.state_dict().items():  # f_xi frozen in step 2 (BN statistics too)
+        assert torch.equal(v, angle0[k]), k
+
+
+# --- weights ----------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def trained(sc, tmp_path_factory):
+    tr = NnTrainer(sc, options(iterations=1))
+    tr.train_step()
+    tr.train_step()
+    path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
+    W.save(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), nnbl=tr.cfg.to_dict())
+    return path, tr
+
+
+def test_weights_round_trip(sc, trained):
+    path, tr = trained
+    w = W.load(path, sc, "nn")
+    assert json.loads(w.metadata["nnbl"]) == {"antennas": 8, "max_targets": 2, "n_theta": 16, "n_tau": 16,
+                                              "limited": True}
+    assert set(w.tensors) == set(expected_shapes(tr.cfg))
+    net = Nnbl.for_scenario(sc, W.nnbl_config(w))
+    load_tensors(net, w.tensors)
+    tr.net.eval()
+    net.eval()
+    y = torch.randn(2, 8, 32, dtype=torch.complex64)
+    lo, hi = torch.tensor([-0.6, 0.1], dtype=torch.float64), torch.tensor([-0.3, 0.4], dtype=torch.float64)
+    with torch.no_grad():
+        a, b = tr.net.sense(y, lo, hi), net.sense(y, lo, hi)
+    for x, z in ((a.angles_rad, b.angles_rad), (a.ranges_m, b.ranges_m), (a.logits, b.logits)):
+        np.testing.assert_allclose(x.numpy(), z.numpy(), rtol=1e-6, atol=1e-6)
+    with pytest.raises(W.WeightsError, match="hold networks"):
+        w.array()
+
+
+def test_weights_refusals(sc, trained, tmp_path):
+    path, tr = trained
+    good = tr.weight_tensors()
+    meta = tr.cfg.to_dict()
+
+    def save(tensors, nnbl=meta, scenario=sc):
+        return W.save(str(tmp_path / "w.safetensors"), scenario, "nn", tensors, 0, nnbl=nnbl)
+
+    bad = dict(good)
+    bad["angle.mlp.4.weight"] = np.zeros((3, 4), np.float32)
+    with pytest.raises(W.WeightsError, match=r"'angle.mlp.4.weight' has shape \(3, 4\), expected \(2, 4\)"):
+        save(bad)
+    missing = {k: v for k, v in good.items() if k != "precoder.net.0.bias"}
+    with pytest.raises(W.WeightsError, match="'precoder.net.0.bias' is missing"):
+        save(missing)
+    with pytest.raises(W.WeightsError, match="unexpected tensor 'extra'"):
+        save({**good, "extra": np.zeros(2, np.float32)})
+    nan = dict(good)
+    nan["range.mlp.0.bias"] = np.full_like(good["range.mlp.0.bias"], np.nan)
+    with pytest.raises(W.WeightsError, match="NaN"):
+        save(nan)
+    with pytest.raises(W.WeightsError, match="needs the NNBL configuration"):
+        save(good, nnbl=None)
+    with pytest.raises(W.WeightsError, match="T_max = 2"):
+        W.load(path, tiny(**{"scene.max_targets": 3}), "nn")
+    with pytest.raises(W.WeightsError, match="expected 'impairment'"):
+        W.load(path, sc, "impairment")
+    with pytest.raises(W.WeightsError, match="malformed NNBL metadata"):
+        save(good, nnbl={**meta, "bogus": 1})
+
+
+# --- evaluation -------------------------------------------------------------------------------------
+def test_receiver_peaks_are_sorted_probabilities(sc, trained):
+    path, _ = trained
+    f, rx = nn_transceiver(sc, path)
+    assert f.shape == (8,) and f.dtype == np.complex64
+    np.testing.assert_allclose(np.linalg.norm(f), np.sqrt(sc.transmitter["power"]), rtol=1e-5)
+    assert isinstance(rx, NnSensingReceiver)
+    y = (np.random.default_rng(0).standard_normal((4, 8, 32)) + 0j).astype(np.complex64)
+    res = rx(y)
+    assert res.peaks.shape == (4, 2) and np.all(np.diff(res.peaks, axis=1) <= 0)
+    with torch.no_grad():
+        lo = torch.full((4,), sc.target_sector_rad[0], dtype=torch.float64)
+        hi = torch.full((4,), sc.target_sector_rad[1], dtype=torch.float64)
+        u = rx.net.sense(torch.as_tensor(y), lo, hi).probabilities.numpy()
+    for delta in (0.0, float(np.median(u)), 1.0):
+        np.testing.assert_array_equal(res.counts(delta), (u > delta).sum(axis=1))
+
+
+def test_evaluate_nn_end_to_end(sc, trained):
+    path, _ = trained
+    out = evaluate(sc, "nn", progress=False, weights=path)
+    assert out["method"] == "nn" and out["receiver"] == "nn" and out["frames"] == 16
+    for key in ("p_md", "p_fa", "ser"):
+        assert 0.0 <= out[key] <= 1.0
+    assert np.isfinite(out["gospa"]) and 0.0 <= out["threshold"] <= 1.0
+    with pytest.raises(ValueError, match="needs a weights file"):
+        evaluate(sc, "nn", progress=False)
+    with pytest.raises(ValueError, match="has no array"):
+        receiver_array(sc, "nn")
