@@ -214,6 +214,24 @@ def test_weights_refusals(sc, trained, tmp_path):
         save(good, nnbl={**meta, "bogus": 1})
 
 
+def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
+    from gnuradio.isac.cli import train as isac_train
+
+    out = str(tmp_path / "nn.safetensors")
+    sets = ["--set", "array.antennas=8", "--set", "ofdm.subcarriers=32", "--set", "scene.max_targets=2"]
+    rc = isac_train.main(["--method", "nn", "--limited", "--quick", "--iterations", "2", "--batch", "4",
+                          "--val-every", "1", "--val-frames", "4", "--map-points", "16", "16", "--out", out,
+                          "--no-progress", *sets])
+    assert rc == 0
+    assert "NNBL (limited" in capsys.readouterr().out
+    w = W.load(out, tiny(), "nn")
+    assert W.nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
+    assert (tmp_path / "nn.csv").read_text().count("\n") == 6  # header + step 0 + 4 steps
+    for bad in (["--method", "nn", "--resume", "x"], ["--method", "impairment", "--limited"]):
+        with pytest.raises(SystemExit):
+            isac_train.main([*bad, "--out", out, *sets])
+
+
 # --- evaluation -------------------------------------------------------------------------------------
 def test_receiver_peaks_are_sorted_probabilities(sc, trained):
     path, _ = trained

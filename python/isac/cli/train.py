@@ -4,7 +4,8 @@
                [--device cpu|cuda] [--resume CKPT] --out W.safetensors
 
 Writes W.safetensors (the weights, see docs/trainer.md), W.csv (loss and validation log),
-W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume). The default profile is
+W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume); --method nn [--limited] trains
+the NNBL baseline of Appendix A in two steps and writes W.safetensors and W.csv. The default profile is
 paper-scale (B = 1500, 25,000 steps: a GPU job); --quick is a CPU profile of a few minutes.
 Data parallel on several GPUs / nodes: start it under torchrun (docs/trainer.md), e.g.
     torchrun --standalone --nproc_per_node=4 -m gnuradio.isac.cli.train --device cuda --out W.safetensors
@@ -20,8 +21,13 @@ from .common import add_scenario_options, load_scenario, progress_flag
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isac-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=("impairment", "dictionary"), default="impairment",
-                        help="impairment: learn the K spacings d; dictionary: learn the K x 720 steering dictionary")
+    parser.add_argument("--method", choices=("impairment", "dictionary", "nn"), default="impairment",
+                        help="impairment: learn the K spacings d; dictionary: learn the K x 720 steering dictionary; "
+                        "nn: the NNBL baseline of Appendix A (precoder MLP + receiver CNNs, two-step training)")
+    parser.add_argument("--limited", action="store_true",
+                        help="--method nn: the complexity-limited networks of Appendix A-B (about 10.5 k parameters)")
+    parser.add_argument("--map-points", type=int, nargs=2, metavar=("N_THETA", "N_TAU"),
+                        help="--method nn: angle x delay points of the receiver's input map (paper 320 128, quick 64 64)")
     parser.add_argument("--out", metavar="W.safetensors", required=True, help="weights file to write")
     parser.add_argument("--quick", action="store_true", help="small CPU profile (B=32, 1000 steps, about 2 minutes on 2 cores)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
@@ -74,6 +80,10 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
+    if args.method == "nn":
+        return _train_nn(args, scenario, parser)
+    if args.limited or args.map_points:
+        parser.error("--limited and --map-points apply to --method nn only")
     try:
         options = TrainOptions.from_profile(
             "quick" if args.quick else "paper", method=args.method, iterations=args.iterations, batch=args.batch,
@@ -111,6 +121,38 @@ def main(argv=None) -> int:
         print(f"learned {summary['parameters']} complex dictionary entries ({scenario.array['antennas']} x "
               f"{summary['parameters'] // scenario.array['antennas']} grid angles)")
     print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "png", "ckpt")))
+    return 0
+
+
+def _train_nn(args, scenario, parser) -> int:
+    """isac-train --method nn [--limited]: the two-step NNBL training (trainer/nnbl_train.py).
+    --iterations is per step; --lr sets the position step's lr; options of the model-based
+    methods that do not apply are refused."""
+    from ..trainer.nnbl_train import NnOptions, train_nn
+
+    unused = [name for name in ("resume", "lr_final", "temperature", "temperature_final", "parameterisation", "loss",
+                                "curriculum_steps", "checkpoint_every", "dictionary_points")
+              if getattr(args, name, None) is not None]
+    if args.no_sector_argmax:
+        unused.append("no_sector_argmax")
+    if unused:
+        parser.error("--method nn does not use --" + ", --".join(u.replace("_", "-") for u in unused))
+    try:
+        options = NnOptions.from_profile("quick" if args.quick else "paper", iterations=args.iterations,
+                                         batch=args.batch, lr_position=args.lr, seed=args.seed,
+                                         eta_phi=args.eta_phi, val_every=args.val_every, val_frames=args.val_frames,
+                                         limited=args.limited, n_theta=(args.map_points or (None, None))[0],
+                                         n_tau=(args.map_points or (None, None))[1])
+        summary = train_nn(scenario, options, args.out, device=args.device)
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    first, mid, last = summary["first"], summary["after_position"], summary["last"]
+    print(f"NNBL ({'limited' if options.limited else 'full'}, {summary['parameters']['total']} parameters): "
+          f"{summary['steps']} steps in {summary['elapsed_s']:.1f} s; validation GOSPA (18) "
+          f"{first['val_position']:.2f} -> {mid['val_position']:.2f} m (step 1), BCE-GOSPA (19) "
+          f"{mid['val_detection']:.3f} -> {last['val_detection']:.3f} (step 2)")
+    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv")))
     return 0
 
 
