@@ -82,11 +82,17 @@ def _torchrun(tmp_path, out, extra):
 
 @pytest.mark.parametrize("method,extra", [("impairment", []), ("dictionary", ["--dictionary-points", "60"])])
 def test_two_gloo_processes_train_the_single_process_weights(tmp_path, method, extra):
+    """Impairment: 3 data-parallel steps from the start; dictionary (60-point grid): the 2
+    processes resume a 1-process checkpoint of step 1 and train steps 2-3."""
+    kw = {"dictionary_points": 60} if extra else {}
+    if method == "dictionary":
+        train(SC, options(method=method, iterations=1, **kw), str(tmp_path / "start.safetensors"), progress=False,
+              log=lambda *_: None)
+        extra = extra + ["--resume", str(tmp_path / "start.ckpt.safetensors")]
     out2 = tmp_path / "ddp.safetensors"
     text = _torchrun(tmp_path, out2, ["--method", method] + extra)
     assert text.count("trained 3 steps") == 1  # only rank 0 reports
     out1 = tmp_path / "one.safetensors"
-    kw = {"dictionary_points": 60} if extra else {}
     train(SC, options(method=method, **kw), str(out1), progress=False, log=lambda *_: None)
     w1, w2 = W.load(out1, SC), W.load(out2, SC)
     assert w2.steps == 3 and w2.method == method

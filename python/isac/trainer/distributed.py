@@ -19,6 +19,7 @@ Nothing here is imported unless torch.distributed is used.
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 from dataclasses import dataclass, replace
 from typing import Mapping
@@ -97,9 +98,12 @@ def init(ctx: Context, device: str, timeout_s: float = 1800.0) -> Context:
 
 def shutdown() -> None:
     """Leave the process group (after a barrier, so no rank exits while another still writes)."""
+    import gc
+
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        gc.collect()  # free DDP reducers still holding work of the group before it goes
         try:
             dist.barrier()
         finally:
@@ -124,8 +128,12 @@ def wrap(module: torch.nn.Module, ctx: Context, device: torch.device) -> torch.n
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids, output_device=ids[0] if ids else None,
-                                   broadcast_buffers=False)
+    kwargs = {"device_ids": ids, "output_device": ids[0] if ids else None}
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters:
+        kwargs["forward_sync_buffers"] = False  # torch >= 2.13 (broadcast_buffers is deprecated there)
+    else:
+        kwargs["broadcast_buffers"] = False
+    return DistributedDataParallel(module, **kwargs)
 
 
 def sum_over_ranks(value: torch.Tensor, ctx: Context) -> torch.Tensor:

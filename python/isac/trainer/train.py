@@ -29,6 +29,7 @@ import json
 import math
 import os
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -426,10 +427,12 @@ class _FrameLoss(torch.nn.Module):
         super().__init__()
         self.array = trainer.array
         self.domp = trainer.domp
-        object.__setattr__(self, "_trainer", trainer)  # not a submodule
+        # a weak reference, not a submodule: no Trainer <-> DDP cycle, so the DDP reducer is freed
+        # with the trainer (before the process group is destroyed), not at interpreter exit
+        object.__setattr__(self, "_trainer", weakref.ref(trainer))
 
     def forward(self, *fields: torch.Tensor) -> torch.Tensor:
-        return self._trainer.forward(Batch(*fields))[0]
+        return self._trainer().forward(Batch(*fields))[0]
 
 
 def _slice(b: Batch, start: int, stop: int) -> Batch:
