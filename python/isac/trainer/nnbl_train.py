@@ -43,9 +43,12 @@ from .train import TrainOptions, Trainer
 NN_PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"batch": 1500, "iterations": 25000, "lr_position": 1e-2, "lr_detection": 1e-3, "patience": 10000,
               "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000},
-    "quick": {"batch": 16, "iterations": 60, "lr_position": 1e-3, "lr_detection": 1e-3, "patience": 20,
-              "n_theta": 64, "n_tau": 64, "val_every": 20, "val_frames": 32},
+    "quick": {"batch": 16, "iterations": 300, "lr_position": 1e-3, "lr_detection": 1e-3, "patience": 100,
+              "n_theta": 64, "n_tau": 64, "val_every": 50, "val_frames": 64, "lr_position_limited": 1e-2},
 }
+#: with B = 16 the full networks die at lr 1e-2 in step 1 (range ReLU at 0, all costs at the cut-off:
+#: measured), the limited ones learn too slowly at 1e-3; the quick profile uses lr_position_limited
+#: for --limited (docs/trainer.md)
 #: BCE cut-off gamma_u of (19) (not given in the paper): -log(u^) <= 10, u^ >= 4.5e-5
 GAMMA_U = 10.0
 
@@ -80,6 +83,9 @@ class NnOptions:
     @classmethod
     def from_profile(cls, profile: str, **overrides) -> "NnOptions":
         p = {k: v for k, v in NN_PROFILES[profile].items()}
+        lr_limited = p.pop("lr_position_limited", None)
+        if overrides.get("limited") and lr_limited is not None:
+            p["lr_position"] = lr_limited
         p.update({k: v for k, v in overrides.items() if v is not None})
         return cls(profile=profile, **p)
 
