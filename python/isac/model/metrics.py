@@ -73,10 +73,13 @@ def counts_for_threshold(peaks: np.ndarray, threshold: float) -> np.ndarray:
 def calibrate_threshold(peaks: np.ndarray, true_counts: np.ndarray, max_targets: int, p_fa: float) -> float:
     """Smallest threshold delta whose false-alarm rate (21) on calibration frames is <= p_fa.
 
-    ``peaks`` (B, T_max) are the map maxima of T_max OMP iterations per frame. The count
-    for delta is the number of leading peaks > delta, i.e. the number of leading entries of
-    the running minimum of the peaks above delta, so p_fa(delta) is non-increasing in delta
-    and every candidate is one of the running minima: all are checked exactly."""
+    ``peaks`` (B, T_max) are the map maxima of T_max OMP iterations per frame. The count for
+    delta is the number of leading peaks > delta, i.e. the number of entries of the running
+    minimum m_b of the peaks above delta (m_b is non-increasing). Frame b's false alarms,
+    max(count - T_b, 0), are therefore the entries m_{b,i}, i >= T_b, above delta, so
+    p_fa(delta) = #{e in E : e > delta} / sum_b (T_max - T_b) with E = {m_{b,i} : i >= T_b}.
+    With n = floor(p_fa * room) allowed false alarms, the smallest such threshold is the
+    (n+1)-th largest element of E (0 when E has at most n elements): exact, O(B T log(B T))."""
     if not 0 < p_fa < 1:
         raise ValueError(f"p_fa must be in (0, 1), got {p_fa}")
     pk = np.asarray(peaks, dtype=np.float64)
@@ -85,10 +88,7 @@ def calibrate_threshold(peaks: np.ndarray, true_counts: np.ndarray, max_targets:
     if room <= 0:
         raise ValueError("calibrate_threshold: every calibration frame has T_max targets; no false alarm is possible")
     run_min = np.minimum.accumulate(pk, axis=1)
-    candidates = np.unique(np.concatenate([run_min.ravel(), [0.0]]))
-    # counts for every candidate (n_cand, B): number of running minima > candidate
-    sorted_desc = -run_min  # ascending order of -run_min
-    counts = np.stack([np.searchsorted(row, -candidates, side="left") for row in sorted_desc], axis=1)
-    fa = (np.maximum(t[None, :], counts) - t[None, :]).sum(axis=1) / room
-    ok = np.nonzero(fa <= p_fa)[0]
-    return float(candidates[ok[0]]) if ok.size else float(candidates[-1])
+    beyond = np.arange(pk.shape[1])[None, :] >= t[:, None]
+    excess = np.sort(run_min[beyond])[::-1]  # E, descending
+    allowed = int(np.floor(p_fa * room + 1e-9))
+    return float(excess[allowed]) if excess.size > allowed else 0.0
