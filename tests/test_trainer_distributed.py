@@ -105,3 +105,16 @@ def test_two_gloo_processes_train_the_single_process_weights(tmp_path, method, e
     np.testing.assert_allclose(w2.tensors["angle_grid_rad"], w1.tensors["angle_grid_rad"])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ddp")) == [
         "ddp.ckpt.safetensors", "ddp.csv", "ddp.png", "ddp.safetensors"]
+
+
+def test_cli_refuses_nn_under_torchrun_and_dictionary_points_for_nn(tmp_path, monkeypatch):
+    from gnuradio.isac.cli.train import main
+
+    out = str(tmp_path / "w.safetensors")
+    with pytest.raises(SystemExit):
+        main(["--method", "nn", "--quick", "--dictionary-points", "156", "--out", out])
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(SystemExit):
+        main(["--method", "nn", "--quick", "--out", out])
+    assert not (tmp_path / "w.safetensors").exists()

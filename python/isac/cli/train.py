@@ -80,6 +80,12 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
+    from ..trainer import distributed
+
+    if args.method == "nn" and args.dictionary_points is not None:
+        parser.error("--dictionary-points applies to --method dictionary only")
+    if args.method == "nn" and distributed.from_environment().enabled:
+        parser.error("--method nn is not data parallel: start it without torchrun")
     if args.method == "nn":
         return _train_nn(args, scenario, parser)
     if args.limited or args.map_points:
@@ -97,8 +103,6 @@ def main(argv=None) -> int:
         parser.error(str(exc))
     if options.loss == "mse" and scenario.scene["max_targets"] != 1:
         print("note: --loss mse trains single-target frames (T = 1)", file=sys.stderr)
-    from ..trainer import distributed
-
     try:  # under torchrun: join the process group, one device per rank (docs/trainer.md)
         dist = distributed.init(distributed.from_environment(), args.device)
         summary = train(scenario, options, args.out, device=distributed.rank_device(dist, args.device),
