@@ -1,8 +1,9 @@
 """Offline end-to-end training of impairment or dictionary learning (Secs. IV-V), isac-train.
 
 One step:
-  1. a batch drawn in torch from its own generator, seeded by (seed, step) -- so a run is
-     deterministic given the seed and resumes exactly: per frame a random target sector
+  1. a batch drawn in torch, in chunks of DRAW_CHUNK frames, each from its own generator
+     seeded by (seed, step, chunk) -- so a run is deterministic given the seed, resumes
+     exactly and can be split over data-parallel ranks: per frame a random target sector
      theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg (Sec. V-A), T ~ U{1..T_max} targets
      (frames without targets carry no loss under (18)) in that sector and in [R_min, R_max],
      psi ~ CN(0, sigma_r^2), QPSK symbols, and the ISAC trade-off (eta, phi) drawn from the
