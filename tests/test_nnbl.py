@@ -152,6 +152,34 @@ def test_two_step_training_overfits_a_fixed_batch(sc):
         assert torch.equal(v, angle0[k]), k
 
 
+@pytest.mark.parametrize("stop", [1, 3])  # resume in step 1 (crossing into step 2) and in step 2
+def test_resume_reaches_the_uninterrupted_weights(sc, tmp_path, stop):
+    def fresh():
+        torch.manual_seed(0)
+        return NnTrainer(sc, options(iterations=2, batch=4))
+
+    straight = fresh()
+    for _ in range(4):
+        straight.train_step()
+    first = fresh()
+    for _ in range(stop):
+        first.train_step()
+    ckpt = str(tmp_path / "c.ckpt.safetensors")
+    first.save_checkpoint(ckpt)
+    torch.manual_seed(123)  # a different initialisation: everything must come from the checkpoint
+    resumed = NnTrainer(sc, options(iterations=2, batch=4))
+    resumed.load_checkpoint(ckpt)
+    assert resumed.step == stop and resumed.phase == first.phase
+    while resumed.step < 4:
+        resumed.train_step()
+    a, b = straight.weight_tensors(), resumed.weight_tensors()
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    other = NnTrainer(sc, options(iterations=2, batch=4, limited=False))
+    with pytest.raises(ValueError, match="limited"):
+        other.load_checkpoint(ckpt)
+
+
 # --- weights ----------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def trained(sc, tmp_path_factory):
@@ -227,7 +255,7 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
     w = W.load(out, tiny(), "nn")
     assert W.nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
     assert (tmp_path / "nn.csv").read_text().count("\n") == 6  # header + step 0 + 4 steps
-    for bad in (["--method", "nn", "--resume", "x"], ["--method", "impairment", "--limited"]):
+    for bad in (["--method", "nn", "--loss", "mse"], ["--method", "impairment", "--limited"]):
         with pytest.raises(SystemExit):
             isac_train.main([*bad, "--out", out, *sets])
 

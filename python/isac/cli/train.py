@@ -5,7 +5,7 @@
 
 Writes W.safetensors (the weights, see docs/trainer.md), W.csv (loss and validation log),
 W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume); --method nn [--limited] trains
-the NNBL baseline of Appendix A in two steps and writes W.safetensors and W.csv. The default profile is
+the NNBL baseline of Appendix A in two steps (same files but no W.png). The default profile is
 paper-scale (B = 1500, 25,000 steps: a GPU job); --quick is a CPU profile of a few minutes.
 Data parallel on several GPUs / nodes: start it under torchrun (docs/trainer.md), e.g.
     torchrun --standalone --nproc_per_node=4 -m gnuradio.isac.cli.train --device cuda --out W.safetensors
@@ -134,8 +134,8 @@ def _train_nn(args, scenario, parser) -> int:
     methods that do not apply are refused."""
     from ..trainer.nnbl_train import NnOptions, train_nn
 
-    unused = [name for name in ("resume", "lr_final", "temperature", "temperature_final", "parameterisation", "loss",
-                                "curriculum_steps", "checkpoint_every", "dictionary_points")
+    unused = [name for name in ("lr_final", "temperature", "temperature_final", "parameterisation", "loss",
+                                "curriculum_steps", "dictionary_points")
               if getattr(args, name, None) is not None]
     if args.no_sector_argmax:
         unused.append("no_sector_argmax")
@@ -145,9 +145,10 @@ def _train_nn(args, scenario, parser) -> int:
         options = NnOptions.from_profile("quick" if args.quick else "paper", iterations=args.iterations,
                                          batch=args.batch, lr_position=args.lr, seed=args.seed,
                                          eta_phi=args.eta_phi, val_every=args.val_every, val_frames=args.val_frames,
+                                         checkpoint_every=args.checkpoint_every,
                                          limited=args.limited, n_theta=(args.map_points or (None, None))[0],
                                          n_tau=(args.map_points or (None, None))[1])
-        summary = train_nn(scenario, options, args.out, device=args.device)
+        summary = train_nn(scenario, options, args.out, device=args.device, resume=args.resume)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -156,7 +157,7 @@ def _train_nn(args, scenario, parser) -> int:
           f"{summary['steps']} steps in {summary['elapsed_s']:.1f} s; validation GOSPA (18) "
           f"{first['val_position']:.2f} -> {mid['val_position']:.2f} m (step 1), BCE-GOSPA (19) "
           f"{mid['val_detection']:.3f} -> {last['val_detection']:.3f} (step 2)")
-    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv")))
+    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "ckpt")))
     return 0
 
 

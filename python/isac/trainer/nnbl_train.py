@@ -19,11 +19,15 @@ the network learns how many targets there are. At test time the count is the num
 the threshold delta and the positions are the first slots, as in training.
 
 Adam; ReduceLROnPlateau on the training loss (factor 0.5, ``patience`` steps, min lr 1e-6).
+Checkpoints (networks, Adam and scheduler state, step, phase, history) every ``checkpoint_every``
+steps; a resumed run continues with the same batches (per-step generators) and reaches the same
+weights as an uninterrupted one.
 """
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -42,9 +46,10 @@ from .train import TrainOptions, Trainer
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
 NN_PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"batch": 1500, "iterations": 25000, "lr_position": 1e-2, "lr_detection": 1e-3, "patience": 10000,
-              "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000},
+              "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000, "checkpoint_every": 1000},
     "quick": {"batch": 16, "iterations": 300, "lr_position": 1e-3, "lr_detection": 1e-3, "patience": 100,
-              "n_theta": 64, "n_tau": 64, "val_every": 50, "val_frames": 64, "lr_position_limited": 1e-2},
+              "n_theta": 64, "n_tau": 64, "val_every": 50, "val_frames": 64, "checkpoint_every": 100,
+              "lr_position_limited": 1e-2},
 }
 #: with B = 16 the full networks die at lr 1e-2 in step 1 (range ReLU at 0, all costs at the cut-off:
 #: measured), the limited ones learn too slowly at 1e-3; the quick profile uses lr_position_limited
@@ -71,10 +76,12 @@ class NnOptions:
     seed: int = 0
     val_every: int = NN_PROFILES["paper"]["val_every"]
     val_frames: int = NN_PROFILES["paper"]["val_frames"]
+    checkpoint_every: int = NN_PROFILES["paper"]["checkpoint_every"]
     profile: str = "paper"
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch", "patience", "n_theta", "n_tau", "val_every", "val_frames"):
+        for name in ("iterations", "batch", "patience", "n_theta", "n_tau", "val_every", "val_frames",
+                     "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr_position > 0 and self.lr_detection > 0 and self.gamma_u > 0):
@@ -202,39 +209,114 @@ class NnTrainer:
     def weight_tensors(self) -> dict[str, np.ndarray]:
         return state_tensors(self.net)
 
+    # --- checkpoints (--resume) ---------------------------------------------------------------
+    #: options that must match to resume (the others, e.g. val_every, may change)
+    RESUME_KEYS = ("iterations", "batch", "n_theta", "n_tau", "limited", "seed", "eta_phi", "gamma_u")
+
+    def save_checkpoint(self, path: str) -> None:
+        """Networks (BN counters included), the current step's Adam state and scheduler, the
+        step, phase, options and history (safetensors, written atomically)."""
+        import os
+
+        from safetensors.torch import save_file
+
+        t = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+        opt = self.optimizer.state_dict()
+        for i, st in opt["state"].items():
+            for key, value in st.items():
+                t[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+        meta = {"step": str(self.step), "phase": self.phase, "scenario_hash": self.scenario.hash(),
+                "options": json.dumps(self.options.to_dict(), sort_keys=True),
+                "scheduler": json.dumps(self.scheduler.state_dict(), default=float),
+                "lr": repr(self.optimizer.param_groups[0]["lr"]), "history": json.dumps(self.history)}
+        tmp = path + ".tmp"
+        save_file(t, tmp, metadata=meta)
+        os.chmod(tmp, weights_io._default_mode())
+        os.replace(tmp, path)
+
+    def load_checkpoint(self, path: str) -> None:
+        from safetensors import safe_open
+
+        try:
+            with safe_open(path, framework="pt") as fh:
+                meta = fh.metadata() or {}
+                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        except Exception as exc:
+            raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
+        if meta.get("scenario_hash") != self.scenario.hash():
+            raise ValueError(f"{path}: checkpoint of scenario {meta.get('scenario_hash')}, this run is "
+                             f"{self.scenario.hash()}")
+        if "phase" not in meta:
+            raise ValueError(f"{path}: not an NNBL checkpoint")
+        saved, mine = json.loads(meta["options"]), self.options.to_dict()
+        for key in self.RESUME_KEYS:
+            if saved.get(key) != mine[key]:
+                raise ValueError(f"{path}: checkpoint has {key} = {saved.get(key)!r}, this run {mine[key]!r}")
+        if meta["phase"] != self.phase:
+            self.start_phase(meta["phase"])
+        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
+        self.net.load_state_dict(state)
+        opt = self.optimizer.state_dict()
+        opt["state"] = {}
+        for key, value in tensors.items():
+            if key.startswith("adam."):
+                _, i, name = key.split(".", 2)
+                opt["state"].setdefault(int(i), {})[name] = value.to(self.device)
+        for group in opt["param_groups"]:
+            group["lr"] = float(meta["lr"])
+        self.optimizer.load_state_dict(opt)
+        self.scheduler.load_state_dict(json.loads(meta["scheduler"]))
+        self.step = int(meta["step"])
+        self.history = json.loads(meta.get("history", "[]"))
+
 
 CSV_FIELDS = ("step", "phase", "train_loss", "val_position", "val_detection", "lr", "elapsed_s")
 
 
-def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cpu", log=print) -> dict[str, Any]:
-    """Both training steps; writes the weights ``out`` (method "nn") and ``<stem>.csv``."""
+def write_csv(path: str, history: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        for row in history:
+            w.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+
+
+def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cpu", resume: str | None = None,
+             log=print) -> dict[str, Any]:
+    """Both training steps (or the rest of them from the checkpoint ``resume``); writes the
+    weights ``out`` (method "nn"), ``<stem>.csv`` and the checkpoint ``<stem>.ckpt.safetensors``."""
     torch.manual_seed(options.seed)
     stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
+    ckpt = stem + ".ckpt.safetensors"
     tr = NnTrainer(scenario, options, device)
     log(f"NNBL parameters: {parameter_counts(tr.net)}")
+    if resume:
+        tr.load_checkpoint(resume)
+        log(f"resumed from {resume} at step {tr.step} ({tr.phase})")
     t0 = time.time()
-    tr.history.append({"step": 0, "phase": "position", "elapsed_s": 0.0, **tr.validate()})
-    log(_fmt(tr.history[-1]))
+    elapsed0 = tr.history[-1].get("elapsed_s", 0.0) if tr.history else 0.0
+    if tr.step == 0:
+        tr.history.append({"step": 0, "phase": "position", "elapsed_s": 0.0, **tr.validate()})
+        log(_fmt(tr.history[-1]))
     total = 2 * options.iterations
     while tr.step < total:
         loss = tr.train_step()
         row = {"step": tr.step, "phase": tr.phase, "train_loss": loss, "lr": tr.optimizer.param_groups[0]["lr"],
-               "elapsed_s": time.time() - t0}
+               "elapsed_s": elapsed0 + time.time() - t0}
         if tr.step % options.val_every == 0 or tr.step in (options.iterations, total):
             row.update(tr.validate())
             log(_fmt(row))
         tr.history.append(row)
-    with open(stem + ".csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in tr.history:
-            w.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+        if tr.step % options.checkpoint_every == 0 or tr.step == total:
+            tr.save_checkpoint(ckpt)
+            write_csv(stem + ".csv", tr.history)
+    write_csv(stem + ".csv", tr.history)
     weights_io.save(out, scenario, "nn", tr.weight_tensors(), tr.step, options.to_dict(),
                     nnbl=tr.cfg.to_dict())
     vals = [h for h in tr.history if "val_position" in h]
-    return {"steps": tr.step, "elapsed_s": time.time() - t0, "first": vals[0], "after_position":
+    return {"steps": tr.step, "elapsed_s": tr.history[-1].get("elapsed_s", 0.0), "first": vals[0], "after_position":
             next(h for h in vals if h["step"] >= options.iterations), "last": vals[-1],
-            "parameters": parameter_counts(tr.net), "paths": {"weights": out, "csv": stem + ".csv"}}
+            "parameters": parameter_counts(tr.net), "paths": {"weights": out, "csv": stem + ".csv", "ckpt": ckpt}}
 
 
 def _fmt(row: dict[str, Any]) -> str:
