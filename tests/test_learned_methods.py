@@ -139,3 +139,17 @@ def test_shipped_default_weights_fit_the_default_scenario():
     assert path is not None, "the module must ship data/weights/" + W.DEFAULT_FILE
     w = W.load(path, Scenario.default(), "impairment")
     assert w.steps > 0
+
+
+def test_a_limited_learned_dictionary_is_synthesised_on_its_own_grid(sc):
+    """Dictionary weights on N = 156 angles: the transmitter's LS beams use that grid (as in
+    training), so the precoder equals the beam synthesised on the learned columns directly."""
+    from gnuradio.isac.model.array import DictionaryArray, nominal_array
+    from gnuradio.isac.model.beamforming import transmit_beam
+
+    grid = full_angle_grid(156)
+    arr = DictionaryArray(grid, nominal_array(32, sc.wavelength_m).steering(grid))
+    tx = sc.transmitter
+    want = transmit_beam(arr, sc.target_sector_rad, sc.comm_sector_rad, tx["eta"], tx["phi_rad"], tx["power"], 156,
+                         tx["beam_rcond"])
+    np.testing.assert_allclose(transmitter_precoder(sc, "dictionary", arr), want, atol=1e-6)

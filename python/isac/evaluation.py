@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import SPEED_OF_LIGHT, Scenario
-from .model.array import ArrayModel, scenario_nominal_array, true_array
+from .model.array import ArrayModel, DictionaryArray, scenario_nominal_array, true_array
 from .model.domp import DEFAULT_TEMPERATURE, DompResult, domp_inference, window_half_widths
 from .model.grids import angle_grid, delay_grid, full_angle_grid
 from .model.metrics import (calibrate_threshold, counts_for_threshold, false_alarm_probability,
@@ -217,8 +217,14 @@ def calibrate(scenario: Scenario, simulator: Simulator, receiver, progress=None)
 
 def transmitter_precoder(scenario: Scenario, method: str, array: ArrayModel) -> np.ndarray:
     """The ISAC precoder (5) of ``method``: LS beams of the nominal array (baseline, perfect),
-    or of the learned array (impairment, dictionary: transmitter and receiver share it)."""
-    return baseline_precoder(scenario, array if method in LEARNED else None)
+    or of the learned array (impairment, dictionary: transmitter and receiver share it). A
+    learned dictionary is synthesised on its own grid (as in training), not the scenario's
+    ``transmitter.beam_grid``."""
+    if method not in LEARNED:
+        return baseline_precoder(scenario, None)
+    if isinstance(array, DictionaryArray):
+        scenario = scenario.with_overrides({"transmitter.beam_grid": int(array.grid_rad.shape[0])})
+    return baseline_precoder(scenario, array)
 
 
 class NnSensingReceiver:
