@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 
 from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402

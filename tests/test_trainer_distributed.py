@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 torch.set_num_threads(1)
 
 from gnuradio.isac import weights as W  # noqa: E402

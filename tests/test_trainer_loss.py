@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 
 from gnuradio.isac.model.metrics import gospa  # noqa: E402
 from gnuradio.isac.model.scene import positions as np_positions  # noqa: E402

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 torch.set_num_threads(1)
 
 from gnuradio.isac.config import Scenario  # noqa: E402

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
+import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
 
 from gnuradio.isac import weights as W  # noqa: E402

@@ -4,7 +4,7 @@ import json
 import numpy as np
 import pytest
 
-pytest.importorskip("safetensors")
+import safetensors  # noqa: F401  (hard dependency: fail, never skip)
 
 from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
