@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 
+#include "numpy_checks.h"
+
 #include <gnuradio/isac/angle_delay_map.h>
 
 #include <pybind11/numpy.h>
@@ -20,42 +22,13 @@ using gr::isac::map_dims;
 namespace {
 
 // Inputs of any numeric dtype or layout are converted to C-contiguous complex64 / float32.
-using carray = py::array_t<cfloat, py::array::c_style | py::array::forcecast>;
+using isac_bindings::carray;
 using farray = py::array_t<float, py::array::c_style | py::array::forcecast>;
 
-struct problem {
-    map_dims dims;
-    int64_t batch; // number of frames (1 for a 2-D Y)
-    bool batched;  // Y was (B, K, S)
-};
-
-[[noreturn]] void fail(const char* fn, const std::string& what)
-{
-    throw py::value_error(std::string(fn) + ": " + what);
-}
-
-std::string n(int64_t v) { return std::to_string(v); }
-
-problem check_shapes(const char* fn, const carray& Y, const carray& Pa, const carray& Pd)
-{
-    if (Y.ndim() != 2 && Y.ndim() != 3)
-        fail(fn, "Y must have shape (K, S) or (B, K, S), got " + n(Y.ndim()) + " dimension(s)");
-    if (Pa.ndim() != 2)
-        fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
-    if (Pd.ndim() != 2)
-        fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
-    problem p;
-    p.batched = Y.ndim() == 3;
-    p.batch = p.batched ? Y.shape(0) : 1;
-    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
-    if (Pa.shape(0) != p.dims.K)
-        fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) +
-                     " (K must match)");
-    if (Pd.shape(0) != p.dims.S)
-        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
-                     " columns (S must match)");
-    return p;
-}
+using isac_bindings::check_shapes;
+using isac_bindings::fail;
+using isac_bindings::n;
+using isac_bindings::problem;
 
 std::vector<py::ssize_t> out_shape(const problem& p)
 {

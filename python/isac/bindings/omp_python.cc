@@ -3,6 +3,8 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 
+#include "numpy_checks.h"
+
 #include <gnuradio/isac/omp.h>
 
 #include <pybind11/numpy.h>
@@ -24,37 +26,16 @@ using gr::isac::map_dims;
 
 namespace {
 
-using carray = py::array_t<cfloat, py::array::c_style | py::array::forcecast>;
+using isac_bindings::carray;
 using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 
-[[noreturn]] void fail(const char* fn, const std::string& what)
-{
-    throw py::value_error(std::string(fn) + ": " + what);
-}
-
-std::string n(int64_t v) { return std::to_string(v); }
-
-struct problem {
-    map_dims dims;
-    int64_t batch;
-};
+using isac_bindings::fail;
+using isac_bindings::n;
+using isac_bindings::problem;
 
 problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const carray& Pd, int iterations)
 {
-    if (Y.ndim() != 2 && Y.ndim() != 3)
-        fail(fn, "Y must have shape (K, S) or (B, K, S), got " + n(Y.ndim()) + " dimension(s)");
-    if (Pa.ndim() != 2)
-        fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
-    if (Pd.ndim() != 2)
-        fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
-    problem p;
-    p.batch = Y.ndim() == 3 ? Y.shape(0) : 1;
-    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
-    if (Pa.shape(0) != p.dims.K)
-        fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) + " (K must match)");
-    if (Pd.shape(0) != p.dims.S)
-        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
-                     " columns (S must match)");
+    problem p = isac_bindings::check_shapes(fn, Y, Pa, Pd);
     if (p.dims.Na == 0)
         fail(fn, "Phi_a has no columns (empty angle grid)");
     if (p.dims.Nd == 0)

@@ -1,0 +1,60 @@
+/*
+ * Shared argument checks of the numpy kernel bindings: errors are ValueErrors that name the
+ * function and the argument, e.g. "omp: Phi_a has 63 rows but Y has 64 (K must match)".
+ * SPDX-License-Identifier: GPL-3.0-or-later
+ */
+#ifndef INCLUDED_ISAC_BINDINGS_NUMPY_CHECKS_H
+#define INCLUDED_ISAC_BINDINGS_NUMPY_CHECKS_H
+
+#include <gnuradio/isac/angle_delay_map.h>
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+namespace isac_bindings {
+
+namespace py = pybind11;
+
+// Inputs of any numeric dtype or layout are converted to C-contiguous complex64.
+using carray = py::array_t<gr::isac::cfloat, py::array::c_style | py::array::forcecast>;
+
+[[noreturn]] inline void fail(const char* fn, const std::string& what)
+{
+    throw py::value_error(std::string(fn) + ": " + what);
+}
+
+inline std::string n(int64_t v) { return std::to_string(v); }
+
+// Sizes of one kernel call on Y (K, S) or (B, K, S) with dictionaries Phi_a (K, Na), Phi_d (S, Nd).
+struct problem {
+    gr::isac::map_dims dims;
+    int64_t batch; // number of frames (1 for a 2-D Y)
+    bool batched;  // Y was (B, K, S)
+};
+
+inline problem check_shapes(const char* fn, const carray& Y, const carray& Pa, const carray& Pd)
+{
+    if (Y.ndim() != 2 && Y.ndim() != 3)
+        fail(fn, "Y must have shape (K, S) or (B, K, S), got " + n(Y.ndim()) + " dimension(s)");
+    if (Pa.ndim() != 2)
+        fail(fn, "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
+    if (Pd.ndim() != 2)
+        fail(fn, "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
+    problem p;
+    p.batched = Y.ndim() == 3;
+    p.batch = p.batched ? Y.shape(0) : 1;
+    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
+    if (Pa.shape(0) != p.dims.K)
+        fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) + " (K must match)");
+    if (Pd.shape(0) != p.dims.S)
+        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
+                     " columns (S must match)");
+    return p;
+}
+
+} // namespace isac_bindings
+
+#endif
