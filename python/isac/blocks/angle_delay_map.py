@@ -6,6 +6,7 @@ import numpy as np
 from gnuradio import gr
 
 from ..model.angle_delay import angle_delay_map
+from ..evaluation import omp_dictionaries
 from .omp_receiver import receiver_setup
 
 NAME = "isac_angle_delay_map"
@@ -21,8 +22,9 @@ class isac_angle_delay_map(gr.sync_block):
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 180, delay_grid: int = 100,
                  array="nominal", impairment: str = "spacing", db: bool = True):
-        self.scenario, self.array, self.dictionaries = receiver_setup(
+        self.scenario, self.array = receiver_setup(
             NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, 5, array, impairment)
+        self.dictionaries = omp_dictionaries(self.scenario, self.array)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.db = bool(db)
         self.size = self.dictionaries.phi_a.shape[1] * self.dictionaries.phi_d.shape[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..evaluation import SensingReceiver, omp_dictionaries
+from ..evaluation import SensingReceiver
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.array import scenario_nominal_array, spacing_array
 from ..model.omp import OmpResult
@@ -41,8 +41,8 @@ def empty_detections(frame: int) -> dict:
 
 def receiver_setup(name: str, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets,
                    array, impairment):
-    """Validated (Scenario, assumed ArrayModel, OMP Dictionaries (8)) of a sensing receiver
-    block; errors name ``name`` and the parameter. ``array``: "nominal" or K spacings (m)."""
+    """Validated (Scenario, assumed ArrayModel) of a sensing receiver block; errors name
+    ``name`` and the parameter. ``array``: "nominal" or K spacings (m)."""
     K = c.positive_int(name, "K", K)
     c.positive_int(name, "S", S)
     c.interval(name, "sector_deg", sector_deg, " (degrees)")
@@ -63,7 +63,7 @@ def receiver_setup(name: str, K, S, fc, spacing_hz, sector_deg, range_m, angle_g
         if d.size != K or not np.all(np.isfinite(d)) or np.any(d <= 0):
             raise c.error(name, "array", f"must be 'nominal' or K = {K} finite spacings > 0 (m), got {d.size} values")
         assumed = spacing_array(d, scenario.wavelength_m, scenario.array["impairment"])
-    return scenario, assumed, omp_dictionaries(scenario, assumed)
+    return scenario, assumed
 
 
 def _positive(value) -> bool:
@@ -96,7 +96,7 @@ class isac_omp_receiver(gr.sync_block):
                  impairment: str = "spacing", kernel: str = "numpy", mode: str = "omp",
                  temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720, weights: str = ""):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario, self.array, _ = receiver_setup(
+        self.scenario, self.array = receiver_setup(
             NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
         self.scenario = self.scenario.with_overrides({"transmitter.beam_grid": c.positive_int(NAME, "beam_grid",
                                                                                                beam_grid)})
