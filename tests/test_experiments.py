@@ -1,4 +1,4 @@
-"""isac-eval --experiment fig3 | fig7 | fig8 | crb (python/isac/experiments): each runs with
+"""isac-eval --experiment fig3 | fig7 | fig8 | fig9 | fig5 | fig6 | crb (python/isac/experiments): each runs with
 --quick into a temporary folder, writes well-formed CSV / PNG / JSON, is deterministic, and
 the direction of the paper's claims holds. The CRB is checked against a numerical Fisher
 information (finite differences of the mean of the model)."""
@@ -14,7 +14,7 @@ from gnuradio.isac import experiments
 from gnuradio.isac.cli import eval as isac_eval
 from gnuradio.isac.config import SPEED_OF_LIGHT, Scenario
 from gnuradio.isac.evaluation import evaluate
-from gnuradio.isac.experiments import crb, fig3, sweep
+from gnuradio.isac.experiments import crb, fig3, sweep, tradeoff
 from gnuradio.isac.experiments.common import wilson_interval
 from gnuradio.isac.model.array import true_array
 
@@ -32,7 +32,9 @@ def results(tmp_path_factory):
     out = {}
     for name in experiments.EXPERIMENTS:
         folder = tmp_path_factory.mktemp(name)
-        assert run_cli(folder, name) == 0
+        # fig6 tests fig5's (tiny, on-the-fly) weights on the unseen sector, as the paper does
+        extra = ["--weights-dir", str(out["fig5"] / "weights-quick")] if name == "fig6" and "fig5" in out else []
+        assert run_cli(folder, name, *extra) == 0
         out[name] = folder
     return out
 
@@ -186,6 +188,123 @@ def test_fig8_shipped_weights_beat_the_baseline(results, tmp_path):
     assert at["learned"]["p_md"] < at["baseline"]["p_md"] / 4
     assert at["learned"]["gospa"] < at["baseline"]["gospa"] / 3
     assert at["learned"]["p_md"] < at["domp_perfect"]["p_md"] + 0.1
+
+
+# --- fig9 / fig5 / fig6: trade-offs vs SER -------------------------------------------------------------
+
+def nfloats(rows, key):
+    """floats(), with the CSV's empty cells (an undefined metric, e.g. RMSE without a match) as NaN."""
+    return np.array([float(r[key]) if r[key] != "" else np.nan for r in rows])
+
+
+def check_tradeoff(rows, methods, etas, phis):
+    assert [m for m in dict.fromkeys(r["method"] for r in rows)] == list(methods)
+    for m in methods:
+        rr = [r for r in rows if r["method"] == m]
+        got = [(float(r["eta"]), float(r["phi_rad"])) for r in rr]
+        assert np.allclose(got, [(e, p) for e in etas for p in phis], rtol=1e-7)  # CSV: 8 digits
+        for key in ("p_md", "gospa", "ser", "angle_rmse", "range_rmse"):
+            v = nfloats(rr, {"angle_rmse": "angle_rmse_deg", "range_rmse": "range_rmse_m"}.get(key, key))
+            lo, hi = nfloats(rr, f"{key}_lo"), nfloats(rr, f"{key}_hi")
+            ok = np.isfinite(v) & np.isfinite(lo) & np.isfinite(hi)
+            assert np.all(lo[ok] <= v[ok] + 1e-12) and np.all(v[ok] <= hi[ok] + 1e-12)
+        assert np.all((floats(rr, "ser") >= 0) & (floats(rr, "ser") <= 1))
+
+
+def test_fig9_impairment_learning_beats_the_baseline_at_every_eta(results):
+    """Fig. 9 with the shipped impairment-learning weights: lower GOSPA than the baseline at
+    every eta of the quick sweep (robust: about 20 m against 70 m), and perfect knowledge too.
+    Baseline and perfect knowledge share the baseline transmitter, so their SER is identical."""
+    summary, rows = check_files(results["fig9"], "fig9", tradeoff.COLUMNS)
+    etas, phis = tradeoff.SWEEPS["fig9"][1]
+    check_tradeoff(rows, ["baseline", "perfect", "impairment"], etas, phis)
+    assert summary["scenario"]["scene"]["max_targets"] == 5
+    assert Path(summary["results"]["weights"]).name == "impairment_default.safetensors"
+    by = {m: [r for r in rows if r["method"] == m] for m in ("baseline", "perfect", "impairment")}
+    g = {m: floats(v, "gospa") for m, v in by.items()}
+    assert np.all(g["impairment"] < g["baseline"] - 10) and np.all(g["perfect"] < g["baseline"] - 10)
+    assert np.all(floats(by["impairment"], "gospa_hi") < floats(by["baseline"], "gospa_lo"))
+    assert np.array_equal(floats(by["baseline"], "ser"), floats(by["perfect"], "ser"))
+    for m in by:  # less communication power as eta grows: the SER at eta = 1 is the largest
+        assert floats(by[m], "ser")[-1] > floats(by[m], "ser")[0]
+    assert all(v > 10 for v in summary["results"]["gospa_baseline_minus_impairment"].values())
+
+
+def test_fig9_point_equals_isac_eval(results):
+    """A sweep point is evaluate()'s calibration and scoring at that (eta, phi)."""
+    summary, rows = load(results["fig9"], "fig9")
+    r = [r for r in rows if r["method"] == "baseline"][-1]
+    sc = Scenario.from_dict(summary["scenario"]).with_overrides({"transmitter.eta": float(r["eta"]),
+                                                                 "transmitter.phi_rad": float(r["phi_rad"])})
+    want = evaluate(sc, "baseline", progress=False, receiver="omp", kernel=summary["kernel"])
+    assert float(r["threshold"]) == pytest.approx(want["threshold"], rel=1e-6)
+    for key in ("p_md", "p_fa", "gospa", "ser"):
+        assert float(r[key]) == pytest.approx(want[key], rel=1e-6, abs=1e-9)
+
+
+def test_fig5_plumbing_weights_and_parameter_counts(results):
+    """Fig. 5 at --quick: plumbing and shapes only. The dictionary and NNBL weights come from a
+    tiny on-the-fly training (tradeoff.TINY_STEPS steps), far from trained, so the paper's
+    ordering of the learned methods cannot show here; the parameter counts are the paper's
+    (dictionary 46,080 / 9,984 complex, impairment K = 64) and the trainer's (NNBL)."""
+    summary, rows = check_files(results["fig5"], "fig5", tradeoff.COLUMNS)
+    etas, phis = tradeoff.SWEEPS["fig5"][1]
+    keys = ["baseline", "impairment", "dictionary", "dictionary_limited", "nn", "nn_limited"]
+    check_tradeoff(rows, keys, etas, phis)
+    sc = summary["scenario"]
+    assert sc["scene"]["max_targets"] == 1 and sc["scene"]["target_sector_deg"] == [-40.0, -20.0]
+    methods = summary["results"]["methods"]
+    assert methods["impairment"]["parameters"] == {"real": 64}
+    assert methods["dictionary"]["parameters"] == {"complex": 46080}
+    assert methods["dictionary_limited"]["parameters"] == {"complex": 9984}
+    assert methods["nn"]["parameters"]["real"] > 1_000_000 > 20_000 > methods["nn_limited"]["parameters"]["real"]
+    assert methods["impairment"]["weights"]["source"] in ("shipped", "cached")
+    for key in keys[2:]:
+        w = methods[key]["weights"]
+        assert w["source"] == "trained" and w["tiny"] is True and w["steps"] <= tradeoff.TINY_STEPS
+        assert Path(w["path"]) == results["fig5"] / "weights-quick" / tradeoff.WEIGHT_FILES[key]
+    # single target: at worst one miss and one false target per frame, GOSPA (17) <= gamma = 90 m
+    assert np.all(floats(rows, "gospa") <= 90.0 + 1e-6)
+
+
+def test_fig5_reuses_its_cached_weights(results):
+    """A rerun into the same folder takes the weights trained by the first run."""
+    from gnuradio.isac.experiments.common import Context
+
+    summary, _ = load(results["fig5"], "fig5")
+    ctx = Context("fig5", Scenario.from_dict(summary["scenario"]), str(results["fig5"]), quick=True)
+    for key in ("dictionary", "nn_limited"):
+        w = tradeoff.resolve_weights(ctx, key)
+        assert w == {"path": summary["results"]["methods"][key]["weights"]["path"], "source": "cached"}
+
+
+def test_fig6_unseen_sector_with_fig5_weights(results):
+    """Fig. 6 at --quick with fig5's weights (--weights-dir): plumbing only (tiny weights)."""
+    summary, rows = check_files(results["fig6"], "fig6", tradeoff.COLUMNS)
+    etas, phis = tradeoff.SWEEPS["fig6"][1]
+    check_tradeoff(rows, ["baseline", "impairment", "dictionary", "nn"], etas, phis)
+    assert summary["scenario"]["scene"]["target_sector_deg"] == [-20.0, 20.0]
+    methods = summary["results"]["methods"]
+    for key in ("dictionary", "nn"):
+        assert methods[key]["weights"]["source"] == "weights-dir"
+    assert "--weights-dir" in summary["command"]
+
+
+def test_tradeoff_options(tmp_path, capsys):
+    assert run_cli(tmp_path / "a", "fig5", "--weights", str(tmp_path / "w.safetensors")) == 2
+    assert "--weights-dir" in capsys.readouterr().err
+    assert run_cli(tmp_path / "b", "fig7", "--weights-dir", str(tmp_path)) == 2
+    assert "fig5 and fig6 only" in capsys.readouterr().err
+    assert run_cli(tmp_path / "c", "fig5", "--weights-dir", str(tmp_path / "nope")) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert run_cli(tmp_path / "d", "fig9", "--weights", str(tmp_path / "missing.safetensors")) == 2
+    assert "missing.safetensors" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        isac_eval.main(["--weights-dir", str(tmp_path)])
+    assert "--weights-dir needs --experiment" in capsys.readouterr().err
+    assert tradeoff.pareto([{"ser": 0.1, "p_md": 0.5}, {"ser": 0.2, "p_md": 0.6}, {"ser": 0.3, "p_md": 0.1},
+                            {"ser": 0.0, "p_md": 0.9}], "p_md") == [
+        {"ser": 0.0, "p_md": 0.9}, {"ser": 0.1, "p_md": 0.5}, {"ser": 0.3, "p_md": 0.1}]
 
 
 # --- crb -------------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 one of the paper's experiments (CSV + PNG + JSON summary into a folder).
 
     isac-eval --method baseline|perfect [--config F] [--set k=v ...] --json OUT
-    isac-eval --experiment fig3|fig7|fig8|crb --out DIR [--quick] [--weights W] [--config F] [--set k=v ...]
+    isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb --out DIR [--quick] [--weights W | --weights-dir D]
+              [--config F] [--set k=v ...]
 """
 from __future__ import annotations
 
@@ -26,7 +27,12 @@ def main(argv=None) -> int:
                              "impairment / dictionary: transmitter and receiver use the learned array (--weights)")
     parser.add_argument("--weights", metavar="W.safetensors",
                         help="weights of isac-train for --method impairment|dictionary, or for --experiment fig8 "
-                             "(adds the impairment-learning curve)")
+                             "(adds the impairment-learning curve) or fig9 (default: the shipped weights)")
+    parser.add_argument("--weights-dir", metavar="DIR",
+                        help="with --experiment fig5|fig6: folder of weights files impairment.safetensors, "
+                             "dictionary.safetensors, dictionary_limited.safetensors, nn.safetensors, "
+                             "nn_limited.safetensors (missing ones: cached in OUT/weights or trained with the "
+                             "isac-train --quick profiles)")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -50,6 +56,8 @@ def main(argv=None) -> int:
         return run_experiment(parser, args, argv)
     if args.out:
         parser.error("--out needs --experiment")
+    if args.weights_dir:
+        parser.error("--weights-dir needs --experiment fig5|fig6")
     if args.quick:
         parser.error("--quick needs --experiment")
     scenario = load_scenario(args)
@@ -90,7 +98,7 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     try:
         summary = run(args.experiment, scenario, args.out, quick=args.quick, kernel=args.kernel,
                       progress=progress_flag(args), weights=args.weights, command=command,
-                      temperature=args.temperature)
+                      temperature=args.temperature, weights_dir=args.weights_dir)
     except (ExperimentError, _weights_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -29,8 +29,8 @@ class ExperimentError(ValueError):
 class Context:
     """What an experiment needs: the scenario (experiment defaults, --quick sizes and the
     user's --config / --set already applied), the output folder, the sensing kernel,
-    the progress-bar flag (None: tqdm decides, False: off), optional learned weights and the dOMP
-    softmax temperature."""
+    the progress-bar flag (None: tqdm decides, False: off), optional learned weights (a file; a
+    folder of files for fig5 / fig6) and the dOMP softmax temperature."""
 
     name: str
     scenario: Scenario
@@ -40,6 +40,7 @@ class Context:
     progress: Any = None
     weights: str | None = None
     temperature: float = DEFAULT_TEMPERATURE  # dOMP softmax temperature
+    weights_dir: str | None = None  # fig5 / fig6: folder of weights files named by method (tradeoff.WEIGHT_FILES)
     files: list = field(default_factory=list)
 
     def path(self, filename: str) -> str:

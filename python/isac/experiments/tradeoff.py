@@ -1,0 +1,402 @@
+"""Figs. 5, 6 and 9: ISAC trade-offs at p_fa = 1e-2 over the transmitter's (eta, phi) sweep (5).
+
+For each method and each sweep point (eta, phi) the threshold is calibrated once to
+receiver.p_fa (evaluation.calibrate, the rule of isac-eval) on calibration frames sent with that
+point's precoder, then test frames are scored with evaluation.Scores: p_md (20), GOSPA (17),
+angle / range RMSE over the GOSPA-matched pairs, and the SER (22) of the ML detector on the
+communication link. The sensing receiver does not depend on (eta, phi) (it is built once per
+method); the transmitter does. Nothing here re-implements the model: the precoder, the
+receivers, calibration and scoring are evaluation's (the same calls as evaluation.evaluate; a
+test checks one point against it).
+
+95 % intervals: Wilson for p_md (missed / sum T_i) and for the SER (symbol errors / symbols;
+symbols of one frame share a channel, so it is approximate), the normal interval of the mean
+GOSPA, and the normal interval of the mean squared error, square-rooted, for the RMSEs.
+
+fig9  multi-target (T_max = 5), eta over 8 uniform values in [0, 1], phi = 0: GOSPA and p_md
+      vs SER for the baseline (no impairment knowledge: Alg. 1 on the nominal array, baseline
+      transmitter), perfect knowledge (dOMP on the true array, baseline transmitter) and
+      impairment learning (transmitter AND dOMP receiver on the learned array; --weights,
+      default the shipped data/weights/impairment_default.safetensors).
+fig5  single target (T_max = 1), sector [-40, -20] deg, eta x phi sweep (8 x 8: eta uniform in
+      [0, 1], phi uniform in [0, 7 pi/4]): p_md, angle RMSE, range RMSE vs SER for the
+      baseline, impairment learning, dictionary learning (full 720-point and limited 156-point
+      dictionaries, OMP receiver on the learned dictionary) and NNBL (full and limited).
+fig6  the same on the unseen sector [-20, 20] deg, without the limited variants (as the paper).
+
+Weights of fig5 / fig6 (``--weights-dir DIR``), one file per method:
+  impairment.safetensors          isac-train --method impairment
+  dictionary.safetensors          isac-train --method dictionary
+  dictionary_limited.safetensors  isac-train --method dictionary --dictionary-points 156
+  nn.safetensors                  isac-train --method nn
+  nn_limited.safetensors          isac-train --method nn --limited
+(dictionary and nn files trained with scene.max_targets = 1, as the experiment's scenario; NNBL
+checks T_max). A missing file is taken from OUT/weights/ (OUT/weights-quick/ with --quick) when
+an earlier run left it there, else impairment falls back to the shipped default weights (the
+isac-train --quick result on the default array: the spacings do not depend on T_max or the
+sector), else it is trained now with the isac-train --quick profile (--quick: a tiny 20-step
+run that only exercises the plumbing) and cached there for the next run.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..config import Scenario
+from ..evaluation import (Scores, SensingReceiver, _batches, _progress, calibrate, nn_transceiver, receiver_array,
+                          sense, transmitter_precoder)
+from ..model.ofdm import ml_detect
+from ..simulation import Simulator
+from .common import Context, ExperimentError, mean_interval, pyplot, rmse_interval, wilson_interval, write_csv
+
+#: the paper's sweeps (Sec. V-C): 8 uniform eta in [0, 1], 8 uniform phi in [0, 7 pi / 4]
+ETA_PAPER = tuple(float(x) for x in np.linspace(0.0, 1.0, 8))
+PHI_PAPER = tuple(float(k * math.pi / 4) for k in range(8))
+
+#: scenario settings (before --quick sizes and the user's --set)
+DEFAULTS_FIG9 = {"scene.max_targets": 5, "run.frames": 1000, "run.calibration_frames": 1000, "run.batch": 100}
+QUICK_FIG9 = {"run.frames": 60, "run.calibration_frames": 100, "run.batch": 100}
+DEFAULTS_FIG5 = {"scene.max_targets": 1, "scene.target_sector_deg": [-40.0, -20.0], "run.frames": 200,
+                 "run.calibration_frames": 300, "run.batch": 100}
+QUICK_FIG5 = {"run.frames": 30, "run.calibration_frames": 60, "run.batch": 100}
+DEFAULTS_FIG6 = {**DEFAULTS_FIG5, "scene.target_sector_deg": [-20.0, 20.0]}
+QUICK_FIG6 = dict(QUICK_FIG5)
+
+#: sweeps: (etas, phis) at the default size and with --quick (subsets of the paper's values; fig9's
+#: quick sweep leaves out eta = 0, the communication-only beam, where every method sits near the
+#: GOSPA cut-off and 60 frames cannot order them)
+SWEEPS = {"fig9": ((ETA_PAPER, (0.0,)), ((ETA_PAPER[2], ETA_PAPER[4], 1.0), (0.0,))),
+          "fig5": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi))),
+          "fig6": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi)))}
+
+#: on-the-fly training with --quick: TINY_STEPS Adam steps of B = 8 (dictionary), TINY_STEPS / 4 per
+#: training step of B = 4 (NNBL); plumbing only, not a trained model
+TINY_STEPS = 20
+
+COLUMNS = ("method", "label", "eta", "phi_rad", "threshold", "p_fa", "p_md", "p_md_lo", "p_md_hi", "gospa",
+           "gospa_lo", "gospa_hi", "ser", "ser_lo", "ser_hi", "angle_rmse_deg", "angle_rmse_lo", "angle_rmse_hi",
+           "range_rmse_m", "range_rmse_lo", "range_rmse_hi", "matched", "frames", "calibration_frames")
+
+#: weights file name (in --weights-dir) per learned curve of fig5 / fig6
+WEIGHT_FILES = {"impairment": "impairment.safetensors", "dictionary": "dictionary.safetensors",
+                "dictionary_limited": "dictionary_limited.safetensors", "nn": "nn.safetensors",
+                "nn_limited": "nn_limited.safetensors"}
+
+
+@dataclass
+class Spec:
+    """One curve: ``key`` (CSV name), ``label``, evaluation ``method``, receiver mode (omp |
+    domp; NNBL: its networks) and the weights file of a learned method."""
+
+    key: str
+    label: str
+    method: str
+    receiver: str = "omp"
+    weights: str | None = None
+
+
+class Transceiver:
+    """The transmitter per (eta, phi) and the receiver (built once) of one Spec, exactly as
+    evaluation.evaluate builds them."""
+
+    def __init__(self, scenario: Scenario, spec: Spec, ctx: Context):
+        self.spec = spec
+        if spec.method == "nn":
+            _, self.sensor = nn_transceiver(scenario, spec.weights)
+            self.array = None
+        else:
+            self.array = receiver_array(scenario, spec.method, spec.weights)
+            self.sensor = SensingReceiver(scenario, self.array, spec.receiver, ctx.kernel, ctx.temperature)
+
+    def precoder(self, scenario: Scenario) -> np.ndarray:
+        if self.spec.method == "nn":
+            return nn_transceiver(scenario, self.spec.weights)[0]
+        return transmitter_precoder(scenario, self.spec.method, self.array)
+
+
+def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
+    """Calibrate to receiver.p_fa and score one sweep point; the row of the CSV."""
+    simulator = Simulator(scenario, precoder=tr.precoder(scenario))
+    threshold = calibrate(scenario, simulator, tr.sensor, False)
+    rx = scenario.receiver
+    T = scenario.scene["max_targets"]
+    s = Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+    for start, n in _batches(scenario.run["frames"], scenario.run["batch"]):
+        frames = simulator.frames(start, n, "test")
+        s.add(frames, sense(frames, tr.sensor), threshold, ml_detect(frames.y_comm, frames.csi))
+    summ = s.summary()
+    t = np.asarray(s.true_counts, np.float64)
+    e = np.asarray(s.est_counts, np.float64)
+    md_lo, md_hi = wilson_interval((t - np.minimum(t, e)).sum(), t.sum())
+    ser_lo, ser_hi = wilson_interval(s.symbol_errors, s.symbols)
+    g, g_lo, g_hi = mean_interval(s.gospa)
+    _, a_lo, a_hi = rmse_interval(s.angle_err_deg)
+    _, r_lo, r_hi = rmse_interval(s.range_err_m)
+    tx = scenario.transmitter
+    return dict(method=tr.spec.key, label=tr.spec.label, eta=tx["eta"], phi_rad=tx["phi_rad"], threshold=threshold,
+                p_fa=summ["p_fa"], p_md=summ["p_md"], p_md_lo=md_lo, p_md_hi=md_hi, gospa=g, gospa_lo=g_lo,
+                gospa_hi=g_hi, ser=summ["ser"], ser_lo=ser_lo, ser_hi=ser_hi, angle_rmse_deg=summ["angle_rmse_deg"],
+                angle_rmse_lo=a_lo, angle_rmse_hi=a_hi, range_rmse_m=summ["range_rmse_m"], range_rmse_lo=r_lo,
+                range_rmse_hi=r_hi, matched=len(s.angle_err_deg), frames=summ["frames"],
+                calibration_frames=scenario.run["calibration_frames"])
+
+
+def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
+    tr = Transceiver(ctx.scenario, spec, ctx)
+    rows = []
+    with _progress(len(etas) * len(phis), f"{ctx.name} {spec.key}", ctx.progress) as bar:
+        for eta in etas:
+            for phi in phis:
+                sc = ctx.scenario.with_overrides({"transmitter.eta": float(eta), "transmitter.phi_rad": float(phi)})
+                rows.append(point(ctx, sc, tr))
+                bar.update(1)
+    return rows
+
+
+def pareto(rows: list[dict], metric: str) -> list[dict]:
+    """The non-dominated points (lower SER and lower ``metric``), by increasing SER."""
+    pts = sorted((r for r in rows if _finite(r["ser"]) and _finite(r[metric])), key=lambda r: (r["ser"], r[metric]))
+    front, best = [], math.inf
+    for r in pts:
+        if r[metric] < best:
+            front.append(r)
+            best = r[metric]
+    return front
+
+
+def _mean(values) -> float:
+    v = [x for x in values if _finite(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def _finite(v) -> bool:
+    return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(v)
+
+
+def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str, bool]], title: str,
+         lines: bool) -> None:
+    """Each metric vs SER. ``lines``: join the points in sweep order (the eta sweep of fig9);
+    else every sweep point as a marker and the Pareto front (lower-left envelope) as a line."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.2 * len(metrics), 4.2))
+    markers = iter("osd^v<>p")
+    for key, rows in curves.items():
+        m = next(markers)
+        for ax, (name, _, log) in zip(axes, metrics):
+            ok = [r for r in rows if _finite(r[name]) and _finite(r["ser"]) and (not log or r[name] > 0)]
+            if not ok:
+                continue
+            if lines:
+                x = np.array([r["ser"] for r in ok])
+                y = np.array([r[name] for r in ok])
+                lo = np.array([r.get(f"{name}_lo", r[name]) for r in ok], dtype=float)
+                hi = np.array([r.get(f"{name}_hi", r[name]) for r in ok], dtype=float)
+                yerr = np.nan_to_num(np.array([y - lo, hi - y]), nan=0.0).clip(min=0)
+                line = ax.errorbar(x, y, yerr=yerr, marker=m, ms=4, capsize=2, lw=1.2, label=rows[0]["label"])
+                for r in ok:
+                    ax.annotate(f"{r['eta']:.2f}", (r["ser"], r[name]), fontsize=6, alpha=0.7,
+                                textcoords="offset points", xytext=(3, 3), color=line[0].get_color())
+            else:
+                pts = ax.plot([r["ser"] for r in ok], [r[name] for r in ok], m, ms=3, alpha=0.35)[0]
+                front = pareto(ok, name)
+                ax.plot([r["ser"] for r in front], [r[name] for r in front], "-" + m, ms=4, lw=1.4,
+                        color=pts.get_color(), label=rows[0]["label"])
+    for ax, (name, ylabel, log) in zip(axes, metrics):
+        ax.set_xscale("symlog", linthresh=1e-4)
+        ax.set_xlim(left=0)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("symbol error rate (SER)")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
+# --- weights of fig5 / fig6 ----------------------------------------------------------------------------
+
+def _cache_dir(ctx: Context) -> str:
+    return os.path.join(ctx.out, "weights-quick" if ctx.quick else "weights")
+
+
+def _loads(path: str, scenario: Scenario, method: str) -> bool:
+    from .. import weights as weights_io
+
+    try:
+        weights_io.load(path, scenario, method)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def _train(ctx: Context, key: str, path: str) -> dict:
+    """Train the weights of curve ``key`` into ``path``: the isac-train --quick profile (with
+    --quick: TINY_STEPS steps, plumbing only)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    quiet = lambda *a, **k: None  # noqa: E731
+    tiny = ctx.quick
+    if key.startswith("nn"):
+        from ..trainer.nnbl_train import NnOptions, train_nn
+
+        extra = dict(iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8,
+                     checkpoint_every=TINY_STEPS) if tiny else {}
+        opts = NnOptions.from_profile("quick", limited=key == "nn_limited", **extra)
+        out = train_nn(ctx.scenario, opts, path, log=quiet)
+    else:
+        from ..trainer.train import TrainOptions, train
+
+        method = "dictionary" if key.startswith("dictionary") else "impairment"
+        extra = dict(iterations=TINY_STEPS, batch=8, val_every=TINY_STEPS, val_frames=8,
+                     checkpoint_every=TINY_STEPS) if tiny else {}
+        opts = TrainOptions.from_profile("quick", method=method,
+                                         dictionary_points=156 if key == "dictionary_limited" else None, **extra)
+        out = train(ctx.scenario, opts, path, progress=False, log=quiet)
+    return {"steps": out["steps"], "seconds": out["elapsed_s"], "tiny": tiny}
+
+
+def resolve_weights(ctx: Context, key: str) -> dict:
+    """{path, source, ...} of curve ``key``: --weights-dir, else the cache of an earlier run, else
+    (impairment) the shipped default, else trained now (see the module docstring)."""
+    from .. import weights as weights_io
+
+    method = "nn" if key.startswith("nn") else key.split("_")[0]
+    name = WEIGHT_FILES[key]
+    if ctx.weights_dir:
+        p = os.path.join(ctx.weights_dir, name)
+        if os.path.isfile(p):
+            weights_io.load(p, ctx.scenario, method)  # a file that does not fit fails here, saying why
+            return {"path": p, "source": "weights-dir"}
+    cached = os.path.join(_cache_dir(ctx), name)
+    if os.path.isfile(cached) and _loads(cached, ctx.scenario, method):
+        return {"path": cached, "source": "cached"}
+    if key == "impairment":
+        shipped = weights_io.default_weights_path()
+        if shipped and _loads(shipped, ctx.scenario, method):
+            return {"path": shipped, "source": "shipped"}
+    info = _train(ctx, key, cached)
+    return {"path": cached, "source": "trained", **info}
+
+
+def parameter_count(scenario: Scenario, method: str, path: str) -> dict:
+    """Learnable parameters of a weights file: impairment K real spacings, dictionary K x N
+    complex entries, NNBL the trainer's count of real parameters (nnbl.parameter_counts)."""
+    from .. import weights as weights_io
+
+    w = weights_io.load(path, scenario, method)
+    if method == "impairment":
+        return {"real": int(w.tensors["spacings_m"].size)}
+    if method == "dictionary":
+        return {"complex": int(w.tensors["dictionary"].size)}
+    from ..trainer.nnbl import Nnbl, parameter_counts
+
+    return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, weights_io.nnbl_config(w)))["total"])}
+
+
+# --- runners ---------------------------------------------------------------------------------------------
+
+def _summarise(curves: dict[str, list[dict]], metrics: list[str]) -> dict:
+    out = {}
+    for key, rows in curves.items():
+        sensing = max(rows, key=lambda r: (r["eta"], -r["phi_rad"]))  # eta = 1 (sensing-only beam), phi = 0
+        out[key] = {"points": len(rows),
+                    "mean": {m: _mean([r[m] for r in rows]) for m in metrics + ["ser"]},
+                    "at_max_eta": {m: sensing[m] for m in ["eta", "phi_rad", "ser", "p_fa"] + metrics},
+                    "pareto": {m: [{"eta": r["eta"], "phi_rad": r["phi_rad"], "ser": r["ser"], m: r[m]}
+                                   for r in pareto(rows, m)] for m in metrics}}
+    return out
+
+
+def _run_curves(ctx: Context, specs: list[Spec], etas, phis) -> tuple[dict, dict]:
+    curves, timing = {}, {}
+    for spec in specs:
+        t0 = time.perf_counter()
+        curves[spec.key] = sweep(ctx, spec, etas, phis)
+        timing[spec.key] = time.perf_counter() - t0
+    return curves, timing
+
+
+def run_fig9(ctx: Context) -> dict:
+    sc = ctx.scenario
+    from .. import weights as weights_io
+
+    weights = ctx.weights or weights_io.default_weights_path()
+    if not weights:
+        raise ExperimentError("fig9: no impairment-learning weights: pass --weights W.safetensors "
+                              "(isac-train --method impairment)")
+    weights_io.load(weights, sc, "impairment")  # fails before any simulation, saying why
+    specs = [Spec("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
+             Spec("perfect", "perfect knowledge (dOMP; baseline transmitter)", "perfect", "domp"),
+             Spec("impairment", "impairment learning (dOMP; learned transmitter)", "impairment", "domp", weights)]
+    etas, phis = SWEEPS["fig9"][1 if ctx.quick else 0]
+    curves, timing = _run_curves(ctx, specs, etas, phis)
+    rows = [r for k in curves for r in curves[k]]
+    write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
+    plot(ctx.path(f"{ctx.name}.png"), curves,
+         [("gospa", "GOSPA (m)", False), ("p_md", "misdetection probability $p_{md}$", True)],
+         f"Fig. 9: multi-target ISAC trade-off at p_fa = {sc.receiver['p_fa']:g} over eta (phi = 0; labels: eta), "
+         f"T_max = {sc.scene['max_targets']}, {sc.run['calibration_frames']} + {sc.run['frames']} frames per point",
+         lines=True)
+    gap = {f"{r['eta']:.4f}": b["gospa"] - r["gospa"] for r, b in zip(curves["impairment"], curves["baseline"])}
+    return {"etas": list(etas), "phis": list(phis), "weights": weights,
+            "methods": {s.key: {"label": s.label, "receiver": s.receiver,
+                                "transmitter": "learned" if s.method == "impairment" else "baseline"} for s in specs},
+            "curves": _summarise(curves, ["p_md", "gospa", "angle_rmse_deg", "range_rmse_m"]),
+            "gospa_baseline_minus_impairment": gap, "seconds_per_method": timing}
+
+
+def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
+    sc = ctx.scenario
+    if sc.scene["max_targets"] != 1:
+        raise ExperimentError(f"{ctx.name} is single-target: scene.max_targets must be 1")
+    labels = {"baseline": "baseline (OMP, nominal array)", "impairment": "impairment learning (dOMP)",
+              "dictionary": "dictionary learning (OMP, 720-pt)",
+              "dictionary_limited": "dictionary learning, limited (156-pt)", "nn": "NNBL",
+              "nn_limited": "NNBL, limited"}
+    weights, params, t_weights = {}, {}, time.perf_counter()
+    for key in keys[1:]:
+        weights[key] = resolve_weights(ctx, key)
+        method = "nn" if key.startswith("nn") else key.split("_")[0]
+        params[key] = parameter_count(sc, method, weights[key]["path"])
+    t_weights = time.perf_counter() - t_weights
+    specs = [Spec("baseline", labels["baseline"], "baseline", "omp")]
+    for key in keys[1:]:
+        method = "nn" if key.startswith("nn") else key.split("_")[0]
+        specs.append(Spec(key, labels[key], method, "domp" if method == "impairment" else "omp",
+                          weights[key]["path"]))
+    etas, phis = SWEEPS[ctx.name][1 if ctx.quick else 0]
+    curves, timing = _run_curves(ctx, specs, etas, phis)
+    rows = [r for k in curves for r in curves[k]]
+    write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
+    lo, hi = sc.scene["target_sector_deg"]
+    plot(ctx.path(f"{ctx.name}.png"), curves,
+         [("p_md", "misdetection probability $p_{md}$", True), ("angle_rmse_deg", "angle RMSE (deg)", True),
+          ("range_rmse_m", "range RMSE (m)", True)],
+         f"{figure}: single-target ISAC trade-offs at p_fa = {sc.receiver['p_fa']:g}, sector [{lo:g}, {hi:g}] deg, "
+         f"{len(etas)} eta x {len(phis)} phi (markers: sweep points, lines: Pareto fronts), "
+         f"{sc.run['calibration_frames']} + {sc.run['frames']} frames per point", lines=False)
+    return {"etas": list(etas), "phis": list(phis), "sector_deg": [lo, hi],
+            "methods": {s.key: {"label": s.label, "method": s.method, "receiver": s.receiver,
+                                "weights": weights.get(s.key), "parameters": params.get(s.key)} for s in specs},
+            "curves": _summarise(curves, ["p_md", "angle_rmse_deg", "range_rmse_m", "gospa"]),
+            "seconds_weights": t_weights, "seconds_per_method": timing}
+
+
+def run_fig5(ctx: Context) -> dict:
+    return _single_target(ctx, ["baseline", "impairment", "dictionary", "dictionary_limited", "nn", "nn_limited"],
+                          "Fig. 5")
+
+
+def run_fig6(ctx: Context) -> dict:
+    return _single_target(ctx, ["baseline", "impairment", "dictionary", "nn"], "Fig. 6 (unseen sector)")
+
+
+__all__ = ["COLUMNS", "DEFAULTS_FIG5", "DEFAULTS_FIG6", "DEFAULTS_FIG9", "ETA_PAPER", "PHI_PAPER", "QUICK_FIG5",
+           "QUICK_FIG6", "QUICK_FIG9", "SWEEPS", "Spec", "TINY_STEPS", "WEIGHT_FILES", "parameter_count", "pareto",
+           "resolve_weights", "run_fig5", "run_fig6", "run_fig9"]
