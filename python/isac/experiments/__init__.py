@@ -61,7 +61,7 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
     if weights and name not in ("fig8", "fig9"):
-        raise ExperimentError(f"--weights is used by experiments fig8 and fig9 only, not {name}"
+        raise ExperimentError(f"--weights is used by experiments fig9 and fig8 only, not {name}"
                               + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else ""))
     if weights_dir and name not in ("fig5", "fig6"):
         raise ExperimentError(f"--weights-dir is used by experiments fig5 and fig6 only, not {name}")
