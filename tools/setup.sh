@@ -11,7 +11,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 
 APT_PACKAGES=(
   gnuradio gnuradio-dev cmake g++ make pkg-config git
-  pybind11-dev python3-pybind11 libeigen3-dev
+  pybind11-dev python3-pybind11 libeigen3-dev libfftw3-dev
   python3-numpy python3-scipy python3-zmq python3-pytest python3-venv python3-pip
   python3-matplotlib python3-tqdm python3-pyqt5
 )
