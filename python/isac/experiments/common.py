@@ -135,6 +135,18 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str, title: str, fontsize: float = 10, tight_bbox: bool = False) -> None:
+    """Title, lay out and write an experiment's figure (PNG, 130 dpi), then free it."""
+    plt = pyplot()
+    fig.suptitle(title, fontsize=fontsize)
+    if tight_bbox:
+        fig.savefig(path, dpi=130, bbox_inches="tight")
+    else:
+        fig.tight_layout()
+        fig.savefig(path, dpi=130)
+    plt.close(fig)
+
+
 def calibration_peaks(scenario: Scenario, simulator: Simulator, receiver, progress=None, desc="calibrating"):
     """(peaks (B, T_max), true counts (B,)) of ``receiver`` on the calibration frames, the
     input of model.metrics.calibrate_threshold (evaluation.calibrate keeps only its result)."""

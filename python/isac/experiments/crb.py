@@ -34,7 +34,7 @@ from ..model.beamforming import beam_gain
 from ..model.grids import angle_grid, delay_grid, delay_to_range
 from ..model.scene import Scene, sensing_gain_variance
 from ..simulation import Simulator, baseline_precoder
-from .common import Context, pyplot, rmse_interval, write_csv
+from .common import Context, pyplot, rmse_interval, save_figure, write_csv
 
 SNR_DB = tuple(float(s) for s in range(-10, 45, 5))
 QUICK_SNR_DB = (0.0, 10.0, 20.0, 30.0)
@@ -132,10 +132,7 @@ def plot(path, rows, crb_rows, title) -> None:
         ax.set_xlabel("SNR$_r$ (dB)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def run(ctx: Context) -> dict:

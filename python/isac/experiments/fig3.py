@@ -25,7 +25,7 @@ from ..model.grids import delay_to_range
 from ..model.reciprocal import reciprocal_filter
 from ..model.scene import fixed_scene, sensing_gain_variance
 from ..simulation import Simulator
-from .common import Context, pyplot, write_csv
+from .common import Context, pyplot, save_figure, write_csv
 
 TARGET_ANGLES_DEG = (-34.5, -31.0, -24.0, -37.0)
 TARGET_RANGES_M = (80.0, 82.0, 40.0, 185.0)
@@ -103,9 +103,7 @@ def plot(path, L_ideal, L_imp, angles, ranges, scene) -> None:
         ax.legend(loc="upper right", fontsize=8)
     axes[0].set_ylabel("range (m)")
     fig.colorbar(img, ax=axes, label="dB re maximum of the ideal map", fraction=0.025)
-    fig.suptitle("Fig. 3: angle-delay map, T = 4 targets, SNR_r = 20 dB", fontsize=10)
-    fig.savefig(path, dpi=130, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path, "Fig. 3: angle-delay map, T = 4 targets, SNR_r = 20 dB", tight_bbox=True)
 
 
 def run(ctx: Context) -> dict:

@@ -28,7 +28,7 @@ from ..model.array import ArrayModel
 from ..model.metrics import calibrate_threshold
 from ..model.ofdm import ml_detect
 from ..simulation import Simulator
-from .common import (Context, ExperimentError, calibration_peaks, mean_interval, pyplot, wilson_interval,
+from .common import (Context, ExperimentError, calibration_peaks, mean_interval, pyplot, save_figure, wilson_interval,
                      write_csv)
 
 #: target false-alarm rates of the threshold sweep (1e-2 is the paper's operating point)
@@ -154,10 +154,7 @@ def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
     for ax in (ax1, ax2):
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, title)
 
 
 def _run(ctx: Context, methods: list[Method], title: str) -> dict:

@@ -51,7 +51,7 @@ from ..evaluation import (Scores, SensingReceiver, _batches, _progress, calibrat
                           sense, transmitter_precoder)
 from ..model.ofdm import ml_detect
 from ..simulation import Simulator
-from .common import Context, ExperimentError, mean_interval, pyplot, rmse_interval, wilson_interval, write_csv
+from .common import Context, ExperimentError, mean_interval, pyplot, rmse_interval, save_figure, wilson_interval, write_csv
 
 #: the paper's sweeps (Sec. V-C): 8 uniform eta in [0, 1], 8 uniform phi in [0, 7 pi / 4]
 ETA_PAPER = tuple(float(x) for x in np.linspace(0.0, 1.0, 8))
@@ -214,10 +214,7 @@ def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str,
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
+    save_figure(fig, path, title, fontsize=9)
 
 
 # --- weights of fig5 / fig6 ----------------------------------------------------------------------------
