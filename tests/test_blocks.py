@@ -11,6 +11,7 @@ from gnuradio.isac.blocks import (BlockParameterError, isac_comm_receiver, isac_
 from gnuradio.isac.blocks._common import make_dict
 from gnuradio.isac.blocks.omp_receiver import detections_dict
 from gnuradio.isac.config import Scenario
+from gnuradio.isac.flowgraph import block_kwargs
 from gnuradio.isac.evaluation import Scores, omp_dictionaries, receiver_array, sense
 from gnuradio.isac.model.channels_stream import array_frame
 from gnuradio.isac.model.ofdm import ml_detect
@@ -35,30 +36,15 @@ def frames(sc):
 
 
 def tx_kw(sc):
-    tx = sc.transmitter
-    return dict(K=K, S=S, fc=sc.array["carrier_hz"], eta=tx["eta"], phi=tx["phi_rad"], power=tx["power"],
-                sensing_sector_deg=sc.scene["target_sector_deg"], comm_sector_deg=sc.scene["comm_sector_deg"],
-                beam_grid=tx["beam_grid"], beam_rcond=tx["beam_rcond"])
+    return block_kwargs(sc)["precoder"]
 
 
 def channel_kw(sc, **extra):
-    a, s = sc.array, sc.scene
-    kw = dict(K=K, S=S, fc=a["carrier_hz"], spacing_hz=sc.ofdm["spacing_hz"], spacing_std_m=a["spacing_std_m"],
-              impairment_seed=a["impairment_seed"], impairment=a["impairment"],
-              snr_sensing_db=s["snr_sensing_db"], snr_comm_db=s["snr_comm_db"], taps=s["comm_taps"],
-              target_sector_deg=s["target_sector_deg"], comm_sector_deg=s["comm_sector_deg"],
-              range_m=s["range_m"], max_targets=s["max_targets"], seed=sc.run["seed"])
-    kw.update(extra)
-    return kw
+    return dict(block_kwargs(sc)["channel"], **extra)
 
 
 def omp_kw(sc, **extra):
-    kw = dict(K=K, S=S, fc=sc.array["carrier_hz"], spacing_hz=sc.ofdm["spacing_hz"],
-              sector_deg=sc.scene["target_sector_deg"], range_m=sc.scene["range_m"],
-              angle_grid=sc.receiver["angle_grid"], delay_grid=sc.receiver["delay_grid"],
-              max_targets=sc.scene["max_targets"], threshold=THRESHOLD)
-    kw.update(extra)
-    return kw
+    return dict(block_kwargs(sc)["omp"], threshold=THRESHOLD, **extra)
 
 
 def flat(a):
