@@ -14,12 +14,11 @@ from gnuradio.isac import experiments
 from gnuradio.isac.cli import eval as isac_eval
 from gnuradio.isac.config import SPEED_OF_LIGHT, Scenario
 from gnuradio.isac.evaluation import evaluate
-from gnuradio.isac.experiments import crb, fig3, sweep, tradeoff
+from gnuradio.isac.experiments import crb, fig3, learned, sweep, tradeoff
 from gnuradio.isac.experiments.common import wilson_interval
 from gnuradio.isac.model.array import true_array
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-REPO = Path(__file__).resolve().parents[1]
 
 
 def run_cli(out, name, *extra):
@@ -137,14 +136,20 @@ def test_fig7_does_not_depend_on_the_batch_size(results, tmp_path):
     assert a["results"]["at_p_fa_1e-2"] == b["results"]["at_p_fa_1e-2"]
 
 
-def test_fig8_perfect_knowledge_beats_the_baseline_by_far(results):
+def test_fig8_perfect_knowledge_and_shipped_weights_beat_the_baseline_by_far(results):
+    """Fig. 8 without --weights: the impairment-learning curve comes from the module's shipped
+    weights (isac-train --quick); it and perfect knowledge are far better than the baseline,
+    and the learned curve lands near perfect knowledge."""
     summary, rows = check_files(results["fig8"], "fig8", sweep.COLUMNS)
-    check_curves(rows, ["baseline", "domp_perfect"])
+    check_curves(rows, ["baseline", "domp_perfect", "learned"])
     at = summary["results"]["at_p_fa_1e-2"]
-    base, perf = at["baseline"], at["domp_perfect"]
+    base, perf, learned_ = at["baseline"], at["domp_perfect"], at["learned"]
     assert base["p_md"] > 4 * perf["p_md"] and base["p_md_lo"] > perf["p_md_hi"]
     assert base["gospa"] > 3 * perf["gospa"] and base["gospa_lo"] > perf["gospa_hi"]
-    assert summary["results"]["weights"] is None
+    assert learned_["p_md"] < base["p_md"] / 4 and learned_["gospa"] < base["gospa"] / 3
+    assert learned_["p_md"] < perf["p_md"] + 0.1
+    assert summary["results"]["weights_source"]["source"] == "shipped"
+    assert Path(summary["results"]["weights"]).name == "impairment_default.safetensors"
 
 
 def test_fig8_weights_hook(results, tmp_path, capsys):
@@ -167,20 +172,6 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
     assert {r["method"] for r in rows} == {"baseline", "domp_perfect", "learned"}
     at = learned["results"]["at_p_fa_1e-2"]
     assert at["learned"]["p_md"] < at["baseline"]["p_md"] / 3
-
-
-def test_fig8_shipped_weights_beat_the_baseline(results, tmp_path):
-    """The impairment-learning curve from the module's shipped weights (isac-train --quick):
-    far better than the baseline, near perfect knowledge (Fig. 8)."""
-    path = REPO / "data" / "weights" / "impairment_default.safetensors"
-    assert path.is_file(), "the module ships its default weights in data/weights/"
-    assert run_cli(tmp_path, "fig8", "--weights", str(path)) == 0
-    summary, rows = load(tmp_path, "fig8")
-    check_curves(rows, ["baseline", "domp_perfect", "learned"])
-    at = summary["results"]["at_p_fa_1e-2"]
-    assert at["learned"]["p_md"] < at["baseline"]["p_md"] / 4
-    assert at["learned"]["gospa"] < at["baseline"]["gospa"] / 3
-    assert at["learned"]["p_md"] < at["domp_perfect"]["p_md"] + 0.1
 
 
 # --- fig9 / fig5 / fig6: trade-offs vs SER -------------------------------------------------------------
@@ -237,7 +228,7 @@ def test_fig9_point_equals_isac_eval(results):
 
 def test_fig5_plumbing_weights_and_parameter_counts(results):
     """Fig. 5 at --quick: plumbing and shapes only. The dictionary and NNBL weights come from a
-    tiny on-the-fly training (tradeoff.TINY_STEPS steps), far from trained, so the paper's
+    tiny on-the-fly training (learned.TINY_STEPS steps), far from trained, so the paper's
     ordering of the learned methods cannot show here; the parameter counts are the paper's
     (dictionary 46,080 / 9,984 complex, impairment K = 64) and the trainer's (NNBL)."""
     summary, rows = check_files(results["fig5"], "fig5", tradeoff.COLUMNS)
@@ -254,8 +245,8 @@ def test_fig5_plumbing_weights_and_parameter_counts(results):
     assert methods["impairment"]["weights"]["source"] in ("shipped", "cached")
     for key in keys[2:]:
         w = methods[key]["weights"]
-        assert w["source"] == "trained" and w["tiny"] is True and w["steps"] <= tradeoff.TINY_STEPS
-        assert Path(w["path"]) == results["fig5"] / "weights-quick" / tradeoff.WEIGHT_FILES[key]
+        assert w["source"] == "trained" and w["tiny"] is True and w["steps"] <= learned.TINY_STEPS
+        assert Path(w["path"]) == results["fig5"] / "weights-quick" / learned.WEIGHT_FILES[key]
     # single target: at worst one miss and one false target per frame, GOSPA (17) <= gamma = 90 m
     assert np.all(floats(rows, "gospa") <= 90.0 + 1e-6)
 
@@ -267,7 +258,7 @@ def test_fig5_reuses_its_cached_weights(results):
     summary, _ = load(results["fig5"], "fig5")
     ctx = Context("fig5", Scenario.from_dict(summary["scenario"]), str(results["fig5"]), quick=True)
     for key in ("dictionary", "nn_limited"):
-        w = tradeoff.resolve_weights(ctx, key)
+        w = learned.resolve_weights(ctx, key)
         assert w == {"path": summary["results"]["methods"][key]["weights"]["path"], "source": "cached"}
 
 

@@ -2,8 +2,11 @@
 one of the paper's experiments (CSV + PNG + JSON summary into a folder).
 
     isac-eval --method baseline|perfect [--config F] [--set k=v ...] --json OUT
-    isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb --out DIR [--quick] [--weights W | --weights-dir D]
-              [--config F] [--set k=v ...]
+    isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb --out DIR [--size quick|default|paper]
+              [--weights W | --weights-dir D] [--device cuda] [--fresh] [--config F] [--set k=v ...]
+
+Experiments are resumable: finished units (sweep points, curves) are kept in OUT/.partial/ and
+a rerun of the same command continues an interrupted run with the same result.
 """
 from __future__ import annotations
 
@@ -46,8 +49,17 @@ def main(argv=None) -> int:
     parser.add_argument("--experiment", choices=tuple(EXPERIMENTS),
                         help="run an experiment instead: " + "; ".join(f"{k}: {v[3]}" for k, v in EXPERIMENTS.items()))
     parser.add_argument("--out", metavar="DIR", help="with --experiment: folder for NAME.csv, NAME.png, NAME.json")
-    parser.add_argument("--quick", action="store_true",
-                        help="with --experiment: small sizes (seconds on 2 cores) for tests and previews")
+    parser.add_argument("--quick", action="store_true", help="with --experiment: the same as --size quick")
+    parser.add_argument("--size", choices=("quick", "default", "paper"), default=None,
+                        help="with --experiment: quick (seconds on 2 cores: tests, previews), default (the CPU runs "
+                             "of docs/results.md: minutes), paper (large Monte Carlo runs; missing weights are "
+                             "trained with the paper's batch and iterations: a GPU job, see --device)")
+    parser.add_argument("--device", default="cpu",
+                        help="with --experiment: torch device of any on-the-fly training (cpu, cuda, cuda:1); "
+                             "evaluation itself runs on the CPU kernels")
+    parser.add_argument("--fresh", action="store_true",
+                        help="with --experiment: recompute every unit instead of reusing those an earlier run of "
+                             "the same command left in OUT/.partial/")
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if not args.temperature > 0:
@@ -58,8 +70,10 @@ def main(argv=None) -> int:
         parser.error("--out needs --experiment")
     if args.weights_dir:
         parser.error("--weights-dir needs --experiment fig5|fig6")
-    if args.quick:
-        parser.error("--quick needs --experiment")
+    for flag, given in (("--quick", args.quick), ("--size", args.size), ("--fresh", args.fresh),
+                        ("--device", args.device != "cpu")):
+        if given:
+            parser.error(f"{flag} needs --experiment")
     scenario = load_scenario(args)
     try:
         result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
@@ -89,20 +103,30 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
 
     if not args.out:
         parser.error("--experiment needs --out DIR")
+    if args.quick and args.size not in (None, "quick"):
+        parser.error(f"--quick is --size quick; it contradicts --size {args.size}")
+    size = "quick" if args.quick else (args.size or "default")
     try:
-        scenario = experiment_scenario(args.experiment, args.config, args.overrides, args.quick)
+        scenario = experiment_scenario(args.experiment, args.config, args.overrides, size=size)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     command = "isac-eval " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     try:
-        summary = run(args.experiment, scenario, args.out, quick=args.quick, kernel=args.kernel,
-                      progress=progress_flag(args), weights=args.weights, command=command,
-                      temperature=args.temperature, weights_dir=args.weights_dir)
+        summary = run(args.experiment, scenario, args.out, kernel=args.kernel, progress=progress_flag(args),
+                      weights=args.weights, command=command, temperature=args.temperature,
+                      weights_dir=args.weights_dir, size=size, device=args.device, fresh=args.fresh)
     except (ExperimentError, _weights_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"{args.experiment}: {summary['seconds']:.1f} s, wrote {', '.join(summary['files'])} into {args.out}")
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the finished units are kept in {args.out}/.partial/{args.experiment}/; "
+              "run the same command again to continue", file=sys.stderr)
+        return 130
+    resumed = summary["resume"]["units_reused"]
+    print(f"{args.experiment}: {summary['seconds']:.1f} s, wrote {', '.join(summary['files'])} into {args.out}"
+          + (f" ({resumed} of {resumed + summary['resume']['units_computed']} units from an earlier run)"
+             if resumed else ""))
     if args.json:
         write_json(args.json, summary)
     return 0

@@ -8,11 +8,14 @@
   fig6  the same on the unseen sector [-20, 20] deg (Fig. 6)
   crb   single-target Cramer-Rao bounds vs SNR_r beside OMP / dOMP / baseline RMSE
 
-Run one with ``isac-eval --experiment NAME --out DIR [--quick]`` or :func:`run`. Each writes
-NAME.csv, NAME.png and NAME.json (the summary: scenario, sizes, key numbers, run time) into
-DIR. The scenario is built as: --config file (or the Sec. V-A defaults), then the
-experiment's own settings (e.g. eta = 1), then the --quick sizes, then the user's --set
-overrides, so a --set always wins. Frames are seeded by run.seed: results are deterministic.
+Run one with ``isac-eval --experiment NAME --out DIR [--size quick|default|paper]`` or
+:func:`run`. Each writes NAME.csv, NAME.png and NAME.json (the summary: scenario, sizes, key
+numbers, run time) into DIR. The scenario is built as: --config file (or the Sec. V-A
+defaults), then the experiment's own settings and default sizes (e.g. eta = 1), then the
+--size's sizes (quick: seconds; paper: large Monte Carlo runs and, for missing weights, the
+paper's training sizes, see learned.py), then the user's --set overrides, so a --set always
+wins. Frames are seeded by run.seed: results are deterministic. Finished units of work are
+stored as they finish (resume.py): rerunning an interrupted command continues it.
 """
 from __future__ import annotations
 
@@ -24,7 +27,8 @@ from typing import Iterable
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
 from . import crb, fig3, sweep, tradeoff
-from .common import Context, ExperimentError, default_kernel, write_json
+from .common import SIZES, Context, ExperimentError, default_kernel, write_json
+from .resume import ResultStore, file_digest, scenario_digest
 
 #: name -> (module-level defaults, quick sizes, runner, one-line description)
 EXPERIMENTS = {
@@ -41,25 +45,49 @@ EXPERIMENTS = {
 }
 
 
-def experiment_scenario(name: str, config: str | None = None, overrides: Iterable[str] = (),
-                        quick: bool = False) -> Scenario:
-    """--config (or defaults) -> experiment settings -> --quick sizes -> --set overrides."""
+#: name -> the paper-size frame counts (the paper gives no test sizes: these make the 95 %
+#: intervals of the plotted points a few per cent of their values where the metric is not tiny)
+PAPER_SIZES = {
+    "fig3": {},
+    "fig7": {"run.frames": 20000, "run.calibration_frames": 20000, "run.batch": 200},
+    "fig8": {"run.frames": 20000, "run.calibration_frames": 20000, "run.batch": 200},
+    "fig9": {"run.frames": 5000, "run.calibration_frames": 5000, "run.batch": 200},
+    "fig5": {"run.frames": 2000, "run.calibration_frames": 5000, "run.batch": 200},
+    "fig6": {"run.frames": 2000, "run.calibration_frames": 5000, "run.batch": 200},
+    "crb": {"run.frames": 10000, "run.batch": 200},
+}
+
+
+def size_settings(name: str, size: str) -> dict:
+    """The scenario settings --size adds to experiment ``name``'s defaults."""
     if name not in EXPERIMENTS:
         raise ExperimentError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
-    defaults, quick_sizes, _, _ = EXPERIMENTS[name]
-    scenario = Scenario.load(config).with_overrides(defaults)
-    if quick:
-        scenario = scenario.with_overrides(quick_sizes)
-    return scenario.with_overrides(list(overrides))
+    if size not in SIZES:
+        raise ExperimentError(f"--size must be one of {', '.join(SIZES)}, got {size!r}")
+    return {"quick": EXPERIMENTS[name][1], "default": {}, "paper": PAPER_SIZES[name]}[size]
+
+
+def experiment_scenario(name: str, config: str | None = None, overrides: Iterable[str] = (),
+                        quick: bool = False, size: str | None = None) -> Scenario:
+    """--config (or defaults) -> experiment settings -> --size sizes -> --set overrides
+    (``quick=True`` is ``size="quick"``)."""
+    size = size or ("quick" if quick else "default")
+    sizes = size_settings(name, size)
+    scenario = Scenario.load(config).with_overrides(EXPERIMENTS[name][0])
+    return scenario.with_overrides(sizes).with_overrides(list(overrides))
 
 
 def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: str | None = None, progress=None,
         weights: str | None = None, command: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-        weights_dir: str | None = None) -> dict:
+        weights_dir: str | None = None, size: str | None = None, device: str = "cpu", fresh: bool = False) -> dict:
     """Run experiment ``name`` on ``scenario`` (see :func:`experiment_scenario`), writing
-    NAME.csv, NAME.png and NAME.json into ``out``. Returns the summary dict."""
-    if name not in EXPERIMENTS:
-        raise ExperimentError(f"unknown experiment {name!r}; choose from {', '.join(EXPERIMENTS)}")
+    NAME.csv, NAME.png and NAME.json into ``out``. Returns the summary dict.
+
+    ``size`` (quick | default | paper; ``quick=True`` is "quick") picks the sweeps and the
+    training profile of missing weights; ``device`` is the torch device of that training.
+    Finished units are kept in OUT/.partial/NAME/ and reused by a rerun (``fresh``: recompute)."""
+    size = size or ("quick" if quick else "default")
+    size_settings(name, size)  # checks name and size
     if weights and name not in ("fig8", "fig9"):
         raise ExperimentError(f"--weights is used by experiments fig9 and fig8 only, not {name}"
                               + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else ""))
@@ -68,7 +96,13 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     if weights_dir and not os.path.isdir(weights_dir):
         raise ExperimentError(f"--weights-dir {weights_dir}: no such folder")
     os.makedirs(out, exist_ok=True)
-    ctx = Context(name, scenario, out, quick, kernel or default_kernel(), progress, weights, temperature, weights_dir)
+    kernel = kernel or default_kernel()
+    store = ResultStore(os.path.join(out, ".partial", name),
+                        {"experiment": name, "size": size, "kernel": kernel, "temperature": temperature,
+                         "scenario": scenario_digest(scenario),
+                         "weights": file_digest(weights) if weights and os.path.isfile(weights) else weights}, enabled=not fresh)
+    ctx = Context(name, scenario, out, size == "quick", kernel, progress, weights, temperature, weights_dir,
+                  size=size, device=device, store=store)
     t0 = time.perf_counter()
     result = EXPERIMENTS[name][2](ctx)
     elapsed = time.perf_counter() - t0
@@ -76,7 +110,9 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
         "experiment": name,
         "description": EXPERIMENTS[name][3],
         "command": command,
-        "quick": quick,
+        "quick": size == "quick",
+        "size": size,
+        "resume": store.summary(),
         "kernel": ctx.kernel,
         "domp_temperature": temperature,
         "seconds": elapsed,
@@ -90,4 +126,4 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     return summary
 
 
-__all__ = ["EXPERIMENTS", "ExperimentError", "experiment_scenario", "run"]
+__all__ = ["EXPERIMENTS", "ExperimentError", "PAPER_SIZES", "SIZES", "experiment_scenario", "run", "size_settings"]

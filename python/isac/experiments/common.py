@@ -25,12 +25,20 @@ class ExperimentError(ValueError):
     """An experiment cannot run with the given options; the message says why."""
 
 
+#: experiment sizes: quick (tests, previews: seconds on 2 cores), default (the published CPU
+#: runs of docs/results.md: minutes), paper (Sec. V training sizes and large Monte Carlo runs:
+#: a GPU for the training, hours)
+SIZES = ("quick", "default", "paper")
+
+
 @dataclass
 class Context:
-    """What an experiment needs: the scenario (experiment defaults, --quick sizes and the
+    """What an experiment needs: the scenario (experiment defaults, --size sizes and the
     user's --config / --set already applied), the output folder, the sensing kernel,
     the progress-bar flag (None: tqdm decides, False: off), optional learned weights (a file; a
-    folder of files for fig5 / fig6) and the dOMP softmax temperature."""
+    folder of files for fig5 / fig6), the dOMP softmax temperature, the size (``quick`` is
+    ``size == "quick"``), the torch device of on-the-fly training and the store of finished
+    units (resume.ResultStore; None: nothing is stored)."""
 
     name: str
     scenario: Scenario
@@ -40,8 +48,22 @@ class Context:
     progress: Any = None
     weights: str | None = None
     temperature: float = DEFAULT_TEMPERATURE  # dOMP softmax temperature
-    weights_dir: str | None = None  # fig5 / fig6: folder of weights files named by method (tradeoff.WEIGHT_FILES)
+    weights_dir: str | None = None  # fig5 / fig6: folder of weights files named by method (learned.WEIGHT_FILES)
+    size: str | None = None  # None: "quick" if quick else "default"
+    device: str = "cpu"
+    store: Any = None
     files: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.size is None:
+            self.size = "quick" if self.quick else "default"
+        if self.size not in SIZES:
+            raise ExperimentError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
+        self.quick = self.size == "quick"
+
+    def unit(self, key: dict, compute):
+        """The result of one unit of work: from the store of a resumed run, else compute() (stored)."""
+        return compute() if self.store is None else self.store.unit(key, compute)
 
     def path(self, filename: str) -> str:
         p = os.path.join(self.out, filename)

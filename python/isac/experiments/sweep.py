@@ -14,22 +14,25 @@ independent, so the intervals are approximate) and the normal interval of the me
 fig7: OMP vs dOMP inference, both with perfect impairment knowledge (the receiver knows
       the true array), baseline transmitter, T_max = 5, eta = 1 (Fig. 7).
 fig8: the baseline without impairment knowledge (Alg. 1 on the nominal array) vs dOMP with
-      perfect knowledge, and impairment learning when --weights names learned weights (Fig. 8).
+      perfect knowledge vs impairment learning (--weights, else learned.resolve_weights: the
+      shipped weights, or at --size paper a paper-profile training) (Fig. 8).
+Each method's curve is one unit of a resumable run (resume.py).
 """
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import Scores, SensingReceiver, _batches, _progress, receiver_array, sense
+from ..evaluation import Scores, SensingReceiver, _batches, _progress, receiver_array, sense, transmitter_precoder
 from ..model.array import ArrayModel
 from ..model.metrics import calibrate_threshold
 from ..model.ofdm import ml_detect
 from ..simulation import Simulator
-from .common import (Context, ExperimentError, calibration_peaks, mean_interval, pyplot, save_figure, wilson_interval,
-                     write_csv)
+from .common import Context, calibration_peaks, mean_interval, pyplot, save_figure, wilson_interval, write_csv
+from .learned import resolve_weights
 
 #: target false-alarm rates of the threshold sweep (1e-2 is the paper's operating point)
 P_FA_TARGETS = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5)
@@ -55,20 +58,16 @@ class Method:
     precoder: np.ndarray | None = None
 
 
-def learned_method(ctx: Context) -> Method:
-    """The impairment-learning curve of Fig. 8 from ``ctx.weights`` (a weights file of
-    isac-train). The learned spacings define the array of BOTH the transmitter (LS synthesis
-    (6)-(7) on the learned array) and the dOMP receiver (parameter sharing, Sec. IV). Loading
-    and the learned transmitter belong to gnuradio.isac.evaluation / weights (method
-    "impairment"); this hook only asks them, and says so clearly when they are missing."""
-    from .. import evaluation
-
-    if "impairment" not in getattr(evaluation, "LEARNED", ()) or not hasattr(evaluation, "transmitter_precoder"):
-        raise ExperimentError(f"--weights {ctx.weights}: this installation cannot evaluate learned weights yet "
-                              "(gnuradio.isac.evaluation has no 'impairment' method / transmitter_precoder)")
-    array = evaluation.receiver_array(ctx.scenario, "impairment", ctx.weights)  # WeightsError says why not
-    precoder = evaluation.transmitter_precoder(ctx.scenario, "impairment", array)
-    return Method("learned", "impairment learning (dOMP)", array, "domp", precoder)
+def learned_method(ctx: Context) -> tuple[Method, dict]:
+    """The impairment-learning curve of Fig. 8 and where its weights came from: ``ctx.weights``
+    (--weights) or learned.resolve_weights (the shipped weights at the quick and default sizes,
+    a paper-profile training at --size paper). The learned spacings define the array of BOTH
+    the transmitter (LS synthesis (6)-(7) on the learned array) and the dOMP receiver
+    (parameter sharing, Sec. IV)."""
+    source = resolve_weights(ctx, "impairment", ctx.weights)  # WeightsError says why not
+    array = receiver_array(ctx.scenario, "impairment", source["path"])
+    precoder = transmitter_precoder(ctx.scenario, "impairment", array)
+    return Method("learned", "impairment learning (dOMP)", array, "domp", precoder), source
 
 
 def fig7_methods(ctx: Context) -> list[Method]:
@@ -77,12 +76,23 @@ def fig7_methods(ctx: Context) -> list[Method]:
             Method("domp_perfect", "dOMP, perfect knowledge", perfect, "domp")]
 
 
-def fig8_methods(ctx: Context) -> list[Method]:
-    methods = [Method("baseline", "baseline (OMP, nominal array)", receiver_array(ctx.scenario, "baseline"), "omp"),
-               Method("domp_perfect", "dOMP, perfect knowledge", receiver_array(ctx.scenario, "perfect"), "domp")]
-    if ctx.weights:
-        methods.append(learned_method(ctx))
-    return methods
+def fig8_methods(ctx: Context) -> tuple[list[Method], dict]:
+    learned, source = learned_method(ctx)
+    return [Method("baseline", "baseline (OMP, nominal array)", receiver_array(ctx.scenario, "baseline"), "omp"),
+            Method("domp_perfect", "dOMP, perfect knowledge", receiver_array(ctx.scenario, "perfect"), "domp"),
+            learned], source
+
+
+def _digest(array: np.ndarray | None) -> str | None:
+    return None if array is None else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def method_key(method: Method) -> dict:
+    """What one curve's result depends on besides the run's scenario and options: the array the
+    receiver assumes (its response on a fixed angle grid), the receiver mode and the precoder."""
+    probe = np.linspace(-np.pi / 2, np.pi / 2, 181)
+    return {"curve": method.key, "label": method.label, "mode": method.mode,
+            "array": _digest(method.array.steering(probe)), "precoder": _digest(method.precoder)}
 
 
 def sweep_method(ctx: Context, method: Method) -> list[dict]:
@@ -158,10 +168,11 @@ def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
 
 
 def _run(ctx: Context, methods: list[Method], title: str) -> dict:
+    """Each method's curve is one resumable unit (resume.py)."""
     curves, timing = {}, {}
     for m in methods:
         t0 = time.perf_counter()
-        curves[m.key] = sweep_method(ctx, m)
+        curves[m.key] = ctx.unit(method_key(m), lambda: sweep_method(ctx, m))
         timing[m.key] = time.perf_counter() - t0
     rows = [r for key in curves for r in curves[key]]
     write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
@@ -192,14 +203,14 @@ def run_fig7(ctx: Context) -> dict:
 
 def run_fig8(ctx: Context) -> dict:
     sc = ctx.scenario
-    methods = fig8_methods(ctx)  # loads the weights first: a bad file fails before any simulation
-    out = _run(ctx, methods, f"Fig. 8: baseline vs perfect knowledge"
-               f"{' vs impairment learning' if ctx.weights else ' (impairment learning: needs --weights)'} "
+    methods, source = fig8_methods(ctx)  # loads the weights first: a bad file fails before any simulation
+    out = _run(ctx, methods, f"Fig. 8: baseline vs perfect knowledge vs impairment learning "
                f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
                f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
     a = out["at_p_fa_1e-2"]
     out["p_md_ratio_baseline_over_perfect"] = a["baseline"]["p_md"] / max(a["domp_perfect"]["p_md"], 1e-12)
-    out["weights"] = ctx.weights
+    out["weights"] = source["path"]
+    out["weights_source"] = source
     return out
 
 

@@ -24,23 +24,20 @@ fig5  single target (T_max = 1), sector [-40, -20] deg, eta x phi sweep (8 x 8: 
       dictionaries, OMP receiver on the learned dictionary) and NNBL (full and limited).
 fig6  the same on the unseen sector [-20, 20] deg, without the limited variants (as the paper).
 
-Weights of fig5 / fig6 (``--weights-dir DIR``), one file per method:
+Weights of fig5 / fig6 (``--weights-dir DIR``), one file per method (learned.WEIGHT_FILES):
   impairment.safetensors          isac-train --method impairment
   dictionary.safetensors          isac-train --method dictionary
   dictionary_limited.safetensors  isac-train --method dictionary --dictionary-points 156
   nn.safetensors                  isac-train --method nn
   nn_limited.safetensors          isac-train --method nn --limited
 (dictionary and nn files trained with scene.max_targets = 1, as the experiment's scenario; NNBL
-checks T_max). A missing file is taken from OUT/weights/ (OUT/weights-quick/ with --quick) when
-an earlier run left it there, else impairment falls back to the shipped default weights (the
-isac-train --quick result on the default array: the spacings do not depend on T_max or the
-sector), else it is trained now with the isac-train --quick profile (--quick: a tiny 20-step
-run that only exercises the plumbing) and cached there for the next run.
+checks T_max). A missing file is found or trained as learned.py says (OUT/weights-SIZE/, the
+shipped impairment weights, or a training of the --size's profile). Each sweep point is one
+unit of a resumable run (resume.py).
 """
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass
 
@@ -52,6 +49,8 @@ from ..evaluation import (Scores, SensingReceiver, _batches, _progress, calibrat
 from ..model.ofdm import ml_detect
 from ..simulation import Simulator
 from .common import Context, ExperimentError, mean_interval, pyplot, rmse_interval, save_figure, wilson_interval, write_csv
+from .learned import method_of, parameter_count, resolve_weights
+from .resume import file_digest, scenario_digest
 
 #: the paper's sweeps (Sec. V-C): 8 uniform eta in [0, 1], 8 uniform phi in [0, 7 pi / 4]
 ETA_PAPER = tuple(float(x) for x in np.linspace(0.0, 1.0, 8))
@@ -73,18 +72,9 @@ SWEEPS = {"fig9": ((ETA_PAPER, (0.0,)), ((ETA_PAPER[2], ETA_PAPER[4], 1.0), (0.0
           "fig5": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi))),
           "fig6": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi)))}
 
-#: on-the-fly training with --quick: TINY_STEPS Adam steps of B = 8 (dictionary), TINY_STEPS / 4 per
-#: training step of B = 4 (NNBL); plumbing only, not a trained model
-TINY_STEPS = 20
-
 COLUMNS = ("method", "label", "eta", "phi_rad", "threshold", "p_fa", "p_md", "p_md_lo", "p_md_hi", "gospa",
            "gospa_lo", "gospa_hi", "ser", "ser_lo", "ser_hi", "angle_rmse_deg", "angle_rmse_lo", "angle_rmse_hi",
            "range_rmse_m", "range_rmse_lo", "range_rmse_hi", "matched", "frames", "calibration_frames")
-
-#: weights file name (in --weights-dir) per learned curve of fig5 / fig6
-WEIGHT_FILES = {"impairment": "impairment.safetensors", "dictionary": "dictionary.safetensors",
-                "dictionary_limited": "dictionary_limited.safetensors", "nn": "nn.safetensors",
-                "nn_limited": "nn_limited.safetensors"}
 
 
 @dataclass
@@ -146,13 +136,24 @@ def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
 
 
 def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
-    tr = Transceiver(ctx.scenario, spec, ctx)
+    """The rows of one curve, one resumable unit per (eta, phi); the receiver is built once,
+    and only when a point must be computed."""
+    tr = None
+    digest = file_digest(spec.weights)
     rows = []
     with _progress(len(etas) * len(phis), f"{ctx.name} {spec.key}", ctx.progress) as bar:
         for eta in etas:
             for phi in phis:
                 sc = ctx.scenario.with_overrides({"transmitter.eta": float(eta), "transmitter.phi_rad": float(phi)})
-                rows.append(point(ctx, sc, tr))
+
+                def compute():
+                    nonlocal tr
+                    tr = tr or Transceiver(ctx.scenario, spec, ctx)
+                    return point(ctx, sc, tr)
+
+                key = {"curve": spec.key, "label": spec.label, "method": spec.method, "receiver": spec.receiver,
+                       "weights": digest, "point_scenario": scenario_digest(sc)}
+                rows.append(ctx.unit(key, compute))
                 bar.update(1)
     return rows
 
@@ -217,85 +218,6 @@ def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str,
     save_figure(fig, path, title, fontsize=9)
 
 
-# --- weights of fig5 / fig6 ----------------------------------------------------------------------------
-
-def _cache_dir(ctx: Context) -> str:
-    return os.path.join(ctx.out, "weights-quick" if ctx.quick else "weights")
-
-
-def _loads(path: str, scenario: Scenario, method: str) -> bool:
-    from .. import weights as weights_io
-
-    try:
-        weights_io.load(path, scenario, method)
-    except (ValueError, OSError):
-        return False
-    return True
-
-
-def _train(ctx: Context, key: str, path: str) -> dict:
-    """Train the weights of curve ``key`` into ``path``: the isac-train --quick profile (with
-    --quick: TINY_STEPS steps, plumbing only)."""
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    quiet = lambda *a, **k: None  # noqa: E731
-    tiny = ctx.quick
-    if key.startswith("nn"):
-        from ..trainer.nnbl_train import NnOptions, train_nn
-
-        extra = dict(iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8,
-                     checkpoint_every=TINY_STEPS) if tiny else {}
-        opts = NnOptions.from_profile("quick", limited=key == "nn_limited", **extra)
-        out = train_nn(ctx.scenario, opts, path, log=quiet)
-    else:
-        from ..trainer.train import TrainOptions, train
-
-        method = "dictionary" if key.startswith("dictionary") else "impairment"
-        extra = dict(iterations=TINY_STEPS, batch=8, val_every=TINY_STEPS, val_frames=8,
-                     checkpoint_every=TINY_STEPS) if tiny else {}
-        opts = TrainOptions.from_profile("quick", method=method,
-                                         dictionary_points=156 if key == "dictionary_limited" else None, **extra)
-        out = train(ctx.scenario, opts, path, progress=False, log=quiet)
-    return {"steps": out["steps"], "seconds": out["elapsed_s"], "tiny": tiny}
-
-
-def resolve_weights(ctx: Context, key: str) -> dict:
-    """{path, source, ...} of curve ``key``: --weights-dir, else the cache of an earlier run, else
-    (impairment) the shipped default, else trained now (see the module docstring)."""
-    from .. import weights as weights_io
-
-    method = "nn" if key.startswith("nn") else key.split("_")[0]
-    name = WEIGHT_FILES[key]
-    if ctx.weights_dir:
-        p = os.path.join(ctx.weights_dir, name)
-        if os.path.isfile(p):
-            weights_io.load(p, ctx.scenario, method)  # a file that does not fit fails here, saying why
-            return {"path": p, "source": "weights-dir"}
-    cached = os.path.join(_cache_dir(ctx), name)
-    if os.path.isfile(cached) and _loads(cached, ctx.scenario, method):
-        return {"path": cached, "source": "cached"}
-    if key == "impairment":
-        shipped = weights_io.default_weights_path()
-        if shipped and _loads(shipped, ctx.scenario, method):
-            return {"path": shipped, "source": "shipped"}
-    info = _train(ctx, key, cached)
-    return {"path": cached, "source": "trained", **info}
-
-
-def parameter_count(scenario: Scenario, method: str, path: str) -> dict:
-    """Learnable parameters of a weights file: impairment K real spacings, dictionary K x N
-    complex entries, NNBL the trainer's count of real parameters (nnbl.parameter_counts)."""
-    from .. import weights as weights_io
-
-    w = weights_io.load(path, scenario, method)
-    if method == "impairment":
-        return {"real": int(w.tensors["spacings_m"].size)}
-    if method == "dictionary":
-        return {"complex": int(w.tensors["dictionary"].size)}
-    from ..trainer.nnbl import Nnbl, parameter_counts
-
-    return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, weights_io.nnbl_config(w)))["total"])}
-
-
 # --- runners ---------------------------------------------------------------------------------------------
 
 def _summarise(curves: dict[str, list[dict]], metrics: list[str]) -> dict:
@@ -321,13 +243,8 @@ def _run_curves(ctx: Context, specs: list[Spec], etas, phis) -> tuple[dict, dict
 
 def run_fig9(ctx: Context) -> dict:
     sc = ctx.scenario
-    from .. import weights as weights_io
-
-    weights = ctx.weights or weights_io.default_weights_path()
-    if not weights:
-        raise ExperimentError("fig9: no impairment-learning weights: pass --weights W.safetensors "
-                              "(isac-train --method impairment)")
-    weights_io.load(weights, sc, "impairment")  # fails before any simulation, saying why
+    source = resolve_weights(ctx, "impairment", ctx.weights)  # fails before any simulation, saying why
+    weights = source["path"]
     specs = [Spec("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
              Spec("perfect", "perfect knowledge (dOMP; baseline transmitter)", "perfect", "domp"),
              Spec("impairment", "impairment learning (dOMP; learned transmitter)", "impairment", "domp", weights)]
@@ -341,7 +258,7 @@ def run_fig9(ctx: Context) -> dict:
          f"T_max = {sc.scene['max_targets']}, {sc.run['calibration_frames']} + {sc.run['frames']} frames per point",
          lines=True)
     gap = {f"{r['eta']:.4f}": b["gospa"] - r["gospa"] for r, b in zip(curves["impairment"], curves["baseline"])}
-    return {"etas": list(etas), "phis": list(phis), "weights": weights,
+    return {"etas": list(etas), "phis": list(phis), "weights": weights, "weights_source": source,
             "methods": {s.key: {"label": s.label, "receiver": s.receiver,
                                 "transmitter": "learned" if s.method == "impairment" else "baseline"} for s in specs},
             "curves": _summarise(curves, ["p_md", "gospa", "angle_rmse_deg", "range_rmse_m"]),
@@ -359,12 +276,11 @@ def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
     weights, params, t_weights = {}, {}, time.perf_counter()
     for key in keys[1:]:
         weights[key] = resolve_weights(ctx, key)
-        method = "nn" if key.startswith("nn") else key.split("_")[0]
-        params[key] = parameter_count(sc, method, weights[key]["path"])
+        params[key] = parameter_count(sc, method_of(key), weights[key]["path"])
     t_weights = time.perf_counter() - t_weights
     specs = [Spec("baseline", labels["baseline"], "baseline", "omp")]
     for key in keys[1:]:
-        method = "nn" if key.startswith("nn") else key.split("_")[0]
+        method = method_of(key)
         specs.append(Spec(key, labels[key], method, "domp" if method == "impairment" else "omp",
                           weights[key]["path"]))
     etas, phis = SWEEPS[ctx.name][1 if ctx.quick else 0]
@@ -395,5 +311,4 @@ def run_fig6(ctx: Context) -> dict:
 
 
 __all__ = ["COLUMNS", "DEFAULTS_FIG5", "DEFAULTS_FIG6", "DEFAULTS_FIG9", "ETA_PAPER", "PHI_PAPER", "QUICK_FIG5",
-           "QUICK_FIG6", "QUICK_FIG9", "SWEEPS", "Spec", "TINY_STEPS", "WEIGHT_FILES", "parameter_count", "pareto",
-           "resolve_weights", "run_fig5", "run_fig6", "run_fig9"]
+           "QUICK_FIG6", "QUICK_FIG9", "SWEEPS", "Spec", "pareto", "run_fig5", "run_fig6", "run_fig9"]

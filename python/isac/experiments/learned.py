@@ -1,0 +1,166 @@
+"""Weights of the learned curves (figs. 5, 6, 8, 9): where each comes from, and the training
+that makes a missing one, sized by the experiment's --size.
+
+One file per curve, named by WEIGHT_FILES. A curve's weights are, in this order:
+  1. ``--weights-dir DIR``/NAME (fig5 / fig6) or ``--weights W`` (fig8 / fig9, impairment only);
+  2. OUT/weights-SIZE/NAME left by an earlier run into the same folder (SIZE: quick | default |
+     paper; "weights" for the default size, as before);
+  3. impairment learning at the quick and default sizes: the shipped
+     data/weights/impairment_default.safetensors (isac-train --quick on the default array; the
+     learned spacings do not depend on T_max or the sector);
+  4. trained now into OUT/weights-SIZE/NAME with the size's profile (TRAINING below), on
+     ``--device``; an interrupted training resumes from its checkpoint NAME.ckpt.safetensors.
+
+Training per size (the trainer's own profiles, docs/trainer.md):
+  quick    TINY_STEPS Adam steps (NNBL: TINY_STEPS / 4 per training step): plumbing only;
+  default  the isac-train --quick CPU profile (B = 32, 1000 steps; NNBL B = 16, 300 + 300);
+  paper    Sec. V-A: single target (fig5 / fig6) B = 3000, 100,000 steps (NNBL: 100,000 per
+           training step, its 320 x 128 input map); multi-target (fig8 / fig9) B = 1500, 25,000
+           steps. A GPU job (``--device cuda``); for several GPUs train with
+           ``torchrun ... isac-train`` into a folder and pass it as --weights-dir / --weights.
+"""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..config import Scenario
+from .common import Context
+
+#: weights file name per learned curve
+WEIGHT_FILES = {"impairment": "impairment.safetensors", "dictionary": "dictionary.safetensors",
+                "dictionary_limited": "dictionary_limited.safetensors", "nn": "nn.safetensors",
+                "nn_limited": "nn_limited.safetensors"}
+
+#: on-the-fly training at --size quick: TINY_STEPS Adam steps of B = 8 (MB-ML), TINY_STEPS / 4 per
+#: training step of B = 4 (NNBL); plumbing only, not a trained model
+TINY_STEPS = 20
+
+#: paper-size training (Sec. V-A, V-D): (batch, iterations) for single-target and multi-target runs
+PAPER_SINGLE_TARGET = {"batch": 3000, "iterations": 100_000}
+PAPER_MULTI_TARGET = {"batch": 1500, "iterations": 25_000}
+
+#: the paper profile's curriculum covers the same share of the run as the trainer's (10,000 of 25,000)
+CURRICULUM_SHARE = 0.4
+
+
+def method_of(key: str) -> str:
+    """The weights' method ("impairment" | "dictionary" | "nn") of curve ``key``."""
+    return "nn" if key.startswith("nn") else key.split("_")[0]
+
+
+def cache_dir(ctx: Context) -> str:
+    return os.path.join(ctx.out, "weights" if ctx.size == "default" else f"weights-{ctx.size}")
+
+
+def _loads(path: str, scenario: Scenario, method: str) -> bool:
+    from .. import weights as weights_io
+
+    try:
+        weights_io.load(path, scenario, method)
+    except (ValueError, OSError):
+        return False
+    return True
+
+
+def training_options(ctx: Context, key: str):
+    """("nn" | "mbml", options) of the training that makes curve ``key`` at ``ctx.size``."""
+    method = method_of(key)
+    single = ctx.scenario.scene["max_targets"] == 1
+    if method == "nn":
+        from ..trainer.nnbl_train import NnOptions
+
+        if ctx.size == "quick":
+            extra = dict(iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8,
+                         checkpoint_every=TINY_STEPS)
+            return "nn", NnOptions.from_profile("quick", limited=key == "nn_limited", **extra)
+        if ctx.size == "paper":
+            sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
+            return "nn", NnOptions.from_profile("paper", limited=key == "nn_limited", **sizes)
+        return "nn", NnOptions.from_profile("quick", limited=key == "nn_limited")
+    from ..trainer.train import TrainOptions
+
+    points = 156 if key == "dictionary_limited" else None
+    if ctx.size == "quick":
+        extra = dict(iterations=TINY_STEPS, batch=8, val_every=TINY_STEPS, val_frames=8, checkpoint_every=TINY_STEPS)
+        return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points, **extra)
+    if ctx.size == "paper":
+        sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
+        return "mbml", TrainOptions.from_profile("paper", method=method, dictionary_points=points,
+                                                 curriculum_steps=int(CURRICULUM_SHARE * sizes["iterations"]),
+                                                 **sizes)
+    return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points)
+
+
+def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
+    """Train curve ``key`` into ``path`` (see :func:`training_options`), resuming from
+    ``<stem>.ckpt.safetensors`` when an interrupted run left one that fits."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    quiet = lambda *a, **k: None  # noqa: E731
+    kind, opts = training_options(ctx, key)
+    ckpt = path[:-len(".safetensors")] + ".ckpt.safetensors"
+    resume = ckpt if os.path.isfile(ckpt) else None
+    if kind == "nn":
+        from ..trainer.nnbl_train import train_nn
+
+        def run(resume):
+            return train_nn(ctx.scenario, opts, path, device=ctx.device, resume=resume, log=quiet)
+    else:
+        from ..trainer.train import train
+
+        def run(resume):
+            return train(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=False, log=quiet)
+    try:
+        out = run(resume)
+    except ValueError:
+        if resume is None:
+            raise
+        resume = None  # a checkpoint of other options or another scenario: start again
+        out = run(None)
+    return {"steps": out["steps"], "seconds": out["elapsed_s"], "tiny": ctx.size == "quick",
+            "profile": ctx.size, "batch": opts.batch, "iterations": opts.iterations, "resumed": resume is not None}
+
+
+def resolve_weights(ctx: Context, key: str, given: str | None = None) -> dict[str, Any]:
+    """{path, source, ...} of curve ``key`` (the order of the module docstring); ``given``: a
+    file the user named (--weights), used as it is."""
+    from .. import weights as weights_io
+
+    method = method_of(key)
+    if given:
+        weights_io.load(given, ctx.scenario, method)  # a file that does not fit fails here, saying why
+        return {"path": given, "source": "given"}
+    name = WEIGHT_FILES[key]
+    if ctx.weights_dir:
+        p = os.path.join(ctx.weights_dir, name)
+        if os.path.isfile(p):
+            weights_io.load(p, ctx.scenario, method)
+            return {"path": p, "source": "weights-dir"}
+    cached = os.path.join(cache_dir(ctx), name)
+    if os.path.isfile(cached) and _loads(cached, ctx.scenario, method):
+        return {"path": cached, "source": "cached"}
+    if key == "impairment" and ctx.size != "paper":
+        shipped = weights_io.default_weights_path()
+        if shipped and _loads(shipped, ctx.scenario, method):
+            return {"path": shipped, "source": "shipped"}
+    info = train_weights(ctx, key, cached)
+    return {"path": cached, "source": "trained", **info}
+
+
+def parameter_count(scenario: Scenario, method: str, path: str) -> dict:
+    """Learnable parameters of a weights file: impairment K real spacings, dictionary K x N
+    complex entries, NNBL the trainer's count of real parameters (nnbl.parameter_counts)."""
+    from .. import weights as weights_io
+
+    w = weights_io.load(path, scenario, method)
+    if method == "impairment":
+        return {"real": int(w.tensors["spacings_m"].size)}
+    if method == "dictionary":
+        return {"complex": int(w.tensors["dictionary"].size)}
+    from ..trainer.nnbl import Nnbl, parameter_counts
+
+    return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, weights_io.nnbl_config(w)))["total"])}
+
+
+__all__ = ["CURRICULUM_SHARE", "PAPER_MULTI_TARGET", "PAPER_SINGLE_TARGET", "TINY_STEPS", "WEIGHT_FILES",
+           "cache_dir", "method_of", "parameter_count", "resolve_weights", "train_weights", "training_options"]

@@ -1,0 +1,120 @@
+"""Resumable experiments: every finished unit of work (one sweep point of fig5 / fig6 / fig9,
+one curve of fig7 / fig8, one SNR x method of crb) is written at once to its own small JSON
+file under ``OUT/.partial/NAME/``; a rerun of the same command reads the finished units back
+instead of recomputing them, so an interrupted run (Ctrl-C, a lost session, a killed job)
+continues where it stopped and ends with the same CSV, plot and numbers, bit for bit, as an
+uninterrupted one (frames are seeded per (run.seed, stream, index), so a unit's result does not
+depend on which units ran before it).
+
+A unit's file name is the SHA-256 of everything its result depends on: the experiment, the
+unit's own key (method, eta, phi, SNR), the scenario hash (sizes, seed, every physical
+setting), the kernel, the dOMP temperature, the content of any weights file, and a digest of
+the installed module's code (its Python sources and compiled kernels), so a changed setting,
+weights file or code version never reuses a stale result. ``--fresh`` ignores the store.
+
+Units hold plain JSON (numbers, strings, lists, dicts; NaN written as the JSON extension
+``NaN``, which Python reads back as float nan), never pickles.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from typing import Any, Callable
+
+#: bump when the meaning of a stored unit changes in a way the code digest would not catch
+FORMAT = 1
+
+
+@lru_cache(maxsize=1)
+def code_digest() -> str:
+    """SHA-256 over the relative paths and contents of the module's .py and compiled files."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith((".py", ".so")):
+                path = os.path.join(dirpath, name)
+                h.update(os.path.relpath(path, root).encode())
+                with open(path, "rb") as fh:
+                    h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()
+
+
+def scenario_digest(scenario) -> str:
+    """Hash of the WHOLE scenario, run section (frame counts, seed) included (Scenario.hash
+    leaves ``run`` out: it identifies the physics that weights were trained for)."""
+    return scenario.hash(tuple(scenario.to_dict()))
+
+
+def file_digest(path: str | None) -> str | None:
+    """SHA-256 of a file's content (None for None)."""
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _jsonable(obj):
+    """numpy scalars and arrays as plain numbers and lists (json.dump's ``default``)."""
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot store a {type(obj).__name__} in an experiment unit")
+
+
+class ResultStore:
+    """Finished units of one experiment run, one JSON file each under ``folder``.
+
+    ``common`` holds what every unit of the run depends on (experiment, kernel, temperature,
+    ...); :meth:`unit` adds the unit's own key. ``enabled=False`` (``--fresh``) computes every
+    unit again (and overwrites the stored ones)."""
+
+    def __init__(self, folder: str, common: dict[str, Any], enabled: bool = True):
+        self.folder = folder
+        self.common = {"format": FORMAT, "code": code_digest(), **common}
+        self.enabled = enabled
+        self.reused = 0
+        self.computed = 0
+
+    def _path(self, key: dict[str, Any]) -> str:
+        text = json.dumps({**self.common, **key}, sort_keys=True, allow_nan=True, default=_jsonable)
+        return os.path.join(self.folder, hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+
+    def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
+        path = self._path(key)
+        if self.enabled and os.path.isfile(path):
+            try:
+                with open(path) as fh:
+                    stored = json.load(fh)
+                self.reused += 1
+                return stored["result"]
+            except (OSError, ValueError, KeyError):
+                pass  # a damaged unit file (e.g. a full disk): compute it again
+        result = compute()
+        os.makedirs(self.folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
+        with os.fdopen(fd, "w") as fh:
+            json.dump({"key": key, "common": self.common, "result": result}, fh, allow_nan=True, default=_jsonable)
+        os.replace(tmp, path)  # atomic: a unit file is whole or absent
+        self.computed += 1
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        return {"folder": self.folder, "units_reused": self.reused, "units_computed": self.computed,
+                "enabled": self.enabled}
+
+
+__all__ = ["FORMAT", "ResultStore", "code_digest", "file_digest", "scenario_digest"]
