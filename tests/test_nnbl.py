@@ -152,6 +152,50 @@ def test_two_step_training_overfits_a_fixed_batch(sc):
         assert torch.equal(v, angle0[k]), k
 
 
+def test_plateau_scheduler_sees_window_means_not_single_batches(sc, tmp_path, monkeypatch):
+    """ReduceLROnPlateau is fed the mean training loss of each plateau_window steps, patience
+    in steps: noisy losses around a falling mean keep the lr; a flat mean halves it once per
+    patience; the partial window survives a checkpoint."""
+    noise = np.random.default_rng(5).normal(0.0, 10.0, 100)  # batch-to-batch spread of small batches
+
+    def run(trend, **kw):
+        tr = NnTrainer(sc, options(iterations=100, **kw))
+        values = iter(list(trend + noise))
+
+        def fake_loss(batch, phase=None):  # the real graph, the loss value scripted
+            out = tr.net.precoder(torch.zeros(1), torch.ones(1)).abs().sum() * 0.0
+            return (out + next(values)).reshape(1)
+
+        monkeypatch.setattr(tr, "loss", fake_loss)
+        monkeypatch.setattr(tr.data, "draw", lambda *a, **k: None)
+        lrs = []
+        for _ in range(100):
+            tr.train_step()
+            lrs.append(tr.optimizer.param_groups[0]["lr"])
+        return tr, lrs
+
+    falling = np.linspace(100.0, 50.0, 100)
+    # per step (window 1) the noise alone decays the lr: the luckiest batch so far is rarely beaten
+    _, per_step = run(falling, plateau_window=1, patience=2)
+    assert per_step[-1] <= 1e-2 / 8
+    # windows of 10: the window means fall, the lr stays
+    _, windowed = run(falling, plateau_window=10, patience=20)
+    assert windowed[-1] == 1e-2
+    # a flat mean: halved after patience (20 steps = 2 windows) without improvement, then again
+    noise[:] = 0.0
+    tr, flat = run(np.full(100, 80.0), plateau_window=10, patience=20)
+    assert flat[29] == 1e-2 and flat[39] == 5e-3 and flat[-1] < 5e-3
+    # the partial window is part of the checkpoint
+    tr.window_losses = [1.0, 2.0, 3.5]
+    ckpt = str(tmp_path / "w.ckpt.safetensors")
+    tr.save_checkpoint(ckpt)
+    other = NnTrainer(sc, options(iterations=100, plateau_window=10, patience=20))
+    other.load_checkpoint(ckpt)
+    assert other.window_losses == [1.0, 2.0, 3.5]
+    with pytest.raises(ValueError, match="plateau_window"):
+        NnTrainer(sc, options(iterations=100, plateau_window=5, patience=20)).load_checkpoint(ckpt)
+
+
 @pytest.mark.parametrize("stop", [1, 3])  # resume in step 1 (crossing into step 2) and in step 2
 def test_resume_reaches_the_uninterrupted_weights(sc, tmp_path, stop):
     def fresh():

@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--val-every", type=int, help="validate every N steps")
     g.add_argument("--val-frames", type=int, help="validation frames")
     g.add_argument("--checkpoint-every", type=int, help="checkpoint every N steps")
+    g.add_argument("--patience", type=int, metavar="STEPS",
+                   help="--method nn: halve the lr after this many steps without a better mean training loss "
+                        "(paper 10000, quick 100)")
+    g.add_argument("--plateau-window", type=int, metavar="STEPS",
+                   help="--method nn: steps averaged per observation of the lr scheduler (paper 500, quick 25)")
     g.add_argument("--dictionary-points", type=int, metavar="N",
                    help="dictionary learning: learn the K x N dictionary on an N-point grid over [-90, 90] deg "
                    "(complexity-limited, paper N = 156; default: transmitter.beam_grid, 720)")
@@ -88,8 +93,8 @@ def main(argv=None) -> int:
         parser.error("--method nn is not data parallel: start it without torchrun")
     if args.method == "nn":
         return _train_nn(args, scenario, parser)
-    if args.limited or args.map_points:
-        parser.error("--limited and --map-points apply to --method nn only")
+    if args.limited or args.map_points or args.patience is not None or args.plateau_window is not None:
+        parser.error("--limited, --map-points, --patience and --plateau-window apply to --method nn only")
     try:
         options = TrainOptions.from_profile(
             "quick" if args.quick else "paper", method=args.method, iterations=args.iterations, batch=args.batch,
@@ -145,8 +150,8 @@ def _train_nn(args, scenario, parser) -> int:
         options = NnOptions.from_profile("quick" if args.quick else "paper", iterations=args.iterations,
                                          batch=args.batch, lr_position=args.lr, seed=args.seed,
                                          eta_phi=args.eta_phi, val_every=args.val_every, val_frames=args.val_frames,
-                                         checkpoint_every=args.checkpoint_every,
-                                         limited=args.limited, n_theta=(args.map_points or (None, None))[0],
+                                         checkpoint_every=args.checkpoint_every, patience=args.patience,
+                                         plateau_window=args.plateau_window, limited=args.limited, n_theta=(args.map_points or (None, None))[0],
                                          n_tau=(args.map_points or (None, None))[1])
         summary = train_nn(scenario, options, args.out, device=args.device, resume=args.resume)
     except (ValueError, OSError) as exc:
