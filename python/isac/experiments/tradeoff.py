@@ -101,17 +101,29 @@ class Transceiver:
         else:
             self.array = receiver_array(scenario, spec.method, spec.weights)
             self.sensor = SensingReceiver(scenario, self.array, spec.receiver, ctx.kernel, ctx.temperature)
+        self._single_target_threshold = None
 
     def precoder(self, scenario: Scenario) -> np.ndarray:
         if self.spec.method == "nn":
             return nn_transceiver(scenario, self.spec.weights)[0]
         return transmitter_precoder(scenario, self.spec.method, self.array)
 
+    def threshold(self, scenario: Scenario, simulator: Simulator) -> float:
+        """delta calibrated to receiver.p_fa (evaluation.calibrate). With T_max = 1 a false alarm
+        (21) can only happen on a frame without a target, whose echo is noise alone, drawn from
+        the frame's own generator whatever the precoder: the threshold is the same at every
+        (eta, phi) of a method (tested), so it is calibrated once, at the first point computed."""
+        if scenario.scene["max_targets"] != 1:
+            return calibrate(scenario, simulator, self.sensor, False)
+        if self._single_target_threshold is None:
+            self._single_target_threshold = calibrate(scenario, simulator, self.sensor, False)
+        return self._single_target_threshold
+
 
 def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
     """Calibrate to receiver.p_fa and score one sweep point; the row of the CSV."""
     simulator = Simulator(scenario, precoder=tr.precoder(scenario))
-    threshold = calibrate(scenario, simulator, tr.sensor, False)
+    threshold = tr.threshold(scenario, simulator)
     rx = scenario.receiver
     T = scenario.scene["max_targets"]
     s = Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
