@@ -29,13 +29,14 @@ def main(argv=None) -> int:
                         help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
                              "impairment / dictionary: transmitter and receiver use the learned array (--weights)")
     parser.add_argument("--weights", metavar="W.safetensors",
-                        help="weights of isac-train for --method impairment|dictionary, or for --experiment fig8 "
-                             "(adds the impairment-learning curve) or fig9 (default: the shipped weights)")
+                        help="weights of isac-train for --method impairment|dictionary, or the impairment-learning "
+                             "curve of --experiment fig8|fig9 (default: the shipped weights; at --size paper a "
+                             "paper-profile training)")
     parser.add_argument("--weights-dir", metavar="DIR",
                         help="with --experiment fig5|fig6: folder of weights files impairment.safetensors, "
                              "dictionary.safetensors, dictionary_limited.safetensors, nn.safetensors, "
-                             "nn_limited.safetensors (missing ones: cached in OUT/weights or trained with the "
-                             "isac-train --quick profiles)")
+                             "nn_limited.safetensors (missing ones: cached in OUT/weights-SIZE or trained with the "
+                             "--size's profile)")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
@@ -44,13 +45,13 @@ def main(argv=None) -> int:
                         help="numpy (the reference model; default with --method) or cpp (the C++ kernels, same "
                              "results; default with --experiment when they load)")
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
-    from ..experiments import EXPERIMENTS
+    from ..experiments import EXPERIMENTS, SIZES
 
     parser.add_argument("--experiment", choices=tuple(EXPERIMENTS),
                         help="run an experiment instead: " + "; ".join(f"{k}: {v[3]}" for k, v in EXPERIMENTS.items()))
     parser.add_argument("--out", metavar="DIR", help="with --experiment: folder for NAME.csv, NAME.png, NAME.json")
     parser.add_argument("--quick", action="store_true", help="with --experiment: the same as --size quick")
-    parser.add_argument("--size", choices=("quick", "default", "paper"), default=None,
+    parser.add_argument("--size", choices=SIZES, default=None,
                         help="with --experiment: quick (seconds on 2 cores: tests, previews), default (the CPU runs "
                              "of docs/results.md: minutes), paper (large Monte Carlo runs; missing weights are "
                              "trained with the paper's batch and iterations: a GPU job, see --device)")
