@@ -158,6 +158,11 @@ def test_sizes_set_the_frame_counts_and_the_paper_training_profile(tmp_path, cap
     with pytest.raises(SystemExit):
         isac_eval.main(["--experiment", "fig3", "--out", str(tmp_path), "--quick", "--size", "paper"])
     assert "contradicts --size paper" in capsys.readouterr().err
+    import torch
+
+    if not torch.cuda.is_available():
+        assert run_cli(tmp_path / "gpu", "fig9", "--device", "cuda") == 2
+        assert "--device cuda but torch sees no CUDA device" in capsys.readouterr().err
     assert isac_eval.main(["--experiment", "fig3", "--out", str(tmp_path / "f3"), "--size", "quick",
                            "--no-progress"]) == 0
     assert summary(tmp_path / "f3", "fig3")["size"] == "quick"

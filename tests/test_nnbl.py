@@ -152,6 +152,30 @@ def test_two_step_training_overfits_a_fixed_batch(sc):
         assert torch.equal(v, angle0[k]), k
 
 
+def test_detection_step_sees_target_free_frames(sc, monkeypatch):
+    """Step 1 draws T ~ U{1..T_max} (a frame without targets has no GOSPA (18)); step 2 draws
+    T ~ U{0..T_max}, as the test scenes: with T_max = 1 and no empty frame the detector would
+    only ever see the label 1. The validation sets follow the same rule per step."""
+    single = tiny(**{"scene.max_targets": 1})
+    tr = NnTrainer(single, options(iterations=1, batch=64, val_frames=64))
+    seen = []
+    real_draw = tr.data.draw
+
+    def spy(gen, batch, theta_mean_deg=None, min_targets=1):
+        b = real_draw(gen, batch, theta_mean_deg, min_targets)
+        seen.append((tr.phase, b.counts.clone()))
+        return b
+
+    monkeypatch.setattr(tr.data, "draw", spy)
+    tr.train_step()
+    tr.train_step()
+    (p1, c1), (p2, c2) = seen
+    assert p1 == "position" and bool((c1 == 1).all())
+    assert p2 == "detection" and 10 < int((c2 == 0).sum()) < 54 and int((c2 == 1).sum()) > 10
+    tr.validate()
+    assert bool((tr._val["position"].counts >= 1).all()) and bool((tr._val["detection"].counts == 0).any())
+
+
 def test_plateau_scheduler_sees_window_means_not_single_batches(sc, tmp_path, monkeypatch):
     """ReduceLROnPlateau is fed the mean training loss of each plateau_window steps, patience
     in steps: noisy losses around a falling mean keep the lr; a flat mean halves it once per

@@ -107,6 +107,12 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     if args.quick and args.size not in (None, "quick"):
         parser.error(f"--quick is --size quick; it contradicts --size {args.size}")
     size = "quick" if args.quick else (args.size or "default")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            print(f"error: --device {args.device} but torch sees no CUDA device (use --device cpu)", file=sys.stderr)
+            return 2
     try:
         scenario = experiment_scenario(args.experiment, args.config, args.overrides, size=size)
     except (ConfigError, OSError) as exc:

@@ -1,15 +1,18 @@
 """Two-step training of NNBL (Sec. V-A, Appendix A), isac-train --method nn.
 
 The batches are those of the model-based trainer (train.Trainer.draw: random sectors
-theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg, T ~ U{1..T_max}, the eta/phi sweep, deterministic
-per-step generators), the echo goes through the TRUE impaired array (torch_model.sensing_echo),
+theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg, T ~ U{1..T_max} (step 2: U{0..T_max}), the
+eta/phi sweep, deterministic per-step generators), the echo goes through the TRUE impaired array (torch_model.sensing_echo),
 then noise and the reciprocal filter (3), exactly as for impairment / dictionary learning. Then:
 
   step 1 ("position"):  precoder f_eps + angle and range networks (f_xi), GOSPA (18) with
                         |P| = |P^| = T (loss.gospa_equal: the first T output slots against the T
                         targets, Hungarian assignment on detached costs);
   step 2 ("detection"): f_xi frozen (parameters and BN statistics), precoder + detection network
-                        f_zeta, BCE-GOSPA (19).
+                        f_zeta, BCE-GOSPA (19), on frames with T ~ U{0..T_max} (the scenes of
+                        Sec. II-A, as at test time): without target-free frames a single-target
+                        detector (T_max = 1) would only ever see the label 1 and learn "always
+                        present" (measured: validation BCE 0.000, then p_md 1.0 at p_fa 1e-2).
 
 (19) reading: D holds the T_max presence labels of the frame (u_i = 1 for the T targets, 0 for the
 T_max - T empty slots) and D^ the T_max detection probabilities; the paper's "|D| = |D^| = T" would
@@ -123,6 +126,11 @@ def bce_gospa(counts: torch.Tensor, logits: torch.Tensor, gamma_u: float = GAMMA
     return (picked.sum(-1) + eps) ** (1.0 / p)
 
 
+#: fewest targets per training frame in each step (position: frames without targets carry no
+#: GOSPA (18); detection: the empty slots and frames are what teaches the count)
+MIN_TARGETS = {"position": 1, "detection": 0}
+
+
 class NnTrainer:
     """NNBL networks, the batch source (a model-based Trainer used only for draw()), optimisers."""
 
@@ -193,7 +201,8 @@ class NnTrainer:
             self.start_phase("detection")
         self._train_mode()
         if batch is None:
-            batch = self.data.draw(self.data.generator(self.step), self.options.batch)
+            batch = self.data.draw(self.data.generator(self.step), self.options.batch,
+                                   min_targets=MIN_TARGETS[self.phase])
         loss = self.loss(batch).mean()
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -208,13 +217,14 @@ class NnTrainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        if self._val is None:
-            self._val = self.data.draw(self.data.generator(0, "validation"), self.options.val_frames)
+        if self._val is None:  # one fixed validation set per step, drawn as that step's batches
+            self._val = {phase: self.data.draw(self.data.generator(0, "validation"), self.options.val_frames,
+                                               min_targets=n) for phase, n in MIN_TARGETS.items()}
         self.net.eval()
-        vb, size, out = self._val, min(self.options.batch, 64), {"position": [], "detection": []}
-        for s in range(0, self.options.val_frames, size):
-            part = type(vb)(*(getattr(vb, f.name)[s:s + size] for f in dataclasses.fields(vb)))
-            for phase in out:
+        size, out = min(self.options.batch, 64), {"position": [], "detection": []}
+        for phase, vb in self._val.items():
+            for s in range(0, self.options.val_frames, size):
+                part = type(vb)(*(getattr(vb, f.name)[s:s + size] for f in dataclasses.fields(vb)))
                 out[phase].append(self.loss(part, phase))
         return {f"val_{k}": float(torch.cat(v).mean()) for k, v in out.items()}
 
@@ -344,4 +354,4 @@ def _fmt(row: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
-__all__ = ["GAMMA_U", "NN_PROFILES", "NnOptions", "NnTrainer", "bce_gospa", "train_nn"]
+__all__ = ["GAMMA_U", "MIN_TARGETS", "NN_PROFILES", "NnOptions", "NnTrainer", "bce_gospa", "train_nn"]

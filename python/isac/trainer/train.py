@@ -251,7 +251,10 @@ class Trainer:
             return parts[0]
         return Batch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Batch)))
 
-    def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None) -> Batch:
+    def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None,
+             min_targets: int = 1) -> Batch:
+        """A batch of random frames; T ~ U{min_targets..T_max} (model-based training: 1, since
+        a frame without targets carries no loss under (18); NNBL's detection step: 0)."""
         o, sc = self.options, self.scenario.scene
         B, T, K, S = batch, self.T, self.K, self.S
         u = lambda *shape: torch.rand(shape, generator=gen, dtype=torch.float64)  # noqa: E731
@@ -259,7 +262,7 @@ class Trainer:
         mean = torch.deg2rad((2 * u(B) - 1) * half)
         width = torch.deg2rad(o.width_deg[0] + (o.width_deg[1] - o.width_deg[0]) * u(B))
         lo, hi = (mean - width / 2).clamp(min=-math.pi / 2), (mean + width / 2).clamp(max=math.pi / 2)
-        counts = torch.randint(1, T + 1, (B,), generator=gen)
+        counts = torch.randint(min_targets, T + 1, (B,), generator=gen)
         present = torch.arange(T)[None, :] < counts[:, None]
         angles = lo[:, None] + (hi - lo)[:, None] * u(B, T)
         rmin, rmax = self.scenario.range_interval_m
