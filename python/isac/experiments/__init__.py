@@ -52,8 +52,8 @@ PAPER_SIZES = {
     "fig7": {"run.frames": 20000, "run.calibration_frames": 20000, "run.batch": 200},
     "fig8": {"run.frames": 20000, "run.calibration_frames": 20000, "run.batch": 200},
     "fig9": {"run.frames": 5000, "run.calibration_frames": 5000, "run.batch": 200},
-    "fig5": {"run.frames": 2000, "run.calibration_frames": 5000, "run.batch": 200},
-    "fig6": {"run.frames": 2000, "run.calibration_frames": 5000, "run.batch": 200},
+    "fig5": {"run.frames": 2000, "run.calibration_frames": 20000, "run.batch": 200},
+    "fig6": {"run.frames": 2000, "run.calibration_frames": 20000, "run.batch": 200},
     "crb": {"run.frames": 10000, "run.batch": 200},
 }
 
