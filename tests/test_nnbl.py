@@ -323,6 +323,7 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
     w = W.load(out, tiny(), "nn")
     assert W.nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
     assert (tmp_path / "nn.csv").read_text().count("\n") == 6  # header + step 0 + 4 steps
+    assert (tmp_path / "nn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for bad in (["--method", "nn", "--loss", "mse"], ["--method", "impairment", "--limited"]):
         with pytest.raises(SystemExit):
             isac_train.main([*bad, "--out", out, *sets])

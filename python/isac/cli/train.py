@@ -5,7 +5,7 @@
 
 Writes W.safetensors (the weights, see docs/trainer.md), W.csv (loss and validation log),
 W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume); --method nn [--limited] trains
-the NNBL baseline of Appendix A in two steps (same files but no W.png). The default profile is
+the NNBL baseline of Appendix A in two steps (the same files; W.png shows both steps). The default profile is
 paper-scale (B = 1500, 25,000 steps: a GPU job); --quick is a CPU profile of a few minutes.
 Data parallel on several GPUs / nodes: start it under torchrun (docs/trainer.md), e.g.
     torchrun --standalone --nproc_per_node=4 -m gnuradio.isac.cli.train --device cuda --out W.safetensors
@@ -162,7 +162,7 @@ def _train_nn(args, scenario, parser) -> int:
           f"{summary['steps']} steps in {summary['elapsed_s']:.1f} s; validation GOSPA (18) "
           f"{first['val_position']:.2f} -> {mid['val_position']:.2f} m (step 1), BCE-GOSPA (19) "
           f"{mid['val_detection']:.3f} -> {last['val_detection']:.3f} (step 2)")
-    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "ckpt")))
+    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "png", "ckpt")))
     return 0
 
 

@@ -309,7 +309,8 @@ def write_csv(path: str, history: list[dict[str, Any]]) -> None:
 def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cpu", resume: str | None = None,
              log=print) -> dict[str, Any]:
     """Both training steps (or the rest of them from the checkpoint ``resume``); writes the
-    weights ``out`` (method "nn"), ``<stem>.csv`` and the checkpoint ``<stem>.ckpt.safetensors``."""
+    weights ``out`` (method "nn"), ``<stem>.csv``, the loss curves ``<stem>.png`` and the
+    checkpoint ``<stem>.ckpt.safetensors``."""
     torch.manual_seed(options.seed)
     stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
     ckpt = stem + ".ckpt.safetensors"
@@ -336,12 +337,55 @@ def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cp
             tr.save_checkpoint(ckpt)
             write_csv(stem + ".csv", tr.history)
     write_csv(stem + ".csv", tr.history)
+    plot_history(stem + ".png", tr.history, f"NNBL ({'limited' if options.limited else 'full'}) two-step training",
+                 options.iterations)
     weights_io.save(out, scenario, "nn", tr.weight_tensors(), tr.step, options.to_dict(),
                     nnbl=tr.cfg.to_dict())
     vals = [h for h in tr.history if "val_position" in h]
     return {"steps": tr.step, "elapsed_s": tr.history[-1].get("elapsed_s", 0.0), "first": vals[0], "after_position":
             next(h for h in vals if h["step"] >= options.iterations), "last": vals[-1],
-            "parameters": parameter_counts(tr.net), "paths": {"weights": out, "csv": stem + ".csv", "ckpt": ckpt}}
+            "parameters": parameter_counts(tr.net),
+            "paths": {"weights": out, "csv": stem + ".csv", "png": stem + ".png", "ckpt": ckpt}}
+
+
+def plot_history(path: str, history: list[dict[str, Any]], title: str, iterations: int) -> None:
+    """Loss curves of both training steps (PNG): GOSPA (18) of step 1 and BCE-GOSPA (19) of
+    step 2, each as training batches, running mean and validation, with the lr below."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
+    for col, (phase, val_key, ylabel) in enumerate((("position", "val_position", "GOSPA (18) [m]"),
+                                                    ("detection", "val_detection", "BCE-GOSPA (19)"))):
+        ax, ax_lr = axes[0, col], axes[1, col]
+        rows = [h for h in history if h.get("phase") == phase and h.get("train_loss") is not None]
+        if rows:
+            steps = np.array([h["step"] for h in rows])
+            loss = np.array([h["train_loss"] for h in rows], dtype=float)
+            ax.plot(steps, loss, lw=0.6, alpha=0.4, label="train (batch)")
+            if len(loss) >= 10:
+                k = max(len(loss) // 30, 5)
+                ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5,
+                        label=f"train ({k}-step mean)")
+            ax_lr.semilogy(steps, [h["lr"] for h in rows], color="0.3")
+        lo, hi = (0, iterations) if phase == "position" else (iterations, 2 * iterations)
+        val = [(h["step"], h[val_key]) for h in history if h.get(val_key) is not None and lo <= h["step"] <= hi]
+        if val:
+            v = np.array(val, dtype=float)
+            ax.plot(v[:, 0], v[:, 1], "o-", ms=3, label="validation")
+        ax.set_title(f"step {col + 1}: {phase}", fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        ax_lr.set_ylabel("lr")
+        ax_lr.set_xlabel("step")
+        ax_lr.grid(alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
 
 
 def _fmt(row: dict[str, Any]) -> str:
