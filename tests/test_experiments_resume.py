@@ -168,10 +168,11 @@ def test_sizes_set_the_frame_counts_and_the_paper_training_profile(tmp_path, cap
     assert summary(tmp_path / "f3", "fig3")["size"] == "quick"
 
 
-def test_paper_size_never_takes_the_shipped_weights(tmp_path, monkeypatch):
+def test_paper_size_never_takes_the_shipped_weights(tmp_path, monkeypatch, capsys):
     """At the paper size a missing impairment file is trained (paper profile), not replaced by
     the shipped quick-trained weights; the training is asked for with the paper's sizes."""
     asked = []
+    real_train_weights = learned.train_weights
 
     def fake_train(ctx, key, path):
         asked.append((key, learned.training_options(ctx, key)[1]))
@@ -184,18 +185,35 @@ def test_paper_size_never_takes_the_shipped_weights(tmp_path, monkeypatch):
     assert asked[0][0] == "impairment" and asked[0][1].iterations == 25_000
     default = Context("fig9", experiments.experiment_scenario("fig9"), str(tmp_path))
     assert learned.resolve_weights(default, "impairment")["source"] == "shipped"
+    # the training itself says what it is about to do, and warns about paper sizes on the CPU
+    from gnuradio.isac.trainer import train as train_module
+
+    def no_training(*a, **k):
+        raise RuntimeError("not here")
+
+    monkeypatch.setattr(train_module, "train", no_training)
+    monkeypatch.setattr(learned, "train_weights", real_train_weights)
+    with pytest.raises(RuntimeError, match="not here"):
+        learned.train_weights(ctx, "impairment", str(tmp_path / "w" / "impairment.safetensors"))
+    err = capsys.readouterr().err
+    assert "training them (paper profile: B = 1500, 25000 steps) on cpu" in err
+    assert "warning: paper-size training on the CPU takes days" in err
 
 
-def test_on_the_fly_training_resumes_from_its_checkpoint(tmp_path):
+def test_on_the_fly_training_resumes_from_its_checkpoint(tmp_path, capsys):
     """An interrupted on-the-fly training leaves NAME.ckpt.safetensors; the next run resumes
     from it (here the checkpoint of the last step: nothing is left to train)."""
     sc = experiments.experiment_scenario("fig5", size="quick")
-    ctx = Context("fig5", sc, str(tmp_path), size="quick")
+    ctx = Context("fig5", sc, str(tmp_path), size="quick", progress=None)
     first = learned.resolve_weights(ctx, "dictionary_limited")
+    err = capsys.readouterr().err
+    assert "no weights for dictionary_limited: training them (quick profile: B = 8, 20 steps) on cpu" in err
+    assert "resuming" not in err and "warning" not in err
     assert first["source"] == "trained" and first["resumed"] is False and first["steps"] == learned.TINY_STEPS
     path = tmp_path / "weights-quick" / "dictionary_limited.safetensors"
     assert path.is_file() and path.with_name("dictionary_limited.ckpt.safetensors").is_file()
     path.unlink()  # as if the run stopped after its last checkpoint, before writing the weights
     again = learned.resolve_weights(ctx, "dictionary_limited")
     assert again["source"] == "trained" and again["resumed"] is True and again["steps"] == learned.TINY_STEPS
+    assert "(resuming from its checkpoint)" in capsys.readouterr().err
     assert path.is_file()

@@ -22,6 +22,7 @@ Training per size (the trainer's own profiles, docs/trainer.md):
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from ..config import Scenario
@@ -100,6 +101,15 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
     kind, opts = training_options(ctx, key)
     ckpt = path[:-len(".safetensors")] + ".ckpt.safetensors"
     resume = ckpt if os.path.isfile(ckpt) else None
+    if ctx.progress is not False:  # say what runs before a possibly long silence
+        per_step = " per training step" if kind == "nn" else ""
+        print(f"{ctx.name}: no weights for {key}: training them ({ctx.size} profile: B = {opts.batch}, "
+              f"{opts.iterations} steps{per_step}) on {ctx.device} into {path}"
+              f"{' (resuming from its checkpoint)' if resume else ''}; interrupt and rerun to resume",
+              file=sys.stderr)
+        if ctx.size == "paper" and ctx.device == "cpu":
+            print(f"{ctx.name}: warning: paper-size training on the CPU takes days; use --device cuda, or "
+                  "--weights / --weights-dir with weights trained elsewhere", file=sys.stderr)
     if kind == "nn":
         from ..trainer.nnbl_train import train_nn
 
@@ -109,7 +119,8 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
         from ..trainer.train import train
 
         def run(resume):
-            return train(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=False, log=quiet)
+            return train(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress,
+                         log=quiet)
     try:
         out = run(resume)
     except ValueError:
