@@ -49,7 +49,7 @@ from ..config import SPEED_OF_LIGHT, Scenario
 from . import torch_model as tm
 from .loss import gospa_equal, positions
 from .nnbl import Nnbl, NnblConfig, parameter_counts, state_tensors
-from .train import TrainOptions, Trainer
+from .train import TrainOptions, Trainer, plot_training_loss, save_plot
 
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
 NN_PROFILES: dict[str, dict[str, Any]] = {
@@ -363,12 +363,7 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, iteration
         rows = [h for h in history if h.get("phase") == phase and h.get("train_loss") is not None]
         if rows:
             steps = np.array([h["step"] for h in rows])
-            loss = np.array([h["train_loss"] for h in rows], dtype=float)
-            ax.plot(steps, loss, lw=0.6, alpha=0.4, label="train (batch)")
-            if len(loss) >= 10:
-                k = max(len(loss) // 30, 5)
-                ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5,
-                        label=f"train ({k}-step mean)")
+            plot_training_loss(ax, steps, np.array([h["train_loss"] for h in rows], dtype=float))
             ax_lr.semilogy(steps, [h["lr"] for h in rows], color="0.3")
         lo, hi = (0, iterations) if phase == "position" else (iterations, 2 * iterations)
         val = [(h["step"], h[val_key]) for h in history if h.get(val_key) is not None and lo <= h["step"] <= hi]
@@ -382,10 +377,7 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, iteration
         ax_lr.set_ylabel("lr")
         ax_lr.set_xlabel("step")
         ax_lr.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_plot(fig, path, title)
 
 
 def _fmt(row: dict[str, Any]) -> str:

@@ -455,6 +455,24 @@ def write_csv(path: str, history: list[dict[str, Any]]) -> None:
             w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
 
 
+def plot_training_loss(ax, steps: np.ndarray, loss: np.ndarray) -> None:
+    """Per-batch training loss and its running mean (about 30 windows) on a matplotlib axis."""
+    ax.plot(steps, loss, lw=0.6, alpha=0.5, label="train (batch)")
+    if len(loss) >= 10:
+        k = max(len(loss) // 30, 5)
+        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"train ({k}-step mean)")
+
+
+def save_plot(fig, path: str, title: str) -> None:
+    """Title, lay out, write (PNG, 100 dpi) and free a training plot."""
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculum_steps: int = 0) -> None:
     import matplotlib
 
@@ -466,10 +484,7 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculu
     loss = np.array([h["train_loss"] for h in trained], dtype=float)
     val = [(h["step"], h["val_loss"], h["coherence"]) for h in history if h.get("val_loss") is not None]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
-    ax1.plot(steps, loss, lw=0.6, alpha=0.5, label="train (batch)")
-    if len(loss) >= 10:
-        k = max(len(loss) // 30, 5)
-        ax1.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"train ({k}-step mean)")
+    plot_training_loss(ax1, steps, loss)
     if val:
         v = np.array(val, dtype=float)
         ax1.plot(v[:, 0], v[:, 1], "o-", label="validation")
@@ -484,10 +499,7 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculu
     ax2.set_ylabel("mean coherence")
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_plot(fig, path, title)
 
 
 def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cpu", resume: str | None = None,
