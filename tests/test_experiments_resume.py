@@ -109,6 +109,11 @@ def test_result_store_round_trips_nan_and_numpy_and_recomputes_a_damaged_unit(tm
     # another common part (e.g. another experiment) or key: another unit
     assert ResultStore(str(tmp_path), {"experiment": "y"}).unit({"k": 1}, lambda: 2) == 2
     assert store.unit({"k": 2}, lambda: 3) == 3
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {f.stat().st_mode & 0o777 for f in tmp_path.glob("*.json")} == {0o666 & ~umask}
     # a damaged file is computed again, and replaced
     files = sorted(tmp_path.glob("*.json"))
     for f in files:
