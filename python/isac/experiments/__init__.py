@@ -97,10 +97,10 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
         raise ExperimentError(f"--weights-dir {weights_dir}: no such folder")
     os.makedirs(out, exist_ok=True)
     kernel = kernel or default_kernel()
+    weights_key = file_digest(weights) if weights and os.path.isfile(weights) else weights
     store = ResultStore(os.path.join(out, ".partial", name),
                         {"experiment": name, "size": size, "kernel": kernel, "temperature": temperature,
-                         "scenario": scenario_digest(scenario),
-                         "weights": file_digest(weights) if weights and os.path.isfile(weights) else weights}, enabled=not fresh)
+                         "scenario": scenario_digest(scenario), "weights": weights_key}, enabled=not fresh)
     ctx = Context(name, scenario, out, size == "quick", kernel, progress, weights, temperature, weights_dir,
                   size=size, device=device, store=store)
     t0 = time.perf_counter()

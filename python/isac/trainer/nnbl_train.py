@@ -2,8 +2,9 @@
 
 The batches are those of the model-based trainer (train.Trainer.draw: random sectors
 theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg, T ~ U{1..T_max} (step 2: U{0..T_max}), the
-eta/phi sweep, deterministic per-step generators), the echo goes through the TRUE impaired array (torch_model.sensing_echo),
-then noise and the reciprocal filter (3), exactly as for impairment / dictionary learning. Then:
+eta/phi sweep, deterministic per-step generators), the echo goes through the TRUE impaired array
+(torch_model.sensing_echo), then noise and the reciprocal filter (3), exactly as for impairment /
+dictionary learning. Then:
 
   step 1 ("position"):  precoder f_eps + angle and range networks (f_xi), GOSPA (18) with
                         |P| = |P^| = T (loss.gospa_equal: the first T output slots against the T
@@ -54,7 +55,8 @@ from .train import TrainOptions, Trainer, plot_training_loss, save_plot
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
 NN_PROFILES: dict[str, dict[str, Any]] = {
     "paper": {"batch": 1500, "iterations": 25000, "lr_position": 1e-2, "lr_detection": 1e-3, "patience": 10000,
-              "plateau_window": 500, "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000, "checkpoint_every": 1000},
+              "plateau_window": 500, "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000,
+              "checkpoint_every": 1000},
     "quick": {"batch": 16, "iterations": 300, "lr_position": 1e-3, "lr_detection": 1e-3, "patience": 100,
               "plateau_window": 25,
               "n_theta": 64, "n_tau": 64, "val_every": 50, "val_frames": 64, "checkpoint_every": 100,
