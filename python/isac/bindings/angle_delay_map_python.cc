@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace py = pybind11;
@@ -66,16 +65,9 @@ py::array_t<T> run_batched(const char* fn,
         std::vector<gr::isac::angle_delay_mapper> mappers;
         for (int64_t w = 0; w < W; ++w)
             mappers.emplace_back(pa, pd, p.dims, allow_chirp_z, allow_symmetric);
-        auto work = [&](int64_t w) {
-            for (int64_t b = w; b < p.batch; b += W)
-                (mappers[w].*kernel)(y + b * y_step, o + b * o_step);
-        };
-        std::vector<std::thread> pool;
-        for (int64_t w = 1; w < W; ++w)
-            pool.emplace_back(work, w);
-        work(0);
-        for (auto& t : pool)
-            t.join();
+        isac_bindings::run_frames(mappers, W, p.batch, [&](gr::isac::angle_delay_mapper& m, int64_t b) {
+            (m.*kernel)(y + b * y_step, o + b * o_step);
+        });
     }
     return out;
 }

@@ -1,6 +1,7 @@
 /*
- * Shared argument checks of the numpy kernel bindings: errors are ValueErrors that name the
- * function and the argument, e.g. "omp: Phi_a has 63 rows but Y has 64 (K must match)".
+ * Shared pieces of the numpy kernel bindings: argument checks (errors are ValueErrors that name
+ * the function and the argument, e.g. "omp: Phi_a has 63 rows but Y has 64 (K must match)")
+ * and the per-frame worker pool.
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 #ifndef INCLUDED_ISAC_BINDINGS_NUMPY_CHECKS_H
@@ -13,6 +14,8 @@
 
 #include <cstdint>
 #include <string>
+#include <thread>
+#include <vector>
 
 namespace isac_bindings {
 
@@ -53,6 +56,29 @@ inline problem check_shapes(const char* fn, const carray& Y, const carray& Pa, c
         fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
                      " columns (S must match)");
     return p;
+}
+
+/*
+ * Runs frame(kernels[w], b) for frames b = w, w + W, ... (W worker threads, one kernel
+ * each, so no shared buffers). Called without the GIL.
+ */
+template <typename Kernel, typename Frame>
+void run_frames(std::vector<Kernel>& kernels, int64_t W, int64_t batch, Frame frame)
+{
+    auto work = [&](int64_t w) {
+        for (int64_t b = w; b < batch; b += W)
+            frame(kernels[w], b);
+    };
+    if (W == 1) {
+        work(0);
+        return;
+    }
+    std::vector<std::thread> pool;
+    for (int64_t w = 1; w < W; ++w)
+        pool.emplace_back(work, w);
+    work(0);
+    for (auto& t : pool)
+        t.join();
 }
 
 } // namespace isac_bindings

@@ -15,7 +15,6 @@
 #include <cmath>
 #include <string>
 #include <mutex>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -32,6 +31,7 @@ using darray = py::array_t<double, py::array::c_style | py::array::forcecast>;
 using isac_bindings::fail;
 using isac_bindings::n;
 using isac_bindings::problem;
+using isac_bindings::run_frames;
 
 problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const carray& Pd, int iterations)
 {
@@ -55,29 +55,6 @@ problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const ca
     if (!finite)
         fail(fn, "Y contains NaN or Inf");
     return p;
-}
-
-/*
- * Runs frame(kernels[w], b) for frames b = w, w + W, ... (W worker threads, one kernel
- * each, so no shared buffers). Called without the GIL.
- */
-template <typename Kernel, typename Frame>
-void run_frames(std::vector<Kernel>& kernels, int64_t W, int64_t batch, Frame frame)
-{
-    auto work = [&](int64_t w) {
-        for (int64_t b = w; b < batch; b += W)
-            frame(kernels[w], b);
-    };
-    if (W == 1) {
-        work(0);
-        return;
-    }
-    std::vector<std::thread> pool;
-    for (int64_t w = 1; w < W; ++w)
-        pool.emplace_back(work, w);
-    work(0);
-    for (auto& t : pool)
-        t.join();
 }
 
 int64_t workers(const char* fn, int threads, int64_t batch)
