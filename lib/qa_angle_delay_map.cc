@@ -4,6 +4,8 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 
+#include "qa_check.h"
+
 #include <gnuradio/isac/angle_delay_map.h>
 
 #include <algorithm>
@@ -18,17 +20,6 @@ using gr::isac::cfloat;
 using gr::isac::map_dims;
 using cdouble = std::complex<double>;
 
-static int failures = 0;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            std::fprintf(stderr, __VA_ARGS__);                        \
-            std::fprintf(stderr, "\n");                               \
-            ++failures;                                               \
-        }                                                             \
-    } while (0)
 
 static std::vector<cfloat> random_matrix(int64_t rows, int64_t cols, std::mt19937& rng)
 {

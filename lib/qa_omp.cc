@@ -6,6 +6,8 @@
  * SPDX-License-Identifier: GPL-3.0-or-later
  */
 
+#include "qa_check.h"
+
 #include <gnuradio/isac/omp.h>
 
 #include <Eigen/Dense>
@@ -19,17 +21,6 @@ using gr::isac::cdouble;
 using gr::isac::cfloat;
 using gr::isac::map_dims;
 
-static int failures = 0;
-
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (!(cond)) {                                                \
-            std::fprintf(stderr, "FAIL %s:%d: ", __FILE__, __LINE__); \
-            std::fprintf(stderr, __VA_ARGS__);                        \
-            std::fprintf(stderr, "\n");                               \
-            ++failures;                                               \
-        }                                                             \
-    } while (0)
 
 using CMat = Eigen::MatrixXcd;
 using CVec = Eigen::VectorXcd;
