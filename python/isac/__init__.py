@@ -3,10 +3,20 @@
 #
 """gr-isac: end-to-end learned multi-target ISAC for GNU Radio.
 
-Importing ``gnuradio.isac`` loads only the compiled C++ kernels (module
-``isac_python``: ``angle_delay_map``, ``angle_delay_map_complex``, ``map_argmax``,
-``omp`` / ``OmpKernel``, ``domp`` / ``DompKernel``). The numpy model, trainer and command-line tools are
-subpackages imported on demand, e.g. ``from gnuradio.isac.model import ...``.
+    from gnuradio import isac
+    src = isac.message_source(S=256)
+    tx = isac.precoder(K=64, S=256, eta=0.5)
+    rx = isac.omp_receiver(K=64, S=256, receiver="domp")
+
+The blocks (``isac.precoder``, ``isac.ula_channel``, ``isac.reciprocal_filter``,
+``isac.omp_receiver``, ``isac.comm_receiver``, ``isac.metrics``, ``isac.message_source``,
+``isac.angle_delay_map_stream``, ``isac.map_display``, ``isac.positions_pdu``,
+``isac.json_publisher``) are lazy attributes: importing ``gnuradio.isac`` loads only the compiled
+C++ kernels (module ``isac_python``: ``angle_delay_map``, ``angle_delay_map_complex``,
+``map_argmax``, ``omp`` / ``OmpKernel``, ``domp`` / ``DompKernel``); the first use of a block
+imports GNU Radio's runtime and the block. The numpy model, the transceiver layer, the trainer
+and the command-line tools are subpackages imported on demand, e.g.
+``from gnuradio.isac.model import ...``.
 
 If the compiled module cannot be loaded (a Python-only checkout), the package
 still imports; using a kernel then raises ImportError with the reason.
@@ -34,9 +44,25 @@ _KERNELS = ("angle_delay_map", "angle_delay_map_complex", "map_argmax", "omp", "
             "angle_dictionary_is_symmetric", "delay_dictionary_is_uniform_dft")
 
 
+#: block name -> module in gnuradio.isac.blocks (kept equal to blocks.BLOCKS by a test)
+_BLOCKS = {"angle_delay_map_stream": "angle_delay_map_stream", "comm_receiver": "comm_receiver",
+           "json_publisher": "json_publisher", "map_display": "map_display", "message_source": "message_source",
+           "metrics": "metrics", "omp_receiver": "omp_receiver", "positions_pdu": "positions_pdu",
+           "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel",
+           "BlockParameterError": "_common"}
+
+
 def __getattr__(name):
+    if name in _BLOCKS:
+        import importlib
+
+        return getattr(importlib.import_module(f".blocks.{_BLOCKS[name]}", __name__), name)
     if name in _KERNELS and _BINDING_ERROR is not None:
         raise ImportError(
             f"gnuradio.isac.{name} needs the compiled module isac_python, "
             f"which failed to load: {_BINDING_ERROR}")
     raise AttributeError(f"module 'gnuradio.isac' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_BLOCKS))

@@ -4,22 +4,28 @@ from __future__ import annotations
 import numpy as np
 
 from .config import Scenario
-from .evaluation import omp_dictionaries, receiver_array, sense, transmitter_precoder
 from .model.angle_delay import angle_delay_map
+from .model.dictionaries import omp_dictionaries
 from .model.grids import delay_to_range
+from .model.omp import omp
 from .model.reciprocal import reciprocal_filter
 from .simulation import Simulator
+from .transceiver import get
 
 
 def frame_map(scenario: Scenario, frame: int, method: str = "baseline", stream: str = "test", weights=None):
     """(map L normalised to its maximum, angles_deg, ranges_m, scene, OmpResult) of one frame
-    seen by the OMP receiver of ``method`` (learned methods: from ``weights``)."""
-    array = receiver_array(scenario, method, weights)
-    sim = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
+    seen by the OMP receiver of ``method`` (learned methods: the loaded ``weights``)."""
+    m = get(method, weights)
+    if method == "nn":
+        raise ValueError("method 'nn' (NNBL) has no array, so no angle-delay map of its own")
+    array = m.receive_array(scenario, weights)
+    sim = Simulator(scenario, precoder=m.transmitter(scenario, weights).precoder(scenario))
     frames = sim.frames(frame, 1, stream)
     D = omp_dictionaries(scenario, array)
-    L = angle_delay_map(reciprocal_filter(frames.y_sensing, frames.symbols), D.phi_a, D.phi_d)[0]
-    result = sense(frames, D, scenario.scene["max_targets"])
+    y = reciprocal_filter(frames.y_sensing, frames.symbols)
+    L = angle_delay_map(y, D.phi_a, D.phi_d)[0]
+    result = omp(y, D, scenario.scene["max_targets"])
     return L / L.max(), np.rad2deg(D.angles_rad), delay_to_range(D.delays_s), frames.scenes[0], result
 
 

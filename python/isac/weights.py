@@ -18,6 +18,14 @@ File layout (see docs/trainer.md):
 impairment model, spacing std and seed) and the OFDM numerology the weights were learned on.
 Scene, transmitter and receiver settings may differ at test time (the trainer randomises the
 sectors and eta/phi), so they are recorded (``scenario_hash_full``) but not enforced.
+
+One validation rule, everywhere (apps, blocks, experiments): a weights file fits a scenario when
+K, S, f_c, Delta_f and the impairment model are equal AND the scenario hash is equal (the same
+simulated array). The one explicit way to deploy weights on another array (a mismatch study, or
+real hardware whose array is not the simulated one) is ``other_array=True`` (``--weights-other-array``
+in the apps, ``weights_other_array`` in the blocks): the hash is then not compared, all else is.
+A file is read and validated once per process (:func:`load`); the :class:`Weights` object is passed
+down to the transceiver layer and the blocks.
 """
 from __future__ import annotations
 
@@ -70,6 +78,8 @@ class Weights:
     method: str
     tensors: dict[str, np.ndarray]
     metadata: dict[str, str] = field(default_factory=dict)
+    source: str = "weights"  # the file it was read from (for messages)
+    other_array: bool = False  # validated with other_array=True (the scenario hash was not compared)
 
     @property
     def angle_grid_rad(self) -> np.ndarray:
@@ -83,7 +93,7 @@ class Weights:
         """The learned array as a numpy model.array object: a PositionArray for
         "impairment", a DictionaryArray for "dictionary" ("nn" weights hold networks, no array)."""
         if self.method == "nn":
-            raise WeightsError("NNBL weights (method 'nn') hold networks, not an array: use evaluation.nn_transceiver")
+            raise WeightsError(f"{self.source}: NNBL weights (method 'nn') hold networks, not an array")
         if self.method == "impairment":
             lam = wavelength_m if wavelength_m is not None else 299_792_458.0 / float(self.metadata["carrier_hz"])
             return PositionArray(self.tensors["positions_m"], lam, self.tensors["spacings_m"],
@@ -130,7 +140,7 @@ def save(path: str | os.PathLike, scenario: Scenario, method: str, tensors: Mapp
         if "angle_grid_rad" not in tensors:
             raise WeightsError("weights: tensor 'angle_grid_rad' is required")
         meta = scenario_metadata(scenario, method, steps, tensors["angle_grid_rad"].shape[0], training)
-    weights = validate(Weights(method, dict(tensors), meta), scenario, str(path))
+    weights = validate(Weights(method, dict(tensors), meta, os.fspath(path)), scenario)
     tmp = f"{os.fspath(path)}.tmp"
     save_file(weights.tensors, tmp, metadata=meta)
     os.chmod(tmp, _default_mode())  # safetensors creates files 0600; weights are meant to be shared
@@ -146,9 +156,11 @@ def _default_mode() -> int:
 
 
 def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str | None = None,
-         check_hash: bool = True) -> Weights:
-    """Read a weights file and validate it (against ``scenario`` when given; against the
-    expected ``method`` when given). Raises WeightsError with a one-line reason."""
+         other_array: bool = False) -> Weights:
+    """Read a weights file and validate it (against ``scenario`` when given, by the one rule of
+    this module; against the expected ``method`` when given). ``other_array``: deploy on an array
+    other than the one learned (the scenario hash is not compared). Raises WeightsError with a
+    one-line reason."""
     from safetensors import safe_open
 
     name = os.fspath(path)
@@ -168,7 +180,7 @@ def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str 
                            f"expected {FORMAT!r} version {FORMAT_VERSION!r}")
     if method is not None and meta["method"] != method:
         raise WeightsError(f"{name}: holds weights of method {meta['method']!r}, expected {method!r}")
-    return validate(Weights(meta["method"], tensors, meta), scenario, name, check_hash)
+    return validate(Weights(meta["method"], tensors, meta, name, bool(other_array)), scenario, name)
 
 
 def _expect(name: str, tensors: Mapping[str, np.ndarray], key: str, shape: tuple[int, ...], kind: str) -> None:
@@ -185,9 +197,11 @@ def _expect(name: str, tensors: Mapping[str, np.ndarray], key: str, shape: tuple
         raise WeightsError(f"{name}: tensor '{key}' contains NaN or Inf")
 
 
-def validate(weights: Weights, scenario: Scenario | None, name: str = "weights", check_hash: bool = True) -> Weights:
-    """Check method, metadata against ``scenario``, and the tensors' presence, shape, dtype and
-    finiteness. Returns ``weights``; raises WeightsError naming the first problem."""
+def validate(weights: Weights, scenario: Scenario | None, name: str | None = None) -> Weights:
+    """Check method, metadata against ``scenario`` (the scenario hash unless
+    ``weights.other_array``), and the tensors' presence, shape, dtype and finiteness. Returns
+    ``weights``; raises WeightsError naming the first problem."""
+    name = weights.source if name is None else name
     meta, tensors = weights.metadata, weights.tensors
     if weights.method not in METHODS:
         raise WeightsError(f"{name}: method {weights.method!r} is not one of {', '.join(METHODS)}")
@@ -208,9 +222,10 @@ def validate(weights: Weights, scenario: Scenario | None, name: str = "weights",
         if meta["impairment"] != scenario.array["impairment"]:
             raise WeightsError(f"{name}: learned for impairment model {meta['impairment']!r}, the scenario has "
                                f"{scenario.array['impairment']!r}")
-        if check_hash and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
+        if not weights.other_array and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
             raise WeightsError(f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
-                               f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology)")
+                               f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology; "
+                               f"to deploy on another array anyway: --weights-other-array)")
     if weights.method == "nn":
         return _validate_nn(weights, scenario, name, K)
     _expect(name, tensors, "angle_grid_rad", (n_theta,), "real")

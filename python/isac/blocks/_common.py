@@ -2,6 +2,7 @@
 parameter, the Scenario a block's parameters describe, and PMT conversions."""
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
 
@@ -46,29 +47,81 @@ def interval(block: str, param: str, value, unit: str = "") -> list[float]:
     return [lo, hi]
 
 
-def scenario(block: str, params: dict) -> Scenario:
-    """The Scenario (defaults of Sec. V-A) with the block's parameters applied.
+#: block parameter name -> scenario key: ONE name per key in every block (docs/config.md lists them)
+PARAMETER_KEYS = {
+    "K": "array.antennas", "fc": "array.carrier_hz", "spacing_std_m": "array.spacing_std_m",
+    "impairment_seed": "array.impairment_seed", "impairment": "array.impairment",
+    "S": "ofdm.subcarriers", "spacing_hz": "ofdm.spacing_hz",
+    "max_targets": "scene.max_targets", "snr_sensing_db": "scene.snr_sensing_db", "snr_comm_db": "scene.snr_comm_db",
+    "comm_taps": "scene.comm_taps", "target_sector_deg": "scene.target_sector_deg",
+    "comm_sector_deg": "scene.comm_sector_deg", "range_m": "scene.range_m", "noise_power": "scene.noise_power",
+    "eta": "transmitter.eta", "phi": "transmitter.phi_rad", "power": "transmitter.power",
+    "beam_grid": "transmitter.beam_grid", "beam_rcond": "transmitter.beam_rcond",
+    "angle_grid": "receiver.angle_grid", "delay_grid": "receiver.delay_grid", "gospa_c_m": "receiver.gospa_c_m",
+    "gospa_p": "receiver.gospa_p", "gospa_mu": "receiver.gospa_mu", "seed": "run.seed",
+}
 
-    ``params`` maps parameter name -> (config key, value). A value the Scenario refuses is
-    reported with the block's parameter name as well as the config key."""
-    overrides = {}
-    for name, (key, value) in params.items():
-        if isinstance(value, np.generic):
-            value = value.item()
-        elif isinstance(value, (tuple, np.ndarray)):
-            value = [v.item() if isinstance(v, np.generic) else v for v in value]
-        overrides[key] = value
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list, np.ndarray)):
+        return [v.item() if isinstance(v, np.generic) else v for v in value]
+    return value
+
+
+def scenario(block: str, params: dict) -> Scenario:
+    """The Scenario (defaults of Sec. V-A) with the block's scenario parameters ``params``
+    (name -> value, names of PARAMETER_KEYS) applied. A value the Scenario refuses is reported
+    with the block's parameter name as well as the config key."""
+    keys = {name: PARAMETER_KEYS[name] for name in params}
     try:
-        return Scenario.default().with_overrides(overrides)
+        return Scenario.default().with_overrides({keys[n]: _plain(v) for n, v in params.items()})
     except ConfigError as exc:
         text = str(exc)
-        for name, (key, _) in params.items():
+        for name, key in keys.items():
             if text.startswith(key):
                 raise error(block, name, f"({key}): {text}") from None
-        for name, (key, _) in params.items():
+        for name, key in keys.items():
             if key in text:
                 raise error(block, name, f"({key}): {text}") from None
         raise BlockParameterError(f"{block}: {text}") from None
+
+
+def scenario_parameters(block_class, scenario: Scenario) -> dict:
+    """The constructor arguments of ``block_class`` that a scenario gives (its parameters named in
+    PARAMETER_KEYS), for ``block_class.from_scenario``: the inverse of :func:`scenario`."""
+    import inspect
+
+    names = inspect.signature(block_class.__init__).parameters
+    return {name: _plain(scenario.get(key)) for name, key in PARAMETER_KEYS.items() if name in names}
+
+
+def load_weights(block: str, weights, scenario: Scenario, method: str, other_array: bool):
+    """The weights.Weights of a block: ``weights`` is an already loaded Weights object (isac-sim and
+    Python users load a file once and pass it to every block), a file path (read and validated
+    here against the block's scenario, by the one rule of weights.load), or empty / None (no
+    weights). The method must need them (transceiver.get). Errors name the block and parameter."""
+    from .. import transceiver
+    from ..weights import Weights, WeightsError, load, validate
+
+    try:
+        if isinstance(weights, Weights):  # loaded once by the caller: checked, not read again
+            w = weights if weights.other_array or not other_array else dataclasses.replace(weights, other_array=True)
+            validate(w, scenario)
+        elif weights:
+            w = load(str(weights), scenario, None, bool(other_array))
+        else:
+            w = None
+    except WeightsError as exc:
+        raise error(block, "weights", str(exc)) from None
+    if w is not None and method == "":
+        method = w.method
+    try:
+        transceiver.get(method or "baseline", w)
+    except ValueError as exc:
+        raise error(block, "method", str(exc)) from None
+    return method or "baseline", w
 
 
 def check_vlen(block: str, param: str, got: int, expected: int, what: str) -> None:
@@ -117,16 +170,3 @@ def to_python(msg: pmt.pmt_t) -> dict:
     if not isinstance(out, dict):
         raise ValueError(f"expected a PMT dict, got {out!r}")
     return out
-
-
-def learned_array(block: str, path: str, scenario: Scenario):
-    """The array learned by isac-train from weights file ``path`` (impairment: element
-    positions; dictionary: K x N_theta), checked against the block's K, S, f_c, Delta_f and
-    impairment model (the block does not know the impairment seed, so the scenario hash is
-    not checked; isac-eval / isac-sim check it). Errors name the block and 'weights'."""
-    from ..weights import WeightsError, load
-
-    try:
-        return load(path, scenario, check_hash=False).array(scenario.wavelength_m)
-    except WeightsError as exc:
-        raise error(block, "weights", str(exc)) from None

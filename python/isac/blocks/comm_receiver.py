@@ -1,4 +1,4 @@
-"""isac_comm_receiver: subcarrier-wise ML detection (15) with CSI."""
+"""isac.comm_receiver: subcarrier-wise ML detection (15) with CSI."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,11 +12,16 @@ NAME = "isac_comm_receiver"
 INVALID_TAG = "invalid_comm"
 
 
-class isac_comm_receiver(gr.sync_block):
+class comm_receiver(gr.sync_block):
     """In 0: received comm frames y_c (vlen S), in 1: CSI kappa (vlen S); out: detected
     messages (vlen S, int32 in {0..3}) by ``model.ofdm.ml_detect``. Frames with NaN/Inf in
     y_c or kappa are counted in ``invalid_frames``, logged and tagged ``invalid_comm``
     (their non-finite subcarriers are detected as message 0, as ml_detect does)."""
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "comm_receiver":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     def __init__(self, S: int = 256):
         self.S = c.positive_int(NAME, "S", S)

@@ -1,4 +1,4 @@
-"""isac_json_publisher: publish PMT dict messages as JSON over ZeroMQ (pyzmq), for clients
+"""isac.json_publisher: publish PMT dict messages as JSON over ZeroMQ (pyzmq), for clients
 without GNU Radio (gr-zeromq's pub_msg_sink sends serialized PMTs instead)."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from . import _common as c
 NAME = "isac_json_publisher"
 
 
-class isac_json_publisher(gr.basic_block):
+class json_publisher(gr.basic_block):
     """Message in ``detections``, ``truth``, ``metrics`` (PMT dicts); each message is sent on a
     ZeroMQ PUB socket bound to ``address`` as two frames: the port name (topic) and the dict
     as JSON (arrays as lists, NaN as null); see gnuradio.isac.publish and apps/isac-subscribe.

@@ -1,4 +1,4 @@
-"""isac_map_display: a live QT GUI picture of the angle-delay map (Fig. 3 of the paper) with
+"""isac.map_display: a live QT GUI picture of the angle-delay map (Fig. 3 of the paper) with
 the true targets (circles) and the OMP detections (crosses) of the frame shown."""
 from __future__ import annotations
 
@@ -57,11 +57,11 @@ def _vector(message: dict, key: str) -> np.ndarray:
     return np.atleast_1d(np.asarray(message.get(key, []), dtype=np.float64)).reshape(-1)
 
 
-class isac_map_display(gr.sync_block):
-    """Angle-delay maps of ``isac_angle_delay_map`` in (float, vlen angle_grid*delay_grid,
-    angle-major, dB when ``db``); messages ``truth`` (isac_ula_channel) and ``detections``
-    (isac_omp_receiver). ``qwidget()`` is a QWidget showing one frame's map, dB re its maximum
-    down to ``floor_db``, angle (deg) over ``sector_deg`` on x, range (m) over ``range_m`` on y,
+class map_display(gr.sync_block):
+    """Angle-delay maps of ``isac.angle_delay_map_stream`` in (float, vlen angle_grid*delay_grid,
+    angle-major, dB when ``db``); messages ``truth`` (isac.ula_channel) and ``detections``
+    (isac.omp_receiver). ``qwidget()`` is a QWidget showing one frame's map, dB re its maximum
+    down to ``floor_db``, angle (deg) over ``target_sector_deg`` on x, range (m) over ``range_m`` on y,
     with circles at the frame's true targets and crosses at its detections (matched by frame
     number). The picture is refreshed at most ``update_hz`` times per second from the Qt thread
     (QTimer); the GNU Radio threads only store maps and messages under a lock. Shown is the
@@ -70,16 +70,14 @@ class isac_map_display(gr.sync_block):
 
     Needs a QApplication before construction (the QT GUI flowgraph creates it first)."""
 
-    def __init__(self, angle_grid: int = 180, delay_grid: int = 100, sector_deg=(-40.0, -20.0),
+    def __init__(self, angle_grid: int = 180, delay_grid: int = 100, target_sector_deg=(-40.0, -20.0),
                  range_m=(10.0, 190.0), db: bool = True, floor_db: float = -30.0, update_hz: float = 10.0):
         self.angle_grid = c.positive_int(NAME, "angle_grid", angle_grid)
         self.delay_grid = c.positive_int(NAME, "delay_grid", delay_grid)
-        self.sector_deg = c.interval(NAME, "sector_deg", sector_deg, " (degrees)")
+        self.target_sector_deg = c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
         self.range_m = c.interval(NAME, "range_m", range_m, " (m)")
-        c.scenario(NAME, {"sector_deg": ("scene.target_sector_deg", self.sector_deg),
-                          "range_m": ("scene.range_m", self.range_m),
-                          "angle_grid": ("receiver.angle_grid", self.angle_grid),
-                          "delay_grid": ("receiver.delay_grid", self.delay_grid)})
+        c.scenario(NAME, dict(target_sector_deg=self.target_sector_deg, range_m=self.range_m,
+                              angle_grid=self.angle_grid, delay_grid=self.delay_grid))
         if not isinstance(db, (bool, np.bool_)):
             raise c.error(NAME, "db", f"must be True or False, got {db!r}")
         self.db = bool(db)
@@ -192,7 +190,7 @@ def _qt():
 _MAP_WIDGET_CLASS = None
 
 
-def _MapWidget(block: isac_map_display):
+def _MapWidget(block: "map_display"):
     """The display widget (class built on first use, so that importing the blocks package
     does not import PyQt5)."""
     global _MAP_WIDGET_CLASS
@@ -209,7 +207,7 @@ def _make_widget_class():
         BACKGROUND = QtGui.QColor(32, 32, 32)
         TEXT = QtGui.QColor(215, 215, 215)
 
-        def __init__(self, block: isac_map_display):
+        def __init__(self, block: "map_display"):
             super().__init__(None)
             self.block = block
             self.setMinimumSize(360, 280)
@@ -245,7 +243,7 @@ def _make_widget_class():
         def to_pixel(self, angle_deg: float, range_m: float) -> tuple[float, float]:
             """Widget coordinates (x, y) of an angle (deg) and a range (m)."""
             b, r = self.block, self.plot_rect()
-            a0, a1 = self._extent(*b.sector_deg, b.angle_grid)
+            a0, a1 = self._extent(*b.target_sector_deg, b.angle_grid)
             r0, r1 = self._extent(*b.range_m, b.delay_grid)
             return (r.left() + (angle_deg - a0) / (a1 - a0) * r.width(),
                     r.bottom() - (range_m - r0) / (r1 - r0) * r.height())
@@ -310,13 +308,13 @@ def _make_widget_class():
             p.setPen(self.TEXT)
             p.setBrush(QtCore.Qt.NoBrush)
             p.drawRect(rect)
-            for t in nice_ticks(*b.sector_deg, count=max(2, int(rect.width() // 70))):
+            for t in nice_ticks(*b.target_sector_deg, count=max(2, int(rect.width() // 70))):
                 x = self.to_pixel(t, b.range_m[0])[0]
                 p.drawLine(QtCore.QPointF(x, rect.bottom()), QtCore.QPointF(x, rect.bottom() + 4))
                 label = f"{t:g}"
                 p.drawText(QtCore.QPointF(x - fm.horizontalAdvance(label) / 2, rect.bottom() + 6 + fm.ascent()), label)
             for t in nice_ticks(*b.range_m, count=max(2, int(rect.height() // 45))):
-                y = self.to_pixel(b.sector_deg[0], t)[1]
+                y = self.to_pixel(b.target_sector_deg[0], t)[1]
                 p.drawLine(QtCore.QPointF(rect.left() - 4, y), QtCore.QPointF(rect.left(), y))
                 label = f"{t:g}"
                 p.drawText(QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1),
@@ -357,4 +355,4 @@ def _make_widget_class():
     return MapWidget
 
 
-__all__ = ["isac_map_display", "colour_image", "nice_ticks"]
+__all__ = ["map_display", "colour_image", "nice_ticks"]

@@ -1,4 +1,4 @@
-"""isac_message_source: the transmitter's random messages and their QPSK symbols, frame by
+"""isac.message_source: the transmitter's random messages and their QPSK symbols, frame by
 frame, drawn exactly as ``simulation.Simulator.frame`` draws them."""
 from __future__ import annotations
 
@@ -12,11 +12,16 @@ from . import _common as c
 NAME = "isac_message_source"
 
 
-class isac_message_source(gr.sync_block):
+class message_source(gr.sync_block):
     """Source of messages m (vlen S, int32 in {0..3}) and QPSK symbols x(m) (vlen S,
     complex64). Frame i comes from ``simulation.frame_rng(seed, stream, first_frame + i)``,
     so it equals the messages and symbols of ``Simulator(...).frame(first_frame + i, stream)``
     for a scenario with ``run.seed = seed``. ``frames = 0`` runs without end."""
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "message_source":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     def __init__(self, S: int = 256, seed: int = 0, stream: str = "test", frames: int = 0, first_frame: int = 0):
         self.S = c.positive_int(NAME, "S", S)

@@ -1,4 +1,4 @@
-"""isac_metrics: running p_md (20), p_fa (21), GOSPA (17), SER (22) and RMSEs of a stream of
+"""isac.metrics: running p_md (20), p_fa (21), GOSPA (17), SER (22) and RMSEs of a stream of
 frames, accumulated as evaluation.Scores does."""
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..evaluation import Scores
-from ..model.metrics import gospa_assignment
-from ..model.scene import positions
+from ..scoring import Scores
 from . import _common as c
 
 NAME = "isac_metrics"
@@ -20,24 +18,17 @@ MAX_PENDING = 1000
 
 
 def score_frame(scores: Scores, truth: dict, detections: dict) -> None:
-    """Add one frame's sensing outcome to ``scores`` (the per-frame body of Scores.add, on the
-    ``truth`` and ``detections`` message dicts)."""
-    t_deg = np.atleast_1d(np.asarray(truth.get("angle_deg", []), dtype=np.float64))
-    t_rng = np.atleast_1d(np.asarray(truth.get("range_m", []), dtype=np.float64))
-    e_deg = np.atleast_1d(np.asarray(detections.get("angle_deg", []), dtype=np.float64))
-    e_rng = np.atleast_1d(np.asarray(detections.get("range_m", []), dtype=np.float64))
-    d, pairs = gospa_assignment(positions(np.deg2rad(t_deg), t_rng), positions(np.deg2rad(e_deg), e_rng),
-                                scores.cutoff, scores.p, scores.mu)
-    scores.gospa.append(d)
-    for i, j in pairs:
-        scores.angle_err_deg.append(e_deg[j] - t_deg[i])
-        scores.range_err_m.append(e_rng[j] - t_rng[i])
-    scores.true_counts.append(int(t_deg.shape[0]))
-    scores.est_counts.append(int(e_deg.shape[0]))
+    """Add one frame's sensing outcome to ``scores`` from the ``truth`` and ``detections``
+    message dicts (angles in degrees, ranges in m)."""
+    def vec(msg, key):
+        return np.atleast_1d(np.asarray(msg.get(key, []), dtype=np.float64))
+
+    scores.add_sensing(np.deg2rad(vec(truth, "angle_deg")), vec(truth, "range_m"),
+                       np.deg2rad(vec(detections, "angle_deg")), vec(detections, "range_m"))
 
 
-class isac_metrics(gr.sync_block):
-    """Message in ``truth`` (from isac_ula_channel) and ``detections`` (from isac_omp_receiver),
+class metrics(gr.sync_block):
+    """Message in ``truth`` (from isac.ula_channel) and ``detections`` (from isac.omp_receiver),
     stream in 0: true messages, in 1: detected messages (vlen S, int32). Out: PMT dict on
     ``metrics`` after every work call that scored frames, with p_md, p_fa, gospa, ser,
     angle_rmse_deg, range_rmse_m, frames (sensing frames scored), comm_frames,
@@ -49,19 +40,21 @@ class isac_metrics(gr.sync_block):
     scored, so the block ends after the last frame's messages (set it False when the
     message ports are not connected)."""
 
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "metrics":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
+
     def __init__(self, S: int = 256, max_targets: int = 5, gospa_c_m: float = 90.0, gospa_p: float = 2.0,
                  gospa_mu: float = 2.0, log_every: int = 100, wait_for_messages: bool = True):
         self.S = c.positive_int(NAME, "S", S)
-        sc = c.scenario(NAME, {"max_targets": ("scene.max_targets", max_targets),
-                               "gospa_c_m": ("receiver.gospa_c_m", gospa_c_m),
-                               "gospa_p": ("receiver.gospa_p", gospa_p),
-                               "gospa_mu": ("receiver.gospa_mu", gospa_mu)})
+        sc = c.scenario(NAME, dict(max_targets=max_targets, gospa_c_m=gospa_c_m, gospa_p=gospa_p,
+                                   gospa_mu=gospa_mu))
         if int(log_every) != log_every or log_every < 0:
             raise c.error(NAME, "log_every", f"must be an integer >= 0 (0 = only at stop), got {log_every!r}")
         self.log_every = int(log_every)
         self.wait_for_messages = bool(wait_for_messages)
-        rx = sc.receiver
-        self.scores = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+        self.scores = Scores.for_scenario(sc)
         self.skipped_frames = 0
         self.comm_frames = 0
         self.dropped_messages = 0
@@ -145,8 +138,7 @@ class isac_metrics(gr.sync_block):
                         break
                     truth, det = self._sensed.pop(frame)
                 errors = int(np.count_nonzero(m[i] != m_hat[i]))
-                self.scores.symbol_errors += errors
-                self.scores.symbols += self.S
+                self.scores.add_symbols(errors, self.S)
                 self.comm_frames += 1
                 done += 1
                 if self.on_frame is not None and self.wait_for_messages:

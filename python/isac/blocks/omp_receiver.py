@@ -1,14 +1,14 @@
-"""isac_omp_receiver: the baseline sensing receiver, OMP (Algorithm 1) on reciprocal-filtered
-frames, with per-frame detections as PMT dicts."""
+"""isac.omp_receiver: the sensing receiver of a method (transceiver layer) on reciprocal-filtered
+frames: OMP (Algorithm 1), differentiable-OMP inference (Sec. IV-B) or the NNBL networks, with
+per-frame detections as PMT dicts."""
 from __future__ import annotations
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..evaluation import SensingReceiver
+from .. import transceiver
 from ..model.domp import DEFAULT_TEMPERATURE
-from ..model.array import scenario_nominal_array, spacing_array
 from ..model.omp import OmpResult
 from ..model.scene import positions
 from . import _common as c
@@ -17,10 +17,6 @@ NAME = "isac_omp_receiver"
 #: detected count/threshold of the paper's scenario (Sec. V-A defaults, baseline receiver,
 #: impaired array): evaluation.calibrate on 1000 calibration frames at p_fa = 1e-2
 DEFAULT_THRESHOLD = 3.039e5
-
-
-KERNELS = ("numpy", "cpp")
-MODES = ("omp", "domp")
 
 
 def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> dict:
@@ -39,89 +35,83 @@ def empty_detections(frame: int) -> dict:
             "gain": z, "peak": z}
 
 
-def receiver_setup(name: str, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets,
-                   array, impairment):
-    """Validated (Scenario, assumed ArrayModel) of a sensing receiver block; errors name
-    ``name`` and the parameter. ``array``: "nominal" or K spacings (m)."""
-    K = c.positive_int(name, "K", K)
-    c.positive_int(name, "S", S)
-    c.interval(name, "sector_deg", sector_deg, " (degrees)")
-    c.interval(name, "range_m", range_m, " (m)")
-    scenario = c.scenario(name, {
-        "K": ("array.antennas", K), "S": ("ofdm.subcarriers", S), "fc": ("array.carrier_hz", fc),
-        "spacing_hz": ("ofdm.spacing_hz", spacing_hz),
-        "sector_deg": ("scene.target_sector_deg", list(sector_deg)), "range_m": ("scene.range_m", list(range_m)),
-        "angle_grid": ("receiver.angle_grid", angle_grid), "delay_grid": ("receiver.delay_grid", delay_grid),
-        "max_targets": ("scene.max_targets", max_targets), "impairment": ("array.impairment", impairment),
-    })
-    if isinstance(array, str):
-        if array != "nominal":
-            raise c.error(name, "array", f"must be 'nominal' or a vector of K spacings (m), got {array!r}")
-        assumed = scenario_nominal_array(scenario)
-    else:
-        d = np.asarray(array, dtype=np.float64).reshape(-1)
-        if d.size != K or not np.all(np.isfinite(d)) or np.any(d <= 0):
-            raise c.error(name, "array", f"must be 'nominal' or K = {K} finite spacings > 0 (m), got {d.size} values")
-        assumed = spacing_array(d, scenario.wavelength_m, scenario.array["impairment"])
-    return scenario, assumed
+def receiver_scenario(name: str, **params):
+    """Validated Scenario of a sensing receiver block's parameters; errors name ``name`` and the parameter."""
+    c.positive_int(name, "K", params["K"])
+    c.positive_int(name, "S", params["S"])
+    c.interval(name, "target_sector_deg", params["target_sector_deg"], " (degrees)")
+    c.interval(name, "range_m", params["range_m"], " (m)")
+    params["target_sector_deg"], params["range_m"] = list(params["target_sector_deg"]), list(params["range_m"])
+    return c.scenario(name, params)
 
 
 def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
 
 
-class isac_omp_receiver(gr.sync_block):
+class omp_receiver(gr.sync_block):
     """Reciprocal-filtered frames Y~ (vlen K*S, antenna-major) in; on the ``detections``
     message port, one PMT dict per frame: frame, count, valid, angle_deg, range_m, x_m, y_m
-    (position (2), m), gain (|LS gain (13)|), peak (map maxima of the kept iterations).
+    (position (2), m), gain (|LS gain (13)|), peak (map maxima of the kept iterations; for nn the
+    detection probabilities).
 
-    Dictionaries (8): ``evaluation.omp_dictionaries`` over the a-priori sector and range
-    interval, for the array the receiver assumes: ``array="nominal"`` (the baseline,
-    lambda/2 ULA) or a vector of K spacings d (m) under ``impairment`` ("spacing" =
-    Example 1, or "cumulative"). The count stops at the first map maximum <= ``threshold``.
-    Frames with NaN/Inf are not processed: counted in ``invalid_frames``, logged, and
-    reported with valid = False and count 0.
-
-    ``mode``: "omp" (Algorithm 1 on the sector dictionaries) or "domp" (the inference step of
-    differentiable OMP, Sec. IV-B: full [-90, 90] deg grid of ``beam_grid`` angles shared
-    with the precoder, argmax restricted to the sector, softmax window of the resolutions
-    (16) with ``temperature``, off-grid estimates). ``kernel``: "numpy" (the model, the
-    reference) or "cpp" (the C++ kernels ``OmpKernel`` / ``DompKernel``, same results). The
-    estimator is ``self.sensor`` (an ``evaluation.SensingReceiver``), called on Y~ (B, K, S).
-    ``weights``: a weights file of isac-train; its learned array replaces ``array``."""
+    The estimator is the sensing receiver of ``method`` (transceiver layer): "baseline" (the
+    nominal lambda/2 array), "perfect" (the true array of spacing_std_m / impairment_seed),
+    "impairment" / "dictionary" (the learned array of ``weights``) or "nn" (the NNBL receiver
+    networks of ``weights``); ``method=""``: the method of the weights, else baseline.
+    ``receiver``: "omp" (Algorithm 1 on the sector dictionaries (8)) or "domp" (the inference
+    step of differentiable OMP: full [-90, 90] deg grid of ``beam_grid`` angles shared with the
+    precoder, argmax restricted to the sector, softmax window of the resolutions (16) with
+    ``temperature``, off-grid estimates). ``kernel``: "cpp" (C++ kernels), "numpy" (the model),
+    "" = cpp when built. The count stops at the first peak <= ``threshold``. Frames with NaN/Inf
+    are not processed: counted in ``invalid_frames``, logged, and reported with valid = False and
+    count 0. The estimator is ``self.sensor``, called on Y~ (B, K, S)."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
-                 sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720, delay_grid: int = 200,
-                 max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD, array="nominal",
-                 impairment: str = "spacing", kernel: str = "numpy", mode: str = "omp",
-                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720, weights: str = ""):
+                 target_sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720,
+                 delay_grid: int = 200, max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD,
+                 method: str = "", weights="", receiver: str = "omp", kernel: str = "",
+                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720, impairment: str = "spacing",
+                 spacing_std_m: float = 2e-4, impairment_seed: int = 1, noise_power: float = 1.0,
+                 weights_other_array: bool = False):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario, self.array = receiver_setup(
-            NAME, K, S, fc, spacing_hz, sector_deg, range_m, angle_grid, delay_grid, max_targets, array, impairment)
-        self.scenario = self.scenario.with_overrides({"transmitter.beam_grid": c.positive_int(NAME, "beam_grid",
-                                                                                               beam_grid)})
-        if weights:  # the array learned by isac-train replaces ``array``
-            self.array = c.learned_array(NAME, weights, self.scenario)
+        self.scenario = receiver_scenario(NAME, K=K, S=S, fc=fc, spacing_hz=spacing_hz,
+                                          target_sector_deg=target_sector_deg, range_m=range_m,
+                                          angle_grid=angle_grid, delay_grid=delay_grid, max_targets=max_targets,
+                                          beam_grid=beam_grid, impairment=impairment, spacing_std_m=spacing_std_m,
+                                          impairment_seed=impairment_seed, noise_power=noise_power)
+        self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
-        if kernel not in KERNELS:
-            raise c.error(NAME, "kernel", f"must be one of {', '.join(KERNELS)}, got {kernel!r}")
-        if mode not in MODES:
-            raise c.error(NAME, "mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+        if receiver not in transceiver.RECEIVERS:
+            raise c.error(NAME, "receiver", f"must be one of {', '.join(transceiver.RECEIVERS)}, got {receiver!r}")
+        if kernel not in ("",) + transceiver.KERNELS:
+            raise c.error(NAME, "kernel", f"must be one of {', '.join(transceiver.KERNELS)} or '' (cpp when "
+                                          f"built), got {kernel!r}")
         if not _positive(temperature):
             raise c.error(NAME, "temperature", f"must be a finite number > 0, got {temperature!r}")
         try:
-            self.sensor = SensingReceiver(self.scenario, self.array, mode, kernel, float(temperature))
+            self.sensor = transceiver.sensing_receiver(self.scenario, self.method, self.weights, receiver,
+                                                       kernel or None, float(temperature))
         except (ImportError, AttributeError) as exc:
             raise c.error(NAME, "kernel", f"'cpp': the C++ kernels are not available: {exc}") from None
-        self.dictionaries = self.sensor.dictionaries
-        self.kernel, self.mode = kernel, mode
-        #: frames per OMP call: bounds memory (a few N_theta x N_tau complex maps per frame,
-        #: 1.1 MB each at the paper's sizes); numpy OMP costs 10-12 CPU ms/frame at B = 1..8
+        except ValueError as exc:
+            raise c.error(NAME, "receiver", str(exc)) from None
+        self.array = getattr(self.sensor, "array", None)
+        self.dictionaries = getattr(self.sensor, "dictionaries", None)
+        self.receiver = self.sensor.receiver
+        self.kernel = getattr(self.sensor, "kernel", "")
+        #: frames per estimator call: bounds memory (a few N_theta x N_tau complex maps per frame,
+        #: 1.1 MB each at the paper's sizes)
         self.batch = 8
         self.invalid_frames = 0
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
         self.message_port_register_out(pmt.intern("detections"))
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "omp_receiver":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs`` (method, weights, ...)."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     def set_threshold(self, threshold: float) -> None:
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)

@@ -1,4 +1,4 @@
-"""isac_positions_pdu: target positions (2) of a truth or detections message as a PDU, for
+"""isac.positions_pdu: target positions (2) of a truth or detections message as a PDU, for
 plotting (QT GUI constellation sink in message mode shows them as x + j y)."""
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ def positions_pdu(message: dict) -> pmt.pmt_t:
     return pmt.cons(meta, c.c32(p[:, 0] + 1j * p[:, 1]))
 
 
-class isac_positions_pdu(gr.basic_block):
-    """Message in ``in``: truth (isac_ula_channel) or detections (isac_omp_receiver) dicts;
+class positions_pdu(gr.basic_block):
+    """Message in ``in``: truth (isac.ula_channel) or detections (isac.omp_receiver) dicts;
     message out ``pdu``: one PDU per message, a c32vector of positions x + j y (m) with meta
     dict (frame, count). Messages without angle_deg / range_m are logged and dropped."""
 

@@ -1,5 +1,6 @@
-"""isac_precoder: the baseline ISAC transmitter of Sec. III-A, X = f x^T with f of eq. (5)
-from LS beams (6)-(7) on the nominal array."""
+"""isac.precoder: the ISAC transmitter, X = f x^T with f the precoder (5) of a method (the
+transceiver layer): LS beams (6)-(7) on the nominal array (baseline, perfect), on a learned array
+(impairment, dictionary), or the NNBL precoder MLP (nn)."""
 from __future__ import annotations
 
 import threading
@@ -8,52 +9,60 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from .. import transceiver
 from ..model.channels_stream import array_frame
-from ..simulation import baseline_precoder
 from . import _common as c
 
 NAME = "isac_precoder"
+#: parameters that may change at run time (callbacks and the config port)
+RUNTIME = ("eta", "phi", "power", "target_sector_deg", "comm_sector_deg")
 #: stream tag carrying f (c32vector, K) on the first frame and on every frame where f changed
 PRECODER_TAG = "precoder"
 
 
-class isac_precoder(gr.sync_block):
+class precoder(gr.sync_block):
     """QPSK symbols x (vlen S) in, transmitted array frames X = f x^T out (vlen K*S,
     antenna-major: item[k*S + s] = f_k x_s).
 
-    f = ``model.beamforming.transmit_beam`` on the nominal lambda/2 array (the baseline
-    transmitter, ``simulation.baseline_precoder``), or on the array learned by isac-train when
-    ``weights`` names its file (impairment or dictionary learning, Sec. IV-A). Run-time changes: ``set_eta``,
-    ``set_phi``, ``set_sensing_sector``, ``set_comm_sector``, ``set_power`` and the message
-    port ``config`` (PMT dict with any of eta, phi, power, sector_deg (sensing sector),
-    comm_sector_deg) recompute f; the new f applies from the next work call and is announced
-    by a ``precoder`` tag."""
+    f is the precoder (5) of ``method`` (transceiver layer): "baseline" / "perfect" (LS beams on
+    the nominal lambda/2 array), "impairment" / "dictionary" (LS beams on the learned array) or
+    "nn" (the NNBL precoder MLP); learned methods take ``weights`` (a file of isac-train, or a
+    loaded weights.Weights); ``method=""`` means the method of the weights, else baseline. The
+    weights are validated against the block's scenario parameters (K, S, fc, spacing_hz,
+    impairment and, unless ``weights_other_array``, the array they were learned on:
+    spacing_std_m, impairment_seed). Run-time changes: ``set_eta``, ``set_phi``,
+    ``set_target_sector``, ``set_comm_sector``, ``set_power`` and the message port ``config``
+    (PMT dict with any of eta, phi, power, target_sector_deg, comm_sector_deg) recompute f; the
+    new f applies from the next work call and is announced by a ``precoder`` tag."""
 
-    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, eta: float = 0.5, phi: float = 0.0,
-                 power: float = 1.0, sensing_sector_deg=(-40.0, -20.0), comm_sector_deg=(30.0, 50.0),
-                 beam_grid: int = 720, beam_rcond: float = 0.1, weights: str = ""):
+    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3, eta: float = 0.5,
+                 phi: float = 0.0, power: float = 1.0, target_sector_deg=(-40.0, -20.0),
+                 comm_sector_deg=(30.0, 50.0), beam_grid: int = 720, beam_rcond: float = 0.1, method: str = "",
+                 weights="", impairment: str = "spacing", spacing_std_m: float = 2e-4, impairment_seed: int = 1,
+                 weights_other_array: bool = False):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
-        c.interval(NAME, "sensing_sector_deg", sensing_sector_deg, " (degrees)")
+        c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
         c.interval(NAME, "comm_sector_deg", comm_sector_deg, " (degrees)")
-        self._params = {
-            "K": ("array.antennas", self.K), "S": ("ofdm.subcarriers", self.S), "fc": ("array.carrier_hz", fc),
-            "eta": ("transmitter.eta", eta), "phi": ("transmitter.phi_rad", phi),
-            "power": ("transmitter.power", power),
-            "sensing_sector_deg": ("scene.target_sector_deg", list(sensing_sector_deg)),
-            "comm_sector_deg": ("scene.comm_sector_deg", list(comm_sector_deg)),
-            "beam_grid": ("transmitter.beam_grid", beam_grid), "beam_rcond": ("transmitter.beam_rcond", beam_rcond),
-        }
+        self._params = dict(K=self.K, S=self.S, fc=fc, spacing_hz=spacing_hz, eta=eta, phi=phi, power=power,
+                            target_sector_deg=list(target_sector_deg), comm_sector_deg=list(comm_sector_deg),
+                            beam_grid=beam_grid, beam_rcond=beam_rcond, impairment=impairment,
+                            spacing_std_m=spacing_std_m, impairment_seed=impairment_seed)
         self.scenario = c.scenario(NAME, self._params)
-        #: the transmitter's array: None = nominal (baseline), else the learned one
-        self.array = c.learned_array(NAME, weights, self.scenario) if weights else None
+        self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
+        self.transmitter = transceiver.transmitter(self.scenario, self.method, self.weights)
         self._lock = threading.Lock()
-        self._f = baseline_precoder(self.scenario, self.array)
+        self._f = self.transmitter.precoder(self.scenario)
         self._announce = True
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S)],
                                out_sig=[(np.complex64, self.K * self.S)])
         self.message_port_register_in(pmt.intern("config"))
         self.set_msg_handler(pmt.intern("config"), self.handle_config)
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "precoder":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs`` (method, weights, ...)."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     # --- configuration ---------------------------------------------------------------
     def precoder(self) -> np.ndarray:
@@ -62,17 +71,17 @@ class isac_precoder(gr.sync_block):
             return self._f.copy()
 
     def reconfigure(self, **changes) -> None:
-        """Apply parameter changes (names of the constructor) and recompute f. Raises
-        BlockParameterError (and keeps the old f) when a value is invalid."""
+        """Apply parameter changes (names of the constructor, those of RUNTIME) and recompute f.
+        Raises BlockParameterError (and keeps the old f) when a value is invalid."""
         params = dict(self._params)
         for name, value in changes.items():
-            if name not in ("eta", "phi", "power", "sensing_sector_deg", "comm_sector_deg"):
+            if name not in RUNTIME:
                 raise c.error(NAME, name, "cannot be changed at run time")
             if name.endswith("sector_deg"):
                 value = c.interval(NAME, name, value, " (degrees)")
-            params[name] = (params[name][0], value)
+            params[name] = value
         scenario = c.scenario(NAME, params)
-        f = baseline_precoder(scenario, self.array)
+        f = self.transmitter.precoder(scenario)
         with self._lock:
             self._params, self.scenario, self._f, self._announce = params, scenario, f, True
 
@@ -85,17 +94,16 @@ class isac_precoder(gr.sync_block):
     def set_power(self, power: float) -> None:
         self.reconfigure(power=power)
 
-    def set_sensing_sector(self, sector_deg) -> None:
-        self.reconfigure(sensing_sector_deg=sector_deg)
+    def set_target_sector(self, sector_deg) -> None:
+        self.reconfigure(target_sector_deg=sector_deg)
 
     def set_comm_sector(self, sector_deg) -> None:
         self.reconfigure(comm_sector_deg=sector_deg)
 
     def handle_config(self, msg) -> None:
-        """``config`` port: PMT dict with eta, phi, power, sector_deg, comm_sector_deg.
+        """``config`` port: PMT dict with any of eta, phi, power, target_sector_deg, comm_sector_deg.
         Invalid messages are logged and ignored."""
-        keys = {"eta": "eta", "phi": "phi", "power": "power", "sector_deg": "sensing_sector_deg",
-                "sensing_sector_deg": "sensing_sector_deg", "comm_sector_deg": "comm_sector_deg"}
+        keys = {k: k for k in RUNTIME}
         try:
             items = c.to_python(msg)
             unknown = sorted(set(items) - set(keys))

@@ -1,24 +1,29 @@
-"""isac_reciprocal_filter: reciprocal filtering (3), Y~ = Y_r (/) 1 x^T."""
+"""isac.reciprocal_filter: reciprocal filtering (3), Y~ = Y_r (/) 1 x^T."""
 from __future__ import annotations
 
 import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..model.reciprocal import invalid_symbols, reciprocal_filter
+from ..model import reciprocal as model
 from . import _common as c
 
 NAME = "isac_reciprocal_filter"
 INVALID_TAG = "invalid_symbols"
 
 
-class isac_reciprocal_filter(gr.sync_block):
+class reciprocal_filter(gr.sync_block):
     """In 0: received sensing frames Y_r (vlen K*S, antenna-major), in 1: the transmitted
     symbols x (vlen S); out: Y~ (vlen K*S) by ``model.reciprocal.reciprocal_filter``.
 
     Zero, near-zero or non-finite symbols cannot be divided by: their subcarrier columns are
     set to 0 (``invalid="zero"``), the frame is counted in ``invalid_frames``, logged, and
     tagged ``invalid_symbols`` (value: number of nulled subcarriers) on the output."""
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "reciprocal_filter":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     def __init__(self, K: int = 64, S: int = 256):
         self.K = c.positive_int(NAME, "K", K)
@@ -31,9 +36,9 @@ class isac_reciprocal_filter(gr.sync_block):
         y, x = input_items
         n = len(y)
         x = x[:n]
-        out = reciprocal_filter(y[:n].reshape(n, self.K, self.S), x, invalid="zero")
+        out = model.reciprocal_filter(y[:n].reshape(n, self.K, self.S), x, invalid="zero")
         output_items[0][:n] = out.reshape(n, self.K * self.S)
-        bad = invalid_symbols(x).sum(axis=1)
+        bad = model.invalid_symbols(x).sum(axis=1)
         for i in np.nonzero(bad)[0]:
             self.invalid_frames += 1
             frame = self.nitems_read(0) + int(i)

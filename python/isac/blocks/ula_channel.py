@@ -1,4 +1,4 @@
-"""isac_ula_channel: the multi-target sensing echo (1) and the MISO downlink (4) through the
+"""isac.ula_channel: the multi-target sensing echo (1) and the MISO downlink (4) through the
 true (impaired) ULA, one frame per item, with ground truth."""
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ NAME = "isac_ula_channel"
 TRUTH_TAG = "truth"
 
 
-class isac_ula_channel(gr.sync_block):
+class ula_channel(gr.sync_block):
     """Transmitted array frames X (vlen K*S) in; out 0: received sensing frames Y_r (vlen K*S,
     antenna-major), out 1: communication frames y_c (vlen S), out 2: CSI kappa (vlen S).
 
@@ -31,7 +31,7 @@ class isac_ula_channel(gr.sync_block):
     of a given spacing vector ``spacings_m`` (K values, m) under ``impairment``.
 
     kappa = beta f^T a(phi) needs the precoder f: it is read from the ``precoder`` stream tag
-    of isac_precoder (or given as ``precoder``); without either, kappa is NaN and an error is
+    of isac.precoder (or given as ``precoder``); without either, kappa is NaN and an error is
     logged once.
 
     Fixed targets: non-empty ``fixed_angles_deg`` / ``fixed_ranges_m`` (equal lengths) give
@@ -44,7 +44,7 @@ class isac_ula_channel(gr.sync_block):
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  spacing_std_m: float = 2e-4, impairment_seed: int = 1, impairment: str = "spacing",
-                 snr_sensing_db: float = 15.0, snr_comm_db: float = 20.0, taps: int = 5,
+                 snr_sensing_db: float = 15.0, snr_comm_db: float = 20.0, comm_taps: int = 5,
                  target_sector_deg=(-40.0, -20.0), comm_sector_deg=(30.0, 50.0), range_m=(10.0, 190.0),
                  max_targets: int = 5, seed: int = 0, noise_power: float = 1.0,
                  fixed_angles_deg=(), fixed_ranges_m=(), fixed_gains=(), precoder=(),
@@ -58,18 +58,12 @@ class isac_ula_channel(gr.sync_block):
             raise c.error(NAME, "stream", f"must be one of {', '.join(STREAMS)}, got {stream!r}")
         if int(first_frame) != first_frame or first_frame < 0:
             raise c.error(NAME, "first_frame", f"must be an integer >= 0, got {first_frame!r}")
-        self.scenario = c.scenario(NAME, {
-            "K": ("array.antennas", self.K), "S": ("ofdm.subcarriers", self.S), "fc": ("array.carrier_hz", fc),
-            "spacing_hz": ("ofdm.spacing_hz", spacing_hz), "spacing_std_m": ("array.spacing_std_m", spacing_std_m),
-            "impairment_seed": ("array.impairment_seed", impairment_seed),
-            "impairment": ("array.impairment", impairment),
-            "snr_sensing_db": ("scene.snr_sensing_db", snr_sensing_db),
-            "snr_comm_db": ("scene.snr_comm_db", snr_comm_db), "taps": ("scene.comm_taps", taps),
-            "target_sector_deg": ("scene.target_sector_deg", list(target_sector_deg)),
-            "comm_sector_deg": ("scene.comm_sector_deg", list(comm_sector_deg)),
-            "range_m": ("scene.range_m", list(range_m)), "max_targets": ("scene.max_targets", max_targets),
-            "seed": ("run.seed", seed), "noise_power": ("scene.noise_power", noise_power),
-        })
+        self.scenario = c.scenario(NAME, dict(
+            K=self.K, S=self.S, fc=fc, spacing_hz=spacing_hz, spacing_std_m=spacing_std_m,
+            impairment_seed=impairment_seed, impairment=impairment, snr_sensing_db=snr_sensing_db,
+            snr_comm_db=snr_comm_db, comm_taps=comm_taps, target_sector_deg=list(target_sector_deg),
+            comm_sector_deg=list(comm_sector_deg), range_m=list(range_m), max_targets=max_targets, seed=seed,
+            noise_power=noise_power))
         sc = self.scenario
         self.seed, self.stream, self.first_frame = sc.run["seed"], stream, int(first_frame)
         d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
@@ -93,6 +87,11 @@ class isac_ula_channel(gr.sync_block):
                                out_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S),
                                         (np.complex64, self.S)])
         self.message_port_register_out(pmt.intern("truth"))
+
+    @classmethod
+    def from_scenario(cls, scenario, **kwargs) -> "ula_channel":
+        """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
+        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
     def _fixed_scene(self, angles_deg, ranges_m, gains) -> Scene | None:
         th = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
@@ -140,7 +139,7 @@ class isac_ula_channel(gr.sync_block):
             if read + i in tags:
                 self._f = np.asarray(pmt.c32vector_elements(tags[read + i]), dtype=np.complex64)
             if self._f is None and not self._warned_no_precoder:
-                self.logger.error("no precoder tag or parameter: CSI kappa is NaN (connect isac_precoder "
+                self.logger.error("no precoder tag or parameter: CSI kappa is NaN (connect isac.precoder "
                                   "or set the precoder parameter)")
                 self._warned_no_precoder = True
             index = self.first_frame + read + i

@@ -15,8 +15,8 @@ import json
 import shlex
 import sys
 
-from ..evaluation import KERNELS, METHODS, RECEIVERS, evaluate
 from ..model.domp import DEFAULT_TEMPERATURE
+from ..transceiver import KERNELS, METHODS, RECEIVERS
 from .common import add_scenario_options, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
@@ -27,7 +27,8 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=METHODS, default="baseline",
                         help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
-                             "impairment / dictionary: transmitter and receiver use the learned array (--weights)")
+                             "impairment / dictionary: transmitter and receiver use the learned array (--weights); "
+                             "nn: the NNBL networks of --weights")
     parser.add_argument("--weights", metavar="W.safetensors",
                         help="weights of isac-train for --method impairment|dictionary, or the impairment-learning "
                              "curve of --experiment fig8|fig9 (default: the shipped weights; at --size paper a "
@@ -41,9 +42,12 @@ def main(argv=None) -> int:
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
+    parser.add_argument("--weights-other-array", action="store_true",
+                        help="deploy --weights on an array other than the one they were learned on (the scenario "
+                             "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)")
     parser.add_argument("--kernel", choices=KERNELS, default=None,
-                        help="numpy (the reference model; default with --method) or cpp (the C++ kernels, same "
-                             "results; default with --experiment when they load)")
+                        help="cpp (the C++ kernels; the default when they are built) or numpy (the reference "
+                             "model, same results)")
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     from ..experiments import EXPERIMENTS, SIZES
 
@@ -76,14 +80,19 @@ def main(argv=None) -> int:
         if given:
             parser.error(f"{flag} needs --experiment")
     scenario = load_scenario(args)
+    from .. import weights as weights_io
+    from ..evaluation import evaluate
+
     try:
-        result = evaluate(scenario, args.method, progress=progress_flag(args), receiver=args.receiver,
-                          kernel=args.kernel or "numpy", temperature=args.temperature, weights=args.weights)
+        weights = None if not args.weights else weights_io.load(args.weights, scenario, args.method,
+                                                                 other_array=args.weights_other_array)
+        result = evaluate(scenario, args.method, weights, receiver=args.receiver, kernel=args.kernel,
+                          temperature=args.temperature, progress=progress_flag(args))
     except ValueError as exc:  # a missing, unfitting or unreadable weights file (WeightsError): one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = {k: result[k] for k in KEYS}
-    out.update(method=args.method, receiver=args.receiver, scenario_hash=scenario.hash(),
+    out.update(method=args.method, receiver=result["receiver"], scenario_hash=scenario.hash(),
                calibration_frames=scenario.run["calibration_frames"])
     for key in KEYS:
         print(f"{key:>16s}  {out[key]:.6g}" if isinstance(out[key], float) else f"{key:>16s}  {out[key]}")
@@ -122,7 +131,8 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     try:
         summary = run(args.experiment, scenario, args.out, kernel=args.kernel, progress=progress_flag(args),
                       weights=args.weights, command=command, temperature=args.temperature,
-                      weights_dir=args.weights_dir, size=size, device=args.device, fresh=args.fresh)
+                      weights_dir=args.weights_dir, size=size, device=args.device, fresh=args.fresh,
+                      weights_other_array=args.weights_other_array)
     except (ExperimentError, _weights_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

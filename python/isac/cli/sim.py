@@ -11,15 +11,14 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+import time
 
 import numpy as np
 
-from ..evaluation import (KERNELS, METHODS, RECEIVERS, SensingReceiver, calibrate, evaluate, receiver_array,
-                          transmitter_precoder)
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.metrics import gospa
 from ..model.scene import positions
-from ..simulation import Simulator
+from ..transceiver import KERNELS, METHODS, RECEIVERS, default_kernel
 from .common import add_scenario_options, load_scenario, progress_flag
 
 
@@ -66,23 +65,23 @@ class FramePrinter:
             self.bar.close()
 
 
-def choose_method(scenario, method: str | None, weights: str | None) -> tuple[str, str | None]:
-    """(method, weights file): --weights implies its method; with neither option, the shipped
-    impairment-learning weights when they were learned for this scenario, else baseline."""
+def choose_method(scenario, method: str | None, weights: str | None, other_array: bool = False):
+    """(method, weights.Weights or None), the weights file read and validated once: --weights
+    implies its method; with neither option, the shipped impairment-learning weights when they were
+    learned for this scenario, else baseline."""
     from .. import weights as weights_io
 
     if weights:
-        learned = weights_io.load(weights, scenario).method
-        if method not in (None, learned):
-            raise ValueError(f"--weights holds {learned!r} weights but --method is {method!r}")
-        return learned, weights
+        loaded = weights_io.load(weights, scenario, other_array=other_array)
+        if method not in (None, loaded.method):
+            raise ValueError(f"--weights holds {loaded.method!r} weights but --method is {method!r}")
+        return loaded.method, loaded
     if method is not None:
         return method, None
     default = weights_io.default_weights_path()
     if default:
         try:
-            weights_io.load(default, scenario, "impairment")
-            return "impairment", default
+            return "impairment", weights_io.load(default, scenario, "impairment")
         except weights_io.WeightsError as exc:
             print(f"note: shipped weights not used ({exc}); running the baseline", file=sys.stderr)
     return "baseline", None
@@ -94,17 +93,21 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
     parser.add_argument("--method", choices=METHODS,
                         help="baseline (nominal array), perfect (receiver knows the true array), impairment / "
-                             "dictionary (learned array at transmitter and receiver, from --weights). Default: "
-                             "impairment with the shipped weights when they were learned for this scenario, "
-                             "else baseline")
+                             "dictionary (learned array at transmitter and receiver, from --weights), nn (NNBL "
+                             "networks of --weights). Default: impairment with the shipped weights when they were "
+                             "learned for this scenario, else baseline")
     parser.add_argument("--weights", metavar="W.safetensors", help="weights of isac-train (learned methods)")
+    parser.add_argument("--weights-other-array", action="store_true",
+                        help="deploy --weights on an array other than the one they were learned on (the scenario "
+                             "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)")
     parser.add_argument("--no-compare", action="store_true",
                         help="do not score the baseline on the same frames for comparison")
     parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
                         help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
     parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
                         help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
-    parser.add_argument("--kernel", choices=KERNELS, default="cpp", help="implementation (default cpp)")
+    parser.add_argument("--kernel", choices=KERNELS, default=None,
+                        help="implementation: cpp (default when the C++ kernels are built) or numpy (same results)")
     parser.add_argument("--threshold", type=float, help="OMP threshold delta (default: calibrated to receiver.p_fa)")
     parser.add_argument("--zmq", metavar="ENDPOINT",
                         help="publish detections and metrics as serialized PMTs (gr-zeromq), e.g. tcp://127.0.0.1:5555")
@@ -120,55 +123,66 @@ def main(argv=None) -> int:
     if args.map_frame < 0:
         parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
     scenario = load_scenario(args)
+    if not args.temperature > 0:
+        parser.error(f"--temperature must be > 0, got {args.temperature}")
+    kernel = args.kernel or default_kernel()
+    from ..evaluation import calibrate, evaluate
+    from ..simulation import Simulator
+    from ..transceiver import build
+
     try:
-        method, weights = choose_method(scenario, args.method, args.weights)
-        array = receiver_array(scenario, method, weights)
+        method, weights = choose_method(scenario, args.method, args.weights, args.weights_other_array)
+        transceiver = build(scenario, method, weights, args.receiver, kernel, args.temperature)
     except ValueError as exc:  # WeightsError included: a one-line reason
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if weights:
-        print(f"weights: {weights}")
+    if weights is not None:
+        print(f"weights: {weights.source}")
     threshold = args.threshold
-    if not args.temperature > 0:
-        parser.error(f"--temperature must be > 0, got {args.temperature}")
     if threshold is None:
-        sensor = SensingReceiver(scenario, array, args.receiver, args.kernel, args.temperature)
-        simulator = Simulator(scenario, precoder=transmitter_precoder(scenario, method, array))
-        threshold = calibrate(scenario, simulator, sensor, progress_flag(args))
+        simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
+        threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
         print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
               f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}")
-    print(f"method {method}, receiver {args.receiver}, kernel {args.kernel}, K = {scenario.array['antennas']}, "
-          f"S = {scenario.ofdm['subcarriers']}, spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, "
-          f"scenario {scenario.hash()}", flush=True)
+    print(f"method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
+          f"K = {scenario.array['antennas']}, S = {scenario.ofdm['subcarriers']}, "
+          f"spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, scenario {scenario.hash()}", flush=True)
 
     from ..flowgraph import SimFlowgraph  # GNU Radio is imported only here
 
     printer = None if args.quiet else FramePrinter(scenario, args.frames, progress=progress_flag(args))
     try:
-        tb = SimFlowgraph(scenario, args.frames, threshold, receiver=method, kernel=args.kernel, weights=weights,
-                          on_frame=printer, zmq_pmt=args.zmq, zmq_json=args.zmq_json, mode=args.receiver,
-                          temperature=args.temperature)
+        tb = SimFlowgraph(scenario, args.frames, threshold, method=method, weights=weights, receiver=args.receiver,
+                          kernel=kernel, temperature=args.temperature, on_frame=printer, zmq_pmt=args.zmq,
+                          zmq_json=args.zmq_json)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    t0 = time.perf_counter()
     try:
         tb.run()
     finally:
         tb.close()
+    seconds = time.perf_counter() - t0
     if printer is not None:
         printer.close()
     s = tb.summary()
     print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
           f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
+    print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
     if method != "baseline" and not args.no_compare:
-        b = evaluate(scenario.with_overrides({"run.frames": args.frames}), "baseline", progress=progress_flag(args),
-                     receiver=args.receiver, kernel=args.kernel, temperature=args.temperature)
+        b = evaluate(scenario.with_overrides({"run.frames": args.frames}), "baseline", receiver=args.receiver,
+                     kernel=kernel, temperature=args.temperature, progress=progress_flag(args))
         print(f"baseline (nominal array, own threshold) on the same frames: p_md = {b['p_md']:.4f}, "
               f"p_fa = {b['p_fa']:.4f}, GOSPA = {b['gospa']:.2f} m, SER = {b['ser']:.4g}")
     if args.map_png:
         from ..plots import save_frame_map
 
-        save_frame_map(args.map_png, scenario, args.map_frame, threshold, method, weights)
+        try:
+            save_frame_map(args.map_png, scenario, args.map_frame, threshold, method, weights)
+        except ValueError as exc:
+            print(f"error: --map-png: {exc}", file=sys.stderr)
+            return 2
         print(f"angle-delay map of frame {args.map_frame} saved to {args.map_png}")
     return 0
 

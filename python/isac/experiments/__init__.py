@@ -27,7 +27,8 @@ from typing import Iterable
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
 from . import crb, fig3, sweep, tradeoff
-from .common import SIZES, Context, ExperimentError, default_kernel, write_json
+from ..transceiver import default_kernel
+from .common import SIZES, Context, ExperimentError, write_json
 from .resume import ResultStore, file_digest, scenario_digest
 
 #: name -> (module-level defaults, quick sizes, runner, one-line description)
@@ -79,7 +80,8 @@ def experiment_scenario(name: str, config: str | None = None, overrides: Iterabl
 
 def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: str | None = None, progress=None,
         weights: str | None = None, command: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-        weights_dir: str | None = None, size: str | None = None, device: str = "cpu", fresh: bool = False) -> dict:
+        weights_dir: str | None = None, size: str | None = None, device: str = "cpu", fresh: bool = False,
+        weights_other_array: bool = False) -> dict:
     """Run experiment ``name`` on ``scenario`` (see :func:`experiment_scenario`), writing
     NAME.csv, NAME.png and NAME.json into ``out``. Returns the summary dict.
 
@@ -100,9 +102,10 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     weights_key = file_digest(weights) if weights and os.path.isfile(weights) else weights
     store = ResultStore(os.path.join(out, ".partial", name),
                         {"experiment": name, "size": size, "kernel": kernel, "temperature": temperature,
-                         "scenario": scenario_digest(scenario), "weights": weights_key}, enabled=not fresh)
+                         "scenario": scenario_digest(scenario), "weights": weights_key,
+                         **({"weights_other_array": True} if weights_other_array else {})}, enabled=not fresh)
     ctx = Context(name, scenario, out, size == "quick", kernel, progress, weights, temperature, weights_dir,
-                  size=size, device=device, store=store)
+                  size=size, device=device, store=store, weights_other_array=weights_other_array)
     t0 = time.perf_counter()
     result = EXPERIMENTS[name][2](ctx)
     elapsed = time.perf_counter() - t0

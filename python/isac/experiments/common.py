@@ -1,6 +1,6 @@
 """Shared pieces of the experiments: the run context, output writers (CSV, strict JSON,
-PNG through matplotlib's Agg backend), Monte Carlo confidence intervals, the sensing
-kernel choice and the calibration peaks of a receiver."""
+PNG through matplotlib's Agg backend) and Monte Carlo confidence intervals. Transceivers come
+from the transceiver layer, calibration and scoring from ``evaluation``."""
 from __future__ import annotations
 
 import csv
@@ -14,8 +14,6 @@ import numpy as np
 
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
-from ..evaluation import _batches, _progress, sense
-from ..simulation import Simulator
 
 #: two-sided 95 % normal quantile used by every interval below
 Z95 = 1.959963984540054
@@ -44,7 +42,7 @@ class Context:
     scenario: Scenario
     out: str
     quick: bool = False
-    kernel: str = "numpy"
+    kernel: str | None = None  # None: transceiver.default_kernel()
     progress: Any = None
     weights: str | None = None
     temperature: float = DEFAULT_TEMPERATURE  # dOMP softmax temperature
@@ -52,6 +50,7 @@ class Context:
     size: str | None = None  # None: "quick" if quick else "default"
     device: str = "cpu"
     store: Any = None
+    weights_other_array: bool = False  # load the given weights with weights.load(..., other_array=True)
     files: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,6 +60,16 @@ class Context:
             raise ExperimentError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         self.quick = self.size == "quick"
 
+    def load_weights(self, path: str, method: str):
+        """The weights file ``path`` of ``method``, read and validated (weights.load) against the
+        experiment's scenario, once per file and run."""
+        from .. import weights as weights_io
+
+        cache = self.__dict__.setdefault("_weights", {})
+        if path not in cache:
+            cache[path] = weights_io.load(path, self.scenario, method, other_array=self.weights_other_array)
+        return cache[path]
+
     def unit(self, key: dict, compute):
         """The result of one unit of work: from the store of a resumed run, else compute() (stored)."""
         return compute() if self.store is None else self.store.unit(key, compute)
@@ -69,15 +78,6 @@ class Context:
         p = os.path.join(self.out, filename)
         self.files.append(filename)
         return p
-
-
-def default_kernel() -> str:
-    """"cpp" when the compiled kernels load (same results as numpy, 10-20x faster), else "numpy"."""
-    try:
-        from .. import DompKernel, OmpKernel  # noqa: F401
-    except ImportError:
-        return "numpy"
-    return "cpp"
 
 
 def wilson_interval(successes: float, trials: float, z: float = Z95) -> tuple[float, float]:
@@ -167,17 +167,3 @@ def save_figure(fig, path: str, title: str, fontsize: float = 10, tight_bbox: bo
         fig.tight_layout()
         fig.savefig(path, dpi=130)
     plt.close(fig)
-
-
-def calibration_peaks(scenario: Scenario, simulator: Simulator, receiver, progress=None, desc="calibrating"):
-    """(peaks (B, T_max), true counts (B,)) of ``receiver`` on the calibration frames, the
-    input of model.metrics.calibrate_threshold (evaluation.calibrate keeps only its result)."""
-    peaks, counts = [], []
-    total = scenario.run["calibration_frames"]
-    with _progress(total, desc, progress) as bar:
-        for start, n in _batches(total, scenario.run["batch"]):
-            frames = simulator.frames(start, n, "calibration")
-            peaks.append(sense(frames, receiver).peaks)
-            counts.append(frames.true_counts)
-            bar.update(n)
-    return np.concatenate(peaks), np.concatenate(counts)

@@ -30,11 +30,13 @@ import time
 import numpy as np
 
 from ..config import SPEED_OF_LIGHT
-from ..evaluation import SensingReceiver, _batches, _progress, receiver_array, sense
+from ..evaluation import batches, progress_bar, sense
 from ..model.beamforming import beam_gain
 from ..model.grids import angle_grid, delay_grid, delay_to_range
 from ..model.scene import Scene, sensing_gain_variance
+from ..model.array import true_array
 from ..simulation import Simulator, baseline_precoder
+from ..transceiver import sensing_receiver
 from .common import Context, pyplot, rmse_interval, save_figure, write_csv
 from .resume import scenario_digest
 
@@ -141,7 +143,7 @@ def run(ctx: Context) -> dict:
     sc = ctx.scenario
     snrs = QUICK_SNR_DB if ctx.quick else SNR_DB
     theta0, r0 = target(sc)
-    true = receiver_array(sc, "perfect")
+    true = true_array(sc)
     f = baseline_precoder(sc)
     rows, crb_rows, timing = [], [], {}
     for snr in snrs:
@@ -155,10 +157,10 @@ def run(ctx: Context) -> dict:
             t0 = time.perf_counter()
 
             def compute():
-                receiver = SensingReceiver(s, receiver_array(s, method), mode, ctx.kernel, ctx.temperature)
+                receiver = sensing_receiver(s, method, None, mode, ctx.kernel, ctx.temperature)
                 ea, er = [], []
-                with _progress(s.run["frames"], f"SNR {snr:g} dB {key}", ctx.progress) as bar:
-                    for start, n in _batches(s.run["frames"], s.run["batch"]):
+                with progress_bar(s.run["frames"], f"SNR {snr:g} dB {key}", ctx.progress) as bar:
+                    for start, n in batches(s.run["frames"], s.run["batch"]):
                         res = sense(simulator.frames(start, n, "test"), receiver)
                         ea.append(np.rad2deg(res.angles_rad[:, 0] - theta0))
                         er.append(res.ranges_m[:, 0] - r0)

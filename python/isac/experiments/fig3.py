@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..evaluation import omp_dictionaries, receiver_array
+from ..model.array import scenario_nominal_array
+from ..model.dictionaries import omp_dictionaries
 from ..model.angle_delay import angle_delay_map
 from ..model.grids import delay_to_range
 from ..model.reciprocal import reciprocal_filter
@@ -46,7 +47,7 @@ def maps(ctx: Context):
     ideal = sc.with_overrides({"array.spacing_std_m": 0.0})
     sigma_r = np.sqrt(sensing_gain_variance(sc.scene["snr_sensing_db"], sc.array["antennas"], sc.scene["noise_power"]))
     scene = fixed_scene(TARGET_ANGLES_DEG, TARGET_RANGES_M, gains=sigma_r * np.exp(1j * np.array(TARGET_PHASES_RAD)))
-    D = omp_dictionaries(sc, receiver_array(sc, "baseline"))  # the nominal receiver in both cases
+    D = omp_dictionaries(sc, scenario_nominal_array(sc))  # the nominal receiver in both cases
     out = []
     for s in (ideal, sc):  # the true array differs; the transmitter is the nominal baseline in both
         frames = Simulator(s, scene=scene).frames(0, 1, "test")

@@ -54,11 +54,9 @@ def cache_dir(ctx: Context) -> str:
     return os.path.join(ctx.out, "weights" if ctx.size == "default" else f"weights-{ctx.size}")
 
 
-def _loads(path: str, scenario: Scenario, method: str) -> bool:
-    from .. import weights as weights_io
-
+def _loads(ctx: Context, path: str, method: str) -> bool:
     try:
-        weights_io.load(path, scenario, method)
+        ctx.load_weights(path, method)
     except (ValueError, OSError):
         return False
     return True
@@ -139,31 +137,31 @@ def resolve_weights(ctx: Context, key: str, given: str | None = None) -> dict[st
 
     method = method_of(key)
     if given:
-        weights_io.load(given, ctx.scenario, method)  # a file that does not fit fails here, saying why
+        ctx.load_weights(given, method)  # a file that does not fit fails here, saying why
         return {"path": given, "source": "given"}
     name = WEIGHT_FILES[key]
     if ctx.weights_dir:
         p = os.path.join(ctx.weights_dir, name)
         if os.path.isfile(p):
-            weights_io.load(p, ctx.scenario, method)
+            ctx.load_weights(p, method)
             return {"path": p, "source": "weights-dir"}
     cached = os.path.join(cache_dir(ctx), name)
-    if os.path.isfile(cached) and _loads(cached, ctx.scenario, method):
+    if os.path.isfile(cached) and _loads(ctx, cached, method):
         return {"path": cached, "source": "cached"}
     if key == "impairment" and ctx.size != "paper":
         shipped = weights_io.default_weights_path()
-        if shipped and _loads(shipped, ctx.scenario, method):
+        if shipped and _loads(ctx, shipped, method):
             return {"path": shipped, "source": "shipped"}
     info = train_weights(ctx, key, cached)
     return {"path": cached, "source": "trained", **info}
 
 
-def parameter_count(scenario: Scenario, method: str, path: str) -> dict:
-    """Learnable parameters of a weights file: impairment K real spacings, dictionary K x N
+def parameter_count(scenario: Scenario, w) -> dict:
+    """Learnable parameters of loaded weights ``w``: impairment K real spacings, dictionary K x N
     complex entries, NNBL the trainer's count of real parameters (nnbl.parameter_counts)."""
     from .. import weights as weights_io
 
-    w = weights_io.load(path, scenario, method)
+    method = w.method
     if method == "impairment":
         return {"real": int(w.tensors["spacings_m"].size)}
     if method == "dictionary":

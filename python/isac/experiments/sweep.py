@@ -5,7 +5,7 @@ For each method (transmitter, array the receiver assumes, receiver mode):
   1. one run of T_max iterations on every calibration frame gives the map peaks; for each
      target false-alarm rate in P_FA_TARGETS, model.metrics.calibrate_threshold picks the
      threshold (the same rule as isac-eval, whose p_fa = 1e-2 is one of the targets);
-  2. one run on every test frame; evaluation.Scores scores it at every threshold (the
+  2. one run on every test frame; evaluation.score scores it at every threshold (the
      detected count for a threshold comes from the same run: OmpResult.counts).
 Each point carries 95 % intervals: Wilson score intervals for p_md and p_fa (successes =
 missed / false targets, trials = sum T_i / sum (T_max - T_i); the slots of one frame are not
@@ -20,19 +20,18 @@ Each method's curve is one unit of a resumable run (resume.py).
 """
 from __future__ import annotations
 
-import hashlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..evaluation import Scores, SensingReceiver, _batches, _progress, receiver_array, sense, transmitter_precoder
-from ..model.array import ArrayModel
+from ..evaluation import calibration_peaks, score
 from ..model.metrics import calibrate_threshold
-from ..model.ofdm import ml_detect
 from ..simulation import Simulator
-from .common import Context, calibration_peaks, mean_interval, pyplot, save_figure, wilson_interval, write_csv
+from ..transceiver import build
+from .common import Context, mean_interval, pyplot, save_figure, wilson_interval, write_csv
 from .learned import resolve_weights
+from .resume import file_digest
 
 #: target false-alarm rates of the threshold sweep (1e-2 is the paper's operating point)
 P_FA_TARGETS = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5)
@@ -47,72 +46,54 @@ COLUMNS = ("method", "label", "p_fa_target", "threshold", "p_fa", "p_fa_lo", "p_
 
 
 @dataclass
-class Method:
-    """One curve: ``key`` (CSV name), ``label`` (legend), the array the receiver assumes,
-    the receiver mode ("omp" | "domp") and the transmitter's precoder (None: baseline)."""
+class Curve:
+    """One curve: ``key`` (CSV name), ``label`` (legend), the transceiver ``method``, the
+    ``receiver`` ("omp" | "domp") and, for a learned method, its weights file."""
 
     key: str
     label: str
-    array: ArrayModel
-    mode: str
-    precoder: np.ndarray | None = None
+    method: str
+    receiver: str
+    weights: str | None = None
 
 
-def learned_method(ctx: Context) -> tuple[Method, dict]:
+def learned_curve(ctx: Context) -> tuple[Curve, dict]:
     """The impairment-learning curve of Fig. 8 and where its weights came from: ``ctx.weights``
     (--weights) or learned.resolve_weights (the shipped weights at the quick and default sizes,
     a paper-profile training at --size paper). The learned spacings define the array of BOTH
     the transmitter (LS synthesis (6)-(7) on the learned array) and the dOMP receiver
     (parameter sharing, Sec. IV)."""
     source = resolve_weights(ctx, "impairment", ctx.weights)  # WeightsError says why not
-    array = receiver_array(ctx.scenario, "impairment", source["path"])
-    precoder = transmitter_precoder(ctx.scenario, "impairment", array)
-    return Method("learned", "impairment learning (dOMP)", array, "domp", precoder), source
+    return Curve("learned", "impairment learning (dOMP)", "impairment", "domp", source["path"]), source
 
 
-def fig7_methods(ctx: Context) -> list[Method]:
-    perfect = receiver_array(ctx.scenario, "perfect")
-    return [Method("omp_perfect", "OMP, perfect knowledge", perfect, "omp"),
-            Method("domp_perfect", "dOMP, perfect knowledge", perfect, "domp")]
+def fig7_curves(ctx: Context) -> list[Curve]:
+    return [Curve("omp_perfect", "OMP, perfect knowledge", "perfect", "omp"),
+            Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp")]
 
 
-def fig8_methods(ctx: Context) -> tuple[list[Method], dict]:
-    learned, source = learned_method(ctx)
-    return [Method("baseline", "baseline (OMP, nominal array)", receiver_array(ctx.scenario, "baseline"), "omp"),
-            Method("domp_perfect", "dOMP, perfect knowledge", receiver_array(ctx.scenario, "perfect"), "domp"),
-            learned], source
+def fig8_curves(ctx: Context) -> tuple[list[Curve], dict]:
+    learned, source = learned_curve(ctx)
+    return [Curve("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
+            Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"), learned], source
 
 
-def _digest(array: np.ndarray | None) -> str | None:
-    return None if array is None else hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+def curve_key(curve: Curve) -> dict:
+    """What one curve's result depends on besides the run's scenario and options."""
+    return {"curve": curve.key, "label": curve.label, "method": curve.method, "receiver": curve.receiver,
+            "weights": file_digest(curve.weights)}
 
 
-def method_key(method: Method) -> dict:
-    """What one curve's result depends on besides the run's scenario and options: the array the
-    receiver assumes (its response on a fixed angle grid), the receiver mode and the precoder."""
-    probe = np.linspace(-np.pi / 2, np.pi / 2, 181)
-    return {"curve": method.key, "label": method.label, "mode": method.mode,
-            "array": _digest(method.array.steering(probe)), "precoder": _digest(method.precoder)}
-
-
-def sweep_method(ctx: Context, method: Method) -> list[dict]:
-    """The rows (one per distinct threshold) of one method's curve."""
+def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
+    """The rows (one per distinct threshold) of one curve."""
     sc = ctx.scenario
     T = sc.scene["max_targets"]
-    rx = sc.receiver
-    simulator = Simulator(sc, precoder=method.precoder)
-    receiver = SensingReceiver(sc, method.array, method.mode, ctx.kernel, ctx.temperature)
-    peaks, counts = calibration_peaks(sc, simulator, receiver, ctx.progress, f"calibrating {method.key}")
+    weights = ctx.load_weights(curve.weights, curve.method) if curve.weights else None
+    tr = build(sc, curve.method, weights, curve.receiver, ctx.kernel, ctx.temperature)
+    simulator = Simulator(sc, precoder=tr.precoder(sc))
+    peaks, counts = calibration_peaks(sc, simulator, tr.receiver, ctx.progress, f"calibrating {curve.key}")
     thresholds = [calibrate_threshold(peaks, counts, T, p) for p in P_FA_TARGETS]
-    scores = [Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"]) for _ in thresholds]
-    with _progress(sc.run["frames"], f"testing {method.key}", ctx.progress) as bar:
-        for start, n in _batches(sc.run["frames"], sc.run["batch"]):
-            frames = simulator.frames(start, n, "test")
-            result = sense(frames, receiver)
-            detected = ml_detect(frames.y_comm, frames.csi)
-            for s, thr in zip(scores, thresholds):
-                s.add(frames, result, thr, detected)
-            bar.update(n)
+    scores = score(sc, simulator, tr.receiver, thresholds, ctx.progress, f"testing {curve.key}")
     rows, seen = [], set()
     for target, thr, s in zip(P_FA_TARGETS, thresholds, scores):
         if thr in seen:  # two targets calibrated to the same threshold: one point
@@ -124,7 +105,7 @@ def sweep_method(ctx: Context, method: Method) -> list[dict]:
         md_lo, md_hi = wilson_interval((t - np.minimum(t, e)).sum(), t.sum())
         fa_lo, fa_hi = wilson_interval((np.maximum(t, e) - t).sum(), (T - t).sum())
         g, g_lo, g_hi = mean_interval(s.gospa)
-        rows.append(dict(method=method.key, label=method.label, p_fa_target=target, threshold=thr,
+        rows.append(dict(method=curve.key, label=curve.label, p_fa_target=target, threshold=thr,
                          p_fa=summ["p_fa"], p_fa_lo=fa_lo, p_fa_hi=fa_hi, p_md=summ["p_md"], p_md_lo=md_lo,
                          p_md_hi=md_hi, gospa=g, gospa_lo=g_lo, gospa_hi=g_hi,
                          angle_rmse_deg=summ["angle_rmse_deg"], range_rmse_m=summ["range_rmse_m"],
@@ -167,20 +148,20 @@ def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
     save_figure(fig, path, title)
 
 
-def _run(ctx: Context, methods: list[Method], title: str) -> dict:
-    """Each method's curve is one resumable unit (resume.py)."""
+def _run(ctx: Context, methods: list[Curve], title: str) -> dict:
+    """Each curve is one resumable unit (resume.py)."""
     curves, timing = {}, {}
     for m in methods:
         t0 = time.perf_counter()
-        curves[m.key] = ctx.unit(method_key(m), lambda: sweep_method(ctx, m))
+        curves[m.key] = ctx.unit(curve_key(m), lambda: sweep_curve(ctx, m))
         timing[m.key] = time.perf_counter() - t0
     rows = [r for key in curves for r in curves[key]]
     write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
     plot(ctx.path(f"{ctx.name}.png"), curves, title)
     at = {k: at_operating_point(v) for k, v in curves.items()}
     return {
-        "methods": {m.key: {"label": m.label, "receiver": m.mode,
-                            "transmitter": "baseline" if m.precoder is None else "learned"} for m in methods},
+        "methods": {m.key: {"label": m.label, "receiver": m.receiver,
+                            "transmitter": "learned" if m.weights else "baseline"} for m in methods},
         "at_p_fa_1e-2": {k: {c: r[c] for c in ("threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md", "p_md_lo",
                                                  "p_md_hi", "gospa", "gospa_lo", "gospa_hi", "angle_rmse_deg",
                                                  "range_rmse_m")} for k, r in at.items()},
@@ -192,7 +173,7 @@ def _run(ctx: Context, methods: list[Method], title: str) -> dict:
 
 def run_fig7(ctx: Context) -> dict:
     sc = ctx.scenario
-    out = _run(ctx, fig7_methods(ctx), f"Fig. 7: OMP vs dOMP, perfect impairment knowledge, baseline transmitter "
+    out = _run(ctx, fig7_curves(ctx), f"Fig. 7: OMP vs dOMP, perfect impairment knowledge, baseline transmitter "
                f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
                f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
     a = out["at_p_fa_1e-2"]
@@ -203,7 +184,7 @@ def run_fig7(ctx: Context) -> dict:
 
 def run_fig8(ctx: Context) -> dict:
     sc = ctx.scenario
-    methods, source = fig8_methods(ctx)  # loads the weights first: a bad file fails before any simulation
+    methods, source = fig8_curves(ctx)  # loads the weights first: a bad file fails before any simulation
     out = _run(ctx, methods, f"Fig. 8: baseline vs perfect knowledge vs impairment learning "
                f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
                f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
@@ -214,4 +195,4 @@ def run_fig8(ctx: Context) -> dict:
     return out
 
 
-__all__ = ["DEFAULTS", "Method", "P_FA_TARGETS", "QUICK", "learned_method", "run_fig7", "run_fig8", "sweep_method"]
+__all__ = ["Curve", "DEFAULTS", "P_FA_TARGETS", "QUICK", "learned_curve", "run_fig7", "run_fig8", "sweep_curve"]

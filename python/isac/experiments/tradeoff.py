@@ -5,9 +5,9 @@ receiver.p_fa (evaluation.calibrate, the rule of isac-eval) on calibration frame
 point's precoder, then test frames are scored with evaluation.Scores: p_md (20), GOSPA (17),
 angle / range RMSE over the GOSPA-matched pairs, and the SER (22) of the ML detector on the
 communication link. The sensing receiver does not depend on (eta, phi) (it is built once per
-method); the transmitter does. Nothing here re-implements the model: the precoder, the
-receivers, calibration and scoring are evaluation's (the same calls as evaluation.evaluate; a
-test checks one point against it).
+method); the transmitter does. Nothing here re-implements the model: the precoder and the
+receivers come from the transceiver layer, calibration and scoring from evaluation (the same
+calls as evaluation.evaluate; a test checks one point against it).
 
 95 % intervals: Wilson for p_md (missed / sum T_i) and for the SER (symbol errors / symbols;
 symbols of one frame share a channel, so it is approximate), the normal interval of the mean
@@ -44,10 +44,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Scenario
-from ..evaluation import (Scores, SensingReceiver, _batches, _progress, calibrate, nn_transceiver, receiver_array,
-                          sense, transmitter_precoder)
-from ..model.ofdm import ml_detect
+from ..evaluation import calibrate, progress_bar, score
 from ..simulation import Simulator
+from ..transceiver import build
 from .common import Context, ExperimentError, mean_interval, pyplot, rmse_interval, save_figure, wilson_interval, write_csv
 from .learned import method_of, parameter_count, resolve_weights
 from .resume import file_digest, scenario_digest
@@ -91,23 +90,18 @@ class Spec:
 
 
 class Transceiver:
-    """The transmitter per (eta, phi) and the receiver (built once) of one Spec, exactly as
-    evaluation.evaluate builds them."""
+    """The transceiver of one Spec (transceiver.build, as evaluation.evaluate builds it): the
+    receiver is built once, the precoder per (eta, phi)."""
 
     def __init__(self, scenario: Scenario, spec: Spec, ctx: Context):
         self.spec = spec
-        if spec.method == "nn":
-            _, self.sensor = nn_transceiver(scenario, spec.weights)
-            self.array = None
-        else:
-            self.array = receiver_array(scenario, spec.method, spec.weights)
-            self.sensor = SensingReceiver(scenario, self.array, spec.receiver, ctx.kernel, ctx.temperature)
+        weights = ctx.load_weights(spec.weights, spec.method) if spec.weights else None
+        self.transceiver = build(scenario, spec.method, weights, spec.receiver, ctx.kernel, ctx.temperature)
+        self.sensor = self.transceiver.receiver
         self._single_target_threshold = None
 
     def precoder(self, scenario: Scenario) -> np.ndarray:
-        if self.spec.method == "nn":
-            return nn_transceiver(scenario, self.spec.weights)[0]
-        return transmitter_precoder(scenario, self.spec.method, self.array)
+        return self.transceiver.precoder(scenario)
 
     def threshold(self, scenario: Scenario, simulator: Simulator) -> float:
         """delta calibrated to receiver.p_fa (evaluation.calibrate). With T_max = 1 a false alarm
@@ -125,12 +119,7 @@ def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
     """Calibrate to receiver.p_fa and score one sweep point; the row of the CSV."""
     simulator = Simulator(scenario, precoder=tr.precoder(scenario))
     threshold = tr.threshold(scenario, simulator)
-    rx = scenario.receiver
-    T = scenario.scene["max_targets"]
-    s = Scores(T, rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
-    for start, n in _batches(scenario.run["frames"], scenario.run["batch"]):
-        frames = simulator.frames(start, n, "test")
-        s.add(frames, sense(frames, tr.sensor), threshold, ml_detect(frames.y_comm, frames.csi))
+    s = score(scenario, simulator, tr.sensor, [threshold], False)[0]
     summ = s.summary()
     t = np.asarray(s.true_counts, np.float64)
     e = np.asarray(s.est_counts, np.float64)
@@ -154,7 +143,7 @@ def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
     tr = None
     digest = file_digest(spec.weights)
     rows = []
-    with _progress(len(etas) * len(phis), f"{ctx.name} {spec.key}", ctx.progress) as bar:
+    with progress_bar(len(etas) * len(phis), f"{ctx.name} {spec.key}", ctx.progress) as bar:
         for eta in etas:
             for phi in phis:
                 sc = ctx.scenario.with_overrides({"transmitter.eta": float(eta), "transmitter.phi_rad": float(phi)})
@@ -289,7 +278,7 @@ def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
     weights, params, t_weights = {}, {}, time.perf_counter()
     for key in keys[1:]:
         weights[key] = resolve_weights(ctx, key)
-        params[key] = parameter_count(sc, method_of(key), weights[key]["path"])
+        params[key] = parameter_count(sc, ctx.load_weights(weights[key]["path"], method_of(key)))
     t_weights = time.perf_counter() - t_weights
     specs = [Spec("baseline", labels["baseline"], "baseline", "omp")]
     for key in keys[1:]:
