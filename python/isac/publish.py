@@ -6,16 +6,84 @@ Two wire formats on their own endpoints:
   pmt   one frame per message: the dict, with its topic under the key "topic", as a serialized
         PMT (``pmt.serialize_str``), the format of gr-zeromq's pub_msg_sink; clients decode
         with ``pmt.deserialize_str``.
+
+Endpoints are checked before anything binds (``validate_endpoint``): tcp://HOST:PORT with PORT
+1-65535 (0 or * = any free port; zmq itself would silently take a port > 65535 modulo 65536),
+ipc://PATH or inproc://NAME. ``Publisher.endpoint`` is the endpoint actually bound (zmq's
+LAST_ENDPOINT), e.g. the port chosen for tcp://127.0.0.1:0.
 """
 from __future__ import annotations
 
+import ipaddress
 import json
 import math
+import re
 
 import numpy as np
 import zmq
 
 FORMATS = ("json", "pmt")
+SCHEMES = ("tcp", "ipc", "inproc")
+ENDPOINT_FORMS = "tcp://HOST:PORT (PORT 1-65535, or 0 for any free port), ipc://PATH or inproc://NAME"
+_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?")  # DNS name or interface (eth0, lo)
+
+
+def _tcp_problem(rest: str, bind: bool) -> str | None:
+    """Why ``HOST:PORT`` of a tcp endpoint is unusable (None when it is fine)."""
+    host, colon, port = rest.rpartition(":")
+    if not colon or not host:
+        return "a tcp endpoint needs HOST:PORT"
+    if host.startswith("["):
+        try:
+            if not host.endswith("]"):
+                raise ValueError(host)
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"host {host} is not a bracketed IPv6 address"
+    elif host == "*":
+        if not bind:
+            return "host * (all interfaces) is for binding only"
+    elif re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"host {host} is not an IPv4 address"
+    elif not _NAME.fullmatch(host):
+        return f"host {host!r} is not a host name, interface or IP address"
+    if port == "*" and bind:
+        return None
+    if not re.fullmatch(r"[0-9]+", port):
+        return f"port {port!r} is not a number"
+    if not (0 if bind else 1) <= int(port) <= 65535:
+        return f"port {port} is out of range"
+    return None
+
+
+def validate_endpoint(text, name: str = "endpoint", bind: bool = True) -> str:
+    """``text`` if it is a ZeroMQ endpoint this package can bind (``bind``) or connect to, else
+    ValueError naming ``name`` (the option, e.g. --zmq-json) and the allowed forms. Nothing
+    is opened; a tcp host name is not resolved here."""
+    problem = None
+    if not isinstance(text, str):
+        problem = f"not a string ({type(text).__name__})"
+    elif not text:
+        problem = "empty"
+    elif any(ch.isspace() for ch in text):
+        problem = "contains white space"
+    else:
+        scheme, sep, rest = text.partition("://")
+        if not sep:
+            problem = "no scheme://"
+        elif scheme not in SCHEMES:
+            problem = f"scheme {scheme!r} is not one of {', '.join(SCHEMES)}"
+        elif not rest:
+            problem = f"nothing after {scheme}://"
+        elif scheme == "tcp":
+            problem = _tcp_problem(rest, bind)
+    if problem:
+        forms = ENDPOINT_FORMS if bind else ENDPOINT_FORMS.replace(", or 0 for any free port", "")
+        raise ValueError(f"{name} {text!r}: {problem}; expected {forms}")
+    return text
 
 
 def jsonable(value):
@@ -23,8 +91,8 @@ def jsonable(value):
     complex -> [re, im]."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):
-        return [jsonable(v) for v in value.tolist()]
+    if isinstance(value, np.ndarray):  # nested lists, or a scalar for a 0-d array
+        return jsonable(value.tolist())
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, (bool, np.bool_)):
@@ -44,15 +112,17 @@ def encode(topic: str, message: dict) -> list[bytes]:
 
 
 class Publisher:
-    """A PUB socket bound to ``endpoint`` sending dicts in format ``json`` or ``pmt``."""
+    """A PUB socket bound to ``endpoint`` sending dicts in format ``json`` or ``pmt``.
 
-    def __init__(self, endpoint: str, fmt: str = "json"):
+    ``requested`` is the endpoint as given, ``endpoint`` the one bound (zmq's LAST_ENDPOINT:
+    the actual port of tcp://HOST:0, tcp://0.0.0.0:PORT for tcp://*:PORT). ``name`` names the
+    option the endpoint came from in error messages."""
+
+    def __init__(self, endpoint: str, fmt: str = "json", name: str = "endpoint"):
         if fmt not in FORMATS:
             raise ValueError(f"publisher format must be one of {', '.join(FORMATS)}, got {fmt!r}")
-        if not isinstance(endpoint, str) or "://" not in endpoint:
-            raise ValueError(f"ZeroMQ endpoint must look like tcp://127.0.0.1:5556, got {endpoint!r}")
+        self.requested = validate_endpoint(endpoint, name)
         self.fmt = fmt
-        self.endpoint = endpoint
         self.published = 0
         self._socket = zmq.Context.instance().socket(zmq.PUB)
         self._socket.setsockopt(zmq.LINGER, 2000)  # let queued messages leave at close
@@ -60,7 +130,8 @@ class Publisher:
             self._socket.bind(endpoint)
         except zmq.ZMQError as exc:
             self._socket.close()
-            raise ValueError(f"cannot bind ZeroMQ endpoint {endpoint}: {exc}") from None
+            raise ValueError(f"{name} {endpoint!r}: cannot bind: {exc}") from None
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def publish(self, topic: str, message: dict) -> None:
         if self.fmt == "json":
