@@ -3,48 +3,145 @@
     isac-subscribe tcp://127.0.0.1:5556            # JSON (isac-sim --zmq-json), needs only pyzmq
     isac-subscribe --pmt tcp://127.0.0.1:5555      # serialized PMTs (isac-sim --zmq), needs GNU Radio's pmt
 
-Runs until interrupted, or for --count messages / --timeout seconds without a message."""
+Runs until interrupted, or for --count messages / --timeout seconds without a message.
+A malformed message (not two frames of topic and JSON object, not a PMT dict, an unknown topic,
+a missing or null field) is reported as one line on stderr and skipped; the next ones print.
+Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan."""
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 import zmq
 
+from ..publish import jsonable, validate_endpoint
 
-def _line(topic: str, body: dict) -> str:
-    if "p_md" in body:
-        return (f"[metrics] {body.get('frames')} frames: p_md={body['p_md']} p_fa={body['p_fa']} "
-                f"GOSPA={body['gospa']} SER={body['ser']}")
-    angles = body.get("angle_deg", [])
-    ranges = body.get("range_m", [])
-    pairs = "  ".join(f"({a:.2f} deg, {r:.1f} m)" for a, r in zip(angles, ranges)) or "-"
-    return f"[{topic}] frame {body.get('frame')}: {body.get('count')} targets  {pairs}"
+TOPICS = ("detections", "truth", "metrics")
+METRIC_KEYS = ("p_md", "p_fa", "gospa", "ser")
+
+
+class MalformedMessage(ValueError):
+    """A message that is not what isac-sim publishes (the reason is the text)."""
+
+
+def _decode_pmt(frames: list[bytes]) -> tuple[str, dict]:
+    import pmt
+
+    if len(frames) != 1:
+        raise MalformedMessage(f"{len(frames)} frames, a PMT message has 1")
+    try:
+        body = pmt.to_python(pmt.deserialize_str(frames[0]))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise MalformedMessage(f"not a serialized PMT: {exc}") from None
+    if not isinstance(body, dict):
+        raise MalformedMessage(f"PMT is a {type(body).__name__}, not a dict")
+    body = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in body.items()}
+    # gr-zeromq flowgraphs (apps/isac_zmq.grc) publish one port per endpoint without a topic key
+    topic = body.pop("topic", "metrics" if "p_md" in body else "detections")
+    return str(topic), body
+
+
+def _decode_json(frames: list[bytes]) -> tuple[str, dict]:
+    if len(frames) != 2:
+        raise MalformedMessage(f"{len(frames)} frame(s), a JSON message has 2 (topic, body)")
+    try:
+        topic = frames[0].decode()
+    except UnicodeDecodeError:
+        raise MalformedMessage(f"topic {frames[0][:40]!r} is not UTF-8") from None
+    try:
+        body = json.loads(frames[1])
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise MalformedMessage(f"body is not JSON: {exc}") from None
+    if not isinstance(body, dict):
+        kind = {list: "array", str: "string", bool: "boolean", type(None): "null"}.get(type(body), "number")
+        raise MalformedMessage(f"body is a JSON {kind}, not an object")
+    return topic, body
+
+
+def decode(frames: list[bytes], pmt_mode: bool) -> tuple[str, dict]:
+    """Topic and body dict of one received message; MalformedMessage when it is not one."""
+    return _decode_pmt(frames) if pmt_mode else _decode_json(frames)
 
 
 def _receive(sock, pmt_mode: bool) -> tuple[str, dict]:
-    if pmt_mode:
-        import pmt
-
-        body = pmt.to_python(pmt.deserialize_str(sock.recv()))
-        topic = str(body.pop("topic", "detections"))
-        return topic, {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in body.items()}
-    topic, payload = sock.recv_multipart()
-    return topic.decode(), json.loads(payload)
+    return decode(sock.recv_multipart(), pmt_mode)
 
 
-def main(argv=None) -> int:
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _is_metric(v) -> bool:  # null / NaN: not defined yet (no target so far)
+    return v is None or isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def check(topic: str, body: dict) -> None:
+    """MalformedMessage unless ``body`` has the fields isac-sim publishes on ``topic``: metrics
+    frames (int >= 0) and p_md, p_fa, gospa, ser (numbers or null); detections/truth frame and count
+    (ints >= 0), angle_deg and range_m (equally long lists of finite numbers)."""
+    if topic not in TOPICS:
+        raise MalformedMessage(f"unknown topic {topic!r}, expected one of {', '.join(TOPICS)}")
+    need = ("frames",) + METRIC_KEYS if topic == "metrics" else ("frame", "count", "angle_deg", "range_m")
+    missing = [k for k in need if k not in body]
+    if missing:
+        raise MalformedMessage(f"{topic} message without {', '.join(missing)}")
+    if topic == "metrics":
+        bad = [k for k in METRIC_KEYS if not _is_metric(body[k])]
+        if not _is_int(body["frames"]) or body["frames"] < 0:
+            bad.insert(0, "frames")
+    else:
+        bad = [k for k in ("frame", "count") if not _is_int(body[k]) or body[k] < 0]
+        bad += [k for k in ("angle_deg", "range_m")
+                if not isinstance(body[k], list) or not all(_is_number(v) for v in body[k])]
+        if not bad and len(body["angle_deg"]) != len(body["range_m"]):
+            raise MalformedMessage(f"{topic}: angle_deg and range_m differ in length")
+    if bad:
+        raise MalformedMessage(f"{topic}: bad or null {', '.join(bad)} ({', '.join(repr(body[k])[:40] for k in bad)})")
+
+
+def _metric(v) -> str:
+    return "nan" if v is None else f"{v}"
+
+
+def _line(topic: str, body: dict) -> str:
+    if topic == "metrics":
+        return (f"[metrics] {body['frames']} frames: p_md={_metric(body['p_md'])} p_fa={_metric(body['p_fa'])} "
+                f"GOSPA={_metric(body['gospa'])} SER={_metric(body['ser'])}")
+    pairs = "  ".join(f"({a:.2f} deg, {r:.1f} m)" for a, r in zip(body["angle_deg"], body["range_m"])) or "-"
+    return f"[{topic}] frame {body['frame']}: {body['count']} targets  {pairs}"
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isac-subscribe", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("endpoint", help="ZeroMQ endpoint isac-sim publishes on, e.g. tcp://127.0.0.1:5556")
     parser.add_argument("--pmt", action="store_true", help="the publisher sends serialized PMTs (isac-sim --zmq)")
-    parser.add_argument("--topic", action="append", choices=("detections", "truth", "metrics"),
-                        help="JSON topics to print (repeatable; default all)")
-    parser.add_argument("--count", type=int, default=0, help="stop after this many messages (0 = never)")
-    parser.add_argument("--timeout", type=float, default=0.0, help="stop after this many seconds without a message")
+    parser.add_argument("--topic", action="append", choices=TOPICS,
+                        help="topics to print (repeatable; default all)")
+    parser.add_argument("--count", type=int, default=0, help="stop after printing this many messages (0 = never)")
+    parser.add_argument("--timeout", type=float, default=0.0,
+                        help="stop after this many seconds without a message (0 = never)")
     parser.add_argument("--raw", action="store_true", help="print each message as one JSON line")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
+    try:
+        validate_endpoint(args.endpoint, "endpoint", bind=False)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.count < 0:
+        parser.error(f"--count must be >= 0 (0 = never stop), got {args.count}")
+    if not 0 <= args.timeout <= 2e6:  # also refuses nan; zmq takes at most 2**31 - 1 ms
+        parser.error(f"--timeout must be in 0-2000000 s (0 = never stop), got {args.timeout}")
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.connect(args.endpoint)
     if args.pmt or not args.topic:  # PMT messages have no topic frame: filter after decoding
@@ -53,18 +150,27 @@ def main(argv=None) -> int:
         for t in args.topic:
             sock.setsockopt(zmq.SUBSCRIBE, t.encode())
     if args.timeout > 0:
-        sock.setsockopt(zmq.RCVTIMEO, int(args.timeout * 1000))
-    received = 0
+        sock.setsockopt(zmq.RCVTIMEO, max(1, round(args.timeout * 1000)))
+    printed = malformed = 0
     try:
-        while not args.count or received < args.count:
+        while not args.count or printed < args.count:
             try:
-                topic, body = _receive(sock, args.pmt)
+                frames = sock.recv_multipart()
             except zmq.Again:
                 break
-            if args.topic and topic not in args.topic:
+            try:
+                topic, body = decode(frames, args.pmt)
+                if args.topic and topic not in args.topic:
+                    continue
+                check(topic, body)
+            except MalformedMessage as exc:
+                malformed += 1
+                reason = " ".join(str(exc).split())[:300]
+                print(f"isac-subscribe: skipped malformed message #{malformed}: {reason}", file=sys.stderr, flush=True)
                 continue
-            received += 1
-            print(json.dumps({"topic": topic, **body}) if args.raw else _line(topic, body), flush=True)
+            printed += 1
+            text = json.dumps(jsonable({"topic": topic, **body}), allow_nan=False) if args.raw else _line(topic, body)
+            print(text, flush=True)
     except KeyboardInterrupt:
         pass
     finally:
