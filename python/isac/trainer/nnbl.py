@@ -45,12 +45,13 @@ output sigmoid (the logits are returned too, for a stable BCE). Each outputs T_m
 is the i-th potential target (training uses the first T slots, see nnbl_train).
 
 ``limited`` (App. A-B, complexity limits): precoder hidden 4, maxpool 4x4, 3 residual blocks,
-channels / 4, MLP hidden layers of 4 units.
+channels / 4, MLP hidden layers of 4 units. The sizes (NnblConfig) and the tensor names and shapes
+they imply (expected_shapes) live in the torch-free gnuradio.isac.nn_schema.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -58,64 +59,11 @@ from torch import nn
 
 from ..model import array as np_array
 from ..model.grids import delay_grid
+from ..nn_schema import APRIORI_INPUTS, NnblConfig, expected_shapes  # noqa: F401 (expected_shapes: re-exported)
 from . import torch_model as tm
 
 #: the range a-priori inputs are divided by and the range head's output multiplied by (m)
 RANGE_SCALE_M = 100.0
-
-
-@dataclass(frozen=True)
-class NnblConfig:
-    """Sizes of the NNBL networks. ``hidden`` / ``mlp_hidden`` None: the paper's (8K / 4K)."""
-
-    antennas: int = 64
-    max_targets: int = 5
-    n_theta: int = 320
-    n_tau: int = 128
-    limited: bool = False
-
-    @property
-    def precoder_hidden(self) -> int:
-        return 4 if self.limited else 8 * self.antennas
-
-    @property
-    def first_channels(self) -> int:
-        return 2 if self.limited else 8
-
-    @property
-    def block_channels(self) -> tuple[int, ...]:
-        return (4, 8, 16) if self.limited else (16, 32, 64, 128, 256, 512)
-
-    @property
-    def block_strides(self) -> tuple[int, ...]:
-        return (1, 2, 2) if self.limited else (1, 2, 2, 2, 2, 2)
-
-    @property
-    def pool(self) -> int:
-        return 4 if self.limited else 2
-
-    @property
-    def mlp_hidden(self) -> tuple[int, int]:
-        return (4, 4) if self.limited else (4 * self.antennas, 4 * self.antennas)
-
-    @property
-    def feature_shape(self) -> tuple[int, int]:
-        """Size of the CNN output map (the paper's N_theta N_tau / 2^12 elements)."""
-        h, w = self.n_theta // self.pool, self.n_tau // self.pool
-        for s in self.block_strides:
-            h, w = (h - 1) // s + 1, (w - 1) // s + 1
-        return h, w
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def check(self) -> "NnblConfig":
-        if min(self.antennas, self.max_targets) < 1:
-            raise ValueError("NNBL: antennas and max_targets must be >= 1")
-        if self.n_theta < self.pool or self.n_tau < self.pool:
-            raise ValueError(f"NNBL: the map ({self.n_theta} x {self.n_tau}) must be at least the "
-                             f"{self.pool} x {self.pool} maxpool")
-        return self
 
 
 # --- transmitter ------------------------------------------------------------------------------
@@ -215,9 +163,9 @@ class Nnbl(nn.Module):
         self.range_m = (float(range_m[0]), float(range_m[1]))
         self.noise_power = float(noise_power)
         self.precoder = PrecoderNet(cfg.antennas, cfg.precoder_hidden)
-        self.angle = TaskNet(cfg, 2)
-        self.range = TaskNet(cfg, 2)
-        self.detection = TaskNet(cfg, 4)
+        self.angle = TaskNet(cfg, APRIORI_INPUTS["angle"])
+        self.range = TaskNet(cfg, APRIORI_INPUTS["range"])
+        self.detection = TaskNet(cfg, APRIORI_INPUTS["detection"])
         with torch.no_grad():  # range outputs start at the middle of [R_min, R_max]: the ReLU is live
             self.range.mlp[-1].bias.fill_(0.5 * sum(self.range_m) / RANGE_SCALE_M)
         nominal = np_array.positions_example1(np.full(cfg.antennas, wavelength_m / 2))
@@ -286,22 +234,6 @@ def state_tensors(model: Nnbl) -> dict[str, np.ndarray]:
     BN batch counters), float32 numpy."""
     return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()
             if not k.endswith("num_batches_tracked")}
-
-
-def expected_shapes(cfg: NnblConfig) -> dict[str, tuple[int, ...]]:
-    """Name -> shape of every tensor of a weights file for ``cfg`` (built on the meta device)."""
-    with torch.device("meta"):
-        net = _bare_networks(cfg)
-    return {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
-
-
-def _bare_networks(cfg: NnblConfig) -> nn.Module:
-    m = nn.Module()
-    m.precoder = PrecoderNet(cfg.antennas, cfg.precoder_hidden)
-    m.angle = TaskNet(cfg, 2)
-    m.range = TaskNet(cfg, 2)
-    m.detection = TaskNet(cfg, 4)
-    return m
 
 
 def load_tensors(model: Nnbl, tensors: dict[str, np.ndarray]) -> None:
