@@ -8,7 +8,6 @@ import torch  # a hard dependency (tools/requirements.txt): a missing torch must
 
 from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
-from gnuradio.isac.evaluation import NnSensingReceiver, evaluate, nn_transceiver, receiver_array  # noqa: E402
 from gnuradio.isac.trainer.nnbl import (Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors,  # noqa: E402
                                         parameter_counts)
 from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer, bce_gospa  # noqa: E402
@@ -135,7 +134,7 @@ def test_bce_gospa_is_the_assignment_of_19():
 def test_two_step_training_overfits_a_fixed_batch(sc):
     torch.manual_seed(0)
     tr = NnTrainer(sc, options(iterations=25, lr_position=3e-2, lr_detection=3e-2))
-    batch = tr.data.draw(tr.data.generator(0), 8)
+    batch = tr.sampler.draw_frames(0)
     with torch.no_grad():
         tr.net.eval()
         before = float(tr.loss(batch, "position").mean())
@@ -159,14 +158,14 @@ def test_detection_step_sees_target_free_frames(sc, monkeypatch):
     single = tiny(**{"scene.max_targets": 1})
     tr = NnTrainer(single, options(iterations=1, batch=64, val_frames=64))
     seen = []
-    real_draw = tr.data.draw
+    real_draw = tr.sampler.draw
 
     def spy(gen, batch, theta_mean_deg=None, min_targets=1):
         b = real_draw(gen, batch, theta_mean_deg, min_targets)
         seen.append((tr.phase, b.counts.clone()))
         return b
 
-    monkeypatch.setattr(tr.data, "draw", spy)
+    monkeypatch.setattr(tr.sampler, "draw", spy)
     tr.train_step()
     tr.train_step()
     (p1, c1), (p2, c2) = seen
@@ -191,7 +190,7 @@ def test_plateau_scheduler_sees_window_means_not_single_batches(sc, tmp_path, mo
             return (out + next(values)).reshape(1)
 
         monkeypatch.setattr(tr, "loss", fake_loss)
-        monkeypatch.setattr(tr.data, "draw", lambda *a, **k: None)
+        monkeypatch.setattr(tr.sampler, "draw_frames", lambda *a, **k: None)
         lrs = []
         for _ in range(100):
             tr.train_step()
@@ -241,11 +240,59 @@ def test_resume_reaches_the_uninterrupted_weights(sc, tmp_path, stop):
     while resumed.step < 4:
         resumed.train_step()
     a, b = straight.weight_tensors(), resumed.weight_tensors()
-    for k in a:
-        np.testing.assert_allclose(a[k], b[k], rtol=1e-5, atol=1e-6, err_msg=k)
+    for k in a:  # bit for bit: the same batches, the state of the checkpoint
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     other = NnTrainer(sc, options(iterations=2, batch=4, limited=False))
     with pytest.raises(ValueError, match="limited"):
         other.load_checkpoint(ckpt)
+
+
+def test_train_nn_resumed_after_an_interruption_equals_the_uninterrupted_run(sc, tmp_path, monkeypatch):
+    """Harness.run of NNBL stopped after its checkpoint of step 2 (step 1 of 2 x 3 steps, partial
+    plateau window) and resumed: the weights and the log of the uninterrupted run, bit for bit."""
+    from test_trainer_train import csv_without_time, interrupted_then_resumed
+
+    from gnuradio.isac.trainer.nnbl_train import train_nn
+
+    o = options(iterations=3, batch=4, checkpoint_every=2, val_every=2, plateau_window=2, patience=2)
+
+    def run(out, resume):
+        return train_nn(sc, o, out, resume=resume, progress=False, log=lambda *_: None)
+
+    straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    run(straight, None)
+    interrupted_then_resumed(run, resumed, monkeypatch, after=1)
+    wa, wb = W.load(straight, sc, "nn"), W.load(resumed, sc, "nn")
+    assert wa.steps == wb.steps == 6
+    for k in wa.tensors:
+        np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
+    assert csv_without_time(tmp_path / "a.csv") == csv_without_time(tmp_path / "b.csv")
+
+
+# --- the torch-free tensor schema (gnuradio.isac.nn_schema) ------------------------------------------
+@pytest.mark.parametrize("cfg", [NnblConfig(), NnblConfig(limited=True), NnblConfig(3, 4, 37, 23),
+                                 NnblConfig(5, 1, 19, 13, True)], ids=["full", "limited", "odd", "odd-limited"])
+def test_schema_shapes_are_the_torch_networks_state(cfg):
+    """nn_schema.expected_shapes, computed from the layer sizes, names exactly the state tensors of
+    the torch networks (BN batch counters excluded) with their shapes: the paper's full and
+    limited configurations and odd sizes (odd maps: floor in the maxpool, ceil in the strides)."""
+    from gnuradio.isac import nn_schema
+
+    assert NnblConfig is nn_schema.NnblConfig
+    net = Nnbl(cfg, wavelength_m=0.01, subcarriers=8, spacing_hz=1e5, range_m=(10.0, 50.0))
+    state = {k: tuple(v.shape) for k, v in net.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert nn_schema.expected_shapes(cfg) == state
+    assert sum(int(np.prod(s)) for k, s in state.items() if "running_" not in k) == parameter_counts(net)["total"]
+
+
+def test_schema_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, gnuradio.isac.nn_schema as s; s.expected_shapes(s.NnblConfig(limited=True)); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'numpy')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out
 
 
 # --- weights ----------------------------------------------------------------------------------------
@@ -264,7 +311,7 @@ def test_weights_round_trip(sc, trained):
     w = W.load(path, sc, "nn")
     assert json.loads(w.metadata["nnbl"]) == {"antennas": 8, "max_targets": 2, "n_theta": 16, "n_tau": 16,
                                               "limited": True}
-    assert set(w.tensors) == set(expected_shapes(tr.cfg))
+    assert {k: v.shape for k, v in w.tensors.items()} == expected_shapes(tr.cfg)
     net = Nnbl.for_scenario(sc, W.nnbl_config(w))
     load_tensors(net, w.tensors)
     tr.net.eval()
@@ -331,8 +378,12 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
 
 # --- evaluation -------------------------------------------------------------------------------------
 def test_receiver_peaks_are_sorted_probabilities(sc, trained):
+    from gnuradio.isac import transceiver
+    from gnuradio.isac.transceiver.nn import NnSensingReceiver
+
     path, _ = trained
-    f, rx = nn_transceiver(sc, path)
+    t = transceiver.build(sc, "nn", W.load(path, sc, "nn"))
+    f, rx = t.precoder(sc), t.receiver
     assert f.shape == (8,) and f.dtype == np.complex64
     np.testing.assert_allclose(np.linalg.norm(f), np.sqrt(sc.transmitter["power"]), rtol=1e-5)
     assert isinstance(rx, NnSensingReceiver)
@@ -348,13 +399,15 @@ def test_receiver_peaks_are_sorted_probabilities(sc, trained):
 
 
 def test_evaluate_nn_end_to_end(sc, trained):
+    from gnuradio.isac.evaluation import evaluate
+
     path, _ = trained
-    out = evaluate(sc, "nn", progress=False, weights=path)
+    out = evaluate(sc, "nn", progress=False, weights=W.load(path, sc, "nn"))
     assert out["method"] == "nn" and out["receiver"] == "nn" and out["frames"] == 16
     for key in ("p_md", "p_fa", "ser"):
         assert 0.0 <= out[key] <= 1.0
     assert np.isfinite(out["gospa"]) and 0.0 <= out["threshold"] <= 1.0
     with pytest.raises(ValueError, match="needs a weights file"):
         evaluate(sc, "nn", progress=False)
-    with pytest.raises(ValueError, match="has no array"):
-        receiver_array(sc, "nn")
+    with pytest.raises(W.WeightsError, match="expected 'impairment'"):  # nn weights for another method
+        evaluate(sc, "impairment", progress=False, weights=W.load(path, sc))

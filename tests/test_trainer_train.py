@@ -152,7 +152,7 @@ def test_dictionary_parameter_counts_full_and_limited():
 
 
 def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
-    from gnuradio.isac.evaluation import evaluate, learned_array
+    from gnuradio.isac.evaluation import evaluate
     from gnuradio.isac.model.grids import full_angle_grid
     from gnuradio.isac.trainer.train import train
 
@@ -165,10 +165,10 @@ def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
     assert json.loads(w.metadata["angle_grid"])["points"] == 40
     assert json.loads(w.metadata["training"])["dictionary_points"] == 40
     np.testing.assert_allclose(w.angle_grid_rad, full_angle_grid(40), atol=1e-15)
-    arr = learned_array(SC, out, "dictionary")
+    arr = w.array(SC.wavelength_m)
     assert arr.dictionary.shape == (16, 40) and arr.steering(np.array([0.3])).shape == (16, 1)
     sc = SC.with_overrides(["run.frames=20", "run.calibration_frames=20", "run.batch=20"])
-    res = evaluate(sc, "dictionary", progress=False, weights=out)
+    res = evaluate(sc, "dictionary", progress=False, weights=w)
     assert res["method"] == "dictionary" and np.isfinite(res["gospa"]) and 0 <= res["p_md"] <= 1
 
 
@@ -183,3 +183,129 @@ def test_dictionary_points_are_refused_where_they_do_not_apply(tmp_path):
     t.save_checkpoint(str(tmp_path / "c.safetensors"))
     with pytest.raises(ValueError, match="dictionary_points"):
         Trainer(SC, options(method="dictionary")).load_checkpoint(str(tmp_path / "c.safetensors"))
+
+
+# --- the shared harness and sampler (trainer/harness.py, trainer/sampler.py) ---------------------------
+def _nn_options(**kw):
+    from gnuradio.isac.trainer.nnbl_train import NnOptions
+
+    base = dict(iterations=2, batch=8, n_theta=16, n_tau=16, limited=True, val_frames=8, val_every=1,
+                checkpoint_every=1, lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    return NnOptions(**{**base, **kw})
+
+
+def test_model_based_and_nn_trainers_are_one_harness(tmp_path, monkeypatch):
+    """Both trainers subclass Harness and inherit its step, loop and checkpoints unchanged;
+    train() and train_nn() both run Harness.run."""
+    from gnuradio.isac.trainer import harness
+    from gnuradio.isac.trainer.nnbl_train import NnTrainer, train_nn
+    from gnuradio.isac.trainer.train import train
+
+    assert issubclass(Trainer, harness.Harness) and issubclass(NnTrainer, harness.Harness)
+    for name in ("run", "train_step", "optimise", "save_checkpoint", "load_checkpoint", "load_adam"):
+        assert getattr(Trainer, name) is getattr(harness.Harness, name) is getattr(NnTrainer, name), name
+    ran = []
+    monkeypatch.setattr(harness.Harness, "run", lambda self, *a, **k: ran.append(type(self).__name__) or {})
+    train(SC, options(), str(tmp_path / "a.safetensors"))
+    train_nn(SC, _nn_options(), str(tmp_path / "b.safetensors"))
+    assert ran == ["Trainer", "NnTrainer"]
+
+
+@pytest.mark.parametrize("step", [0, 5])
+def test_sampler_draws_the_same_frames_for_both_trainers(step):
+    """On the same seed the model-based and the NN trainer train on the same frames (B <= DRAW_CHUNK,
+    NNBL's step 1) and validate on the same set; another seed draws other frames."""
+    from gnuradio.isac.trainer.nnbl_train import NnTrainer
+    from gnuradio.isac.trainer.sampler import DRAW_CHUNK, FrameSampler
+
+    mb, nn = Trainer(SC, options(batch=8, seed=5)), NnTrainer(SC, _nn_options(batch=8, seed=5, iterations=10))
+    assert type(mb.sampler) is type(nn.sampler) is FrameSampler and 8 <= DRAW_CHUNK
+    mb.step = nn.step = step
+    a, b = mb.training_batch(), nn.training_batch()
+    assert all(torch.equal(x, y) for x, y in zip(a.tensors(), b.tensors()))
+    nn.validate()
+    v = mb.sampler.validation(mb.options.val_frames)
+    assert all(torch.equal(x, y) for x, y in zip(v.tensors(), nn._val["position"].tensors()))
+    other = Trainer(SC, options(batch=8, seed=6))
+    other.step = step
+    assert not torch.equal(other.training_batch().angles, a.angles)
+
+
+class _Stop(Exception):
+    pass
+
+
+def interrupted_then_resumed(run, out, monkeypatch, after: int) -> None:
+    """``run(out, resume)`` stopped right after its ``after``-th checkpoint, then resumed from it."""
+    from gnuradio.isac.trainer import harness
+
+    real, saved = harness.Harness.save_checkpoint, []
+
+    def save_then_stop(self, path):
+        real(self, path)
+        saved.append(self.step)
+        if len(saved) == after:
+            raise _Stop
+
+    with monkeypatch.context() as m:
+        m.setattr(harness.Harness, "save_checkpoint", save_then_stop)
+        with pytest.raises(_Stop):
+            run(out, None)
+    run(out, out[:-len(".safetensors")] + ".ckpt.safetensors")
+
+
+def csv_without_time(path):
+    return [{k: v for k, v in row.items() if k != "elapsed_s"} for row in csv.DictReader(open(path))]
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(method="dictionary", dictionary_points=40)])
+def test_resumed_run_equals_the_uninterrupted_run_bit_for_bit(tmp_path, monkeypatch, kw):
+    """Harness.run stopped after its first checkpoint (step 2 of 5, two chunks of frames per step,
+    lr and temperature schedules, curriculum) and resumed: the same weights, bit for bit, and the
+    same log."""
+    from gnuradio.isac.trainer.train import train
+
+    o = options(iterations=5, batch=37, lr_final=1e-4, temperature_final=0.05, curriculum_steps=3, **kw)
+
+    def run(out, resume):
+        return train(SC, o, out, resume=resume, progress=False, log=lambda *_: None)
+
+    straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    run(straight, None)
+    interrupted_then_resumed(run, resumed, monkeypatch, after=1)
+    wa, wb = W.load(straight, SC), W.load(resumed, SC)
+    assert wa.steps == wb.steps == 5 and set(wa.tensors) == set(wb.tensors)
+    for k in wa.tensors:
+        np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
+    assert csv_without_time(tmp_path / "a.csv") == csv_without_time(tmp_path / "b.csv")
+
+
+def test_cli_resume_refuses_unusable_files_with_one_line(tmp_path, capsys):
+    """--resume with a pickle, a torch.save file, a directory, a damaged or missing checkpoint, a
+    weights file or another trainer's checkpoint: exit 2, one line naming the file."""
+    import pickle
+
+    sets = [a for s in TINY for a in ("--set", s)]
+    base = ["--quick", "--iterations", "2", "--batch", "4", "--val-frames", "8", "--no-progress", "--threads", "1"]
+    good = tmp_path / "w.safetensors"
+    assert main(base + ["--out", str(good)] + sets) == 0
+    ckpt = (tmp_path / "w.ckpt.safetensors").read_bytes()
+    files = {"pickle": pickle.dumps({"step": 1}), "damaged": ckpt[:len(ckpt) // 2], "garbage": b"not a checkpoint"}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save({"step": torch.zeros(2)}, tmp_path / "torchsave")  # written here, never loaded
+    (tmp_path / "dir.safetensors").mkdir()
+    cases = {"pickle": "pickle", "torchsave": "pickle", "damaged": "damaged", "garbage": "damaged",
+             "dir.safetensors": "directory", "missing": "no such", "w.safetensors": "not an isac-train checkpoint"}
+    capsys.readouterr()
+    for name, words in cases.items():
+        path = str(tmp_path / name)
+        assert main(base + ["--out", str(tmp_path / "x.safetensors"), "--resume", path] + sets) == 2, name
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and path in err and words in err, (name, err)
+    nn = ["--method", "nn", "--quick", "--iterations", "1", "--batch", "4", "--map-points", "16", "16",
+          "--no-progress", "--out", str(tmp_path / "n.safetensors"), "--resume", str(tmp_path / "w.ckpt.safetensors")]
+    assert main(nn + sets) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model-based trainer" in err
+    assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "n.safetensors").exists()

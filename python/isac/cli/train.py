@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="W.safetensors", required=True, help="weights file to write")
     parser.add_argument("--quick", action="store_true", help="small CPU profile (B=32, 1000 steps, about 2 minutes on 2 cores)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default) or cuda")
-    parser.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (W.ckpt.safetensors)")
+    parser.add_argument("--resume", metavar="CKPT", help="continue from a checkpoint (W.ckpt.safetensors); a file that is "
+                        "not a checkpoint of this run stops with exit status 2")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice; 1 is faster on a "
                         "busy machine)")
     g = parser.add_argument_group("training options (default: the profile's)")
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
     from ..trainer import distributed
+    from ..trainer.harness import CheckpointError
 
     if args.method == "nn" and args.dictionary_points is not None:
         parser.error("--dictionary-points applies to --method dictionary only")
@@ -112,6 +114,9 @@ def main(argv=None) -> int:
         dist = distributed.init(distributed.from_environment(), args.device)
         summary = train(scenario, options, args.out, device=distributed.rank_device(dist, args.device),
                         resume=args.resume, progress=progress_flag(args), dist=dist)
+    except CheckpointError as exc:  # --resume names an unusable file: a usage error
+        print(f"error: --resume {exc}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -137,6 +142,7 @@ def _train_nn(args, scenario, parser) -> int:
     """isac-train --method nn [--limited]: the two-step NNBL training (trainer/nnbl_train.py).
     --iterations is per step; --lr sets the position step's lr; options of the model-based
     methods that do not apply are refused."""
+    from ..trainer.harness import CheckpointError
     from ..trainer.nnbl_train import NnOptions, train_nn
 
     unused = [name for name in ("lr_final", "temperature", "temperature_final", "parameterisation", "loss",
@@ -153,7 +159,11 @@ def _train_nn(args, scenario, parser) -> int:
                                          checkpoint_every=args.checkpoint_every, patience=args.patience,
                                          plateau_window=args.plateau_window, limited=args.limited, n_theta=(args.map_points or (None, None))[0],
                                          n_tau=(args.map_points or (None, None))[1])
-        summary = train_nn(scenario, options, args.out, device=args.device, resume=args.resume)
+        summary = train_nn(scenario, options, args.out, device=args.device, resume=args.resume,
+                           progress=progress_flag(args))
+    except CheckpointError as exc:
+        print(f"error: --resume {exc}", file=sys.stderr)
+        return 2
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

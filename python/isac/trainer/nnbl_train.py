@@ -1,10 +1,11 @@
 """Two-step training of NNBL (Sec. V-A, Appendix A), isac-train --method nn.
 
-The batches are those of the model-based trainer (train.Trainer.draw: random sectors
-theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg, T ~ U{1..T_max} (step 2: U{0..T_max}), the
-eta/phi sweep, deterministic per-step generators), the echo goes through the TRUE impaired array
-(torch_model.sensing_echo), then noise and the reciprocal filter (3), exactly as for impairment /
-dictionary learning. Then:
+The batches come from the sampler shared with impairment / dictionary learning
+(sampler.FrameSampler: random sectors theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg,
+T ~ U{1..T_max} (step 2: U{0..T_max}), the eta/phi sweep, deterministic per-step generators; the
+whole batch of a step from the step's generator), the echo goes through the TRUE impaired array,
+then noise and the reciprocal filter (3) (FrameSampler.received); the loop, checkpoints, log and
+plot are the shared harness.Harness. Then:
 
   step 1 ("position"):  precoder f_eps + angle and range networks (f_xi), GOSPA (18) with
                         |P| = |P^| = T (loss.gospa_equal: the first T output slots against the T
@@ -34,10 +35,7 @@ weights as an uninterrupted one.
 """
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
-import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -45,12 +43,11 @@ import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
 
-from .. import weights as weights_io
-from ..config import SPEED_OF_LIGHT, Scenario
-from . import torch_model as tm
+from ..config import Scenario
+from .harness import CheckpointError, Harness, new_figure, plot_training_loss, save_plot
 from .loss import gospa_equal, positions
 from .nnbl import Nnbl, NnblConfig, parameter_counts, state_tensors
-from .train import TrainOptions, Trainer, plot_training_loss, save_plot
+from .sampler import Batch, FrameSampler
 
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
 NN_PROFILES: dict[str, dict[str, Any]] = {
@@ -133,24 +130,35 @@ def bce_gospa(counts: torch.Tensor, logits: torch.Tensor, gamma_u: float = GAMMA
 MIN_TARGETS = {"position": 1, "detection": 0}
 
 
-class NnTrainer:
-    """NNBL networks, the batch source (a model-based Trainer used only for draw()), optimisers."""
+class NnTrainer(Harness):
+    """NNBL networks, one Adam optimiser and plateau scheduler per training step, on the harness.
+    ``step`` counts both steps: 0 .. iterations - 1 position, then detection."""
+
+    method = "nn"
+    KIND = "nn"
+    CSV_FIELDS = ("step", "phase", "train_loss", "val_position", "val_detection", "lr", "elapsed_s")
+    #: options that must match to resume (the others, e.g. val_every, may change)
+    RESUME_KEYS = ("iterations", "batch", "n_theta", "n_tau", "limited", "seed", "eta_phi", "gamma_u",
+                   "plateau_window")
+    VAL_KEY = "val_position"
 
     def __init__(self, scenario: Scenario, options: NnOptions, device: str = "cpu"):
-        self.scenario = scenario
-        self.options = options
-        self.device = torch.device(device)
-        self.data = Trainer(scenario, TrainOptions(method="impairment", batch=options.batch, seed=options.seed,
-                                                   iterations=2 * options.iterations, curriculum_steps=0,
-                                                   eta_phi=options.eta_phi), device)
+        sampler = FrameSampler(scenario, options.seed, options.batch, eta_phi=options.eta_phi, chunk=None,
+                               device=device)
+        super().__init__(scenario, options, device, sampler)
         self.cfg = NnblConfig(scenario.array["antennas"], scenario.scene["max_targets"], options.n_theta,
                               options.n_tau, options.limited)
         self.net = Nnbl.for_scenario(scenario, self.cfg).to(self.device)
-        self.step = 0  # global step: 0 .. iterations - 1 position, then detection
-        self.history: list[dict[str, Any]] = []
-        self._val = None
+        self._val: dict[str, Batch] | None = None
         self.phase = None
         self.start_phase("position")
+
+    @property
+    def total_steps(self) -> int:
+        return 2 * self.options.iterations
+
+    def parameter_count(self) -> dict[str, int]:
+        return parameter_counts(self.net)
 
     def start_phase(self, phase: str) -> None:
         o = self.options
@@ -169,27 +177,13 @@ class NnTrainer:
                                                                     min_lr=o.min_lr)
         self.window_losses: list[float] = []  # training losses of the current plateau window
 
-    def _train_mode(self) -> None:
-        self.net.train()
-        if self.phase == "detection":
-            self.net.angle.eval()
-            self.net.range.eval()
-
-    def received(self, batch) -> torch.Tensor:
-        """Y~ (B, K, S): NN precoder, echo through the true array, noise, reciprocal filter (3)."""
-        sc = self.scenario
-        c_lo, c_hi = sc.comm_sector_rad
-        f = self.net.precoders(batch.lo, batch.hi, c_lo, c_hi, batch.eta, batch.phi, sc.transmitter["power"])
-        delays = 2.0 * batch.ranges / SPEED_OF_LIGHT
-        y = tm.sensing_echo(self.data.true_positions, self.data.lam, f, batch.symbols, batch.angles, delays,
-                            batch.gains, batch.present, self.data.spacing_hz) + batch.noise
-        return tm.reciprocal_filter(y, batch.symbols)
-
-    def loss(self, batch, phase: str | None = None) -> torch.Tensor:
+    def loss(self, batch: Batch, phase: str | None = None) -> torch.Tensor:
         """Per-frame loss (B,) of ``phase`` (default: the current one)."""
         phase = phase or self.phase
-        rx = self.scenario.receiver
-        y = self.received(batch)
+        rx, sc = self.scenario.receiver, self.scenario
+        c_lo, c_hi = sc.comm_sector_rad
+        f = self.net.precoders(batch.lo, batch.hi, c_lo, c_hi, batch.eta, batch.phi, sc.transmitter["power"])
+        y = self.sampler.received(batch, f)
         if phase == "position":
             out = self.net.sense(y, batch.lo, batch.hi, ("angle", "range"))
             est = positions(out.angles_rad, out.ranges_m)
@@ -198,167 +192,113 @@ class NnTrainer:
         out = self.net.sense(y, batch.lo, batch.hi, ("detection",))
         return bce_gospa(batch.counts, out.logits, self.options.gamma_u, rx["gospa_p"])
 
-    def train_step(self, batch=None) -> float:
+    # --- harness hooks -----------------------------------------------------------------------------
+    def before_step(self) -> None:
         if self.phase == "position" and self.step >= self.options.iterations:
             self.start_phase("detection")
-        self._train_mode()
-        if batch is None:
-            batch = self.data.draw(self.data.generator(self.step), self.options.batch,
-                                   min_targets=MIN_TARGETS[self.phase])
-        loss = self.loss(batch).mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        value = float(loss.detach())
-        self.window_losses.append(value)
+        self.net.train()
+        if self.phase == "detection":
+            self.net.angle.eval()
+            self.net.range.eval()
+
+    def training_batch(self) -> Batch:
+        return self.sampler.draw_frames(self.step, *self.shard, min_targets=MIN_TARGETS[self.phase])
+
+    def per_frame_loss(self, batch: Batch) -> torch.Tensor:
+        return self.loss(batch)
+
+    def after_step(self, loss: float) -> None:
+        self.window_losses.append(loss)
         if len(self.window_losses) >= self.options.plateau_window:
             self.scheduler.step(sum(self.window_losses) / len(self.window_losses))
             self.window_losses = []
-        self.step += 1
-        return value
+
+    def validate_at(self, step: int) -> bool:
+        return super().validate_at(step) or step == self.options.iterations
+
+    def row_fields(self, loss: float | None) -> dict[str, Any]:
+        if loss is None:
+            return {"phase": self.phase}
+        return {"phase": self.phase, "train_loss": loss, "lr": self.optimizer.param_groups[0]["lr"]}
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         if self._val is None:  # one fixed validation set per step, drawn as that step's batches
-            self._val = {phase: self.data.draw(self.data.generator(0, "validation"), self.options.val_frames,
-                                               min_targets=n) for phase, n in MIN_TARGETS.items()}
+            self._val = {phase: self.sampler.validation(self.options.val_frames, n) for phase, n in MIN_TARGETS.items()}
         self.net.eval()
         size, out = min(self.options.batch, 64), {"position": [], "detection": []}
         for phase, vb in self._val.items():
             for s in range(0, self.options.val_frames, size):
-                part = type(vb)(*(getattr(vb, f.name)[s:s + size] for f in dataclasses.fields(vb)))
-                out[phase].append(self.loss(part, phase))
+                out[phase].append(self.loss(vb.slice(s, s + size), phase))
         return {f"val_{k}": float(torch.cat(v).mean()) for k, v in out.items()}
+
+    # --- checkpoints and weights ---------------------------------------------------------------------
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        """Networks (BN counters included); save_checkpoint adds the current step's Adam state."""
+        return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
+
+    def checkpoint_meta(self) -> dict[str, str]:
+        return {"phase": self.phase, "scheduler": json.dumps(self.scheduler.state_dict(), default=float),
+                "window_losses": json.dumps(self.window_losses)}
+
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str) -> None:
+        if meta.get("phase") not in MIN_TARGETS:
+            raise CheckpointError(f"{path}: not an NNBL checkpoint (phase {meta.get('phase')!r})")
+        if meta["phase"] != self.phase:
+            self.start_phase(meta["phase"])
+        try:
+            self.net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+            self.scheduler.load_state_dict(json.loads(meta["scheduler"]))
+            self.window_losses = [float(v) for v in json.loads(meta.get("window_losses", "[]"))]
+        except (RuntimeError, KeyError, ValueError) as exc:
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{path}: the networks or scheduler do not fit ({reason})") from None
+        self.load_adam(tensors, meta, path)
 
     def weight_tensors(self) -> dict[str, np.ndarray]:
         return state_tensors(self.net)
 
-    # --- checkpoints (--resume) ---------------------------------------------------------------
-    #: options that must match to resume (the others, e.g. val_every, may change)
-    RESUME_KEYS = ("iterations", "batch", "n_theta", "n_tau", "limited", "seed", "eta_phi", "gamma_u",
-                   "plateau_window")
+    def weights_extra(self) -> dict[str, Any]:
+        return {"nnbl": self.cfg.to_dict()}
 
-    def save_checkpoint(self, path: str) -> None:
-        """Networks (BN counters included), the current step's Adam state and scheduler, the
-        step, phase, options and history (safetensors, written atomically)."""
-        import os
+    # --- log, plot, summary --------------------------------------------------------------------------
+    def start_message(self) -> str:
+        return f"NNBL parameters: {parameter_counts(self.net)}"
 
-        from safetensors.torch import save_file
+    def resume_note(self) -> str:
+        return f" ({self.phase})"
 
-        t = {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
-        opt = self.optimizer.state_dict()
-        for i, st in opt["state"].items():
-            for key, value in st.items():
-                t[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        meta = {"step": str(self.step), "phase": self.phase, "scenario_hash": self.scenario.hash(),
-                "options": json.dumps(self.options.to_dict(), sort_keys=True),
-                "scheduler": json.dumps(self.scheduler.state_dict(), default=float),
-                "lr": repr(self.optimizer.param_groups[0]["lr"]), "history": json.dumps(self.history),
-                "window_losses": json.dumps(self.window_losses)}
-        tmp = path + ".tmp"
-        save_file(t, tmp, metadata=meta)
-        os.chmod(tmp, weights_io._default_mode())
-        os.replace(tmp, path)
+    def format_row(self, row: dict[str, Any]) -> str:
+        parts = [f"step {row['step']:6d} {row.get('phase', ''):9s}"]
+        for key in ("train_loss", "val_position", "val_detection"):
+            if row.get(key) is not None:
+                parts.append(f"{key} {row[key]:.3f}")
+        if row.get("lr") is not None:
+            parts.append(f"lr {row['lr']:.2e}")
+        return "  ".join(parts)
 
-    def load_checkpoint(self, path: str) -> None:
-        from safetensors import safe_open
+    def plot(self, path: str) -> None:
+        kind = "limited" if self.options.limited else "full"
+        plot_history(path, self.history, f"NNBL ({kind}) two-step training", self.options.iterations)
 
-        try:
-            with safe_open(path, framework="pt") as fh:
-                meta = fh.metadata() or {}
-                tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        except Exception as exc:
-            raise ValueError(f"{path}: not a readable checkpoint ({exc})") from None
-        if meta.get("scenario_hash") != self.scenario.hash():
-            raise ValueError(f"{path}: checkpoint of scenario {meta.get('scenario_hash')}, this run is "
-                             f"{self.scenario.hash()}")
-        if "phase" not in meta:
-            raise ValueError(f"{path}: not an NNBL checkpoint")
-        saved, mine = json.loads(meta["options"]), self.options.to_dict()
-        for key in self.RESUME_KEYS:
-            if saved.get(key) != mine[key]:
-                raise ValueError(f"{path}: checkpoint has {key} = {saved.get(key)!r}, this run {mine[key]!r}")
-        if meta["phase"] != self.phase:
-            self.start_phase(meta["phase"])
-        state = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")}
-        self.net.load_state_dict(state)
-        opt = self.optimizer.state_dict()
-        opt["state"] = {}
-        for key, value in tensors.items():
-            if key.startswith("adam."):
-                _, i, name = key.split(".", 2)
-                opt["state"].setdefault(int(i), {})[name] = value.to(self.device)
-        for group in opt["param_groups"]:
-            group["lr"] = float(meta["lr"])
-        self.optimizer.load_state_dict(opt)
-        self.scheduler.load_state_dict(json.loads(meta["scheduler"]))
-        self.step = int(meta["step"])
-        self.history = json.loads(meta.get("history", "[]"))
-        self.window_losses = [float(v) for v in json.loads(meta.get("window_losses", "[]"))]
-
-
-CSV_FIELDS = ("step", "phase", "train_loss", "val_position", "val_detection", "lr", "elapsed_s")
-
-
-def write_csv(path: str, history: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+    def summary(self, validations: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"first": validations[0], "last": validations[-1],
+                "after_position": next(h for h in validations if h["step"] >= self.options.iterations)}
 
 
 def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cpu", resume: str | None = None,
-             log=print) -> dict[str, Any]:
+             progress=None, log=print) -> dict[str, Any]:
     """Both training steps (or the rest of them from the checkpoint ``resume``); writes the
     weights ``out`` (method "nn"), ``<stem>.csv``, the loss curves ``<stem>.png`` and the
-    checkpoint ``<stem>.ckpt.safetensors``."""
+    checkpoint ``<stem>.ckpt.safetensors`` (Harness.run)."""
     torch.manual_seed(options.seed)
-    stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
-    ckpt = stem + ".ckpt.safetensors"
-    tr = NnTrainer(scenario, options, device)
-    log(f"NNBL parameters: {parameter_counts(tr.net)}")
-    if resume:
-        tr.load_checkpoint(resume)
-        log(f"resumed from {resume} at step {tr.step} ({tr.phase})")
-    t0 = time.time()
-    elapsed0 = tr.history[-1].get("elapsed_s", 0.0) if tr.history else 0.0
-    if tr.step == 0:
-        tr.history.append({"step": 0, "phase": "position", "elapsed_s": 0.0, **tr.validate()})
-        log(_fmt(tr.history[-1]))
-    total = 2 * options.iterations
-    while tr.step < total:
-        loss = tr.train_step()
-        row = {"step": tr.step, "phase": tr.phase, "train_loss": loss, "lr": tr.optimizer.param_groups[0]["lr"],
-               "elapsed_s": elapsed0 + time.time() - t0}
-        if tr.step % options.val_every == 0 or tr.step in (options.iterations, total):
-            row.update(tr.validate())
-            log(_fmt(row))
-        tr.history.append(row)
-        if tr.step % options.checkpoint_every == 0 or tr.step == total:
-            tr.save_checkpoint(ckpt)
-            write_csv(stem + ".csv", tr.history)
-    write_csv(stem + ".csv", tr.history)
-    plot_history(stem + ".png", tr.history, f"NNBL ({'limited' if options.limited else 'full'}) two-step training",
-                 options.iterations)
-    weights_io.save(out, scenario, "nn", tr.weight_tensors(), tr.step, options.to_dict(),
-                    nnbl=tr.cfg.to_dict())
-    vals = [h for h in tr.history if "val_position" in h]
-    return {"steps": tr.step, "elapsed_s": tr.history[-1].get("elapsed_s", 0.0), "first": vals[0], "after_position":
-            next(h for h in vals if h["step"] >= options.iterations), "last": vals[-1],
-            "parameters": parameter_counts(tr.net),
-            "paths": {"weights": out, "csv": stem + ".csv", "png": stem + ".png", "ckpt": ckpt}}
+    return NnTrainer(scenario, options, device).run(out, resume, progress, log)
 
 
 def plot_history(path: str, history: list[dict[str, Any]], title: str, iterations: int) -> None:
     """Loss curves of both training steps (PNG): GOSPA (18) of step 1 and BCE-GOSPA (19) of
     step 2, each as training batches, running mean and validation, with the lr below."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(2, 2, figsize=(10, 6), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
+    fig, axes = new_figure(2, 2, figsize=(10, 6), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
     for col, (phase, val_key, ylabel) in enumerate((("position", "val_position", "GOSPA (18) [m]"),
                                                     ("detection", "val_detection", "BCE-GOSPA (19)"))):
         ax, ax_lr = axes[0, col], axes[1, col]
@@ -380,16 +320,6 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, iteration
         ax_lr.set_xlabel("step")
         ax_lr.grid(alpha=0.3)
     save_plot(fig, path, title)
-
-
-def _fmt(row: dict[str, Any]) -> str:
-    parts = [f"step {row['step']:6d} {row.get('phase', ''):9s}"]
-    for key in ("train_loss", "val_position", "val_detection"):
-        if row.get(key) is not None:
-            parts.append(f"{key} {row[key]:.3f}")
-    if row.get("lr") is not None:
-        parts.append(f"lr {row['lr']:.2e}")
-    return "  ".join(parts)
 
 
 __all__ = ["GAMMA_U", "MIN_TARGETS", "NN_PROFILES", "NnOptions", "NnTrainer", "bce_gospa", "train_nn"]

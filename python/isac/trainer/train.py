@@ -1,61 +1,47 @@
 """Offline end-to-end training of impairment or dictionary learning (Secs. IV-V), isac-train.
 
-One step:
-  1. a batch drawn in torch, in chunks of DRAW_CHUNK frames, each from its own generator
-     seeded by (seed, step, chunk) -- so a run is deterministic given the seed, resumes
-     exactly and can be split over data-parallel ranks: per frame a random target sector
-     theta_mean ~ U[-60, 60] deg, Delta ~ U[10, 20] deg (Sec. V-A), T ~ U{1..T_max} targets
-     (frames without targets carry no loss under (18)) in that sector and in [R_min, R_max],
-     psi ~ CN(0, sigma_r^2), QPSK symbols, and the ISAC trade-off (eta, phi) drawn from the
-     sweep of Sec. V-C (8 uniform eta in [0, 1], 8 uniform phi in [0, 7 pi/4]) or fixed;
+One step (the loop, checkpoints, log, plot and weights are the shared harness.Harness):
+  1. the step's batch from the shared sampler.FrameSampler, in chunks of DRAW_CHUNK frames,
+     each from its own generator seeded by (seed, step, chunk): per frame a random target
+     sector theta_mean ~ U[-60, 60] deg (or the curriculum's range), Delta ~ U[10, 20] deg
+     (Sec. V-A), T ~ U{1..T_max} targets (frames without targets carry no loss under (18)),
+     psi ~ CN(0, sigma_r^2), QPSK symbols, and the ISAC trade-off (eta, phi) of the Sec. V-C
+     sweep or fixed;
   2. the transmitter: LS beams (6)-(7) of the LEARNABLE array towards the frame's sector and
      the communication sector, mixed by (5);
   3. the sensing echo (1) through the TRUE (impaired) array of the scenario, noise, and
-     reciprocal filtering (3);
+     reciprocal filtering (3) (FrameSampler.received);
   4. differentiable OMP with T iterations on the learnable array (argmax in the sector);
   5. GOSPA (18) (or the MSE for single targets) averaged over the batch; Adam.
 
 Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean array coherence
 |a(theta; d^)^H a(theta; d)| / K over the training angles [-70, 70] deg, and the spacing error
-||d^ - d||. A CSV log, a loss-curve PNG and checkpoints (safetensors) go next to the output.
-
-Under torchrun the step is data parallel (trainer/distributed.py): each rank draws its slice of
-the step's frames from the same generators and DistributedDataParallel averages the gradients.
+||d^ - d||. Under torchrun the step is data parallel (trainer/distributed.py): each rank draws
+its slice of the step's frames from the same generators and DistributedDataParallel averages
+the gradients.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
 import math
-import os
-import time
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from .. import weights as weights_io
-from ..config import SPEED_OF_LIGHT, Scenario
-from ..model.array import true_array
+from ..config import Scenario
 from ..model.grids import delay_grid
-from ..model.ofdm import QPSK
-from ..model.scene import sensing_gain_variance
-from ..simulation import STREAMS
 from . import distributed as dist_ctx
 from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
+from .harness import CheckpointError, Harness, new_figure, plot_training_loss, save_plot
 from .loss import gospa_equal, mse_single, positions
+from .sampler import DRAW_CHUNK, Batch, FrameSampler
 
 METHODS = ("impairment", "dictionary")
 COHERENCE_SPAN_DEG = 70.0  # training sectors reach theta_mean +- Delta/2 <= 60 + 10 deg
-#: a step's training frames are drawn in chunks of this many frames, chunk c of step s from its
-#: own generator (Trainer.generator(s, chunk=c)); chunk 0 uses the generator of the whole step
-#: used before chunking, so batches of <= DRAW_CHUNK frames (the quick profile) are unchanged.
-#: A data-parallel rank draws only the chunks its slice touches.
-DRAW_CHUNK = 32
 
 #: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
 #: of our parameters, see docs/trainer.md) and the CPU --quick profile.
@@ -155,65 +141,41 @@ class TrainOptions:
         return d
 
 
-@dataclass
-class Batch:
-    """One training batch (torch, on the trainer's device)."""
+class Trainer(Harness):
+    """Impairment or dictionary learning: the learnable array, dOMP and Adam on the harness."""
 
-    lo: torch.Tensor  # (B,) sector min, rad
-    hi: torch.Tensor  # (B,) sector max, rad
-    counts: torch.Tensor  # (B,) number of targets T_b
-    present: torch.Tensor  # (B, T) bool
-    angles: torch.Tensor  # (B, T) rad
-    ranges: torch.Tensor  # (B, T) m
-    gains: torch.Tensor  # (B, T) complex
-    symbols: torch.Tensor  # (B, S) complex64
-    noise: torch.Tensor  # (B, K, S) complex64, CN(0, N0)
-    eta: torch.Tensor  # (B,)
-    phi: torch.Tensor  # (B,)
-
-
-def _complex_normal(gen: torch.Generator, shape, variance: float) -> torch.Tensor:
-    re = torch.randn(shape, generator=gen, dtype=torch.float64)
-    im = torch.randn(shape, generator=gen, dtype=torch.float64)
-    return torch.complex(re, im) * math.sqrt(variance / 2.0)
-
-
-class Trainer:
-    """Holds the scenario, the learnable array, dOMP, the optimiser and the history."""
+    CSV_FIELDS = ("step", "train_loss", "val_loss", "coherence", "spacing_error_m", "position_rms_m", "temperature",
+                  "elapsed_s")
+    #: options that must match to resume (the others, e.g. val_every or the lr, may change)
+    RESUME_KEYS = ("method", "parameterisation", "loss", "seed", "batch", "dictionary_points")
+    KIND = "model-based"
 
     def __init__(self, scenario: Scenario, options: TrainOptions, device: str = "cpu",
                  dist: dist_ctx.Context = dist_ctx.SINGLE):
-        self.scenario = scenario
-        self.options = options
-        self.device = torch.device(device)
-        self.dist = dist
-        #: frames [start, stop) of every step's global batch that this process trains on
-        self.shard = dist_ctx.shard(options.batch, dist.rank, dist.world_size)
-        a, sc = scenario.array, scenario.scene
-        self.K, self.S = a["antennas"], scenario.ofdm["subcarriers"]
-        self.lam = scenario.wavelength_m
-        self.spacing_hz = scenario.ofdm["spacing_hz"]
-        self.T = 1 if options.loss == "mse" else sc["max_targets"]
+        T = 1 if options.loss == "mse" else scenario.scene["max_targets"]
+        sampler = FrameSampler(scenario, options.seed, options.batch, T, options.eta_phi, options.theta_mean_deg,
+                               options.width_deg, DRAW_CHUNK, device)
+        super().__init__(scenario, options, device, sampler, dist)
+        self.method = options.method
+        a = scenario.array
+        self.K, self.S, self.T = a["antennas"], scenario.ofdm["subcarriers"], T
         self.grid_points = scenario.transmitter["beam_grid"]
         self.rcond = scenario.transmitter["beam_rcond"]
-        self.true = true_array(scenario)
-        self.true_positions = torch.as_tensor(self.true.positions_m, dtype=torch.float64, device=self.device)
+        self.true = sampler.true
         if options.method == "impairment":
-            self.array = tm.SpacingArray(self.K, self.lam, self.grid_points, a["impairment"], options.parameterisation)
+            self.array = tm.SpacingArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
+                                         options.parameterisation)
         else:
             if options.dictionary_points is not None:  # complexity-limited dictionary (Sec. V-C)
                 self.grid_points = options.dictionary_points
-            self.array = tm.DictionaryArray(self.K, self.lam, self.grid_points)
+            self.array = tm.DictionaryArray(self.K, scenario.wavelength_m, self.grid_points)
         self.array.to(self.device)
         delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
-        self.domp = DifferentiableOmp(self.array, delays, self.S, self.spacing_hz, options.temperature).to(self.device)
+        self.domp = DifferentiableOmp(self.array, delays, self.S, scenario.ofdm["spacing_hz"],
+                                      options.temperature).to(self.device)
         self.optimizer = torch.optim.Adam(self.array.parameters(), lr=options.lr)
         #: per-frame loss as a module (DistributedDataParallel needs a forward() to wrap)
         self.loss_module = dist_ctx.wrap(_FrameLoss(self), dist, self.device)
-        self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], self.K, sc["noise_power"])
-        self.step = 0
-        self.history: list[dict[str, Any]] = []
-        self._qpsk = torch.as_tensor(QPSK)
         self._val_batch: Batch | None = None
         span = np.deg2rad(np.linspace(-COHERENCE_SPAN_DEG, COHERENCE_SPAN_DEG, 561))
         self._coh_angles = torch.as_tensor(span, device=self.device)
@@ -223,62 +185,21 @@ class Trainer:
         self._grid_span = torch.as_tensor(np.nonzero(in_span)[0], device=self.device)
         self._grid_true = torch.as_tensor(self.true.steering(g[in_span]).T, device=self.device)
 
-    # --- data -------------------------------------------------------------------------------
     def parameter_count(self) -> int:
         """Number of learnable (real or complex) scalars: K spacings, or K x N_theta complex
         dictionary entries (paper: 64 x 720 = 46,080 full, 64 x 156 = 9,984 limited)."""
         return sum(p.numel() for p in self.array.parameters())
 
+    # the sampler's draws under their former names (tests/test_trainer_distributed.py)
     def generator(self, step: int, stream: str = "train", chunk: int = 0) -> torch.Generator:
-        """Generator of the batch of ``step`` of ``stream`` ("train" or "validation", numbered as
-        simulation.STREAMS); ``chunk`` c > 0: of the c-th DRAW_CHUNK frames of that batch."""
-        key = [int(self.options.seed), STREAMS[stream], int(step)] + ([int(chunk)] if chunk else [])
-        seq = np.random.SeedSequence(key)
-        return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1)
-
-    def draw_frames(self, step: int, start: int, stop: int, theta_mean_deg: float | None = None) -> Batch:
-        """Frames [start, stop) of the training batch of ``step``: frame i is frame i % DRAW_CHUNK
-        of chunk i // DRAW_CHUNK (drawn by generator(step, chunk=c)), whatever the slice, so
-        slices drawn by different processes join into the batch drawn by one."""
-        parts = []
-        for c in range(start // DRAW_CHUNK, (stop - 1) // DRAW_CHUNK + 1):
-            c0 = c * DRAW_CHUNK
-            n = min(DRAW_CHUNK, self.options.batch - c0)
-            b = self.draw(self.generator(step, chunk=c), n, theta_mean_deg)
-            lo, hi = max(start, c0) - c0, min(stop, c0 + n) - c0
-            parts.append(b if (lo, hi) == (0, n) else _slice(b, lo, hi))
-        if len(parts) == 1:
-            return parts[0]
-        return Batch(*(torch.cat([getattr(p, f.name) for p in parts]) for f in dataclasses.fields(Batch)))
+        return self.sampler.generator(step, stream, chunk)
 
     def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None,
              min_targets: int = 1) -> Batch:
-        """A batch of random frames; T ~ U{min_targets..T_max} (model-based training: 1, since
-        a frame without targets carries no loss under (18); NNBL's detection step: 0)."""
-        o, sc = self.options, self.scenario.scene
-        B, T, K, S = batch, self.T, self.K, self.S
-        u = lambda *shape: torch.rand(shape, generator=gen, dtype=torch.float64)  # noqa: E731
-        half = o.theta_mean_deg if theta_mean_deg is None else theta_mean_deg
-        mean = torch.deg2rad((2 * u(B) - 1) * half)
-        width = torch.deg2rad(o.width_deg[0] + (o.width_deg[1] - o.width_deg[0]) * u(B))
-        lo, hi = (mean - width / 2).clamp(min=-math.pi / 2), (mean + width / 2).clamp(max=math.pi / 2)
-        counts = torch.randint(min_targets, T + 1, (B,), generator=gen)
-        present = torch.arange(T)[None, :] < counts[:, None]
-        angles = lo[:, None] + (hi - lo)[:, None] * u(B, T)
-        rmin, rmax = self.scenario.range_interval_m
-        ranges = rmin + (rmax - rmin) * u(B, T)
-        gains = _complex_normal(gen, (B, T), self.gain_variance)
-        symbols = self._qpsk[torch.randint(0, 4, (B, S), generator=gen)]
-        noise = _complex_normal(gen, (B, K, S), sc["noise_power"]).to(torch.complex64)
-        if o.eta_phi == "sweep":
-            eta = torch.linspace(0, 1, 8, dtype=torch.float64)[torch.randint(0, 8, (B,), generator=gen)]
-            phi = (math.pi / 4) * torch.randint(0, 8, (B,), generator=gen).to(torch.float64)
-        else:
-            eta = torch.full((B,), float(self.scenario.transmitter["eta"]), dtype=torch.float64)
-            phi = torch.full((B,), float(self.scenario.transmitter["phi_rad"]), dtype=torch.float64)
-        dev = self.device
-        return Batch(lo.to(dev), hi.to(dev), counts.to(dev), present.to(dev), angles.to(dev), ranges.to(dev),
-                     gains.to(dev), symbols.to(dev), noise.to(dev), eta.to(dev), phi.to(dev))
+        return self.sampler.draw(gen, batch, theta_mean_deg, min_targets)
+
+    def draw_frames(self, step: int, start: int, stop: int, theta_mean_deg: float | None = None) -> Batch:
+        return self.sampler.draw_frames(step, start, stop, theta_mean_deg)
 
     # --- forward -----------------------------------------------------------------------------
     def precoders(self, batch: Batch) -> torch.Tensor:
@@ -291,11 +212,7 @@ class Trainer:
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-frame loss (B,) and the dOMP result's estimated positions (B, T, 2)."""
-        f = self.precoders(batch)
-        delays = 2.0 * batch.ranges / SPEED_OF_LIGHT
-        y = tm.sensing_echo(self.true_positions, self.lam, f, batch.symbols, batch.angles, delays, batch.gains,
-                            batch.present, self.spacing_hz) + batch.noise
-        y = tm.reciprocal_filter(y, batch.symbols)  # (3)
+        y = self.sampler.received(batch, self.precoders(batch))
         lo, hi = (batch.lo, batch.hi) if self.options.sector_restricted else (None, None)
         iterations = int(batch.counts.max())
         res = self.domp(y, iterations, lo, hi)
@@ -306,25 +223,22 @@ class Trainer:
         rx = self.scenario.receiver
         return gospa_equal(true, est, batch.counts, rx["gospa_c_m"], rx["gospa_p"]), est
 
-    def train_step(self) -> float:
+    # --- harness hooks -------------------------------------------------------------------------
+    def before_step(self) -> None:
         self.array.train()
         self.domp.temperature = self.options.temperature_at(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = self.options.lr_at(self.step)
-        batch = self.draw_frames(self.step, *self.shard, self.options.theta_mean_at(self.step))
-        per_frame = self.loss_module(*(getattr(batch, f.name) for f in dataclasses.fields(Batch)))
-        if self.dist.enabled:
-            # DDP averages the ranks' gradients: sum * world / B makes that the gradient of the
-            # mean over the global batch, also when the slices differ in size by one frame
-            loss = per_frame.sum() * (self.dist.world_size / self.options.batch)
-            total = dist_ctx.sum_over_ranks(per_frame.detach().sum(), self.dist)
-        else:
-            loss = per_frame.mean()
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        self.step += 1
-        return float(total) / self.options.batch if self.dist.enabled else float(loss.detach())
+
+    def training_batch(self) -> Batch:
+        return self.sampler.draw_frames(self.step, *self.shard, self.options.theta_mean_at(self.step))
+
+    def per_frame_loss(self, batch: Batch) -> torch.Tensor:
+        return self.loss_module(*batch.tensors())
+
+    def row_fields(self, loss: float | None) -> dict[str, Any]:
+        temperature = self.options.temperature_at(0) if loss is None else self.domp.temperature
+        return {"train_loss": loss, "temperature": temperature}
 
     # --- validation --------------------------------------------------------------------------
     @torch.no_grad()
@@ -355,63 +269,28 @@ class Trainer:
 
     def validate(self) -> dict[str, float]:
         if self._val_batch is None:
-            self._val_batch = self.draw(self.generator(0, "validation"), self.options.val_frames)
+            self._val_batch = self.sampler.validation(self.options.val_frames)
         self.domp.temperature = self.options.temperature_at(self.step)
         losses = []
         with torch.no_grad():
-            vb = self._val_batch
             size = min(self.options.batch, 256)
             for s in range(0, self.options.val_frames, size):
-                losses.append(self.forward(_slice(vb, s, s + size))[0])
+                losses.append(self.forward(self._val_batch.slice(s, s + size))[0])
         out = {"val_loss": float(torch.cat(losses).mean()), "coherence": self.coherence()}
         out.update(self.spacing_error())
         return out
 
     # --- checkpoints and weights -------------------------------------------------------------
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        t = {f"param.{k}": v.detach().cpu().contiguous() for k, v in self.array.named_parameters()}
-        for i, p in enumerate(self.array.parameters()):
-            st = self.optimizer.state.get(p, {})
-            for key, value in st.items():
-                t[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        return t
+    def checkpoint_tensors(self) -> dict[str, torch.Tensor]:
+        return {f"param.{k}": v.detach().cpu().contiguous() for k, v in self.array.named_parameters()}
 
-    def save_checkpoint(self, path: str) -> None:
-        from safetensors.torch import save_file
-
-        meta = {"step": str(self.step), "options": json.dumps(self.options.to_dict(), sort_keys=True),
-                "scenario_hash": self.scenario.hash(), "history": json.dumps(self.history)}
-        tmp = path + ".tmp"
-        save_file(self.state_tensors(), tmp, metadata=meta)
-        os.chmod(tmp, weights_io._default_mode())
-        os.replace(tmp, path)
-
-    def load_checkpoint(self, path: str) -> None:
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as fh:
-            meta = fh.metadata() or {}
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
-        if meta.get("scenario_hash") != self.scenario.hash():
-            raise ValueError(f"{path}: checkpoint of scenario {meta.get('scenario_hash')}, this run is "
-                             f"{self.scenario.hash()}")
-        saved = json.loads(meta["options"])
-        for key in ("method", "parameterisation", "loss", "seed", "batch", "dictionary_points"):
-            if saved.get(key) != self.options.to_dict()[key]:
-                raise ValueError(f"{path}: checkpoint has {key} = {saved.get(key)!r}, this run "
-                                 f"{self.options.to_dict()[key]!r}")
+    def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str) -> None:
         with torch.no_grad():
             for k, v in self.array.named_parameters():
                 if f"param.{k}" not in tensors or tensors[f"param.{k}"].shape != v.shape:
-                    raise ValueError(f"{path}: parameter {k} missing or mis-shaped")
+                    raise CheckpointError(f"{path}: parameter {k} missing or mis-shaped")
                 v.copy_(tensors[f"param.{k}"])
-        for i, p in enumerate(self.array.parameters()):
-            st = {key.split(".", 2)[2]: val.to(self.device) for key, val in tensors.items()
-                  if key.startswith(f"adam.{i}.")}
-            if st:
-                self.optimizer.state[p] = st
-        self.step = int(meta["step"])
-        self.history = json.loads(meta.get("history", "[]"))
+        self.load_adam(tensors, meta, path)
 
     def weight_tensors(self) -> dict[str, np.ndarray]:
         grid = self.array.grid_rad.cpu().numpy()
@@ -421,6 +300,20 @@ class Trainer:
                     "angle_grid_rad": grid}
         return {"dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
                 "angle_grid_rad": grid}
+
+    # --- log and plot ----------------------------------------------------------------------------
+    def format_row(self, row: dict[str, Any]) -> str:
+        parts = [f"step {row['step']:6d}"]
+        for key, fmt in (("train_loss", ".2f"), ("val_loss", ".2f"), ("coherence", ".4f"),
+                         ("spacing_error_m", ".3e"), ("position_rms_m", ".3e"), ("temperature", ".3g")):
+            v = row.get(key)
+            if v is not None and not (isinstance(v, float) and math.isnan(v)):
+                parts.append(f"{key} {v:{fmt}}")
+        return "  ".join(parts)
+
+    def plot(self, path: str) -> None:
+        o = self.options
+        plot_history(path, self.history, f"{o.method} learning ({o.loss})", min(o.curriculum_steps, o.iterations))
 
 
 class _FrameLoss(torch.nn.Module):
@@ -439,51 +332,13 @@ class _FrameLoss(torch.nn.Module):
         return self._trainer().forward(Batch(*fields))[0]
 
 
-def _slice(b: Batch, start: int, stop: int) -> Batch:
-    return Batch(*(getattr(b, f.name)[start:stop] for f in dataclasses.fields(Batch)))
-
-
-CSV_FIELDS = ("step", "train_loss", "val_loss", "coherence", "spacing_error_m", "position_rms_m", "temperature",
-              "elapsed_s")
-
-
-def write_csv(path: str, history: list[dict[str, Any]]) -> None:
-    with open(path, "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=CSV_FIELDS, extrasaction="ignore")
-        w.writeheader()
-        for row in history:
-            w.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in CSV_FIELDS})
-
-
-def plot_training_loss(ax, steps: np.ndarray, loss: np.ndarray) -> None:
-    """Per-batch training loss and its running mean (about 30 windows) on a matplotlib axis."""
-    ax.plot(steps, loss, lw=0.6, alpha=0.5, label="train (batch)")
-    if len(loss) >= 10:
-        k = max(len(loss) // 30, 5)
-        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"train ({k}-step mean)")
-
-
-def save_plot(fig, path: str, title: str) -> None:
-    """Title, lay out, write (PNG, 100 dpi) and free a training plot."""
-    import matplotlib.pyplot as plt
-
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
 def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculum_steps: int = 0) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    """Training loss (batch, running mean) and validation GOSPA above, mean coherence below."""
     trained = [h for h in history if h.get("train_loss") is not None]
     steps = np.array([h["step"] for h in trained])
     loss = np.array([h["train_loss"] for h in trained], dtype=float)
     val = [(h["step"], h["val_loss"], h["coherence"]) for h in history if h.get("val_loss") is not None]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(7, 6), sharex=True)
+    fig, (ax1, ax2) = new_figure(2, 1, figsize=(7, 6), sharex=True)
     plot_training_loss(ax1, steps, loss)
     if val:
         v = np.array(val, dtype=float)
@@ -506,65 +361,14 @@ def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cp
           progress=None, log=print, dist: dist_ctx.Context = dist_ctx.SINGLE) -> dict[str, Any]:
     """Run (or resume) training and write the weights to ``out`` (safetensors), the CSV log
     and loss curve next to it (``<out stem>.csv`` / ``.png``), and checkpoints
-    (``<out stem>.ckpt.safetensors``). Returns a summary dict.
+    (``<out stem>.ckpt.safetensors``) -- Harness.run. Returns a summary dict.
 
     ``dist``: this process's place in a data-parallel run (distributed.init has joined the
     process group). Every rank trains its slice of each step; only rank 0 validates, logs,
     shows the progress bar and writes files, and only its summary has "first"/"last"/"paths"."""
-    from tqdm import tqdm
-
     torch.manual_seed(options.seed)
-    stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
-    paths = {"csv": stem + ".csv", "png": stem + ".png", "ckpt": stem + ".ckpt.safetensors"}
-    trainer = Trainer(scenario, options, device, dist)
-    if not dist.is_main:  # the other ranks only compute their slices' gradients
-        if resume:
-            trainer.load_checkpoint(resume)
-        while trainer.step < options.iterations:
-            trainer.train_step()
-        return {"steps": trainer.step, "rank": dist.rank, "parameters": trainer.parameter_count()}
-    if resume:
-        trainer.load_checkpoint(resume)
-        log(f"resumed from {resume} at step {trainer.step}")
-    start_time = time.time()
-    elapsed0 = trainer.history[-1]["elapsed_s"] if trainer.history else 0.0
-    if trainer.step == 0:
-        first = trainer.validate()
-        trainer.history.append({"step": 0, "train_loss": None, "temperature": options.temperature_at(0),
-                                "elapsed_s": 0.0, **first})
-        log(_fmt(trainer.history[-1]))
-    bar = tqdm(total=options.iterations, initial=trainer.step, desc=f"isac-train {options.method}", unit="step",
-               disable=True if progress is False else None, dynamic_ncols=True)
-    with bar:
-        while trainer.step < options.iterations:
-            loss = trainer.train_step()
-            row: dict[str, Any] = {"step": trainer.step, "train_loss": loss,
-                                   "temperature": trainer.domp.temperature,
-                                   "elapsed_s": elapsed0 + time.time() - start_time}
-            if trainer.step % options.val_every == 0 or trainer.step == options.iterations:
-                row.update(trainer.validate())
-                log(_fmt(row))
-            trainer.history.append(row)
-            bar.set_postfix(loss=f"{loss:.2f}")
-            bar.update(1)
-            if trainer.step % options.checkpoint_every == 0 or trainer.step == options.iterations:
-                trainer.save_checkpoint(paths["ckpt"])
-                write_csv(paths["csv"], trainer.history)
-    write_csv(paths["csv"], trainer.history)
-    plot_history(paths["png"], trainer.history, f"{options.method} learning ({options.loss})",
-                 min(options.curriculum_steps, options.iterations))
-    weights_io.save(out, scenario, options.method, trainer.weight_tensors(), trainer.step, options.to_dict())
-    first = next(h for h in trainer.history if h.get("coherence") is not None)
-    last = [h for h in trainer.history if h.get("coherence") is not None][-1]
-    return {"steps": trainer.step, "elapsed_s": trainer.history[-1]["elapsed_s"], "first": first, "last": last,
-            "paths": {**paths, "weights": out}, "rank": dist.rank, "parameters": trainer.parameter_count()}
+    return Trainer(scenario, options, device, dist).run(out, resume, progress, log)
 
 
-def _fmt(row: dict[str, Any]) -> str:
-    parts = [f"step {row['step']:6d}"]
-    for key, fmt in (("train_loss", ".2f"), ("val_loss", ".2f"), ("coherence", ".4f"), ("spacing_error_m", ".3e"),
-                     ("position_rms_m", ".3e"), ("temperature", ".3g")):
-        v = row.get(key)
-        if v is not None and not (isinstance(v, float) and math.isnan(v)):
-            parts.append(f"{key} {v:{fmt}}")
-    return "  ".join(parts)
+__all__ = ["COHERENCE_SPAN_DEG", "DRAW_CHUNK", "METHODS", "PROFILES", "Batch", "TrainOptions", "Trainer",
+           "plot_history", "train"]
