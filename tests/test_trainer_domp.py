@@ -169,13 +169,12 @@ def test_forward_matches_the_numpy_reference_model_domp(kind, sector):
 def test_forward_equals_the_streaming_receivers_domp_mode(kernel):
     """The torch dOMP forward (trainer) and the GNU Radio receiver block in mode "domp" give
     the same estimates on the same frames (same array, grids, window, temperature, sector)."""
-    from gnuradio.isac.blocks import isac_omp_receiver
-    from gnuradio.isac.flowgraph import block_kwargs
+    from gnuradio.isac.blocks import omp_receiver
 
     true = arr.true_array(SC)
     y = frames(true, np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=7)
-    rx = isac_omp_receiver(threshold=0.0, array=true.spacings_m, mode="domp", kernel=kernel,
-                           **dict(block_kwargs(SC)["omp"], max_targets=3))
+    rx = omp_receiver.from_scenario(SC.with_overrides({"scene.max_targets": 3}), method="perfect", receiver="domp",
+                                    kernel=kernel, threshold=0.0)  # "perfect": the true array of SC
     got = rx.process(0, y.numpy())  # the block's per-frame detections (threshold 0: all 3 iterations)
     model = tm.SpacingArray(K, LAM, 720, spacings_m=true.spacings_m)
     lo, hi = torch.full((2,), SECTOR[0]), torch.full((2,), SECTOR[1])
