@@ -1,4 +1,4 @@
-"""isac_map_display: the QT GUI angle-delay map display, rendered on Qt's offscreen platform
+"""isac.map_display: the QT GUI angle-delay map display, rendered on Qt's offscreen platform
 and checked pixel by pixel (map maximum, truth circles, detection crosses, frame matching),
 its GRC definition, and the GUI flowgraph apps/isac_gui.grc with the display in it."""
 import os
@@ -18,7 +18,8 @@ from PyQt5 import QtWidgets  # Debian python3-pyqt5, installed by tools/setup.sh
 from PyQt5 import QtCore, QtGui  # noqa: E402
 
 from gnuradio import blocks, gr  # noqa: E402
-from gnuradio.isac.blocks import BlockParameterError, isac_map_display  # noqa: E402
+from gnuradio import isac  # noqa: E402
+from gnuradio.isac import BlockParameterError  # noqa: E402
 from gnuradio.isac.blocks._common import make_dict  # noqa: E402
 from gnuradio.isac.blocks.map_display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, nice_ticks  # noqa: E402
 
@@ -80,9 +81,9 @@ def colour_near(img, xy, rgb, box=10) -> int:
 
 
 def make(**kw):
-    args = dict(angle_grid=A, delay_grid=D, sector_deg=SECTOR, range_m=RANGE)
+    args = dict(angle_grid=A, delay_grid=D, target_sector_deg=SECTOR, range_m=RANGE)
     args.update(kw)
-    return isac_map_display(**args)
+    return isac.map_display(**args)
 
 
 # --- pure functions ---------------------------------------------------------------------
@@ -115,7 +116,8 @@ def test_nice_ticks():
 # --- parameters ---------------------------------------------------------------------------
 @pytest.mark.parametrize("kw, param", [
     (dict(angle_grid=0), "angle_grid"), (dict(delay_grid=2.5), "delay_grid"),
-    (dict(sector_deg=[-20.0, -40.0]), "sector_deg"), (dict(sector_deg=[-100.0, 0.0]), "sector_deg"),
+    (dict(target_sector_deg=[-20.0, -40.0]), "target_sector_deg"),
+    (dict(target_sector_deg=[-100.0, 0.0]), "target_sector_deg"),
     (dict(range_m=[190.0, 10.0]), "range_m"), (dict(range_m=[-5.0, 10.0]), "range_m"),
     (dict(db="yes"), "db"), (dict(floor_db=0.0), "floor_db"), (dict(floor_db=float("nan")), "floor_db"),
     (dict(update_hz=0), "update_hz"), (dict(update_hz=-1.0), "update_hz"),
@@ -255,9 +257,9 @@ needs_grcc = pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion 
 def test_block_yaml():
     doc = yaml.safe_load((REPO / "grc" / "isac_map_display.block.yml").read_text())
     assert doc["id"] == "isac_map_display" and doc["category"] == "[ISAC]" and doc["file_format"] == 1
-    assert doc["templates"]["imports"] == "from gnuradio.isac.blocks import isac_map_display"
+    assert doc["templates"]["imports"] == "from gnuradio import isac"
     make_t = doc["templates"]["make"]
-    assert make_t.startswith("isac_map_display(")
+    assert make_t.startswith("isac.map_display(")
     assert doc["documentation"].strip()
     assert any("> 0" in a for a in doc["asserts"])
     params = {p["id"] for p in doc["parameters"]}
