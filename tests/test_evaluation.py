@@ -3,9 +3,11 @@ import numpy as np
 import pytest
 
 from gnuradio.isac.config import Scenario
-from gnuradio.isac.evaluation import calibrate, evaluate, omp_dictionaries, receiver_array, sense
+from gnuradio.isac.evaluation import calibrate, evaluate, sense
+from gnuradio.isac.model.array import scenario_nominal_array
 from gnuradio.isac.model.metrics import false_alarm_probability
 from gnuradio.isac.simulation import Simulator
+from gnuradio.isac.transceiver import SensingReceiver, get
 
 
 def small(**overrides):
@@ -31,11 +33,11 @@ def test_calibration_hits_the_target_false_alarm_rate():
     sc = small(**{"receiver.p_fa": 0.05, "run.calibration_frames": 400, "run.frames": 400,
                   "array.spacing_std_m": 0.0})
     sim = Simulator(sc)
-    D = omp_dictionaries(sc, receiver_array(sc, "baseline"))
-    thr = calibrate(sc, sim, D, progress=False)
+    rx = SensingReceiver(sc, scenario_nominal_array(sc), "omp", "numpy")
+    thr = calibrate(sc, sim, rx, progress=False)
     # on the calibration frames themselves: p_fa <= target, and a slightly lower threshold exceeds it
     cal = sim.frames(0, 400, "calibration")
-    res = sense(cal, D, 5)
+    res = sense(cal, rx)
     assert false_alarm_probability(cal.true_counts, res.counts(thr), 5) <= 0.05
     assert false_alarm_probability(cal.true_counts, res.counts(thr * 0.97), 5) > 0.04
     # on fresh test frames: within Monte Carlo error of the target
@@ -74,7 +76,9 @@ def test_eta_trades_sensing_for_communication():
 
 def test_unknown_method_is_named():
     with pytest.raises(ValueError, match="method must be one of baseline, perfect"):
-        receiver_array(small(), "oracle")
+        get("oracle")
+    with pytest.raises(ValueError, match="method must be one of baseline, perfect"):
+        evaluate(small(), "oracle", progress=False)
 
 
 def test_differentiable_omp_performs_close_to_omp_with_perfect_knowledge_fig7():
@@ -91,15 +95,16 @@ def test_differentiable_omp_performs_close_to_omp_with_perfect_knowledge_fig7():
 
 
 def test_sensing_receiver_validates_its_arguments():
-    from gnuradio.isac.evaluation import SensingReceiver
     from gnuradio.isac.model.array import DictionaryArray
 
     sc = small()
-    arr = receiver_array(sc, "baseline")
-    with pytest.raises(ValueError, match="receiver mode must be one of omp, domp"):
+    arr = scenario_nominal_array(sc)
+    with pytest.raises(ValueError, match="receiver must be one of omp, domp"):
         SensingReceiver(sc, arr, "music")
-    with pytest.raises(ValueError, match="kernel must be one of numpy, cpp"):
+    with pytest.raises(ValueError, match="kernel must be one of cpp, numpy"):
         SensingReceiver(sc, arr, "omp", "fortran")
+    with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+        SensingReceiver(sc, arr, "domp", "numpy", 0.0)
     grid = np.linspace(-1.5, 1.5, 30)
     with pytest.raises(ValueError, match="needs an array with element positions"):
         SensingReceiver(sc, DictionaryArray(grid, arr.steering(grid)), "domp")

@@ -82,12 +82,12 @@ def test_changed_settings_never_reuse_a_stored_unit(tmp_path, monkeypatch):
 
 def test_fig7_and_crb_resume_per_curve_and_per_point(tmp_path, monkeypatch):
     assert run_cli(tmp_path / "whole", "fig7") == 0
-    cut = Interrupt(sweep.sweep_method, at=2)  # the dOMP curve
-    monkeypatch.setattr(sweep, "sweep_method", cut)
+    cut = Interrupt(sweep.sweep_curve, at=2)  # the dOMP curve
+    monkeypatch.setattr(sweep, "sweep_curve", cut)
     assert run_cli(tmp_path / "cut", "fig7") == 130
-    monkeypatch.setattr(sweep, "sweep_method", Interrupt(sweep.sweep_method.fn))
+    monkeypatch.setattr(sweep, "sweep_curve", Interrupt(sweep.sweep_curve.fn))
     assert run_cli(tmp_path / "cut", "fig7") == 0
-    assert sweep.sweep_method.calls == 1
+    assert sweep.sweep_curve.calls == 1
     assert (tmp_path / "cut" / "fig7.csv").read_bytes() == (tmp_path / "whole" / "fig7.csv").read_bytes()
 
     assert run_cli(tmp_path / "crb", "crb") == 0

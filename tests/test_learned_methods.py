@@ -6,13 +6,13 @@ trainer's own learning is tested in test_trainer_*.py."""
 import numpy as np
 import pytest
 
+from gnuradio.isac import transceiver
 from gnuradio.isac import weights as W
 from gnuradio.isac.cli import eval as isac_eval
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
-from gnuradio.isac.evaluation import (SensingReceiver, evaluate, learned_array, receiver_array, sense,
-                                      transmitter_precoder)
-from gnuradio.isac.model.array import draw_spacings, positions_example1, true_array
+from gnuradio.isac.evaluation import evaluate, sense
+from gnuradio.isac.model.array import ArrayModel, draw_spacings, positions_example1, true_array
 from gnuradio.isac.model.grids import full_angle_grid
 from gnuradio.isac.simulation import Simulator, baseline_precoder
 
@@ -42,22 +42,30 @@ def oracle(sc, tmp_path_factory):
     return write_spacings(tmp_path_factory.mktemp("w") / "oracle.safetensors", sc, true_array(sc).spacings_m)
 
 
+def learned_array(sc, path) -> ArrayModel:
+    return W.load(path, sc, "impairment").array(sc.wavelength_m)
+
+
 def test_learned_array_and_transmitter_come_from_the_weights(sc, oracle):
-    arr = learned_array(sc, oracle, "impairment")
+    w = W.load(oracle, sc, "impairment")
+    t = transceiver.build(sc, "impairment", w, "omp", "numpy")
+    arr = t.receiver.array
     np.testing.assert_allclose(arr.positions_m, true_array(sc).positions_m)
-    f = transmitter_precoder(sc, "impairment", arr)
+    f = t.precoder(sc)
     np.testing.assert_allclose(f, baseline_precoder(sc, arr))
     assert not np.allclose(f, baseline_precoder(sc))  # not the nominal beam
-    np.testing.assert_allclose(transmitter_precoder(sc, "perfect", arr), baseline_precoder(sc))
+    np.testing.assert_allclose(transceiver.transmitter(sc, "perfect").precoder(sc), baseline_precoder(sc))
     with pytest.raises(ValueError, match="needs a weights file"):
-        receiver_array(sc, "impairment")
+        transceiver.build(sc, "impairment")
     with pytest.raises(ValueError, match="does not use a weights file"):
-        receiver_array(sc, "baseline", oracle)
+        transceiver.build(sc, "baseline", w)
+    with pytest.raises(W.WeightsError, match="holds weights of method 'impairment', expected 'dictionary'"):
+        transceiver.build(sc, "dictionary", w)
 
 
 def test_oracle_weights_recover_the_impairment_loss(sc, oracle):
     base = evaluate(sc, "baseline", progress=False)
-    learned = evaluate(sc, "impairment", progress=False, weights=oracle)
+    learned = evaluate(sc, "impairment", W.load(oracle, sc), progress=False)
     perfect = evaluate(sc, "perfect", progress=False)
     assert learned["p_md"] < base["p_md"] - 0.2
     assert learned["gospa"] < 0.6 * base["gospa"]
@@ -68,11 +76,20 @@ def test_weights_of_another_impairment_draw_are_refused(sc, tmp_path, capsys):
     other = write_spacings(tmp_path / "o.safetensors", sc.with_overrides({"array.impairment_seed": 9}),
                            draw_spacings(32, sc.wavelength_m, 2e-4, 9))
     with pytest.raises(W.WeightsError, match="different array, impairment seed"):
-        evaluate(sc, "impairment", progress=False, weights=other)
+        W.load(other, sc, "impairment")
+    # the one explicit way to deploy them anyway: other_array (--weights-other-array); all else is still checked
+    w = W.load(other, sc, "impairment", other_array=True)
+    np.testing.assert_allclose(w.array().spacings_m, draw_spacings(32, sc.wavelength_m, 2e-4, 9))
+    with pytest.raises(W.WeightsError, match="antennas"):
+        W.load(other, sc.with_overrides({"array.antennas": 16}), "impairment", other_array=True)
     code = isac_eval.main(["--method", "impairment", "--weights", other, "--set", "array.antennas=32",
                            "--set", "ofdm.subcarriers=128", "--no-progress"])
     assert code == 2
     assert "different array, impairment seed" in capsys.readouterr().err
+    assert isac_eval.main(["--method", "impairment", "--weights", other, "--weights-other-array", "--set",
+                           "array.antennas=32", "--set", "ofdm.subcarriers=128", "--set", "run.frames=4", "--set",
+                           "run.calibration_frames=4", "--no-progress"]) == 0
+    capsys.readouterr()
     assert isac_eval.main(["--method", "impairment", "--no-progress"]) == 2
     assert "needs a weights file" in capsys.readouterr().err
 
@@ -86,24 +103,30 @@ def test_isac_eval_with_weights(sc, oracle, tmp_path):
     import json
 
     got = json.loads(out.read_text())
-    want = evaluate(sc, "impairment", progress=False, weights=oracle)
+    want = evaluate(sc, "impairment", W.load(oracle, sc), progress=False)
     assert got["method"] == "impairment" and got["p_md"] == pytest.approx(want["p_md"])
 
 
 def test_blocks_use_the_learned_array(sc, oracle):
-    from gnuradio.isac.blocks import BlockParameterError, isac_omp_receiver, isac_precoder
-    from gnuradio.isac.flowgraph import block_kwargs
+    from gnuradio.isac import omp_receiver, precoder
+    from gnuradio.isac.blocks import BlockParameterError
 
-    kw = block_kwargs(sc)
-    pre = isac_precoder(weights=oracle, **kw["precoder"])
+    pre = precoder.from_scenario(sc, weights=oracle)
+    assert pre.method == "impairment"
     np.testing.assert_allclose(pre.precoder(), baseline_precoder(sc, learned_array(sc, oracle)), atol=1e-6)
-    rx = isac_omp_receiver(weights=oracle, threshold=1.0, **kw["omp"])
+    rx = omp_receiver.from_scenario(sc, weights=oracle, threshold=1.0)
     np.testing.assert_allclose(rx.array.positions_m, true_array(sc).positions_m)
     with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'weights'.*no such weights file"):
-        isac_omp_receiver(weights="/nonexistent.safetensors", **kw["omp"])
-    k2 = dict(kw["precoder"], K=16)
+        omp_receiver.from_scenario(sc, weights="/nonexistent.safetensors")
     with pytest.raises(BlockParameterError, match="isac_precoder: parameter 'weights'.*antennas"):
-        isac_precoder(weights=oracle, **k2)
+        precoder.from_scenario(sc.with_overrides({"array.antennas": 16}), weights=oracle)
+    with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'method'.*holds weights of method"):
+        omp_receiver.from_scenario(sc, weights=oracle, method="dictionary")
+    # the blocks apply the one rule of weights.load: another impairment draw is refused unless weights_other_array
+    other = sc.with_overrides({"array.impairment_seed": 9})
+    with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'weights'.*different array"):
+        omp_receiver.from_scenario(other, weights=oracle)
+    assert omp_receiver.from_scenario(other, weights=oracle, weights_other_array=True).method == "impairment"
 
 
 def test_streamed_learned_system_equals_offline(sc, oracle):
@@ -111,12 +134,13 @@ def test_streamed_learned_system_equals_offline(sc, oracle):
 
     n, thr = 8, 1.2e4
     seen = {}
-    tb = SimFlowgraph(sc, n, thr, receiver="impairment", weights=oracle, kernel="numpy",
+    w = W.load(oracle, sc)
+    tb = SimFlowgraph(sc, n, thr, method="impairment", weights=w, kernel="numpy",
                       on_frame=lambda f, t, d, e: seen.__setitem__(f, d))
     tb.run()
-    arr = learned_array(sc, oracle)
-    frames = Simulator(sc, precoder=transmitter_precoder(sc, "impairment", arr)).frames(0, n)
-    result = sense(frames, SensingReceiver(sc, arr))
+    t = transceiver.build(sc, "impairment", w, "omp", "numpy")
+    frames = Simulator(sc, precoder=t.precoder(sc)).frames(0, n)
+    result = sense(frames, t.receiver)
     for i in range(n):
         want = result.detections(i, thr)
         assert int(seen[i]["count"]) == len(want["angle_rad"])
@@ -125,7 +149,8 @@ def test_streamed_learned_system_equals_offline(sc, oracle):
 
 def test_isac_sim_picks_the_shipped_weights_only_when_they_fit(sc, oracle, monkeypatch, capsys):
     monkeypatch.setattr(W, "default_weights_path", lambda: oracle)
-    assert isac_sim.choose_method(sc, None, None) == ("impairment", oracle)
+    method, w = isac_sim.choose_method(sc, None, None)
+    assert method == "impairment" and w.source == oracle and w.method == "impairment"
     other = sc.with_overrides({"array.impairment_seed": 3})
     assert isac_sim.choose_method(other, None, None) == ("baseline", None)
     assert "shipped weights not used" in capsys.readouterr().err
@@ -152,4 +177,6 @@ def test_a_limited_learned_dictionary_is_synthesised_on_its_own_grid(sc):
     tx = sc.transmitter
     want = transmit_beam(arr, sc.target_sector_rad, sc.comm_sector_rad, tx["eta"], tx["phi_rad"], tx["power"], 156,
                          tx["beam_rcond"])
-    np.testing.assert_allclose(transmitter_precoder(sc, "dictionary", arr), want, atol=1e-6)
+    from gnuradio.isac.transceiver import ArrayTransmitter
+
+    np.testing.assert_allclose(ArrayTransmitter(arr).precoder(sc), want, atol=1e-6)

@@ -12,9 +12,11 @@ import zmq
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.cli import subscribe as isac_subscribe
 from gnuradio.isac.config import Scenario
-from gnuradio.isac.evaluation import Scores, SensingReceiver, receiver_array, sense
+from gnuradio.isac import transceiver
+from gnuradio.isac.evaluation import sense
 from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.model.ofdm import ml_detect
+from gnuradio.isac.scoring import Scores
 from gnuradio.isac.simulation import Simulator
 
 N = 10
@@ -45,18 +47,16 @@ def run_collect(sc, **kw):
     return tb, seen
 
 
-@pytest.mark.parametrize("receiver, kernel, mode", [("baseline", "cpp", "omp"), ("perfect", "numpy", "omp"),
-                                                   ("baseline", "numpy", "omp"), ("perfect", "cpp", "domp"),
-                                                   ("baseline", "numpy", "domp")])
-def test_streamed_results_equal_offline_model(sc, receiver, kernel, mode):
-    tb, seen = run_collect(sc, receiver=receiver, kernel=kernel, mode=mode)
-    frames = Simulator(sc).frames(0, N)
-    result = sense(frames, SensingReceiver(sc, receiver_array(sc, receiver), mode, "numpy"))
+def check_streamed_equals_offline(sc, tb, seen, t, kernel, threshold=THRESHOLD):
+    """Every frame's truth, detections and symbol errors of the flowgraph equal the offline
+    transceiver ``t`` (built by transceiver.build) on the same frames; so do the running metrics."""
+    frames = Simulator(sc, precoder=t.precoder(sc)).frames(0, N)
+    result = sense(frames, t.receiver)
     detected = ml_detect(frames.y_comm, frames.csi)
     assert sorted(seen) == list(range(N))
     for i in range(N):
         truth, det, errors = seen[i]
-        want = result.detections(i, THRESHOLD)
+        want = result.detections(i, threshold)
         assert int(truth["count"]) == frames.scenes[i].count
         np.testing.assert_allclose(truth["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
         assert int(det["count"]) == len(want["angle_rad"])
@@ -64,12 +64,61 @@ def test_streamed_results_equal_offline_model(sc, receiver, kernel, mode):
         np.testing.assert_allclose(det["angle_deg"], np.rad2deg(want["angle_rad"]), atol=tol)
         np.testing.assert_allclose(det["range_m"], want["range_m"], atol=tol * 100)
         assert errors == int(np.count_nonzero(detected[i] != frames.messages[i]))
-    rx = sc.receiver
-    ref = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
-    ref.add(frames, result, THRESHOLD, detected)
+    ref = Scores.for_scenario(sc)
+    ref.add(frames, result, threshold, detected)
     got, want = tb.summary(), ref.summary()
     for key in ("p_md", "p_fa", "ser", "gospa"):
         assert got[key] == pytest.approx(want[key], rel=1e-5, nan_ok=True), key
+
+
+@pytest.mark.parametrize("method, kernel, receiver", [("baseline", "cpp", "omp"), ("perfect", "numpy", "omp"),
+                                                     ("baseline", "numpy", "omp"), ("perfect", "cpp", "domp"),
+                                                     ("baseline", "numpy", "domp")])
+def test_streamed_results_equal_offline_model(sc, method, kernel, receiver):
+    tb, seen = run_collect(sc, method=method, kernel=kernel, receiver=receiver)
+    check_streamed_equals_offline(sc, tb, seen, transceiver.build(sc, method, None, receiver, "numpy"), kernel)
+
+
+@pytest.fixture(scope="module")
+def nn_weights(sc, tmp_path_factory):
+    """A tiny NNBL weights file of ``sc`` (two Adam steps of the limited networks): the plumbing of
+    deployment is under test here, not the quality of the networks."""
+    import torch
+    from gnuradio.isac import weights
+    from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer
+
+    torch.manual_seed(0)
+    opts = NnOptions(iterations=1, batch=4, n_theta=16, n_tau=16, limited=True, val_frames=4, val_every=1,
+                     lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    tr = NnTrainer(sc, opts)
+    tr.train_step()
+    path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
+    weights.save(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), nnbl=tr.cfg.to_dict())
+    return weights.load(path, sc, "nn")
+
+
+def test_streamed_nnbl_equals_offline(sc, nn_weights):
+    """NNBL in the stream (issue 9): the precoder and receiver blocks run the networks of an
+    isac-train --method nn file; detections, SER and metrics equal the offline transceiver."""
+    threshold = 0.5  # NNBL peaks are detection probabilities
+    seen = {}
+    tb = SimFlowgraph(sc, N, threshold, method="nn", weights=nn_weights, kernel="numpy",
+                      on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e)))
+    tb.run()
+    t = transceiver.build(sc, "nn", nn_weights)
+    assert tb.receiver.receiver == "nn" and t.receiver_name == "nn"
+    np.testing.assert_array_equal(tb.precoder.precoder(), t.precoder(sc))
+    check_streamed_equals_offline(sc, tb, seen, t, "numpy", threshold)
+
+
+def test_isac_sim_runs_nnbl_weights(sc, nn_weights, tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    code = isac_sim.main(["--config", str(cfg), "--frames", "2", "--no-progress", "--no-compare",
+                          "--weights", nn_weights.source])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "method nn, receiver nn" in out and "over 2 frames: p_md = " in out
 
 
 def test_isac_sim_prints_frames_and_metrics_and_saves_the_map(sc, tmp_path, capsys):
@@ -181,11 +230,11 @@ def test_json_encoding_is_strict():
 def test_json_publisher_block_sends_messages_as_json():
     import pmt
     from gnuradio.isac.blocks import _common as c
-    from gnuradio.isac.blocks.json_publisher import isac_json_publisher
+    from gnuradio.isac import json_publisher
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     sock = _subscribe(endpoint)
-    blk = isac_json_publisher(endpoint)
+    blk = json_publisher(endpoint)
     time.sleep(0.5)
     blk.handle_detections(c.make_dict({"frame": 7, "count": 1, "angle_deg": np.array([-31.0]),
                                        "range_m": np.array([42.0])}))
@@ -194,4 +243,4 @@ def test_json_publisher_block_sends_messages_as_json():
     assert got == [("detections", {"frame": 7, "count": 1, "angle_deg": [-31.0], "range_m": [42.0]})]
     assert blk.published == 1
     with pytest.raises(ValueError, match="isac_json_publisher: parameter 'address'"):
-        isac_json_publisher("not an endpoint")
+        json_publisher("not an endpoint")

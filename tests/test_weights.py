@@ -93,7 +93,11 @@ def test_refuses_scene_changes_only_when_physical(imp_file):
     W.load(imp_file, SC.with_overrides(["transmitter.eta=0.2", "scene.target_sector_deg=[-20, 20]"]))
     with pytest.raises(W.WeightsError, match="array/OFDM scenario"):
         W.load(imp_file, SC.with_overrides(["array.impairment_seed=7"]))
-    W.load(imp_file, SC.with_overrides(["array.impairment_seed=7"]), check_hash=False)
+    # the one explicit way past the array check; every other check still applies
+    w = W.load(imp_file, SC.with_overrides(["array.impairment_seed=7"]), other_array=True)
+    assert w.other_array and w.source == str(imp_file)
+    with pytest.raises(W.WeightsError, match="antennas = 64, the scenario has 32"):
+        W.load(imp_file, SC.with_overrides(["array.impairment_seed=7", "array.antennas=32"]), other_array=True)
 
 
 @pytest.mark.parametrize("override, message", [

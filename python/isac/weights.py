@@ -6,7 +6,7 @@ File layout (see docs/trainer.md):
   tensors (method "impairment")   spacings_m (K,) float64 [m], positions_m (K,) float64 [m],
                                   angle_grid_rad (N_theta,) float64 [rad]
   tensors (method "dictionary")   dictionary (K, N_theta) complex64 [unitless], angle_grid_rad
-  tensors (method "nn")           the NNBL network tensors (trainer/nnbl.py state_tensors: precoder.*,
+  tensors (method "nn")           the NNBL network tensors (nn_schema.expected_shapes: precoder.*,
                                   angle.*, range.*, detection.*; float32), no angle_grid_rad
   metadata (strings)              format, format_version, method, antennas, subcarriers,
                                   carrier_hz, subcarrier_spacing_hz, impairment, angle_grid,
@@ -40,6 +40,7 @@ import numpy as np
 from .config import Scenario
 from .model.array import DictionaryArray, PositionArray
 from .model.grids import full_angle_grid
+from .nn_schema import NnblConfig, expected_shapes
 
 FORMAT = "gr-isac-weights"
 FORMAT_VERSION = "1"
@@ -239,10 +240,8 @@ def validate(weights: Weights, scenario: Scenario | None, name: str | None = Non
     return weights
 
 
-def nnbl_config(weights: Weights):
-    """The trainer.nnbl.NnblConfig of "nn" weights (needs torch)."""
-    from .trainer.nnbl import NnblConfig
-
+def nnbl_config(weights: Weights) -> NnblConfig:
+    """The NnblConfig (nn_schema: layer sizes, no torch) of "nn" weights."""
     return NnblConfig(**json.loads(weights.metadata["nnbl"]))
 
 
@@ -262,8 +261,6 @@ def _validate_nn(weights: Weights, scenario: Scenario | None, name: str, K: int)
     if scenario is not None and config.max_targets != scenario.scene["max_targets"]:
         raise WeightsError(f"{name}: NNBL outputs T_max = {config.max_targets} targets, the scenario has "
                            f"{scenario.scene['max_targets']}")
-    from .trainer.nnbl import expected_shapes
-
     shapes = expected_shapes(config)
     extra = sorted(set(weights.tensors) - set(shapes))
     if extra:

@@ -2,7 +2,7 @@
 parameter, the Scenario a block's parameters describe, and PMT conversions."""
 from __future__ import annotations
 
-import dataclasses
+import copy
 import math
 import numbers
 
@@ -107,7 +107,10 @@ def load_weights(block: str, weights, scenario: Scenario, method: str, other_arr
 
     try:
         if isinstance(weights, Weights):  # loaded once by the caller: checked, not read again
-            w = weights if weights.other_array or not other_array else dataclasses.replace(weights, other_array=True)
+            w = weights
+            if other_array and not weights.other_array:  # a shallow copy: shares tensors and cached networks
+                w = copy.copy(weights)
+                w.other_array = True
             validate(w, scenario)
         elif weights:
             w = load(str(weights), scenario, None, bool(other_array))
@@ -120,7 +123,8 @@ def load_weights(block: str, weights, scenario: Scenario, method: str, other_arr
     try:
         transceiver.get(method or "baseline", w)
     except ValueError as exc:
-        raise error(block, "method", str(exc)) from None
+        text = str(exc)
+        raise error(block, "method", text[len("method "):] if text.startswith("method ") else f"({text})") from None
     return method or "baseline", w
 
 

@@ -12,7 +12,7 @@ from . import _common as c
 NAME = "isac_positions_pdu"
 
 
-def positions_pdu(message: dict) -> pmt.pmt_t:
+def positions_message(message: dict) -> pmt.pmt_t:
     """PDU (meta, c32vector) of the positions p = R [cos theta, sin theta] (2) of a ``truth`` or
     ``detections`` dict (keys angle_deg, range_m), as x + j y in metres. meta: frame, count."""
     theta = np.deg2rad(np.atleast_1d(np.asarray(message.get("angle_deg", []), dtype=np.float64)))
@@ -37,7 +37,7 @@ class positions_pdu(gr.basic_block):
 
     def handle(self, msg) -> None:
         try:
-            pdu = positions_pdu(c.to_python(msg))
+            pdu = positions_message(c.to_python(msg))
         except (ValueError, TypeError) as exc:
             self.logger.error(f"message dropped: {exc}")
             return

@@ -30,7 +30,9 @@ class precoder(gr.sync_block):
     loaded weights.Weights); ``method=""`` means the method of the weights, else baseline. The
     weights are validated against the block's scenario parameters (K, S, fc, spacing_hz,
     impairment and, unless ``weights_other_array``, the array they were learned on:
-    spacing_std_m, impairment_seed). Run-time changes: ``set_eta``, ``set_phi``,
+    spacing_std_m, impairment_seed; for nn also max_targets, the T_max of the networks; range_m
+    and noise_power set the numerology of the NNBL networks, shared with the receiver block when
+    both get the same loaded weights). Run-time changes: ``set_eta``, ``set_phi``,
     ``set_target_sector``, ``set_comm_sector``, ``set_power`` and the message port ``config``
     (PMT dict with any of eta, phi, power, target_sector_deg, comm_sector_deg) recompute f; the
     new f applies from the next work call and is announced by a ``precoder`` tag."""
@@ -39,6 +41,7 @@ class precoder(gr.sync_block):
                  phi: float = 0.0, power: float = 1.0, target_sector_deg=(-40.0, -20.0),
                  comm_sector_deg=(30.0, 50.0), beam_grid: int = 720, beam_rcond: float = 0.1, method: str = "",
                  weights="", impairment: str = "spacing", spacing_std_m: float = 2e-4, impairment_seed: int = 1,
+                 max_targets: int = 5, range_m=(10.0, 190.0), noise_power: float = 1.0,
                  weights_other_array: bool = False):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
@@ -47,7 +50,8 @@ class precoder(gr.sync_block):
         self._params = dict(K=self.K, S=self.S, fc=fc, spacing_hz=spacing_hz, eta=eta, phi=phi, power=power,
                             target_sector_deg=list(target_sector_deg), comm_sector_deg=list(comm_sector_deg),
                             beam_grid=beam_grid, beam_rcond=beam_rcond, impairment=impairment,
-                            spacing_std_m=spacing_std_m, impairment_seed=impairment_seed)
+                            spacing_std_m=spacing_std_m, impairment_seed=impairment_seed, max_targets=max_targets,
+                            range_m=list(range_m), noise_power=noise_power)
         self.scenario = c.scenario(NAME, self._params)
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.transmitter = transceiver.transmitter(self.scenario, self.method, self.weights)

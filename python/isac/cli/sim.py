@@ -167,9 +167,9 @@ def main(argv=None) -> int:
     if printer is not None:
         printer.close()
     s = tb.summary()
+    print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
     print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
           f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
-    print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
     if method != "baseline" and not args.no_compare:
         b = evaluate(scenario.with_overrides({"run.frames": args.frames}), "baseline", receiver=args.receiver,
                      kernel=kernel, temperature=args.temperature, progress=progress_flag(args))
