@@ -12,7 +12,7 @@ Words used everywhere: **method** (baseline, perfect, impairment, dictionary, nn
 (omp, domp: the estimator on the method's array), **kernel** (cpp, numpy: the implementation;
 default cpp when the C++ kernels are built). No GNU Radio here; torch only for method nn.
 """
-from .methods import (ArrayTransmitter, Method, NnTransmitter, Transceiver, Transmitter, build, get, learned_methods,
+from .registry import (ArrayTransmitter, Method, NnTransmitter, Transceiver, Transmitter, build, get, learned_methods,
                       methods, register, sensing_receiver, transmitter)
 from .sensing import KERNELS, RECEIVERS, SensingReceiver, cpp_kernels_available, default_kernel
 
