@@ -109,16 +109,12 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
             print(f"{ctx.name}: warning: paper-size training on the CPU takes days; use --device cuda, or "
                   "--weights / --weights-dir with weights trained elsewhere", file=sys.stderr)
     if kind == "nn":
-        from ..trainer.nnbl_train import train_nn
-
-        def run(resume):
-            return train_nn(ctx.scenario, opts, path, device=ctx.device, resume=resume, log=quiet)
+        from ..trainer.nnbl_train import train_nn as trainer
     else:
-        from ..trainer.train import train
+        from ..trainer.train import train as trainer
 
-        def run(resume):
-            return train(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress,
-                         log=quiet)
+    def run(resume):  # both trainers run on the one harness: the same signature
+        return trainer(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress, log=quiet)
     try:
         out = run(resume)
     except ValueError:
