@@ -244,3 +244,11 @@ def test_json_publisher_block_sends_messages_as_json():
     assert blk.published == 1
     with pytest.raises(ValueError, match="isac_json_publisher: parameter 'address'"):
         json_publisher("not an endpoint")
+
+
+def test_nnbl_receiver_refuses_a_threshold_no_probability_can_pass(sc, nn_weights):
+    from gnuradio import isac
+
+    with pytest.raises(isac.BlockParameterError, match="'threshold' must be < 1 with method 'nn'"):
+        isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights)  # default: OMP's 3.039e5
+    assert isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights, threshold=0.5).receiver == "nn"

@@ -97,6 +97,9 @@ class omp_receiver(gr.sync_block):
             raise c.error(NAME, "kernel", f"'cpp': the C++ kernels are not available: {exc}") from None
         except ValueError as exc:
             raise c.error(NAME, "receiver", str(exc)) from None
+        if self.sensor.receiver == "nn" and self.threshold >= 1.0:
+            raise c.error(NAME, "threshold", f"must be < 1 with method 'nn' (its peaks are detection probabilities), "
+                                             f"got {self.threshold:g}")
         self.array = getattr(self.sensor, "array", None)
         self.dictionaries = getattr(self.sensor, "dictionaries", None)
         self.receiver = self.sensor.receiver
