@@ -12,14 +12,57 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
+import tempfile
 
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..transceiver import KERNELS, METHODS, RECEIVERS
 from .common import add_scenario_options, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
+
+
+def output_path_error(option: str, path: str, folder: bool = False) -> str | None:
+    """Why the output ``path`` of ``option`` cannot be written, as one line naming both, or None
+    when it can: checked before any work starts. A file: its folder must exist and take a new
+    file (an existing file is opened for appending, so left unchanged; a file created by the
+    check is removed again). With ``folder``: the folder is created when missing and must take
+    a new file."""
+    reason = None
+    if folder:
+        if os.path.lexists(path) and not os.path.isdir(path):
+            reason = "exists and is not a folder"
+        else:
+            try:
+                os.makedirs(path, exist_ok=True)
+                with tempfile.TemporaryFile(dir=path):
+                    pass
+            except OSError as exc:
+                reason = exc.strerror or str(exc)
+    elif os.path.isdir(path):
+        reason = "is a folder"
+    else:
+        existed = os.path.lexists(path)
+        try:
+            with open(path, "a"):
+                pass
+            if not existed:
+                os.remove(path)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    return None if reason is None else f"{option} {path}: cannot write there ({reason})"
+
+
+def _check_outputs(*outputs) -> int:
+    """0, or 2 after printing the first unwritable (option, path, folder) of ``outputs``."""
+    for option, path, folder in outputs:
+        problem = output_path_error(option, path, folder) if path else None
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+    return 0
 
 
 def main(argv=None) -> int:
@@ -80,6 +123,8 @@ def main(argv=None) -> int:
         if given:
             parser.error(f"{flag} needs --experiment")
     scenario = load_scenario(args)
+    if _check_outputs(("--json", args.json, False)):
+        return 2
     from .. import weights as weights_io
     from ..evaluation import evaluate
 
@@ -126,6 +171,8 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
         scenario = experiment_scenario(args.experiment, args.config, args.overrides, size=size)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if _check_outputs(("--out", args.out, True), ("--json", args.json, False)):
         return 2
     command = "isac-eval " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     try:

@@ -122,6 +122,11 @@ def main(argv=None) -> int:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     if args.map_frame < 0:
         parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
+    from .eval import output_path_error
+
+    if args.map_png and (problem := output_path_error("--map-png", args.map_png)):
+        print(f"error: {problem}", file=sys.stderr)  # before minutes of work, not after
+        return 2
     scenario = load_scenario(args)
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
