@@ -1,9 +1,10 @@
 """Scenario configuration: one validated object for array, OFDM, scene, transmitter,
 receiver and run settings, loaded from TOML with ``--set key=value`` overrides.
 
-Defaults are the simulation parameters of Sec. V-A of the paper. Every key is
-documented in ``docs/config.md``. Units are SI (m, Hz, s) unless the key name says
-otherwise (``_deg``, ``_db``).
+Defaults are the simulation parameters of Sec. V-A of the paper. Every key, its default,
+unit and allowed range is in ONE table, ``config_schema.KEYS``; ``docs/config.md`` is
+generated from it. Units are SI (m, Hz, s) unless the key name says otherwise (``_deg``,
+``_db``).
 """
 from __future__ import annotations
 
@@ -16,55 +17,17 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
+from .config_schema import KEYS, MAX_EXACT_INT, defaults as schema_defaults
+
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
-# section -> key -> default value. The type of the default is the type required.
-DEFAULTS: dict[str, dict[str, Any]] = {
-    "array": {
-        "antennas": 64,  # K
-        "carrier_hz": 60e9,  # f_c
-        "spacing_std_m": 2e-4,  # sigma_lambda = lambda/25 at 60 GHz; 0 = ideal array
-        "impairment_seed": 1,
-        "impairment": "spacing",  # "spacing" (Example 1) | "cumulative"
-    },
-    "ofdm": {
-        "subcarriers": 256,  # S
-        "spacing_hz": 120e3,  # Delta_f
-    },
-    "scene": {
-        "max_targets": 5,  # T_max
-        "snr_sensing_db": 15.0,  # SNR_r = K sigma_r^2 / N0
-        "snr_comm_db": 20.0,  # SNR_c = sum sigma_l^2 / (S N0)
-        "comm_taps": 5,  # L
-        "target_sector_deg": [-40.0, -20.0],  # [theta_min, theta_max]
-        "comm_sector_deg": [30.0, 50.0],  # [phi_min, phi_max]
-        "range_m": [10.0, 190.0],  # [R_min, R_max]
-        "noise_power": 1.0,  # N0
-    },
-    "transmitter": {
-        "eta": 0.5,  # ISAC trade-off of eq. (5), 1 = sensing only
-        "phi_rad": 0.0,  # inter-beam phase of eq. (5)
-        "power": 1.0,  # P
-        "beam_grid": 720,  # N_theta of the LS synthesis grid over [-90, 90] deg (6)-(7)
-        "beam_rcond": 0.1,  # relative singular-value cut-off of the LS solve (7); keeps all of the nominal ULA
-    },
-    "receiver": {
-        "angle_grid": 720,  # N_theta of the OMP angle grid over the target sector
-        "delay_grid": 200,  # N_tau of the OMP delay grid over the range interval
-        "p_fa": 1e-2,  # false-alarm rate the threshold is calibrated to
-        "gospa_c_m": 90.0,  # gamma (cut-off) of GOSPA (17), (R_max - R_min)/2
-        "gospa_p": 2.0,  # p of GOSPA (17)
-        "gospa_mu": 2.0,  # mu of GOSPA (17)
-    },
-    "run": {
-        "frames": 200,  # test frames
-        "calibration_frames": 200,  # frames used to calibrate the threshold
-        "seed": 0,
-        "batch": 50,  # frames processed at once (memory/speed)
-    },
-}
+#: section -> key -> default value, from the schema (config_schema.KEYS). The type of the
+#: default is the type required.
+DEFAULTS: dict[str, dict[str, Any]] = schema_defaults()
 
-_CHOICES = {("array", "impairment"): ("spacing", "cumulative")}
+#: Largest peak power allowed in the float32 frames and angle-delay maps: float32 overflows
+#: at 3.4e38; 1e37 leaves 15 dB for the CN(0, sigma_r^2) gain tail and several targets.
+MAX_FLOAT32_POWER = 1e37
 
 
 class ConfigError(ValueError):
@@ -92,6 +55,11 @@ def _unknown_section(section: str, values: Any) -> ConfigError:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT_INT:
+        # larger integers are not exactly representable in float64 (JSON, GRC, numpy)
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ConfigError(f"{key} must be {kind} of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers are "
+                          f"not exactly representable as float64), got {value}")
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
@@ -100,6 +68,9 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
         if (isinstance(value, bool) or not isinstance(value, (int, float))
                 or not math.isfinite(value) or float(value) != int(value)):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
+        if abs(value) > MAX_EXACT_INT:
+            raise ConfigError(f"{key} must be an integer of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers "
+                              f"are not exactly representable as float64), got {value!r}")
         return int(value)
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -122,6 +93,22 @@ def _parse_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         return text
+
+
+def _grid_angle_inside(lo_rad: float, hi_rad: float, n: int) -> bool:
+    """Whether an angle of the LS synthesis grid, np.linspace(-pi/2, pi/2, n)
+    (model/grids.full_angle_grid), lies in [lo_rad, hi_rad]. Computed as numpy does
+    (i * step + start, the last point = stop) for the few points around lo_rad."""
+    start, stop = -math.pi / 2, math.pi / 2
+    if n == 1:
+        return lo_rad <= start <= hi_rad
+    step = (stop - start) / (n - 1)
+    i0 = math.floor((lo_rad - start) / step)
+    for i in range(max(0, i0 - 1), min(n - 1, i0 + 2) + 1):
+        angle = stop if i == n - 1 else i * step + start
+        if lo_rad <= angle <= hi_rad:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -158,10 +145,16 @@ class Scenario:
         scenario = cls.default()
         if path is not None:
             with open(path, "rb") as fh:
-                try:
-                    tree = tomllib.load(fh)
-                except tomllib.TOMLDecodeError as exc:
-                    raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+                raw = fh.read()
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ConfigError(f"{path}: not a UTF-8 text file (TOML must be UTF-8): byte 0x{raw[exc.start]:02x} "
+                                  f"at offset {exc.start}") from None
+            try:
+                tree = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
             scenario = cls.from_dict(tree, scenario)
         return scenario.with_overrides(overrides)
 
@@ -186,59 +179,58 @@ class Scenario:
 
     # --- validation ---------------------------------------------------------------
     def validated(self) -> "Scenario":
+        """Check every key against its range in the schema (config_schema.KEYS), then the
+        cross-key rules; raise ConfigError naming the key and its allowed range."""
         d = self.data
-
-        def positive(key: str, integer: bool = False) -> None:
-            s, k = key.split(".")
-            v = d[s][k]
-            if not (v > 0) or not math.isfinite(v):
-                kind = "an integer >= 1" if integer else "a number > 0"
-                raise ConfigError(f"{key} must be {kind}, got {v!r}")
-
-        for key in ("array.antennas", "ofdm.subcarriers", "receiver.angle_grid", "receiver.delay_grid",
-                    "transmitter.beam_grid", "run.frames", "run.calibration_frames", "run.batch",
-                    "scene.comm_taps", "scene.max_targets"):
-            positive(key, integer=True)
-        for key in ("array.carrier_hz", "ofdm.spacing_hz", "scene.noise_power", "receiver.gospa_c_m",
-                    "receiver.gospa_p", "transmitter.power"):
-            positive(key)
-        for key in ("array.impairment_seed", "run.seed"):  # numpy SeedSequence needs non-negative seeds
-            s, k = key.split(".")
-            if d[s][k] < 0:
-                raise ConfigError(f"{key} must be an integer >= 0, got {d[s][k]}")
-        if d["array"]["spacing_std_m"] < 0 or not math.isfinite(d["array"]["spacing_std_m"]):
-            raise ConfigError(f"array.spacing_std_m must be >= 0, got {d['array']['spacing_std_m']!r}")
-        if d["scene"]["comm_taps"] > d["ofdm"]["subcarriers"]:
-            raise ConfigError(f"scene.comm_taps must be in [1, ofdm.subcarriers = {d['ofdm']['subcarriers']}], "
-                              f"got {d['scene']['comm_taps']}")
-        for key in ("scene.snr_sensing_db", "scene.snr_comm_db", "transmitter.phi_rad"):
-            s, k = key.split(".")
-            if not math.isfinite(d[s][k]):
-                raise ConfigError(f"{key} must be finite, got {d[s][k]!r}")
+        for spec in KEYS.values():
+            ref = None
+            if spec.maximum_ref is not None:
+                ref = (spec.maximum_ref, _DERIVED_BOUNDS[spec.maximum_ref](self))
+            message = spec.violation(d[spec.section][spec.name], ref)
+            if message:
+                raise ConfigError(message)
         for key in ("scene.target_sector_deg", "scene.comm_sector_deg"):
-            s, k = key.split(".")
-            lo, hi = d[s][k]
-            if not (-90.0 <= lo < hi <= 90.0):
-                raise ConfigError(f"{key} must satisfy -90 <= min < max <= 90 (degrees), got [{lo}, {hi}]")
-        rmin, rmax = d["scene"]["range_m"]
-        r_unamb = self.unambiguous_range_m
-        if not (0.0 <= rmin < rmax <= r_unamb):
-            raise ConfigError(f"scene.range_m must satisfy 0 <= min < max <= c/(2*ofdm.spacing_hz) = "
-                              f"{r_unamb:.1f} m, got [{rmin}, {rmax}]")
-        if not (0.0 <= d["transmitter"]["eta"] <= 1.0):
-            raise ConfigError(f"transmitter.eta must be in [0, 1], got {d['transmitter']['eta']}")
-        if not (0.0 < d["receiver"]["p_fa"] < 1.0):
-            raise ConfigError(f"receiver.p_fa must be in (0, 1), got {d['receiver']['p_fa']}")
-        if not (0.0 < d["receiver"]["gospa_mu"] <= 2.0):
-            raise ConfigError(f"receiver.gospa_mu must be in (0, 2], got {d['receiver']['gospa_mu']}")
-        if d["receiver"]["gospa_p"] < 1.0:
-            raise ConfigError(f"receiver.gospa_p must be >= 1, got {d['receiver']['gospa_p']}")
-        if not (0.0 <= d["transmitter"]["beam_rcond"] < 1.0):
-            raise ConfigError(f"transmitter.beam_rcond must be in [0, 1), got {d['transmitter']['beam_rcond']}")
-        for (s, k), choices in _CHOICES.items():
-            if d[s][k] not in choices:
-                raise ConfigError(f"{s}.{k} must be one of {', '.join(choices)}; got {d[s][k]!r}")
+            self._check_beam_grid_sector(key)
+        self._check_dynamic_range()
         return self
+
+    def _check_beam_grid_sector(self, key: str) -> None:
+        """The desired beampattern b of (6) is K on the LS grid angles inside the sector and 0
+        elsewhere (model/beamforming.desired_beampattern); with no grid angle inside, b = 0
+        and the LS beam (7) is zero. The same grid restricts the dOMP argmax to the sector."""
+        n = self.data["transmitter"]["beam_grid"]
+        lo, hi = self.get(key)
+        if _grid_angle_inside(math.radians(lo), math.radians(hi), n):
+            return
+        if n == 1:
+            grid = "transmitter.beam_grid = 1: the single angle -90 degrees"
+            fix = "raise transmitter.beam_grid"
+        else:
+            step = 180.0 / (n - 1)
+            width = math.ceil(step * 1e4) / 1e4
+            grid = f"transmitter.beam_grid = {n} angles over [-90, 90] degrees, step 180/{n - 1} = {step:.4g} degrees"
+            fix = f"make it at least {width:g} degrees wide or raise transmitter.beam_grid"
+        raise ConfigError(f"{key} = [{lo}, {hi}] contains no angle of the LS beam grid ({grid}), so the desired "
+                          f"beampattern (6) and its beam are zero: {fix}")
+
+    def _check_dynamic_range(self) -> None:
+        """The frames and maps are float32. Peak powers, from (1), (4) and the map (10) with
+        |a^T f|^2 <= K P: sensing map N0 K S (1 + 10^(SNR_r/10) P K), comm samples
+        10^(SNR_c/10) N0 P K; both must stay <= MAX_FLOAT32_POWER."""
+        sc, tx = self.data["scene"], self.data["transmitter"]
+        n0, p = sc["noise_power"], tx["power"]
+        K, S = self.data["array"]["antennas"], self.data["ofdm"]["subcarriers"]
+        sensing = n0 * K * S * (1.0 + 10.0 ** (sc["snr_sensing_db"] / 10.0) * p * K)
+        comm = 10.0 ** (sc["snr_comm_db"] / 10.0) * n0 * p * K
+        for what, peak, formula in (
+                ("peak angle-delay map power", sensing, "N0*K*S*(1 + 10^(scene.snr_sensing_db/10)*P*K)"),
+                ("peak comm sample power", comm, "10^(scene.snr_comm_db/10)*N0*P*K")):
+            if not peak <= MAX_FLOAT32_POWER:
+                raise ConfigError(
+                    f"scene.noise_power = {n0:g} with transmitter.power = {p:g}, array.antennas = {K}, "
+                    f"ofdm.subcarriers = {S} and the SNRs gives a {what} {formula} = {peak:.3g} above "
+                    f"{MAX_FLOAT32_POWER:g} (float32 overflows at 3.4e38): lower scene.noise_power or "
+                    f"transmitter.power (N0 only sets the scale: the SNRs fix the physics)")
 
     # --- access -------------------------------------------------------------------
     def __getattr__(self, name: str) -> Mapping[str, Any]:
@@ -281,6 +273,10 @@ class Scenario:
         """Largest range without delay aliasing, c / (2 Delta_f) (m)."""
         return SPEED_OF_LIGHT / (2.0 * self.data["ofdm"]["spacing_hz"])
 
+    def derived_bound(self, name: str) -> float:
+        """Value of a bound that depends on other keys (``maximum_ref`` of the schema)."""
+        return _DERIVED_BOUNDS[name](self)
+
     @property
     def target_sector_rad(self) -> tuple[float, float]:
         lo, hi = self.data["scene"]["target_sector_deg"]
@@ -295,3 +291,10 @@ class Scenario:
     def range_interval_m(self) -> tuple[float, float]:
         lo, hi = self.data["scene"]["range_m"]
         return float(lo), float(hi)
+
+
+#: the bounds that depend on other keys (``config_schema.Key.maximum_ref``): cross-key rules
+_DERIVED_BOUNDS = {
+    "ofdm.subcarriers": lambda s: s.data["ofdm"]["subcarriers"],  # comm_taps <= S
+    "c/(2*ofdm.spacing_hz)": lambda s: s.unambiguous_range_m,  # range without delay aliasing
+}

@@ -1,0 +1,301 @@
+"""The scenario configuration schema: ONE table of every key (``section.key``) with its
+default, unit, allowed range, one-line meaning, paper symbol / equation, and the GNU Radio
+block parameter names that stand for it.
+
+``config.Scenario.validated`` checks every simple range from this table; rules that need
+other keys' values (the unambiguous range, the LS beam grid inside a sector, the float32
+dynamic range) are code in ``config.py``; ``maximum_ref`` names such a bound so that it is
+checked and documented with the key. ``docs/config.md`` is generated from this table by
+``tools/gen_config_doc.py``.
+
+Standard library only: importable without GNU Radio, numpy or torch, e.g.
+``from gnuradio.isac.config_schema import KEYS``.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+#: Largest integer magnitude accepted anywhere: 2^53, the last integer that float64 (JSON,
+#: GRC's ``real`` parameters, numpy arrays) represents exactly.
+MAX_EXACT_INT = 2 ** 53
+
+#: Cap of the size keys (antennas, grids, targets, batch): 2^20. Sizes are really limited by
+#: memory (``resources.check_memory``); the cap keeps products of two sizes exact below 2^40.
+MAX_SIZE = 2 ** 20
+
+#: section -> one-line heading of its table in docs/config.md
+SECTIONS: dict[str, str] = {
+    "array": "the ULA of the ISAC transceiver (Sec. II-A, II-D)",
+    "ofdm": "the OFDM waveform (Sec. II-A)",
+    "scene": "targets, channels and noise (Sec. II-A, II-B, V-A)",
+    "transmitter": "the ISAC precoder (Sec. II-C, III-A)",
+    "receiver": "the sensing receiver and its scoring (Sec. III-B, IV-C, V-B)",
+    "run": "how much to simulate (not part of the scenario hash)",
+}
+
+_UNIT_WORDS = {"deg": "degrees"}
+
+
+def _num(x: float | int) -> str:
+    """Short text that reads back as ``x``: 1e-30, 6e10, 0.1, -90, 1048576, 6.283185307179586."""
+    if isinstance(x, int):
+        return str(x)
+    if x != 0 and (abs(x) >= 1e5 or abs(x) < 1e-3):
+        mantissa, exponent = f"{x:.15e}".split("e")
+        text = f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+    else:
+        text = f"{x:.15g}"
+    return text if float(text) == x else repr(x)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One configuration key. ``default``'s type is the type required (int, float, str, or
+    a list of 2 floats = an interval [min, max]). Bounds apply to a number or to each element
+    of an interval; ``None`` = unbounded on that side."""
+
+    section: str
+    name: str
+    default: Any
+    unit: str  # SI unit, "deg", "dB", "rad"; "-" = dimensionless, "linear" = relative power
+    doc: str  # one line: what it is
+    paper: str  # symbol and equation of the paper
+    minimum: float | None = None
+    maximum: float | None = None
+    min_open: bool = False  # True: value > minimum, else >=
+    max_open: bool = False
+    #: a bound that depends on other keys, computed by config.py (``Scenario.derived_bounds``)
+    maximum_ref: str | None = None
+    choices: tuple[str, ...] = ()
+    why: str = ""  # why the range is what it is (docs)
+    rules: str = ""  # further cross-key rules, as text (docs); they are code in config.py
+    #: GNU Radio block parameter ids that stand for this key (grc/*.block.yml, blocks/*.py;
+    #: every block uses the same name for a key)
+    block_parameters: tuple[str, ...] = ()
+    #: "block_id.parameter" -> its default where it deliberately differs from ``default``
+    block_defaults: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def kind(self) -> str:
+        """'int', 'float', 'str' or 'interval'."""
+        d = self.default
+        if isinstance(d, list):
+            return "interval"
+        return "int" if isinstance(d, int) and not isinstance(d, bool) else type(d).__name__
+
+    # --- checking ------------------------------------------------------------------
+    def _inside(self, v: float, ref: float | None) -> bool:
+        lo_ok = self.minimum is None or (v > self.minimum if self.min_open else v >= self.minimum)
+        hi = self.maximum if ref is None else (ref if self.maximum is None else min(ref, self.maximum))
+        hi_ok = hi is None or (v < hi if self.max_open else v <= hi)
+        return bool(lo_ok and hi_ok)  # False for NaN
+
+    def violation(self, value: Any, ref: tuple[str, float] | None = None) -> str | None:
+        """None if ``value`` (already of the key's type) is allowed, else the one-line message
+        naming the key and its range. ``ref`` = (text, value) of ``maximum_ref``."""
+        ref_value = None if ref is None else ref[1]
+        if self.choices:
+            if value not in self.choices:
+                return f"{self.key} must be one of {', '.join(self.choices)}; got {value!r}"
+            return None
+        if self.kind == "interval":
+            lo, hi = value
+            if not (self._inside(lo, ref_value) and self._inside(hi, ref_value) and lo < hi):
+                return f"{self.key} must satisfy {self.range_text(ref)}, got [{lo}, {hi}]"
+            return None
+        if self.kind in ("int", "float") and not self._inside(value, ref_value):
+            return f"{self.key} must be {self.range_text(ref)}, got {value!r}"
+        return None
+
+    # --- text ----------------------------------------------------------------------
+    def _ref_text(self, ref: tuple[str, float] | None) -> str:
+        """'ofdm.subcarriers = 256', 'c/(2*ofdm.spacing_hz) = 1249.1 m' (the bound's name alone without a value)."""
+        if ref is None:
+            return str(self.maximum_ref)
+        if self.kind == "int":
+            return f"{self.maximum_ref} = {_num(int(ref[1]))}"
+        return f"{self.maximum_ref} = {ref[1]:.1f} {self.unit}"
+
+    def range_text(self, ref: tuple[str, float] | None = None) -> str:
+        """The allowed range as the error messages write it: 'an integer >= 1 and <= 65536',
+        'in (0, 1)', 'in [-100, 100] (dB)', '-90 <= min < max <= 90 (degrees)'."""
+        unit = "" if self.unit in ("-", "linear") else f" ({_UNIT_WORDS.get(self.unit, self.unit)})"
+        lo = None if self.minimum is None else _num(self.minimum)
+        hi = None if self.maximum is None else _num(self.maximum)
+        if self.maximum_ref is not None:
+            hi, unit = self._ref_text(ref), ""
+        lt_lo, lt_hi = ("<" if self.min_open else "<="), ("<" if self.max_open else "<=")
+        if self.kind == "interval":
+            return (f"{lo} {lt_lo} " if lo is not None else "") + "min < max" + \
+                (f" {lt_hi} {hi}" if hi is not None else "") + unit
+        if self.kind == "int":
+            return f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else "") + unit
+        return f"in {'(' if self.min_open else '['}{lo}, {hi}{')' if self.max_open else ']'}{unit}"
+
+    def doc_range(self) -> str:
+        """The allowed range as docs/config.md writes it (markdown), with the cross-key rules."""
+        if self.choices:
+            return ", ".join(f"`{c}`" for c in self.choices)
+        lo = None if self.minimum is None else _num(self.minimum)
+        hi = None if self.maximum is None else _num(self.maximum)
+        if self.maximum_ref is not None:
+            hi = _REF_DOCS[self.maximum_ref]
+        if self.kind == "interval":
+            text = f"2 numbers, {lo} {'<' if self.min_open else '≤'} min < max {'<' if self.max_open else '≤'} {hi}"
+        elif self.kind == "int":
+            text = f"integer in [{lo}, {hi}]"
+        else:
+            text = f"{'(' if self.min_open else '['}{lo}, {hi}{')' if self.max_open else ']'}"
+        return text + (f"; {self.rules}" if self.rules else "")
+
+
+#: the docs/config.md text of each ``maximum_ref``
+_REF_DOCS = {"ofdm.subcarriers": "`ofdm.subcarriers`", "c/(2*ofdm.spacing_hz)": "c / (2 `ofdm.spacing_hz`)"}
+
+
+def _k(section: str, name: str, default: Any, unit: str, doc: str, paper: str, **kw) -> Key:
+    return Key(section, name, default, unit, doc, paper, **kw)
+
+
+_SIZE = dict(minimum=1, maximum=MAX_SIZE, why="at most 2^20; the memory check is the practical limit")
+_SEED = dict(minimum=0, maximum=MAX_EXACT_INT, why="numpy SeedSequence needs seeds ≥ 0; 2^53: exact in float64")
+_DISPLAY = ("isac_angle_delay_map_stream", "isac_map_display")  # coarser default maps
+
+KEYS_LIST: tuple[Key, ...] = (
+    # --- [array] ------------------------------------------------------------------------
+    _k("array", "antennas", 64, "-", "number of antenna elements, shared by transmitter and sensing receiver", "K",
+       **_SIZE, block_parameters=("K",)),
+    _k("array", "carrier_hz", 60e9, "Hz", "carrier frequency; sets λ = c / f_c (5.0 mm at 60 GHz)", "f_c",
+       minimum=1e6, maximum=1e13, block_parameters=("fc",),
+       why="1 MHz to 10 THz (λ from 300 m to 30 µm): the radio bands a ULA model describes"),
+    _k("array", "spacing_std_m", 2e-4, "m",
+       "standard deviation of the inter-antenna spacing errors, d_k = λ/2 + σ_λ·N(0,1); "
+       "`0` is the ideal λ/2 array",
+       "σ_λ (Sec. V-A, Example 1); default λ/25 at 60 GHz", minimum=0.0, maximum=300.0,
+       block_parameters=("spacing_std_m",),
+       why="300 m = λ at the lowest carrier (1 MHz); more than λ gives randomly placed elements anyway"),
+    _k("array", "impairment_seed", 1, "-",
+       "seed of the one spacing draw d that makes the true (impaired) array; all frames of a scenario share it",
+       "d ~ CN(λ/2·1, σ_λ² I) (drawn real)", **_SEED, block_parameters=("impairment_seed",)),
+    _k("array", "impairment", "spacing", "-",
+       "impairment model: `spacing` = Example 1, element k at (k − (K−1)/2)·d_k; "
+       "`cumulative` = element k at Σ_{j<k} d_j (centred; elements never cross)",
+       "a_pert(θ; d), Sec. II-D", choices=("spacing", "cumulative"), block_parameters=("impairment",)),
+    # --- [ofdm] -------------------------------------------------------------------------
+    _k("ofdm", "subcarriers", 256, "-", "number of subcarriers", "S", minimum=1, maximum=65536,
+       block_parameters=("S",), why="65536: FFT sizes of OFDM systems stay far below"),
+    _k("ofdm", "spacing_hz", 120e3, "Hz",
+       "subcarrier spacing; sets the unambiguous range c / (2Δf) (1249.1 m at 120 kHz) and the range "
+       "resolution c / (2SΔf) (4.88 m)", "Δf, ρ(τ) in (1), δ_R in (16)", minimum=100.0, maximum=1e9,
+       block_parameters=("spacing_hz",),
+       why="100 Hz to 1 GHz: unambiguous range c / (2Δf) from 1499 km down to 15 cm"),
+    # --- [scene] ------------------------------------------------------------------------
+    _k("scene", "max_targets", 5, "-",
+       "maximum number of targets; each frame draws T ~ U{0, …, T_max}; OMP runs T_max iterations", "T_max",
+       **_SIZE, block_parameters=("max_targets",)),
+    _k("scene", "snr_sensing_db", 15.0, "dB",
+       "integrated sensing SNR K σ_r² / N0; sets the variance σ_r² of the target gains ψ_t ~ CN(0, σ_r²)",
+       "SNR_r, (1)", minimum=-100.0, maximum=100.0, block_parameters=("snr_sensing_db",),
+       why="±100 dB: far beyond undetectable / noise-free targets (at 400 dB the float32 maps overflow)"),
+    _k("scene", "snr_comm_db", 20.0, "dB", "average communication SNR per subcarrier Σ σ_l² / (S N0)", "SNR_c, (4)",
+       minimum=-100.0, maximum=100.0, block_parameters=("snr_comm_db",),
+       why="±100 dB: far beyond useless / error-free links"),
+    _k("scene", "comm_taps", 5, "-",
+       "number of taps of the communication channel, exponential power delay profile σ_l² ∝ exp(−l)", "L, (4)",
+       minimum=1, maximum_ref="ofdm.subcarriers", block_parameters=("comm_taps",)),
+    _k("scene", "target_sector_deg", [-40.0, -20.0], "deg",
+       "a-priori angular sector of the targets [θ_min, θ_max]: targets are drawn in it, the sensing beam points "
+       "at it, the OMP angle grid covers it (default: test sector of Figs. 5, 7-9)",
+       "{θ_min, θ_max}", minimum=-90.0, maximum=90.0,
+       rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
+             "degrees wide does)",
+       block_parameters=("target_sector_deg",)),
+    _k("scene", "comm_sector_deg", [30.0, 50.0], "deg",
+       "angular sector of the communication receiver [φ_min, φ_max]; φ ~ U[φ_min, φ_max] per frame",
+       "{φ_min, φ_max}", minimum=-90.0, maximum=90.0,
+       rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
+             "degrees wide does)",
+       block_parameters=("comm_sector_deg",)),
+    _k("scene", "range_m", [10.0, 190.0], "m",
+       "a-priori range interval [R_min, R_max]: targets are drawn in it, the OMP delay grid covers it",
+       "{R_min, R_max}", minimum=0.0, maximum_ref="c/(2*ofdm.spacing_hz)", block_parameters=("range_m",)),
+    _k("scene", "noise_power", 1.0, "linear",
+       "noise power spectral density of both receivers (W and n are CN(0, N0 I))", "N0",
+       minimum=1e-30, maximum=1e30, block_parameters=("noise_power",),
+       why="the SNRs scale the gains with N0, so N0 only sets the float32 scale of the frames: at 1e-30 the "
+           "noise map stays far above the smallest float32 (1.2e-38); the top is set by the dynamic-range rule",
+       rules="dynamic-range rule (below)"),
+    # --- [transmitter] ------------------------------------------------------------------
+    _k("transmitter", "eta", 0.5, "-",
+       "ISAC trade-off between the sensing beam f_r and the communication beam f_c; `1` = sensing only, "
+       "`0` = communication only", "η, (5)", minimum=0.0, maximum=1.0, block_parameters=("eta",)),
+    _k("transmitter", "phi_rad", 0.0, "rad", "phase between the two beams (the paper sweeps [0, 7π/4])", "ϕ, (5)",
+       minimum=-2 * math.pi, maximum=2 * math.pi, block_parameters=("phi",),
+       why="±2π: every phase has a representative there"),
+    _k("transmitter", "power", 1.0, "linear", "transmitted power, ‖f‖² = P", "P, (5)",
+       minimum=1e-30, maximum=1e30, block_parameters=("power",),
+       why="as for N0: P multiplies the received power on top of the SNRs; the top is set by the dynamic-range rule",
+       rules="dynamic-range rule (below)"),
+    _k("transmitter", "beam_grid", 720, "-",
+       "number of angles of the LS beampattern synthesis grid over [−90°, 90°] (and of the dOMP angle grid)",
+       "N_θ of A in (6)-(7)", **_SIZE, block_parameters=("beam_grid",)),
+    _k("transmitter", "beam_rcond", 0.1, "-",
+       "relative singular-value cut-off of the LS solve (truncated SVD); the default keeps every singular value "
+       "of the nominal ULA (so the baseline is (7) exactly) and regularises an ill-conditioned impaired A; "
+       "`0` = plain least squares", "(7), well-posed variant", minimum=0.0, maximum=1.0, max_open=True,
+       block_parameters=("beam_rcond",)),
+    # --- [receiver] ---------------------------------------------------------------------
+    _k("receiver", "angle_grid", 720, "-",
+       "number of angles of the OMP dictionary Φ_a, uniform over `scene.target_sector_deg`", "N_θ, (8)",
+       **_SIZE, block_parameters=("angle_grid",),
+       block_defaults={f"{b}.angle_grid": 180 for b in _DISPLAY}),
+    _k("receiver", "delay_grid", 200, "-",
+       "number of delays of the OMP dictionary Φ_d, uniform over `scene.range_m`", "N_τ, (8)",
+       **_SIZE, block_parameters=("delay_grid",),
+       block_defaults={f"{b}.delay_grid": 100 for b in _DISPLAY}),
+    _k("receiver", "p_fa", 1e-2, "-",
+       "false-alarm rate the OMP stopping threshold δ is calibrated to (smallest δ with p_fa ≤ target)",
+       "p_fa (21), δ of Alg. 1", minimum=0.0, maximum=1.0, min_open=True, max_open=True),
+    _k("receiver", "gospa_c_m", 90.0, "m", "GOSPA cut-off distance (default (R_max − R_min)/2)", "γ, (17)",
+       minimum=0.0, min_open=True, maximum=1e7, block_parameters=("gospa_c_m",),
+       why="γ^p stays finite in float64 for every allowed p: (1e7)^20 = 1e140"),
+    _k("receiver", "gospa_p", 2.0, "-", "GOSPA order", "p, (17)", minimum=1.0, maximum=20.0,
+       block_parameters=("gospa_p",), why="p ≥ 1 makes GOSPA a metric; 20 keeps γ^p finite"),
+    _k("receiver", "gospa_mu", 2.0, "-",
+       "GOSPA cardinality-mismatch weight (each missed or false target costs γ^p / μ)", "μ, (17)",
+       minimum=0.0, min_open=True, maximum=2.0, block_parameters=("gospa_mu",)),
+    # --- [run] --------------------------------------------------------------------------
+    _k("run", "frames", 200, "-", "number of test frames scored", "B of (20)-(22)", minimum=1, maximum=10 ** 9,
+       why="1e9 frames would take years"),
+    _k("run", "calibration_frames", 200, "-",
+       "number of separate frames used to calibrate δ to `receiver.p_fa`", "-", minimum=1, maximum=10 ** 9,
+       why="1e9 frames would take years"),
+    _k("run", "seed", 0, "-",
+       "seed of the frame generator; frame i of each stream (test, calibration, ...) depends only on "
+       "(seed, stream, i)", "-", **_SEED, block_parameters=("seed",)),
+    _k("run", "batch", 50, "-", "frames processed at once (memory / speed only; results do not depend on it)", "-",
+       **_SIZE),
+)
+
+#: "section.key" -> Key, in documentation (and TOML) order
+KEYS: dict[str, Key] = {k.key: k for k in KEYS_LIST}
+
+#: block parameter id -> "section.key"
+BLOCK_PARAMETERS: dict[str, str] = {p: k.key for k in KEYS_LIST for p in k.block_parameters}
+
+
+def defaults() -> dict[str, dict[str, Any]]:
+    """section -> key -> default (fresh lists), in table order."""
+    out: dict[str, dict[str, Any]] = {}
+    for k in KEYS_LIST:
+        out.setdefault(k.section, {})[k.name] = list(k.default) if isinstance(k.default, list) else k.default
+    return out
+
+
+__all__ = ["BLOCK_PARAMETERS", "KEYS", "KEYS_LIST", "Key", "MAX_EXACT_INT", "MAX_SIZE", "SECTIONS", "defaults"]
