@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from ..config import ConfigError, Scenario
+from ..resources import check_memory
 
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -15,12 +16,17 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_scenario(args: argparse.Namespace) -> Scenario:
-    """Scenario from --config and --set; exits with status 2 and a one-line message on bad input."""
+    """Scenario from --config and --set, refused up front when its estimated peak memory
+    exceeds the memory available (resources.check_memory, for the --receiver when the app
+    has one); exits with status 2 and a one-line message on bad input."""
+    receiver = getattr(args, "receiver", None)
     try:
-        return Scenario.load(args.config, args.overrides)
+        scenario = Scenario.load(args.config, args.overrides)
+        check_memory(scenario, receiver if receiver in ("omp", "domp") else None)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    return scenario
 
 
 def progress_flag(args: argparse.Namespace):

@@ -1,0 +1,161 @@
+"""Peak-memory estimate of a run, and the up-front check that it fits in the memory the
+machine has available, so that an oversized scenario (``--set scene.max_targets=1000000``)
+is refused with one line naming the key instead of allocating gigabytes.
+
+The estimate follows the arrays of one batch of ``run.batch`` frames (simulation.py,
+evaluation.py, model/omp.py), in bytes: complex64 = 8, complex128 = 16, float64 = 8.
+It is an estimate (numpy temporaries vary), meant to be within a small factor.
+"""
+from __future__ import annotations
+
+import os
+from typing import Mapping
+
+from .config import ConfigError, Scenario
+
+C64, C128, F64 = 8, 16, 8
+#: Python objects kept per scored frame (GOSPA, counts, errors in lists)
+BYTES_PER_SCORED_FRAME = 200
+#: environment variable: a memory budget in bytes (e.g. 16e9) below the machine's available memory
+LIMIT_ENV = "ISAC_MEMORY_LIMIT"
+
+#: the keys the estimate depends on
+SIZE_KEYS = ("array.antennas", "ofdm.subcarriers", "receiver.angle_grid", "receiver.delay_grid",
+             "transmitter.beam_grid", "scene.max_targets", "run.batch", "run.frames", "run.calibration_frames")
+
+
+class ResourceError(ConfigError):
+    """The scenario would not fit in memory; the message names the dominant key."""
+
+
+def _sizes(scenario: Scenario) -> dict[str, int]:
+    return {key: int(scenario.get(key)) for key in SIZE_KEYS}
+
+
+def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
+    K, S = z["array.antennas"], z["ofdm.subcarriers"]
+    Nd, Ng, T = z["receiver.delay_grid"], z["transmitter.beam_grid"], z["scene.max_targets"]
+    # OMP maps span the sector grid (angle_grid), dOMP maps the full grid (beam_grid)
+    Na = {"omp": z["receiver.angle_grid"], "domp": Ng}.get(receiver, max(z["receiver.angle_grid"], Ng))
+    frames, cal = z["run.frames"], z["run.calibration_frames"]
+    B = min(z["run.batch"], max(frames, cal))  # frames of one batch
+    return {
+        # Y_r (B, K, S): the per-frame parts, their stack and Y~ after reciprocal filtering (3),
+        # plus one complex128 echo (1) being generated
+        "frames": 3 * B * K * S * C64 + K * S * C128,
+        # angle-delay maps (10): Y~ Phi_d^* (B, K, N_tau), then the map M(Y~), the residual map (14),
+        # the old one while the new is formed, its power and the update term, each (B, N_theta, N_tau)
+        "maps": B * (K * Nd + 5 * Na * Nd) * C64,
+        # dictionaries (8) Phi_a (K, N_theta), Phi_d (S, N_tau): complex64 and their complex128 source
+        "dictionaries": (K * Na + S * Nd) * (C64 + C128),
+        # LS synthesis (6)-(7): steering A (K, N_theta), A^T and the SVD factors of the least squares
+        "beam synthesis": 3 * K * Ng * C128,
+        # one frame's targets: steering (K, T) and delay atoms (T, S) twice; OMP: projections
+        # (B, N, T) and their einsum product, the joint LS (13) gains, Gram matrix and pseudo-inverse (B, T, T)
+        "targets": T * (K + 2 * S) * C128 + 2 * B * T * (Na + Nd) * C64 + 4 * B * T * T * C128,
+        # map maxima and counts of every calibration frame, scores of every test frame
+        "results": (frames + cal) * (T + 1) * F64 + frames * BYTES_PER_SCORED_FRAME,
+    }
+
+
+def memory_terms(scenario: Scenario, receiver: str | None = None) -> dict[str, int]:
+    """The estimate by part (bytes). ``receiver``: "omp", "domp" or None (the larger)."""
+    return _terms(_sizes(scenario), receiver)
+
+
+def estimate_memory_bytes(scenario: Scenario, receiver: str | None = None) -> int:
+    """Estimated peak memory (bytes) of evaluating ``scenario``: one batch of frames, its
+    angle-delay maps and OMP state, the dictionaries, the LS beam synthesis and the results."""
+    return sum(memory_terms(scenario, receiver).values())
+
+
+def dominant_key(scenario: Scenario, receiver: str | None = None) -> str:
+    """The size key that, set back to its default, lowers the estimate most (among the keys
+    above their default; if none is, the key whose reduction to 1 lowers it most)."""
+    from .config import DEFAULTS
+
+    sizes = _sizes(scenario)
+    total = sum(_terms(sizes, receiver).values())
+
+    def saving(key: str, value: int) -> int:
+        return total - sum(_terms({**sizes, key: value}, receiver).values())
+
+    default = {k: DEFAULTS[k.split(".")[0]][k.split(".")[1]] for k in SIZE_KEYS}
+    raised = [k for k in SIZE_KEYS if sizes[k] > default[k]]
+    if raised:
+        return max(raised, key=lambda k: saving(k, default[k]))
+    return max(SIZE_KEYS, key=lambda k: saving(k, 1))
+
+
+def _meminfo_available() -> int | None:
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _cgroup_available() -> int | None:
+    """Limit minus usage of this process's memory cgroup (v2, then v1), if limited."""
+    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+        try:
+            with open(limit_file) as fh:
+                limit = fh.read().strip()
+            with open(usage_file) as fh:
+                usage = int(fh.read().strip())
+        except (OSError, ValueError):
+            continue
+        if limit.isdigit() and int(limit) < 2 ** 60:  # v1 writes a huge number for "no limit"
+            return max(0, int(limit) - usage)
+    return None
+
+
+def available_memory_bytes() -> int | None:
+    """Memory a run may use (bytes): MemAvailable of /proc/meminfo, lowered by a cgroup limit
+    and by $ISAC_MEMORY_LIMIT (bytes) when set; None when none is known."""
+    known = [v for v in (_meminfo_available(), _cgroup_available()) if v is not None]
+    text = os.environ.get(LIMIT_ENV, "").strip()
+    if text:
+        try:
+            limit = float(text)
+        except ValueError:
+            limit = float("nan")
+        if not limit > 0 or limit == float("inf"):
+            raise ConfigError(f"${LIMIT_ENV} must be a number of bytes > 0 (e.g. 16e9), got {text!r}")
+        known.append(int(limit))
+    return min(known) if known else None
+
+
+def format_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB' (binary prefixes)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024.0
+    raise AssertionError
+
+
+def check_memory(scenario: Scenario, receiver: str | None = None, available: int | None = None) -> int:
+    """Refuse a scenario whose estimated peak memory exceeds ``available`` bytes (default:
+    :func:`available_memory_bytes`): ResourceError naming the dominant key, its value, the
+    estimate and the memory available. Returns the estimate (bytes)."""
+    need = estimate_memory_bytes(scenario, receiver)
+    if available is None:
+        available = available_memory_bytes()
+    if available is not None and need > available:
+        key = dominant_key(scenario, receiver)
+        run = scenario.run
+        batch = min(run["batch"], max(run["frames"], run["calibration_frames"]))
+        raise ResourceError(f"{key} = {scenario.get(key)}: a run needs an estimated {format_bytes(need)} of memory "
+                            f"(batches of {batch} frames), more than the {format_bytes(available)} available: "
+                            f"lower {key}")
+    return need
+
+
+__all__ = ["LIMIT_ENV", "ResourceError", "SIZE_KEYS", "available_memory_bytes", "check_memory", "dominant_key",
+           "estimate_memory_bytes", "format_bytes", "memory_terms"]
