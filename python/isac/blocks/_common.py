@@ -10,6 +10,7 @@ import numpy as np
 import pmt
 
 from ..config import ConfigError, Scenario
+from ..config_schema import BLOCK_PARAMETERS
 
 
 class BlockParameterError(ValueError):
@@ -47,19 +48,9 @@ def interval(block: str, param: str, value, unit: str = "") -> list[float]:
     return [lo, hi]
 
 
-#: block parameter name -> scenario key: ONE name per key in every block (docs/config.md lists them)
-PARAMETER_KEYS = {
-    "K": "array.antennas", "fc": "array.carrier_hz", "spacing_std_m": "array.spacing_std_m",
-    "impairment_seed": "array.impairment_seed", "impairment": "array.impairment",
-    "S": "ofdm.subcarriers", "spacing_hz": "ofdm.spacing_hz",
-    "max_targets": "scene.max_targets", "snr_sensing_db": "scene.snr_sensing_db", "snr_comm_db": "scene.snr_comm_db",
-    "comm_taps": "scene.comm_taps", "target_sector_deg": "scene.target_sector_deg",
-    "comm_sector_deg": "scene.comm_sector_deg", "range_m": "scene.range_m", "noise_power": "scene.noise_power",
-    "eta": "transmitter.eta", "phi": "transmitter.phi_rad", "power": "transmitter.power",
-    "beam_grid": "transmitter.beam_grid", "beam_rcond": "transmitter.beam_rcond",
-    "angle_grid": "receiver.angle_grid", "delay_grid": "receiver.delay_grid", "gospa_c_m": "receiver.gospa_c_m",
-    "gospa_p": "receiver.gospa_p", "gospa_mu": "receiver.gospa_mu", "seed": "run.seed",
-}
+#: block parameter name -> scenario key: ONE name per key in every block, from the one
+#: configuration schema (config_schema.KEYS, listed in docs/config.md)
+PARAMETER_KEYS = BLOCK_PARAMETERS
 
 
 def _plain(value):
