@@ -11,9 +11,10 @@
 The blocks (``isac.precoder``, ``isac.ula_channel``, ``isac.reciprocal_filter``,
 ``isac.omp_receiver``, ``isac.comm_receiver``, ``isac.metrics``, ``isac.message_source``,
 ``isac.angle_delay_map_stream``, ``isac.map_display``, ``isac.positions_pdu``,
-``isac.json_publisher``) are lazy attributes: importing ``gnuradio.isac`` loads only the compiled
-C++ kernels (module ``isac_python``: ``angle_delay_map``, ``angle_delay_map_complex``,
-``map_argmax``, ``omp`` / ``OmpKernel``, ``domp`` / ``DompKernel``); the first use of a block
+``isac.json_publisher``, ``isac.sigmf_sink``, ``isac.sigmf_source``) are lazy attributes:
+importing ``gnuradio.isac`` loads only the compiled C++ kernels (module ``isac_python``:
+``angle_delay_map``, ``angle_delay_map_complex``, ``map_argmax``, ``omp`` / ``OmpKernel``,
+``domp`` / ``DompKernel``); the first use of a block
 imports GNU Radio's runtime and the block. The numpy model, the transceiver layer, the trainer
 and the command-line tools are subpackages imported on demand, e.g.
 ``from gnuradio.isac.model import ...``.
@@ -49,7 +50,7 @@ _BLOCKS = {"angle_delay_map_stream": "angle_delay_map_stream", "comm_receiver": 
            "json_publisher": "json_publisher", "map_display": "map_display", "message_source": "message_source",
            "metrics": "metrics", "omp_receiver": "omp_receiver", "positions_pdu": "positions_pdu",
            "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel",
-           "BlockParameterError": "_common"}
+           "sigmf_sink": "sigmf_sink", "sigmf_source": "sigmf_source", "BlockParameterError": "_common"}
 
 
 def __getattr__(name):

@@ -28,12 +28,14 @@ class SimFlowgraph(gr.top_block):
     (cpp when built); ``on_frame(frame, truth, detections, symbol_errors)`` is called once per
     scored frame; ``zmq_pmt`` publishes truth, detections and running metrics per frame as
     serialized PMTs (the wire format of gr-zeromq's pub_msg_sink) and ``zmq_json`` the same as
-    JSON, each on its own bound endpoint (see gnuradio.isac.publish)."""
+    JSON, each on its own bound endpoint (see gnuradio.isac.publish). ``record`` (a directory)
+    records the received array frames Y_r with their truth and the symbols x as SigMF
+    recordings ``record``/rx and ``record``/tx (isac.sigmf_sink, recording.py; replay.py plays them)."""
 
     def __init__(self, scenario: Scenario, frames: int, threshold: float, method: str = "baseline", weights=None,
                  receiver: str = "omp", kernel: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
                  on_frame: Callable[[int, dict, dict, int], None] | None = None, zmq_pmt: str | None = None,
-                 zmq_json: str | None = None, log_every: int = 0):
+                 zmq_json: str | None = None, log_every: int = 0, record: str | None = None):
         gr.top_block.__init__(self, "isac_sim")
         self.source = message_source.from_scenario(scenario, frames=frames)
         self.precoder = precoder.from_scenario(scenario, method=method, weights=weights)
@@ -59,6 +61,17 @@ class SimFlowgraph(gr.top_block):
         # drop their last queued messages at shutdown).
         self.publishers = [Publisher(ep, fmt) for ep, fmt in ((zmq_pmt, "pmt"), (zmq_json, "json")) if ep]
         self.metrics.on_frame = self._frame_done
+        self.recorders = []
+        if record:  # SigMF recordings of Y_r (the channel's truth tags become annotations) and x
+            from .blocks import sigmf_sink
+
+            for kind, port in (("rx", (self.channel, 0)), ("tx", (self.source, 1))):
+                sink = sigmf_sink.from_scenario(scenario, path=f"{record}/{kind}", kind=kind)
+                sink.metadata.update({"isac:method": method, "isac:receiver": self.receiver.receiver,
+                                      "isac:threshold": float(threshold), "isac:seed": scenario.run["seed"],
+                                      "isac:weights": str(getattr(weights, "source", "")).rsplit("/", 1)[-1]})
+                self.connect(port, sink)
+                self.recorders.append(sink)
 
     def _frame_done(self, frame: int, truth: dict, detections: dict, symbol_errors: int) -> None:
         for pub in self.publishers:

@@ -15,6 +15,8 @@ complex64; message frames S int32.
     positions_pdu           truth / detections positions (2) as PDUs x + j y, for plotting
     comm_receiver           ML detection (15)
     json_publisher          messages as JSON on a ZeroMQ PUB socket (pyzmq)
+    sigmf_sink              records Y_r (with truth) or x as a SigMF recording (recording.py)
+    sigmf_source            plays a SigMF recording back: Y_r with truth, or x with its messages
     metrics                 running p_md, p_fa, GOSPA, SER
 """
 from ._common import BlockParameterError
@@ -28,12 +30,15 @@ from .omp_receiver import omp_receiver
 from .positions_pdu import positions_pdu
 from .precoder import precoder
 from .reciprocal_filter import reciprocal_filter
+from .sigmf_sink import sigmf_sink
+from .sigmf_source import sigmf_source
 from .ula_channel import ula_channel
 
 #: block name -> module of gnuradio.isac.blocks defining it (the lazy attributes of gnuradio.isac)
 BLOCKS = {"angle_delay_map_stream": "angle_delay_map_stream", "comm_receiver": "comm_receiver",
           "json_publisher": "json_publisher", "map_display": "map_display", "message_source": "message_source",
           "metrics": "metrics", "omp_receiver": "omp_receiver", "positions_pdu": "positions_pdu",
-          "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel"}
+          "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel",
+          "sigmf_sink": "sigmf_sink", "sigmf_source": "sigmf_source"}
 
 __all__ = ["BLOCKS", "BlockParameterError", *BLOCKS]

@@ -87,6 +87,70 @@ def choose_method(scenario, method: str | None, weights: str | None, other_array
     return "baseline", None
 
 
+def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
+    """isac-sim --replay DIR: the recording through the reciprocal filter, the receiver and the
+    metrics (replay.ReplayFlowgraph); per frame the detections (and the truth when annotated)."""
+    from .. import recording
+    from ..evaluation import calibrate
+    from ..simulation import Simulator
+
+    try:
+        info = recording.read(args.replay, "rx", verify=False).info
+    except recording.RecordingError as exc:
+        print(f"error: --replay: {exc}", file=sys.stderr)
+        return 2
+    threshold = args.threshold
+    same = (info.get("isac:method"), info.get("isac:receiver")) == (method, transceiver.receiver_name)
+    if threshold is None and same and info.get("isac:threshold") is not None:
+        threshold = float(info["isac:threshold"])
+        print(f"threshold of the recording (method {method}, receiver {transceiver.receiver_name}): "
+              f"delta = {threshold:.6g}")
+    elif threshold is None:
+        simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
+        threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
+        print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
+              f"{scenario.run['calibration_frames']} simulated frames: delta = {threshold:.6g}")
+    from ..replay import ReplayFlowgraph  # GNU Radio is imported only here
+
+    rx, S = scenario.receiver, scenario.ofdm["subcarriers"]
+
+    def show(frame, truth, det):
+        if args.quiet:
+            return
+        d = "" if det.get("valid", True) else "  [frame skipped: invalid input]"
+        if truth is None:
+            print(f"frame {frame:4d}: {int(det['count'])} detected{d}")
+        else:
+            g = gospa(positions(np.deg2rad(truth["angle_deg"]), truth["range_m"]),
+                      positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"])),
+                      rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+            print(f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, GOSPA {g:6.2f} m{d}")
+            print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}")
+        print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", flush=True)
+
+    try:
+        tb = ReplayFlowgraph(args.replay, scenario, threshold, method=method, weights=weights, receiver=args.receiver,
+                             kernel=kernel, temperature=args.temperature, frames=args.frames, on_frame=show)
+    except ValueError as exc:
+        print(f"error: --replay: {exc}", file=sys.stderr)
+        return 2
+    for note in tb.warnings:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"replay of {args.replay} (scenario {info.get('isac:scenario_hash', '?')}, recorded with method "
+          f"{info.get('isac:method', '?')}): method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
+          f"K = {scenario.array['antennas']}, S = {S}, {tb.frames} frames"
+          f"{'' if tb.annotated else ', no annotations: detections only'}", flush=True)
+    tb.run()
+    s = tb.summary()
+    if tb.annotated:
+        print(f"over {s['frames']} annotated frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, "
+              f"GOSPA = {s['gospa']:.2f} m, angle RMSE = {s['angle_rmse_deg']:.3f} deg, "
+              f"range RMSE = {s['range_rmse_m']:.2f} m (SER: no comm signal recorded)")
+    else:
+        print(f"{s['replayed']} frames replayed, {sum(int(d['count']) for d in tb.detections())} detections")
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="isac-sim", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +180,13 @@ def main(argv=None) -> int:
     parser.add_argument("--map-png", metavar="FILE", help="save a picture of one frame's angle-delay map (like Fig. 3)")
     parser.add_argument("--map-frame", type=int, default=0, help="frame shown by --map-png (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
+    parser.add_argument("--record", metavar="DIR",
+                        help="record the received array frames Y_r (with their truth) and the symbols x as SigMF "
+                             "recordings DIR/rx and DIR/tx (cf32_le, antenna-major; docs/blocks.md)")
+    parser.add_argument("--replay", metavar="DIR",
+                        help="instead of simulating, replay the first --frames frames of a recording of --record "
+                             "through the reciprocal filter, the receiver and the metrics (scored against its "
+                             "annotations when present); the threshold is the recording's for the same method")
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if args.frames < 1:
@@ -126,6 +197,11 @@ def main(argv=None) -> int:
 
     if args.map_png and (problem := output_path_error("--map-png", args.map_png)):
         print(f"error: {problem}", file=sys.stderr)  # before minutes of work, not after
+        return 2
+    if args.replay and (args.record or args.zmq or args.zmq_json or args.map_png):
+        parser.error("--replay cannot be combined with --record, --zmq, --zmq-json or --map-png")
+    if args.record and (problem := output_path_error("--record", args.record, folder=True)):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     scenario = load_scenario(args)
     if not args.temperature > 0:
@@ -143,6 +219,8 @@ def main(argv=None) -> int:
         return 2
     if weights is not None:
         print(f"weights: {weights.source}")
+    if args.replay:
+        return _replay(args, scenario, method, transceiver, kernel, weights)
     threshold = args.threshold
     if threshold is None:
         simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
@@ -159,7 +237,7 @@ def main(argv=None) -> int:
     try:
         tb = SimFlowgraph(scenario, args.frames, threshold, method=method, weights=weights, receiver=args.receiver,
                           kernel=kernel, temperature=args.temperature, on_frame=printer, zmq_pmt=args.zmq,
-                          zmq_json=args.zmq_json)
+                          zmq_json=args.zmq_json, record=args.record)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -173,6 +251,8 @@ def main(argv=None) -> int:
         printer.close()
     s = tb.summary()
     print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
+    for sink in tb.recorders:
+        print(f"recorded {sink.frames} frames to {sink.meta_path} (+ .sigmf-data)")
     print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
           f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
     if method != "baseline" and not args.no_compare:
