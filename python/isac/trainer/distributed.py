@@ -14,6 +14,15 @@ MASTER_ADDR/MASTER_PORT); ``from_environment`` reads them, ``init`` joins the pr
   * lets only rank 0 validate, log, show the progress bar and write checkpoints, CSV, PNG and
     weights; every rank reads a --resume checkpoint.
 
+Before joining, ``check_rendezvous`` makes sure MASTER_ADDR resolves and its TCP store answers
+within ``connect_timeout_s``: torch alone retries for the whole process-group timeout (30 min
+here). torchrun's own agent hangs the same way, before any worker starts, where --standalone
+meets a machine whose host name does not resolve; there, pin torchrun to the loopback (one
+command line):
+
+    GLOO_SOCKET_IFNAME=lo torchrun --nnodes=1 --nproc_per_node=G --rdzv-backend=c10d
+        --rdzv-endpoint=127.0.0.1:0 --local-addr=127.0.0.1 -m gnuradio.isac.cli.train ...
+
 Nothing here is imported unless torch.distributed is used.
 """
 from __future__ import annotations
@@ -21,12 +30,23 @@ from __future__ import annotations
 import datetime
 import inspect
 import os
+import socket
+import time
 from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
+CONNECT_TIMEOUT_S = 30.0  # torchrun's store is up before its workers start: seconds are plenty
+LOOPBACK_HINT = ("on one machine pin torchrun to the loopback (--rdzv-backend=c10d --rdzv-endpoint=127.0.0.1:0 "
+                 "--local-addr=127.0.0.1, which sets MASTER_ADDR=127.0.0.1, and GLOO_SOCKET_IFNAME=lo); across "
+                 "machines MASTER_ADDR must be an address of node 0 that resolves and is reachable here, "
+                 "GLOO_SOCKET_IFNAME the network interface that reaches it")
+
+
+class RendezvousError(ConnectionError):
+    """The torchrun rendezvous (MASTER_ADDR:MASTER_PORT) cannot be resolved or reached."""
 
 
 @dataclass(frozen=True)
@@ -76,9 +96,42 @@ def rank_device(ctx: Context, device: str) -> str:
     return device
 
 
-def init(ctx: Context, device: str, timeout_s: float = 1800.0) -> Context:
+def check_rendezvous(ctx: Context, env: Mapping[str, str] | None = None,
+                     timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[str, int]:
+    """MASTER_ADDR and MASTER_PORT of an env:// rendezvous, once the address resolves and, unless
+    this rank hosts the store itself (rank 0 outside torchrun), a TCP connection to it succeeds
+    within ``timeout_s`` seconds (retried every 0.2 s). RendezvousError otherwise, at once for
+    a name that does not resolve; the message says how to pin a one-machine run to the loopback."""
+    env = os.environ if env is None else env
+    addr, port_text = env.get("MASTER_ADDR", ""), env.get("MASTER_PORT", "")
+    where = f"rank {ctx.rank}: rendezvous MASTER_ADDR={addr or '(unset)'} MASTER_PORT={port_text or '(unset)'}"
+    if not addr or not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+        raise RendezvousError(f"{where}: needs a host and a port 1-65535 (torchrun sets both); {LOOPBACK_HINT}")
+    port = int(port_text)
+    try:
+        socket.getaddrinfo(addr, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RendezvousError(f"{where}: the host name does not resolve ({exc}); {LOOPBACK_HINT}") from None
+    if ctx.rank == 0 and env.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return addr, port  # rank 0 starts the store in init_process_group
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((addr, port), timeout=max(0.05, min(2.0, deadline - time.monotonic()))):
+                return addr, port
+        except OSError as exc:
+            if time.monotonic() >= deadline:
+                raise RendezvousError(f"{where}: no TCP store answers within {timeout_s:g} s ({exc}); "
+                                      f"{LOOPBACK_HINT}") from None
+        time.sleep(0.2)
+
+
+def init(ctx: Context, device: str, timeout_s: float = 1800.0,
+         connect_timeout_s: float = CONNECT_TIMEOUT_S) -> Context:
     """Join the process group of a torchrun job (env:// rendezvous): nccl for cuda, gloo
-    otherwise. A no-op for a single process. Returns ``ctx`` with its backend."""
+    otherwise. A no-op for a single process. Returns ``ctx`` with its backend. RendezvousError
+    (an OSError) within about ``connect_timeout_s`` seconds when MASTER_ADDR:MASTER_PORT does
+    not resolve or answer (check_rendezvous); ``timeout_s`` bounds every later collective."""
     if not ctx.enabled:
         return ctx
     import torch.distributed as dist
@@ -90,6 +143,7 @@ def init(ctx: Context, device: str, timeout_s: float = 1800.0) -> Context:
                              f"{torch.cuda.device_count()} CUDA device(s)")
         torch.cuda.set_device(ctx.local_rank)
     if not dist.is_initialized():
+        check_rendezvous(ctx, timeout_s=connect_timeout_s)
         kwargs = {"device_id": torch.device(f"cuda:{ctx.local_rank}")} if backend == "nccl" else {}
         dist.init_process_group(backend, rank=ctx.rank, world_size=ctx.world_size,
                                 timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
@@ -147,5 +201,5 @@ def sum_over_ranks(value: torch.Tensor, ctx: Context) -> torch.Tensor:
     return out
 
 
-__all__ = ["Context", "ENV_KEYS", "SINGLE", "from_environment", "init", "rank_device", "shard", "shutdown",
-           "sum_over_ranks", "wrap"]
+__all__ = ["CONNECT_TIMEOUT_S", "Context", "ENV_KEYS", "RendezvousError", "SINGLE", "check_rendezvous",
+           "from_environment", "init", "rank_device", "shard", "shutdown", "sum_over_ranks", "wrap"]
