@@ -252,3 +252,19 @@ def test_nnbl_receiver_refuses_a_threshold_no_probability_can_pass(sc, nn_weight
     with pytest.raises(isac.BlockParameterError, match="'threshold' must be < 1 with method 'nn'"):
         isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights)  # default: OMP's 3.039e5
     assert isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights, threshold=0.5).receiver == "nn"
+
+
+def test_isac_sim_validates_endpoints_and_prints_the_bound_one(sc, tmp_path, capsys):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    for flag, bad in (("--zmq-json", "tcp://127.0.0.1:99999"), ("--zmq", "")):
+        with pytest.raises(SystemExit) as exc:
+            isac_sim.main(["--config", str(cfg), "--frames", "1", flag, bad])
+        assert exc.value.code == 2
+        assert flag in capsys.readouterr().err
+    code = isac_sim.main(["--config", str(cfg), "--frames", "2", "--quiet", "--no-progress", "--threshold", "2e4",
+                          "--method", "baseline", "--zmq-json", "tcp://127.0.0.1:0"])
+    err = capsys.readouterr().err
+    assert code == 0
+    port = int(err.split("publishing json on tcp://127.0.0.1:")[1].split()[0])
+    assert 0 < port < 65536

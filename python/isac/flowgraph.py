@@ -59,7 +59,8 @@ class SimFlowgraph(gr.top_block):
         # Publication happens in the metrics block's per-frame callback, which runs before the
         # frame is consumed: nothing is lost when the flowgraph stops (message-only blocks may
         # drop their last queued messages at shutdown).
-        self.publishers = [Publisher(ep, fmt) for ep, fmt in ((zmq_pmt, "pmt"), (zmq_json, "json")) if ep]
+        self.publishers = [Publisher(ep, fmt, name=flag) for ep, fmt, flag in
+                           ((zmq_pmt, "pmt", "--zmq"), (zmq_json, "json", "--zmq-json")) if ep is not None]
         self.metrics.on_frame = self._frame_done
         self.recorders = []
         if record:  # SigMF recordings of Y_r (the channel's truth tags become annotations) and x

@@ -200,6 +200,14 @@ def main(argv=None) -> int:
         return 2
     if args.replay and (args.record or args.zmq or args.zmq_json or args.map_png):
         parser.error("--replay cannot be combined with --record, --zmq, --zmq-json or --map-png")
+    from ..publish import validate_endpoint
+
+    for flag, endpoint in (("--zmq", args.zmq), ("--zmq-json", args.zmq_json)):
+        if endpoint is not None:
+            try:
+                validate_endpoint(endpoint, flag)
+            except ValueError as exc:
+                parser.error(str(exc))
     if args.record and (problem := output_path_error("--record", args.record, folder=True)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
@@ -241,6 +249,8 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    for pub in tb.publishers:  # the bound endpoint: with port 0, the only way to learn the port
+        print(f"publishing {pub.fmt} on {pub.endpoint}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
     try:
         tb.run()
