@@ -21,7 +21,8 @@ from gnuradio import blocks, gr  # noqa: E402
 from gnuradio import isac  # noqa: E402
 from gnuradio.isac import BlockParameterError  # noqa: E402
 from gnuradio.isac.blocks._common import make_dict  # noqa: E402
-from gnuradio.isac.blocks.map_display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, nice_ticks  # noqa: E402
+from gnuradio.isac.blocks.map_display import (DETECTION_RGB, LUT, TRUTH_RGB, colour_image, fade,  # noqa: E402
+                                               nice_ticks, xy_extent)
 
 REPO = Path(__file__).resolve().parents[1]
 A, D = 60, 40  # angle_grid, delay_grid of the unit tests
@@ -54,10 +55,14 @@ def message(frame, angles, ranges, **extra):
                       **extra})
 
 
-def render(display, size=(640, 480)) -> np.ndarray:
-    """Refresh and grab the widget: (h, w, 3) uint8."""
-    w = display.qwidget()
-    w.resize(*size)
+def render(display, size=(640, 480), which="map") -> np.ndarray:
+    """Lay out the block's widget so that each picture is ``size``, refresh one (``which``: "map"
+    or "xy") and grab it: (h, w, 3) uint8."""
+    panel = display.qwidget()
+    panel.resize(size[0] * (2 if display.xy_widget() is not None else 1), size[1])
+    panel.layout().activate()
+    w = display.map_widget() if which == "map" else display.xy_widget()
+    assert (w.width(), w.height()) == size
     w.refresh()
     img = w.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB888)
     ptr = img.constBits()
@@ -67,7 +72,7 @@ def render(display, size=(640, 480)) -> np.ndarray:
 
 
 def plot_mask(display, shape):
-    r = display.qwidget().plot_rect()
+    r = display.map_widget().plot_rect()
     mask = np.zeros(shape[:2], bool)
     mask[int(np.ceil(r.top())) + 1:int(r.bottom()) - 1, int(np.ceil(r.left())) + 1:int(r.right()) - 1] = True
     return mask
@@ -121,6 +126,7 @@ def test_nice_ticks():
     (dict(range_m=[190.0, 10.0]), "range_m"), (dict(range_m=[-5.0, 10.0]), "range_m"),
     (dict(db="yes"), "db"), (dict(floor_db=0.0), "floor_db"), (dict(floor_db=float("nan")), "floor_db"),
     (dict(update_hz=0), "update_hz"), (dict(update_hz=-1.0), "update_hz"),
+    (dict(xy_frames=-1), "xy_frames"), (dict(xy_frames=33), "xy_frames"), (dict(xy_frames=2.5), "xy_frames"),
 ])
 def test_bad_parameters_name_block_and_parameter(qapp, kw, param):
     with pytest.raises(BlockParameterError, match=f"isac_map_display: parameter '{param}'"):
@@ -134,8 +140,8 @@ def test_setters_validate(qapp):
     with pytest.raises(BlockParameterError, match="'update_hz'"):
         d.set_update_hz(0.0)
     d.set_update_hz(25.0)
-    d.qwidget().refresh()
-    assert d.qwidget().timer.interval() == 40
+    d.map_widget().refresh()
+    assert d.map_widget().timer.interval() == 40
 
 
 # --- rendering ----------------------------------------------------------------------------
@@ -143,7 +149,7 @@ def test_renders_map_maximum_truth_and_detections_of_the_frame(qapp):
     d = make()
     peak = (15, 28)
     feed(d, [noise_map(seed=1), noise_map(peak=peak, seed=2)])  # frames 0 and 1
-    w = d.qwidget()
+    w = d.map_widget()
 
     # map only (no messages yet): the newest frame, brightest pixel at the map's maximum
     img = render(d)
@@ -184,7 +190,7 @@ def test_renders_map_maximum_truth_and_detections_of_the_frame(qapp):
 def test_shows_newest_frame_with_detections(qapp):
     d = make()
     feed(d, [noise_map(peak=(10 + i, 5 + i), seed=i) for i in range(5)])  # frames 0..4
-    w = d.qwidget()
+    w = d.map_widget()
     render(d)
     assert w.frame == 4  # no detections at all: newest map
     d.handle_truth(message(2, [-30.0], [100.0]))
@@ -215,7 +221,7 @@ def test_qtimer_refreshes_from_the_qt_thread_while_the_flowgraph_runs(qapp):
     """A running flowgraph feeds maps; the widget only changes through its QTimer in the Qt
     event loop (this thread), at most update_hz times per second."""
     d = make(update_hz=20.0)
-    w = d.qwidget()
+    w = d.map_widget()
     w.resize(400, 300)
     assert w.image is None
     maps = [noise_map(seed=i) for i in range(20)]
@@ -247,6 +253,123 @@ def test_qtimer_refreshes_from_the_qt_thread_while_the_flowgraph_runs(qapp):
     assert 2 <= len(paints) <= 20
     gaps = np.diff(paints)
     assert np.all(gaps >= 0.03), gaps  # 20 Hz: 50 ms timer; never two repaints back to back
+
+
+# --- the x-y scatter ------------------------------------------------------------------------
+def xy_of(angle_deg, range_m):
+    """Position (2) in m: x = R cos(theta), y = R sin(theta)."""
+    th = np.deg2rad(angle_deg)
+    return range_m * np.cos(th), range_m * np.sin(th)
+
+
+def marker_pixels(img, rgb) -> np.ndarray:
+    """(row, col) of the pixels of exactly ``rgb``."""
+    return np.argwhere(np.all(img == np.array(rgb, np.uint8), axis=-1))
+
+
+def test_xy_extent_covers_the_sector_and_the_origin():
+    x0, x1, y0, y1 = xy_extent((-40.0, -20.0), (10.0, 190.0), margin=0.0)
+    assert (x0, y1) == (0.0, 0.0)  # the array at the origin
+    assert x1 == pytest.approx(190.0 * np.cos(np.deg2rad(20.0)))  # far edge at -20 deg
+    assert y0 == pytest.approx(-190.0 * np.sin(np.deg2rad(40.0)))  # far edge at -40 deg
+    # a sector across broadside reaches x = R_max; one across +-90 deg reaches y = +-R_max
+    assert xy_extent((-30.0, 30.0), (5.0, 100.0), margin=0.0)[1] == pytest.approx(100.0)
+    assert xy_extent((60.0, 90.0), (5.0, 100.0), margin=0.0)[3] == pytest.approx(100.0)
+    pad = 0.05 * (190.0 * np.cos(np.deg2rad(20.0)))
+    assert xy_extent((-40.0, -20.0), (10.0, 190.0))[0] == pytest.approx(-pad)
+
+
+def test_fade():
+    assert fade(TRUTH_RGB, 0, 5) == TRUTH_RGB and fade(DETECTION_RGB, 0, 1) == DETECTION_RGB
+    dist = [np.abs(np.subtract(fade(TRUTH_RGB, a, 5), (32, 32, 32))).sum() for a in range(5)]
+    assert all(a > b for a, b in zip(dist, dist[1:])) and dist[-1] > 0
+
+
+def test_xy_scatter_draws_truth_and_detections_at_their_positions(qapp):
+    d = make()
+    w = d.xy_widget()
+    img = render(d, which="xy")
+    assert w.newest is None and len(marker_pixels(img, TRUTH_RGB)) == 0  # nothing yet
+    truth = ([-35.0, -25.0], [60.0, 150.0])
+    det = ([-25.3], [148.0])
+    d.handle_truth(message(4, *truth))
+    d.handle_detections(message(4, *det))
+    img = render(d, which="xy")
+    assert w.newest == 4
+    # equal metres per pixel on both axes, y up, the extent filling the plot rectangle
+    (px0, py0), (px1, py1) = w.to_pixel(0.0, 0.0), w.to_pixel(100.0, -100.0)
+    assert px1 - px0 == pytest.approx(py1 - py0) and px1 > px0
+    r, (x0, x1, y0, y1) = w.plot_rect(), w.extent
+    assert w.to_pixel(x0, y0) == pytest.approx((r.left(), r.bottom())) and \
+        w.to_pixel(x1, y1) == pytest.approx((r.right(), r.top()))
+    for a, rg in zip(*truth):
+        assert colour_near(img, w.to_pixel(*xy_of(a, rg)), TRUTH_RGB) >= 12, (a, rg)
+    cross = w.to_pixel(*xy_of(det[0][0], det[1][0]))
+    assert colour_near(img, cross, DETECTION_RGB) >= 12
+    # nowhere else: not at (angle, range) read as (x, y), not with cos and sin swapped, not at (0, 0)
+    reds = marker_pixels(img, DETECTION_RGB)
+    assert np.all(np.abs(reds[:, 1] - cross[0]) <= 9) and np.all(np.abs(reds[:, 0] - cross[1]) <= 9)
+    whites = marker_pixels(img, TRUTH_RGB)
+    centres = [w.to_pixel(*xy_of(a, rg)) for a, rg in zip(*truth)]
+    assert all(min(abs(c[0] - x) + abs(c[1] - y) for c in centres) <= 18 for y, x in whites)
+    for wrong in [(det[1][0] * np.sin(np.deg2rad(det[0][0])), det[1][0] * np.cos(np.deg2rad(det[0][0]))),
+                  (0.0, 0.0)]:
+        assert colour_near(img, w.to_pixel(*wrong), DETECTION_RGB) == 0
+
+
+def test_xy_empty_frame_draws_nothing_not_even_at_the_origin(qapp):
+    d = make()
+    w = d.xy_widget()
+    d.handle_truth(message(0, [], []))
+    d.handle_detections(message(0, [], []))
+    img = render(d, which="xy")
+    assert w.newest == 0 and len(w.rows) == 1
+    for rgb in (TRUTH_RGB, DETECTION_RGB):
+        assert len(marker_pixels(img, rgb)) == 0
+        assert colour_near(img, w.to_pixel(0.0, 0.0), rgb, box=12) == 0
+    # the next frame with a detection: drawn where it is, still nothing at the origin
+    d.handle_truth(message(1, [-30.0], [100.0]))
+    d.handle_detections(message(1, [-30.2], [101.0]))
+    img = render(d, which="xy")
+    assert colour_near(img, w.to_pixel(*xy_of(-30.2, 101.0)), DETECTION_RGB) >= 12
+    assert colour_near(img, w.to_pixel(0.0, 0.0), DETECTION_RGB, box=12) == 0
+
+
+def test_xy_shows_the_last_frames_faded_up_to_the_newest_detections(qapp):
+    n = 3
+    d = make(xy_frames=n)
+    w = d.xy_widget()
+    place = {f: (-38.0 + 2.0 * f, 20.0 + 15.0 * f) for f in range(10)}  # one target per frame, apart
+    for f in range(9):
+        d.handle_truth(message(f, [place[f][0]], [place[f][1]]))
+    for f in range(8):  # the receiver is one frame behind: no detections of frame 8 yet
+        d.handle_detections(message(f, [place[f][0] + 0.5], [place[f][1]]))
+    img = render(d, which="xy")
+    assert w.newest == 7 and [r[0] for r in w.rows] == [5, 6, 7]
+    for f in range(9):
+        xy = w.to_pixel(*xy_of(*place[f]))
+        if f in (5, 6, 7):
+            assert colour_near(img, xy, fade(TRUTH_RGB, 7 - f, n), box=9) >= 10, f
+        else:  # older than the last n frames, or newer than the newest detections
+            for age in range(n):
+                assert colour_near(img, xy, fade(TRUTH_RGB, age, n), box=9) == 0, (f, age)
+    # detections of frame 6 faded, of frame 7 at full colour
+    assert colour_near(img, w.to_pixel(*xy_of(place[6][0] + 0.5, place[6][1])), fade(DETECTION_RGB, 1, n)) >= 10
+    assert colour_near(img, w.to_pixel(*xy_of(place[7][0] + 0.5, place[7][1])), DETECTION_RGB) >= 10
+    d.set_xy_frames(1)
+    render(d, which="xy")
+    assert [r[0] for r in w.rows] == [7]
+    with pytest.raises(BlockParameterError, match="'xy_frames'"):
+        d.set_xy_frames(0)
+
+
+def test_xy_frames_zero_shows_the_map_only(qapp):
+    d = make(xy_frames=0)
+    assert d.xy_widget() is None
+    assert d.qwidget().layout().count() == 1 and d.qwidget().layout().itemAt(0).widget() is d.map_widget()
+    d2 = make()
+    layout = d2.qwidget().layout()
+    assert [layout.itemAt(i).widget() for i in range(2)] == [d2.xy_widget(), d2.map_widget()]
 
 
 # --- GRC ----------------------------------------------------------------------------------
@@ -295,17 +418,37 @@ GUI_RUNNER = textwrap.dedent("""
     while time.monotonic() - t0 < float(sys.argv[2]):
         app.processEvents(QtCore.QEventLoop.AllEvents, 50)
         time.sleep(0.01)
-    w = tb._isac_map_display_0_win
+    blk = tb.isac_map_display_0
+    assert tb._isac_map_display_0_win is blk.qwidget()
+    w, xy = blk.map_widget(), blk.xy_widget()
     print("MAPFRAME", w.frame, "TRUTH", None if w.truth is None else len(w.truth["angle_deg"]),
           "DET", None if w.detections is None else len(w.detections["angle_deg"]), flush=True)
     img = w.grab().toImage()
+
+    def count(image, widget, points, rgb):
+        return sum(image.pixelColor(int(widget.to_pixel(*pt)[0]) + dx, int(widget.to_pixel(*pt)[1]) + dy)
+                   == QtGui.QColor(*rgb) for pt in points for dx in range(-9, 10) for dy in range(-9, 10))
+
     white = 0
     if w.truth is not None:
-        for a, r in zip(w.truth["angle_deg"], w.truth["range_m"]):
-            x, y = w.to_pixel(a, r)
-            white += sum(img.pixelColor(int(x) + dx, int(y) + dy) == QtGui.QColor(255, 255, 255)
-                         for dx in range(-9, 10) for dy in range(-9, 10))
+        white = count(img, w, zip(w.truth["angle_deg"], w.truth["range_m"]), (255, 255, 255))
     print("WHITE", white, flush=True)
+    # the x-y scatter: the newest frame's truth circles and detection crosses at R (cos, sin) (2),
+    # nothing at the origin; the map's frame, when in the scatter, with the map's detections
+    xy.refresh()
+    ximg = xy.grab().toImage()
+    newest = [r for r in xy.rows if r[0] == xy.newest]
+    t_pts = [] if not newest or newest[0][1] is None else newest[0][1].tolist()
+    d_pts = [] if not newest or newest[0][2] is None else newest[0][2].tolist()
+    print("XY", xy.newest, len(xy.rows), len(t_pts), len(d_pts), "XYWHITE",
+          count(ximg, xy, t_pts, (255, 255, 255)), "XYRED", count(ximg, xy, d_pts, (255, 0, 0)),
+          "ORIGIN", count(ximg, xy, [(0.0, 0.0)], (255, 255, 255)) + count(ximg, xy, [(0.0, 0.0)], (255, 0, 0)),
+          flush=True)
+    same = [r for r in xy.rows if r[0] == w.frame and r[2] is not None]
+    if same and w.detections is not None:
+        th = np.deg2rad(w.detections["angle_deg"])
+        want = np.stack([w.detections["range_m"] * np.cos(th), w.detections["range_m"] * np.sin(th)], -1)
+        print("SAMEFRAME", int(np.allclose(same[0][2].reshape(-1, 2), want.reshape(-1, 2))), flush=True)
     if len(sys.argv) > 3:
         tb.grab().save(sys.argv[3])
     tb.stop(); tb.wait()
@@ -336,3 +479,9 @@ def test_gui_flowgraph_shows_live_map_with_truth(tmp_path):
     white = int(next(ln for ln in out.splitlines() if ln.startswith("WHITE")).split()[1])
     if int(truth) > 0:
         assert white > 0, out
+    xy = next(ln for ln in out.splitlines() if ln.startswith("XY ")).split()
+    newest, rows, n_truth, n_det = (int(v) for v in xy[1:5])
+    assert newest >= 0 and 1 <= rows <= 5, out
+    assert (int(xy[6]) > 0) == (n_truth > 0) and (int(xy[8]) > 0) == (n_det > 0), out
+    assert int(xy[10]) == 0, out  # nothing drawn at (0, 0)
+    assert "SAMEFRAME 0" not in out, out

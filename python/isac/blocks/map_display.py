@@ -1,5 +1,6 @@
 """isac.map_display: a live QT GUI picture of the angle-delay map (Fig. 3 of the paper) with
-the true targets (circles) and the OMP detections (crosses) of the frame shown."""
+the true targets (circles) and the OMP detections (crosses) of the frame shown, beside an x-y
+scatter in metres (positions (2)) of the truth and detections of the last few frames."""
 from __future__ import annotations
 
 import math
@@ -10,6 +11,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from ..model.scene import positions
 from . import _common as c
 
 NAME = "isac_map_display"
@@ -53,6 +55,27 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def xy_extent(target_sector_deg, range_m, margin: float = 0.05) -> tuple[float, float, float, float]:
+    """(x_min, x_max, y_min, y_max) in m of the x-y scatter: the sector's positions (2),
+    p = R [cos theta, sin theta] for R in ``range_m`` and theta in ``target_sector_deg``, and
+    the array at the origin, widened by ``margin`` of the larger side on every side."""
+    (a0, a1), (r0, r1) = np.deg2rad(target_sector_deg), range_m
+    angles = [a0, a1] + [a for a in (-np.pi / 2, 0.0, np.pi / 2) if a0 < a < a1]
+    p = positions(np.array(angles)[:, None], np.array([r0, r1])[None, :]).reshape(-1, 2)
+    p = np.vstack([p, [[0.0, 0.0]]])
+    lo, hi = p.min(axis=0), p.max(axis=0)
+    pad = margin * float(max(hi - lo))
+    return float(lo[0] - pad), float(hi[0] + pad), float(lo[1] - pad), float(hi[1] + pad)
+
+
+def fade(rgb, age: int, frames: int, background=(32, 32, 32)) -> tuple[int, int, int]:
+    """Colour of a marker ``age`` frames older than the newest in a scatter of ``frames`` frames:
+    ``rgb`` itself for the newest (age 0), else blended towards ``background``, 60 % of the way
+    to ``rgb`` for the previous frame down to 24 % for the oldest."""
+    weight = 1.0 if age == 0 else 0.6 * (1.0 - 0.6 * (age - 1) / max(frames - 2, 1))
+    return tuple(int(round(b + (c - b) * weight)) for c, b in zip(rgb, background))
+
+
 def _vector(message: dict, key: str) -> np.ndarray:
     return np.atleast_1d(np.asarray(message.get(key, []), dtype=np.float64)).reshape(-1)
 
@@ -60,18 +83,26 @@ def _vector(message: dict, key: str) -> np.ndarray:
 class map_display(gr.sync_block):
     """Angle-delay maps of ``isac.angle_delay_map_stream`` in (float, vlen angle_grid*delay_grid,
     angle-major, dB when ``db``); messages ``truth`` (isac.ula_channel) and ``detections``
-    (isac.omp_receiver). ``qwidget()`` is a QWidget showing one frame's map, dB re its maximum
-    down to ``floor_db``, angle (deg) over ``target_sector_deg`` on x, range (m) over ``range_m`` on y,
-    with circles at the frame's true targets and crosses at its detections (matched by frame
-    number). The picture is refreshed at most ``update_hz`` times per second from the Qt thread
-    (QTimer); the GNU Radio threads only store maps and messages under a lock. Shown is the
-    newest frame whose detections have arrived (the OMP receiver runs a frame or two behind the
-    map), or the newest map if none of the last maps has detections yet.
+    (isac.omp_receiver). ``qwidget()`` is a QWidget holding two pictures:
+
+    - ``map_widget()``: one frame's map, dB re its maximum down to ``floor_db``, angle (deg) over
+      ``target_sector_deg`` on x, range (m) over ``range_m`` on y, with circles at the frame's
+      true targets and crosses at its detections (matched by frame number). Shown is the newest
+      frame whose detections have arrived (the OMP receiver runs a frame or two behind the map),
+      or the newest map if none of the last maps has detections yet.
+    - ``xy_widget()`` (``xy_frames`` > 0): a scatter of the positions (2) x = R cos(theta),
+      y = R sin(theta) in m (equal scales, the array at the origin) of the truth (circles) and the
+      detections (crosses) of the last ``xy_frames`` frames up to the newest frame with
+      detections, older frames faded. A frame without targets or detections draws nothing.
+
+    The pictures are refreshed at most ``update_hz`` times per second from the Qt thread
+    (QTimers); the GNU Radio threads only store maps and messages under a lock.
 
     Needs a QApplication before construction (the QT GUI flowgraph creates it first)."""
 
     def __init__(self, angle_grid: int = 180, delay_grid: int = 100, target_sector_deg=(-40.0, -20.0),
-                 range_m=(10.0, 190.0), db: bool = True, floor_db: float = -30.0, update_hz: float = 10.0):
+                 range_m=(10.0, 190.0), db: bool = True, floor_db: float = -30.0, update_hz: float = 10.0,
+                 xy_frames: int = 5):
         self.angle_grid = c.positive_int(NAME, "angle_grid", angle_grid)
         self.delay_grid = c.positive_int(NAME, "delay_grid", delay_grid)
         self.target_sector_deg = c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
@@ -83,6 +114,7 @@ class map_display(gr.sync_block):
         self.db = bool(db)
         self._floor_db = self._check_floor(floor_db)
         self._update_hz = self._check_rate(update_hz)
+        self._xy_frames = self._check_xy_frames(xy_frames)
         self.size = self.angle_grid * self.delay_grid
 
         from PyQt5 import QtWidgets
@@ -99,7 +131,9 @@ class map_display(gr.sync_block):
         self.message_port_register_in(pmt.intern("detections"))
         self.set_msg_handler(pmt.intern("truth"), self.handle_truth)
         self.set_msg_handler(pmt.intern("detections"), self.handle_detections)
-        self._widget = _MapWidget(self)
+        self._map_widget = _MapWidget(self)
+        self._xy_widget = _XYWidget(self) if self._xy_frames else None
+        self._widget = _Panel(self._xy_widget, self._map_widget)
 
     # --- parameters ---------------------------------------------------------------------
     @staticmethod
@@ -112,6 +146,23 @@ class map_display(gr.sync_block):
     @staticmethod
     def _check_rate(value) -> float:
         return c.number(NAME, "update_hz", value, minimum=0.0, strict=True)
+
+    @staticmethod
+    def _check_xy_frames(value) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or value > KEEP_FRAMES:
+            raise c.error(NAME, "xy_frames", f"must be an integer in [0, {KEEP_FRAMES}] (frames in the x-y scatter, "
+                                             f"0 = no scatter), got {value!r}")
+        return int(value)
+
+    def set_xy_frames(self, xy_frames) -> None:
+        """Frames in the x-y scatter (>= 1 when the block was built with a scatter); applies at
+        the next refresh."""
+        value = self._check_xy_frames(xy_frames)
+        if self._xy_widget is not None and value == 0:
+            raise c.error(NAME, "xy_frames", "must be >= 1 while the x-y scatter is shown")
+        with self._lock:
+            self._xy_frames = value
+            self._version += 1
 
     def set_floor_db(self, floor_db) -> None:
         """Lowest dB (re the frame maximum) shown; applies at the next refresh."""
@@ -127,8 +178,16 @@ class map_display(gr.sync_block):
             self._update_hz = value
 
     def qwidget(self):
-        """The display (a PyQt5 QWidget) for the flowgraph's layout."""
+        """The display (a PyQt5 QWidget: the x-y scatter beside the map) for the flowgraph's layout."""
         return self._widget
+
+    def map_widget(self):
+        """The angle-delay map picture (inside ``qwidget()``)."""
+        return self._map_widget
+
+    def xy_widget(self):
+        """The x-y scatter (inside ``qwidget()``), None when built with ``xy_frames=0``."""
+        return self._xy_widget
 
     # --- GNU Radio threads: store only --------------------------------------------------
     @staticmethod
@@ -180,6 +239,21 @@ class map_display(gr.sync_block):
             return (self._version, frame, self._maps.get(frame), self._truth.get(frame),
                     self._detections.get(frame), self._floor_db, self._update_hz)
 
+    def xy_snapshot(self):
+        """(version, newest frame, [(frame, truth, detections), ...] oldest first, update_hz) of
+        the x-y scatter, under the lock: the last ``xy_frames`` frames up to the newest frame
+        with detections (the newest truth when no detections came); None entries for a missing
+        message. Truth of frames newer than the newest detections is not included."""
+        with self._lock:
+            newest = max(self._detections) if self._detections else (max(self._truth) if self._truth else None)
+            rows = []
+            if newest is not None:
+                for f in range(newest - self._xy_frames + 1, newest + 1):
+                    t, d = self._truth.get(f), self._detections.get(f)
+                    if t is not None or d is not None:
+                        rows.append((f, t, d))
+            return self._version, newest, rows, self._update_hz
+
 
 def _qt():
     from PyQt5 import QtCore, QtGui, QtWidgets
@@ -187,16 +261,29 @@ def _qt():
     return QtCore, QtGui, QtWidgets
 
 
-_MAP_WIDGET_CLASS = None
+_CLASSES: dict = {}
+
+
+def _widget_class(name: str):
+    """The Qt widget classes, built on first use (importing the blocks package does not import PyQt5)."""
+    if not _CLASSES:
+        _CLASSES.update(map=_make_widget_class(), xy=_make_xy_class(), panel=_make_panel_class())
+    return _CLASSES[name]
 
 
 def _MapWidget(block: "map_display"):
-    """The display widget (class built on first use, so that importing the blocks package
-    does not import PyQt5)."""
-    global _MAP_WIDGET_CLASS
-    if _MAP_WIDGET_CLASS is None:
-        _MAP_WIDGET_CLASS = _make_widget_class()
-    return _MAP_WIDGET_CLASS(block)
+    """The map picture."""
+    return _widget_class("map")(block)
+
+
+def _XYWidget(block: "map_display"):
+    """The x-y scatter."""
+    return _widget_class("xy")(block)
+
+
+def _Panel(xy, map_widget):
+    """The block's widget: the x-y scatter (if any) left of the map."""
+    return _widget_class("panel")(xy, map_widget)
 
 
 def _make_widget_class():
@@ -229,6 +316,9 @@ def _make_widget_class():
             if hz != self._hz:
                 self._hz = hz
                 self.timer.start(max(1, int(round(1000.0 / hz))))
+
+        def sizeHint(self):  # noqa: N802 (Qt name)
+            return QtCore.QSize(640, 480)
 
         # geometry ----------------------------------------------------------------------
         def plot_rect(self):
@@ -355,4 +445,187 @@ def _make_widget_class():
     return MapWidget
 
 
-__all__ = ["map_display", "colour_image", "nice_ticks"]
+def _make_panel_class():
+    _, _, QtWidgets = _qt()
+
+    class Panel(QtWidgets.QWidget):
+        """The x-y scatter and the map side by side, equal widths."""
+
+        def __init__(self, xy, map_widget):
+            super().__init__(None)
+            layout = QtWidgets.QHBoxLayout(self)
+            layout.setContentsMargins(0, 0, 0, 0)
+            layout.setSpacing(0)
+            for w in (xy, map_widget):
+                if w is not None:
+                    layout.addWidget(w, 1)
+            self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+
+    return Panel
+
+
+def _make_xy_class():
+    QtCore, QtGui, QtWidgets = _qt()
+
+    class XYWidget(QtWidgets.QWidget):
+        """Positions (2) in m of the last frames' truth (circles) and detections (crosses)."""
+
+        MARGINS = (58, 26, 16, 44)  # left, top, right, bottom (pixels)
+        BACKGROUND = QtGui.QColor(32, 32, 32)
+        TEXT = QtGui.QColor(215, 215, 215)
+        GRID = QtGui.QColor(58, 58, 58)
+        SECTOR = QtGui.QColor(110, 110, 110)
+        RADIUS = 7.0
+
+        def __init__(self, block: "map_display"):
+            super().__init__(None)
+            self.block = block
+            self.setMinimumSize(320, 400)
+            self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+            self.extent = xy_extent(block.target_sector_deg, block.range_m)
+            self.newest = None  # newest frame drawn
+            self.rows = []  # [(frame, truth positions (T, 2) or None, detection positions or None)]
+            self.xy_frames = block._xy_frames
+            self._drawn = None
+            self._failed = False
+            self.timer = QtCore.QTimer(self)
+            self.timer.timeout.connect(self.refresh)
+            self._hz = None
+            self._set_rate(block._update_hz)
+
+        def _set_rate(self, hz: float) -> None:
+            if hz != self._hz:
+                self._hz = hz
+                self.timer.start(max(1, int(round(1000.0 / hz))))
+
+        def sizeHint(self):  # noqa: N802 (Qt name)
+            return QtCore.QSize(640, 480)
+
+        # geometry: equal metres per pixel on both axes -----------------------------------
+        def plot_rect(self):
+            left, top, right, bottom = self.MARGINS
+            w, h = max(1, self.width() - left - right), max(1, self.height() - top - bottom)
+            x0, x1, y0, y1 = self.extent
+            scale = min(w / (x1 - x0), h / (y1 - y0))  # pixels per metre
+            pw, ph = scale * (x1 - x0), scale * (y1 - y0)
+            return QtCore.QRectF(left + (w - pw) / 2, top + (h - ph) / 2, pw, ph)
+
+        def to_pixel(self, x_m: float, y_m: float) -> tuple[float, float]:
+            """Widget coordinates of a position (x, y) in m (y up)."""
+            r = self.plot_rect()
+            x0, x1, y0, y1 = self.extent
+            return (r.left() + (x_m - x0) / (x1 - x0) * r.width(),
+                    r.bottom() - (y_m - y0) / (y1 - y0) * r.height())
+
+        # Qt thread ---------------------------------------------------------------------
+        def refresh(self) -> None:
+            """Take the newest frames (QTimer slot; also callable directly) and repaint if they
+            changed. An exception is logged, not raised (PyQt5 aborts on one escaping a slot)."""
+            try:
+                self._refresh()
+            except Exception as exc:  # noqa: BLE001
+                if not self._failed:
+                    self._failed = True
+                    self.block.logger.error(f"x-y refresh failed: {exc!r}")
+
+        @staticmethod
+        def _positions(msg):
+            if msg is None:
+                return None
+            return positions(np.deg2rad(msg["angle_deg"]), msg["range_m"]).reshape(-1, 2)  # (2)
+
+        def _refresh(self) -> None:
+            version, newest, rows, hz = self.block.xy_snapshot()
+            self._set_rate(hz)
+            if self._drawn == (version, newest):
+                return
+            self.newest, self.xy_frames = newest, self.block._xy_frames
+            self.rows = [(f, self._positions(t), self._positions(d)) for f, t, d in rows]
+            self._drawn = (version, newest)
+            self.update()
+
+        def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
+            p = QtGui.QPainter(self)
+            p.fillRect(self.rect(), self.BACKGROUND)
+            rect = self.plot_rect()
+            b = self.block
+            font = p.font()
+            font.setPointSizeF(8.5)
+            p.setFont(font)
+            fm = QtGui.QFontMetricsF(font)
+            x0, x1, y0, y1 = self.extent
+            # grid and ticks (m)
+            xt = nice_ticks(x0, x1, count=max(2, int(rect.width() // 70)))
+            yt = nice_ticks(y0, y1, count=max(2, int(rect.height() // 45)))
+            p.setPen(self.GRID)
+            for t in xt:
+                x = self.to_pixel(t, 0.0)[0]
+                p.drawLine(QtCore.QPointF(x, rect.top()), QtCore.QPointF(x, rect.bottom()))
+            for t in yt:
+                y = self.to_pixel(0.0, t)[1]
+                p.drawLine(QtCore.QPointF(rect.left(), y), QtCore.QPointF(rect.right(), y))
+            # the sector of the targets: R in range_m, theta in target_sector_deg
+            p.setPen(QtGui.QPen(self.SECTOR, 1, QtCore.Qt.DashLine))
+            (a0, a1), (r0, r1) = b.target_sector_deg, b.range_m
+            for a in (a0, a1):
+                (u0, v0), (u1, v1) = positions(np.deg2rad([a, a]), [r0, r1])
+                p.drawLine(QtCore.QPointF(*self.to_pixel(u0, v0)), QtCore.QPointF(*self.to_pixel(u1, v1)))
+            for r in (r0, r1):
+                arc = positions(np.deg2rad(np.linspace(a0, a1, 48)), np.full(48, r))
+                p.drawPolyline(QtGui.QPolygonF([QtCore.QPointF(*self.to_pixel(u, v)) for u, v in arc]))
+            # markers, oldest first so that the newest frame is drawn on top, clipped to the plot
+            p.save()
+            p.setClipRect(rect)
+            p.setRenderHint(QtGui.QPainter.Antialiasing, False)
+            p.setBrush(QtCore.Qt.NoBrush)
+            rad = self.RADIUS
+            for f, truth, det in self.rows:
+                age = self.newest - f
+                width = 2 if age == 0 else 1.5
+                if truth is not None:
+                    p.setPen(QtGui.QPen(QtGui.QColor(*fade(TRUTH_RGB, age, self.xy_frames)), width))
+                    for u, v in truth:
+                        p.drawEllipse(QtCore.QPointF(*self.to_pixel(u, v)), rad, rad)
+                if det is not None:
+                    p.setPen(QtGui.QPen(QtGui.QColor(*fade(DETECTION_RGB, age, self.xy_frames)), width))
+                    for u, v in det:
+                        x, y = self.to_pixel(u, v)
+                        p.drawLine(QtCore.QPointF(x - rad, y - rad), QtCore.QPointF(x + rad, y + rad))
+                        p.drawLine(QtCore.QPointF(x - rad, y + rad), QtCore.QPointF(x + rad, y - rad))
+            p.restore()
+            # frame, tick labels, axis labels
+            p.setPen(self.TEXT)
+            p.setBrush(QtCore.Qt.NoBrush)
+            p.drawRect(rect)
+            for t in xt:
+                x = self.to_pixel(t, 0.0)[0]
+                label = f"{t:g}"
+                p.drawText(QtCore.QPointF(x - fm.horizontalAdvance(label) / 2, rect.bottom() + 6 + fm.ascent()), label)
+            for t in yt:
+                y = self.to_pixel(0.0, t)[1]
+                label = f"{t:g}"
+                p.drawText(QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1),
+                           label)
+            p.drawText(QtCore.QPointF(rect.center().x() - fm.horizontalAdvance("x (m)") / 2, self.height() - 4),
+                       "x (m)")
+            p.save()
+            p.translate(12, rect.center().y() + fm.horizontalAdvance("y (m)") / 2)
+            p.rotate(-90)
+            p.drawText(QtCore.QPointF(0, 0), "y (m)")
+            p.restore()
+            # title: the frames shown and the newest frame's counts
+            if self.newest is None:
+                title = "x-y: waiting for truth / detections"
+            else:
+                last = next((r for r in self.rows if r[0] == self.newest), (None, None, None))
+                nt = "?" if last[1] is None else len(last[1])
+                nd = "?" if last[2] is None else len(last[2])
+                first = self.rows[0][0] if self.rows else self.newest
+                title = f"x-y, frames {first}-{self.newest}: targets {nt}, detections {nd}"
+            p.drawText(QtCore.QPointF(self.MARGINS[0], fm.ascent() + 4), title)
+            p.end()
+
+    return XYWidget
+
+
+__all__ = ["map_display", "colour_image", "fade", "nice_ticks", "xy_extent"]
