@@ -9,6 +9,8 @@ namespace py = pybind11;
 
 void bind_angle_delay_map(py::module& m);
 void bind_omp(py::module& m);
+void bind_channel(py::module& m);
+void bind_pmt(py::module& m);
 
 PYBIND11_MODULE(isac_python, m)
 {
@@ -18,4 +20,6 @@ PYBIND11_MODULE(isac_python, m)
     // block. Plain kernels do not need it, and it keeps the import light.
     bind_angle_delay_map(m);
     bind_omp(m);
+    bind_channel(m);
+    bind_pmt(m);
 }
