@@ -592,7 +592,8 @@ def test_channel_with_a_given_spacing_vector_uses_that_array(sc):
 
 # --- the gnuradio.isac namespace -----------------------------------------------------------
 BLOCK_NAMES = ("precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "comm_receiver", "metrics",
-               "message_source", "angle_delay_map_stream", "map_display", "positions_pdu", "json_publisher")
+               "message_source", "angle_delay_map_stream", "map_display", "positions_pdu", "json_publisher",
+               "sigmf_sink", "sigmf_source")
 #: the blocks whose parameters describe a scenario
 SCENARIO_BLOCKS = ("precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "comm_receiver", "metrics",
                    "message_source", "angle_delay_map_stream")
@@ -728,8 +729,8 @@ def test_nn_receiver_block_equals_offline_nn_transceiver(sc, frames, nn_trained)
     for d in got:
         assert np.all((d["peak"] > threshold) & (d["peak"] < 1.0))
         np.testing.assert_allclose(np.hypot(d["x_m"], d["y_m"]), d["range_m"])
-    # method "" takes the method of the weights
-    assert make_receiver(sc, weights=path).method == "nn"
+    # method "" takes the method of the weights (nn: a threshold below 1, its peaks are probabilities)
+    assert make_receiver(sc, weights=path, threshold=0.5).method == "nn"
     with pytest.raises(BlockParameterError, match=r"isac_angle_delay_map_stream: parameter 'method'.*'nn'"):
         isac.angle_delay_map_stream.from_scenario(sc, weights=path)
 
@@ -817,7 +818,7 @@ def test_a_loaded_weights_object_is_not_read_again(sc, tmp_path, nn_trained, met
     w = W.load(path, sc)
     (tmp_path / f"{method}.safetensors").unlink()
     pre = make_precoder(sc, weights=w)
-    rx = make_receiver(sc, weights=w)
+    rx = make_receiver(sc, weights=w, threshold=0.5 if method == "nn" else THRESHOLD)
     assert pre.method == rx.method == method
     assert pre.weights is w and rx.weights is w
     if method == "nn":

@@ -9,6 +9,8 @@ flowgraph computes what ``evaluation`` computes offline on the same seeds (teste
 ``isac-sim``; the GRC flowgraphs in ``apps/`` wire the same blocks."""
 from __future__ import annotations
 
+import os
+import threading
 from typing import Callable
 
 from gnuradio import gr
@@ -17,6 +19,17 @@ from .blocks import comm_receiver, message_source, metrics, omp_receiver, precod
 from .config import Scenario
 from .model.domp import DEFAULT_TEMPERATURE
 from .publish import Publisher
+
+
+class FlowgraphError(RuntimeError):
+    """A block of the flowgraph failed in a way it cannot survive; the message names the block."""
+
+
+def cpu_set(threads: int | None) -> list[int]:
+    """The CPUs a flowgraph of ``threads`` threads runs on: the first ``threads`` of those this
+    process may use (all of them when ``threads`` is None or at least their number)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus if threads is None else cpus[:max(1, int(threads))]
 
 
 class SimFlowgraph(gr.top_block):
@@ -30,13 +43,27 @@ class SimFlowgraph(gr.top_block):
     serialized PMTs (the wire format of gr-zeromq's pub_msg_sink) and ``zmq_json`` the same as
     JSON, each on its own bound endpoint (see gnuradio.isac.publish). ``record`` (a directory)
     records the received array frames Y_r with their truth and the symbols x as SigMF
-    recordings ``record``/rx and ``record``/tx (isac.sigmf_sink, recording.py; replay.py plays them)."""
+    recordings ``record``/rx and ``record``/tx (isac.sigmf_sink, recording.py; replay.py plays them).
+
+    ``threads``: the CPUs the flowgraph uses. GNU Radio runs every block in its own thread; with
+    ``threads`` = N they start on the first N CPUs of the process (os.sched_setaffinity, inherited
+    by the block threads), and the channel, the reciprocal filter and the receiver split the
+    frames of each work call over N threads. None (default): no CPU pinning, one thread per
+    block. Results do not depend on it.
+
+    A block failure that cannot be survived (e.g. every frame raising, or blocks of different
+    K x S connected) stops the flowgraph: ``wait()`` / ``run()`` then raise FlowgraphError with
+    the block's message (``fatal_error``)."""
 
     def __init__(self, scenario: Scenario, frames: int, threshold: float, method: str = "baseline", weights=None,
                  receiver: str = "omp", kernel: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
                  on_frame: Callable[[int, dict, dict, int], None] | None = None, zmq_pmt: str | None = None,
-                 zmq_json: str | None = None, log_every: int = 0, record: str | None = None):
+                 zmq_json: str | None = None, log_every: int = 0, record: str | None = None, threads: int | None = None):
         gr.top_block.__init__(self, "isac_sim")
+        if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
+            raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
+        self.threads = None if threads is None else int(threads)
+        self.fatal_error = None
         self.source = message_source.from_scenario(scenario, frames=frames)
         self.precoder = precoder.from_scenario(scenario, method=method, weights=weights)
         self.channel = ula_channel.from_scenario(scenario)
@@ -55,6 +82,10 @@ class SimFlowgraph(gr.top_block):
         self.connect(self.comm, (self.metrics, 1))
         self.msg_connect(self.channel, "truth", self.metrics, "truth")
         self.msg_connect(self.receiver, "detections", self.metrics, "detections")
+        for block in (self.channel, self.reciprocal, self.receiver):
+            block.set_threads(self.threads or 1)
+        for block in (self.source, self.precoder, self.channel, self.reciprocal, self.receiver, self.comm):
+            block.on_fatal = self._fatal
         self.on_frame = on_frame
         # Publication happens in the metrics block's per-frame callback, which runs before the
         # frame is consumed: nothing is lost when the flowgraph stops (message-only blocks may
@@ -73,6 +104,32 @@ class SimFlowgraph(gr.top_block):
                                       "isac:weights": str(getattr(weights, "source", "")).rsplit("/", 1)[-1]})
                 self.connect(port, sink)
                 self.recorders.append(sink)
+
+    def start(self, max_noutput_items: int = 10000000) -> None:
+        """Start the block threads on the CPUs of ``threads`` (they inherit this thread's CPU set)."""
+        cpus = cpu_set(self.threads)
+        before = os.sched_getaffinity(0)
+        if set(cpus) == before:
+            gr.top_block.start(self, max_noutput_items)
+            return
+        os.sched_setaffinity(0, cpus)
+        try:
+            gr.top_block.start(self, max_noutput_items)
+        finally:
+            os.sched_setaffinity(0, before)
+
+    def wait(self) -> None:
+        """Wait for the flowgraph to finish; FlowgraphError when a block stopped it."""
+        gr.top_block.wait(self)
+        if self.fatal_error is not None:
+            raise FlowgraphError(self.fatal_error)
+
+    def _fatal(self, block, message: str) -> None:
+        """A block cannot go on (``_common.stop_flowgraph``): keep its message, stop the flowgraph
+        (from another thread: the caller is one of the block threads that stop() interrupts)."""
+        if self.fatal_error is None:
+            self.fatal_error = message
+            threading.Thread(target=self.stop, name="isac_sim_stop", daemon=True).start()
 
     def _frame_done(self, frame: int, truth: dict, detections: dict, symbol_errors: int) -> None:
         for pub in self.publishers:

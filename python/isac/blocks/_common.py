@@ -1,5 +1,6 @@
 """Helpers shared by the blocks: parameter checks whose errors name the block and the
-parameter, the Scenario a block's parameters describe, and PMT conversions."""
+parameter, the Scenario a block's parameters describe, PMT conversions, the frame-shape tag,
+per-frame failure bookkeeping and stream buffer sizes."""
 from __future__ import annotations
 
 import copy
@@ -125,6 +126,17 @@ def check_vlen(block: str, param: str, got: int, expected: int, what: str) -> No
 
 
 # --- PMT -------------------------------------------------------------------------------
+_KEYS: dict[str, pmt.pmt_t] = {}
+
+
+def key(name: str) -> pmt.pmt_t:
+    """The interned PMT symbol ``name`` (cached: interning costs a lookup per call)."""
+    k = _KEYS.get(name)
+    if k is None:
+        k = _KEYS[name] = pmt.intern(name)
+    return k
+
+
 def f64(values) -> pmt.pmt_t:
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     return pmt.init_f64vector(len(v), v.tolist())
@@ -135,11 +147,31 @@ def c32(values) -> pmt.pmt_t:
     return pmt.init_c32vector(len(v), v.tolist())
 
 
+def _cpp_pmt():
+    """(pmt_dict_from, pmt_dict_to, pmt_dicts) of the compiled module, or Nones."""
+    try:
+        from .. import pmt_dict_from, pmt_dict_to, pmt_dicts
+    except ImportError:
+        return None, None, None
+    return pmt_dict_from, pmt_dict_to, pmt_dicts
+
+
+_DICT_FROM, _DICT_TO, _DICTS = _cpp_pmt()
+
+
 def make_dict(items: dict) -> pmt.pmt_t:
     """PMT dict from python values: bool, int, float, numpy vectors (float -> f64vector,
-    complex -> c32vector), str."""
+    complex -> c32vector), str. Built in C++ (``gnuradio.isac.pmt_dict_from``, the same dict)
+    when the module is built."""
+    if _DICT_FROM is not None:
+        return _DICT_FROM(items)
+    return make_dict_py(items)
+
+
+def make_dict_py(items: dict) -> pmt.pmt_t:
+    """:func:`make_dict` through the pmt Python API (the reference of the C++ twin)."""
     d = pmt.make_dict()
-    for key, value in items.items():
+    for name, value in items.items():
         if isinstance(value, (bool, np.bool_)):
             v = pmt.from_bool(bool(value))
         elif isinstance(value, (int, np.integer)):
@@ -151,17 +183,157 @@ def make_dict(items: dict) -> pmt.pmt_t:
         else:
             arr = np.asarray(value)
             v = c32(arr) if np.iscomplexobj(arr) else f64(arr)
-        d = pmt.dict_add(d, pmt.intern(key), v)
+        d = pmt.dict_add(d, key(name), v)
     return d
 
 
+def make_dicts(fields: list, counts) -> list:
+    """One PMT dict per row b, keys in the order of ``fields`` [(key, array)]: a (B,) array gives
+    the row's scalar (bool, int, float), a (B, W) array the float vector of the first
+    ``counts[b]`` entries of row b. The same dicts as :func:`make_dict` of each row; built in C++
+    (``gnuradio.isac.pmt_dicts``) when the module is built."""
+    counts = np.asarray(counts, dtype=np.int64)
+    if _DICTS is not None:
+        return _DICTS(fields, counts)
+    rows = []
+    for b in range(counts.shape[0]):
+        row = {}
+        for name, arr in fields:
+            arr = np.asarray(arr)
+            if arr.ndim == 2:
+                row[name] = arr[b, :counts[b]].astype(np.float64)
+            elif arr.dtype.kind == "b":
+                row[name] = bool(arr[b])
+            elif arr.dtype.kind in "iu":
+                row[name] = int(arr[b])
+            else:
+                row[name] = float(arr[b])
+        rows.append(make_dict_py(row))
+    return rows
+
+
+def _value(v: pmt.pmt_t):
+    """pmt.to_python of one dict value, with the common types first (same results)."""
+    if pmt.is_f64vector(v):
+        return np.array(pmt.f64vector_elements(v), dtype=np.float64)
+    if pmt.is_bool(v):
+        return pmt.to_bool(v)
+    if pmt.is_integer(v):
+        return pmt.to_long(v)
+    if pmt.is_real(v):
+        return pmt.to_double(v)
+    if pmt.is_symbol(v) and not pmt.is_null(v):
+        return pmt.symbol_to_string(v)
+    return pmt.to_python(v)
+
+
 def to_python(msg: pmt.pmt_t) -> dict:
-    """A PMT dict as a python dict (vectors as numpy arrays); ValueError if not a dict."""
+    """A PMT dict as a python dict (vectors as numpy arrays), as pmt.to_python gives it
+    (converted in C++ by ``gnuradio.isac.pmt_dict_to`` when the module is built); ValueError if
+    not a dict."""
     if pmt.is_null(msg):
         return {}
     if not pmt.is_dict(msg):
         raise ValueError(f"expected a PMT dict, got {pmt.write_string(msg)[:80]}")
-    out = pmt.to_python(msg)
-    if not isinstance(out, dict):
-        raise ValueError(f"expected a PMT dict, got {out!r}")
+    if _DICT_TO is not None:
+        return _DICT_TO(msg)
+    return to_python_py(msg)
+
+
+def to_python_py(msg: pmt.pmt_t) -> dict:
+    """:func:`to_python` of a PMT dict through the pmt Python API, walking its items once."""
+    out = {}
+    items = pmt.dict_items(msg)
+    while pmt.is_pair(items):
+        pair = pmt.car(items)
+        items = pmt.cdr(items)
+        k = pmt.car(pair)
+        out[pmt.symbol_to_string(k) if pmt.is_symbol(k) else pmt.to_python(k)] = _value(pmt.cdr(pair))
     return out
+
+
+# --- frame shape ---------------------------------------------------------------------
+#: stream tag on the first item of an array-frame output (vlen K*S): PMT dict {K, S, block}
+SHAPE_TAG = "frame_shape"
+
+
+def add_shape_tag(block, port: int, K: int, S: int) -> None:
+    """Tag item 0 of output ``port`` with the frame shape K x S and the block's name, so that the
+    next block can tell K x S from S x K (both have vector length K*S)."""
+    value = make_dict({"K": int(K), "S": int(S), "block": block.alias()})
+    block.add_item_tag(port, 0, key(SHAPE_TAG), value)
+
+
+def shape_mismatch(block, port: int, K: int, S: int, n: int) -> str | None:
+    """The error text when a ``frame_shape`` tag on items [0, n) of input ``port`` gives another
+    K x S than this block's (None when they agree or there is no tag); names both blocks."""
+    if block.nitems_read(port) != 0:
+        return None
+    senders = []
+    for tag in block.get_tags_in_window(port, 0, max(1, n), key(SHAPE_TAG)):
+        try:
+            shape = to_python(tag.value)
+            k, s, who = int(shape["K"]), int(shape["S"]), str(shape.get("block", "?"))
+        except (ValueError, KeyError, TypeError):
+            continue
+        if (k, s) != (int(K), int(S)):
+            senders.append(f"{who} (K = {k}, S = {s})")
+    if not senders:
+        return None
+    return (f"{block.alias()}: input frames come from {', '.join(senders)}, but this block has K = {K}, S = {S}; "
+            f"K*S is equal, so GNU Radio connected them: give both blocks the same K and S")
+
+
+# --- per-frame failures ------------------------------------------------------------------
+#: consecutive failed frames after which a block gives up (the failure is not per frame)
+MAX_CONSECUTIVE_FAILURES = 32
+
+
+class FrameFailures:
+    """Per-frame failure bookkeeping of a stream block: a frame whose computation raised is
+    flagged by the block (invalid output), counted here and logged (the first 10, then every
+    100th); ``MAX_CONSECUTIVE_FAILURES`` failures in a row make :attr:`fatal` true."""
+
+    def __init__(self, block):
+        self.block = block
+        self.count = 0
+        self.consecutive = 0
+
+    def failed(self, frame: int, exc: BaseException) -> None:
+        self.count += 1
+        self.consecutive += 1
+        if self.count <= 10 or self.count % 100 == 0:
+            self.block.logger.error(f"frame {frame}: {type(exc).__name__}: {exc} -- frame flagged invalid, "
+                                    f"going on ({self.count} failed frames so far)")
+
+    def ok(self) -> None:
+        self.consecutive = 0
+
+    @property
+    def fatal(self) -> bool:
+        return self.consecutive >= MAX_CONSECUTIVE_FAILURES
+
+
+def stop_flowgraph(block, message: str) -> int:
+    """A failure the block cannot survive: log ``message``, keep it in ``block.fatal_error``, tell
+    the flowgraph's handler ``block.on_fatal(block, message)`` when one is set (isac-sim's
+    flowgraph stops and reports it), and return WORK_DONE (-1) for ``work`` to return."""
+    if getattr(block, "fatal_error", None) is None:
+        block.fatal_error = message
+        block.logger.error(message)
+        handler = getattr(block, "on_fatal", None)
+        if handler is not None:
+            handler(block, message)
+    return -1
+
+
+# --- buffers -------------------------------------------------------------------------
+#: frames a frame-vector output buffer holds at least: the next block then gets 8-32 frames per
+#: work call instead of 1-2 (GNU Radio's default buffers hold a couple of 128 kB frames)
+STREAM_FRAMES = 32
+
+
+def frame_buffers(block, ports, frames: int = STREAM_FRAMES) -> None:
+    """Let output ``ports`` of ``block`` buffer at least ``frames`` items (frames)."""
+    for port in ports:
+        block.set_min_output_buffer(port, int(frames))

@@ -3,6 +3,8 @@ frames: OMP (Algorithm 1), differentiable-OMP inference (Sec. IV-B) or the NNBL 
 per-frame detections as PMT dicts."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -26,6 +28,59 @@ def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> 
     return {"frame": frame, "count": int(det["angle_rad"].shape[0]), "valid": True,
             "angle_deg": np.rad2deg(det["angle_rad"]), "range_m": det["range_m"],
             "x_m": pos[:, 0], "y_m": pos[:, 1], "gain": np.abs(det["gain"]), "peak": det["peak"]}
+
+
+#: keys of the ``detections`` message, in order; the vectors hold ``count`` entries
+DETECTION_VECTORS = ("angle_deg", "range_m", "x_m", "y_m", "gain", "peak")
+
+
+class DetectionBatch:
+    """The ``detections`` messages of B frames as arrays: frame, count, valid (B,) and the
+    vectors of DETECTION_VECTORS (B, T_max), row b valid up to count[b]. A row not filled is a
+    skipped frame (valid False, count 0)."""
+
+    def __init__(self, first_frame: int, B: int, slots: int):
+        self.frame = first_frame + np.arange(B, dtype=np.int64)
+        self.count = np.zeros(B, np.int64)
+        self.valid = np.zeros(B, bool)
+        self.vectors = {k: np.zeros((B, slots)) for k in DETECTION_VECTORS}
+
+    def fill(self, rows, result: OmpResult, threshold: float, scales: np.ndarray) -> None:
+        """Rows ``rows`` from ``result`` (one result row per entry of rows), as
+        :func:`detections_dict` gives them; ``scales`` (one per row, powers of two) undo an input
+        scaling: gains times the scale, peaks times its square."""
+        rows = np.asarray(rows, dtype=np.int64)
+        peaks = result.peaks * (scales * scales)[:, None]  # exact: powers of two
+        counts = np.cumprod(peaks > threshold, axis=-1).sum(axis=-1)  # OmpResult.counts on the unscaled peaks
+        T = result.peaks.shape[1]
+        if T > self.vectors["peak"].shape[1]:
+            self.vectors = {k: np.pad(v, ((0, 0), (0, T - v.shape[1]))) for k, v in self.vectors.items()}
+        v = self.vectors
+        xy = positions(result.angles_rad, result.ranges_m)
+        gains = np.abs(result.gains[np.arange(rows.size), np.maximum(counts - 1, 0), :])
+        v["angle_deg"][rows, :T] = np.rad2deg(result.angles_rad)
+        v["range_m"][rows, :T] = result.ranges_m
+        v["x_m"][rows, :T] = xy[..., 0]
+        v["y_m"][rows, :T] = xy[..., 1]
+        v["gain"][rows, :T] = gains * scales[:, None]
+        v["peak"][rows, :T] = peaks
+        self.count[rows] = counts
+        self.valid[rows] = True
+
+    def dicts(self) -> list[dict]:
+        """The messages as python dicts (those of :func:`detections_dict` / :func:`empty_detections`)."""
+        out = []
+        for b in range(self.count.shape[0]):
+            n = int(self.count[b])
+            d = {"frame": int(self.frame[b]), "count": n, "valid": bool(self.valid[b])}
+            d.update({k: self.vectors[k][b, :n] for k in DETECTION_VECTORS})
+            out.append(d)
+        return out
+
+    def pmts(self) -> list:
+        """The messages as PMT dicts (``_common.make_dicts``: the same as make_dict of :meth:`dicts`)."""
+        return c.make_dicts([("frame", self.frame), ("count", self.count), ("valid", self.valid),
+                             *((k, self.vectors[k]) for k in DETECTION_VECTORS)], self.count)
 
 
 def empty_detections(frame: int) -> dict:
@@ -65,7 +120,21 @@ class omp_receiver(gr.sync_block):
     ``temperature``, off-grid estimates). ``kernel``: "cpp" (C++ kernels), "numpy" (the model),
     "" = cpp when built. The count stops at the first peak <= ``threshold``. Frames with NaN/Inf
     are not processed: counted in ``invalid_frames``, logged, and reported with valid = False and
-    count 0. The estimator is ``self.sensor``, called on Y~ (B, K, S)."""
+    count 0. The estimator is ``self.sensor``, called on Y~ (B, K, S).
+
+    Amplitudes: the estimators work in single precision, where |map|^2 of a frame with
+    |Y~| >~ 1e12 overflows. For the array methods a frame whose largest |Y~| lies outside
+    [2^-40, ``max_amplitude``] is multiplied by a power of two 2^-e before the estimator (exact:
+    the same cells, peaks and gains scaled by 2^-2e and 2^-e, undone on the results), so its
+    detections equal those of the unscaled computation. For nn (networks, not scale-free) such a
+    frame is reported with valid = False and counted in ``invalid_frames``.
+
+    A chunk of frames whose estimation raises (e.g. MemoryError) is retried frame by frame; a
+    failing frame is reported with valid = False, counted in ``failed_frames`` and logged, and the
+    stream goes on; 32 failed frames in a row stop the flowgraph (``fatal_error``). A
+    ``frame_shape`` tag on the input with another K x S (same K*S) stops the flowgraph with an
+    error naming both blocks. ``set_threads(n)`` splits each work call's frames over n estimators
+    (n threads; not for nn)."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  target_sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720,
@@ -104,10 +173,22 @@ class omp_receiver(gr.sync_block):
         self.dictionaries = getattr(self.sensor, "dictionaries", None)
         self.receiver = self.sensor.receiver
         self.kernel = getattr(self.sensor, "kernel", "")
-        #: frames per estimator call: bounds memory (a few N_theta x N_tau complex maps per frame,
-        #: 1.1 MB each at the paper's sizes)
-        self.batch = 8
+        #: frames per estimator call: bounds memory (numpy: a few N_theta x N_tau complex maps per
+        #: frame, 1.1 MB each at the paper's sizes; the C++ kernels work frame by frame)
+        self.batch = 32 if self.kernel == "cpp" else 8
         self.invalid_frames = 0
+        self.failures = c.FrameFailures(self)
+        self.fatal_error = None
+        #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
+        self.on_fatal = None
+        self._sensor_args = (self.scenario, self.method, self.weights, receiver, kernel or None, float(temperature))
+        self.threads = 1
+        self._sensors: list = []
+        self._pool = None
+        #: largest |Y~| given to the estimator unscaled: |map|^2 <= 2 (K S |Y~|)^2 stays below
+        #: 2^-21 of the single-precision range
+        self.max_amplitude = math.sqrt(np.finfo(np.float32).max / 2.0 ** 22) / (self.K * self.S)
+        self.min_amplitude = 2.0 ** -40
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
         self.message_port_register_out(pmt.intern("detections"))
 
@@ -116,29 +197,135 @@ class omp_receiver(gr.sync_block):
         """The block for ``scenario`` (its parameters taken from it), plus ``kwargs`` (method, weights, ...)."""
         return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
+    @property
+    def failed_frames(self) -> int:
+        return self.failures.count
+
+    def set_threads(self, threads: int) -> None:
+        """Run each work call's frames on ``threads`` estimators in parallel (their own kernels:
+        the same results). Method nn keeps one (its networks use torch's threads)."""
+        self.threads = c.positive_int(NAME, "threads", threads)
+
     def set_threshold(self, threshold: float) -> None:
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
 
-    def process(self, first_frame: int, y: np.ndarray) -> list[dict]:
-        """Detections of frames Y~ (B, K, S) numbered from ``first_frame``: the model call
-        behind ``work``."""
-        finite = np.isfinite(y).all(axis=(1, 2))
-        out = [empty_detections(first_frame + b) for b in range(y.shape[0])]
+    def _workers(self, frames: int) -> list:
+        """The estimators for a call on ``frames`` frames: self.sensor and copies (built once)."""
+        want = 1 if self.receiver == "nn" else max(1, min(self.threads, math.ceil(frames / 2)))
+        while len(self._sensors) < want - 1:
+            self._sensors.append(transceiver.sensing_receiver(*self._sensor_args))
+        return [self.sensor, *self._sensors[:want - 1]]
+
+    def _estimate(self, sensor, y: np.ndarray, frames: np.ndarray, scales: np.ndarray, out: DetectionBatch) -> list:
+        """Detections of ``frames`` (indices into y) into ``out``, in chunks of ``self.batch``
+        (contiguous runs are passed as views); a chunk that raises is retried frame by frame.
+        Returns [(index, exception)] of the frames that failed."""
+        failed = []
+        for start in range(0, frames.size, self.batch):
+            chunk = frames[start:start + self.batch]
+            lo, hi = int(chunk[0]), int(chunk[-1]) + 1
+            try:
+                # a view for the C++ kernels; a fresh array for numpy / torch, whose BLAS may round
+                # differently with the alignment of a view into the stream buffer
+                result = sensor(y[lo:hi] if hi - lo == chunk.size and self.kernel == "cpp" else y[chunk])
+            except Exception:  # noqa: BLE001 - isolate the failing frames
+                for b in chunk:
+                    try:
+                        one = sensor(y[b:b + 1] if self.kernel == "cpp" else y[[b]])
+                    except Exception as exc:  # noqa: BLE001
+                        failed.append((int(b), exc))
+                        continue
+                    out.fill([b], one, self.threshold, scales[b:b + 1])
+                continue
+            out.fill(chunk, result, self.threshold, scales[chunk])
+        return failed
+
+    def detect(self, first_frame: int, y: np.ndarray) -> DetectionBatch:
+        """Detections of frames Y~ (B, K, S) numbered from ``first_frame``, as arrays: the model
+        call behind ``work``."""
+        B = y.shape[0]
+        out = DetectionBatch(first_frame, B, self.max_targets)
+        # one pass gives finiteness and magnitude: max |re|, |im| (NaN propagates through max)
+        amax = np.abs(y.reshape(B, -1).view(np.float32)).max(axis=1) if B else np.zeros(0, np.float32)
+        finite = np.isfinite(amax)
+        scales = np.ones(B)
+        extreme = finite & ((amax > self.max_amplitude) | ((amax > 0) & (amax < self.min_amplitude)))
+        if np.any(extreme):
+            if self.receiver == "nn":
+                for b in np.nonzero(extreme)[0]:
+                    self.invalid_frames += 1
+                    self.logger.warn(f"frame {first_frame + int(b)}: |Y~| up to {float(amax[b]):.3g} lies outside "
+                                     f"[{self.min_amplitude:.3g}, {self.max_amplitude:.3g}], where the networks' "
+                                     f"single precision holds: skipped ({self.invalid_frames} invalid frames so far)")
+                finite &= ~extreme
+            else:
+                y = y.copy()
+                for b in np.nonzero(extreme)[0]:
+                    e = math.frexp(float(amax[b]))[1]  # amax = m 2^e, m in [0.5, 1)
+                    y[b] = np.ldexp(y[b].view(np.float32), -e).view(np.complex64)
+                    scales[b] = math.ldexp(1.0, e)
         good = np.nonzero(finite)[0]
-        for start in range(0, good.size, self.batch):
-            chunk = good[start:start + self.batch]
-            result = self.sensor(y[chunk])
-            for j, b in enumerate(chunk):
-                out[b] = detections_dict(first_frame + int(b), result, j, self.threshold)
-        for b in np.nonzero(~finite)[0]:
+        sensors = self._workers(good.size)
+        if len(sensors) > 1:  # contiguous shares, one per estimator
+            parts = np.array_split(good, len(sensors))
+            if self._pool is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._pool = ThreadPoolExecutor(max_workers=max(1, self.threads - 1), thread_name_prefix=NAME)
+            futures = [self._pool.submit(self._estimate, sensors[w], y, parts[w], scales, out)
+                       for w in range(1, len(parts))]
+            failed = self._estimate(sensors[0], y, parts[0], scales, out)
+            for fut in futures:
+                failed += fut.result()
+        else:
+            failed = self._estimate(sensors[0], y, good, scales, out)
+        bad = dict(failed)
+        for b in good:
+            if b in bad:
+                self.failures.failed(first_frame + int(b), bad[b])
+                if self.failures.fatal:
+                    raise _GiveUp(f"{self.alias()}: {self.failures.consecutive} frames in a row failed, last: "
+                                  f"{type(bad[b]).__name__}: {bad[b]}")
+            else:
+                self.failures.ok()
+        for b in np.nonzero(~np.isfinite(amax))[0]:
             self.invalid_frames += 1
             self.logger.warn(f"frame {first_frame + int(b)}: Y~ has NaN/Inf, skipped "
                              f"({self.invalid_frames} such frames so far)")
         return out
 
+    def process(self, first_frame: int, y: np.ndarray) -> list[dict]:
+        """Detections of frames Y~ (B, K, S) numbered from ``first_frame``, one dict per frame
+        (the ``detections`` messages of ``work``)."""
+        return self.detect(first_frame, y).dicts()
+
+    def stop(self) -> bool:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        return True
+
     def work(self, input_items, output_items):
+        try:
+            return self._work(input_items)
+        except _GiveUp as exc:
+            return c.stop_flowgraph(self, str(exc))
+        except Exception as exc:  # noqa: BLE001 - not a frame's failure: the block cannot go on
+            return c.stop_flowgraph(self, f"{self.alias()}: {type(exc).__name__}: {exc}")
+
+    def _work(self, input_items):
         y = input_items[0]
         n = len(y)
-        for det in self.process(self.nitems_read(0), y[:n].reshape(n, self.K, self.S)):
-            self.message_port_pub(pmt.intern("detections"), c.make_dict(det))
+        read = self.nitems_read(0)
+        if read == 0:
+            problem = c.shape_mismatch(self, 0, self.K, self.S, n)
+            if problem:
+                return c.stop_flowgraph(self, problem)
+        port = c.key("detections")
+        for msg in self.detect(read, y[:n].reshape(n, self.K, self.S)).pmts():
+            self.message_port_pub(port, msg)
         return n
+
+
+class _GiveUp(Exception):
+    """Too many frames in a row failed: the block stops the flowgraph."""

@@ -10,7 +10,6 @@ import pmt
 from gnuradio import gr
 
 from .. import transceiver
-from ..model.channels_stream import array_frame
 from . import _common as c
 
 NAME = "isac_precoder"
@@ -35,7 +34,8 @@ class precoder(gr.sync_block):
     both get the same loaded weights). Run-time changes: ``set_eta``, ``set_phi``,
     ``set_target_sector``, ``set_comm_sector``, ``set_power`` and the message port ``config``
     (PMT dict with any of eta, phi, power, target_sector_deg, comm_sector_deg) recompute f; the
-    new f applies from the next work call and is announced by a ``precoder`` tag."""
+    new f applies from the next work call and is announced by a ``precoder`` tag. Item 0 carries a
+    ``frame_shape`` tag (K, S, block name) that the array-frame blocks downstream check."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3, eta: float = 0.5,
                  phi: float = 0.0, power: float = 1.0, target_sector_deg=(-40.0, -20.0),
@@ -60,6 +60,10 @@ class precoder(gr.sync_block):
         self._announce = True
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S)],
                                out_sig=[(np.complex64, self.K * self.S)])
+        c.frame_buffers(self, (0,))
+        self.fatal_error = None
+        #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
+        self.on_fatal = None
         self.message_port_register_in(pmt.intern("config"))
         self.set_msg_handler(pmt.intern("config"), self.handle_config)
 
@@ -126,7 +130,14 @@ class precoder(gr.sync_block):
         n = len(x)
         with self._lock:
             f, announce, self._announce = self._f, self._announce, False
-        output_items[0][:n] = array_frame(f, x[:n]).reshape(n, self.K * self.S)
+        try:
+            # X = f x^T (model.channels_stream.array_frame), written in place
+            np.multiply(f[None, :, None], x[:n, None, :], out=output_items[0][:n].reshape(n, self.K, self.S))
+        except Exception as exc:  # noqa: BLE001 - nothing per frame can fail here: a broken block
+            return c.stop_flowgraph(self, f"{self.alias()}: {type(exc).__name__}: {exc}")
+        written = self.nitems_written(0)
+        if written == 0:
+            c.add_shape_tag(self, 0, self.K, self.S)
         if announce:
-            self.add_item_tag(0, self.nitems_written(0), pmt.intern(PRECODER_TAG), c.c32(f))
+            self.add_item_tag(0, written, c.key(PRECODER_TAG), c.c32(f))
         return n

@@ -9,11 +9,17 @@ prints them."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import threading
 import time
 
-import numpy as np
+# GNU Radio runs every block in its own thread: one OpenBLAS thread per block, or OpenBLAS's
+# idle workers spin in sched_yield against the blocks (docs/performance.md). Set before numpy
+# loads OpenBLAS; an explicit setting in the environment wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
 
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.metrics import gospa
@@ -180,6 +186,10 @@ def main(argv=None) -> int:
     parser.add_argument("--map-png", metavar="FILE", help="save a picture of one frame's angle-delay map (like Fig. 3)")
     parser.add_argument("--map-frame", type=int, default=0, help="frame shown by --map-png (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
+                        help="CPUs the flowgraph runs on (its block threads are pinned to that many CPUs, and the "
+                             "channel, reciprocal filter and receiver split their frames over that many threads; "
+                             "results do not depend on it). Default: all CPUs available (%(default)s)")
     parser.add_argument("--record", metavar="DIR",
                         help="record the received array frames Y_r (with their truth) and the symbols x as SigMF "
                              "recordings DIR/rx and DIR/tx (cf32_le, antenna-major; docs/blocks.md)")
@@ -191,6 +201,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
+    if args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
     if args.map_frame < 0:
         parser.error(f"--map-frame must be >= 0, got {args.map_frame}")
     from .eval import output_path_error
@@ -245,7 +257,7 @@ def main(argv=None) -> int:
     try:
         tb = SimFlowgraph(scenario, args.frames, threshold, method=method, weights=weights, receiver=args.receiver,
                           kernel=kernel, temperature=args.temperature, on_frame=printer, zmq_pmt=args.zmq,
-                          zmq_json=args.zmq_json, record=args.record)
+                          zmq_json=args.zmq_json, record=args.record, threads=args.threads)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

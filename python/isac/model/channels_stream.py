@@ -11,9 +11,16 @@ kappa = beta f^T a(phi) needs the precoder f itself (X fixes f only up to a comp
 :func:`channel_frame` draws one frame's randomness in the order of
 ``simulation.Simulator.frame`` (messages, scene, sensing noise, comm angle, taps, comm noise),
 so that a channel fed with the Simulator's X reproduces the Simulator's frame from the same
-generator. Like the rest of ``model``, this imports neither GNU Radio nor torch.
+generator. :class:`FrameBatch` holds many frames at once; :func:`channel_frames` fills it with
+:func:`channel_frame` frame by frame, :func:`channel_frames_cpp` with the C++ twin
+(``gnuradio.isac.FrameChannel``: the same draws from numpy's own distribution functions, the
+echo (1) in C++) and the downlink (4) completed here in numpy, so that the CSI is computed as the
+model computes it. Like the rest of ``model``, this imports neither GNU Radio nor torch.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
@@ -101,3 +108,96 @@ def channel_frame(rng: np.random.Generator, array: ArrayModel, frame: np.ndarray
     phi = rng.uniform(*comm_sector_rad)
     y_c, kappa = comm_channel_from_frame(array, X, precoder, phi, tap_variances, noise_power, rng)
     return scene, y_r, y_c, kappa, phi
+
+
+@dataclass
+class FrameBatch:
+    """B frames of both channels. Scene arrays are padded to the largest count with zeros;
+    ``counts[b]`` entries of row b are valid. ``valid[b]`` is False for a frame whose synthesis
+    failed (its signals are NaN, its count 0)."""
+
+    counts: np.ndarray  # (B,) int64, T per frame
+    angles_rad: np.ndarray  # (B, T_pad)
+    ranges_m: np.ndarray  # (B, T_pad)
+    gains: np.ndarray  # (B, T_pad) complex128
+    y_sensing: np.ndarray  # (B, K, S) complex64, Y_r of (1)
+    y_comm: np.ndarray  # (B, S) complex64, y_c of (4)
+    csi: np.ndarray  # (B, S) complex64, kappa
+    comm_angle_rad: np.ndarray  # (B,)
+    valid: np.ndarray  # (B,) bool
+
+    def __len__(self) -> int:
+        return int(self.counts.shape[0])
+
+    def scene(self, b: int) -> Scene:
+        n = int(self.counts[b])
+        return Scene(self.angles_rad[b, :n], self.ranges_m[b, :n], self.gains[b, :n])
+
+    @staticmethod
+    def empty(batch: int, antennas: int, subcarriers: int, slots: int) -> "FrameBatch":
+        """A batch of ``batch`` invalid frames (NaN signals, no targets), to be filled."""
+        nan = np.complex64(complex(np.nan, np.nan))
+        return FrameBatch(np.zeros(batch, np.int64), np.zeros((batch, slots)), np.zeros((batch, slots)),
+                          np.zeros((batch, slots), np.complex128),
+                          np.full((batch, antennas, subcarriers), nan, np.complex64),
+                          np.full((batch, subcarriers), nan, np.complex64),
+                          np.full((batch, subcarriers), nan, np.complex64), np.full(batch, np.nan),
+                          np.zeros(batch, bool))
+
+    def put(self, b: int, scene: Scene, y_r, y_c, kappa, phi) -> None:
+        """Row b from one frame's outputs (those of :func:`channel_frame`)."""
+        n = scene.count
+        if n > self.angles_rad.shape[1]:
+            grow = n - self.angles_rad.shape[1]
+            self.angles_rad = np.pad(self.angles_rad, ((0, 0), (0, grow)))
+            self.ranges_m = np.pad(self.ranges_m, ((0, 0), (0, grow)))
+            self.gains = np.pad(self.gains, ((0, 0), (0, grow)))
+        self.counts[b] = n
+        self.angles_rad[b, :n], self.ranges_m[b, :n], self.gains[b, :n] = \
+            scene.angles_rad, scene.ranges_m, scene.gains
+        self.y_sensing[b], self.y_comm[b], self.csi[b], self.comm_angle_rad[b] = y_r, y_c, kappa, phi
+        self.valid[b] = True
+
+
+def channel_frames(rng_of: Callable[[int], np.random.Generator], first: int, array: ArrayModel, frames: np.ndarray,
+                   precoder: np.ndarray | None, **params) -> FrameBatch:
+    """Frames ``first .. first+B-1`` of both channels for the transmitted frames ``frames``
+    (B, K, S): :func:`channel_frame` on ``rng_of(first + b)`` for each b (``params``: its keyword
+    arguments). The numpy reference of :func:`channel_frames_cpp`."""
+    X = np.asarray(frames)
+    B, K, S = X.shape
+    out = FrameBatch.empty(B, K, S, params.get("max_targets", 0))
+    for b in range(B):
+        out.put(b, *channel_frame(rng_of(first + b), array, X[b], precoder, **params))
+    return out
+
+
+def comm_from_draws(array: ArrayModel, comm_angle_rad: np.ndarray, taps: np.ndarray, comm_signal: np.ndarray,
+                    comm_noise: np.ndarray, precoder: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The downlink (4) of B frames from their draws: beta = DFT of the taps (B, L) (as
+    :func:`channels.comm_frequency_response`), y_c = beta (.) a(phi)^T X + n with
+    ``comm_signal`` = a(phi)^T X (B, S) and ``comm_noise`` = n (B, S); kappa = beta f^T a(phi)
+    (NaN without ``precoder``), computed per frame as :func:`comm_channel_from_frame` does.
+    Returns (y_c, kappa), (B, S) complex64."""
+    S = comm_signal.shape[-1]
+    beta = np.fft.fft(np.asarray(taps), n=S, axis=-1) / np.sqrt(S)
+    y = (beta * comm_signal + comm_noise).astype(np.complex64)
+    if precoder is None:
+        return y, np.full(y.shape, np.nan + 1j * np.nan, dtype=np.complex64)
+    f = np.asarray(precoder, dtype=np.complex128).reshape(-1)
+    a_phi = array.steering(np.asarray(comm_angle_rad, dtype=np.float64))  # K x B
+    gain = np.array([a_phi[:, b].astype(np.complex128) @ f for b in range(a_phi.shape[1])], dtype=np.complex128)
+    return y, (beta * gain[:, None]).astype(np.complex64)
+
+
+def channel_frames_cpp(kernel, seed: int, stream: int, first: int, array: ArrayModel, frames: np.ndarray,
+                       precoder: np.ndarray | None, threads: int = 1, out: np.ndarray | None = None) -> FrameBatch:
+    """:func:`channel_frames` with the C++ twin ``kernel`` (a ``gnuradio.isac.FrameChannel`` of
+    the same array and parameters): the frames of SeedSequence([seed, stream, first + b]) (the
+    generator of simulation.frame_rng; ``stream`` the stream's number), the scenes and noise
+    bit-equal, the signals to float rounding, the CSI bit-equal (computed here). ``out``: a
+    C-contiguous complex64 (B, K, S) array that receives Y_r (the batch's y_sensing is then ``out``)."""
+    y_r, counts, angles, ranges, gains, phi, taps, noise, signal = kernel.run(
+        np.ascontiguousarray(frames, dtype=np.complex64), int(seed), int(stream), int(first), int(threads), out)
+    y_c, kappa = comm_from_draws(array, phi, taps, signal, noise, precoder)
+    return FrameBatch(counts, angles, ranges, gains, y_r, y_c, kappa, phi, np.ones(len(counts), bool))

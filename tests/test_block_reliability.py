@@ -1,0 +1,340 @@
+"""Reliability of the stream blocks (issue 11): a frame whose computation raises is flagged,
+counted and skipped while the stream goes on; a failure that cannot be survived stops the
+flowgraph with a message (and isac-sim exits non-zero); frames whose amplitudes overflow single
+precision get the detections of the unscaled frame; blocks of swapped K and S (same K*S) are
+refused with both blocks named. Every flowgraph runs under a timeout, so a hang fails the test."""
+import importlib
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pmt
+import pytest
+from gnuradio import blocks, gr
+
+from gnuradio.isac import transceiver
+from gnuradio.isac.blocks import comm_receiver, message_source, omp_receiver, precoder, reciprocal_filter, ula_channel
+from gnuradio.isac.config import Scenario
+from gnuradio.isac.flowgraph import FlowgraphError, SimFlowgraph
+from gnuradio.isac.model.ofdm import ml_detect
+from gnuradio.isac.model.reciprocal import reciprocal_filter as reciprocal_model
+from gnuradio.isac.simulation import Simulator
+
+K, S, N = 16, 64, 12
+THRESHOLD = 2.0e4
+BAD = 3  # the frame that fails
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return Scenario.default().with_overrides({
+        "array.antennas": K, "ofdm.subcarriers": S, "receiver.angle_grid": 90, "receiver.delay_grid": 50,
+        "run.seed": 5})
+
+
+@pytest.fixture(scope="module")
+def frames(sc):
+    return Simulator(sc).frames(0, N, "test")
+
+
+def run_with_timeout(tb, seconds=60.0):
+    """tb.run() in a thread; fails the test when it has not returned after ``seconds`` (a hang).
+    Returns the exception run() raised, or None."""
+    raised = []
+
+    def target():
+        try:
+            tb.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            raised.append(exc)
+
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    if t.is_alive():
+        tb.stop()
+        t.join(10)
+        pytest.fail(f"the flowgraph still runs after {seconds:.0f} s: it hangs")
+    return raised[0] if raised else None
+
+
+def module(name):
+    return importlib.import_module(f"gnuradio.isac.blocks.{name}")  # the module, not the block class
+
+
+def flat(a):
+    return np.asarray(a).reshape(-1).tolist()
+
+
+def messages_of(debug):
+    return [pmt.to_python(debug.get_message(i)) for i in range(debug.num_messages())]
+
+
+# --- (1) a failing frame is flagged and the stream goes on --------------------------------
+@pytest.mark.parametrize("kernel", ["cpp", "numpy"])
+def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, monkeypatch, kernel):
+    """MemoryError in the channel model for frame BAD: its truth is flagged invalid, the receiver
+    skips its NaN frame, the metrics skip it, every other frame is the model's."""
+    mod = module("ula_channel")
+
+    def failing(real, first_arg, frames_arg):
+        def call(*args, **kwargs):
+            first, n = args[first_arg], len(args[frames_arg])
+            if first <= BAD < first + n:
+                raise MemoryError("simulated: no memory for the channel")
+            return real(*args, **kwargs)
+        return call
+
+    # channel_frames_cpp(kernel, seed, stream, first, array, X, ...), channel_frames(rng_of, first, array, X, ...)
+    monkeypatch.setattr(mod, "channel_frames_cpp", failing(mod.channel_frames_cpp, 3, 5))
+    monkeypatch.setattr(mod, "channel_frames", failing(mod.channel_frames, 1, 3))
+    seen = {}
+    tb = SimFlowgraph(sc, N, THRESHOLD, kernel=kernel, on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d)))
+    assert run_with_timeout(tb) is None
+    assert sorted(seen) == list(range(N))
+    truth, det = seen[BAD]
+    assert truth["valid"] is False and truth["count"] == 0 and det["valid"] is False
+    assert tb.channel.failed_frames == 1 and tb.receiver.invalid_frames == 1
+    s = tb.summary()
+    assert s["frames"] == N - 1 and s["skipped_frames"] == 1
+    for i in set(range(N)) - {BAD}:
+        assert seen[i][0]["valid"] is True and seen[i][0]["count"] == frames.scenes[i].count
+        np.testing.assert_array_equal(seen[i][0]["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
+
+
+def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames):
+    y = reciprocal_model(frames.y_sensing, frames.symbols)
+    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel="numpy")
+    sensor = rx.sensor
+
+    def failing(chunk):
+        if any(np.array_equal(f, y[BAD]) for f in chunk):
+            raise MemoryError("simulated: no memory for the map")
+        return sensor(chunk)
+
+    rx.sensor = failing
+    tb = gr.top_block()
+    debug = blocks.message_debug()
+    tb.connect(blocks.vector_source_c(flat(y), False, K * S), rx)
+    tb.msg_connect(rx, "detections", debug, "store")
+    assert run_with_timeout(tb) is None
+    got = messages_of(debug)
+    assert [d["frame"] for d in got] == list(range(N))
+    assert got[BAD]["valid"] is False and got[BAD]["count"] == 0
+    assert rx.failed_frames == 1
+    want = sensor(y)
+    for i in set(range(N)) - {BAD}:
+        assert got[i]["valid"] is True
+        assert got[i]["count"] == want.counts(THRESHOLD)[i]
+        np.testing.assert_allclose(got[i]["angle_deg"], np.rad2deg(want.angles_rad[i, :got[i]["count"]]))
+
+
+def test_reciprocal_filter_and_comm_receiver_failures_flag_the_frame(sc, frames, monkeypatch):
+    """The reciprocal filter's output of a failing frame is NaN (so the receiver skips it), the comm
+    receiver's is message 0 tagged invalid_comm; both go on with the other frames."""
+    y_r = frames.y_sensing.copy()
+    y_r[BAD, 0, 0] = 12345.0  # marks the failing frame
+    rf = reciprocal_filter.from_scenario(sc)
+    real_filter = rf.filter
+
+    def failing_filter(Y, x, out=None):
+        if np.any(Y[:, 0, 0] == 12345.0):
+            raise MemoryError("simulated")
+        return real_filter(Y, x, out)
+
+    rf.filter = failing_filter
+    y_c = frames.y_comm.copy()
+    y_c[BAD, 0] = 12345.0
+    real_ml = module("comm_receiver").ml_detect
+
+    def failing_ml(y, kappa):
+        if np.any(np.asarray(y) == 12345.0):
+            raise MemoryError("simulated")
+        return real_ml(y, kappa)
+
+    monkeypatch.setattr(module("comm_receiver"), "ml_detect", failing_ml)
+    cr = comm_receiver.from_scenario(sc)
+    tb = gr.top_block()
+    out_rf, out_cr = blocks.vector_sink_c(K * S), blocks.vector_sink_i(S)
+    tb.connect(blocks.vector_source_c(flat(y_r), False, K * S), (rf, 0))
+    tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), (rf, 1))
+    tb.connect(rf, out_rf)
+    tb.connect(blocks.vector_source_c(flat(y_c), False, S), (cr, 0))
+    tb.connect(blocks.vector_source_c(flat(frames.csi), False, S), (cr, 1))
+    tb.connect(cr, out_cr)
+    assert run_with_timeout(tb) is None
+    got = np.reshape(out_rf.data(), (N, K, S))
+    assert np.all(np.isnan(got[BAD]))
+    want = reciprocal_model(frames.y_sensing, frames.symbols)
+    keep = [i for i in range(N) if i != BAD]
+    np.testing.assert_array_equal(got[keep], want[keep])
+    assert rf.failed_frames == 1
+    det = np.reshape(out_cr.data(), (N, S))
+    assert not det[BAD].any() and cr.failed_frames == 1
+    np.testing.assert_array_equal(det[keep], ml_detect(frames.y_comm, frames.csi)[keep])
+    assert [t.offset for t in out_cr.tags() if pmt.symbol_to_string(t.key) == "invalid_comm"] == [BAD]
+
+
+def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
+    src = message_source.from_scenario(sc, frames=N)
+    real = src.messages
+
+    def failing(first, count):
+        if first <= BAD < first + count:
+            raise MemoryError("simulated")
+        return real(first, count)
+
+    src.messages = failing
+    tb = gr.top_block()
+    sink = blocks.vector_sink_i(S)
+    tb.connect((src, 0), sink)
+    tb.connect((src, 1), blocks.null_sink(gr.sizeof_gr_complex * S))
+    assert run_with_timeout(tb) is None
+    m = np.reshape(sink.data(), (N, S))
+    assert not m[BAD].any() and src.failures.count == 1
+    keep = [i for i in range(N) if i != BAD]
+    np.testing.assert_array_equal(m[keep], frames.messages[keep])
+
+
+# --- (1) a failure that cannot be survived stops the flowgraph ------------------------------
+def test_every_frame_failing_stops_the_flowgraph_with_the_message(sc):
+    frames = 48  # more than MAX_CONSECUTIVE_FAILURES
+    tb = SimFlowgraph(sc, frames, THRESHOLD, kernel="numpy")
+
+    def broken(y):
+        raise MemoryError("simulated: the receiver cannot allocate its maps")
+
+    tb.receiver.sensor = broken
+    exc = run_with_timeout(tb)
+    assert isinstance(exc, FlowgraphError)
+    assert "isac_omp_receiver" in str(exc) and "MemoryError: simulated" in str(exc)
+    assert tb.receiver.fatal_error == str(exc)
+
+
+def test_isac_sim_exits_nonzero_with_the_message(sc, tmp_path):
+    """isac-sim as a user runs it, its receiver model raising on every frame (monkeypatched in the
+    child process): a non-zero exit status and the reason on stderr, not a hang."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    script = (
+        "import sys\n"
+        "from gnuradio.isac.transceiver import sensing\n"
+        "def broken(self, y):\n"
+        "    raise MemoryError('simulated: no memory for the map')\n"
+        "sensing.SensingReceiver.__call__ = broken\n"
+        "from gnuradio.isac.cli.sim import main\n"
+        f"sys.exit(main(['--config', {str(cfg)!r}, '--frames', '60', '--threshold', '2e4', '--quiet',\n"
+        "                '--no-compare', '--no-progress', '--kernel', 'numpy', '--method', 'baseline']))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert proc.returncode != 0
+    assert "isac_omp_receiver" in proc.stderr and "MemoryError: simulated: no memory for the map" in proc.stderr
+
+
+# --- (2) amplitudes beyond single precision --------------------------------------------------
+@pytest.mark.parametrize("kernel, receiver", [("cpp", "omp"), ("numpy", "omp"), ("cpp", "domp")])
+@pytest.mark.parametrize("scale", [1e17, 1e30, 1e-25])
+def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frames, kernel, receiver, scale):
+    """|Y~| ~ 1e17 overflows |map|^2 in single precision (and 1e-25 underflows it): the receiver
+    scales such a frame by a power of two, exactly, so its detections are those of the frame at
+    the usual scale, with peaks and gains scaled back."""
+    y = reciprocal_model(frames.y_sensing, frames.symbols)
+    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel=kernel, receiver=receiver)
+    ref = rx.process(0, y)
+    rx2 = omp_receiver.from_scenario(sc, threshold=THRESHOLD * scale ** 2, kernel=kernel, receiver=receiver)
+    big = (y.astype(np.complex128) * scale).astype(np.complex64)
+    got = rx2.process(0, big)
+    assert sum(d["count"] for d in ref) > 0
+    for g, r in zip(got, ref):
+        assert g["valid"] is True and g["count"] == r["count"]
+        np.testing.assert_allclose(g["angle_deg"], r["angle_deg"], atol=1e-3)
+        np.testing.assert_allclose(g["range_m"], r["range_m"], atol=1e-2)
+        np.testing.assert_allclose(g["peak"], r["peak"] * scale ** 2, rtol=1e-4)
+        np.testing.assert_allclose(g["gain"], r["gain"] * scale, rtol=1e-3)
+
+
+# --- (3) K and S swapped with the same K*S ---------------------------------------------------
+def test_swapped_k_and_s_are_refused_naming_both_blocks(sc, frames):
+    """precoder (K=16, S=64) into a channel of K=64, S=16: both have 1024-element frames, so GNU
+    Radio connects them; the frame_shape tag makes the channel refuse them."""
+    tb = gr.top_block()
+    pre = precoder.from_scenario(sc)
+    ch = ula_channel(K=S, S=K)
+    tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), pre, ch)
+    for port, size in ((0, K * S), (1, K), (2, K)):
+        tb.connect((ch, port), blocks.null_sink(gr.sizeof_gr_complex * size))
+    assert run_with_timeout(tb) is None
+    assert ch.fatal_error is not None
+    assert pre.alias() in ch.fatal_error and ch.alias() in ch.fatal_error
+    assert "K = 16, S = 64" in ch.fatal_error and "K = 64, S = 16" in ch.fatal_error
+
+
+def test_swapped_k_and_s_between_filter_and_receiver_stop_isac_sim_flowgraph(sc, frames):
+    tb = gr.top_block()
+    rf = reciprocal_filter.from_scenario(sc)
+    rx = omp_receiver(K=S, S=K, threshold=THRESHOLD, kernel="numpy")
+    tb.connect(blocks.vector_source_c(flat(frames.y_sensing), False, K * S), (rf, 0))
+    tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), (rf, 1))
+    tb.connect(rf, rx)
+    stopped = []
+    rx.on_fatal = lambda block, message: stopped.append(message)
+    assert run_with_timeout(tb) is None
+    assert stopped and rx.alias() in stopped[0] and rf.alias() in stopped[0]
+
+
+def test_matching_shapes_run_and_tags_name_the_sender(sc, frames):
+    tb = gr.top_block()
+    pre = precoder.from_scenario(sc)
+    sink = blocks.vector_sink_c(K * S)
+    tb.connect(blocks.vector_source_c(flat(frames.symbols[:2]), False, S), pre, sink)
+    assert run_with_timeout(tb) is None
+    tags = [pmt.to_python(t.value) for t in sink.tags() if pmt.symbol_to_string(t.key) == "frame_shape"]
+    assert tags == [{"block": pre.alias(), "S": S, "K": K}]
+
+
+# --- threads ---------------------------------------------------------------------------------
+def test_threads_do_not_change_the_results(sc):
+    runs = []
+    for threads in (1, 3):
+        seen = {}
+        tb = SimFlowgraph(sc, N, THRESHOLD, kernel="cpp", threads=threads,
+                          on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e)))
+        assert run_with_timeout(tb) is None
+        runs.append((seen, tb.summary()))
+    (a, sa), (b, sb) = runs
+    assert sorted(a) == sorted(b) == list(range(N))
+    for i in range(N):
+        for key in ("count", "angle_deg", "range_m", "peak", "gain"):
+            np.testing.assert_array_equal(a[i][1][key], b[i][1][key])
+        assert a[i][2] == b[i][2]
+    assert sa == sb
+    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
+        SimFlowgraph(sc, N, THRESHOLD, threads=0)
+
+
+def test_isac_sim_threads_option(sc, tmp_path, capsys):
+    from gnuradio.isac.cli import sim as isac_sim
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    outs = []
+    for threads in ("1", "2"):
+        code = isac_sim.main(["--config", str(cfg), "--frames", "6", "--threshold", "2e4", "--quiet",
+                              "--no-compare", "--no-progress", "--method", "baseline", "--threads", threads])
+        out = capsys.readouterr().out
+        assert code == 0 and "frames/s)" in out
+        outs.append(out.splitlines()[-1])  # the metrics line
+    assert outs[0] == outs[1]
+    with pytest.raises(SystemExit):
+        isac_sim.main(["--threads", "0"])
+    assert "--threads must be >= 1" in capsys.readouterr().err
+
+
+def test_the_receivers_of_every_thread_are_the_same_estimator(sc):
+    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel="cpp")
+    rx.set_threads(3)
+    workers = rx._workers(12)
+    assert len(workers) == 3 and workers[0] is rx.sensor
+    assert all(isinstance(w, transceiver.SensingReceiver) and w is not rx.sensor for w in workers[1:])
