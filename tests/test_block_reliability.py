@@ -177,6 +177,29 @@ def test_reciprocal_filter_and_comm_receiver_failures_flag_the_frame(sc, frames,
     assert [t.offset for t in out_cr.tags() if pmt.symbol_to_string(t.key) == "invalid_comm"] == [BAD]
 
 
+def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
+    from gnuradio.isac.blocks import angle_delay_map_stream
+
+    y = reciprocal_model(frames.y_sensing, frames.symbols)
+    ms = angle_delay_map_stream.from_scenario(sc.with_overrides({"receiver.angle_grid": 20, "receiver.delay_grid": 10}))
+    real = ms.map
+
+    def failing(Y):
+        if any(np.array_equal(f, y[BAD]) for f in Y):
+            raise MemoryError("simulated")
+        return real(Y)
+
+    ms.map = failing
+    tb = gr.top_block()
+    sink = blocks.vector_sink_f(ms.size)
+    tb.connect(blocks.vector_source_c(flat(y), False, K * S), ms, sink)
+    assert run_with_timeout(tb) is None
+    got = np.reshape(sink.data(), (N, ms.size))
+    assert np.all(np.isnan(got[BAD])) and ms.failed_frames == 1
+    keep = [i for i in range(N) if i != BAD]
+    np.testing.assert_array_equal(got[keep], real(y[keep]).reshape(len(keep), -1))
+
+
 def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
     src = message_source.from_scenario(sc, frames=N)
     real = src.messages

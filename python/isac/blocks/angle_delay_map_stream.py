@@ -20,7 +20,10 @@ class angle_delay_map_stream(gr.sync_block):
     in dB (10 log10) when ``db``. The division by K S puts noise-only cells at N0 on average
     (0 dB for N0 = 1). Dictionaries (8) (``model.dictionaries.omp_dictionaries``) of the array the
     receiver of ``method`` assumes (baseline, perfect, impairment, dictionary; ``weights`` as in
-    isac.omp_receiver). Non-finite input gives non-finite map entries."""
+    isac.omp_receiver). Non-finite input gives non-finite map entries. A frame whose map raises
+    (e.g. MemoryError) is output as NaN, counted in ``failed_frames`` and logged; 32 in a row stop
+    the flowgraph (``fatal_error``). A ``frame_shape`` tag on the input with another K x S (same
+    K*S) stops the flowgraph with an error naming both blocks."""
 
     def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
                  target_sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 180,
@@ -39,6 +42,10 @@ class angle_delay_map_stream(gr.sync_block):
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.db = bool(db)
         self.size = self.dictionaries.phi_a.shape[1] * self.dictionaries.phi_d.shape[1]
+        self.failures = c.FrameFailures(self)
+        self.fatal_error = None
+        #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
+        self.on_fatal = None
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)],
                                out_sig=[(np.float32, self.size)])
 
@@ -56,10 +63,39 @@ class angle_delay_map_stream(gr.sync_block):
                 L = 10.0 * np.log10(np.maximum(L, np.float32(1e-12)))
         return L.astype(np.float32)
 
+    @property
+    def failed_frames(self) -> int:
+        return self.failures.count
+
     def work(self, input_items, output_items):
+        try:
+            return self._work(input_items, output_items)
+        except Exception as exc:  # noqa: BLE001 - not a frame's failure: the block cannot go on
+            return c.stop_flowgraph(self, f"{self.alias()}: {type(exc).__name__}: {exc}")
+
+    def _work(self, input_items, output_items):
         y = input_items[0]
         n = len(y)
-        output_items[0][:n] = self.map(y[:n].reshape(n, self.K, self.S)).reshape(n, self.size)
+        read = self.nitems_read(0)
+        if read == 0:
+            problem = c.shape_mismatch(self, 0, self.K, self.S, n)
+            if problem:
+                return c.stop_flowgraph(self, problem)
+        Y = y[:n].reshape(n, self.K, self.S)
+        try:
+            output_items[0][:n] = self.map(Y).reshape(n, self.size)
+            self.failures.ok()
+        except Exception:  # noqa: BLE001 - frame by frame: flag the failing ones
+            for i in range(n):
+                try:
+                    output_items[0][i] = self.map(Y[i:i + 1]).reshape(self.size)
+                    self.failures.ok()
+                except Exception as exc:  # noqa: BLE001
+                    output_items[0][i] = np.nan
+                    self.failures.failed(read + i, exc)
+                    if self.failures.fatal:
+                        return c.stop_flowgraph(self, f"{self.alias()}: {self.failures.consecutive} frames in a row "
+                                                      f"failed, last: {type(exc).__name__}: {exc}")
         return n
 
 
