@@ -133,6 +133,17 @@ def test_reciprocal_filter_frames_equal_the_model_bit_for_bit(rng):
         isac.reciprocal_filter_frames(y, x[:, :3])
 
 
+def test_array_frames_equal_the_model_bit_for_bit(rng):
+    f = (rng.standard_normal(16) + 1j * rng.standard_normal(16)).astype(np.complex64)
+    x = (rng.standard_normal((4, 40)) + 1j * rng.standard_normal((4, 40))).astype(np.complex64)
+    x[1, 2] = np.nan
+    want = array_frame(f, x)
+    np.testing.assert_array_equal(isac.array_frames(f, x).view(np.uint64), want.view(np.uint64))
+    out = np.empty((4, 16, 40), np.complex64)
+    isac.array_frames(f, x, 2, out)
+    np.testing.assert_array_equal(out.view(np.uint64), want.view(np.uint64))
+
+
 MESSAGES = [
     {"frame": 5, "count": 3, "valid": True, "angle_deg": np.array([1.0, -2.5, 3.0]), "range_m": [10.0, 20.0, 30.0],
      "x_m": np.zeros(0), "peak": np.array([1e30, 2.0, 3.0], np.float32)},

@@ -1,7 +1,7 @@
 /*
- * The streaming channel's signal kernels: the sensing echo (1) of one frame from its
- * transmitted array frame X = f x^T, the projection a(phi)^T X of the MISO downlink (4), and
- * the reciprocal filter (3).
+ * The streaming channel's signal kernels: the transmitted array frame X = f x^T, the sensing
+ * echo (1) of one frame from it, the projection a(phi)^T X of the MISO downlink (4), and the
+ * reciprocal filter (3).
  * SPDX-License-Identifier: GPL-3.0-or-later
  *
  * They follow python/isac/model/channels_stream.py and model/reciprocal.py:
@@ -97,6 +97,13 @@ ISAC_API int64_t reciprocal_filter(const cfloat* Y,
                                    int64_t S,
                                    double min_magnitude,
                                    cfloat* out);
+
+/*!
+ * \brief The transmitted array frame X = f x^T (K x S, row-major complex64) of the precoder f (K)
+ * and the symbols x (S), with numpy's complex64 product, so it equals
+ * model.channels_stream.array_frame bit for bit.
+ */
+ISAC_API void array_frame(const cfloat* f, const cfloat* x, int64_t K, int64_t S, cfloat* out);
 
 } // namespace isac
 } // namespace gr

@@ -110,6 +110,26 @@ py::tuple reciprocal_frames(const carray& Y, const carray& x, double min_magnitu
     return py::make_tuple(out, nulled);
 }
 
+py::array_t<cfloat> array_frames(const carray& f, const carray& x, int threads, const py::object& out_)
+{
+    const char* fn = "array_frames";
+    if (f.ndim() != 1 || x.ndim() != 2)
+        fail(fn, "f must be (K,) and x (B, S), got " + n(f.ndim()) + " and " + n(x.ndim()) + " dimensions");
+    if (threads < 1)
+        fail(fn, "threads must be >= 1, got " + n(threads));
+    const int64_t K = f.shape(0), B = x.shape(0), S = x.shape(1);
+    py::array_t<cfloat> out = output(fn, out_, { B, K, S });
+    const cfloat* fp = f.data();
+    const cfloat* xp = x.data();
+    cfloat* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        split_frames(std::min<int64_t>(threads, B), B,
+                     [&](int64_t, int64_t b) { gr::isac::array_frame(fp, xp + b * S, K, S, o + b * K * S); });
+    }
+    return out;
+}
+
 #ifdef ISAC_NUMPY_RANDOM
 using isac_bindings::numpy_pcg64;
 using isac_bindings::seed_sequence_pcg64;
@@ -419,6 +439,11 @@ Y: (B, K, S), x: (B, S), converted to complex64. Returns (Y~ (B, K, S) complex64
 (B,) int64): subcarriers whose symbol is below min_magnitude in modulus or not finite are
 set to 0 and counted. ``out``: a writable C-contiguous complex64 (B, K, S) array to write Y~
 into (it is returned). The GIL is released.)doc");
+    m.def("array_frames", &array_frames, py::arg("f"), py::arg("x"), py::arg("threads") = 1,
+          py::arg("out") = py::none(),
+          R"doc(Transmitted array frames X = f x^T (B, K, S) complex64 of the precoder f (K,) and the
+symbols x (B, S): gnuradio.isac.model.channels_stream.array_frame, bit for bit. ``out``: a
+writable C-contiguous complex64 (B, K, S) array to write into. The GIL is released.)doc");
     m.def("numpy_stream_available", []() {
 #ifdef ISAC_NUMPY_RANDOM
         return true;

@@ -328,9 +328,12 @@ def stop_flowgraph(block, message: str) -> int:
 
 
 # --- buffers -------------------------------------------------------------------------
-#: frames a frame-vector output buffer holds at least: the next block then gets 8-32 frames per
-#: work call instead of 1-2 (GNU Radio's default buffers hold a couple of 128 kB frames)
+#: frames an array-frame output buffer (vlen K*S) holds at least: the next block then gets 8-32
+#: frames per work call instead of 1-2 (GNU Radio's default buffers hold a couple of 128 kB frames)
 STREAM_FRAMES = 32
+#: frames a symbol-frame output buffer (vlen S: messages, symbols, y_c, CSI) holds at least: the
+#: comm side may run ahead of the metrics block, which consumes frames only once they are sensed
+SYMBOL_FRAMES = 128
 
 
 def frame_buffers(block, ports, frames: int = STREAM_FRAMES) -> None:

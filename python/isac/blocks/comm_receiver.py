@@ -34,7 +34,7 @@ class comm_receiver(gr.sync_block):
         self.on_fatal = None
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S), (np.complex64, self.S)],
                                out_sig=[(np.int32, self.S)])
-        c.frame_buffers(self, (0,))
+        c.frame_buffers(self, (0,), c.SYMBOL_FRAMES)
 
     @property
     def failed_frames(self) -> int:

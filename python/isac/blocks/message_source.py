@@ -43,7 +43,7 @@ class message_source(gr.sync_block):
         self.on_fatal = None
         gr.sync_block.__init__(self, name=NAME, in_sig=None,
                                out_sig=[(np.int32, self.S), (np.complex64, self.S)])
-        c.frame_buffers(self, (0, 1))
+        c.frame_buffers(self, (0, 1), c.SYMBOL_FRAMES)
 
     def messages(self, first: int, count: int) -> np.ndarray:
         """Messages of stream frames ``first .. first+count-1`` ((count, S) int32): the model

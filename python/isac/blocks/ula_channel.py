@@ -109,7 +109,8 @@ class ula_channel(gr.sync_block):
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)],
                                out_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S),
                                         (np.complex64, self.S)])
-        c.frame_buffers(self, (0, 1, 2))
+        c.frame_buffers(self, (0,))
+        c.frame_buffers(self, (1, 2), c.SYMBOL_FRAMES)
         self.message_port_register_out(pmt.intern("truth"))
 
     @property
