@@ -5,34 +5,113 @@ metrics block alike.
 Per frame: GOSPA (17) between the true and the detected positions (2), with its optimal
 assignment; the angle and range errors of the assigned pairs (for the RMSEs); the true and
 detected counts (for p_md (20) and p_fa (21)); symbol errors of the ML detector (for the SER (22)).
+
+Everything is kept as running statistics (integer counts, and count / mean / spread of the
+GOSPA values and of the squared errors), so adding a frame and reading the summary or an
+interval cost O(1) time and memory however many frames were scored.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model.metrics import false_alarm_probability, gospa_assignment, misdetection_probability, rmse
+from .model.metrics import gospa_assignment
 from .model.scene import positions
+
+#: two-sided 95 % normal quantile used by every confidence interval of the experiments
+Z95 = 1.959963984540054
+
+
+def normal_interval(mean: float, std: float, n: int, z: float = Z95) -> tuple[float, float, float]:
+    """(mean, lower, upper): the normal confidence interval mean +- z std / sqrt(n) of a mean of
+    ``n`` samples with sample standard deviation ``std`` (ddof 1); NaN bounds when n < 2, all
+    NaN when n = 0."""
+    if n <= 0:
+        return float("nan"), float("nan"), float("nan")
+    half = z * std / math.sqrt(n) if n > 1 else float("nan")
+    return mean, mean - half, mean + half
+
+
+def root_interval(interval: tuple[float, float, float]) -> tuple[float, float, float]:
+    """(sqrt m, sqrt max(lo, 0), sqrt hi) of an interval (m, lo, hi) of a mean squared error:
+    the interval of the RMSE (NaN stays NaN)."""
+    m, lo, hi = interval
+    return math.sqrt(m), math.sqrt(max(lo, 0.0)), math.sqrt(hi)
+
+
+class RunningMean:
+    """Count, mean and sample variance of a stream of numbers in O(1) memory.
+
+    The sum is Neumaier-compensated (the mean is as accurate as a pairwise ``np.mean``); the sum
+    of squared deviations M2 follows Welford's update M2 += (x - mean_old)(x - mean_new), which
+    stays accurate when the spread is small against the mean."""
+
+    __slots__ = ("n", "_sum", "_comp", "_m2")
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._sum = 0.0
+        self._comp = 0.0
+        self._m2 = 0.0
+
+    def add(self, x: float) -> None:
+        x = float(x)
+        old = self.mean() if self.n else 0.0
+        self.n += 1
+        t = self._sum + x
+        if abs(self._sum) >= abs(x):
+            self._comp += (self._sum - t) + x
+        else:
+            self._comp += (x - t) + self._sum
+        self._sum = t
+        self._m2 += (x - old) * (x - self.mean())
+
+    def mean(self) -> float:
+        """The mean (NaN when empty)."""
+        return (self._sum + self._comp) / self.n if self.n else float("nan")
+
+    def std(self) -> float:
+        """The sample standard deviation, ddof 1 (NaN below two samples)."""
+        return math.sqrt(max(self._m2, 0.0) / (self.n - 1)) if self.n > 1 else float("nan")
+
+    def interval(self, z: float = Z95) -> tuple[float, float, float]:
+        """(mean, lower, upper): :func:`normal_interval` of the mean."""
+        return normal_interval(self.mean(), self.std(), self.n, z)
+
+    def __repr__(self) -> str:
+        return f"RunningMean(n={self.n}, mean={self.mean()!r}, std={self.std()!r})"
+
+
+def _ratio(num: int, den: int) -> float:
+    return num / den if den > 0 else float("nan")
 
 
 @dataclass
 class Scores:
-    """Accumulates per-frame outcomes; :meth:`summary` gives the metrics of Sec. V-B.
+    """Accumulates per-frame outcomes as running statistics; :meth:`summary` gives the metrics of
+    Sec. V-B, the ``*_interval`` methods their 95 % confidence intervals.
 
-    ``max_targets`` T_max, ``cutoff`` gamma (m), ``p`` and ``mu`` of GOSPA (17)."""
+    ``max_targets`` T_max, ``cutoff`` gamma (m), ``p`` and ``mu`` of GOSPA (17). Counts over the
+    scored frames i: ``true_targets`` sum T_i, ``detected_targets`` sum min(T_i, T^_i) (so
+    ``missed`` = the numerator of p_md (20)), ``false_alarms`` sum max(T_i, T^_i) - T_i and
+    ``false_alarm_room`` sum T_max - T_i (numerator and denominator of p_fa (21)),
+    ``symbol_errors`` of ``symbols`` (SER (22))."""
 
     max_targets: int
     cutoff: float
     p: float
     mu: float
-    true_counts: list = field(default_factory=list)
-    est_counts: list = field(default_factory=list)
-    gospa: list = field(default_factory=list)
-    angle_err_deg: list = field(default_factory=list)
-    range_err_m: list = field(default_factory=list)
+    true_targets: int = 0
+    detected_targets: int = 0
+    false_alarms: int = 0
+    false_alarm_room: int = 0
     symbol_errors: int = 0
     symbols: int = 0
+    gospa_stats: RunningMean = field(default_factory=RunningMean)  # GOSPA (m) per frame
+    angle_sq: RunningMean = field(default_factory=RunningMean)  # squared angle error (deg^2) per assigned pair
+    range_sq: RunningMean = field(default_factory=RunningMean)  # squared range error (m^2) per assigned pair
 
     @classmethod
     def for_scenario(cls, scenario) -> "Scores":
@@ -40,18 +119,22 @@ class Scores:
         rx = scenario.receiver
         return cls(scenario.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
 
+    # --- accumulation ---------------------------------------------------------------
     def add_sensing(self, true_angles_rad, true_ranges_m, est_angles_rad, est_ranges_m) -> float:
         """Score one frame's detections (angles in rad, ranges in m) against its truth;
         returns the frame's GOSPA (m)."""
         ta, tr = np.atleast_1d(true_angles_rad), np.atleast_1d(true_ranges_m)
         ea, er = np.atleast_1d(est_angles_rad), np.atleast_1d(est_ranges_m)
         d, pairs = gospa_assignment(positions(ta, tr), positions(ea, er), self.cutoff, self.p, self.mu)
-        self.gospa.append(d)
+        self.gospa_stats.add(d)
         for i, j in pairs:
-            self.angle_err_deg.append(np.rad2deg(ea[j] - ta[i]))
-            self.range_err_m.append(er[j] - tr[i])
-        self.true_counts.append(int(ta.shape[0]))
-        self.est_counts.append(int(ea.shape[0]))
+            self.angle_sq.add(np.rad2deg(ea[j] - ta[i]) ** 2)
+            self.range_sq.add((er[j] - tr[i]) ** 2)
+        t, e = int(ta.shape[0]), int(ea.shape[0])
+        self.true_targets += t
+        self.detected_targets += min(t, e)
+        self.false_alarms += max(t, e) - t
+        self.false_alarm_room += self.max_targets - t
         return d
 
     def add_symbols(self, errors: int, symbols: int) -> None:
@@ -68,16 +151,46 @@ class Scores:
             self.add_sensing(scene.angles_rad, scene.ranges_m, result.angles_rad[b, :n], result.ranges_m[b, :n])
         self.add_symbols(np.sum(detected_messages != frames.messages), frames.messages.size)
 
+    # --- results --------------------------------------------------------------------
+    @property
+    def frames(self) -> int:
+        """Sensing frames scored."""
+        return self.gospa_stats.n
+
+    @property
+    def missed(self) -> int:
+        """Missed targets, sum_i T_i - min(T_i, T^_i): the numerator of p_md (20)."""
+        return self.true_targets - self.detected_targets
+
+    @property
+    def matched(self) -> int:
+        """Assigned (true, detected) pairs within the GOSPA cut-off: the samples of the RMSEs."""
+        return self.angle_sq.n
+
+    def gospa_interval(self, z: float = Z95) -> tuple[float, float, float]:
+        """(mean GOSPA, lower, upper) in m: the normal interval of the per-frame GOSPA (17) mean."""
+        return self.gospa_stats.interval(z)
+
+    def rmse_interval(self, kind: str, z: float = Z95) -> tuple[float, float, float]:
+        """(RMSE, lower, upper) of the ``kind`` = "angle" (deg) or "range" (m) errors of the
+        assigned pairs: the normal interval of the mean squared error, square-rooted."""
+        stats = {"angle": self.angle_sq, "range": self.range_sq}.get(kind)
+        if stats is None:
+            raise ValueError(f"Scores.rmse_interval: kind must be 'angle' or 'range', got {kind!r}")
+        return root_interval(stats.interval(z))
+
     def summary(self) -> dict:
+        """p_md (20), p_fa (21), mean GOSPA (17) (m), SER (22), angle RMSE (deg), range RMSE (m)
+        and the number of sensing frames; a metric with nothing to average over is NaN."""
         return {
-            "p_md": misdetection_probability(self.true_counts, self.est_counts),
-            "p_fa": false_alarm_probability(self.true_counts, self.est_counts, self.max_targets),
-            "gospa": float(np.mean(self.gospa)) if self.gospa else float("nan"),
-            "ser": self.symbol_errors / self.symbols if self.symbols else float("nan"),
-            "angle_rmse_deg": rmse(self.angle_err_deg),
-            "range_rmse_m": rmse(self.range_err_m),
-            "frames": len(self.gospa),
+            "p_md": 1.0 - self.detected_targets / self.true_targets if self.true_targets > 0 else float("nan"),
+            "p_fa": _ratio(self.false_alarms, self.false_alarm_room),
+            "gospa": self.gospa_stats.mean(),
+            "ser": _ratio(self.symbol_errors, self.symbols),
+            "angle_rmse_deg": math.sqrt(self.angle_sq.mean()) if self.angle_sq.n else float("nan"),
+            "range_rmse_m": math.sqrt(self.range_sq.mean()) if self.range_sq.n else float("nan"),
+            "frames": self.frames,
         }
 
 
-__all__ = ["Scores"]
+__all__ = ["RunningMean", "Scores", "Z95", "normal_interval", "root_interval"]

@@ -1,5 +1,6 @@
 """Shared pieces of the experiments: the run context, output writers (CSV, strict JSON,
-PNG through matplotlib's Agg backend) and Monte Carlo confidence intervals. Transceivers come
+PNG through matplotlib's Agg backend) and Monte Carlo confidence intervals (of sequences; the
+scored metrics' intervals come from scoring.Scores' running statistics). Transceivers come
 from the transceiver layer, calibration and scoring from ``evaluation``."""
 from __future__ import annotations
 
@@ -14,9 +15,7 @@ import numpy as np
 
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
-
-#: two-sided 95 % normal quantile used by every interval below
-Z95 = 1.959963984540054
+from ..scoring import Z95, normal_interval, root_interval
 
 
 class ExperimentError(ValueError):
@@ -93,20 +92,19 @@ def wilson_interval(successes: float, trials: float, z: float = Z95) -> tuple[fl
 
 
 def mean_interval(values: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
-    """(mean, lower, upper): normal confidence interval of the mean."""
+    """(mean, lower, upper): normal confidence interval of the mean of a sequence
+    (scoring.normal_interval; scoring.Scores gives the same from its running statistics)."""
     x = np.asarray(values, dtype=np.float64)
     if x.size == 0:
         return float("nan"), float("nan"), float("nan")
-    m = float(x.mean())
-    half = z * float(x.std(ddof=1)) / math.sqrt(x.size) if x.size > 1 else float("nan")
-    return m, m - half, m + half
+    std = float(x.std(ddof=1)) if x.size > 1 else float("nan")
+    return normal_interval(float(x.mean()), std, x.size, z)
 
 
 def rmse_interval(errors: Sequence[float], z: float = Z95) -> tuple[float, float, float]:
-    """(RMSE, lower, upper): the normal interval of the mean squared error, square-rooted."""
-    e2 = np.asarray(errors, dtype=np.float64) ** 2
-    m, lo, hi = mean_interval(e2, z)
-    return math.sqrt(m), math.sqrt(max(lo, 0.0)), math.sqrt(hi) if hi == hi else float("nan")
+    """(RMSE, lower, upper): the normal interval of the mean squared error, square-rooted
+    (scoring.root_interval)."""
+    return root_interval(mean_interval(np.asarray(errors, dtype=np.float64) ** 2, z))
 
 
 def _plain(value):

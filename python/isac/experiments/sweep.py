@@ -29,7 +29,7 @@ from ..evaluation import calibration_peaks, score
 from ..model.metrics import calibrate_threshold
 from ..simulation import Simulator
 from ..transceiver import build
-from .common import Context, mean_interval, pyplot, save_figure, wilson_interval, write_csv
+from .common import Context, pyplot, save_figure, wilson_interval, write_csv
 from .learned import resolve_weights
 from .resume import file_digest
 
@@ -100,11 +100,9 @@ def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
             continue
         seen.add(thr)
         summ = s.summary()
-        t = np.asarray(s.true_counts, np.float64)
-        e = np.asarray(s.est_counts, np.float64)
-        md_lo, md_hi = wilson_interval((t - np.minimum(t, e)).sum(), t.sum())
-        fa_lo, fa_hi = wilson_interval((np.maximum(t, e) - t).sum(), (T - t).sum())
-        g, g_lo, g_hi = mean_interval(s.gospa)
+        md_lo, md_hi = wilson_interval(s.missed, s.true_targets)
+        fa_lo, fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
+        g, g_lo, g_hi = s.gospa_interval()
         rows.append(dict(method=curve.key, label=curve.label, p_fa_target=target, threshold=thr,
                          p_fa=summ["p_fa"], p_fa_lo=fa_lo, p_fa_hi=fa_hi, p_md=summ["p_md"], p_md_lo=md_lo,
                          p_md_hi=md_hi, gospa=g, gospa_lo=g_lo, gospa_hi=g_hi,

@@ -1,0 +1,164 @@
+"""scoring.Scores keeps running statistics (O(1) per frame) that give the same metrics and 95 %
+intervals as the per-frame-list formulas it replaced: p_md (20), p_fa (21) and SER (22) and
+their counts exactly, mean GOSPA (17) and RMSEs to rounding, the intervals to 1e-9."""
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+
+from gnuradio.isac.experiments.common import mean_interval, rmse_interval, wilson_interval
+from gnuradio.isac.model.metrics import false_alarm_probability, gospa_assignment, misdetection_probability, rmse
+from gnuradio.isac.model.scene import positions
+from gnuradio.isac.scoring import RunningMean, Scores, normal_interval
+
+T_MAX, CUTOFF, P, MU = 5, 90.0, 2.0, 2.0
+
+
+class ListScores:
+    """The list-based reference: per-frame lists and the formulas applied to them at the end."""
+
+    def __init__(self):
+        self.true_counts, self.est_counts, self.gospa, self.angle_err_deg, self.range_err_m = [], [], [], [], []
+
+    def add_sensing(self, ta, tr, ea, er):
+        d, pairs = gospa_assignment(positions(ta, tr), positions(ea, er), CUTOFF, P, MU)
+        self.gospa.append(d)
+        for i, j in pairs:
+            self.angle_err_deg.append(np.rad2deg(ea[j] - ta[i]))
+            self.range_err_m.append(er[j] - tr[i])
+        self.true_counts.append(len(ta))
+        self.est_counts.append(len(ea))
+
+
+def random_frames(rng, n):
+    """``n`` frames of 0..T_MAX true targets and 0..T_MAX detections near or away from them."""
+    for _ in range(n):
+        t, e = rng.integers(0, T_MAX + 1, size=2)
+        ta, tr = rng.uniform(-1.0, 1.0, t), rng.uniform(10.0, 190.0, t)
+        ea, er = rng.uniform(-1.0, 1.0, e), rng.uniform(10.0, 190.0, e)
+        k = min(t, e)
+        ea[:k] = ta[:k] + rng.normal(0.0, 0.01, k)  # most detections near a target
+        er[:k] = tr[:k] + rng.normal(0.0, 2.0, k)
+        yield ta, tr, ea, er
+
+
+def both(seed, n):
+    rng = np.random.default_rng(seed)
+    new, ref = Scores(T_MAX, CUTOFF, P, MU), ListScores()
+    for ta, tr, ea, er in random_frames(rng, n):
+        new.add_sensing(ta, tr, ea, er)
+        ref.add_sensing(ta, tr, ea, er)
+    errors = rng.integers(0, 50, n)
+    for e in errors:
+        new.add_symbols(int(e), 256)
+    return new, ref, int(errors.sum()), 256 * n
+
+
+def close(a, b, rel):
+    return all((x != x and y != y) or x == pytest.approx(y, rel=rel, abs=0.0) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("seed, n", [(1, 1), (2, 2), (3, 57), (4, 3000)])
+def test_summary_equals_the_list_formulas(seed, n):
+    new, ref, errors, symbols = both(seed, n)
+    s = new.summary()
+    t, e = ref.true_counts, ref.est_counts
+    assert s["p_md"] == misdetection_probability(t, e) or (math.isnan(s["p_md"]) and sum(t) == 0)
+    assert s["p_fa"] == false_alarm_probability(t, e, T_MAX)
+    assert s["ser"] == errors / symbols
+    assert s["frames"] == len(ref.gospa) == n
+    assert s["gospa"] == pytest.approx(float(np.mean(ref.gospa)), rel=1e-12, abs=0.0)
+    for key, errs in (("angle_rmse_deg", ref.angle_err_deg), ("range_rmse_m", ref.range_err_m)):
+        want = rmse(errs)
+        assert (math.isnan(s[key]) and not errs) or s[key] == pytest.approx(want, rel=1e-12, abs=0.0), key
+
+
+@pytest.mark.parametrize("seed, n", [(5, 2), (6, 40), (7, 5000)])
+def test_counts_and_intervals_equal_the_list_formulas(seed, n):
+    """The counts behind the Wilson intervals exactly; GOSPA and RMSE intervals to 1e-9."""
+    new, ref, errors, symbols = both(seed, n)
+    t, e = np.asarray(ref.true_counts, np.float64), np.asarray(ref.est_counts, np.float64)
+    assert new.true_targets == t.sum() and new.missed == (t - np.minimum(t, e)).sum()
+    assert new.false_alarms == (np.maximum(t, e) - t).sum() and new.false_alarm_room == (T_MAX - t).sum()
+    assert (new.symbol_errors, new.symbols) == (errors, symbols)
+    assert new.matched == len(ref.angle_err_deg) == len(ref.range_err_m)
+    assert wilson_interval(new.missed, new.true_targets) == wilson_interval((t - np.minimum(t, e)).sum(), t.sum())
+    assert close(new.gospa_interval(), mean_interval(ref.gospa), 1e-9)
+    assert close(new.rmse_interval("angle"), rmse_interval(ref.angle_err_deg), 1e-9)
+    assert close(new.rmse_interval("range"), rmse_interval(ref.range_err_m), 1e-9)
+    if n > 2:  # real intervals, not NaN placeholders
+        g, lo, hi = new.gospa_interval()
+        assert lo < g < hi
+
+
+def test_rmse_interval_names_the_allowed_kinds():
+    with pytest.raises(ValueError, match="kind must be 'angle' or 'range', got 'speed'"):
+        Scores(T_MAX, CUTOFF, P, MU).rmse_interval("speed")
+
+
+def test_empty_scores_are_nan_not_errors():
+    s = Scores(T_MAX, CUTOFF, P, MU)
+    out = s.summary()
+    assert out["frames"] == 0
+    assert all(math.isnan(out[k]) for k in ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m"))
+    assert all(math.isnan(v) for v in s.gospa_interval() + s.rmse_interval("range"))
+
+
+@pytest.mark.parametrize("offset, spread", [(0.0, 1.0), (1e6, 1e-3), (-50.0, 30.0), (1e-9, 1e-12)])
+def test_running_mean_equals_numpy(offset, spread):
+    """Mean and sample standard deviation (ddof 1) of a stream, also with a spread far below
+    the mean (where a naive sum of squares cancels)."""
+    x = offset + spread * np.random.default_rng(8).standard_normal(20000)
+    r = RunningMean()
+    for v in x:
+        r.add(v)
+    assert r.n == x.size
+    assert r.mean() == pytest.approx(float(x.mean()), rel=1e-12)
+    assert r.std() == pytest.approx(float(x.std(ddof=1)), rel=1e-9)
+    assert close(r.interval(), mean_interval(x), 1e-9)
+
+
+def test_normal_interval_is_the_closed_form():
+    m, lo, hi = normal_interval(3.0, 2.0, 16, z=1.5)
+    assert (m, lo, hi) == (3.0, 3.0 - 1.5 * 2.0 / 4.0, 3.0 + 1.5 * 2.0 / 4.0)
+    assert math.isnan(normal_interval(3.0, float("nan"), 1)[1])
+
+
+def deep_size(obj, seen=None) -> int:
+    """Bytes held by ``obj`` and everything it references (containers, attributes, slots)."""
+    if isinstance(obj, (int, float)) and abs(obj) < 2 ** 62:  # a machine word, whatever its value
+        return 8
+    seen = set() if seen is None else seen
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    size = sys.getsizeof(obj)
+    if isinstance(obj, dict):
+        size += sum(deep_size(k, seen) + deep_size(v, seen) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        size += sum(deep_size(v, seen) for v in obj)
+    elif isinstance(obj, np.ndarray):
+        size += obj.nbytes
+    if hasattr(obj, "__dict__"):
+        size += deep_size(vars(obj), seen)
+    for slot in getattr(type(obj), "__slots__", ()):
+        if hasattr(obj, slot):
+            size += deep_size(getattr(obj, slot), seen)
+    return size
+
+
+def test_memory_does_not_grow_with_frames():
+    """The scores hold running statistics only: the same bytes after 200 and after 4000 frames."""
+    rng = np.random.default_rng(9)
+    s = Scores(T_MAX, CUTOFF, P, MU)
+    sizes = []
+    for i, (ta, tr, ea, er) in enumerate(random_frames(rng, 4000), 1):
+        s.add_sensing(ta, tr, ea, er)
+        s.add_symbols(3, 256)
+        if i in (200, 4000):
+            sizes.append(deep_size(s))
+    assert s.matched > 4000  # many pairs were scored
+    assert sizes[1] == sizes[0]
