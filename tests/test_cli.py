@@ -295,3 +295,67 @@ def test_eval_rejects_a_bad_temperature(capsys):
         isac_eval.main(["--receiver", "domp", "--temperature", "0"])
     assert exc.value.code == 2
     assert "--temperature must be > 0" in capsys.readouterr().err
+
+
+# --- unwritable outputs are refused before any work --------------------------------------
+
+def _no_work(*args, **kwargs):
+    raise AssertionError("work started although an output path cannot be written")
+
+
+def _unwritable_paths(tmp_path):
+    """(label, path) of output files that cannot be written, whoever runs the tests (root too)."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    return [("missing folder", tmp_path / "no" / "such" / "m.json"), ("a folder", tmp_path),
+            ("under a file", blocker / "m.json")]
+
+
+def _refused(capsys, code, option, path):
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith(f"error: {option} {path}: cannot write there (")
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("which", [0, 1, 2], ids=["missing-folder", "is-a-folder", "under-a-file"])
+def test_eval_refuses_an_unwritable_json_before_work(which, tmp_path, capsys, monkeypatch):
+    from gnuradio.isac import evaluation
+
+    monkeypatch.setattr(evaluation, "evaluate", _no_work)
+    _, path = _unwritable_paths(tmp_path)[which]
+    _refused(capsys, isac_eval.main([*SMALL_ARGS, "--json", str(path)]), "--json", path)
+
+
+def test_eval_experiment_refuses_an_unwritable_out_or_json_before_work(tmp_path, capsys, monkeypatch):
+    from gnuradio.isac import experiments
+
+    monkeypatch.setattr(experiments, "run", _no_work)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("keep")
+    code = isac_eval.main(["--experiment", "fig3", "--size", "quick", "--out", str(blocker), "--no-progress"])
+    _refused(capsys, code, "--out", blocker)
+    code = isac_eval.main(["--experiment", "fig3", "--size", "quick", "--out", str(blocker / "sub"), "--no-progress"])
+    _refused(capsys, code, "--out", blocker / "sub")
+    out = tmp_path / "new" / "dir"  # a missing --out folder is fine: it is created
+    code = isac_eval.main(["--experiment", "fig3", "--size", "quick", "--out", str(out), "--json", str(tmp_path),
+                           "--no-progress"])
+    _refused(capsys, code, "--json", tmp_path)
+    assert out.is_dir() and not any(out.iterdir())
+    assert blocker.read_text() == "keep"
+
+
+def test_sim_refuses_an_unwritable_map_png_before_work(tmp_path, capsys, monkeypatch):
+    from gnuradio.isac import evaluation
+
+    monkeypatch.setattr(evaluation, "calibrate", _no_work)
+    for _, path in _unwritable_paths(tmp_path):
+        _refused(capsys, isac_sim.main(["--frames", "2", "--map-png", str(path), *SMALL_ARGS]), "--map-png", path)
+
+
+def test_output_check_leaves_files_as_they_were(tmp_path):
+    """The check writes nothing: a new path is not left behind, an existing file keeps its bytes."""
+    new, old = tmp_path / "new.json", tmp_path / "old.json"
+    old.write_text("previous results")
+    assert isac_eval.output_path_error("--json", str(new)) is None and not new.exists()
+    assert isac_eval.output_path_error("--json", str(old)) is None and old.read_text() == "previous results"
