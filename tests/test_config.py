@@ -315,7 +315,10 @@ def test_config_error_is_a_value_error():
 PHYSICAL_CHANGES = ["array.antennas=32", "array.spacing_std_m=1e-4", "array.impairment_seed=2",
                     "array.impairment=cumulative", "ofdm.spacing_hz=60e3", "scene.snr_sensing_db=10",
                     "scene.target_sector_deg=[-20, 20]", "transmitter.eta=1", "receiver.angle_grid=360",
-                    "receiver.p_fa=0.05"]
+                    "receiver.p_fa=0.05",
+                    # the element impairment models (model/impairments.py): hashed only when not "off"
+                    "array.gain_std_db=1", "array.phase_std_deg=10", "array.coupling_taps=2",
+                    "array.coupling_db=-15", "array.dead_elements=3", "array.dead_list=[4]", "array.weak_gain=0.1"]
 
 
 def test_hash_is_stable_across_loads(tmp_path):
@@ -345,6 +348,23 @@ def test_hash_changes_with_a_physical_key(override):
 def test_physical_changes_give_distinct_hashes():
     hashes = {load(o).hash() for o in PHYSICAL_CHANGES}
     assert len(hashes) == len(PHYSICAL_CHANGES)
+
+
+def test_default_hash_is_unchanged_by_the_element_impairment_keys(tmp_path):
+    """The element impairment keys enter the hash only when they differ from their "off"
+    defaults (config_schema.Key.hash_default): the default scenario keeps the hash that the
+    shipped weights record, also with the defaults written out, and so does any scenario that
+    does not use them."""
+    assert Scenario.default().hash() == "321bd814ba1ac987"
+    explicit = write(tmp_path, "[array]\ngain_std_db = 0.0\nphase_std_deg = 0\ncoupling_taps = 0\n"
+                               "coupling_db = -20\ndead_elements = 0\ndead_list = []\nweak_gain = 0.0\n")
+    assert load(path=explicit).hash() == "321bd814ba1ac987"
+    assert load("array.antennas=32").hash() == load("array.antennas=32", "array.dead_list=[]").hash()
+    # turning a model on, or changing a parameter of one, changes the hash
+    on = load("array.gain_std_db=1")
+    assert on.hash() != Scenario.default().hash()
+    assert on.hash(("array", "ofdm")) != Scenario.default().hash(("array", "ofdm"))
+    assert load("array.gain_std_db=1", "array.coupling_db=-15").hash() != on.hash()
 
 
 def test_hash_ignores_run_keys():
@@ -406,3 +426,58 @@ def test_docs_example_toml_loads(tmp_path):
         s = Scenario.load(write(tmp_path, block))
         assert s.scene["target_sector_deg"] == [-20.0, 20.0]
         assert s.run["frames"] == 400
+
+
+# --- the element impairment models (model/impairments.py) ----------------------------------------
+
+@pytest.mark.parametrize("override, match", [
+    ("array.gain_std_db=-1", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got -1\.0"),
+    ("array.gain_std_db=nan", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got nan"),
+    ("array.gain_std_db=40", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got 40\.0"),
+    ("array.phase_std_deg=-5", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got -5\.0"),
+    ("array.phase_std_deg=inf", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got inf"),
+    ("array.coupling_db=0", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 0\.0"),
+    ("array.coupling_db=3", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 3\.0"),
+    ("array.coupling_db=-inf", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got -inf"),
+    ("array.coupling_taps=-1", r"array\.coupling_taps must be an integer >= 0 and <= 8, got -1"),
+    ("array.coupling_taps=9", r"array\.coupling_taps must be an integer >= 0 and <= 8, got 9"),
+    ("array.dead_elements=-1", r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got -1"),
+    ("array.dead_elements=64", r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got 64"),
+    ("array.dead_list=[64]", r"array\.dead_list must be a list of distinct integers >= 0 and <= array\.antennas - 1 = 63, "
+                             r"at most that many, got \[64\]"),
+    ("array.dead_list=[-1]", r"array\.dead_list must be a list of distinct integers .* got \[-1\]"),
+    ("array.dead_list=[3, 3]", r"array\.dead_list must be a list of distinct integers .* got \[3, 3\]"),
+    ("array.dead_list=3", r"array\.dead_list must be a list of integers, got 3"),
+    ("array.dead_list=[1.5]", r"array\.dead_list entry must be an integer, got 1\.5"),
+    ("array.weak_gain=1", r"array\.weak_gain must be in \[0, 1\), got 1\.0"),
+    ("array.weak_gain=-0.1", r"array\.weak_gain must be in \[0, 1\), got -0\.1"),
+])
+def test_element_impairment_keys_refuse_bad_values_naming_the_key(override, match):
+    with pytest.raises(ConfigError, match=match):
+        load(override)
+
+
+def test_element_impairment_cross_key_rules():
+    # more dead elements than K - 1 (at least one element must live), as a count or a list
+    with pytest.raises(ConfigError, match=r"array\.dead_elements must be .* <= array\.antennas - 1 = 3, got 4"):
+        load("array.antennas=4", "array.dead_elements=4")
+    with pytest.raises(ConfigError, match=r"array\.dead_list must be .* array\.antennas - 1 = 3, at most that many, "
+                                          r"got \[0, 1, 2, 3\]"):
+        load("array.antennas=4", "array.dead_list=[0, 1, 2, 3]")
+    assert load("array.antennas=4", "array.dead_list=[0, 1, 3]").array["dead_list"] == [0, 1, 3]
+    assert load("array.antennas=4", "array.dead_elements=3").array["dead_elements"] == 3
+    # a count and a list at once
+    with pytest.raises(ConfigError, match=r"array\.dead_elements = 2 and array\.dead_list = \[1\] are exclusive"):
+        load("array.dead_elements=2", "array.dead_list=[1]")
+    # more coupling taps than neighbour distances
+    with pytest.raises(ConfigError, match=r"array\.coupling_taps must be <= array\.antennas - 1 = 3 .* got 5"):
+        load("array.antennas=4", "array.coupling_taps=5")
+    assert load("array.antennas=4", "array.coupling_taps=3").array["coupling_taps"] == 3
+
+
+def test_element_impairment_keys_round_trip_through_toml(tmp_path):
+    s = load("array.gain_std_db=1.5", "array.phase_std_deg=20", "array.coupling_taps=2", "array.coupling_db=-12",
+             "array.dead_list=[5, 1]", "array.weak_gain=0.25")
+    back = Scenario.load(write(tmp_path, s.to_toml()))
+    assert back.to_dict() == s.to_dict() and back.hash() == s.hash()
+    assert back.array["dead_list"] == [5, 1] and back.array["coupling_db"] == -12.0

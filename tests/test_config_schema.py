@@ -36,7 +36,7 @@ def test_every_key_is_documented_with_unit_meaning_and_paper_symbol():
     for spec in KEYS_LIST:
         assert spec.unit and spec.doc and spec.paper, spec.key
         assert "\n" not in spec.doc and "|" not in spec.doc + spec.paper + spec.doc_range(), spec.key
-        numeric = spec.kind in ("int", "float", "interval")
+        numeric = spec.kind in ("int", "float", "interval", "list")
         assert numeric != bool(spec.choices), spec.key  # a number has a range, a string its choices
         if numeric:  # every number is bounded on both sides (directly or by another key)
             assert spec.minimum is not None, spec.key

@@ -55,6 +55,11 @@ def _unknown_section(section: str, values: Any) -> ConfigError:
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
+    spec = KEYS.get(key)
+    if spec is not None and spec.kind == "list":  # a list of any length of integers
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list of integers, got {value!r}")
+        return [_coerce(f"{key} entry", v, 0) for v in value]
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT_INT:
         # larger integers are not exactly representable in float64 (JSON, GRC, numpy)
         kind = "an integer" if isinstance(default, int) else "a number"
@@ -192,7 +197,20 @@ class Scenario:
         for key in ("scene.target_sector_deg", "scene.comm_sector_deg"):
             self._check_beam_grid_sector(key)
         self._check_dynamic_range()
+        self._check_element_impairments()
         return self
+
+    def _check_element_impairments(self) -> None:
+        """The element models of the array (model/impairments.py): at most K - 1 coupling
+        taps (a K-element array has K - 1 neighbour distances), and the dead elements given
+        either as a count or as a list."""
+        a = self.data["array"]
+        if a["coupling_taps"] > a["antennas"] - 1:
+            raise ConfigError(f"array.coupling_taps must be <= array.antennas - 1 = {a['antennas'] - 1} (neighbour "
+                              f"distances of the array), got {a['coupling_taps']}")
+        if a["dead_elements"] > 0 and a["dead_list"]:
+            raise ConfigError(f"array.dead_elements = {a['dead_elements']} and array.dead_list = {a['dead_list']} "
+                              "are exclusive: give the dead elements as a count (drawn) or as a list of indices")
 
     def _check_beam_grid_sector(self, key: str) -> None:
         """The desired beampattern b of (6) is K on the LS grid angles inside the sector and 0
@@ -258,8 +276,15 @@ class Scenario:
         return "\n".join(lines)
 
     def hash(self, sections: Iterable[str] = ("array", "ofdm", "scene", "transmitter", "receiver")) -> str:
-        """SHA-256 (hex, first 16 chars) of the physical scenario, excluding ``run``."""
-        blob = json.dumps({s: self.data[s] for s in sections}, sort_keys=True)
+        """SHA-256 (hex, first 16 chars) of the physical scenario, excluding ``run``.
+
+        Keys whose schema entry has ``hash_default=False`` (the array's element impairment
+        models: gain_std_db, phase_std_deg, coupling_*, dead_*, weak_gain) enter the hash only
+        when they differ from their default ("off"): a scenario that does not use them hashes as
+        it did before they existed (the default scenario is 321bd814ba1ac987, the hash that
+        the shipped weights record), and turning one on changes the hash."""
+        blob = json.dumps({s: {k: v for k, v in self.data[s].items() if _hashed(f"{s}.{k}", v)} for s in sections},
+                          sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # --- derived quantities --------------------------------------------------------
@@ -293,8 +318,15 @@ class Scenario:
         return float(lo), float(hi)
 
 
+def _hashed(key: str, value: Any) -> bool:
+    """Whether ``key`` = ``value`` enters Scenario.hash (config_schema.Key.hash_default)."""
+    spec = KEYS[key]
+    return spec.hash_default or value != spec.default
+
+
 #: the bounds that depend on other keys (``config_schema.Key.maximum_ref``): cross-key rules
 _DERIVED_BOUNDS = {
     "ofdm.subcarriers": lambda s: s.data["ofdm"]["subcarriers"],  # comm_taps <= S
     "c/(2*ofdm.spacing_hz)": lambda s: s.unambiguous_range_m,  # range without delay aliasing
+    "array.antennas - 1": lambda s: s.data["array"]["antennas"] - 1,  # at least one live element
 }

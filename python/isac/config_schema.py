@@ -76,6 +76,13 @@ class Key:
     block_parameters: tuple[str, ...] = ()
     #: "block_id.parameter" -> its default where it deliberately differs from ``default``
     block_defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: "int": the key is a list of any length of integers (``default`` is a list), each within
+    #: [minimum, maximum or maximum_ref], distinct, and at most that many of them
+    list_of: str | None = None
+    #: False: the key enters ``Scenario.hash()`` only when its value differs from ``default``.
+    #: Keys added after scenario hashes were recorded (shipped weights) whose default is "off"
+    #: use it, so the hash of every scenario that does not use them stays what it was.
+    hash_default: bool = True
 
     @property
     def key(self) -> str:
@@ -83,10 +90,10 @@ class Key:
 
     @property
     def kind(self) -> str:
-        """'int', 'float', 'str' or 'interval'."""
+        """'int', 'float', 'str', 'interval' or 'list' (of integers)."""
         d = self.default
         if isinstance(d, list):
-            return "interval"
+            return "list" if self.list_of else "interval"
         return "int" if isinstance(d, int) and not isinstance(d, bool) else type(d).__name__
 
     # --- checking ------------------------------------------------------------------
@@ -109,6 +116,12 @@ class Key:
             if not (self._inside(lo, ref_value) and self._inside(hi, ref_value) and lo < hi):
                 return f"{self.key} must satisfy {self.range_text(ref)}, got [{lo}, {hi}]"
             return None
+        if self.kind == "list":
+            hi = self.maximum if ref_value is None else ref_value
+            if (not all(self._inside(v, ref_value) for v in value) or len(set(value)) != len(value)
+                    or (hi is not None and len(value) > hi)):
+                return f"{self.key} must be {self.range_text(ref)}, got {list(value)!r}"
+            return None
         if self.kind in ("int", "float") and not self._inside(value, ref_value):
             return f"{self.key} must be {self.range_text(ref)}, got {value!r}"
         return None
@@ -118,7 +131,7 @@ class Key:
         """'ofdm.subcarriers = 256', 'c/(2*ofdm.spacing_hz) = 1249.1 m' (the bound's name alone without a value)."""
         if ref is None:
             return str(self.maximum_ref)
-        if self.kind == "int":
+        if self.kind in ("int", "list"):
             return f"{self.maximum_ref} = {_num(int(ref[1]))}"
         return f"{self.maximum_ref} = {ref[1]:.1f} {self.unit}"
 
@@ -131,6 +144,8 @@ class Key:
         if self.maximum_ref is not None:
             hi, unit = self._ref_text(ref), ""
         lt_lo, lt_hi = ("<" if self.min_open else "<="), ("<" if self.max_open else "<=")
+        if self.kind == "list":
+            return f"a list of distinct integers >= {lo} and <= {hi}, at most that many"
         if self.kind == "interval":
             return (f"{lo} {lt_lo} " if lo is not None else "") + "min < max" + \
                 (f" {lt_hi} {hi}" if hi is not None else "") + unit
@@ -146,7 +161,9 @@ class Key:
         hi = None if self.maximum is None else _num(self.maximum)
         if self.maximum_ref is not None:
             hi = _REF_DOCS[self.maximum_ref]
-        if self.kind == "interval":
+        if self.kind == "list":
+            text = f"distinct integers in [{lo}, {hi}], at most {hi} of them"
+        elif self.kind == "interval":
             text = f"2 numbers, {lo} {'<' if self.min_open else '≤'} min < max {'<' if self.max_open else '≤'} {hi}"
         elif self.kind == "int":
             text = f"integer in [{lo}, {hi}]"
@@ -156,7 +173,8 @@ class Key:
 
 
 #: the docs/config.md text of each ``maximum_ref``
-_REF_DOCS = {"ofdm.subcarriers": "`ofdm.subcarriers`", "c/(2*ofdm.spacing_hz)": "c / (2 `ofdm.spacing_hz`)"}
+_REF_DOCS = {"ofdm.subcarriers": "`ofdm.subcarriers`", "c/(2*ofdm.spacing_hz)": "c / (2 `ofdm.spacing_hz`)",
+             "array.antennas - 1": "`array.antennas` − 1"}
 
 
 def _k(section: str, name: str, default: Any, unit: str, doc: str, paper: str, **kw) -> Key:
@@ -181,12 +199,51 @@ KEYS_LIST: tuple[Key, ...] = (
        block_parameters=("spacing_std_m",),
        why="300 m = λ at the lowest carrier (1 MHz); more than λ gives randomly placed elements anyway"),
     _k("array", "impairment_seed", 1, "-",
-       "seed of the one spacing draw d that makes the true (impaired) array; all frames of a scenario share it",
+       "seed of the one draw that makes the true (impaired) array: the spacings d and, when their models are on, "
+       "the element gains, the coupling phases and the dead elements (each from its own stream); all frames of a "
+       "scenario share it",
        "d ~ CN(λ/2·1, σ_λ² I) (drawn real)", **_SEED, block_parameters=("impairment_seed",)),
     _k("array", "impairment", "spacing", "-",
-       "impairment model: `spacing` = Example 1, element k at (k − (K−1)/2)·d_k; "
+       "spacing (element position) model: `spacing` = Example 1, element k at (k − (K−1)/2)·d_k; "
        "`cumulative` = element k at Σ_{j<k} d_j (centred; elements never cross)",
        "a_pert(θ; d), Sec. II-D", choices=("spacing", "cumulative"), block_parameters=("impairment",)),
+    # the element models of a(θ) = C diag(g) a_pos(θ) (model/impairments.py); all off by default and
+    # hashed only when on (hash_default=False), so scenarios without them keep their hashes
+    _k("array", "gain_std_db", 0.0, "dB",
+       "standard deviation of the per-element amplitude errors A_k ~ N(0, σ_A²) (dB); `0` = none",
+       "g_k = m_k 10^(A_k/20) e^(jφ_k) in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: gain errors)", minimum=0.0, maximum=10.0,
+       hash_default=False,
+       why="at 10 dB the element amplitudes already spread over two orders of magnitude (±2σ); beyond it a few "
+           "elements make the whole array"),
+    _k("array", "phase_std_deg", 0.0, "deg",
+       "standard deviation of the per-element phase errors φ_k ~ N(0, σ_φ²); `0` = none",
+       "g_k = m_k 10^(A_k/20) e^(jφ_k) (Sec. II-D: gain errors)", minimum=0.0, maximum=180.0,
+       hash_default=False, why="at 180 degrees the wrapped phases are nearly uniform: more changes nothing"),
+    _k("array", "coupling_taps", 0, "-",
+       "mutual coupling: number L of neighbours on each side an element couples to; C is the banded symmetric "
+       "Toeplitz matrix with c_0 = 1 and c_1 … c_L; `0` = none",
+       "C in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: mutual coupling)", minimum=0, maximum=8,
+       rules="≤ `array.antennas` − 1", hash_default=False,
+       why="8: a few coefficients; coupling falls off with distance (by `coupling_db` per element)"),
+    _k("array", "coupling_db", -20.0, "dB",
+       "mutual coupling strength: c_l = 10^(l·coupling_db/20) e^(jψ_l), l = 1 … L, ψ_l ~ U[0, 2π) "
+       "(used when `coupling_taps` > 0)",
+       "C in a(θ) = C diag(g) a_pos(θ)", minimum=-100.0, maximum=0.0, max_open=True, hash_default=False,
+       why="below 0 dB: no neighbour couples more strongly than the element itself (c_0 = 1); below −9.5 dB C is "
+           "strictly diagonally dominant, hence invertible"),
+    _k("array", "dead_elements", 0, "-",
+       "number of dead or weak elements, drawn at random (from `impairment_seed`) among the K; `0` = none",
+       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)", minimum=0, maximum_ref="array.antennas - 1",
+       rules="not with a non-empty `dead_list`", hash_default=False),
+    _k("array", "dead_list", [], "-",
+       "indices k (0 … K−1) of the dead or weak elements, given instead of drawn; `[]` = none",
+       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)", minimum=0, maximum_ref="array.antennas - 1",
+       list_of="int", rules="not with `dead_elements` > 0", hash_default=False),
+    _k("array", "weak_gain", 0.0, "-",
+       "amplitude factor m_k of the dead or weak elements (healthy elements: 1; `0` = dead)",
+       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)",
+       minimum=0.0, maximum=1.0, max_open=True, hash_default=False,
+       why="below 1: a gain of 1 is a healthy element"),
     # --- [ofdm] -------------------------------------------------------------------------
     _k("ofdm", "subcarriers", 256, "-", "number of subcarriers", "S", minimum=1, maximum=65536,
        block_parameters=("S",), why="65536: FFT sizes of OFDM systems stay far below"),
