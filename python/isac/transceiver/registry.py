@@ -6,8 +6,9 @@ evaluation and the experiments all build their transceivers here.
               receiver assumes the nominal array.
   perfect     "perfect knowledge" of Figs. 7-8: the receiver knows the true (impaired) array of
               the scenario; the transmitter is still the baseline of Sec. III-A.
-  impairment  impairment learning (Sec. IV-A): transmitter AND receiver use the array of the
-              learned spacings (parameter sharing).
+  impairment  impairment learning (Sec. IV-A): transmitter AND receiver use the learned array
+              (spacings, and the element gains / coupling of the models the scenario turns on;
+              parameter sharing).
   dictionary  dictionary learning (Sec. IV-A): transmitter and receiver use the learned
               K x N_theta dictionary; the LS synthesis runs on its own grid, as in training.
   nn          NNBL (Appendix A): the precoder MLP and the receiver CNNs of the weights file.
@@ -24,6 +25,7 @@ import numpy as np
 from ..config import Scenario
 from ..model.array import ArrayModel, DictionaryArray, scenario_nominal_array, true_array
 from ..model.domp import DEFAULT_TEMPERATURE
+from ..model.impairments import check_domp, receiver_array
 from ..simulation import baseline_precoder
 from .sensing import SensingReceiver
 
@@ -81,7 +83,11 @@ class Method:
         return ArrayTransmitter(self.transmit_array(scenario, weights))
 
     def sensing_receiver(self, scenario: Scenario, weights, receiver: str, kernel: str | None, temperature: float):
-        return SensingReceiver(scenario, self.receive_array(scenario, weights), receiver, kernel, temperature)
+        array = self.receive_array(scenario, weights)
+        if receiver == "domp":  # its atoms come from element positions only (model.impairments)
+            check_domp(array)
+        # an impaired array's atoms are matched at equal norms (impairments.ReceiverArray)
+        return SensingReceiver(scenario, receiver_array(array), receiver, kernel, temperature)
 
 
 class Baseline(Method):
