@@ -167,3 +167,94 @@ def test_refuses_missing_and_corrupt_files(tmp_path):
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!")
     with pytest.raises(W.WeightsError, match="not a readable safetensors file"):
         W.load(bad, SC)
+
+
+# --- the element impairment models (model/impairments.py) ------------------------------------------
+
+from gnuradio.isac.model import impairments as imp  # noqa: E402
+
+ELEM = Scenario.default().with_overrides(["array.gain_std_db=1", "array.phase_std_deg=20", "array.coupling_taps=2",
+                                          "array.coupling_db=-12", "array.dead_elements=3", "array.weak_gain=0.2"])
+
+
+def element_tensors(sc=ELEM):
+    """The true array's parameters as impairment weights tensors."""
+    a = sc.array
+    true = arr.true_array(sc)
+    gain_db, phase = imp.draw_gain_errors(K, a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"])
+    c = true.coupling
+    return {"spacings_m": true.spacings_m, "positions_m": true.positions_m, "angle_grid_rad": GRID,
+            "gain_db": gain_db, "phase_rad": phase,
+            "amplitude": imp.element_amplitudes(K, imp.dead_indices(sc), a["weak_gain"]),
+            "coupling": np.stack([c.real, c.imag], 1)}
+
+
+@pytest.fixture
+def elem_file(tmp_path):
+    p = tmp_path / "e.safetensors"
+    W.save(p, ELEM, "impairment", element_tensors(), steps=5)
+    return p
+
+
+def test_element_model_weights_round_trip_and_rebuild_the_array(elem_file):
+    w = W.load(elem_file, ELEM, "impairment")
+    assert w.array_models == ("spacing", "gain", "coupling", "dead")
+    assert json.loads(w.metadata["array_models"]) == ["spacing", "gain", "coupling", "dead"]
+    units = json.loads(w.metadata["units"])
+    assert units["gain_db"] == "dB" and units["phase_rad"] == "rad" and units["amplitude"] == "linear"
+    learned, true = w.array(ELEM.wavelength_m), arr.true_array(ELEM)
+    assert isinstance(learned, imp.ImpairedArray) and learned.models == ("gain", "coupling", "dead")
+    np.testing.assert_allclose(learned.steering(GRID), true.steering(GRID), atol=1e-6)
+    np.testing.assert_array_equal(learned.positions_m, true.positions_m)
+
+
+def test_default_weights_record_the_spacing_model_and_old_files_read_as_such(imp_file):
+    w = W.load(imp_file, SC)
+    assert json.loads(w.metadata["array_models"]) == ["spacing"] and type(w.array()) is arr.PositionArray
+    rewrite(imp_file, meta={"array_models": None})  # a file written before the element models
+    w = W.load(imp_file, SC)
+    assert "array_models" not in w.metadata and w.array_models == ("spacing",)
+    np.testing.assert_array_equal(w.array(SC.wavelength_m).steering(GRID[:9]), TRUE.steering(GRID[:9]))
+
+
+def test_refuses_weights_of_other_array_models(imp_file, elem_file):
+    """One rule: the weights' array models must be the scenario's, also with other_array=True."""
+    with pytest.raises(W.WeightsError, match="learned for array models spacing, the scenario's array has "
+                                             "spacing, gain, coupling, dead"):
+        W.load(imp_file, ELEM, other_array=True)
+    with pytest.raises(W.WeightsError, match="learned for array models spacing, gain, coupling, dead, the "
+                                             "scenario's array has spacing"):
+        W.load(elem_file, SC, other_array=True)
+    with pytest.raises(W.WeightsError, match="array models"):
+        W.load(elem_file, ELEM.with_overrides(["array.coupling_taps=0"]), other_array=True)
+    with pytest.raises(W.WeightsError, match="learned with 2 coupling taps, the scenario has array.coupling_taps = 3"):
+        W.load(elem_file, ELEM.with_overrides(["array.coupling_taps=3"]), other_array=True)
+    # another draw of the same models: the hash differs (another array); other_array deploys it
+    with pytest.raises(W.WeightsError, match="array/OFDM scenario"):
+        W.load(elem_file, ELEM.with_overrides(["array.impairment_seed=4"]))
+    W.load(elem_file, ELEM.with_overrides(["array.impairment_seed=4", "array.gain_std_db=3"]), other_array=True)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"gain_db": None}, "'gain_db' is missing"),
+    ({"phase_rad": np.zeros(63)}, r"'phase_rad' has shape \(63,\), expected \(64,\)"),
+    ({"amplitude": np.full(64, np.nan)}, "'amplitude' contains NaN or Inf"),
+    ({"coupling": np.zeros((2, 3))}, r"'coupling' has shape \(2, 3\), expected \(2, 2\)"),
+    ({"coupling": np.zeros((2, 2), np.complex64)}, "expected a real float type"),
+])
+def test_refuses_bad_element_tensors(elem_file, change, message):
+    rewrite(elem_file, tensors=change)
+    with pytest.raises(W.WeightsError, match=message):
+        W.load(elem_file, ELEM)
+
+
+def test_refuses_element_tensors_the_models_do_not_list_and_malformed_models(imp_file):
+    rewrite(imp_file, tensors={"gain_db": np.zeros(64)})
+    with pytest.raises(W.WeightsError, match="tensor 'gain_db' of array model 'gain', which the file's array_models "
+                                             r"\['spacing'\] do not list"):
+        W.load(imp_file, SC)
+    rewrite(imp_file, tensors={"gain_db": None})
+    for bad in ('["spacing", "bogus"]', "[]", '["gain", "gain"]', "not json"):
+        rewrite(imp_file, meta={"array_models": bad})
+        with pytest.raises(W.WeightsError, match="malformed metadata"):
+            W.load(imp_file, SC)
