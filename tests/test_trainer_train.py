@@ -309,3 +309,85 @@ def test_cli_resume_refuses_unusable_files_with_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model-based trainer" in err
     assert not (tmp_path / "x.safetensors").exists() and not (tmp_path / "n.safetensors").exists()
+
+
+# --- impairment learning of the element models (model/impairments.py) -------------------------------
+
+ELEM = SC.with_overrides(["array.gain_std_db=2", "array.phase_std_deg=40", "array.coupling_taps=2",
+                          "array.coupling_db=-12", "array.dead_elements=2"])
+
+
+def test_without_element_models_the_trainer_is_the_papers_spacing_learning():
+    """The models off (the default): a SpacingArray, one Adam group at the run's lr, the log's
+    columns and the weights' tensors of before (so existing trainings are unchanged)."""
+    from gnuradio.isac.trainer import torch_model as tm
+
+    t = Trainer(SC, options())
+    assert type(t.array) is tm.SpacingArray and t.models == ("spacing",) and t.domp.array is t.array
+    assert len(t.optimizer.param_groups) == 1 and "lr_scale" not in t.optimizer.param_groups[0]
+    assert t.CSV_FIELDS == Trainer.CSV_FIELDS and "element_error" not in t.validate()
+    assert set(t.weight_tensors()) == {"spacings_m", "positions_m", "angle_grid_rad"}
+
+
+def test_element_models_are_learned_with_their_own_learning_rates(tmp_path):
+    from gnuradio.isac.trainer import torch_model as tm
+    from gnuradio.isac.trainer.train import LR_SCALE, train
+
+    t = Trainer(ELEM, options())
+    assert isinstance(t.array, tm.ImpairmentArray) and t.models == ("spacing", "gain", "coupling", "dead")
+    assert isinstance(t.domp.array, tm.ReceiverView) and t.domp.array.array is t.array
+    groups = {g["group"]: g for g in t.optimizer.param_groups}
+    assert set(groups) == {"spacing", "gain_amplitude", "gain_phase", "dead", "coupling"}
+    t.before_step()
+    for name, g in groups.items():
+        assert g["lr"] == pytest.approx(t.options.lr * LR_SCALE[name])
+    # a spacing-free scenario learns no spacings
+    free = Trainer(ELEM.with_overrides(["array.spacing_std_m=0"]), options())
+    assert free.models == ("gain", "coupling", "dead") and free.array.positions is None
+    assert "positions.u" not in dict(free.array.named_parameters())
+    # training moves every learned parameter and writes every model's tensors
+    out = str(tmp_path / "w.safetensors")
+    summary = train(ELEM, options(iterations=3), out, progress=False, log=lambda *_: None)
+    assert 0 < summary["last"]["element_error"] <= 1.5 and "element_error" in open(tmp_path / "w.csv").readline()
+    w = W.load(out, ELEM, "impairment")
+    assert w.array_models == ("spacing", "gain", "coupling", "dead")
+    assert w.tensors["coupling"].shape == (2, 2) and w.tensors["gain_db"].shape == (16,)
+    for key, start in (("gain_db", 0.0), ("phase_rad", 0.0), ("amplitude", 1.0), ("coupling", 0.0)):
+        assert not np.allclose(w.tensors[key], start), key
+    learned = w.array(ELEM.wavelength_m)
+    grid = t.array.grid_rad.numpy()
+    t2 = Trainer(ELEM, options(iterations=3))
+    t2.load_checkpoint(str(tmp_path / "w.ckpt.safetensors"))
+    np.testing.assert_allclose(learned.steering(grid), t2.array.dictionary().detach().numpy(), atol=2e-6)
+
+
+def test_element_model_training_resumes_bit_for_bit(tmp_path, monkeypatch):
+    from gnuradio.isac.trainer.train import train
+
+    o = options(iterations=4, batch=6, lr_final=1e-4)
+
+    def run(out, resume):
+        return train(ELEM, o, out, resume=resume, progress=False, log=lambda *_: None)
+
+    straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
+    run(straight, None)
+    interrupted_then_resumed(run, resumed, monkeypatch, after=1)
+    wa, wb = W.load(straight, ELEM), W.load(resumed, ELEM)
+    assert set(wa.tensors) == set(wb.tensors) >= {"gain_db", "phase_rad", "amplitude", "coupling"}
+    for k in wa.tensors:
+        np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
+    assert csv_without_time(tmp_path / "a.csv") == csv_without_time(tmp_path / "b.csv")
+    # another model set is another scenario: its checkpoint does not resume this one
+    with pytest.raises(ValueError, match="checkpoint of scenario"):
+        Trainer(SC, o).load_checkpoint(str(tmp_path / "a.ckpt.safetensors"))
+
+
+def test_cli_trains_the_element_models(tmp_path, capsys):
+    out = tmp_path / "w.safetensors"
+    sets = [a for s in TINY + ["array.phase_std_deg=30", "array.dead_list=[3]"] for a in ("--set", s)]
+    assert main(["--quick", "--iterations", "2", "--batch", "4", "--val-frames", "8", "--out", str(out),
+                 "--no-progress", "--threads", "1"] + sets) == 0
+    text = capsys.readouterr().out
+    assert "element error" in text and "gain, dead" in text
+    w = W.load(out, SC.with_overrides(["array.phase_std_deg=30", "array.dead_list=[3]"]))
+    assert w.array_models == ("spacing", "gain", "dead") and "coupling" not in w.tensors

@@ -3,6 +3,8 @@
     isac-train --method impairment|dictionary [--config F] [--set k=v ...] [--quick]
                [--device cpu|cuda] [--resume CKPT] --out W.safetensors
 
+Impairment learning learns the parameters of every array impairment model the scenario turns on
+(spacings; element gain and phase errors, mutual coupling, dead elements: docs/model.md).
 Writes W.safetensors (the weights, see docs/trainer.md), W.csv (loss and validation log),
 W.png (loss curve) and W.ckpt.safetensors (checkpoint for --resume); --method nn [--limited] trains
 the NNBL baseline of Appendix A in two steps (the same files; W.png shows both steps). The default profile is
@@ -22,8 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="isac-train", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--method", choices=("impairment", "dictionary", "nn"), default="impairment",
-                        help="impairment: learn the K spacings d; dictionary: learn the K x 720 steering dictionary; "
-                        "nn: the NNBL baseline of Appendix A (precoder MLP + receiver CNNs, two-step training)")
+                        help="impairment: learn the K spacings d (and the parameters of the array models the "
+                        "scenario turns on: gain / phase errors, coupling, dead elements); dictionary: learn the "
+                        "K x 720 steering dictionary; nn: the NNBL baseline of Appendix A (precoder MLP + receiver CNNs, two-step training)")
     parser.add_argument("--limited", action="store_true",
                         help="--method nn: the complexity-limited networks of Appendix A-B (about 10.5 k parameters)")
     parser.add_argument("--map-points", type=int, nargs=2, metavar=("N_THETA", "N_TAU"),
@@ -131,6 +134,12 @@ def main(argv=None) -> int:
         print(f"spacing error ||d^ - d|| {first['spacing_error_m'] * 1e3:.3f} -> {last['spacing_error_m'] * 1e3:.3f} mm, "
               f"rms position error (offset removed) {first['position_rms_m'] * 1e3:.3f} -> "
               f"{last['position_rms_m'] * 1e3:.3f} mm")
+        if "element_error" in last:  # element models (array gain / phase errors, coupling, dead elements)
+            from ..model.impairments import learned_models
+
+            print(f"learned array models {', '.join(learned_models(scenario))}: element error of C diag(g) "
+                  f"(relative, common complex scale removed) {first['element_error']:.3f} -> "
+                  f"{last['element_error']:.3f}")
     if options.method == "dictionary":
         print(f"learned {summary['parameters']} complex dictionary entries ({scenario.array['antennas']} x "
               f"{summary['parameters'] // scenario.array['antennas']} grid angles)")

@@ -9,7 +9,9 @@ through the scenario's channel:
     psi ~ CN(0, sigma_r^2) (sigma_r^2 from the sensing SNR), QPSK symbols, noise CN(0, N0);
   * the ISAC trade-off (eta, phi) from the sweep of Sec. V-C (8 uniform eta in [0, 1], 8
     uniform phi in [0, 7 pi/4]) or the scenario's fixed transmitter.eta / phi_rad;
-  * ``received``: the echo (1) through the TRUE (impaired) array, noise, reciprocal filter (3).
+  * ``received``: the echo (1) through the TRUE (impaired) array (positions and, when the
+    scenario turns them on, the element models C diag(g) of model.impairments), noise,
+    reciprocal filter (3).
 
 Randomness: the batch of training step s comes from generators seeded by (seed, "train", s)
 (simulation.STREAMS numbering), the validation set from (seed, "validation", 0), so a run is
@@ -94,6 +96,9 @@ class FrameSampler:
         self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], self.K, sc["noise_power"])
         self.true = true_array(scenario)
         self.true_positions = torch.as_tensor(self.true.positions_m, dtype=torch.float64, device=self.device)
+        #: M = C diag(g) of the true array's element models (model.impairments), None without them
+        m = getattr(self.true, "element_matrix", None)
+        self.true_element_matrix = None if m is None else torch.as_tensor(m, device=self.device)
         self._qpsk = torch.as_tensor(QPSK)
 
     def generator(self, step: int, stream: str = "train", chunk: int = 0) -> torch.Generator:
@@ -158,7 +163,8 @@ class FrameSampler:
         batch's noise, reciprocal-filtered (3). Differentiable in the precoder."""
         delays = 2.0 * batch.ranges / SPEED_OF_LIGHT
         y = tm.sensing_echo(self.true_positions, self.scenario.wavelength_m, precoder, batch.symbols, batch.angles,
-                            delays, batch.gains, batch.present, self.scenario.ofdm["spacing_hz"]) + batch.noise
+                            delays, batch.gains, batch.present, self.scenario.ofdm["spacing_hz"],
+                            self.true_element_matrix) + batch.noise
         return tm.reciprocal_filter(y, batch.symbols)
 
 

@@ -12,15 +12,24 @@ function of ``gnuradio.isac.model`` and is pinned to it by a parity test
   sensing_echo                                <->  model.channels.sensing_echo (1) (noiseless part)
   reciprocal_filter                           <->  model.reciprocal.reciprocal_filter (3)
 
-Learnable arrays (Sec. IV-A), both sharing one angle grid over [-90, 90] deg with the
+Learnable arrays (Sec. IV-A), all sharing one angle grid over [-90, 90] deg with the
 precoder (parameter sharing between transmitter and receiver):
 
   SpacingArray     impairment learning: K spacings d, stored dimensionless as
                    u = d / (lambda/2) (initialised at 1 = nominal ULA), or, with
                    ``parameterisation="position"``, as element positions in units of
                    lambda/2 (same array model, better conditioned for Adam: see docs/trainer.md)
+  ImpairmentArray  impairment learning of every model a scenario turns on
+                   (model.impairments.learned_models): a(theta) = C diag(g) a_pos(theta) with
+                   the spacings (a SpacingArray) when learned, complex gains g_k = m_k
+                   exp(l_k + j phi_k) (log-amplitude l in nepers and phase phi in rad, both
+                   initialised at 0; the amplitude m of the dead / weak element model
+                   initialised at 1) and the coupling coefficients c_1..c_L (initialised at 0):
+                   twin of model.impairments.ImpairedArray
   DictionaryArray  dictionary learning: a free K x N_theta complex dictionary initialised
                    from the nominal steering matrix on the grid
+  ReceiverView     the atoms a sensing receiver matches an ImpairmentArray with, scaled to
+                   norm sqrt(K): twin of model.impairments.ReceiverArray
 
 Conventions: angles in rad, positions and spacings in m (or lambda/2 units where said),
 delays in s; complex64 signals; phases computed in float64.
@@ -33,6 +42,7 @@ import numpy as np
 import torch
 
 from ..model import array as np_array
+from ..model import impairments as np_impairments
 from ..model import reciprocal as _np_reciprocal
 from ..model.grids import full_angle_grid
 
@@ -167,6 +177,145 @@ class SpacingArray(LearnableArray):
         return self.atoms(self.grid_rad).T
 
 
+def coupling_matrix(coefficients: torch.Tensor, antennas: int) -> torch.Tensor:
+    """Banded symmetric Toeplitz C (K x K complex128) from c_1..c_L (L,) complex, 1 on the
+    diagonal, zero beyond the band; differentiable in c. Twin of model.impairments.coupling_matrix."""
+    c = coefficients.to(torch.complex128)
+    L = c.shape[0]
+    one = torch.ones(1, dtype=torch.complex128, device=c.device)
+    full = torch.cat([one, c, torch.zeros(1, dtype=torch.complex128, device=c.device)])
+    k = torch.arange(antennas, device=c.device)
+    lag = (k[:, None] - k[None, :]).abs().clamp(max=L + 1)
+    return full[lag]
+
+
+class ImpairmentArray(LearnableArray):
+    """Impairment learning of the models ``models`` (a subset of model.impairments.MODELS, as
+    model.impairments.learned_models gives them): a(theta) = C diag(g) a_pos(theta).
+
+    Parameters (each present only when its model is learned):
+      spacing   the spacings of a SpacingArray submodule ``positions`` (u = d / (lambda/2),
+                initialised at 1); otherwise the nominal positions are a fixed buffer
+      gain      ``log_gain`` (K,) log-amplitude in nepers (ln |g_k|, 0 dB = 0) and ``phase``
+                (K,) rad, initialised at 0
+      dead      ``amplitude`` (K,) the linear amplitude factor m_k, initialised at 1
+      coupling  ``coupling`` (L, 2): Re and Im of c_1..c_L, initialised at 0 (C = I)
+    ``atoms`` / ``dictionary`` are the physical responses (the transmitter's LS synthesis);
+    the receiver matches ``ReceiverView(self)``."""
+
+    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720, impairment: str = "spacing",
+                 models: tuple[str, ...] = ("spacing",), coupling_taps: int = 0, parameterisation: str = "spacing"):
+        super().__init__()
+        unknown = set(models) - set(np_impairments.MODELS)
+        if unknown or not models:
+            raise ValueError(f"models must be a non-empty subset of {np_impairments.MODELS}, got {models!r}")
+        if ("coupling" in models) != (coupling_taps > 0):
+            raise ValueError(f"coupling_taps must be > 0 exactly when 'coupling' is learned, got {coupling_taps}")
+        self.antennas = int(antennas)
+        self.wavelength_m = float(wavelength_m)
+        self.models = tuple(m for m in np_impairments.MODELS if m in models)
+        self.register_buffer("grid_rad", torch.as_tensor(full_angle_grid(grid_points), dtype=RDTYPE))
+        if "spacing" in self.models:
+            self.positions = SpacingArray(antennas, wavelength_m, grid_points, impairment, parameterisation)
+        else:
+            self.positions = None
+            nominal = np_array.positions_example1(np.full(antennas, wavelength_m / 2))
+            self.register_buffer("nominal_positions_m", torch.as_tensor(nominal, dtype=RDTYPE))
+        if "gain" in self.models:
+            self.log_gain = torch.nn.Parameter(torch.zeros(antennas, dtype=RDTYPE))
+            self.phase = torch.nn.Parameter(torch.zeros(antennas, dtype=RDTYPE))
+        if "dead" in self.models:
+            self.amplitude = torch.nn.Parameter(torch.ones(antennas, dtype=RDTYPE))
+        if "coupling" in self.models:
+            self.coupling = torch.nn.Parameter(torch.zeros(int(coupling_taps), 2, dtype=RDTYPE))
+
+    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
+        """Parameter group -> its learnable parameters (for per-group learning rates):
+        "spacing", "gain_amplitude" (log_gain), "gain_phase" (phase), "dead" (amplitude),
+        "coupling"."""
+        out = {}
+        if self.positions is not None:
+            out["spacing"] = list(self.positions.parameters())
+        if "gain" in self.models:
+            out["gain_amplitude"] = [self.log_gain]
+            out["gain_phase"] = [self.phase]
+        if "dead" in self.models:
+            out["dead"] = [self.amplitude]
+        if "coupling" in self.models:
+            out["coupling"] = [self.coupling]
+        return out
+
+    def positions_m(self) -> torch.Tensor:
+        return self.positions.positions_m() if self.positions is not None else self.nominal_positions_m
+
+    def spacings_m(self) -> torch.Tensor:
+        if self.positions is not None:
+            return self.positions.spacings_m()
+        return torch.full((self.antennas,), self.wavelength_m / 2, dtype=RDTYPE, device=self.grid_rad.device)
+
+    def gains(self) -> torch.Tensor:
+        """g (K,) complex128: m_k exp(l_k + j phi_k) (1 for the models not learned)."""
+        dev = self.grid_rad.device
+        g = torch.ones(self.antennas, dtype=torch.complex128, device=dev)
+        if "gain" in self.models:
+            g = torch.polar(torch.exp(self.log_gain), self.phase)
+        if "dead" in self.models:
+            g = g * self.amplitude.to(torch.complex128)
+        return g
+
+    def coupling_coefficients(self) -> torch.Tensor:
+        """c_1..c_L (L,) complex128 (empty without coupling)."""
+        if "coupling" not in self.models:
+            return torch.zeros(0, dtype=torch.complex128, device=self.grid_rad.device)
+        return torch.complex(self.coupling[:, 0], self.coupling[:, 1])
+
+    def element_matrix(self) -> torch.Tensor:
+        """M = C diag(g) (K x K complex128)."""
+        return coupling_matrix(self.coupling_coefficients(), self.antennas) * self.gains()[None, :]
+
+    def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
+        a = steering_matrix(self.positions_m(), angles_rad, self.wavelength_m).to(torch.complex128)  # (..., K)
+        return (a @ self.element_matrix().T).to(CDTYPE)
+
+    def dictionary(self) -> torch.Tensor:
+        return self.atoms(self.grid_rad).T
+
+
+class ReceiverView(LearnableArray):
+    """The receiver's atoms of a learnable impaired array: ``array``'s atoms scaled to norm
+    sqrt(K) (twin of model.impairments.ReceiverArray; differentiable). Shares the array's
+    parameters and grid."""
+
+    def __init__(self, array: LearnableArray):
+        super().__init__()
+        self.array = array
+        self.antennas = array.antennas
+        self.wavelength_m = array.wavelength_m
+
+    @property
+    def grid_rad(self) -> torch.Tensor:
+        return self.array.grid_rad
+
+    def _scaled(self, a: torch.Tensor, dim: int) -> torch.Tensor:
+        norm = torch.linalg.vector_norm(a, dim=dim, keepdim=True).clamp_min(1e-30)
+        return a * (math.sqrt(self.antennas) / norm).to(a.dtype)
+
+    def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
+        return self._scaled(self.array.atoms(angles_rad), -1)
+
+    def grid_columns(self, index: torch.Tensor) -> torch.Tensor:
+        return self._scaled(self.array.grid_columns(index), -1)
+
+    def dictionary(self) -> torch.Tensor:
+        return self._scaled(self.array.dictionary(), 0)
+
+
+def receiver_array(array: LearnableArray) -> LearnableArray:
+    """What the dOMP receiver matches: the array itself, or its ReceiverView for an
+    ImpairmentArray (twin of model.impairments.receiver_array)."""
+    return ReceiverView(array) if isinstance(array, ImpairmentArray) else array
+
+
 class DictionaryArray(LearnableArray):
     """Dictionary learning (Sec. IV-A): a free K x N_theta complex dictionary A on the fixed
     grid over [-90, 90] deg, initialised from the steering matrix of ``spacings_m`` (default:
@@ -275,15 +424,18 @@ def delay_vector(delays_s: torch.Tensor, subcarriers: int, spacing_hz: float) ->
 
 def sensing_echo(true_positions_m: torch.Tensor, wavelength_m: float, precoder: torch.Tensor,
                  symbols: torch.Tensor, angles_rad: torch.Tensor, delays_s: torch.Tensor, gains: torch.Tensor,
-                 present: torch.Tensor, spacing_hz: float) -> torch.Tensor:
+                 present: torch.Tensor, spacing_hz: float, element_matrix: torch.Tensor | None = None) -> torch.Tensor:
     """Noiseless sensing echo (1) through the TRUE array, batched with up to T_max targets:
 
         Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T f [x (.) rho(tau_t)]^T
 
     precoder f (B, K), symbols x (B, S), angles/delays/gains (B, T), present (B, T) bool
-    -> (B, K, S) complex64. Differentiable in the precoder."""
+    -> (B, K, S) complex64. Differentiable in the precoder. ``element_matrix`` M = C diag(g)
+    (K x K) of an impaired true array (model.impairments.ImpairedArray): a = M a_pos."""
     S = symbols.shape[-1]
     a = steering_matrix(true_positions_m, angles_rad, wavelength_m)  # (B, T, K)
+    if element_matrix is not None:
+        a = (a.to(torch.complex128) @ element_matrix.to(torch.complex128).T).to(CDTYPE)
     gain_tx = (a.to(torch.complex128) * precoder[:, None, :].to(torch.complex128)).sum(-1)  # a^T f (B, T)
     alpha = gains.to(torch.complex128) * gain_tx / math.sqrt(S) * present
     rho = delay_vector(delays_s, S, spacing_hz) * symbols[:, None, :].to(CDTYPE)  # (B, T, S)

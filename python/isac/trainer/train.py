@@ -16,7 +16,11 @@ One step (the loop, checkpoints, log, plot and weights are the shared harness.Ha
 
 Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean array coherence
 |a(theta; d^)^H a(theta; d)| / K over the training angles [-70, 70] deg, and the spacing error
-||d^ - d||. Under torchrun the step is data parallel (trainer/distributed.py): each rank draws
+||d^ - d||. When the scenario turns on element models (model.impairments: gain and phase
+errors, mutual coupling, dead or weak elements), impairment learning learns the parameters of
+every active model (model.impairments.learned_models; torch_model.ImpairmentArray), each model
+with its own learning rate (LR_SCALE times the lr), dOMP matches the atoms at equal norms
+(torch_model.ReceiverView), and validation also reports the element error of M = C diag(g). Under torchrun the step is data parallel (trainer/distributed.py): each rank draws
 its slice of the step's frames from the same generators and DistributedDataParallel averages
 the gradients.
 """
@@ -33,6 +37,7 @@ import torch
 
 from ..config import Scenario
 from ..model.grids import delay_grid
+from ..model.impairments import learned_models
 from . import distributed as dist_ctx
 from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
@@ -42,6 +47,11 @@ from .sampler import DRAW_CHUNK, Batch, FrameSampler
 
 METHODS = ("impairment", "dictionary")
 COHERENCE_SPAN_DEG = 70.0  # training sectors reach theta_mean +- Delta/2 <= 60 + 10 deg
+
+#: learning rate of each group of impairment parameters (torch_model.ImpairmentArray.parameter_groups),
+#: in units of the run's lr (the spacings' lr, in units of lambda/2; log-amplitudes in nepers,
+#: phases in rad, amplitudes and coupling coefficients linear; docs/trainer.md)
+LR_SCALE = {"spacing": 1.0, "gain_amplitude": 1.0, "gain_phase": 10.0, "dead": 1.0, "coupling": 1.0}
 
 #: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
 #: of our parameters, see docs/trainer.md) and the CPU --quick profile.
@@ -162,18 +172,32 @@ class Trainer(Harness):
         self.grid_points = scenario.transmitter["beam_grid"]
         self.rcond = scenario.transmitter["beam_rcond"]
         self.true = sampler.true
+        #: the impairment models learned (model.impairments.learned_models); () for a dictionary
+        self.models: tuple[str, ...] = ()
         if options.method == "impairment":
-            self.array = tm.SpacingArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
-                                         options.parameterisation)
+            self.models = learned_models(scenario)
+            if self.models == ("spacing",):  # the paper's impairment learning (Sec. IV-A)
+                self.array = tm.SpacingArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
+                                             options.parameterisation)
+            else:
+                self.array = tm.ImpairmentArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
+                                                self.models, a["coupling_taps"] if "coupling" in self.models else 0,
+                                                options.parameterisation)
+                self.CSV_FIELDS = self.CSV_FIELDS[:-2] + ("element_error",) + self.CSV_FIELDS[-2:]
         else:
             if options.dictionary_points is not None:  # complexity-limited dictionary (Sec. V-C)
                 self.grid_points = options.dictionary_points
             self.array = tm.DictionaryArray(self.K, scenario.wavelength_m, self.grid_points)
         self.array.to(self.device)
         delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
-        self.domp = DifferentiableOmp(self.array, delays, self.S, scenario.ofdm["spacing_hz"],
+        self.domp = DifferentiableOmp(tm.receiver_array(self.array), delays, self.S, scenario.ofdm["spacing_hz"],
                                       options.temperature).to(self.device)
-        self.optimizer = torch.optim.Adam(self.array.parameters(), lr=options.lr)
+        if isinstance(self.array, tm.ImpairmentArray):  # one parameter group per kind, its own lr
+            groups = [{"params": ps, "lr": options.lr * LR_SCALE[g], "lr_scale": LR_SCALE[g], "group": g}
+                      for g, ps in self.array.parameter_groups().items()]
+            self.optimizer = torch.optim.Adam(groups, lr=options.lr)
+        else:
+            self.optimizer = torch.optim.Adam(self.array.parameters(), lr=options.lr)
         #: per-frame loss as a module (DistributedDataParallel needs a forward() to wrap)
         self.loss_module = dist_ctx.wrap(_FrameLoss(self), dist, self.device)
         self._val_batch: Batch | None = None
@@ -184,6 +208,8 @@ class Trainer(Harness):
         in_span = np.abs(g) <= np.deg2rad(COHERENCE_SPAN_DEG) + 1e-12
         self._grid_span = torch.as_tensor(np.nonzero(in_span)[0], device=self.device)
         self._grid_true = torch.as_tensor(self.true.steering(g[in_span]).T, device=self.device)
+        m = getattr(self.true, "element_matrix", None)
+        self._true_element = torch.as_tensor(np.eye(self.K) if m is None else m, device=self.device)
 
     def parameter_count(self) -> int:
         """Number of learnable (real or complex) scalars: K spacings, or K x N_theta complex
@@ -228,7 +254,7 @@ class Trainer(Harness):
         self.array.train()
         self.domp.temperature = self.options.temperature_at(self.step)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.options.lr_at(self.step)
+            group["lr"] = self.options.lr_at(self.step) * group.get("lr_scale", 1.0)
 
     def training_batch(self) -> Batch:
         return self.sampler.draw_frames(self.step, *self.shard, self.options.theta_mean_at(self.step))
@@ -245,7 +271,7 @@ class Trainer(Harness):
     def coherence(self) -> float:
         """Mean |a(theta; learned)^H a(theta; true)| / (||a|| ||a_true||) over the training angles
         (= |a(theta; d^)^H a(theta; d)| / K for steering vectors of unit-modulus entries)."""
-        if isinstance(self.array, tm.SpacingArray):
+        if not isinstance(self.array, tm.DictionaryArray):  # a structured array: its off-grid atoms
             a = self.array.atoms(self._coh_angles)
             b = self._coh_true
         else:
@@ -259,13 +285,25 @@ class Trainer(Harness):
     def spacing_error(self) -> dict[str, float]:
         """||d^ - d|| (m) and the rms element-position error after removing the mean offset
         (a common translation of the array does not change |a^H y| and is not identifiable)."""
-        if not isinstance(self.array, tm.SpacingArray):
+        if isinstance(self.array, tm.DictionaryArray):
             return {"spacing_error_m": float("nan"), "position_rms_m": float("nan")}
         d = self.array.spacings_m().cpu().numpy()
         p = self.array.positions_m().cpu().numpy()
         dp = p - self.true.positions_m
-        return {"spacing_error_m": float(np.linalg.norm(d - self.true.spacings_m)),
-                "position_rms_m": float(np.sqrt(np.mean((dp - dp.mean()) ** 2)))}
+        out = {"spacing_error_m": float(np.linalg.norm(d - self.true.spacings_m)),
+               "position_rms_m": float(np.sqrt(np.mean((dp - dp.mean()) ** 2)))}
+        if isinstance(self.array, tm.ImpairmentArray):
+            out["element_error"] = self.element_error()
+        return out
+
+    @torch.no_grad()
+    def element_error(self) -> float:
+        """min_s ||s M^ - M||_F / ||M||_F of the element matrices M = C diag(g) (learned M^, true
+        M): the relative error after the best common complex scale s, which no loss can see (a
+        common gain and phase of every element only scales the maps)."""
+        est, true = self.array.element_matrix(), self._true_element
+        s = (est.conj() * true).sum() / (est.abs() ** 2).sum().clamp_min(1e-300)
+        return float(torch.linalg.norm(s * est - true) / torch.linalg.norm(true))
 
     def validate(self) -> dict[str, float]:
         if self._val_batch is None:
@@ -294,10 +332,13 @@ class Trainer(Harness):
 
     def weight_tensors(self) -> dict[str, np.ndarray]:
         grid = self.array.grid_rad.cpu().numpy()
-        if isinstance(self.array, tm.SpacingArray):
-            return {"spacings_m": self.array.spacings_m().detach().cpu().numpy().astype(np.float64),
-                    "positions_m": self.array.positions_m().detach().cpu().numpy().astype(np.float64),
-                    "angle_grid_rad": grid}
+        if isinstance(self.array, (tm.SpacingArray, tm.ImpairmentArray)):
+            out = {"spacings_m": self.array.spacings_m().detach().cpu().numpy().astype(np.float64),
+                   "positions_m": self.array.positions_m().detach().cpu().numpy().astype(np.float64),
+                   "angle_grid_rad": grid}
+            if isinstance(self.array, tm.ImpairmentArray):
+                out.update(element_tensors(self.array))
+            return out
         return {"dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
                 "angle_grid_rad": grid}
 
@@ -305,7 +346,8 @@ class Trainer(Harness):
     def format_row(self, row: dict[str, Any]) -> str:
         parts = [f"step {row['step']:6d}"]
         for key, fmt in (("train_loss", ".2f"), ("val_loss", ".2f"), ("coherence", ".4f"),
-                         ("spacing_error_m", ".3e"), ("position_rms_m", ".3e"), ("temperature", ".3g")):
+                         ("spacing_error_m", ".3e"), ("position_rms_m", ".3e"), ("element_error", ".4f"),
+                         ("temperature", ".3g")):
             v = row.get(key)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 parts.append(f"{key} {v:{fmt}}")
@@ -314,6 +356,21 @@ class Trainer(Harness):
     def plot(self, path: str) -> None:
         o = self.options
         plot_history(path, self.history, f"{o.method} learning ({o.loss})", min(o.curriculum_steps, o.iterations))
+
+
+def element_tensors(array: "tm.ImpairmentArray") -> dict[str, np.ndarray]:
+    """The weights tensors of the element models of a learned ImpairmentArray (weights.py):
+    gain_db and phase_rad (K,), amplitude (K,), coupling (L, 2) [Re, Im], float64."""
+    out = {}
+    with torch.no_grad():
+        if "gain" in array.models:
+            out["gain_db"] = (array.log_gain * (20.0 / math.log(10.0))).cpu().numpy().astype(np.float64)
+            out["phase_rad"] = array.phase.cpu().numpy().astype(np.float64)
+        if "dead" in array.models:
+            out["amplitude"] = array.amplitude.cpu().numpy().astype(np.float64)
+        if "coupling" in array.models:
+            out["coupling"] = array.coupling.cpu().numpy().astype(np.float64)
+    return out
 
 
 class _FrameLoss(torch.nn.Module):
@@ -370,5 +427,5 @@ def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cp
     return Trainer(scenario, options, device, dist).run(out, resume, progress, log)
 
 
-__all__ = ["COHERENCE_SPAN_DEG", "DRAW_CHUNK", "METHODS", "PROFILES", "Batch", "TrainOptions", "Trainer",
-           "plot_history", "train"]
+__all__ = ["COHERENCE_SPAN_DEG", "DRAW_CHUNK", "LR_SCALE", "METHODS", "PROFILES", "Batch", "TrainOptions", "Trainer",
+           "element_tensors", "plot_history", "train"]
