@@ -7,6 +7,8 @@
   fig5  single-target trade-offs over eta x phi: p_md, angle / range RMSE vs SER, learned methods (Fig. 5)
   fig6  the same on the unseen sector [-20, 20] deg (Fig. 6)
   crb   single-target Cramer-Rao bounds vs SNR_r beside OMP / dOMP / baseline RMSE
+  impairments  array impairments beyond Example 1 (gain / phase errors, mutual coupling, dead
+        elements, a combination): baseline vs perfect knowledge vs impairment learning
 
 Run one with ``isac-eval --experiment NAME --out DIR [--size quick|default|paper]`` or
 :func:`run`. Each writes NAME.csv, NAME.png and NAME.json (the summary: scenario, sizes, key
@@ -26,7 +28,7 @@ from typing import Iterable
 
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
-from . import crb, fig3, sweep, tradeoff
+from . import crb, fig3, impairments, sweep, tradeoff
 from ..transceiver import default_kernel
 from .common import SIZES, Context, ExperimentError, write_json
 from .resume import ResultStore, file_digest, scenario_digest
@@ -43,6 +45,8 @@ EXPERIMENTS = {
     "fig6": (tradeoff.DEFAULTS_FIG6, tradeoff.QUICK_FIG6, tradeoff.run_fig6,
              "single-target trade-offs on the unseen sector [-20, 20] (Fig. 6)"),
     "crb": (crb.DEFAULTS, crb.QUICK, crb.run, "single-target CRB vs SNR_r beside OMP / dOMP / baseline RMSE"),
+    "impairments": (impairments.DEFAULTS, impairments.QUICK, impairments.run,
+                    "gain / phase errors, mutual coupling, dead elements: baseline vs perfect vs impairment learning"),
 }
 
 
@@ -56,6 +60,7 @@ PAPER_SIZES = {
     "fig5": {"run.frames": 2000, "run.calibration_frames": 20000, "run.batch": 200},
     "fig6": {"run.frames": 2000, "run.calibration_frames": 20000, "run.batch": 200},
     "crb": {"run.frames": 10000, "run.batch": 200},
+    "impairments": {"run.frames": 5000, "run.calibration_frames": 5000, "run.batch": 200},
 }
 
 
@@ -93,8 +98,8 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     if weights and name not in ("fig8", "fig9"):
         raise ExperimentError(f"--weights is used by experiments fig9 and fig8 only, not {name}"
                               + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else ""))
-    if weights_dir and name not in ("fig5", "fig6"):
-        raise ExperimentError(f"--weights-dir is used by experiments fig5 and fig6 only, not {name}")
+    if weights_dir and name not in ("fig5", "fig6", "impairments"):
+        raise ExperimentError(f"--weights-dir is used by experiments impairments, fig5 and fig6 only, not {name}")
     if weights_dir and not os.path.isdir(weights_dir):
         raise ExperimentError(f"--weights-dir {weights_dir}: no such folder")
     os.makedirs(out, exist_ok=True)
