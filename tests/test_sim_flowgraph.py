@@ -60,7 +60,7 @@ def check_streamed_equals_offline(sc, tb, seen, t, kernel, threshold=THRESHOLD):
         assert int(truth["count"]) == frames.scenes[i].count
         np.testing.assert_allclose(truth["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
         assert int(det["count"]) == len(want["angle_rad"])
-        tol = 1e-9 if kernel == "numpy" else 1e-4  # C++ vs numpy reference: single precision
+        tol = 1e-9 if kernel == "numpy" else 1e-4  # C++ kernels or float32 networks: single precision
         np.testing.assert_allclose(det["angle_deg"], np.rad2deg(want["angle_rad"]), atol=tol)
         np.testing.assert_allclose(det["range_m"], want["range_m"], atol=tol * 100)
         assert errors == int(np.count_nonzero(detected[i] != frames.messages[i]))
@@ -108,7 +108,9 @@ def test_streamed_nnbl_equals_offline(sc, nn_weights):
     t = transceiver.build(sc, "nn", nn_weights)
     assert tb.receiver.receiver == "nn" and t.receiver_name == "nn"
     np.testing.assert_array_equal(tb.precoder.precoder(), t.precoder(sc))
-    check_streamed_equals_offline(sc, tb, seen, t, "numpy", threshold)
+    # the networks compute in float32 and the stream batches frames differently from the offline
+    # call (BLAS blocking): single-precision agreement, as for the C++ kernels
+    check_streamed_equals_offline(sc, tb, seen, t, "float32", threshold)
 
 
 def test_isac_sim_runs_nnbl_weights(sc, nn_weights, tmp_path, capsys):
