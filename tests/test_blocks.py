@@ -236,13 +236,13 @@ def run_omp_receiver(sc, y_tilde, **extra):
     return rx, messages_of(debug)
 
 
-def assert_detections_equal(got, frames_, result, threshold):
+def assert_detections_equal(got, frames_, result, threshold, atol=1e-9):
     assert [d["frame"] for d in got] == list(frames_.index)
     for b, d in enumerate(got):
         ref = result.detections(b, threshold)
         assert d["count"] == len(ref["angle_rad"])
-        np.testing.assert_allclose(d["angle_deg"], np.rad2deg(ref["angle_rad"]), rtol=0, atol=1e-9)
-        np.testing.assert_allclose(d["range_m"], ref["range_m"], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(d["angle_deg"], np.rad2deg(ref["angle_rad"]), rtol=0, atol=atol)
+        np.testing.assert_allclose(d["range_m"], ref["range_m"], rtol=0, atol=atol)
         np.testing.assert_allclose(d["gain"], np.abs(ref["gain"]), rtol=1e-3)
         np.testing.assert_allclose(d["peak"], ref["peak"], rtol=1e-3)
 
@@ -722,7 +722,8 @@ def test_nn_receiver_block_equals_offline_nn_transceiver(sc, frames, nn_trained)
     threshold = float(np.median(result.peaks))
     rx, got = run_omp_receiver(sc, y_tilde, method="nn", weights=path, threshold=threshold)
     assert rx.method == "nn" and rx.receiver == "nn"
-    assert_detections_equal(got, frames, result, threshold)
+    # float32 networks; torch's thread count (set by other tests) changes the summation order
+    assert_detections_equal(got, frames, result, threshold, atol=1e-4)
     counts = [d["count"] for d in got]
     assert counts == result.counts(threshold).tolist()
     assert 0 < sum(counts) < N * sc.scene["max_targets"]
