@@ -294,6 +294,21 @@ def test_swapped_k_and_s_are_refused_naming_both_blocks(sc, frames):
     assert "K = 16, S = 64" in ch.fatal_error and "K = 64, S = 16" in ch.fatal_error
 
 
+def test_a_block_that_gives_up_stops_an_endless_grc_style_flowgraph(sc):
+    """No handler (a GRC flowgraph): the block stops the top block holding it, so an endless source
+    does not keep the flowgraph running with a dead block."""
+    tb = gr.top_block()
+    src = message_source.from_scenario(sc, frames=0)  # endless
+    pre = precoder.from_scenario(sc)
+    ch = ula_channel(K=S, S=K)
+    tb.connect((src, 1), pre, ch)
+    tb.connect((src, 0), blocks.null_sink(gr.sizeof_int * S))
+    for port, size in ((0, K * S), (1, K), (2, K)):
+        tb.connect((ch, port), blocks.null_sink(gr.sizeof_gr_complex * size))
+    assert run_with_timeout(tb, 30) is None
+    assert ch.fatal_error is not None and pre.alias() in ch.fatal_error
+
+
 def test_swapped_k_and_s_between_filter_and_receiver_stop_isac_sim_flowgraph(sc, frames):
     tb = gr.top_block()
     rf = reciprocal_filter.from_scenario(sc)

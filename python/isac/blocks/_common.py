@@ -314,16 +314,46 @@ class FrameFailures:
         return self.consecutive >= MAX_CONSECUTIVE_FAILURES
 
 
+def holding_top_block(block):
+    """The Python top block whose stream edges name ``block`` (by its alias), found among the live
+    objects (GNU Radio gives a block no link to its flowgraph); None when there is not exactly
+    one (a C++ top block, a block inside a hierarchical block)."""
+    import gc
+
+    from gnuradio import gr
+
+    alias = block.alias()
+    found = []
+    for obj in gc.get_objects():
+        if gr.top_block in type(obj).__mro__:
+            try:
+                edges = obj.edge_list()
+            except Exception:  # noqa: BLE001 - a half-built or closed top block: not ours
+                continue
+            ends = (end.strip().rpartition(":")[0] for line in edges.splitlines() for end in line.split("->"))
+            if alias in ends:
+                found.append(obj)
+    return found[0] if len(found) == 1 else None
+
+
 def stop_flowgraph(block, message: str) -> int:
-    """A failure the block cannot survive: log ``message``, keep it in ``block.fatal_error``, tell
-    the flowgraph's handler ``block.on_fatal(block, message)`` when one is set (isac-sim's
-    flowgraph stops and reports it), and return WORK_DONE (-1) for ``work`` to return."""
+    """A failure the block cannot survive: log ``message``, keep it in ``block.fatal_error``, and
+    stop the flowgraph: through its handler ``block.on_fatal(block, message)`` when one is set
+    (isac-sim's flowgraph stops and raises it), else by stopping the Python top block that holds
+    the block (a GRC flowgraph's ``wait()`` then returns). Returns WORK_DONE (-1) for ``work``."""
     if getattr(block, "fatal_error", None) is None:
         block.fatal_error = message
         block.logger.error(message)
         handler = getattr(block, "on_fatal", None)
         if handler is not None:
             handler(block, message)
+        else:
+            import threading
+
+            tb = holding_top_block(block)
+            if tb is not None:
+                block.logger.error("stopping the flowgraph")
+                threading.Thread(target=tb.stop, name="isac_fatal_stop", daemon=True).start()
     return -1
 
 
