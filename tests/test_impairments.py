@@ -174,7 +174,8 @@ COMBINED = ("array.gain_std_db=1.5", "array.phase_std_deg=30", "array.coupling_t
 def test_torch_impairment_array_matches_numpy(overrides):
     sc = load(*overrides)
     models = imp.learned_models(sc)
-    model = tm.ImpairmentArray(64, LAM, 720, "spacing", models, sc.array["coupling_taps"] if "coupling" in models else 0)
+    taps = sc.array["coupling_taps"] if "coupling" in models else 0
+    model = tm.ImpairmentArray(64, LAM, 720, "spacing", models, taps)
     # initialised at the nominal array: C = I, g = 1
     np.testing.assert_allclose(model.atoms(torch.as_tensor(TH)).detach().numpy().T,
                                arr.nominal_array(64, LAM).steering(TH), atol=2e-6)
@@ -207,10 +208,10 @@ def test_torch_sensing_echo_through_an_impaired_array_matches_numpy():
     x = np.exp(1j * np.pi / 4 * (2 * rng.integers(0, 4, S) + 1)).astype(np.complex64)
     scene = Scene(np.deg2rad([-33.0, -25.0]), np.array([40.0, 120.0]), np.array([1.0 + 0.5j, -0.3j]))
     ref = sensing_echo(true, f, x, scene, 120e3, 1.0, None)
+    delays = torch.as_tensor(2 * scene.ranges_m / 299_792_458.0)[None]
     got = tm.sensing_echo(torch.as_tensor(true.positions_m), LAM, torch.as_tensor(f)[None], torch.as_tensor(x)[None],
-                          torch.as_tensor(scene.angles_rad)[None], torch.as_tensor(2 * scene.ranges_m / 299_792_458.0)[None],
-                          torch.as_tensor(scene.gains)[None], torch.ones(1, 2, dtype=torch.bool), 120e3,
-                          torch.as_tensor(true.element_matrix))
+                          torch.as_tensor(scene.angles_rad)[None], delays, torch.as_tensor(scene.gains)[None],
+                          torch.ones(1, 2, dtype=torch.bool), 120e3, torch.as_tensor(true.element_matrix))
     np.testing.assert_allclose(got[0].numpy(), ref, atol=2e-5 * np.abs(ref).max())
 
 
@@ -226,8 +227,8 @@ def test_receivers_of_an_impaired_array_match_atoms_at_equal_norms_and_domp_is_r
     cos = np.abs(np.sum(D.conj() * raw, axis=0)) / (np.linalg.norm(D, axis=0) * np.linalg.norm(raw, axis=0))
     np.testing.assert_allclose(cos, 1.0, atol=1e-5)  # ... of the true atoms' directions
     # a position array keeps the paper's dictionary bit for bit
-    np.testing.assert_array_equal(build(load(), "perfect").receiver.dictionaries.phi_a,
-                                  arr.true_array(load()).steering(build(load(), "perfect").receiver.dictionaries.angles_rad))
+    plain = build(load(), "perfect").receiver.dictionaries
+    np.testing.assert_array_equal(plain.phi_a, arr.true_array(load()).steering(plain.angles_rad))
     for method, weights in (("perfect", None), ("impairment", _true_weights(tmp_path, sc))):
         with pytest.raises(ValueError, match="receiver 'domp' recomputes its atoms from the element positions only"):
             build(sc, method, weights, "domp")

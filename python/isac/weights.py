@@ -272,8 +272,8 @@ def validate(weights: Weights, scenario: Scenario | None, name: str | None = Non
         have, want = models, impairments.learned_models(scenario)
         if have != want:
             raise WeightsError(f"{name}: learned for array models {', '.join(have)}, the scenario's array has "
-                               f"{', '.join(want)} (model.impairments: array.spacing_std_m, gain_std_db, phase_std_deg, "
-                               f"coupling_taps, dead_elements / dead_list)")
+                               f"{', '.join(want)} (model.impairments: array.spacing_std_m, gain_std_db, "
+                               f"phase_std_deg, coupling_taps, dead_elements / dead_list)")
         if not weights.other_array and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
             raise WeightsError(f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
                                f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology; "

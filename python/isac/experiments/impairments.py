@@ -50,8 +50,10 @@ QUICK = {"run.frames": 40, "run.calibration_frames": 60, "run.batch": 50}
 CONFIGS = {
     "gain-mild": ("gain", "mild", "gain 1.5 dB / 30°", {"array.gain_std_db": 1.5, "array.phase_std_deg": 30.0}),
     "gain-strong": ("gain", "strong", "gain 3 dB / 60°", {"array.gain_std_db": 3.0, "array.phase_std_deg": 60.0}),
-    "coupling-mild": ("coupling", "mild", "coupling −15 dB, 3 taps", {"array.coupling_taps": 3, "array.coupling_db": -15.0}),
-    "coupling-strong": ("coupling", "strong", "coupling −8 dB, 3 taps", {"array.coupling_taps": 3, "array.coupling_db": -8.0}),
+    "coupling-mild": ("coupling", "mild", "coupling −15 dB, 3 taps",
+                      {"array.coupling_taps": 3, "array.coupling_db": -15.0}),
+    "coupling-strong": ("coupling", "strong", "coupling −8 dB, 3 taps",
+                        {"array.coupling_taps": 3, "array.coupling_db": -8.0}),
     "dead-mild": ("dead", "mild", "K/16 dead", {"dead_fraction": 1 / 16}),
     "dead-strong": ("dead", "strong", "K/4 dead", {"dead_fraction": 1 / 4}),
     "combined-mild": ("combined", "mild", "0.1 mm + 1 dB/15° + −20 dB + K/32 dead",
@@ -146,7 +148,8 @@ def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path:
 def _coherence(a: np.ndarray, b: np.ndarray) -> float:
     """Mean |a^H b| / (||a|| ||b||) over the columns (angles)."""
     a, b = a.astype(np.complex128), b.astype(np.complex128)
-    return float(np.mean(np.abs(np.sum(a.conj() * b, axis=0)) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))))
+    cos = np.abs(np.sum(a.conj() * b, axis=0)) / (np.linalg.norm(a, axis=0) * np.linalg.norm(b, axis=0))
+    return float(np.mean(cos))
 
 
 def _element_error(est: np.ndarray, ref: np.ndarray) -> float:
@@ -260,9 +263,10 @@ def run(ctx: Context) -> dict:
     write_csv(ctx.path("impairments.csv"), rows, COLUMNS)
     sc = base.scene
     plot(ctx.path("impairments.png"), rows,
-         f"Array impairments: baseline vs perfect knowledge vs impairment learning at p_fa = "
-         f"{base.receiver['p_fa']:g} (impairment seed {base.array['impairment_seed']}, T_max = {sc['max_targets']}, "
-         f"eta = {base.transmitter['eta']:g}, {base.run['frames']} test frames, {ctx.size} size)")
+         f"Array impairments: baseline vs perfect knowledge vs impairment learning, p_fa = {base.receiver['p_fa']:g}\n"
+         f"(impairment seed {base.array['impairment_seed']}, K = {base.array['antennas']}, T_max = "
+         f"{sc['max_targets']}, eta = {base.transmitter['eta']:g}, {base.run['frames']} test frames, "
+         f"{ctx.size} size; 95 % intervals)")
     table = {r["config"]: {} for r in rows}
     for r in rows:
         table[r["config"]][r["method"]] = {c: r[c] for c in ("p_md", "p_md_lo", "p_md_hi", "gospa", "gospa_lo",

@@ -73,7 +73,8 @@ def _rng(seed: int, tag: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), tag]))
 
 
-def draw_gain_errors(antennas: int, gain_std_db: float, phase_std_deg: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_gain_errors(antennas: int, gain_std_db: float, phase_std_deg: float,
+                     seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(A (K,) dB, phi (K,) rad): A_k ~ N(0, gain_std_db^2), phi_k ~ N(0, phase_std_deg^2)
     converted to rad; reproducible from ``seed``. Zero stds give zeros."""
     if not (gain_std_db >= 0 and phase_std_deg >= 0):
@@ -234,6 +235,7 @@ def check_domp(array: ArrayModel) -> None:
                          f"use receiver 'omp'")
 
 
-__all__ = ["ELEMENT_MODELS", "ImpairedArray", "MODELS", "ReceiverArray", "receiver_array", "active_models", "check_domp", "coupling_matrix",
-           "dead_indices", "draw_coupling", "draw_dead_elements", "draw_gain_errors", "element_amplitudes",
-           "element_gains", "element_models", "element_response", "impaired_array", "learned_models"]
+__all__ = ["ELEMENT_MODELS", "ImpairedArray", "MODELS", "ReceiverArray", "active_models", "check_domp",
+           "coupling_matrix", "dead_indices", "draw_coupling", "draw_dead_elements", "draw_gain_errors",
+           "element_amplitudes", "element_gains", "element_models", "element_response", "impaired_array",
+           "learned_models", "receiver_array"]

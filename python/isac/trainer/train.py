@@ -20,9 +20,10 @@ Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean arr
 errors, mutual coupling, dead or weak elements), impairment learning learns the parameters of
 every active model (model.impairments.learned_models; torch_model.ImpairmentArray), each model
 with its own learning rate (LR_SCALE times the lr), dOMP matches the atoms at equal norms
-(torch_model.ReceiverView), and validation also reports the element error of M = C diag(g). Under torchrun the step is data parallel (trainer/distributed.py): each rank draws
-its slice of the step's frames from the same generators and DistributedDataParallel averages
-the gradients.
+(torch_model.ReceiverView), and validation also reports the element error of M = C diag(g).
+Under torchrun the step is data parallel (trainer/distributed.py): each rank draws its slice
+of the step's frames from the same generators and DistributedDataParallel averages the
+gradients.
 """
 from __future__ import annotations
 
