@@ -6,7 +6,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..model.array import spacing_array, true_array
+from ..model.array import PositionArray, spacing_array, true_array
 from ..model.channels import comm_tap_variances
 from ..model.channels_stream import FrameBatch, channel_frames, channel_frames_cpp
 from ..model.scene import Scene, sensing_gain_variance
@@ -50,7 +50,8 @@ class ula_channel(gr.sync_block):
     the same draws from numpy's generator and distribution code, the echo in C++, the downlink
     completed by ``model.channels_stream.comm_from_draws``) when it is built and agrees with
     ``channel_frame`` on a check frame at construction, else by ``channel_frame`` frame by frame
-    (``use_cpp`` says which). ``set_threads(n)`` splits a call's frames over n threads.
+    (``use_cpp`` says which; the C++ twin takes arrays given by element positions, so arrays with
+    element gains or coupling run the numpy model). ``set_threads(n)`` splits a call's frames over n threads.
 
     A frame whose computation raises (e.g. MemoryError) is flagged, counted in ``failed_frames``
     and logged, and the stream goes on: its outputs are NaN (the receivers skip it) and its truth
@@ -140,8 +141,8 @@ class ula_channel(gr.sync_block):
             from .. import FrameChannel, numpy_stream_available
         except ImportError:
             return None
-        if not numpy_stream_available() or not hasattr(self.array, "positions_m"):
-            return None
+        if not numpy_stream_available() or not isinstance(self.array, PositionArray):
+            return None  # e.g. element gains / coupling (model.impairments): the numpy model runs
         p, fs = self._params(), self.fixed_scene
         kernel = FrameChannel(self.array.positions_m, self.array.wavelength_m, p["spacing_hz"], self.S,
                               p["max_targets"], p["sector_rad"], p["range_m"], p["gain_variance"],
