@@ -263,9 +263,16 @@ def main(argv=None) -> int:
         return 2
     for pub in tb.publishers:  # the bound endpoint: with port 0, the only way to learn the port
         print(f"publishing {pub.fmt} on {pub.endpoint}", file=sys.stderr, flush=True)
+    from ..flowgraph import FlowgraphError
+
     t0 = time.perf_counter()
     try:
         tb.run()
+    except FlowgraphError as exc:  # a block gave up (e.g. every frame failing): one line, non-zero exit
+        if printer is not None:
+            printer.close()
+        print(f"error: the flowgraph stopped: {exc}", file=sys.stderr)
+        return 1
     finally:
         tb.close()
     seconds = time.perf_counter() - t0
