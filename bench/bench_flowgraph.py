@@ -26,6 +26,7 @@ summed over the rounds. Each flowgraph run's metrics are checked against the off
 
 OpenBLAS runs one thread (OPENBLAS_NUM_THREADS=1 before numpy is imported), as in isac-sim.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,13 +47,20 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--frames", type=int, default=500, help="test frames per run (default 500)")
     p.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    p.add_argument("--configs", default="baseline:omp,baseline:domp,impairment:omp,impairment:domp",
-                   help="comma-separated method:receiver pairs")
+    p.add_argument(
+        "--configs",
+        default="baseline:omp,baseline:domp,impairment:omp,impairment:domp",
+        help="comma-separated method:receiver pairs",
+    )
     p.add_argument("--threads", default="1,2", help="flowgraph thread counts (default 1,2)")
     p.add_argument("--weights", help="weights file for learned methods (default: the shipped ones)")
     p.add_argument("--chunk", type=int, default=32, help="frames per kernel call of the bare kernel (default 32)")
-    p.add_argument("--calibration-frames", type=int, default=200,
-                   help="calibration frames for each configuration's threshold (default 200)")
+    p.add_argument(
+        "--calibration-frames",
+        type=int,
+        default=200,
+        help="calibration frames for each configuration's threshold (default 200)",
+    )
     p.add_argument("--no-offline", action="store_true", help="skip the offline candidate")
     return p.parse_args(argv)
 
@@ -133,7 +141,8 @@ def main(argv=None) -> int:
     args = parse(argv)
     import numpy as np
 
-    from gnuradio.isac import transceiver, weights as weights_io
+    from gnuradio.isac import transceiver
+    from gnuradio.isac import weights as weights_io
     from gnuradio.isac.config import Scenario
     from gnuradio.isac.evaluation import calibrate, score
     from gnuradio.isac.flowgraph import SimFlowgraph
@@ -144,10 +153,14 @@ def main(argv=None) -> int:
     threads = [int(t) for t in args.threads.split(",") if t]
     fg_takes_threads = "threads" in inspect.signature(SimFlowgraph.__init__).parameters
     base = Scenario.default().with_overrides({"run.frames": N, "run.calibration_frames": args.calibration_frames})
-    print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs (this process may use {len(os.sched_getaffinity(0))}), "
-          f"python {platform.python_version()}, numpy {np.__version__}")
-    print(f"frames per run: {N}, rounds: {args.rounds}, kernel chunk: {args.chunk}, "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
+    print(
+        f"machine: {cpu_name()}, {os.cpu_count()} CPUs (this process may use {len(os.sched_getaffinity(0))}), "
+        f"python {platform.python_version()}, numpy {np.__version__}"
+    )
+    print(
+        f"frames per run: {N}, rounds: {args.rounds}, kernel chunk: {args.chunk}, "
+        f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}"
+    )
     loads = [loadavg()]
     print(f"load average (1 min) at start: {loads[0]:.2f}", flush=True)
 
@@ -164,15 +177,25 @@ def main(argv=None) -> int:
         threshold = calibrate(base, sim, t.receiver, False)
         frames = sim.frames(0, N, "test")
         y = reciprocal_filter(frames.y_sensing, frames.symbols)
-        configs.append(dict(name=f"{method}:{receiver}", method=method, receiver=receiver, weights=w, t=t, sim=sim,
-                            threshold=threshold, y=y))
+        configs.append(
+            dict(
+                name=f"{method}:{receiver}",
+                method=method,
+                receiver=receiver,
+                weights=w,
+                t=t,
+                sim=sim,
+                threshold=threshold,
+                y=y,
+            )
+        )
 
     def run_kernel(cfg):
         rx = cfg["t"].receiver
         with pinned(1):
             t0, c0 = time.perf_counter(), time.thread_time()
             for start in range(0, N, args.chunk):
-                rx(cfg["y"][start:start + args.chunk])
+                rx(cfg["y"][start : start + args.chunk])
             return time.perf_counter() - t0, None, {"(main thread)": time.thread_time() - c0}
 
     def run_offline(cfg):
@@ -183,12 +206,22 @@ def main(argv=None) -> int:
 
     def run_flowgraph(cfg, n):
         kw = {"threads": n} if fg_takes_threads else {}
-        tb = SimFlowgraph(base, N, cfg["threshold"], method=cfg["method"], weights=cfg["weights"],
-                          receiver=cfg["receiver"], kernel="cpp", **kw)
+        tb = SimFlowgraph(
+            base,
+            N,
+            cfg["threshold"],
+            method=cfg["method"],
+            weights=cfg["weights"],
+            receiver=cfg["receiver"],
+            kernel="cpp",
+            **kw,
+        )
         # GNU Radio names a block's thread after the block (cut to 15 characters): the first 9
         # characters tell the blocks of this flowgraph apart
-        names = {b.name()[:9]: b.name() for b in (tb.source, tb.precoder, tb.channel, tb.reciprocal, tb.receiver,
-                                                  tb.comm, tb.metrics)}
+        names = {
+            b.name()[:9]: b.name()
+            for b in (tb.source, tb.precoder, tb.channel, tb.reciprocal, tb.receiver, tb.comm, tb.metrics)
+        }
         with ThreadCpu() as cpu, pinned(n):  # the sampling thread is not pinned with the flowgraph
             t0 = time.perf_counter()
             tb.run()
@@ -237,8 +270,10 @@ def main(argv=None) -> int:
         one = rate.get("flowgraph 1T")
         for k, _ in candidates:
             vs1 = f"{rate[k] / one:.2f}x" if one and k.startswith("flowgraph") else ""
-            print(f"| {cfg['name']} | {k} | {rate[k]:.0f} | {rate[k] / rate['kernel']:.2f} | {vs1} | "
-                  f"{cms[k]:.3f} | {cms['kernel'] / cms[k]:.2f} |")
+            print(
+                f"| {cfg['name']} | {k} | {rate[k]:.0f} | {rate[k] / rate['kernel']:.2f} | {vs1} | "
+                f"{cms[k]:.3f} | {cms['kernel'] / cms[k]:.2f} |"
+            )
     print()
     print("Per-block CPU (ms per frame, share of the flowgraph's CPU), summed over the rounds:")
     for cfg in configs:
@@ -254,8 +289,7 @@ def main(argv=None) -> int:
             for name, sec in sorted(acc.items(), key=lambda kv: -kv[1]):
                 print(f"| {name} | {sec / frames * 1e3:.3f} | {100 * sec / total:.1f} % |")
     print()
-    print(f"load average (1 min): start {loads[0]:.2f}, after each round "
-          f"{', '.join(f'{v:.2f}' for v in loads[1:])}")
+    print(f"load average (1 min): start {loads[0]:.2f}, after each round {', '.join(f'{v:.2f}' for v in loads[1:])}")
     if mismatches:
         print("MISMATCH between flowgraph and offline metrics:\n  " + "\n  ".join(mismatches))
         return 1

@@ -8,12 +8,14 @@ Sizes of the paper: K = 64 antennas, S = 256 subcarriers, N_theta = 720 angles o
 [-90, 90] deg (the dOMP grid), N_tau = 200 delays over [10, 190] m, T = 5 iterations.
 Frames: 3 random targets in white noise. Dictionaries of the nominal array (symmetric about
 its centre: the map's half-size angle product applies) and, for comparison rows, of an
-Example-1 impaired array (general angle product, like a learned dictionary). Each line is the median over ``repeats`` timed
+Example-1 impaired array (general angle product, like a learned dictionary). Each line is the median over ``repeats``
+timed
 calls on all frames (candidates interleaved, so machine load hits all alike), in ms per
 frame, and its ratio to the numpy reference of that group (>1: faster than numpy).
 The thread count is applied to OpenBLAS/OpenMP (environment, before numpy is imported)
 and to the C++ kernels (threads=, frames split across threads).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,8 +41,8 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
-
 from gnuradio import isac  # noqa: E402
+
 from gnuradio.isac.model import array as arr  # noqa: E402
 from gnuradio.isac.model.angle_delay import angle_delay_map_complex  # noqa: E402
 from gnuradio.isac.model.domp import DEFAULT_TEMPERATURE, domp_inference, window_half_widths  # noqa: E402
@@ -88,20 +90,26 @@ def main() -> int:
     pd_c = D.phi_d.conj()
     omp_kernel = isac.OmpKernel(D.phi_a, D.phi_d)
     omp_kernel_i = isac.OmpKernel(Di.phi_a, Di.phi_d)
-    domp_kernel = isac.DompKernel(D.phi_a, D.phi_d, angles, delays, nominal.positions_m, LAM, DF, hw,
-                                  DEFAULT_TEMPERATURE)
-    domp_kernel_i = isac.DompKernel(Di.phi_a, Di.phi_d, angles, delays, impaired.positions_m, LAM, DF, hw,
-                                    DEFAULT_TEMPERATURE)
+    domp_kernel = isac.DompKernel(
+        D.phi_a, D.phi_d, angles, delays, nominal.positions_m, LAM, DF, hw, DEFAULT_TEMPERATURE
+    )
+    domp_kernel_i = isac.DompKernel(
+        Di.phi_a, Di.phi_d, angles, delays, impaired.positions_m, LAM, DF, hw, DEFAULT_TEMPERATURE
+    )
     cmap = isac.angle_delay_map_complex
 
     groups = {
         "map (complex, Na x Nd)": [
             ("numpy, paper order (Phi_a^H Y) Phi_d^*", lambda: (pa_h @ Y) @ pd_c),
             ("numpy, cheap order Phi_a^H (Y Phi_d^*)  [ref]", lambda: angle_delay_map_complex(Y, D.phi_a, D.phi_d)),
-            ("C++, general products (GEMM, GEMM)",
-             lambda: cmap(Y, D.phi_a, D.phi_d, chirp_z=False, symmetric=False, threads=W)),
-            ("C++, chirp-z delay side, general angle side",
-             lambda: cmap(Y, D.phi_a, D.phi_d, symmetric=False, threads=W)),
+            (
+                "C++, general products (GEMM, GEMM)",
+                lambda: cmap(Y, D.phi_a, D.phi_d, chirp_z=False, symmetric=False, threads=W),
+            ),
+            (
+                "C++, chirp-z delay side, general angle side",
+                lambda: cmap(Y, D.phi_a, D.phi_d, symmetric=False, threads=W),
+            ),
             ("C++, chirp-z + symmetric array (default here)", lambda: cmap(Y, D.phi_a, D.phi_d, threads=W)),
         ],
         f"OMP, T = {T}": [
@@ -111,8 +119,10 @@ def main() -> int:
             ("C++ isac.OmpKernel, impaired array", lambda: omp_kernel_i(Y, T, threads=W)),
         ],
         f"dOMP inference, T = {T}, window {hw}": [
-            ("numpy model.domp.domp_inference  [ref]",
-             lambda: domp_inference(Y, D, nominal.positions_m, LAM, DF, T, hw, DEFAULT_TEMPERATURE)),
+            (
+                "numpy model.domp.domp_inference  [ref]",
+                lambda: domp_inference(Y, D, nominal.positions_m, LAM, DF, T, hw, DEFAULT_TEMPERATURE),
+            ),
             ("C++ isac.DompKernel (kept)", lambda: domp_kernel(Y, T, threads=W)),
             ("C++ isac.DompKernel, impaired array", lambda: domp_kernel_i(Y, T, threads=W)),
         ],
@@ -127,15 +137,21 @@ def main() -> int:
     same_domp = np.array_equal(dgot[4], dref.angle_index) and np.array_equal(dgot[5], dref.delay_index)
     dth = np.abs(dgot[0] - dref.angles_rad).max() / (angles[1] - angles[0])
 
-    print(f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; numpy {np.__version__}; "
-          f"python {platform.python_version()}")
-    print(f"threads: {W} (OPENBLAS/OMP/MKL_NUM_THREADS and C++ threads=); frames: {B}; "
-          f"repeats: {args.repeats} (median)")
-    print(f"nominal array: chirp-z {isac.delay_dictionary_is_uniform_dft(D.phi_d)}, symmetric "
-          f"{isac.angle_dictionary_is_symmetric(D.phi_a)}; impaired array: symmetric "
-          f"{isac.angle_dictionary_is_symmetric(Di.phi_a)}")
-    print(f"C++ == numpy on these frames: OMP indices {same_omp}, dOMP indices {same_domp}, "
-          f"dOMP angle difference {dth:.1e} pixel")
+    print(
+        f"CPU: {cpu_name()}, {os.cpu_count()} logical CPUs; numpy {np.__version__}; python {platform.python_version()}"
+    )
+    print(
+        f"threads: {W} (OPENBLAS/OMP/MKL_NUM_THREADS and C++ threads=); frames: {B}; repeats: {args.repeats} (median)"
+    )
+    print(
+        f"nominal array: chirp-z {isac.delay_dictionary_is_uniform_dft(D.phi_d)}, symmetric "
+        f"{isac.angle_dictionary_is_symmetric(D.phi_a)}; impaired array: symmetric "
+        f"{isac.angle_dictionary_is_symmetric(Di.phi_a)}"
+    )
+    print(
+        f"C++ == numpy on these frames: OMP indices {same_omp}, dOMP indices {same_domp}, "
+        f"dOMP angle difference {dth:.1e} pixel"
+    )
     for title, cands in groups.items():
         for _, f in cands:  # warm-up
             f()

@@ -23,6 +23,7 @@ the frame, frames/s over the last --window frames, the resident set size (VmRSS 
 /proc/self/status, MiB) and the running p_md / GOSPA. The last lines compare the end with
 frame 1,000 (per cent change of frames/s and RSS).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,8 +66,10 @@ class Probe:
         self.csv = open(csv_path, "w") if csv_path else None
         if self.csv:
             self.csv.write("frame,frames_per_s,frames_per_s_since_last,rss_mib,elapsed_s\n")
-        print(f"{'frame':>8s} {'frames/s':>9s} {'since last':>10s} {'RSS MiB':>8s} {'elapsed s':>9s}  running metrics",
-              flush=True)
+        print(
+            f"{'frame':>8s} {'frames/s':>9s} {'since last':>10s} {'RSS MiB':>8s} {'elapsed s':>9s}  running metrics",
+            flush=True,
+        )
 
     def __call__(self, *args) -> None:
         now = time.perf_counter()
@@ -83,8 +86,11 @@ class Probe:
             rss = rss_mib()
             self.rows.append((n, rate, rss, since))
             s = self.summary()
-            print(f"{n:8d} {rate:9.1f} {since:10.1f} {rss:8.1f} {now - self.t0:9.1f}  p_md {s['p_md']:.4f}  "
-                  f"GOSPA {s['gospa']:.2f} m  SER {s['ser']:.3g}", flush=True)
+            print(
+                f"{n:8d} {rate:9.1f} {since:10.1f} {rss:8.1f} {now - self.t0:9.1f}  p_md {s['p_md']:.4f}  "
+                f"GOSPA {s['gospa']:.2f} m  SER {s['ser']:.3g}",
+                flush=True,
+            )
             if self.csv:
                 self.csv.write(f"{n},{rate:.3f},{since:.3f},{rss:.2f},{now - self.t0:.2f}\n")
                 self.csv.flush()
@@ -98,17 +104,23 @@ class Probe:
             print("too few frames for a comparison with frame 1,000")
             return
         print(f"frame {first[0]:,}: {first[1]:.1f} frames/s, RSS {first[2]:.1f} MiB")
-        print(f"frame {last[0]:,}: {last[1]:.1f} frames/s ({100 * (last[1] / first[1] - 1):+.1f} %), "
-              f"RSS {last[2]:.1f} MiB ({100 * (last[2] / first[2] - 1):+.1f} %, "
-              f"{(last[2] - first[2]) * 2 ** 20 / (last[0] - first[0]):+.1f} B per frame)")
+        print(
+            f"frame {last[0]:,}: {last[1]:.1f} frames/s ({100 * (last[1] / first[1] - 1):+.1f} %), "
+            f"RSS {last[2]:.1f} MiB ({100 * (last[2] / first[2] - 1):+.1f} %, "
+            f"{(last[2] - first[2]) * 2**20 / (last[0] - first[0]):+.1f} B per frame)"
+        )
         later = [r for r in self.rows if r[0] > 1000]
         rates = np.array([r[1] for r in self.rows if r[0] >= 1000])
-        print(f"frames/s over {self.window} frames from frame 1,000 on: min {rates.min():.1f}, "
-              f"median {np.median(rates):.1f}, max {rates.max():.1f}")
+        print(
+            f"frames/s over {self.window} frames from frame 1,000 on: min {rates.min():.1f}, "
+            f"median {np.median(rates):.1f}, max {rates.max():.1f}"
+        )
         if len(later) >= 2:  # between lines: longer spans, less noise from the machine's load
             a, b = later[0], later[-1]
-            print(f"frames/s between lines: {a[3]:.1f} up to frame {a[0]:,}, {b[3]:.1f} up to frame {b[0]:,} "
-                  f"({100 * (b[3] / a[3] - 1):+.1f} %)")
+            print(
+                f"frames/s between lines: {a[3]:.1f} up to frame {a[0]:,}, {b[3]:.1f} up to frame {b[0]:,} "
+                f"({100 * (b[3] / a[3] - 1):+.1f} %)"
+            )
 
 
 def run_flowgraph(args, scenario) -> Probe:
@@ -121,10 +133,13 @@ def run_flowgraph(args, scenario) -> Probe:
     threshold = args.threshold
     if threshold is None:
         threshold = calibrate(scenario, Simulator(scenario, precoder=t.precoder(scenario)), t.receiver, False)
-    print(f"method {args.method}, threshold {threshold:.6g}, K = {scenario.array['antennas']}, "
-          f"S = {scenario.ofdm['subcarriers']}, grid {scenario.receiver['angle_grid']} x "
-          f"{scenario.receiver['delay_grid']}, T_max = {scenario.scene['max_targets']}, "
-          f"scenario {scenario.hash()}", flush=True)
+    print(
+        f"method {args.method}, threshold {threshold:.6g}, K = {scenario.array['antennas']}, "
+        f"S = {scenario.ofdm['subcarriers']}, grid {scenario.receiver['angle_grid']} x "
+        f"{scenario.receiver['delay_grid']}, T_max = {scenario.scene['max_targets']}, "
+        f"scenario {scenario.hash()}",
+        flush=True,
+    )
     tb = SimFlowgraph(scenario, args.frames, threshold, method=args.method, zmq_json=args.zmq_json)
     probe = Probe(args.frames, args.every, args.window, tb.summary, args.csv)
     tb.on_frame = probe
@@ -163,8 +178,12 @@ def run_metrics(args, scenario) -> Probe:
                 k = min(t, e)
                 ea[:k], er[:k] = ta[:k] + self.rng.normal(0, 0.01, k), tr[:k] + self.rng.normal(0, 2.0, k)
                 for port, a, r in (("truth", ta, tr), ("detections", ea, er)):
-                    msg = {"frame": start + i, "count": int(len(a)), "angle_deg": np.rad2deg(a).tolist(),
-                           "range_m": r.tolist()}
+                    msg = {
+                        "frame": start + i,
+                        "count": int(len(a)),
+                        "angle_deg": np.rad2deg(a).tolist(),
+                        "range_m": r.tolist(),
+                    }
                     self.message_port_pub(pmt.intern(port), pmt.to_pmt(msg))
             output_items[0][:] = input_items[0]
             return n
@@ -202,8 +221,11 @@ def main() -> int:
     from gnuradio.isac.config import Scenario
 
     scenario = Scenario.load(args.config, args.overrides)
-    print(f"soak: {args.frames:,} frames, mode {args.mode}, pid {os.getpid()}, "
-          f"{threading.active_count()} threads, overrides {args.overrides or 'none'}", flush=True)
+    print(
+        f"soak: {args.frames:,} frames, mode {args.mode}, pid {os.getpid()}, "
+        f"{threading.active_count()} threads, overrides {args.overrides or 'none'}",
+        flush=True,
+    )
     t0 = time.perf_counter()
     probe = (run_flowgraph if args.mode == "flowgraph" else run_metrics)(args, scenario)
     print(f"{probe.count:,} frames in {time.perf_counter() - t0:.1f} s")

@@ -29,8 +29,8 @@
 #include <gnuradio/fft/fft.h> // gr::fft::planner::mutex(): FFTW's planner is not thread-safe
 
 #include <Eigen/Core>
-#include <fftw3.h>
 #include <cmath>
+#include <fftw3.h>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -52,7 +52,10 @@ void check_dims(const map_dims& d)
 }
 
 // Fractional part of a number of cycles, as a phase in radians.
-double cycles_to_rad(double cycles) { return 2.0 * M_PI * (cycles - std::floor(cycles)); }
+double cycles_to_rad(double cycles)
+{
+    return 2.0 * M_PI * (cycles - std::floor(cycles));
+}
 
 // x = n * v (mod 1) measured as `observed` (cycles); v_coarse known to << 0.5 / n.
 double refine(double v_coarse, double n, double observed)
@@ -61,7 +64,10 @@ double refine(double v_coarse, double n, double observed)
     return (observed + k) / n;
 }
 
-double phase_cycles(cfloat v) { return -std::atan2(double(v.imag()), double(v.real())) / (2.0 * M_PI); }
+double phase_cycles(cfloat v)
+{
+    return -std::atan2(double(v.imag()), double(v.real())) / (2.0 * M_PI);
+}
 
 /*
  * Detects Phi_d[s][j] = exp(-j 2 pi s (f0 + j g)) within `tol` per entry; returns f0, g.
@@ -135,8 +141,7 @@ inline void cmul(const cfloat* a, const cfloat* b, cfloat* o, int64_t n)
 /*
  * Y conj(Phi_d) for every row of Y by Bluestein's chirp-z transform (see the top).
  */
-class chirp_z
-{
+class chirp_z {
 public:
     chirp_z(int64_t K, int64_t S, int64_t Nd, double f0, double g) : K(K), S(S), Nd(Nd)
     {
@@ -158,12 +163,12 @@ public:
         fftwf_plan h_plan;
         {
             std::lock_guard<std::mutex> lock(gr::fft::planner::mutex());
-            const int n[1] = { int(N) };
+            const int n[1] = {int(N)};
             auto* b = reinterpret_cast<fftwf_complex*>(buf);
-            fwd = fftwf_plan_many_dft(1, n, int(K), b, nullptr, 1, int(N), b, nullptr, 1, int(N),
-                                      FFTW_FORWARD, FFTW_ESTIMATE);
-            bwd = fftwf_plan_many_dft(1, n, int(K), b, nullptr, 1, int(N), b, nullptr, 1, int(N),
-                                      FFTW_BACKWARD, FFTW_ESTIMATE);
+            fwd = fftwf_plan_many_dft(1, n, int(K), b, nullptr, 1, int(N), b, nullptr, 1, int(N), FFTW_FORWARD,
+                                      FFTW_ESTIMATE);
+            bwd = fftwf_plan_many_dft(1, n, int(K), b, nullptr, 1, int(N), b, nullptr, 1, int(N), FFTW_BACKWARD,
+                                      FFTW_ESTIMATE);
             auto* h = reinterpret_cast<fftwf_complex*>(H);
             h_plan = fftwf_plan_dft_1d(int(N), h, h, FFTW_FORWARD, FFTW_ESTIMATE);
         }
@@ -223,20 +228,16 @@ private:
 
 struct angle_delay_mapper::impl {
     map_dims dims;
-    RowMat pa_h;    // Phi_a^H (Na x K)
-    RowMat pd_conj; // conj(Phi_d) (S x Nd)
-    RowMat t;       // Y conj(Phi_d) (K x Nd)
-    std::vector<cfloat> scratch; // complex map for map_power
+    RowMat pa_h;                  // Phi_a^H (Na x K)
+    RowMat pd_conj;               // conj(Phi_d) (S x Nd)
+    RowMat t;                     // Y conj(Phi_d) (K x Nd)
+    std::vector<cfloat> scratch;  // complex map for map_power
     std::unique_ptr<chirp_z> czt; // fast delay side, when Phi_d is a uniform partial DFT
     bool symmetric = false;       // half-size angle side, when Phi_a is centro-symmetric
     using RealRowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     RealRowMat sym_c, sym_r, sym_g; // see map_symmetric()
 
-    impl(const cfloat* Phi_a,
-         const cfloat* Phi_d,
-         const map_dims& d,
-         bool allow_chirp_z,
-         bool allow_symmetric)
+    impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, bool allow_chirp_z, bool allow_symmetric)
         : dims(d), pa_h(ConstMap(Phi_a, d.K, d.Na).adjoint()), t(d.K, d.Nd)
     {
         double f0, g;
@@ -285,7 +286,7 @@ struct angle_delay_mapper::impl {
             for (int64_t j = 0; j < Nd; ++j) {
                 u[j] = a[j].real() + b[j].real();
                 u[Nd + j] = a[j].imag() + b[j].imag();
-                v[j] = a[j].imag() - b[j].imag(); // -Im V
+                v[j] = a[j].imag() - b[j].imag();      // -Im V
                 v[Nd + j] = b[j].real() - a[j].real(); // Re V
             }
         }
@@ -340,11 +341,8 @@ struct angle_delay_mapper::impl {
 #endif
 };
 
-angle_delay_mapper::angle_delay_mapper(const cfloat* Phi_a,
-                                       const cfloat* Phi_d,
-                                       const map_dims& dims,
-                                       bool allow_chirp_z,
-                                       bool allow_symmetric)
+angle_delay_mapper::angle_delay_mapper(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims,
+                                       bool allow_chirp_z, bool allow_symmetric)
 {
     check_dims(dims);
     d_impl = std::make_unique<impl>(Phi_a, Phi_d, dims, allow_chirp_z, allow_symmetric);
@@ -354,13 +352,25 @@ angle_delay_mapper::~angle_delay_mapper() = default;
 angle_delay_mapper::angle_delay_mapper(angle_delay_mapper&&) noexcept = default;
 angle_delay_mapper& angle_delay_mapper::operator=(angle_delay_mapper&&) noexcept = default;
 
-const map_dims& angle_delay_mapper::dims() const { return d_impl->dims; }
+const map_dims& angle_delay_mapper::dims() const
+{
+    return d_impl->dims;
+}
 
-bool angle_delay_mapper::uses_chirp_z() const { return bool(d_impl->czt); }
+bool angle_delay_mapper::uses_chirp_z() const
+{
+    return bool(d_impl->czt);
+}
 
-bool angle_delay_mapper::uses_symmetric_array() const { return d_impl->symmetric; }
+bool angle_delay_mapper::uses_symmetric_array() const
+{
+    return d_impl->symmetric;
+}
 
-void angle_delay_mapper::map_complex(const cfloat* Y, cfloat* M) { d_impl->map(Y, M); }
+void angle_delay_mapper::map_complex(const cfloat* Y, cfloat* M)
+{
+    d_impl->map(Y, M);
+}
 
 void angle_delay_mapper::map_power(const cfloat* Y, float* L)
 {
@@ -372,20 +382,12 @@ void angle_delay_mapper::map_power(const cfloat* Y, float* L)
     Eigen::Map<Eigen::ArrayXf>(L, n) = Eigen::Map<const Eigen::ArrayXcf>(m.data(), n).abs2();
 }
 
-void angle_delay_map_complex(const cfloat* Y,
-                             const cfloat* Phi_a,
-                             const cfloat* Phi_d,
-                             const map_dims& d,
-                             cfloat* M)
+void angle_delay_map_complex(const cfloat* Y, const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, cfloat* M)
 {
     angle_delay_mapper(Phi_a, Phi_d, d).map_complex(Y, M);
 }
 
-void angle_delay_map_power(const cfloat* Y,
-                           const cfloat* Phi_a,
-                           const cfloat* Phi_d,
-                           const map_dims& d,
-                           float* L)
+void angle_delay_map_power(const cfloat* Y, const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, float* L)
 {
     angle_delay_mapper(Phi_a, Phi_d, d).map_power(Y, L);
 }
@@ -394,13 +396,13 @@ map_peak map_argmax(const float* L, int64_t n)
 {
     if (n <= 0)
         throw std::invalid_argument("map_argmax: empty map");
-    map_peak best{ 0, L[0] };
+    map_peak best{0, L[0]};
     for (int64_t i = 0; i < n; ++i) {
         const float v = L[i];
         if (std::isnan(v))
-            return { i, v };
+            return {i, v};
         if (v > best.value)
-            best = { i, v };
+            best = {i, v};
     }
     return best;
 }

@@ -23,13 +23,13 @@ namespace {
 constexpr double two_pi = 6.283185307179586; // 2 pi, as 2.0 * numpy.pi
 }
 
-echo_synthesizer::echo_synthesizer(
-    const double* positions_m, int64_t K, int64_t S, double wavelength_m, double spacing_hz)
+echo_synthesizer::echo_synthesizer(const double* positions_m, int64_t K, int64_t S, double wavelength_m,
+                                   double spacing_hz)
     : d_K(K), d_S(S), d_wavelength(wavelength_m), d_spacing(spacing_hz)
 {
     if (K < 1 || S < 1)
-        throw std::invalid_argument("echo_synthesizer: K and S must be >= 1, got K = " +
-                                    std::to_string(K) + ", S = " + std::to_string(S));
+        throw std::invalid_argument("echo_synthesizer: K and S must be >= 1, got K = " + std::to_string(K) +
+                                    ", S = " + std::to_string(S));
     if (!(wavelength_m > 0.0) || !std::isfinite(wavelength_m))
         throw std::invalid_argument("echo_synthesizer: wavelength_m must be finite and > 0");
     if (!std::isfinite(spacing_hz))
@@ -65,14 +65,8 @@ void echo_synthesizer::delay_response(double range_m, cfloat* rho) const
     }
 }
 
-void echo_synthesizer::sensing(const cfloat* X,
-                               int64_t T,
-                               const double* angles_rad,
-                               const double* ranges_m,
-                               const cdouble* gains,
-                               const double* n_re,
-                               const double* n_im,
-                               double noise_scale,
+void echo_synthesizer::sensing(const cfloat* X, int64_t T, const double* angles_rad, const double* ranges_m,
+                               const cdouble* gains, const double* n_re, const double* n_im, double noise_scale,
                                cfloat* Y)
 {
     const int64_t K = d_K, S = d_S;

@@ -42,8 +42,7 @@ void check_grid(const char* fn, const map_dims& d)
 void check_iterations(const char* fn, int iterations)
 {
     if (iterations < 1)
-        throw std::invalid_argument(std::string(fn) + ": iterations must be >= 1, got " +
-                                    std::to_string(iterations));
+        throw std::invalid_argument(std::string(fn) + ": iterations must be >= 1, got " + std::to_string(iterations));
 }
 
 uint32_t float_bits(float v)
@@ -75,14 +74,8 @@ CVecD pinv_solve(const CMatD& G, const CVecD& c)
  * p[j] = |m[j] - sum_s u_s q_s[j]|^2, u_s = (ur[s], ui[s]), q_s = (qr + s Nd, qi + s Nd).
  */
 template <int N>
-void residual_power_row(const float* __restrict mr,
-                        const float* __restrict mi,
-                        const float* ur,
-                        const float* ui,
-                        const float* __restrict qr,
-                        const float* __restrict qi,
-                        int64_t Nd,
-                        float* __restrict p)
+void residual_power_row(const float* __restrict mr, const float* __restrict mi, const float* ur, const float* ui,
+                        const float* __restrict qr, const float* __restrict qi, int64_t Nd, float* __restrict p)
 {
     float a[N], b[N];
     for (int s = 0; s < N; ++s) {
@@ -107,27 +100,20 @@ void residual_power_row(const float* __restrict mr,
 struct residual_engine {
     map_dims d;
     angle_delay_mapper mapper;
-    RowMat pa;                // Phi_a (K x Na)
-    RowMat pd;                // Phi_d (S x Nd)
-    std::vector<cfloat> m0;   // M0 (Na x Nd)
+    RowMat pa;              // Phi_a (K x Na)
+    RowMat pd;              // Phi_d (S x Nd)
+    std::vector<cfloat> m0; // M0 (Na x Nd)
     std::vector<float> m0r, m0i;
-    std::vector<float> power; // residual power map (Na x Nd)
-    std::vector<float> rr, ri; // one residual row
-    RowMat proj_a;            // row t: Phi_a^H a_t (T x Na)
+    std::vector<float> power;    // residual power map (Na x Nd)
+    std::vector<float> rr, ri;   // one residual row
+    RowMat proj_a;               // row t: Phi_a^H a_t (T x Na)
     std::vector<float> pdr, pdi; // row t: Phi_d^H rho_t (T x Nd), split
-    std::vector<cfloat> alpha; // gains as complex64, as the numpy reference applies them
+    std::vector<cfloat> alpha;   // gains as complex64, as the numpy reference applies them
 
     residual_engine(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims)
-        : d(dims),
-          mapper(Phi_a, Phi_d, dims),
-          pa(ConstMap(Phi_a, dims.K, dims.Na)),
-          pd(ConstMap(Phi_d, dims.S, dims.Nd)),
-          m0(dims.Na * dims.Nd),
-          m0r(dims.Na * dims.Nd),
-          m0i(dims.Na * dims.Nd),
-          power(dims.Na * dims.Nd),
-          rr(dims.Nd),
-          ri(dims.Nd)
+        : d(dims), mapper(Phi_a, Phi_d, dims), pa(ConstMap(Phi_a, dims.K, dims.Na)),
+          pd(ConstMap(Phi_d, dims.S, dims.Nd)), m0(dims.Na * dims.Nd), m0r(dims.Na * dims.Nd), m0i(dims.Na * dims.Nd),
+          power(dims.Na * dims.Nd), rr(dims.Nd), ri(dims.Nd)
     {
     }
 
@@ -243,7 +229,7 @@ struct residual_engine {
             if (row_max > inf_bits) { // a NaN in this row: the first one wins
                 for (int64_t j = 0; j < Nd; ++j)
                     if (std::isnan(p[j]))
-                        return { i * Nd + j, p[j] };
+                        return {i * Nd + j, p[j]};
             }
             if (best_index < 0 || row_max > best_bits) {
                 for (int64_t j = 0; j < Nd; ++j)
@@ -254,15 +240,14 @@ struct residual_engine {
                 best_bits = row_max;
             }
         }
-        return { best_index, power[best_index] };
+        return {best_index, power[best_index]};
     }
 };
 
 void check_max_iterations(const char* fn, int iterations)
 {
     if (iterations > 64)
-        throw std::invalid_argument(std::string(fn) + ": iterations must be <= 64, got " +
-                                    std::to_string(iterations));
+        throw std::invalid_argument(std::string(fn) + ": iterations must be <= 64, got " + std::to_string(iterations));
 }
 
 } // namespace
@@ -319,7 +304,10 @@ omp_kernel::omp_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims&
 omp_kernel::~omp_kernel() = default;
 omp_kernel::omp_kernel(omp_kernel&&) noexcept = default;
 omp_kernel& omp_kernel::operator=(omp_kernel&&) noexcept = default;
-const map_dims& omp_kernel::dims() const { return d_impl->e.d; }
+const map_dims& omp_kernel::dims() const
+{
+    return d_impl->e.d;
+}
 
 void omp_kernel::run(const cfloat* Y, int iterations, const omp_output& out)
 {
@@ -337,15 +325,9 @@ struct domp_kernel::impl {
     int64_t wa, wd;
 
     impl(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& d, const domp_params& p)
-        : e(Phi_a, Phi_d, d),
-          angles(p.angles_rad, p.angles_rad + d.Na),
-          delays(p.delays_s, p.delays_s + d.Nd),
-          positions(p.positions_m, p.positions_m + d.K),
-          wavelength(p.wavelength_m),
-          spacing(p.spacing_hz),
-          temperature(p.temperature),
-          wa(p.half_width_angle),
-          wd(p.half_width_delay)
+        : e(Phi_a, Phi_d, d), angles(p.angles_rad, p.angles_rad + d.Na), delays(p.delays_s, p.delays_s + d.Nd),
+          positions(p.positions_m, p.positions_m + d.K), wavelength(p.wavelength_m), spacing(p.spacing_hz),
+          temperature(p.temperature), wa(p.half_width_angle), wd(p.half_width_delay)
     {
     }
 
@@ -356,8 +338,8 @@ struct domp_kernel::impl {
         std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
         ConstMap y(Y, d.K, d.S);
         RowMat A(T, d.K), R(T, d.S); // recomputed atoms a(theta^_t), rho(tau^_t)
-        CMatD G(T, T);                 // Gram matrix of the atoms
-        CVecD c(T);                    // c_s = a_s^H Y conj(rho_s)
+        CMatD G(T, T);               // Gram matrix of the atoms
+        CVecD c(T);                  // c_s = a_s^H Y conj(rho_s)
         const double two_pi = 2.0 * M_PI;
         for (int it = 0; it < T; ++it) {
             const map_peak peak = e.residual_argmax(it, r0, r1);
@@ -438,10 +420,7 @@ struct domp_kernel::impl {
     }
 };
 
-domp_kernel::domp_kernel(const cfloat* Phi_a,
-                         const cfloat* Phi_d,
-                         const map_dims& dims,
-                         const domp_params& params)
+domp_kernel::domp_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims, const domp_params& params)
 {
     check_grid("domp", dims);
     if (params.half_width_angle < 0 || params.half_width_delay < 0)
@@ -457,13 +436,12 @@ domp_kernel::domp_kernel(const cfloat* Phi_a,
 domp_kernel::~domp_kernel() = default;
 domp_kernel::domp_kernel(domp_kernel&&) noexcept = default;
 domp_kernel& domp_kernel::operator=(domp_kernel&&) noexcept = default;
-const map_dims& domp_kernel::dims() const { return d_impl->e.d; }
+const map_dims& domp_kernel::dims() const
+{
+    return d_impl->e.d;
+}
 
-void domp_kernel::run(const cfloat* Y,
-                      int iterations,
-                      const domp_output& out,
-                      int64_t first_row,
-                      int64_t last_row)
+void domp_kernel::run(const cfloat* Y, int iterations, const domp_output& out, int64_t first_row, int64_t last_row)
 {
     check_iterations("domp", iterations);
     check_max_iterations("domp", iterations);
@@ -472,8 +450,8 @@ void domp_kernel::run(const cfloat* Y,
         last_row = Na - 1;
     if (first_row < 0 || first_row > last_row || last_row >= Na)
         throw std::invalid_argument("domp: argmax rows [" + std::to_string(first_row) + ", " +
-                                    std::to_string(last_row) + "] outside the grid of " +
-                                    std::to_string(Na) + " angles");
+                                    std::to_string(last_row) + "] outside the grid of " + std::to_string(Na) +
+                                    " angles");
     d_impl->run(Y, iterations, out, first_row, last_row);
 }
 

@@ -20,7 +20,6 @@ using gr::isac::cfloat;
 using gr::isac::map_dims;
 using cdouble = std::complex<double>;
 
-
 static std::vector<cfloat> random_matrix(int64_t rows, int64_t cols, std::mt19937& rng)
 {
     std::normal_distribution<float> n(0.0f, 1.0f);
@@ -31,10 +30,8 @@ static std::vector<cfloat> random_matrix(int64_t rows, int64_t cols, std::mt1993
 }
 
 // M[a][d] = sum_k sum_s conj(Phi_a[k][a]) * Y[k][s] * conj(Phi_d[s][d]), in double.
-static std::vector<cdouble> naive_map(const std::vector<cfloat>& Y,
-                                      const std::vector<cfloat>& Pa,
-                                      const std::vector<cfloat>& Pd,
-                                      const map_dims& d)
+static std::vector<cdouble> naive_map(const std::vector<cfloat>& Y, const std::vector<cfloat>& Pa,
+                                      const std::vector<cfloat>& Pd, const map_dims& d)
 {
     std::vector<cdouble> M(d.Na * d.Nd);
     for (int64_t a = 0; a < d.Na; ++a)
@@ -68,10 +65,10 @@ static void test_against_naive(const map_dims& d, std::mt19937& rng)
         err = std::max(err, std::abs(cdouble(M[i]) - ref[i]) / scale);
         perr = std::max(perr, std::abs(double(L[i]) - std::norm(ref[i])) / (scale * scale));
     }
-    CHECK(err < 1e-5, "complex map K=%ld S=%ld Na=%ld Nd=%ld: scaled error %g",
-          (long)d.K, (long)d.S, (long)d.Na, (long)d.Nd, err);
-    CHECK(perr < 1e-4, "power map K=%ld S=%ld Na=%ld Nd=%ld: scaled error %g",
-          (long)d.K, (long)d.S, (long)d.Na, (long)d.Nd, perr);
+    CHECK(err < 1e-5, "complex map K=%ld S=%ld Na=%ld Nd=%ld: scaled error %g", (long)d.K, (long)d.S, (long)d.Na,
+          (long)d.Nd, err);
+    CHECK(perr < 1e-4, "power map K=%ld S=%ld Na=%ld Nd=%ld: scaled error %g", (long)d.K, (long)d.S, (long)d.Na,
+          (long)d.Nd, perr);
 }
 
 // Phi_d[s][j] = exp(-j 2 pi s df (tau0 + j dtau)): the chirp-z path must be detected
@@ -93,8 +90,8 @@ static void test_chirp_z(const map_dims& d, double tau0, double dtau, std::mt199
             P[(d.S - 1) * d.Nd + d.Nd / 2] *= std::polar(1.0f, 1e-4f); // not a DFT any more
         gr::isac::angle_delay_mapper mapper(Pa.data(), P.data(), d, variant != 1);
         const bool want = variant == 0 && d.S > 1 && d.Nd > 1;
-        CHECK(mapper.uses_chirp_z() == want, "chirp-z S=%ld Nd=%ld variant %d: uses_chirp_z %d, want %d",
-              (long)d.S, (long)d.Nd, variant, mapper.uses_chirp_z(), want);
+        CHECK(mapper.uses_chirp_z() == want, "chirp-z S=%ld Nd=%ld variant %d: uses_chirp_z %d, want %d", (long)d.S,
+              (long)d.Nd, variant, mapper.uses_chirp_z(), want);
         std::vector<cfloat> M(d.Na * d.Nd);
         mapper.map_complex(Y.data(), M.data());
         if (variant == 2)
@@ -136,8 +133,7 @@ static void test_symmetric(const map_dims& d, std::mt19937& rng)
             P[(d.K - 1) * d.Na] *= std::polar(1.0f, 1e-4f);
         gr::isac::angle_delay_mapper mapper(P.data(), Pd.data(), d, variant != 1, variant != 2);
         CHECK(mapper.uses_symmetric_array() == (variant != 2 && variant != 3),
-              "symmetric K=%ld variant %d: uses_symmetric_array %d", (long)d.K, variant,
-              mapper.uses_symmetric_array());
+              "symmetric K=%ld variant %d: uses_symmetric_array %d", (long)d.K, variant, mapper.uses_symmetric_array());
         if (variant == 3)
             continue;
         std::vector<cfloat> M(d.Na * d.Nd);
@@ -152,15 +148,15 @@ static void test_symmetric(const map_dims& d, std::mt19937& rng)
 static void test_argmax()
 {
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    const std::vector<float> a{ 1.0f, 5.0f, 5.0f, 2.0f };
+    const std::vector<float> a{1.0f, 5.0f, 5.0f, 2.0f};
     auto p = gr::isac::map_argmax(a.data(), (int64_t)a.size());
     CHECK(p.index == 1 && p.value == 5.0f, "argmax: got %ld %g, want 1 5", (long)p.index, p.value);
 
-    const std::vector<float> b{ -3.0f, -1.0f, -2.0f };
+    const std::vector<float> b{-3.0f, -1.0f, -2.0f};
     p = gr::isac::map_argmax(b.data(), (int64_t)b.size());
     CHECK(p.index == 1, "argmax of negatives: got %ld, want 1", (long)p.index);
 
-    const std::vector<float> c{ 1.0f, nan, 9.0f, nan };
+    const std::vector<float> c{1.0f, nan, 9.0f, nan};
     p = gr::isac::map_argmax(c.data(), (int64_t)c.size());
     CHECK(p.index == 1 && std::isnan(p.value), "argmax with NaN: got %ld, want 1", (long)p.index);
 
@@ -177,7 +173,7 @@ static void test_errors()
 {
     bool threw = false;
     try {
-        gr::isac::angle_delay_map_complex(nullptr, nullptr, nullptr, { -1, 2, 2, 2 }, nullptr);
+        gr::isac::angle_delay_map_complex(nullptr, nullptr, nullptr, {-1, 2, 2, 2}, nullptr);
     } catch (const std::invalid_argument&) {
         threw = true;
     }
@@ -187,19 +183,19 @@ static void test_errors()
 int main()
 {
     std::mt19937 rng(20240601);
-    test_against_naive({ 7, 13, 11, 5 }, rng);
-    test_against_naive({ 16, 64, 90, 40 }, rng);
-    test_against_naive({ 1, 1, 1, 1 }, rng);
-    test_against_naive({ 0, 4, 3, 2 }, rng); // empty sum: the map must be all zeros
+    test_against_naive({7, 13, 11, 5}, rng);
+    test_against_naive({16, 64, 90, 40}, rng);
+    test_against_naive({1, 1, 1, 1}, rng);
+    test_against_naive({0, 4, 3, 2}, rng); // empty sum: the map must be all zeros
     const double c = 299792458.0;
-    test_chirp_z({ 8, 256, 30, 200 }, 20.0 / c, 2.0 * (180.0 / 199.0) / c, rng); // paper's delay grid
-    test_chirp_z({ 4, 37, 9, 23 }, 3e-6, -1.3e-8, rng); // descending grid, odd sizes
-    test_chirp_z({ 4, 16, 5, 40 }, 0.0, 1.0 / (120e3 * 40.0), rng); // a plain DFT
-    test_chirp_z({ 3, 1, 4, 6 }, 1e-6, 1e-8, rng); // S = 1: GEMM path
-    test_chirp_z({ 3, 9, 4, 1 }, 1e-6, 1e-8, rng); // Nd = 1: GEMM path
-    test_symmetric({ 64, 32, 90, 20 }, rng);
-    test_symmetric({ 7, 12, 13, 5 }, rng); // odd K: a real middle row
-    test_symmetric({ 2, 3, 4, 3 }, rng);
+    test_chirp_z({8, 256, 30, 200}, 20.0 / c, 2.0 * (180.0 / 199.0) / c, rng); // paper's delay grid
+    test_chirp_z({4, 37, 9, 23}, 3e-6, -1.3e-8, rng);                          // descending grid, odd sizes
+    test_chirp_z({4, 16, 5, 40}, 0.0, 1.0 / (120e3 * 40.0), rng);              // a plain DFT
+    test_chirp_z({3, 1, 4, 6}, 1e-6, 1e-8, rng);                               // S = 1: GEMM path
+    test_chirp_z({3, 9, 4, 1}, 1e-6, 1e-8, rng);                               // Nd = 1: GEMM path
+    test_symmetric({64, 32, 90, 20}, rng);
+    test_symmetric({7, 12, 13, 5}, rng); // odd K: a real middle row
+    test_symmetric({2, 3, 4, 3}, rng);
     test_argmax();
     test_errors();
     if (failures) {

@@ -38,8 +38,8 @@ static void test_sensing_echo_equals_eq1()
     std::vector<cfloat> X(K * S);
     for (auto& v : X)
         v = cfloat(float(nd(gen)), float(nd(gen)));
-    const double angles[T] = { -0.6, -0.35, 0.2 }, ranges[T] = { 40.0, 150.0, 80.0 };
-    const cdouble gains[T] = { { 1.0, 0.5 }, { 0.0, -0.3 }, { 2.0, 0.0 } };
+    const double angles[T] = {-0.6, -0.35, 0.2}, ranges[T] = {40.0, 150.0, 80.0};
+    const cdouble gains[T] = {{1.0, 0.5}, {0.0, -0.3}, {2.0, 0.0}};
     std::vector<double> nre(K * S), nim(K * S);
     for (int64_t i = 0; i < K * S; ++i) {
         nre[i] = nd(gen);
@@ -103,9 +103,9 @@ static void test_reciprocal_filter()
     for (int64_t i = 0; i < K * S; ++i)
         Y[i] = cfloat(0.25f * float(i) - 1.0f, 0.5f - 0.125f * float(i));
     const float h = float(1.0 / std::sqrt(2.0));
-    std::vector<cfloat> x = { { h, h },    { -h, h },   { 0.0f, 0.0f }, { 1e-7f, 0.0f },
-                              { 0.3f, -2.0f }, { std::numeric_limits<float>::quiet_NaN(), 1.0f },
-                              { -h, -h },  { 2.0f, 0.5f } };
+    std::vector<cfloat> x = {{h, h},        {-h, h},       {0.0f, 0.0f},
+                             {1e-7f, 0.0f}, {0.3f, -2.0f}, {std::numeric_limits<float>::quiet_NaN(), 1.0f},
+                             {-h, -h},      {2.0f, 0.5f}};
     const int64_t nulled = gr::isac::reciprocal_filter(Y.data(), x.data(), K, S, 1e-6, out.data());
     CHECK(nulled == 3, "3 symbols are zero, tiny or NaN, got %lld nulled", (long long)nulled);
     for (int64_t k = 0; k < K; ++k)
@@ -116,9 +116,8 @@ static void test_reciprocal_filter()
                 continue;
             }
             const cdouble ref = cdouble(Y[k * S + s]) / cdouble(x[s]);
-            CHECK(std::abs(cdouble(o) - ref) <= 1e-6 * (1.0 + std::abs(ref)),
-                  "Y/x at (%lld, %lld): %g%+gj vs %g%+gj", (long long)k, (long long)s, o.real(), o.imag(),
-                  ref.real(), ref.imag());
+            CHECK(std::abs(cdouble(o) - ref) <= 1e-6 * (1.0 + std::abs(ref)), "Y/x at (%lld, %lld): %g%+gj vs %g%+gj",
+                  (long long)k, (long long)s, o.real(), o.imag(), ref.real(), ref.imag());
         }
 }
 

@@ -21,7 +21,6 @@ using gr::isac::cdouble;
 using gr::isac::cfloat;
 using gr::isac::map_dims;
 
-
 using CMat = Eigen::MatrixXcd;
 using CVec = Eigen::VectorXcd;
 
@@ -44,7 +43,7 @@ static cdouble delay_resp(int64_t s, double tau, double df)
 static problem make_problem(int64_t K, int64_t S, int64_t Na, int64_t Nd)
 {
     problem p;
-    p.d = { K, S, Na, Nd };
+    p.d = {K, S, Na, Nd};
     for (int64_t i = 0; i < Na; ++i)
         p.angles.push_back(-0.7 + 0.4 * double(i) / double(Na - 1));
     for (int64_t j = 0; j < Nd; ++j)
@@ -63,11 +62,8 @@ static problem make_problem(int64_t K, int64_t S, int64_t Na, int64_t Nd)
 }
 
 // Y = sum alpha a(theta_i) rho(tau_j)^T + noise
-static std::vector<cfloat> echo(const problem& p,
-                                const std::vector<std::pair<int64_t, int64_t>>& cells,
-                                const std::vector<cdouble>& alphas,
-                                double noise,
-                                std::mt19937& rng)
+static std::vector<cfloat> echo(const problem& p, const std::vector<std::pair<int64_t, int64_t>>& cells,
+                                const std::vector<cdouble>& alphas, double noise, std::mt19937& rng)
 {
     std::normal_distribution<double> n(0.0, noise);
     std::vector<cfloat> Y(p.d.K * p.d.S);
@@ -98,8 +94,8 @@ struct naive_result {
 };
 
 // Literal Algorithm 1 (domp = false) or the dOMP inference step (domp = true).
-static naive_result naive(const problem& p, const std::vector<cfloat>& Yf, int T, bool domp,
-                          int64_t wa = 0, int64_t wd = 0, double temp = 1.0)
+static naive_result naive(const problem& p, const std::vector<cfloat>& Yf, int T, bool domp, int64_t wa = 0,
+                          int64_t wd = 0, double temp = 1.0)
 {
     const map_dims& d = p.d;
     const CMat Y = to_mat(Yf, d.K, d.S), Pa = to_mat(p.pa, d.K, d.Na), Pd = to_mat(p.pd, d.S, d.Nd);
@@ -173,41 +169,39 @@ static void test_omp(const problem& p, const std::vector<cfloat>& Y, int T, cons
     std::vector<int64_t> ai(T), di(T);
     std::vector<double> peaks(T);
     std::vector<cdouble> gains(T * T, cdouble(9.0));
-    kern.run(Y.data(), T, { ai.data(), di.data(), peaks.data(), gains.data() });
+    kern.run(Y.data(), T, {ai.data(), di.data(), peaks.data(), gains.data()});
     const naive_result r = naive(p, Y, T, false);
     for (int t = 0; t < T; ++t) {
-        CHECK(ai[t] == r.ai[t] && di[t] == r.di[t], "%s: iteration %d picks (%ld, %ld), naive (%ld, %ld)",
-              what, t, (long)ai[t], (long)di[t], (long)r.ai[t], (long)r.di[t]);
-        CHECK(std::abs(peaks[t] - r.peaks[t]) <= 1e-4 * r.peaks[0], "%s: peak %d %g vs %g", what, t,
-              peaks[t], r.peaks[t]);
+        CHECK(ai[t] == r.ai[t] && di[t] == r.di[t], "%s: iteration %d picks (%ld, %ld), naive (%ld, %ld)", what, t,
+              (long)ai[t], (long)di[t], (long)r.ai[t], (long)r.di[t]);
+        CHECK(std::abs(peaks[t] - r.peaks[t]) <= 1e-4 * r.peaks[0], "%s: peak %d %g vs %g", what, t, peaks[t],
+              r.peaks[t]);
         CHECK(std::abs(gains[(T - 1) * T + t] - r.gains[t]) <= 1e-4 * std::abs(r.gains[0]) + 1e-6,
-              "%s: gain %d (%g, %g) vs (%g, %g)", what, t, gains[(T - 1) * T + t].real(),
-              gains[(T - 1) * T + t].imag(), r.gains[t].real(), r.gains[t].imag());
+              "%s: gain %d (%g, %g) vs (%g, %g)", what, t, gains[(T - 1) * T + t].real(), gains[(T - 1) * T + t].imag(),
+              r.gains[t].real(), r.gains[t].imag());
         for (int u = t + 1; u < T; ++u)
             CHECK(gains[t * T + u] == cdouble(0.0), "%s: gains above the diagonal must be 0", what);
     }
 }
 
-static void test_domp(const problem& p, const std::vector<cfloat>& Y, int T, int64_t wa, int64_t wd,
-                      double temp, const char* what)
+static void test_domp(const problem& p, const std::vector<cfloat>& Y, int T, int64_t wa, int64_t wd, double temp,
+                      const char* what)
 {
-    gr::isac::domp_params prm{ p.angles.data(), p.delays.data(), p.positions.data(), p.lambda, p.df,
-                               wa, wd, temp };
+    gr::isac::domp_params prm{p.angles.data(), p.delays.data(), p.positions.data(), p.lambda, p.df, wa, wd, temp};
     gr::isac::domp_kernel kern(p.pa.data(), p.pd.data(), p.d, prm);
     std::vector<int64_t> ai(T), di(T);
     std::vector<double> th(T), ta(T), peaks(T);
     std::vector<cdouble> gains(T * T);
-    kern.run(Y.data(), T, { th.data(), ta.data(), peaks.data(), gains.data(), ai.data(), di.data() });
+    kern.run(Y.data(), T, {th.data(), ta.data(), peaks.data(), gains.data(), ai.data(), di.data()});
     const naive_result r = naive(p, Y, T, true, wa, wd, temp);
     const double dth = p.angles[1] - p.angles[0], dta = p.delays[1] - p.delays[0];
     for (int t = 0; t < T; ++t) {
-        CHECK(ai[t] == r.ai[t] && di[t] == r.di[t], "%s: iteration %d picks (%ld, %ld), naive (%ld, %ld)",
-              what, t, (long)ai[t], (long)di[t], (long)r.ai[t], (long)r.di[t]);
+        CHECK(ai[t] == r.ai[t] && di[t] == r.di[t], "%s: iteration %d picks (%ld, %ld), naive (%ld, %ld)", what, t,
+              (long)ai[t], (long)di[t], (long)r.ai[t], (long)r.di[t]);
         CHECK(std::abs(th[t] - r.theta[t]) < 1e-4 * dth, "%s: theta %d %.9g vs %.9g", what, t, th[t], r.theta[t]);
         CHECK(std::abs(ta[t] - r.tau[t]) < 1e-4 * dta, "%s: tau %d %.9g vs %.9g", what, t, ta[t], r.tau[t]);
         CHECK(std::abs(peaks[t] - r.peaks[t]) <= 1e-4 * r.peaks[0], "%s: peak %d", what, t);
-        CHECK(std::abs(gains[(T - 1) * T + t] - r.gains[t]) <= 1e-4 * std::abs(r.gains[0]),
-              "%s: gain %d", what, t);
+        CHECK(std::abs(gains[(T - 1) * T + t] - r.gains[t]) <= 1e-4 * std::abs(r.gains[0]), "%s: gain %d", what, t);
     }
 }
 
@@ -216,18 +210,18 @@ static void test_errors()
     const problem p = make_problem(4, 8, 5, 3);
     int threw = 0;
     try {
-        gr::isac::omp_kernel k(p.pa.data(), p.pd.data(), { 4, 8, 0, 3 });
+        gr::isac::omp_kernel k(p.pa.data(), p.pd.data(), {4, 8, 0, 3});
     } catch (const std::invalid_argument&) {
         ++threw;
     }
     gr::isac::omp_kernel k(p.pa.data(), p.pd.data(), p.d);
     std::vector<cfloat> Y(32);
     try {
-        k.run(Y.data(), 0, { nullptr, nullptr, nullptr, nullptr });
+        k.run(Y.data(), 0, {nullptr, nullptr, nullptr, nullptr});
     } catch (const std::invalid_argument&) {
         ++threw;
     }
-    gr::isac::domp_params prm{ p.angles.data(), p.delays.data(), p.positions.data(), p.lambda, p.df, 1, 1, 0.0 };
+    gr::isac::domp_params prm{p.angles.data(), p.delays.data(), p.positions.data(), p.lambda, p.df, 1, 1, 0.0};
     try {
         gr::isac::domp_kernel kd(p.pa.data(), p.pd.data(), p.d, prm);
     } catch (const std::invalid_argument&) {
@@ -238,16 +232,16 @@ static void test_errors()
     std::vector<double> th(1), ta(1), pk(1);
     std::vector<cdouble> g(1);
     std::vector<int64_t> ai(1), di(1);
-    for (auto rows : { std::pair<int64_t, int64_t>{ 3, 2 }, { 0, 5 }, { -1, 2 } }) {
+    for (auto rows : {std::pair<int64_t, int64_t>{3, 2}, {0, 5}, {-1, 2}}) {
         try {
-            kd.run(Y.data(), 1, { th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data() }, rows.first,
+            kd.run(Y.data(), 1, {th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data()}, rows.first,
                    rows.second);
         } catch (const std::invalid_argument&) {
             ++threw;
         }
     }
     // a one-row sector: the argmax stays in it
-    kd.run(Y.data(), 1, { th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data() }, 2, 2);
+    kd.run(Y.data(), 1, {th.data(), ta.data(), pk.data(), g.data(), ai.data(), di.data()}, 2, 2);
     CHECK(ai[0] == 2, "argmax restricted to row 2 gave row %ld", (long)ai[0]);
     CHECK(threw == 6, "6 invalid arguments must throw, %d did", threw);
 }
@@ -256,13 +250,12 @@ int main()
 {
     std::mt19937 rng(7);
     const problem p = make_problem(8, 16, 40, 25);
-    test_omp(p, echo(p, { { 5, 3 }, { 30, 20 }, { 17, 11 } }, { { 1.0, 0.2 }, { 0.0, -0.6 }, { 0.3, 0.3 } }, 0.0, rng),
-             3, "noiseless on-grid");
-    test_omp(p, echo(p, { { 0, 0 }, { 39, 24 } }, { { 2.0, 0.0 }, { 0.0, 1.0 } }, 0.05, rng), 4, "grid corners + noise");
+    test_omp(p, echo(p, {{5, 3}, {30, 20}, {17, 11}}, {{1.0, 0.2}, {0.0, -0.6}, {0.3, 0.3}}, 0.0, rng), 3,
+             "noiseless on-grid");
+    test_omp(p, echo(p, {{0, 0}, {39, 24}}, {{2.0, 0.0}, {0.0, 1.0}}, 0.05, rng), 4, "grid corners + noise");
     test_omp(p, echo(p, {}, {}, 1.0, rng), 3, "noise only");
-    test_domp(p, echo(p, { { 12, 8 }, { 28, 17 } }, { { 1.0, 0.0 }, { 0.5, 0.5 } }, 0.01, rng), 3, 3, 2, 0.1,
-              "domp two targets");
-    test_domp(p, echo(p, { { 0, 24 } }, { { 1.0, 0.0 } }, 0.01, rng), 2, 4, 4, 0.5, "domp target at a corner");
+    test_domp(p, echo(p, {{12, 8}, {28, 17}}, {{1.0, 0.0}, {0.5, 0.5}}, 0.01, rng), 3, 3, 2, 0.1, "domp two targets");
+    test_domp(p, echo(p, {{0, 24}}, {{1.0, 0.0}}, 0.01, rng), 2, 4, 4, 0.5, "domp target at a corner");
     test_errors();
     if (failures) {
         std::fprintf(stderr, "%d check(s) failed\n", failures);

@@ -27,8 +27,7 @@
 namespace gr {
 namespace isac {
 
-int64_t reciprocal_filter(
-    const cfloat* Y, const cfloat* x, int64_t K, int64_t S, double min_magnitude, cfloat* out)
+int64_t reciprocal_filter(const cfloat* Y, const cfloat* x, int64_t K, int64_t S, double min_magnitude, cfloat* out)
 {
     if (K < 0 || S < 0)
         throw std::invalid_argument("reciprocal_filter: K and S must be >= 0");
@@ -79,8 +78,8 @@ int64_t reciprocal_filter(
 namespace {
 // GCC turns the complex product of a plain loop into fused vfmaddsub even with
 // -ffp-contract=off; the scalar loop is kept scalar, the AVX-512 one multiplies and adds apart.
-__attribute__((optimize("no-tree-vectorize"))) void
-array_row_scalar(float fr, float fi, const float* xs, int64_t S, float* o)
+__attribute__((optimize("no-tree-vectorize"))) void array_row_scalar(float fr, float fi, const float* xs, int64_t S,
+                                                                     float* o)
 {
     for (int64_t s = 0; s < S; ++s) {
         const float xr = xs[2 * s], xi = xs[2 * s + 1];

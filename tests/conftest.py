@@ -1,4 +1,5 @@
 """Shared fixtures. The package under test is the installed ``gnuradio.isac``."""
+
 import numpy as np
 import pytest
 

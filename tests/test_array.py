@@ -1,4 +1,5 @@
 """Array responses (Sec. II-A, Example 1) and the effect of impairments (Fig. 3)."""
+
 import numpy as np
 import pytest
 
@@ -6,7 +7,6 @@ from gnuradio.isac.model import array as arr
 from gnuradio.isac.model.angle_delay import angle_delay_map
 from gnuradio.isac.model.grids import angle_grid, delay_grid
 from gnuradio.isac.model.ofdm import delay_dictionary, delay_vector
-from gnuradio.isac.model.grids import range_to_delay
 
 LAM = 299_792_458.0 / 60e9
 
@@ -29,9 +29,12 @@ def test_example1_with_nominal_spacing_is_nominal_and_perturbation_matches_formu
     K = 8
     d = np.full(K, LAM / 2)
     th = np.linspace(-1.2, 1.2, 7)
-    np.testing.assert_allclose(arr.spacing_array(d, LAM).steering(th), arr.nominal_array(K, LAM).steering(th), atol=1e-6)
-    np.testing.assert_allclose(arr.spacing_array(d, LAM, "cumulative").steering(th),
-                               arr.nominal_array(K, LAM).steering(th), atol=1e-5)
+    np.testing.assert_allclose(
+        arr.spacing_array(d, LAM).steering(th), arr.nominal_array(K, LAM).steering(th), atol=1e-6
+    )
+    np.testing.assert_allclose(
+        arr.spacing_array(d, LAM, "cumulative").steering(th), arr.nominal_array(K, LAM).steering(th), atol=1e-5
+    )
     dp = d + np.linspace(-1e-4, 1e-4, K)
     k = np.arange(K)[:, None]
     ref = np.exp(-2j * np.pi * (k - (K - 1) / 2) * dp[:, None] * np.sin(th)[None] / LAM)

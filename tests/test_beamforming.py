@@ -1,10 +1,17 @@
 """LS beampattern synthesis (6)-(7) and the ISAC beam (5)."""
+
 import numpy as np
 import pytest
 
 from gnuradio.isac.model import array as arr
-from gnuradio.isac.model.beamforming import (beam_gain, desired_beampattern, isac_beam, ls_beam, sector_beam,
-                                             transmit_beam)
+from gnuradio.isac.model.beamforming import (
+    beam_gain,
+    desired_beampattern,
+    isac_beam,
+    ls_beam,
+    sector_beam,
+    transmit_beam,
+)
 from gnuradio.isac.model.grids import full_angle_grid
 
 LAM = 299_792_458.0 / 60e9

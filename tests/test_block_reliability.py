@@ -3,6 +3,7 @@ counted and skipped while the stream goes on; a failure that cannot be survived 
 flowgraph with a message (and isac-sim exits non-zero); frames whose amplitudes overflow single
 precision get the detections of the unscaled frame; blocks of swapped K and S (same K*S) are
 refused with both blocks named. Every flowgraph runs under a timeout, so a hang fails the test."""
+
 import importlib
 import os
 import subprocess
@@ -29,9 +30,15 @@ BAD = 3  # the frame that fails
 
 @pytest.fixture(scope="module")
 def sc():
-    return Scenario.default().with_overrides({
-        "array.antennas": K, "ofdm.subcarriers": S, "receiver.angle_grid": 90, "receiver.delay_grid": 50,
-        "run.seed": 5})
+    return Scenario.default().with_overrides(
+        {
+            "array.antennas": K,
+            "ofdm.subcarriers": S,
+            "receiver.angle_grid": 90,
+            "receiver.delay_grid": 50,
+            "run.seed": 5,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -85,6 +92,7 @@ def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, 
             if first <= BAD < first + n:
                 raise MemoryError("simulated: no memory for the channel")
             return real(*args, **kwargs)
+
         return call
 
     # channel_frames_cpp(kernel, seed, stream, first, array, X, ...), channel_frames(rng_of, first, array, X, ...)
@@ -128,7 +136,7 @@ def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames):
     for i in set(range(N)) - {BAD}:
         assert got[i]["valid"] is True
         assert got[i]["count"] == want.counts(THRESHOLD)[i]
-        np.testing.assert_allclose(got[i]["angle_deg"], np.rad2deg(want.angles_rad[i, :got[i]["count"]]))
+        np.testing.assert_allclose(got[i]["angle_deg"], np.rad2deg(want.angles_rad[i, : got[i]["count"]]))
 
 
 def test_reciprocal_filter_and_comm_receiver_failures_flag_the_frame(sc, frames, monkeypatch):
@@ -249,9 +257,15 @@ def test_isac_sim_exits_nonzero_with_the_message(sc, tmp_path):
         "sensing.SensingReceiver.__call__ = broken\n"
         "from gnuradio.isac.cli.sim import main\n"
         f"sys.exit(main(['--config', {str(cfg)!r}, '--frames', '60', '--threshold', '2e4', '--quiet',\n"
-        "                '--no-compare', '--no-progress', '--kernel', 'numpy', '--method', 'baseline']))\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        "                '--no-compare', '--no-progress', '--kernel', 'numpy', '--method', 'baseline']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     assert proc.returncode == 1
     assert "isac_omp_receiver" in proc.stderr and "MemoryError: simulated: no memory for the map" in proc.stderr
     assert "error: the flowgraph stopped:" in proc.stderr and "Traceback" not in proc.stderr  # one line, no traceback
@@ -267,7 +281,7 @@ def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frame
     y = reciprocal_model(frames.y_sensing, frames.symbols)
     rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel=kernel, receiver=receiver)
     ref = rx.process(0, y)
-    rx2 = omp_receiver.from_scenario(sc, threshold=THRESHOLD * scale ** 2, kernel=kernel, receiver=receiver)
+    rx2 = omp_receiver.from_scenario(sc, threshold=THRESHOLD * scale**2, kernel=kernel, receiver=receiver)
     big = (y.astype(np.complex128) * scale).astype(np.complex64)
     got = rx2.process(0, big)
     assert sum(d["count"] for d in ref) > 0
@@ -275,7 +289,7 @@ def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frame
         assert g["valid"] is True and g["count"] == r["count"]
         np.testing.assert_allclose(g["angle_deg"], r["angle_deg"], atol=1e-3)
         np.testing.assert_allclose(g["range_m"], r["range_m"], atol=1e-2)
-        np.testing.assert_allclose(g["peak"], r["peak"] * scale ** 2, rtol=1e-4)
+        np.testing.assert_allclose(g["peak"], r["peak"] * scale**2, rtol=1e-4)
         np.testing.assert_allclose(g["gain"], r["gain"] * scale, rtol=1e-3)
 
 
@@ -344,8 +358,21 @@ def test_flowgraph_refuses_element_impairments_it_cannot_simulate(sc, tmp_path, 
         SimFlowgraph(imp, N, THRESHOLD)
     cfg = tmp_path / "s.toml"
     cfg.write_text(imp.to_toml())
-    code = isac_sim.main(["--config", str(cfg), "--frames", "2", "--threshold", "2e4", "--quiet", "--no-compare",
-                          "--no-progress", "--method", "baseline"])
+    code = isac_sim.main(
+        [
+            "--config",
+            str(cfg),
+            "--frames",
+            "2",
+            "--threshold",
+            "2e4",
+            "--quiet",
+            "--no-compare",
+            "--no-progress",
+            "--method",
+            "baseline",
+        ]
+    )
     assert code == 2 and "element impairments" in capsys.readouterr().err
 
 
@@ -354,8 +381,9 @@ def test_threads_do_not_change_the_results(sc):
     runs = []
     for threads in (1, 3):
         seen = {}
-        tb = SimFlowgraph(sc, N, THRESHOLD, kernel="cpp", threads=threads,
-                          on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e)))
+        tb = SimFlowgraph(
+            sc, N, THRESHOLD, kernel="cpp", threads=threads, on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e))
+        )
         assert run_with_timeout(tb) is None
         runs.append((seen, tb.summary()))
     (a, sa), (b, sb) = runs
@@ -376,8 +404,23 @@ def test_isac_sim_threads_option(sc, tmp_path, capsys):
     cfg.write_text(sc.to_toml())
     outs = []
     for threads in ("1", "2"):
-        code = isac_sim.main(["--config", str(cfg), "--frames", "6", "--threshold", "2e4", "--quiet",
-                              "--no-compare", "--no-progress", "--method", "baseline", "--threads", threads])
+        code = isac_sim.main(
+            [
+                "--config",
+                str(cfg),
+                "--frames",
+                "6",
+                "--threshold",
+                "2e4",
+                "--quiet",
+                "--no-compare",
+                "--no-progress",
+                "--method",
+                "baseline",
+                "--threads",
+                threads,
+            ]
+        )
         out = capsys.readouterr().out
         assert code == 0 and "frames/s)" in out
         outs.append(out.splitlines()[-1])  # the metrics line

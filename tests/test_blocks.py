@@ -2,16 +2,24 @@
 (vector_source -> block -> vector_sink) against the model on the same seeds, message outputs
 read deterministically after tb.run(), the full chain against evaluation.sense, and the blocks of
 every method (baseline, perfect, impairment, dictionary, nn) against the offline transceiver layer."""
+
 import numpy as np
 import pmt
 import pytest
-from gnuradio import blocks, gr
+from gnuradio import blocks, gr, isac
 
-from gnuradio import isac
 from gnuradio.isac import transceiver
 from gnuradio.isac import weights as W
-from gnuradio.isac.blocks import (BlockParameterError, comm_receiver, message_source, metrics, omp_receiver,
-                                  precoder, reciprocal_filter, ula_channel)
+from gnuradio.isac.blocks import (
+    BlockParameterError,
+    comm_receiver,
+    message_source,
+    metrics,
+    omp_receiver,
+    precoder,
+    reciprocal_filter,
+    ula_channel,
+)
 from gnuradio.isac.blocks._common import make_dict
 from gnuradio.isac.blocks.omp_receiver import detections_dict
 from gnuradio.isac.config import Scenario
@@ -32,9 +40,15 @@ THRESHOLD = 2.0e4  # small scenario: noise-only map maxima are ~ K S N0 ln(Na Nd
 
 @pytest.fixture(scope="module")
 def sc():
-    return Scenario.default().with_overrides({
-        "array.antennas": K, "ofdm.subcarriers": S, "receiver.angle_grid": 90, "receiver.delay_grid": 50,
-        "run.seed": SEED})
+    return Scenario.default().with_overrides(
+        {
+            "array.antennas": K,
+            "ofdm.subcarriers": S,
+            "receiver.angle_grid": 90,
+            "receiver.delay_grid": 50,
+            "run.seed": SEED,
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +161,7 @@ def run_channel(sc, symbols, scene=None, **extra):
     pre = make_precoder(sc)
     kw = dict(extra)
     if scene is not None:
-        kw.update(fixed_angles_deg=np.rad2deg(scene.angles_rad), fixed_ranges_m=scene.ranges_m,
-                  fixed_gains=scene.gains)
+        kw.update(fixed_angles_deg=np.rad2deg(scene.angles_rad), fixed_ranges_m=scene.ranges_m, fixed_gains=scene.gains)
     ch = make_channel(sc, **kw)
     sinks = [blocks.vector_sink_c(K * S), blocks.vector_sink_c(S), blocks.vector_sink_c(S)]
     debug = blocks.message_debug()
@@ -158,8 +171,13 @@ def run_channel(sc, symbols, scene=None, **extra):
     tb.msg_connect(ch, "truth", debug, "store")
     tb.run()
     n = len(symbols)
-    return (np.reshape(sinks[0].data(), (n, K, S)), np.reshape(sinks[1].data(), (n, S)),
-            np.reshape(sinks[2].data(), (n, S)), messages_of(debug), sinks[0].tags())
+    return (
+        np.reshape(sinks[0].data(), (n, K, S)),
+        np.reshape(sinks[1].data(), (n, S)),
+        np.reshape(sinks[2].data(), (n, S)),
+        messages_of(debug),
+        sinks[0].tags(),
+    )
 
 
 def test_channel_reproduces_simulator_frames(sc, frames):
@@ -220,8 +238,7 @@ def test_reciprocal_filter_equals_model_and_flags_bad_symbols(sc, frames):
     np.testing.assert_array_equal(out, reciprocal_filter_model(y, x, invalid="zero"))
     assert np.all(out[2, :, 5] == 0) and np.all(np.isfinite(out))
     assert rf.invalid_frames == 2
-    tags = [(t.offset, pmt.to_python(t.value)) for t in sink.tags()
-            if pmt.symbol_to_string(t.key) == "invalid_symbols"]
+    tags = [(t.offset, pmt.to_python(t.value)) for t in sink.tags() if pmt.symbol_to_string(t.key) == "invalid_symbols"]
     assert tags == [(2, 1), (3, 1)]
 
 
@@ -385,41 +402,55 @@ def test_full_chain_equals_evaluation_sense(sc, frames):
 
 
 # --- construction errors -------------------------------------------------------------------
-@pytest.mark.parametrize("make, match", [
-    (lambda: precoder(K=0), r"isac_precoder: parameter 'K' must be an integer >= 1"),
-    (lambda: precoder(S=-3), r"isac_precoder: parameter 'S'"),
-    (lambda: precoder(target_sector_deg=[-20, -40]), r"isac_precoder: parameter 'target_sector_deg'"),
-    (lambda: precoder(comm_sector_deg=[30, 95]), r"isac_precoder: parameter 'comm_sector_deg'"),
-    (lambda: precoder(eta=1.2), r"isac_precoder: parameter 'eta'"),
-    (lambda: precoder(method="weird"), r"isac_precoder: parameter 'method'.*must be one of baseline, perfect"),
-    (lambda: precoder(method="nn"), r"isac_precoder: parameter 'method'.*'nn' needs a weights file"),
-    (lambda: ula_channel(K=0), r"isac_ula_channel: parameter 'K'"),
-    (lambda: ula_channel(range_m=[190, 10]), r"isac_ula_channel: parameter 'range_m'"),
-    (lambda: ula_channel(range_m=[10, 5000]), r"isac_ula_channel: parameter 'range_m'.*1249"),
-    (lambda: ula_channel(comm_taps=0), r"isac_ula_channel: parameter 'comm_taps'"),
-    (lambda: ula_channel(fixed_angles_deg=[-30, -20], fixed_ranges_m=[50]),
-     r"isac_ula_channel: parameter 'fixed_ranges_m'"),
-    (lambda: ula_channel(K=4, precoder=[1, 0, 0]), r"isac_ula_channel: parameter 'precoder'.*K = 4"),
-    (lambda: ula_channel(stream="nope"), r"isac_ula_channel: parameter 'stream'"),
-    (lambda: reciprocal_filter(K=0, S=4), r"isac_reciprocal_filter: parameter 'K'"),
-    (lambda: omp_receiver(target_sector_deg=[-20, -40]), r"isac_omp_receiver: parameter 'target_sector_deg'"),
-    (lambda: omp_receiver(method="weird"), r"isac_omp_receiver: parameter 'method'.*must be one of baseline, perfect"),
-    (lambda: omp_receiver(method="impairment"), r"isac_omp_receiver: parameter 'method'.*needs a weights file"),
-    (lambda: omp_receiver(weights="/nonexistent/w.safetensors"),
-     r"isac_omp_receiver: parameter 'weights'.*no such weights file"),
-    (lambda: omp_receiver(receiver="mp"), r"isac_omp_receiver: parameter 'receiver' must be one of omp, domp"),
-    (lambda: omp_receiver(temperature=0.0), r"isac_omp_receiver: parameter 'temperature'"),
-    (lambda: omp_receiver(angle_grid=0), r"isac_omp_receiver: parameter 'angle_grid'"),
-    (lambda: omp_receiver(threshold=-1.0), r"isac_omp_receiver: parameter 'threshold'"),
-    (lambda: comm_receiver(S=0), r"isac_comm_receiver: parameter 'S'"),
-    (lambda: metrics(gospa_mu=3.0), r"isac_metrics: parameter 'gospa_mu'"),
-    (lambda: metrics(max_targets=0), r"isac_metrics: parameter 'max_targets'"),
-    (lambda: message_source(S=4, stream="x"), r"isac_message_source: parameter 'stream'"),
-    (lambda: isac.angle_delay_map_stream(method="dictionary"),
-     r"isac_angle_delay_map_stream: parameter 'method'.*needs a weights file"),
-    (lambda: isac.angle_delay_map_stream(target_sector_deg=[-20, -40]),
-     r"isac_angle_delay_map_stream: parameter 'target_sector_deg'"),
-])
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda: precoder(K=0), r"isac_precoder: parameter 'K' must be an integer >= 1"),
+        (lambda: precoder(S=-3), r"isac_precoder: parameter 'S'"),
+        (lambda: precoder(target_sector_deg=[-20, -40]), r"isac_precoder: parameter 'target_sector_deg'"),
+        (lambda: precoder(comm_sector_deg=[30, 95]), r"isac_precoder: parameter 'comm_sector_deg'"),
+        (lambda: precoder(eta=1.2), r"isac_precoder: parameter 'eta'"),
+        (lambda: precoder(method="weird"), r"isac_precoder: parameter 'method'.*must be one of baseline, perfect"),
+        (lambda: precoder(method="nn"), r"isac_precoder: parameter 'method'.*'nn' needs a weights file"),
+        (lambda: ula_channel(K=0), r"isac_ula_channel: parameter 'K'"),
+        (lambda: ula_channel(range_m=[190, 10]), r"isac_ula_channel: parameter 'range_m'"),
+        (lambda: ula_channel(range_m=[10, 5000]), r"isac_ula_channel: parameter 'range_m'.*1249"),
+        (lambda: ula_channel(comm_taps=0), r"isac_ula_channel: parameter 'comm_taps'"),
+        (
+            lambda: ula_channel(fixed_angles_deg=[-30, -20], fixed_ranges_m=[50]),
+            r"isac_ula_channel: parameter 'fixed_ranges_m'",
+        ),
+        (lambda: ula_channel(K=4, precoder=[1, 0, 0]), r"isac_ula_channel: parameter 'precoder'.*K = 4"),
+        (lambda: ula_channel(stream="nope"), r"isac_ula_channel: parameter 'stream'"),
+        (lambda: reciprocal_filter(K=0, S=4), r"isac_reciprocal_filter: parameter 'K'"),
+        (lambda: omp_receiver(target_sector_deg=[-20, -40]), r"isac_omp_receiver: parameter 'target_sector_deg'"),
+        (
+            lambda: omp_receiver(method="weird"),
+            r"isac_omp_receiver: parameter 'method'.*must be one of baseline, perfect",
+        ),
+        (lambda: omp_receiver(method="impairment"), r"isac_omp_receiver: parameter 'method'.*needs a weights file"),
+        (
+            lambda: omp_receiver(weights="/nonexistent/w.safetensors"),
+            r"isac_omp_receiver: parameter 'weights'.*no such weights file",
+        ),
+        (lambda: omp_receiver(receiver="mp"), r"isac_omp_receiver: parameter 'receiver' must be one of omp, domp"),
+        (lambda: omp_receiver(temperature=0.0), r"isac_omp_receiver: parameter 'temperature'"),
+        (lambda: omp_receiver(angle_grid=0), r"isac_omp_receiver: parameter 'angle_grid'"),
+        (lambda: omp_receiver(threshold=-1.0), r"isac_omp_receiver: parameter 'threshold'"),
+        (lambda: comm_receiver(S=0), r"isac_comm_receiver: parameter 'S'"),
+        (lambda: metrics(gospa_mu=3.0), r"isac_metrics: parameter 'gospa_mu'"),
+        (lambda: metrics(max_targets=0), r"isac_metrics: parameter 'max_targets'"),
+        (lambda: message_source(S=4, stream="x"), r"isac_message_source: parameter 'stream'"),
+        (
+            lambda: isac.angle_delay_map_stream(method="dictionary"),
+            r"isac_angle_delay_map_stream: parameter 'method'.*needs a weights file",
+        ),
+        (
+            lambda: isac.angle_delay_map_stream(target_sector_deg=[-20, -40]),
+            r"isac_angle_delay_map_stream: parameter 'target_sector_deg'",
+        ),
+    ],
+)
 def test_bad_parameters_name_block_and_parameter(make, match):
     with pytest.raises(BlockParameterError, match=match):
         make()
@@ -473,12 +504,15 @@ def test_model_does_not_import_gnuradio():
     import pathlib
 
     import gnuradio.isac.model as model
-
     import gnuradio.isac.transceiver as trx
 
     package = pathlib.Path(model.__file__).parent.parent
-    paths = [*pathlib.Path(model.__file__).parent.glob("*.py"), *pathlib.Path(trx.__file__).parent.glob("*.py"),
-             package / "scoring.py", package / "weights.py"]
+    paths = [
+        *pathlib.Path(model.__file__).parent.glob("*.py"),
+        *pathlib.Path(trx.__file__).parent.glob("*.py"),
+        package / "scoring.py",
+        package / "weights.py",
+    ]
     assert len(paths) > 5
     for path in paths:
         text = path.read_text()
@@ -528,10 +562,12 @@ def test_positions_pdu_converts_truth_and_detections():
     tb.msg_connect(blk, "pdu", debug, "store")
     tb.start()
     try:
-        for msg in (pmt.intern("garbage"),
-                    make_dict({"frame": 2, "angle_deg": np.array([1.0, 2.0]), "range_m": np.array([3.0])}),
-                    make_dict({"frame": 7, "angle_deg": np.array([-30.0, 0.0]), "range_m": np.array([100.0, 50.0])}),
-                    make_dict({"frame": 1, "angle_deg": np.zeros(0), "range_m": np.zeros(0)})):
+        for msg in (
+            pmt.intern("garbage"),
+            make_dict({"frame": 2, "angle_deg": np.array([1.0, 2.0]), "range_m": np.array([3.0])}),
+            make_dict({"frame": 7, "angle_deg": np.array([-30.0, 0.0]), "range_m": np.array([100.0, 50.0])}),
+            make_dict({"frame": 1, "angle_deg": np.zeros(0), "range_m": np.zeros(0)}),
+        ):
             blk.to_basic_block()._post(pmt.intern("in"), msg)
         deadline = time.time() + 10
         while debug.num_messages() < 2 and time.time() < deadline:
@@ -542,8 +578,11 @@ def test_positions_pdu_converts_truth_and_detections():
     assert debug.num_messages() == 2
     pdu, empty = debug.get_message(0), debug.get_message(1)
     assert pmt.to_python(pmt.car(pdu)) == {"frame": 7, "count": 2}
-    np.testing.assert_allclose(np.array(pmt.c32vector_elements(pmt.cdr(pdu))),
-                               [100 * np.cos(np.deg2rad(-30)) + 100j * np.sin(np.deg2rad(-30)), 50.0], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.array(pmt.c32vector_elements(pmt.cdr(pdu))),
+        [100 * np.cos(np.deg2rad(-30)) + 100j * np.sin(np.deg2rad(-30)), 50.0],
+        rtol=1e-6,
+    )
     assert pmt.to_python(pmt.car(empty)) == {"frame": 1, "count": 0}
     assert pmt.length(pmt.cdr(empty)) == 0
 
@@ -564,6 +603,7 @@ def test_metrics_bound_unmatched_messages(monkeypatch):
 
 def test_omp_receiver_cpp_kernel_equals_numpy(sc, frames):
     from gnuradio.isac import OmpKernel  # noqa: F401  (always built by tools/setup.sh: fail, never skip)
+
     y_tilde = reciprocal_filter_model(frames.y_sensing, frames.symbols)
     ref_rx, ref = run_omp_receiver(sc, y_tilde)
     assert ref_rx.kernel == "numpy"
@@ -591,12 +631,32 @@ def test_channel_with_a_given_spacing_vector_uses_that_array(sc):
 
 
 # --- the gnuradio.isac namespace -----------------------------------------------------------
-BLOCK_NAMES = ("precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "comm_receiver", "metrics",
-               "message_source", "angle_delay_map_stream", "map_display", "positions_pdu", "json_publisher",
-               "sigmf_sink", "sigmf_source")
+BLOCK_NAMES = (
+    "precoder",
+    "ula_channel",
+    "reciprocal_filter",
+    "omp_receiver",
+    "comm_receiver",
+    "metrics",
+    "message_source",
+    "angle_delay_map_stream",
+    "map_display",
+    "positions_pdu",
+    "json_publisher",
+    "sigmf_sink",
+    "sigmf_source",
+)
 #: the blocks whose parameters describe a scenario
-SCENARIO_BLOCKS = ("precoder", "ula_channel", "reciprocal_filter", "omp_receiver", "comm_receiver", "metrics",
-                   "message_source", "angle_delay_map_stream")
+SCENARIO_BLOCKS = (
+    "precoder",
+    "ula_channel",
+    "reciprocal_filter",
+    "omp_receiver",
+    "comm_receiver",
+    "metrics",
+    "message_source",
+    "angle_delay_map_stream",
+)
 
 
 def test_gnuradio_isac_gives_every_block():
@@ -623,9 +683,16 @@ def test_gnuradio_isac_gives_every_block():
 
 def test_from_scenario_takes_the_scenario_parameters(sc):
     """from_scenario gives each block the scenario's values (parameter names of docs/config.md)."""
-    other = sc.with_overrides({"scene.target_sector_deg": [-35.0, -5.0], "scene.range_m": [20.0, 150.0],
-                               "scene.comm_taps": 3, "array.impairment_seed": 4, "scene.max_targets": 4,
-                               "receiver.gospa_c_m": 50.0})
+    other = sc.with_overrides(
+        {
+            "scene.target_sector_deg": [-35.0, -5.0],
+            "scene.range_m": [20.0, 150.0],
+            "scene.comm_taps": 3,
+            "array.impairment_seed": 4,
+            "scene.max_targets": 4,
+            "receiver.gospa_c_m": 50.0,
+        }
+    )
     pre = precoder.from_scenario(other)
     assert pre.scenario.scene["target_sector_deg"] == [-35.0, -5.0]
     np.testing.assert_array_equal(pre.precoder(), baseline_precoder(other))
@@ -701,9 +768,22 @@ def nn_trained(sc, tmp_path_factory):
     torch.set_num_threads(1)  # tiny convolutions: one thread is much faster on 2 cores
     try:
         torch.manual_seed(0)
-        tr = NnTrainer(sc, NnOptions(iterations=1, batch=8, n_theta=16, n_tau=16, limited=True, val_frames=8,
-                                     val_every=1, lr_position=1e-2, lr_detection=1e-2, patience=100,
-                                     profile="quick"))
+        tr = NnTrainer(
+            sc,
+            NnOptions(
+                iterations=1,
+                batch=8,
+                n_theta=16,
+                n_tau=16,
+                limited=True,
+                val_frames=8,
+                val_every=1,
+                lr_position=1e-2,
+                lr_detection=1e-2,
+                patience=100,
+                profile="quick",
+            ),
+        )
         tr.train_step()
         tr.train_step()
     finally:
@@ -749,8 +829,9 @@ def test_nn_precoder_block_gives_the_nn_precoder(sc, frames, nn_trained):
     (lo, hi), (c_lo, c_hi) = sc.target_sector_rad, sc.comm_sector_rad
     tr.net.eval()
     with torch.no_grad():
-        ref = tr.net.precoders(torch.tensor([lo]), torch.tensor([hi]), c_lo, c_hi, tx["eta"], tx["phi_rad"],
-                               tx["power"])[0].numpy()
+        ref = tr.net.precoders(
+            torch.tensor([lo]), torch.tensor([hi]), c_lo, c_hi, tx["eta"], tx["phi_rad"], tx["power"]
+        )[0].numpy()
     np.testing.assert_allclose(f, ref, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(f, transceiver.build(sc, "nn", w).precoder(sc))
     assert np.linalg.norm(f) == pytest.approx(np.sqrt(tx["power"]), rel=1e-5)  # ||f||^2 = P

@@ -1,13 +1,18 @@
 """model.channels_stream: the channels driven by X = f x^T equal model.channels, and
 channel_frame reproduces simulation.Simulator.frame."""
+
 import numpy as np
 import pytest
 
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.model import array as arr
 from gnuradio.isac.model.channels import comm_channel, comm_tap_variances, sensing_echo
-from gnuradio.isac.model.channels_stream import (array_frame, channel_frame, comm_channel_from_frame,
-                                                 sensing_echo_from_frame)
+from gnuradio.isac.model.channels_stream import (
+    array_frame,
+    channel_frame,
+    comm_channel_from_frame,
+    sensing_echo_from_frame,
+)
 from gnuradio.isac.model.ofdm import qpsk_map
 from gnuradio.isac.model.scene import Scene, sensing_gain_variance
 from gnuradio.isac.simulation import Simulator, frame_rng
@@ -38,8 +43,12 @@ def test_array_frame_is_outer_product_antenna_major(setup):
 def test_sensing_echo_from_frame_equals_eq1(setup):
     a, f, x, scene = setup
     X = array_frame(f, x)
-    np.testing.assert_allclose(sensing_echo_from_frame(a, X, scene, DF, 1.0, None),
-                               sensing_echo(a, f, x, scene, DF, 1.0, None), rtol=0, atol=1e-5)
+    np.testing.assert_allclose(
+        sensing_echo_from_frame(a, X, scene, DF, 1.0, None),
+        sensing_echo(a, f, x, scene, DF, 1.0, None),
+        rtol=0,
+        atol=1e-5,
+    )
     # same noise draws from the same generator
     y1 = sensing_echo_from_frame(a, X, scene, DF, 1.0, np.random.default_rng(7))
     y2 = sensing_echo(a, f, x, scene, DF, 1.0, np.random.default_rng(7))
@@ -73,10 +82,21 @@ def test_channel_frame_reproduces_simulator_frame(fixed):
     g2 = sensing_gain_variance(sc.scene["snr_sensing_db"], K, 1.0)
     for i in range(6):
         messages, symbols, ref_scene, y_r, y_c, kappa, phi = sim.frame(i, "test")
-        out = channel_frame(frame_rng(5, "test", i), sim.array, array_frame(sim.precoder, symbols), sim.precoder,
-                            max_targets=sc.scene["max_targets"], sector_rad=sc.target_sector_rad,
-                            range_m=sc.range_interval_m, gain_variance=g2, comm_sector_rad=sc.comm_sector_rad,
-                            spacing_hz=DF, noise_power=1.0, tap_variances=sim.tap_variances, scene=scene)
+        out = channel_frame(
+            frame_rng(5, "test", i),
+            sim.array,
+            array_frame(sim.precoder, symbols),
+            sim.precoder,
+            max_targets=sc.scene["max_targets"],
+            sector_rad=sc.target_sector_rad,
+            range_m=sc.range_interval_m,
+            gain_variance=g2,
+            comm_sector_rad=sc.comm_sector_rad,
+            spacing_hz=DF,
+            noise_power=1.0,
+            tap_variances=sim.tap_variances,
+            scene=scene,
+        )
         got_scene, got_y, got_yc, got_kappa, got_phi = out
         np.testing.assert_array_equal(got_scene.angles_rad, ref_scene.angles_rad)
         np.testing.assert_array_equal(got_scene.ranges_m, ref_scene.ranges_m)

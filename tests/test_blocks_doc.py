@@ -1,14 +1,15 @@
 """docs/blocks.md against the code: its constructor-parameter table lists every parameter of
 every block with its default and nothing else, and its from_scenario list names exactly the
 blocks that have one."""
+
 import ast
 import inspect
 import re
 from pathlib import Path
 
 import pytest
-
 from gnuradio import isac
+
 from gnuradio.isac.blocks import BLOCKS
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "blocks.md"
@@ -19,7 +20,7 @@ def section(title: str) -> str:
     text = DOC.read_text()
     start = text.index(f"\n## {title}\n")
     end = text.find("\n## ", start + 1)
-    return text[start:end if end > 0 else None]
+    return text[start : end if end > 0 else None]
 
 
 def split_top_level(text: str) -> list[str]:
@@ -103,15 +104,16 @@ def test_table_rows_equal_the_constructor_signature(name):
     for param, default in sig.items():
         assert default is not inspect.Parameter.empty, f"{name}.{param} has no default"
         got = doc[param]
-        assert type(got) is type(default) and got == default, \
+        assert type(got) is type(default) and got == default, (
             f"{name}.{param}: docs say {got!r}, the constructor has {default!r}" + hint
+        )
 
 
 def test_from_scenario_list_names_the_blocks_that_have_one():
     text = section("Blocks from a scenario")
-    listed_with = text[:text.index("It takes")]
+    listed_with = text[: text.index("It takes")]
     end = text.index("have none")
-    listed_without = text[text.rindex("\n\n", 0, end):end]  # the paragraph ending in "have none"
+    listed_without = text[text.rindex("\n\n", 0, end) : end]  # the paragraph ending in "have none"
     have = {n for n in BLOCKS if callable(getattr(getattr(isac, n), "from_scenario", None))}
     assert set(re.findall(r"`isac\.(\w+)`", listed_with)) == have
     assert set(re.findall(r"`isac\.(\w+)`", listed_without)) == set(BLOCKS) - have
@@ -120,9 +122,13 @@ def test_from_scenario_list_names_the_blocks_that_have_one():
 def test_words_list_the_registered_methods_receivers_and_kernels():
     from gnuradio.isac import transceiver
 
-    rows = {ln.split("|")[1].strip(): ln for ln in section("Method, receiver, kernel").splitlines()
-            if ln.startswith("| `")}
-    for word, values in (("method", transceiver.METHODS), ("receiver", transceiver.RECEIVERS),
-                         ("kernel", transceiver.KERNELS)):
+    rows = {
+        ln.split("|")[1].strip(): ln for ln in section("Method, receiver, kernel").splitlines() if ln.startswith("| `")
+    }
+    for word, values in (
+        ("method", transceiver.METHODS),
+        ("receiver", transceiver.RECEIVERS),
+        ("kernel", transceiver.KERNELS),
+    ):
         cell = rows[f"`{word}`"].split("|")[2]
         assert re.findall(r"`(\w+)`", cell) == list(values), word

@@ -4,6 +4,7 @@ parameter with its default, the enum choices, the callbacks), loaded by GRC's ow
 block), and the flowgraphs apps/*.grc compiled by grcc and run with this Python: the headless
 flowgraph's metrics equal evaluation.evaluate on the same frames and threshold, with the
 baseline and with the shipped learned weights."""
+
 import ast
 import inspect
 import os
@@ -15,8 +16,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from gnuradio import isac
+
 from gnuradio.isac import transceiver, weights
 from gnuradio.isac.blocks import BLOCKS
 from gnuradio.isac.blocks.omp_receiver import DEFAULT_THRESHOLD
@@ -73,8 +74,12 @@ def plain(value):
 
 
 #: enum parameter -> the values the blocks accept, in the registries' order
-CHOICES = {"method": ("",) + transceiver.METHODS, "receiver": transceiver.RECEIVERS,
-           "kernel": ("",) + transceiver.KERNELS, "stream": tuple(STREAMS)}
+CHOICES = {
+    "method": ("",) + transceiver.METHODS,
+    "receiver": transceiver.RECEIVERS,
+    "kernel": ("",) + transceiver.KERNELS,
+    "stream": tuple(STREAMS),
+}
 
 
 @pytest.mark.parametrize("name", sorted(BLOCKS))
@@ -90,8 +95,9 @@ def test_block_yaml_matches_the_constructor(name):
     params = {p["id"]: p for p in doc["parameters"]}
     sig = signature(name)
     # one yml parameter per constructor argument, same name, same default
-    assert set(params) - GRC_ONLY == set(sig), f"yml only: {set(params) - GRC_ONLY - set(sig)}, " \
-                                               f"constructor only: {set(sig) - set(params)}"
+    assert set(params) - GRC_ONLY == set(sig), (
+        f"yml only: {set(params) - GRC_ONLY - set(sig)}, constructor only: {set(sig) - set(params)}"
+    )
     for pid, p in params.items():
         if pid in GRC_ONLY:
             continue
@@ -139,8 +145,12 @@ def platform():
     old = os.environ.get("GRC_BLOCKS_PATH")
     os.environ["GRC_BLOCKS_PATH"] = str(REPO / "grc")
     try:
-        p = Platform(name="gr-isac tests", prefs=gr.prefs(), version=gr.version(),
-                     version_parts=(gr.major_version(), gr.api_version(), gr.minor_version()))
+        p = Platform(
+            name="gr-isac tests",
+            prefs=gr.prefs(),
+            version=gr.version(),
+            version_parts=(gr.major_version(), gr.api_version(), gr.minor_version()),
+        )
         p.build_library()
     finally:
         if old is None:
@@ -190,15 +200,18 @@ def test_grc_builds_each_block_from_its_make_template(platform, name):
     assert type(blk) is getattr(isac, name)
 
 
-@pytest.mark.parametrize("name, values, wrong", [
-    ("precoder", {"method": '"impairment"'}, "weights or method"),
-    ("omp_receiver", {"method": '"nn"'}, "weights or method"),
-    ("angle_delay_map_stream", {"method": '"dictionary"'}, "weights or method"),
-    ("omp_receiver", {"receiver": '"domp"', "temperature": "0"}, "temperature > 0"),
-    ("precoder", {"target_sector_deg": "[-20.0, -40.0]"}, "target_sector_deg"),
-    ("ula_channel", {"comm_taps": "300"}, "comm_taps <= S"),
-    ("map_display", {"target_sector_deg": "[-100.0, 0.0]"}, "target_sector_deg"),
-])
+@pytest.mark.parametrize(
+    "name, values, wrong",
+    [
+        ("precoder", {"method": '"impairment"'}, "weights or method"),
+        ("omp_receiver", {"method": '"nn"'}, "weights or method"),
+        ("angle_delay_map_stream", {"method": '"dictionary"'}, "weights or method"),
+        ("omp_receiver", {"receiver": '"domp"', "temperature": "0"}, "temperature > 0"),
+        ("precoder", {"target_sector_deg": "[-20.0, -40.0]"}, "target_sector_deg"),
+        ("ula_channel", {"comm_taps": "300"}, "comm_taps <= S"),
+        ("map_display", {"target_sector_deg": "[-100.0, 0.0]"}, "target_sector_deg"),
+    ],
+)
 def test_grc_asserts_refuse_bad_values(platform, name, values, wrong):
     _, errors = grc_block(platform, name, **values)
     assert any(wrong in e for e in errors), errors
@@ -222,8 +235,14 @@ def run_headless(grc: Path, tmp_path: Path, frames: int) -> dict:
     assert res.returncode == 0, res.stdout + res.stderr
     script = tmp_path / "isac_headless.py"
     assert script.exists()
-    run = subprocess.run([sys.executable, str(script), "-n", str(frames), "--seed", "0"], capture_output=True,
-                         text=True, timeout=300, cwd=tmp_path, env=dict(os.environ, OPENBLAS_NUM_THREADS="1"))
+    run = subprocess.run(
+        [sys.executable, str(script), "-n", str(frames), "--seed", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS="1"),
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     lines = [ln for ln in (run.stdout + run.stderr).splitlines() if f"{frames} frames:" in ln]
     assert lines, run.stdout + run.stderr
@@ -298,8 +317,8 @@ def test_grcc_refuses_learned_method_without_weights(tmp_path):
 @needs_grcc
 def test_zmq_flowgraph_publishes_detections_and_metrics(tmp_path):
     """apps/isac_zmq.grc runs until stopped and publishes serialized PMT dicts on 127.0.0.1."""
-    import zmq
     import pmt
+    import zmq
 
     res = compile_flowgraph(REPO / "apps" / "isac_zmq.grc", tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
@@ -312,9 +331,22 @@ def test_zmq_flowgraph_publishes_detections_and_metrics(tmp_path):
         sock.setsockopt(zmq.RCVTIMEO, 30000)
         sock.connect(addr)
         subs.append(sock)
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "isac_zmq.py"), "-n", "0",
-                             "--detections-address", det_addr, "--metrics-address", met_addr],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(tmp_path / "isac_zmq.py"),
+            "-n",
+            "0",
+            "--detections-address",
+            det_addr,
+            "--metrics-address",
+            met_addr,
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         dets = [pmt.to_python(pmt.deserialize_str(subs[0].recv())) for _ in range(3)]
         metrics = pmt.to_python(pmt.deserialize_str(subs[1].recv()))
@@ -334,15 +366,21 @@ def test_zmq_flowgraph_publishes_detections_and_metrics(tmp_path):
 @needs_grcc
 def test_gui_flowgraph_compiles_and_runs_offscreen(tmp_path):
     """apps/isac_gui.grc (QT GUI) compiles, and runs for a few seconds on Qt's offscreen platform."""
-    import PyQt5  # noqa: F401  (Debian python3-pyqt5, installed by tools/setup.sh)
-    import gnuradio.qtgui  # noqa: F401
     import time
+
+    import gnuradio.qtgui  # noqa: F401
+    import PyQt5  # noqa: F401  (Debian python3-pyqt5, installed by tools/setup.sh)
 
     res = compile_flowgraph(REPO / "apps" / "isac_gui.grc", tmp_path)
     assert res.returncode == 0, res.stdout + res.stderr
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_RUNTIME_DIR=str(tmp_path))
-    proc = subprocess.Popen([sys.executable, str(tmp_path / "isac_gui.py"), "-n", "0", "-r", "50"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, str(tmp_path / "isac_gui.py"), "-n", "0", "-r", "50"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         time.sleep(4)
         alive = proc.poll() is None

@@ -1,4 +1,5 @@
 """Sensing echo (1), reciprocal filtering (3) and the MISO channel (4)."""
+
 import numpy as np
 import pytest
 
@@ -28,7 +29,7 @@ def test_noiseless_echo_matches_eq1_term_by_term(setup):
     Y = sensing_echo(a, f, x, scene, DF, 1.0, rng=None)
     ref = np.zeros((K, S), complex)
     for t in range(scene.count):
-        at = a.steering(scene.angles_rad[t:t + 1])[:, 0]
+        at = a.steering(scene.angles_rad[t : t + 1])[:, 0]
         rho = delay_vector(range_to_delay(scene.ranges_m[t]), S, DF)
         ref += scene.gains[t] * np.outer(at, at) @ f[:, None] @ (x * rho)[None, :] / np.sqrt(S)
     np.testing.assert_allclose(Y, ref, atol=1e-5)
@@ -39,7 +40,7 @@ def test_reciprocal_filter_gives_eq3_with_alpha(setup):
     Yt = reciprocal_filter(sensing_echo(a, f, x, scene, DF, 1.0, rng=None), x)
     ref = np.zeros((K, S), complex)
     for t in range(scene.count):
-        at = a.steering(scene.angles_rad[t:t + 1])[:, 0]
+        at = a.steering(scene.angles_rad[t : t + 1])[:, 0]
         alpha = at @ f * scene.gains[t] / np.sqrt(S)  # alpha_t = a^T f psi / sqrt(S)
         ref += alpha * np.outer(at, delay_vector(range_to_delay(scene.ranges_m[t]), S, DF))
     np.testing.assert_allclose(Yt, ref, atol=1e-5)
@@ -71,7 +72,7 @@ def test_reciprocal_filter_handles_zero_and_nonfinite_symbols(setup):
 def test_random_scene_follows_the_paper_distribution(rng):
     counts, angles, ranges, gains = [], [], [], []
     var = sensing_gain_variance(15.0, 64, 1.0)
-    assert var == pytest.approx(10 ** 1.5 / 64)
+    assert var == pytest.approx(10**1.5 / 64)
     for _ in range(3000):
         s = random_scene(rng, 5, np.deg2rad((-40, -20)), (10, 190), var)
         counts.append(s.count)
@@ -88,8 +89,13 @@ def test_random_scene_follows_the_paper_distribution(rng):
 
 def test_fixed_scene_and_scene_validation(rng):
     s = fixed_scene([-30, -25], [50, 60], gains=[1, 1])
-    np.testing.assert_allclose(s.positions_m, [[50 * np.cos(np.deg2rad(-30)), 50 * np.sin(np.deg2rad(-30))],
-                                               [60 * np.cos(np.deg2rad(-25)), 60 * np.sin(np.deg2rad(-25))]])
+    np.testing.assert_allclose(
+        s.positions_m,
+        [
+            [50 * np.cos(np.deg2rad(-30)), 50 * np.sin(np.deg2rad(-30))],
+            [60 * np.cos(np.deg2rad(-25)), 60 * np.sin(np.deg2rad(-25))],
+        ],
+    )
     with pytest.raises(ValueError, match="equal lengths"):
         Scene([0.1], [10, 20], [1])
     with pytest.raises(ValueError, match="finite"):

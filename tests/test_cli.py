@@ -1,5 +1,6 @@
 """Command-line applications (python/isac/cli): isac-eval and isac-sim run in-process with
 small sizes, their option errors, --config files, and the installed isac-eval script."""
+
 import json
 import math
 import os
@@ -21,8 +22,20 @@ REPO = Path(__file__).resolve().parents[1]
 SMALL = ["run.frames=20", "run.calibration_frames=20", "receiver.angle_grid=180", "receiver.delay_grid=60"]
 SMALL_ARGS = [a for kv in SMALL for a in ("--set", kv)] + ["--no-progress"]
 
-EVAL_KEYS = {"p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames",
-             "method", "receiver", "scenario_hash", "calibration_frames"}
+EVAL_KEYS = {
+    "p_md",
+    "p_fa",
+    "gospa",
+    "ser",
+    "angle_rmse_deg",
+    "range_rmse_m",
+    "threshold",
+    "frames",
+    "method",
+    "receiver",
+    "scenario_hash",
+    "calibration_frames",
+}
 
 
 def run_eval(tmp_path, *extra, name="out.json"):
@@ -51,6 +64,7 @@ def check_eval_result(result, frames=20, calibration_frames=20, method="baseline
 
 
 # --- isac-eval -----------------------------------------------------------------------------
+
 
 def test_eval_writes_the_metrics_json(tmp_path, capsys):
     result = run_eval(tmp_path)
@@ -131,18 +145,34 @@ def parse_sim(out):
         if m:
             truth = re.match(r"^    truth\s+(.*)$", lines[k + 1])
             dets = re.match(r"^    detections\s+(.*)$", lines[k + 2])
-            assert truth and dets, lines[k:k + 3]
-            blocks.append(dict(index=int(m.group(1)), true=int(m.group(2)), detected=int(m.group(3)),
-                               ser=float(m.group(4)), gospa=float(m.group(5)),
-                               truth=parse_targets(truth.group(1)), detections=parse_targets(dets.group(1))))
+            assert truth and dets, lines[k : k + 3]
+            blocks.append(
+                dict(
+                    index=int(m.group(1)),
+                    true=int(m.group(2)),
+                    detected=int(m.group(3)),
+                    ser=float(m.group(4)),
+                    gospa=float(m.group(5)),
+                    truth=parse_targets(truth.group(1)),
+                    detections=parse_targets(dets.group(1)),
+                )
+            )
     summary = re.search(r"^over (\d+) frames: p_md = (\S+), p_fa = (\S+), GOSPA = (\S+) m, SER = (\S+),", out, re.M)
     assert summary, out
     # the summary follows the frames; only the baseline comparison (learned methods) may follow it
-    tail = lines[-2:] if lines[-1].startswith("baseline (nominal array, own threshold) on the same frames: p_md = ") \
+    tail = (
+        lines[-2:]
+        if lines[-1].startswith("baseline (nominal array, own threshold) on the same frames: p_md = ")
         else lines[-1:]
+    )
     assert summary.group(0) in tail[0], tail
-    return blocks, dict(frames=int(summary.group(1)), p_md=float(summary.group(2)),
-                        p_fa=float(summary.group(3)), gospa=float(summary.group(4)), ser=float(summary.group(5)))
+    return blocks, dict(
+        frames=int(summary.group(1)),
+        p_md=float(summary.group(2)),
+        p_fa=float(summary.group(3)),
+        gospa=float(summary.group(4)),
+        ser=float(summary.group(5)),
+    )
 
 
 def test_sim_prints_one_block_per_frame_and_a_summary(capsys):
@@ -196,17 +226,21 @@ def test_sim_rejects_a_non_positive_frame_count(capsys):
 
 # --- option errors: exit status 2 and a message naming the key ------------------------------
 
+
 @pytest.mark.parametrize("main", [isac_eval.main, isac_sim.main], ids=["isac-eval", "isac-sim"])
-@pytest.mark.parametrize("override, expected", [
-    ("array.antenas=32", "did you mean 'array.antennas'"),
-    ("reciever.p_fa=0.1", "did you mean 'receiver.p_fa'"),
-    ("scene.target_sector_deg=[10,-10]", "scene.target_sector_deg must satisfy -90 <= min < max <= 90"),
-    ("scene.range_m=[10,2000]", "scene.range_m must satisfy"),
-    ("array.antennas=0", "array.antennas must be an integer >= 1"),
-    ("array.antennas=inf", "array.antennas must be an integer"),
-    ("receiver.p_fa=2", "receiver.p_fa must be in (0, 1)"),
-    ("run.frames", "--set expects key=value"),
-])
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        ("array.antenas=32", "did you mean 'array.antennas'"),
+        ("reciever.p_fa=0.1", "did you mean 'receiver.p_fa'"),
+        ("scene.target_sector_deg=[10,-10]", "scene.target_sector_deg must satisfy -90 <= min < max <= 90"),
+        ("scene.range_m=[10,2000]", "scene.range_m must satisfy"),
+        ("array.antennas=0", "array.antennas must be an integer >= 1"),
+        ("array.antennas=inf", "array.antennas must be an integer"),
+        ("receiver.p_fa=2", "receiver.p_fa must be in (0, 1)"),
+        ("run.frames", "--set expects key=value"),
+    ],
+)
 def test_bad_set_exits_2_with_the_reason(main, override, expected, capsys, tmp_path):
     out = tmp_path / "never.json"
     argv = [*SMALL_ARGS, "--set", override]
@@ -222,11 +256,14 @@ def test_bad_set_exits_2_with_the_reason(main, override, expected, capsys, tmp_p
     assert not out.exists()
 
 
-@pytest.mark.parametrize("text, expected", [
-    ("[array]\nantenas = 32\n", "did you mean 'array.antennas'"),
-    ("[scene]\ncomm_sector_deg = [50, 30]\n", "scene.comm_sector_deg"),
-    ("[scene\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("[array]\nantenas = 32\n", "did you mean 'array.antennas'"),
+        ("[scene]\ncomm_sector_deg = [50, 30]\n", "scene.comm_sector_deg"),
+        ("[scene\n", "invalid TOML"),
+    ],
+)
 def test_bad_config_file_exits_2(text, expected, capsys, tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(text)
@@ -245,6 +282,7 @@ def test_missing_config_file_exits_2(capsys, tmp_path):
 
 # --- the installed script -----------------------------------------------------------------
 
+
 def test_installed_isac_eval_script(tmp_path):
     """CI always installs the apps into <repo>/.venv (tools/setup.sh), so a missing
     script is a failure, not a skip."""
@@ -253,13 +291,25 @@ def test_installed_isac_eval_script(tmp_path):
     assert os.access(script, os.X_OK), f"{script} is not executable"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # test what is installed
     out = tmp_path / "installed.json"
-    proc = subprocess.run([str(script), *SMALL_ARGS, "--json", str(out)], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [str(script), *SMALL_ARGS, "--json", str(out)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     check_eval_result(json.loads(out.read_text()))
     assert re.search(r"^\s*p_md\s+\S+", proc.stdout, re.M)
-    bad = subprocess.run([str(script), "--set", "array.antenas=3", "--no-progress"], cwd=tmp_path, env=env,
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [str(script), "--set", "array.antenas=3", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2
     assert "did you mean 'array.antennas'" in bad.stderr
 
@@ -272,9 +322,25 @@ def test_repo_root_is_computed_from_this_file():
 def test_eval_json_is_strict_with_null_for_undefined_metrics(tmp_path):
     """With no targets at all, RMSE is undefined: the file says null, never NaN."""
     out = tmp_path / "m.json"
-    code = isac_eval.main(["--set", "scene.max_targets=1", "--set", "scene.snr_sensing_db=-60",
-                      "--set", "run.frames=5", "--set", "run.calibration_frames=10", "--set", "receiver.angle_grid=30",
-                      "--set", "receiver.delay_grid=20", "--no-progress", "--json", str(out)])
+    code = isac_eval.main(
+        [
+            "--set",
+            "scene.max_targets=1",
+            "--set",
+            "scene.snr_sensing_db=-60",
+            "--set",
+            "run.frames=5",
+            "--set",
+            "run.calibration_frames=10",
+            "--set",
+            "receiver.angle_grid=30",
+            "--set",
+            "receiver.delay_grid=20",
+            "--no-progress",
+            "--json",
+            str(out),
+        ]
+    )
     assert code == 0
     text = out.read_text()
     assert "NaN" not in text
@@ -299,6 +365,7 @@ def test_eval_rejects_a_bad_temperature(capsys):
 
 # --- unwritable outputs are refused before any work --------------------------------------
 
+
 def _no_work(*args, **kwargs):
     raise AssertionError("work started although an output path cannot be written")
 
@@ -307,8 +374,11 @@ def _unwritable_paths(tmp_path):
     """(label, path) of output files that cannot be written, whoever runs the tests (root too)."""
     blocker = tmp_path / "a-file"
     blocker.write_text("x")
-    return [("missing folder", tmp_path / "no" / "such" / "m.json"), ("a folder", tmp_path),
-            ("under a file", blocker / "m.json")]
+    return [
+        ("missing folder", tmp_path / "no" / "such" / "m.json"),
+        ("a folder", tmp_path),
+        ("under a file", blocker / "m.json"),
+    ]
 
 
 def _refused(capsys, code, option, path):
@@ -338,8 +408,9 @@ def test_eval_experiment_refuses_an_unwritable_out_or_json_before_work(tmp_path,
     code = isac_eval.main(["--experiment", "fig3", "--size", "quick", "--out", str(blocker / "sub"), "--no-progress"])
     _refused(capsys, code, "--out", blocker / "sub")
     out = tmp_path / "new" / "dir"  # a missing --out folder is fine: it is created
-    code = isac_eval.main(["--experiment", "fig3", "--size", "quick", "--out", str(out), "--json", str(tmp_path),
-                           "--no-progress"])
+    code = isac_eval.main(
+        ["--experiment", "fig3", "--size", "quick", "--out", str(out), "--json", str(tmp_path), "--no-progress"]
+    )
     _refused(capsys, code, "--json", tmp_path)
     assert out.is_dir() and not any(out.iterdir())
     assert blocker.read_text() == "keep"

@@ -1,5 +1,6 @@
 """Scenario configuration (python/isac/config.py): Sec. V-A defaults, TOML loading,
 --set overrides, validation messages, scenario hash and the TOML round trip."""
+
 import math
 import re
 from pathlib import Path
@@ -20,6 +21,7 @@ def write(tmp_path, text, name="scenario.toml"):
 
 
 # --- defaults: Sec. V-A of the paper -------------------------------------------------
+
 
 def test_defaults_are_the_simulation_parameters_of_sec_v_a():
     s = Scenario.default()
@@ -72,8 +74,11 @@ def test_default_is_a_fresh_copy_not_the_module_defaults():
 
 # --- TOML files and overrides -----------------------------------------------------------
 
+
 def test_toml_file_loading_overrides_only_the_given_keys(tmp_path):
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [array]
 antennas = 32
 spacing_std_m = 0.0
@@ -84,7 +89,8 @@ snr_sensing_db = 10
 
 [receiver]
 p_fa = 0.05
-""")
+""",
+    )
     s = load(path=path)
     assert s.array["antennas"] == 32 and isinstance(s.array["antennas"], int)
     assert s.array["spacing_std_m"] == 0.0
@@ -100,14 +106,16 @@ p_fa = 0.05
 
 def test_overrides_are_parsed_as_toml_values_and_applied_after_the_file(tmp_path):
     path = write(tmp_path, "[run]\nframes = 7\nseed = 3\n")
-    s = load("run.frames=20",  # integer
-             "receiver.p_fa=1e-3",  # float in exponent form
-             "scene.snr_comm_db=25",  # integer literal for a float key
-             "scene.range_m=[20, 100.5]",  # list
-             "array.impairment=cumulative",  # bare string
-             "array.impairment='spacing'",  # quoted string, later wins
-             " transmitter.eta = 0.25 ",  # whitespace around key and value
-             path=path)
+    s = load(
+        "run.frames=20",  # integer
+        "receiver.p_fa=1e-3",  # float in exponent form
+        "scene.snr_comm_db=25",  # integer literal for a float key
+        "scene.range_m=[20, 100.5]",  # list
+        "array.impairment=cumulative",  # bare string
+        "array.impairment='spacing'",  # quoted string, later wins
+        " transmitter.eta = 0.25 ",  # whitespace around key and value
+        path=path,
+    )
     assert s.run["frames"] == 20 and isinstance(s.run["frames"], int)
     assert s.run["seed"] == 3  # from the file, not overridden
     assert s.receiver["p_fa"] == 1e-3
@@ -140,10 +148,22 @@ def test_invalid_toml_and_missing_file(tmp_path):
 
 # --- validation: clear messages naming the key and the allowed range -------------------
 
-@pytest.mark.parametrize("key", ["array.antennas", "ofdm.subcarriers", "receiver.angle_grid",
-                                 "receiver.delay_grid", "transmitter.beam_grid", "run.frames",
-                                 "run.calibration_frames", "run.batch", "scene.max_targets",
-                                 "scene.comm_taps"])
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "array.antennas",
+        "ofdm.subcarriers",
+        "receiver.angle_grid",
+        "receiver.delay_grid",
+        "transmitter.beam_grid",
+        "run.frames",
+        "run.calibration_frames",
+        "run.batch",
+        "scene.max_targets",
+        "scene.comm_taps",
+    ],
+)
 @pytest.mark.parametrize("value", ["0", "-3"])
 def test_non_positive_sizes_are_rejected(key, value):
     with pytest.raises(ConfigError) as exc:
@@ -154,8 +174,9 @@ def test_non_positive_sizes_are_rejected(key, value):
     assert value in msg
 
 
-@pytest.mark.parametrize("key", ["array.carrier_hz", "ofdm.spacing_hz", "scene.noise_power",
-                                 "receiver.gospa_c_m", "transmitter.power"])
+@pytest.mark.parametrize(
+    "key", ["array.carrier_hz", "ofdm.spacing_hz", "scene.noise_power", "receiver.gospa_c_m", "transmitter.power"]
+)
 @pytest.mark.parametrize("value", ["0", "-1.5", "nan", "inf"])
 def test_non_positive_or_non_finite_physical_quantities_are_rejected(key, value):
     with pytest.raises(ConfigError, match=re.escape(key)):
@@ -195,7 +216,9 @@ def test_unambiguous_range_follows_the_subcarrier_spacing():
     # 1 MHz spacing: c / (2 Delta f) = 149.9 m < 190 m (the default R_max)
     with pytest.raises(ConfigError, match=r"149\.9 m"):
         load("ofdm.spacing_hz=1e6")
-    assert load("ofdm.spacing_hz=1e6", "scene.range_m=[10, 140]").unambiguous_range_m == pytest.approx(149.896, abs=1e-3)
+    assert load("ofdm.spacing_hz=1e6", "scene.range_m=[10, 140]").unambiguous_range_m == pytest.approx(
+        149.896, abs=1e-3
+    )
 
 
 @pytest.mark.parametrize("value", ["-0.01", "1.01", "nan"])
@@ -215,37 +238,43 @@ def test_p_fa_outside_open_unit_interval_is_rejected(value):
         load(f"receiver.p_fa={value}")
 
 
-@pytest.mark.parametrize("override, match", [
-    ("receiver.gospa_mu=0", r"receiver\.gospa_mu must be in \(0, 2\]"),
-    ("receiver.gospa_mu=2.5", r"receiver\.gospa_mu must be in \(0, 2\]"),
-    ("receiver.gospa_p=0.5", r"receiver\.gospa_p must be in \[1, 20\]"),
-    ("transmitter.beam_rcond=1", r"transmitter\.beam_rcond must be in \[0, 1\)"),
-    ("array.spacing_std_m=-1e-4", r"array\.spacing_std_m must be in \[0, 300\] \(m\)"),
-    ("scene.snr_sensing_db=inf", r"scene\.snr_sensing_db must be in \[-100, 100\] \(dB\), got inf"),
-    ("transmitter.phi_rad=nan", r"transmitter\.phi_rad must be in \[-6\.28\d+, 6\.28\d+\] \(rad\), got nan"),
-    ("scene.comm_taps=300", r"scene\.comm_taps must be an integer >= 1 and <= ofdm\.subcarriers = 256, got 300"),
-    ("array.impairment=coupling", r"array\.impairment must be one of spacing, cumulative"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("receiver.gospa_mu=0", r"receiver\.gospa_mu must be in \(0, 2\]"),
+        ("receiver.gospa_mu=2.5", r"receiver\.gospa_mu must be in \(0, 2\]"),
+        ("receiver.gospa_p=0.5", r"receiver\.gospa_p must be in \[1, 20\]"),
+        ("transmitter.beam_rcond=1", r"transmitter\.beam_rcond must be in \[0, 1\)"),
+        ("array.spacing_std_m=-1e-4", r"array\.spacing_std_m must be in \[0, 300\] \(m\)"),
+        ("scene.snr_sensing_db=inf", r"scene\.snr_sensing_db must be in \[-100, 100\] \(dB\), got inf"),
+        ("transmitter.phi_rad=nan", r"transmitter\.phi_rad must be in \[-6\.28\d+, 6\.28\d+\] \(rad\), got nan"),
+        ("scene.comm_taps=300", r"scene\.comm_taps must be an integer >= 1 and <= ofdm\.subcarriers = 256, got 300"),
+        ("array.impairment=coupling", r"array\.impairment must be one of spacing, cumulative"),
+    ],
+)
 def test_other_ranges(override, match):
     with pytest.raises(ConfigError, match=match):
         load(override)
 
 
-@pytest.mark.parametrize("override, match", [
-    ("array.antennas=6.5", r"array\.antennas must be an integer, got 6\.5"),
-    ("array.antennas='64'", r"array\.antennas must be an integer, got '64'"),
-    ("array.antennas=true", r"array\.antennas must be an integer, got True"),
-    ("array.antennas=inf", r"array\.antennas must be an integer, got inf"),
-    ("run.frames=nan", r"run\.frames must be an integer, got nan"),
-    ("run.batch=1e400", r"run\.batch must be an integer, got inf"),
-    ("scene.snr_sensing_db=high", r"scene\.snr_sensing_db must be a number, got 'high'"),
-    ("scene.snr_sensing_db=false", r"scene\.snr_sensing_db must be a number, got False"),
-    ("scene.range_m=100", r"scene\.range_m must be a list of 2 numbers, got 100"),
-    ("scene.range_m=[10, 50, 100]", r"scene\.range_m must be a list of 2 numbers"),
-    ("scene.range_m=10,190", r"scene\.range_m must be a list of 2 numbers, got '10,190'"),
-    ("scene.range_m=[10, 'far']", r"scene\.range_m must be a number, got 'far'"),
-    ("array.impairment=3", r"array\.impairment must be a string, got 3"),
-])
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("array.antennas=6.5", r"array\.antennas must be an integer, got 6\.5"),
+        ("array.antennas='64'", r"array\.antennas must be an integer, got '64'"),
+        ("array.antennas=true", r"array\.antennas must be an integer, got True"),
+        ("array.antennas=inf", r"array\.antennas must be an integer, got inf"),
+        ("run.frames=nan", r"run\.frames must be an integer, got nan"),
+        ("run.batch=1e400", r"run\.batch must be an integer, got inf"),
+        ("scene.snr_sensing_db=high", r"scene\.snr_sensing_db must be a number, got 'high'"),
+        ("scene.snr_sensing_db=false", r"scene\.snr_sensing_db must be a number, got False"),
+        ("scene.range_m=100", r"scene\.range_m must be a list of 2 numbers, got 100"),
+        ("scene.range_m=[10, 50, 100]", r"scene\.range_m must be a list of 2 numbers"),
+        ("scene.range_m=10,190", r"scene\.range_m must be a list of 2 numbers, got '10,190'"),
+        ("scene.range_m=[10, 'far']", r"scene\.range_m must be a number, got 'far'"),
+        ("array.impairment=3", r"array\.impairment must be a string, got 3"),
+    ],
+)
 def test_wrong_types_are_rejected_with_the_key_named(override, match):
     with pytest.raises(ConfigError, match=match):
         load(override)
@@ -256,7 +285,7 @@ def test_seeds_must_be_non_negative(key):
     with pytest.raises(ConfigError, match=re.escape(f"{key} must be an integer >= 0 and <= {2**53}, got -1")):
         load(f"{key}=-1")
     assert load(f"{key}=0").get(key) == 0
-    assert load(f"{key}={2**40}").get(key) == 2 ** 40
+    assert load(f"{key}={2**40}").get(key) == 2**40
 
 
 def test_wrong_type_in_a_toml_file(tmp_path):
@@ -268,14 +297,17 @@ def test_wrong_type_in_a_toml_file(tmp_path):
         load(path=path)
 
 
-@pytest.mark.parametrize("override, suggestion", [
-    ("array.antenas=32", "array.antennas"),
-    ("arry.antennas=32", "array.antennas"),  # misspelt section
-    ("reciever.p_fa=0.1", "receiver.p_fa"),
-    ("scene.snr_sensing=10", "scene.snr_sensing_db"),
-    ("antennas=32", "array.antennas"),  # section missing
-    ("run.frame=10", "run.frames"),
-])
+@pytest.mark.parametrize(
+    "override, suggestion",
+    [
+        ("array.antenas=32", "array.antennas"),
+        ("arry.antennas=32", "array.antennas"),  # misspelt section
+        ("reciever.p_fa=0.1", "receiver.p_fa"),
+        ("scene.snr_sensing=10", "scene.snr_sensing_db"),
+        ("antennas=32", "array.antennas"),  # section missing
+        ("run.frame=10", "run.frames"),
+    ],
+)
 def test_unknown_key_suggests_the_closest_valid_key(override, suggestion):
     with pytest.raises(ConfigError) as exc:
         load(override)
@@ -312,13 +344,26 @@ def test_config_error_is_a_value_error():
 
 # --- scenario hash --------------------------------------------------------------------
 
-PHYSICAL_CHANGES = ["array.antennas=32", "array.spacing_std_m=1e-4", "array.impairment_seed=2",
-                    "array.impairment=cumulative", "ofdm.spacing_hz=60e3", "scene.snr_sensing_db=10",
-                    "scene.target_sector_deg=[-20, 20]", "transmitter.eta=1", "receiver.angle_grid=360",
-                    "receiver.p_fa=0.05",
-                    # the element impairment models (model/impairments.py): hashed only when not "off"
-                    "array.gain_std_db=1", "array.phase_std_deg=10", "array.coupling_taps=2",
-                    "array.coupling_db=-15", "array.dead_elements=3", "array.dead_list=[4]", "array.weak_gain=0.1"]
+PHYSICAL_CHANGES = [
+    "array.antennas=32",
+    "array.spacing_std_m=1e-4",
+    "array.impairment_seed=2",
+    "array.impairment=cumulative",
+    "ofdm.spacing_hz=60e3",
+    "scene.snr_sensing_db=10",
+    "scene.target_sector_deg=[-20, 20]",
+    "transmitter.eta=1",
+    "receiver.angle_grid=360",
+    "receiver.p_fa=0.05",
+    # the element impairment models (model/impairments.py): hashed only when not "off"
+    "array.gain_std_db=1",
+    "array.phase_std_deg=10",
+    "array.coupling_taps=2",
+    "array.coupling_db=-15",
+    "array.dead_elements=3",
+    "array.dead_list=[4]",
+    "array.weak_gain=0.1",
+]
 
 
 def test_hash_is_stable_across_loads(tmp_path):
@@ -326,14 +371,17 @@ def test_hash_is_stable_across_loads(tmp_path):
     assert re.fullmatch(r"[0-9a-f]{16}", h)
     assert load().hash() == h
     # same values written differently (integer literals, key order, explicit defaults)
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
 [scene]
 range_m = [10, 190]
 snr_sensing_db = 15
 [array]
 impairment = "spacing"
 antennas = 64
-""")
+""",
+    )
     assert load(path=path).hash() == h
     s = load("array.antennas=32")
     assert load("array.antennas=32").hash() == s.hash()
@@ -356,8 +404,11 @@ def test_default_hash_is_unchanged_by_the_element_impairment_keys(tmp_path):
     shipped weights record, also with the defaults written out, and so does any scenario that
     does not use them."""
     assert Scenario.default().hash() == "321bd814ba1ac987"
-    explicit = write(tmp_path, "[array]\ngain_std_db = 0.0\nphase_std_deg = 0\ncoupling_taps = 0\n"
-                               "coupling_db = -20\ndead_elements = 0\ndead_list = []\nweak_gain = 0.0\n")
+    explicit = write(
+        tmp_path,
+        "[array]\ngain_std_db = 0.0\nphase_std_deg = 0\ncoupling_taps = 0\n"
+        "coupling_db = -20\ndead_elements = 0\ndead_list = []\nweak_gain = 0.0\n",
+    )
     assert load(path=explicit).hash() == "321bd814ba1ac987"
     assert load("array.antennas=32").hash() == load("array.antennas=32", "array.dead_list=[]").hash()
     # turning a model on, or changing a parameter of one, changes the hash
@@ -374,10 +425,19 @@ def test_hash_ignores_run_keys():
 
 # --- TOML round trip ------------------------------------------------------------------
 
+
 def test_to_toml_round_trip(tmp_path):
-    s = load("array.antennas=17", "array.spacing_std_m=1.5e-4", "array.impairment=cumulative",
-             "ofdm.spacing_hz=240e3", "scene.range_m=[12.5, 300]", "scene.snr_sensing_db=-3.25",
-             "transmitter.phi_rad=0.7853981633974483", "receiver.p_fa=1e-4", "run.seed=42")
+    s = load(
+        "array.antennas=17",
+        "array.spacing_std_m=1.5e-4",
+        "array.impairment=cumulative",
+        "ofdm.spacing_hz=240e3",
+        "scene.range_m=[12.5, 300]",
+        "scene.snr_sensing_db=-3.25",
+        "transmitter.phi_rad=0.7853981633974483",
+        "receiver.p_fa=1e-4",
+        "run.seed=42",
+    )
     text = s.to_toml()
     back = Scenario.load(write(tmp_path, text))
     assert back.to_dict() == s.to_dict()
@@ -430,28 +490,41 @@ def test_docs_example_toml_loads(tmp_path):
 
 # --- the element impairment models (model/impairments.py) ----------------------------------------
 
-@pytest.mark.parametrize("override, match", [
-    ("array.gain_std_db=-1", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got -1\.0"),
-    ("array.gain_std_db=nan", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got nan"),
-    ("array.gain_std_db=40", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got 40\.0"),
-    ("array.phase_std_deg=-5", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got -5\.0"),
-    ("array.phase_std_deg=inf", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got inf"),
-    ("array.coupling_db=0", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 0\.0"),
-    ("array.coupling_db=3", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 3\.0"),
-    ("array.coupling_db=-inf", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got -inf"),
-    ("array.coupling_taps=-1", r"array\.coupling_taps must be an integer >= 0 and <= 8, got -1"),
-    ("array.coupling_taps=9", r"array\.coupling_taps must be an integer >= 0 and <= 8, got 9"),
-    ("array.dead_elements=-1", r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got -1"),
-    ("array.dead_elements=64", r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got 64"),
-    ("array.dead_list=[64]", r"array\.dead_list must be a list of distinct integers >= 0 and <= array\.antennas - 1 = 63, "
-                             r"at most that many, got \[64\]"),
-    ("array.dead_list=[-1]", r"array\.dead_list must be a list of distinct integers .* got \[-1\]"),
-    ("array.dead_list=[3, 3]", r"array\.dead_list must be a list of distinct integers .* got \[3, 3\]"),
-    ("array.dead_list=3", r"array\.dead_list must be a list of integers, got 3"),
-    ("array.dead_list=[1.5]", r"array\.dead_list entry must be an integer, got 1\.5"),
-    ("array.weak_gain=1", r"array\.weak_gain must be in \[0, 1\), got 1\.0"),
-    ("array.weak_gain=-0.1", r"array\.weak_gain must be in \[0, 1\), got -0\.1"),
-])
+
+@pytest.mark.parametrize(
+    "override, match",
+    [
+        ("array.gain_std_db=-1", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got -1\.0"),
+        ("array.gain_std_db=nan", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got nan"),
+        ("array.gain_std_db=40", r"array\.gain_std_db must be in \[0, 10\] \(dB\), got 40\.0"),
+        ("array.phase_std_deg=-5", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got -5\.0"),
+        ("array.phase_std_deg=inf", r"array\.phase_std_deg must be in \[0, 180\] \(degrees\), got inf"),
+        ("array.coupling_db=0", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 0\.0"),
+        ("array.coupling_db=3", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got 3\.0"),
+        ("array.coupling_db=-inf", r"array\.coupling_db must be in \[-100, 0\) \(dB\), got -inf"),
+        ("array.coupling_taps=-1", r"array\.coupling_taps must be an integer >= 0 and <= 8, got -1"),
+        ("array.coupling_taps=9", r"array\.coupling_taps must be an integer >= 0 and <= 8, got 9"),
+        (
+            "array.dead_elements=-1",
+            r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got -1",
+        ),
+        (
+            "array.dead_elements=64",
+            r"array\.dead_elements must be an integer >= 0 and <= array\.antennas - 1 = 63, got 64",
+        ),
+        (
+            "array.dead_list=[64]",
+            r"array\.dead_list must be a list of distinct integers >= 0 and <= array\.antennas - 1 = 63, "
+            r"at most that many, got \[64\]",
+        ),
+        ("array.dead_list=[-1]", r"array\.dead_list must be a list of distinct integers .* got \[-1\]"),
+        ("array.dead_list=[3, 3]", r"array\.dead_list must be a list of distinct integers .* got \[3, 3\]"),
+        ("array.dead_list=3", r"array\.dead_list must be a list of integers, got 3"),
+        ("array.dead_list=[1.5]", r"array\.dead_list entry must be an integer, got 1\.5"),
+        ("array.weak_gain=1", r"array\.weak_gain must be in \[0, 1\), got 1\.0"),
+        ("array.weak_gain=-0.1", r"array\.weak_gain must be in \[0, 1\), got -0\.1"),
+    ],
+)
 def test_element_impairment_keys_refuse_bad_values_naming_the_key(override, match):
     with pytest.raises(ConfigError, match=match):
         load(override)
@@ -461,8 +534,11 @@ def test_element_impairment_cross_key_rules():
     # more dead elements than K - 1 (at least one element must live), as a count or a list
     with pytest.raises(ConfigError, match=r"array\.dead_elements must be .* <= array\.antennas - 1 = 3, got 4"):
         load("array.antennas=4", "array.dead_elements=4")
-    with pytest.raises(ConfigError, match=r"array\.dead_list must be .* array\.antennas - 1 = 3, at most that many, "
-                                          r"got \[0, 1, 2, 3\]"):
+    with pytest.raises(
+        ConfigError,
+        match=r"array\.dead_list must be .* array\.antennas - 1 = 3, at most that many, "
+        r"got \[0, 1, 2, 3\]",
+    ):
         load("array.antennas=4", "array.dead_list=[0, 1, 2, 3]")
     assert load("array.antennas=4", "array.dead_list=[0, 1, 3]").array["dead_list"] == [0, 1, 3]
     assert load("array.antennas=4", "array.dead_elements=3").array["dead_elements"] == 3
@@ -476,8 +552,14 @@ def test_element_impairment_cross_key_rules():
 
 
 def test_element_impairment_keys_round_trip_through_toml(tmp_path):
-    s = load("array.gain_std_db=1.5", "array.phase_std_deg=20", "array.coupling_taps=2", "array.coupling_db=-12",
-             "array.dead_list=[5, 1]", "array.weak_gain=0.25")
+    s = load(
+        "array.gain_std_db=1.5",
+        "array.phase_std_deg=20",
+        "array.coupling_taps=2",
+        "array.coupling_db=-12",
+        "array.dead_list=[5, 1]",
+        "array.weak_gain=0.25",
+    )
     back = Scenario.load(write(tmp_path, s.to_toml()))
     assert back.to_dict() == s.to_dict() and back.hash() == s.hash()
     assert back.array["dead_list"] == [5, 1] and back.array["coupling_db"] == -12.0

@@ -2,6 +2,7 @@
 integers above 2^53, non-UTF-8 files, sectors between two LS beam-grid angles, the float32
 dynamic range, and sizes that cannot fit in memory are refused up front with one line naming
 the key and its range (exit status 2 in the apps)."""
+
 import math
 import os
 import re
@@ -29,8 +30,9 @@ def run_app(app, *args, env=None, timeout=90):
     """An installed app as a subprocess (the environment minus PYTHONPATH, plus ``env``)."""
     full = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", resources.LIMIT_ENV)}
     full.update(env or {})
-    return subprocess.run([str(BIN / app), *args, "--no-progress"], capture_output=True, text=True,
-                          timeout=timeout, env=full, cwd=REPO)
+    return subprocess.run(
+        [str(BIN / app), *args, "--no-progress"], capture_output=True, text=True, timeout=timeout, env=full, cwd=REPO
+    )
 
 
 def assert_one_line_error(proc, *fragments):
@@ -44,6 +46,7 @@ def assert_one_line_error(proc, *fragments):
 
 
 # --- SNRs ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("key", ["scene.snr_sensing_db", "scene.snr_comm_db"])
 @pytest.mark.parametrize("value", ["400", "-400", "100.5", "-100.5", "1e308"])
@@ -95,9 +98,18 @@ def test_apps_exit_2_on_extreme_values(app, override, message):
 
 # --- integers above 2^53 -----------------------------------------------------------------------
 
-@pytest.mark.parametrize("override", [f"run.seed={2**53 + 1}", f"array.impairment_seed={2**63 - 1}",
-                                      f"array.carrier_hz={2**53 + 1}", f"transmitter.phi_rad={-(2**60)}",
-                                      "run.batch=1e17", f"scene.range_m=[10, {2**53 + 1}]"])
+
+@pytest.mark.parametrize(
+    "override",
+    [
+        f"run.seed={2**53 + 1}",
+        f"array.impairment_seed={2**63 - 1}",
+        f"array.carrier_hz={2**53 + 1}",
+        f"transmitter.phi_rad={-(2**60)}",
+        "run.batch=1e17",
+        f"scene.range_m=[10, {2**53 + 1}]",
+    ],
+)
 def test_integers_above_2_53_are_refused_as_not_exactly_representable(override):
     key = override.split("=")[0]
     with pytest.raises(ConfigError) as exc:
@@ -107,7 +119,7 @@ def test_integers_above_2_53_are_refused_as_not_exactly_representable(override):
 
 
 def test_2_53_itself_is_allowed():
-    assert load(f"run.seed={2**53}").run["seed"] == 2 ** 53
+    assert load(f"run.seed={2**53}").run["seed"] == 2**53
 
 
 def test_integer_above_2_53_in_a_toml_file(tmp_path):
@@ -118,6 +130,7 @@ def test_integer_above_2_53_in_a_toml_file(tmp_path):
 
 
 # --- non-UTF-8 files ---------------------------------------------------------------------------
+
 
 def test_non_utf8_toml_is_a_config_error_naming_the_file(tmp_path):
     path = tmp_path / "latin1.toml"
@@ -134,6 +147,7 @@ def test_apps_exit_2_on_a_non_utf8_config(tmp_path):
 
 
 # --- sectors and the LS beam grid ------------------------------------------------------------------
+
 
 def _beam_nonzero(sector_deg, n):
     """Whether the desired beampattern (6) of a sector on the n-point LS grid has a non-zero entry."""
@@ -156,12 +170,18 @@ def test_a_sector_between_two_beam_grid_angles_is_refused_with_the_minimum_width
 def test_any_sector_of_the_minimum_width_is_accepted_and_gives_a_beam():
     rng = np.random.default_rng(5)
     for n in (720, 181, 64, 2):
-        msg = str(pytest.raises(ConfigError, load, f"transmitter.beam_grid={n}",
-                                "scene.comm_sector_deg=[30.0001, 30.0002]").value)
+        msg = str(
+            pytest.raises(
+                ConfigError, load, f"transmitter.beam_grid={n}", "scene.comm_sector_deg=[30.0001, 30.0002]"
+            ).value
+        )
         width = float(re.search(r"at least ([0-9.]+) degrees wide", msg).group(1))
         for lo in rng.uniform(-90, 90 - width, 20):
-            s = load(f"transmitter.beam_grid={n}", f"scene.comm_sector_deg=[{lo!r}, {lo + width!r}]",
-                     "scene.target_sector_deg=[-90, 90]")
+            s = load(
+                f"transmitter.beam_grid={n}",
+                f"scene.comm_sector_deg=[{lo!r}, {lo + width!r}]",
+                "scene.target_sector_deg=[-90, 90]",
+            )
             f = sector_beam(scenario_nominal_array(s), s.comm_sector_rad, n, s.transmitter["beam_rcond"])
             assert np.isfinite(f).all() and np.linalg.norm(f) == pytest.approx(1.0)
 
@@ -175,15 +195,18 @@ def test_the_config_rule_is_exactly_the_desired_beampattern_being_non_zero():
         step = 180 / (n - 1)
         widths = rng.uniform(0.01, 1.5, 150) * step
         sectors = [(lo, min(lo + w, 90.0)) for lo, w in zip(rng.uniform(-89, 80, 150), widths)]
-        sectors += [(g, g + step / 3) for g in grid[1:-1:max(1, n // 7)]]  # starts on a grid angle
-        sectors += [(g - step / 3, g) for g in grid[1:-1:max(1, n // 7)]]  # ends on one
+        sectors += [(g, g + step / 3) for g in grid[1 : -1 : max(1, n // 7)]]  # starts on a grid angle
+        sectors += [(g - step / 3, g) for g in grid[1 : -1 : max(1, n // 7)]]  # ends on one
         outcomes = set()
         for lo, hi in sectors:
             expected = _beam_nonzero([lo, hi], n)
             outcomes.add(expected)
             try:
-                load(f"transmitter.beam_grid={n}", "scene.target_sector_deg=[-90, 90]",
-                     f"scene.comm_sector_deg=[{lo!r}, {hi!r}]")
+                load(
+                    f"transmitter.beam_grid={n}",
+                    "scene.target_sector_deg=[-90, 90]",
+                    f"scene.comm_sector_deg=[{lo!r}, {hi!r}]",
+                )
                 accepted = True
             except ConfigError as exc:
                 assert str(exc).startswith("scene.comm_sector_deg = [") and "contains no angle of the LS" in str(exc)
@@ -195,11 +218,16 @@ def test_the_config_rule_is_exactly_the_desired_beampattern_being_non_zero():
 def test_a_one_point_beam_grid_only_serves_sectors_that_start_at_minus_90():
     with pytest.raises(ConfigError, match=r"transmitter\.beam_grid = 1: the single angle -90 degrees"):
         load("transmitter.beam_grid=1")
-    assert load("transmitter.beam_grid=1", "scene.target_sector_deg=[-90, -20]",
-                "scene.comm_sector_deg=[-90, 50]").transmitter["beam_grid"] == 1
+    assert (
+        load(
+            "transmitter.beam_grid=1", "scene.target_sector_deg=[-90, -20]", "scene.comm_sector_deg=[-90, 50]"
+        ).transmitter["beam_grid"]
+        == 1
+    )
 
 
 # --- float32 dynamic range ------------------------------------------------------------------------
+
 
 def test_noise_power_and_power_that_would_overflow_the_float32_maps_are_refused():
     with pytest.raises(ConfigError) as exc:
@@ -217,8 +245,16 @@ def test_results_do_not_depend_on_the_noise_scale_inside_the_range():
     detections at the ends of the allowed range are those at N0 = 1."""
     from gnuradio.isac.evaluation import evaluate
 
-    small = ["run.frames=12", "run.calibration_frames=12", "receiver.angle_grid=90", "receiver.delay_grid=60",
-             "array.antennas=16", "ofdm.subcarriers=64", "scene.range_m=[10, 100]", "run.batch=12"]
+    small = [
+        "run.frames=12",
+        "run.calibration_frames=12",
+        "receiver.angle_grid=90",
+        "receiver.delay_grid=60",
+        "array.antennas=16",
+        "ofdm.subcarriers=64",
+        "scene.range_m=[10, 100]",
+        "run.batch=12",
+    ]
     keys = ("p_md", "p_fa", "ser", "angle_rmse_deg", "range_rmse_m")
     ref = evaluate(load(*small), "baseline", progress=False)
     for n0 in (1e-30, 1e29):
@@ -230,11 +266,17 @@ def test_results_do_not_depend_on_the_noise_scale_inside_the_range():
 
 # --- memory -------------------------------------------------------------------------------------
 
+
 def test_estimate_covers_the_arrays_a_batch_must_hold():
     """At least: a batch of frames Y (B K S complex64), one angle-delay map per frame
     (B N_theta N_tau complex64) and the OMP gains (B T_max^2 complex128)."""
-    for overrides in ([], ["array.antennas=512"], ["scene.max_targets=200"], ["receiver.angle_grid=5000"],
-                      ["run.batch=400", "run.frames=1000"]):
+    for overrides in (
+        [],
+        ["array.antennas=512"],
+        ["scene.max_targets=200"],
+        ["receiver.angle_grid=5000"],
+        ["run.batch=400", "run.frames=1000"],
+    ):
         s = load(*overrides)
         K, S, B, T = s.array["antennas"], s.ofdm["subcarriers"], s.run["batch"], s.scene["max_targets"]
         floor = B * K * S * 8 + B * s.receiver["angle_grid"] * s.receiver["delay_grid"] * 8 + B * T * T * 16
@@ -247,8 +289,16 @@ def test_estimate_matches_the_measured_numpy_peak():
 
     from gnuradio.isac.evaluation import evaluate
 
-    s = load("array.antennas=32", "ofdm.subcarriers=128", "receiver.angle_grid=300", "receiver.delay_grid=150",
-             "run.frames=40", "run.calibration_frames=40", "run.batch=40", "scene.max_targets=8")
+    s = load(
+        "array.antennas=32",
+        "ofdm.subcarriers=128",
+        "receiver.angle_grid=300",
+        "receiver.delay_grid=150",
+        "run.frames=40",
+        "run.calibration_frames=40",
+        "run.batch=40",
+        "scene.max_targets=8",
+    )
     tracemalloc.start()
     try:
         evaluate(s, "baseline", progress=False, kernel="numpy")
@@ -261,15 +311,22 @@ def test_estimate_matches_the_measured_numpy_peak():
 
 def test_a_batch_that_is_larger_than_the_run_counts_only_the_frames_run():
     s = load("run.batch=100000", "run.frames=10", "run.calibration_frames=10")
-    assert resources.estimate_memory_bytes(s) == resources.estimate_memory_bytes(load(
-        "run.batch=10", "run.frames=10", "run.calibration_frames=10"))
+    assert resources.estimate_memory_bytes(s) == resources.estimate_memory_bytes(
+        load("run.batch=10", "run.frames=10", "run.calibration_frames=10")
+    )
 
 
-@pytest.mark.parametrize("override, key", [
-    ("scene.max_targets=1000000", "scene.max_targets"), ("array.antennas=100000", "array.antennas"),
-    ("receiver.angle_grid=200000", "receiver.angle_grid"), ("receiver.delay_grid=200000", "receiver.delay_grid"),
-    ("ofdm.subcarriers=65536", "ofdm.subcarriers"), ("transmitter.beam_grid=1000000", "transmitter.beam_grid"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("scene.max_targets=1000000", "scene.max_targets"),
+        ("array.antennas=100000", "array.antennas"),
+        ("receiver.angle_grid=200000", "receiver.angle_grid"),
+        ("receiver.delay_grid=200000", "receiver.delay_grid"),
+        ("ofdm.subcarriers=65536", "ofdm.subcarriers"),
+        ("transmitter.beam_grid=1000000", "transmitter.beam_grid"),
+    ],
+)
 def test_check_memory_names_the_dominant_key(override, key):
     s = load(override, "run.batch=100", "run.frames=1000")
     need = resources.estimate_memory_bytes(s)
@@ -298,10 +355,10 @@ def test_available_memory_is_memavailable_lowered_by_the_limit(monkeypatch):
     monkeypatch.delenv(resources.LIMIT_ENV, raising=False)
     mem = resources.available_memory_bytes()
     with open("/proc/meminfo") as fh:
-        avail = int(next(l for l in fh if l.startswith("MemAvailable:")).split()[1]) * 1024
+        avail = int(next(line for line in fh if line.startswith("MemAvailable:")).split()[1]) * 1024
     assert 0 < mem <= avail * 1.5  # MemAvailable moves between the two reads
     monkeypatch.setenv(resources.LIMIT_ENV, "1e6")
-    assert resources.available_memory_bytes() == 10 ** 6
+    assert resources.available_memory_bytes() == 10**6
     monkeypatch.setenv(resources.LIMIT_ENV, "lots")
     with pytest.raises(ConfigError, match=r"\$ISAC_MEMORY_LIMIT must be a number of bytes > 0 .*, got 'lots'"):
         resources.available_memory_bytes()
@@ -313,15 +370,17 @@ def test_available_memory_is_memavailable_lowered_by_the_limit(monkeypatch):
 @pytest.mark.parametrize("app", ["isac-sim", "isac-eval"])
 def test_apps_refuse_a_million_targets_at_once(app):
     proc = run_app(app, "--set", "scene.max_targets=1000000", timeout=60)
-    assert_one_line_error(proc, "scene.max_targets = 1000000: a run needs an estimated", "PiB of memory",
-                          "lower scene.max_targets")
+    assert_one_line_error(
+        proc, "scene.max_targets = 1000000: a run needs an estimated", "PiB of memory", "lower scene.max_targets"
+    )
 
 
 def test_isac_sim_refuses_100000_antennas_at_once():
     """41.6 GiB estimated: refused under a 32 GB budget on any machine."""
     proc = run_app("isac-sim", "--set", "array.antennas=100000", env={resources.LIMIT_ENV: "32e9"}, timeout=60)
-    assert_one_line_error(proc, "array.antennas = 100000: a run needs an estimated 41.6 GiB of memory",
-                          "lower array.antennas")
+    assert_one_line_error(
+        proc, "array.antennas = 100000: a run needs an estimated 41.6 GiB of memory", "lower array.antennas"
+    )
 
 
 def test_isac_train_refuses_before_training(tmp_path):

@@ -1,6 +1,7 @@
 """The configuration schema (python/isac/config_schema.py): one table of keys whose ranges
 Scenario.validated checks, whose defaults are DEFAULTS and the GRC block defaults, and from
 which docs/config.md is generated (tools/gen_config_doc.py)."""
+
 import ast
 import importlib.util
 import json
@@ -24,6 +25,7 @@ def load(*overrides):
 
 
 # --- the table ---------------------------------------------------------------------------
+
 
 def test_defaults_are_the_schema_defaults_in_table_order():
     flat = {f"{s}.{k}": v for s, sec in DEFAULTS.items() for k, v in sec.items()}
@@ -55,16 +57,18 @@ def test_default_hash_is_the_hash_the_shipped_weights_were_trained_for():
     learned for (isac-sim uses it only when the hash matches)."""
     blob = (REPO / "data" / "weights" / "impairment_default.safetensors").read_bytes()
     n = struct.unpack("<Q", blob[:8])[0]
-    meta = json.loads(blob[8:8 + n])["__metadata__"]
+    meta = json.loads(blob[8 : 8 + n])["__metadata__"]
     assert Scenario.default().hash() == meta["scenario_hash_full"]
 
 
 def test_the_schema_imports_without_numpy_torch_or_gnu_radio():
-    code = ("import sys\n"
-            "for m in ('numpy', 'torch', 'gnuradio.gr', 'pmt'):\n"
-            "    sys.modules[m] = None\n"
-            "from gnuradio.isac.config_schema import KEYS, BLOCK_PARAMETERS\n"
-            "print(len(KEYS), BLOCK_PARAMETERS['K'])\n")
+    code = (
+        "import sys\n"
+        "for m in ('numpy', 'torch', 'gnuradio.gr', 'pmt'):\n"
+        "    sys.modules[m] = None\n"
+        "from gnuradio.isac.config_schema import KEYS, BLOCK_PARAMETERS\n"
+        "print(len(KEYS), BLOCK_PARAMETERS['K'])\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == [str(len(KEYS)), "array.antennas"]
@@ -118,8 +122,10 @@ def test_range_text_is_written_from_the_bounds():
     assert KEYS["scene.snr_sensing_db"].range_text() == "in [-100, 100] (dB)"
     assert KEYS["array.antennas"].range_text() == "an integer >= 1 and <= 1048576"
     assert KEYS["scene.target_sector_deg"].range_text() == "-90 <= min < max <= 90 (degrees)"
-    assert KEYS["scene.range_m"].range_text(("c/(2*ofdm.spacing_hz)", 1249.08)) == \
-        "0 <= min < max <= c/(2*ofdm.spacing_hz) = 1249.1 m"
+    assert (
+        KEYS["scene.range_m"].range_text(("c/(2*ofdm.spacing_hz)", 1249.08))
+        == "0 <= min < max <= c/(2*ofdm.spacing_hz) = 1249.1 m"
+    )
 
 
 def test_interval_elements_and_order_come_from_the_schema():
@@ -143,6 +149,7 @@ def test_changing_a_bound_in_the_table_changes_the_validation(monkeypatch):
 
 
 # --- GNU Radio block parameters ------------------------------------------------------------
+
 
 def _grc_blocks():
     for path in sorted((REPO / "grc").glob("*.block.yml")):
@@ -189,6 +196,7 @@ def test_block_parameter_names_are_unique():
 
 
 # --- docs/config.md is generated from the schema -----------------------------------------------
+
 
 def _generator():
     spec = importlib.util.spec_from_file_location("gen_config_doc", REPO / "tools" / "gen_config_doc.py")

@@ -1,4 +1,5 @@
 """End-to-end evaluation: calibration, impairments vs the baseline, perfect knowledge."""
+
 import numpy as np
 import pytest
 
@@ -30,8 +31,7 @@ def test_frames_are_reproducible_and_independent_of_batching():
 
 
 def test_calibration_hits_the_target_false_alarm_rate():
-    sc = small(**{"receiver.p_fa": 0.05, "run.calibration_frames": 400, "run.frames": 400,
-                  "array.spacing_std_m": 0.0})
+    sc = small(**{"receiver.p_fa": 0.05, "run.calibration_frames": 400, "run.frames": 400, "array.spacing_std_m": 0.0})
     sim = Simulator(sc)
     rx = SensingReceiver(sc, scenario_nominal_array(sc), "omp", "numpy")
     thr = calibrate(sc, sim, rx, progress=False)

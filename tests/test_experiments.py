@@ -2,6 +2,7 @@
 --quick into a temporary folder, writes well-formed CSV / PNG / JSON, is deterministic, and
 the direction of the paper's claims holds. The CRB is checked against a numerical Fisher
 information (finite differences of the mean of the model)."""
+
 import csv
 import json
 import math
@@ -65,6 +66,7 @@ def floats(rows, key):
 
 # --- fig3 ------------------------------------------------------------------------------------
 
+
 def test_fig3_impaired_lobes_are_lower_wider_and_merge_the_close_pair(results):
     summary, rows = check_files(results["fig3"], "fig3", fig3.COLUMNS)
     res = summary["results"]
@@ -89,6 +91,7 @@ def test_fig3_is_deterministic(results, tmp_path):
 
 
 # --- fig7 / fig8 -----------------------------------------------------------------------------
+
 
 def check_curves(rows, methods):
     assert sorted({r["method"] for r in rows}) == sorted(methods)
@@ -165,8 +168,17 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
     sc = Scenario.from_dict(summary["scenario"])
     arr = true_array(sc)
     path = tmp_path / "true.safetensors"
-    weights.save(path, sc, "impairment", {"spacings_m": arr.spacings_m, "positions_m": arr.positions_m,
-                                          "angle_grid_rad": full_angle_grid(sc.transmitter["beam_grid"])}, steps=0)
+    weights.save(
+        path,
+        sc,
+        "impairment",
+        {
+            "spacings_m": arr.spacings_m,
+            "positions_m": arr.positions_m,
+            "angle_grid_rad": full_angle_grid(sc.transmitter["beam_grid"]),
+        },
+        steps=0,
+    )
     assert run_cli(tmp_path / "c", "fig8", "--weights", str(path)) == 0
     learned, rows = load(tmp_path / "c", "fig8")
     assert {r["method"] for r in rows} == {"baseline", "domp_perfect", "learned"}
@@ -175,6 +187,7 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
 
 
 # --- fig9 / fig5 / fig6: trade-offs vs SER -------------------------------------------------------------
+
 
 def nfloats(rows, key):
     """floats(), with the CSV's empty cells (an undefined metric, e.g. RMSE without a match) as NaN."""
@@ -218,8 +231,9 @@ def test_fig9_point_equals_isac_eval(results):
     """A sweep point is evaluate()'s calibration and scoring at that (eta, phi)."""
     summary, rows = load(results["fig9"], "fig9")
     r = [r for r in rows if r["method"] == "baseline"][-1]
-    sc = Scenario.from_dict(summary["scenario"]).with_overrides({"transmitter.eta": float(r["eta"]),
-                                                                 "transmitter.phi_rad": float(r["phi_rad"])})
+    sc = Scenario.from_dict(summary["scenario"]).with_overrides(
+        {"transmitter.eta": float(r["eta"]), "transmitter.phi_rad": float(r["phi_rad"])}
+    )
     want = evaluate(sc, "baseline", progress=False, receiver="omp", kernel=summary["kernel"])
     assert float(r["threshold"]) == pytest.approx(want["threshold"], rel=1e-6)
     for key in ("p_md", "p_fa", "gospa", "ser"):
@@ -310,12 +324,14 @@ def test_tradeoff_options(tmp_path, capsys):
     with pytest.raises(SystemExit):
         isac_eval.main(["--weights-dir", str(tmp_path)])
     assert "--weights-dir needs --experiment" in capsys.readouterr().err
-    assert tradeoff.pareto([{"ser": 0.1, "p_md": 0.5}, {"ser": 0.2, "p_md": 0.6}, {"ser": 0.3, "p_md": 0.1},
-                            {"ser": 0.0, "p_md": 0.9}], "p_md") == [
-        {"ser": 0.0, "p_md": 0.9}, {"ser": 0.1, "p_md": 0.5}, {"ser": 0.3, "p_md": 0.1}]
+    assert tradeoff.pareto(
+        [{"ser": 0.1, "p_md": 0.5}, {"ser": 0.2, "p_md": 0.6}, {"ser": 0.3, "p_md": 0.1}, {"ser": 0.0, "p_md": 0.9}],
+        "p_md",
+    ) == [{"ser": 0.0, "p_md": 0.9}, {"ser": 0.1, "p_md": 0.5}, {"ser": 0.3, "p_md": 0.1}]
 
 
 # --- crb -------------------------------------------------------------------------------------
+
 
 def numerical_fisher(positions, lam, theta, tau, alpha, S, df, n0):
     """J = (2/N0) Re{dmu^H dmu} by central differences of mu = alpha a(theta) rho(tau)^T."""
@@ -355,7 +371,7 @@ def test_crb_closed_form_equals_numerical_fisher_information(std):
     if std == 0:  # the textbook ULA bound: var = 6 / (SNR_eff pi^2 cos^2 (K^2 - 1))
         K = arr.antennas
         snr_eff = 2 * abs(alpha) ** 2 * S / n0
-        assert v_theta == pytest.approx(12 / (snr_eff * np.pi ** 2 * math.cos(theta) ** 2 * K * (K * K - 1)))
+        assert v_theta == pytest.approx(12 / (snr_eff * np.pi**2 * math.cos(theta) ** 2 * K * (K * K - 1)))
 
 
 def test_crb_experiment_bounds_the_rmse(results):
@@ -387,6 +403,7 @@ def test_crb_experiment_bounds_the_rmse(results):
 
 
 # --- helpers and options ---------------------------------------------------------------------
+
 
 def test_wilson_interval():
     lo, hi = wilson_interval(0, 100)

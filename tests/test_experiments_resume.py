@@ -2,6 +2,7 @@
 paper, experiments/__init__.py and learned.py): an interrupted run, rerun, ends with the
 same files as an uninterrupted one and recomputes only the unfinished units; a changed
 setting never reuses a stored unit; the paper size sets the Sec. V training sizes."""
+
 import json
 import math
 
@@ -73,8 +74,7 @@ def test_changed_settings_never_reuse_a_stored_unit(tmp_path, monkeypatch):
     monkeypatch.setattr(tradeoff, "point", count)
     assert run_cli(tmp_path, "fig9") == 0
     first = count.calls
-    for extra in (["--set", "run.frames=61"], ["--set", "run.seed=7"], ["--kernel", "numpy"],
-                  ["--temperature", "0.2"]):
+    for extra in (["--set", "run.frames=61"], ["--set", "run.seed=7"], ["--kernel", "numpy"], ["--temperature", "0.2"]):
         before = count.calls
         assert run_cli(tmp_path, "fig9", *extra) == 0
         assert count.calls - before == first, extra  # every point again
@@ -152,8 +152,10 @@ def test_sizes_set_the_frame_counts_and_the_paper_training_profile(tmp_path, cap
     # the default size trains with isac-train's --quick profile
     default_ctx = Context("fig9", default, str(tmp_path))
     assert default_ctx.size == "default" and not default_ctx.quick
-    assert (learned.training_options(default_ctx, "impairment")[1].batch,
-            learned.training_options(default_ctx, "impairment")[1].iterations) == (32, 1000)
+    assert (
+        learned.training_options(default_ctx, "impairment")[1].batch,
+        learned.training_options(default_ctx, "impairment")[1].iterations,
+    ) == (32, 1000)
     assert learned.cache_dir(fig9).endswith("weights-paper") and learned.cache_dir(default_ctx).endswith("weights")
 
     # command line
@@ -168,8 +170,9 @@ def test_sizes_set_the_frame_counts_and_the_paper_training_profile(tmp_path, cap
     if not torch.cuda.is_available():
         assert run_cli(tmp_path / "gpu", "fig9", "--device", "cuda") == 2
         assert "--device cuda but torch sees no CUDA device" in capsys.readouterr().err
-    assert isac_eval.main(["--experiment", "fig3", "--out", str(tmp_path / "f3"), "--size", "quick",
-                           "--no-progress"]) == 0
+    assert (
+        isac_eval.main(["--experiment", "fig3", "--out", str(tmp_path / "f3"), "--size", "quick", "--no-progress"]) == 0
+    )
     assert summary(tmp_path / "f3", "fig3")["size"] == "quick"
 
 

@@ -2,6 +2,7 @@
 vector against its closed form, the composition a = C diag(g) a_pos, the draws, the config keys
 and the hash, the torch twins, the weights, the transceiver layer, perfect knowledge and
 impairment learning of each model, and the impairments experiment."""
+
 import json
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from gnuradio.isac import weights as W
 from gnuradio.isac.config import ConfigError, Scenario
-from gnuradio.isac.evaluation import calibrate, evaluate, score
+from gnuradio.isac.evaluation import calibrate, score
 from gnuradio.isac.model import array as arr
 from gnuradio.isac.model import impairments as imp
 from gnuradio.isac.model.grids import full_angle_grid
@@ -34,6 +35,7 @@ def nominal_closed_form(K, theta):
 
 # --- each model's steering vector against its closed form -------------------------------------------
 
+
 def test_gain_errors_multiply_each_element_by_its_complex_gain():
     sc = load("array.spacing_std_m=0", "array.gain_std_db=2", "array.phase_std_deg=25", "array.antennas=16")
     A = arr.true_array(sc).steering(TH)
@@ -55,21 +57,22 @@ def test_mutual_coupling_is_a_banded_symmetric_toeplitz_matrix_on_the_steering_v
     a0 = nominal_closed_form(K, TH)
     ref = a0.copy()  # [C a]_k = a_k + sum_{l=1..L} c_l (a_{k-l} + a_{k+l}), the terms that exist
     for k in range(K):
-        for l in range(1, L + 1):
-            for j in (k - l, k + l):
+        for lag in range(1, L + 1):
+            for j in (k - lag, k + lag):
                 if 0 <= j < K:
-                    ref[k] += c[l - 1] * a0[j]
+                    ref[k] += c[lag - 1] * a0[j]
     np.testing.assert_allclose(array.steering(TH), ref, atol=3e-6)
     C = imp.coupling_matrix(c, K)
     np.testing.assert_array_equal(C, C.T)  # symmetric
     assert np.all(np.diag(C) == 1) and C[0, 3] == 0 and C[2, 0] == c[1]
     # interior elements see the plane wave scaled by 1 + 2 sum_l c_l cos(l pi sin theta) (an element pattern)
-    factor = 1 + 2 * sum(c[l - 1] * np.cos(l * np.pi * np.sin(TH)) for l in range(1, L + 1))
-    np.testing.assert_allclose(array.steering(TH)[L:K - L], (factor * a0)[L:K - L], atol=3e-6)
+    factor = 1 + 2 * sum(c[lag - 1] * np.cos(lag * np.pi * np.sin(TH)) for lag in range(1, L + 1))
+    np.testing.assert_allclose(array.steering(TH)[L : K - L], (factor * a0)[L : K - L], atol=3e-6)
 
 
-@pytest.mark.parametrize("overrides, dead", [(["array.dead_list=[0, 5, 6]"], [0, 5, 6]),
-                                             (["array.dead_elements=3"], None)])
+@pytest.mark.parametrize(
+    "overrides, dead", [(["array.dead_list=[0, 5, 6]"], [0, 5, 6]), (["array.dead_elements=3"], None)]
+)
 def test_dead_or_weak_elements_have_the_given_gain(overrides, dead):
     K = 12
     for weak in (0.0, 0.3):
@@ -86,8 +89,15 @@ def test_dead_or_weak_elements_have_the_given_gain(overrides, dead):
 
 
 def test_the_models_compose_as_coupling_after_gains_on_the_spacing_positions():
-    sc = load("array.antennas=10", "array.gain_std_db=1", "array.phase_std_deg=20", "array.coupling_taps=2",
-              "array.coupling_db=-12", "array.dead_list=[4]", "array.weak_gain=0.2")
+    sc = load(
+        "array.antennas=10",
+        "array.gain_std_db=1",
+        "array.phase_std_deg=20",
+        "array.coupling_taps=2",
+        "array.coupling_db=-12",
+        "array.dead_list=[4]",
+        "array.weak_gain=0.2",
+    )
     array = arr.true_array(sc)
     assert isinstance(array, imp.ImpairedArray) and array.models == ("gain", "coupling", "dead")
     d = arr.draw_spacings(10, LAM, 2e-4, 1)  # the spacing draw does not move when element models are on
@@ -103,8 +113,13 @@ def test_the_models_compose_as_coupling_after_gains_on_the_spacing_positions():
 
 
 def test_every_model_off_is_the_position_array_bit_for_bit():
-    for overrides in ([], ["array.spacing_std_m=0"], ["array.impairment=cumulative"], ["array.coupling_db=-5"],
-                      ["array.weak_gain=0.5"]):
+    for overrides in (
+        [],
+        ["array.spacing_std_m=0"],
+        ["array.impairment=cumulative"],
+        ["array.coupling_db=-5"],
+        ["array.weak_gain=0.5"],
+    ):
         sc = load(*overrides)
         a = arr.true_array(sc)
         assert type(a) is arr.PositionArray
@@ -113,8 +128,12 @@ def test_every_model_off_is_the_position_array_bit_for_bit():
     assert imp.active_models(load()) == ("spacing",) and imp.learned_models(load()) == ("spacing",)
     assert imp.learned_models(load("array.spacing_std_m=0")) == ("spacing",)  # the paper's learning, as before
     assert imp.learned_models(load("array.spacing_std_m=0", "array.phase_std_deg=5")) == ("gain",)
-    assert imp.learned_models(load("array.gain_std_db=1", "array.dead_elements=2", "array.coupling_taps=1")) == \
-        ("spacing", "gain", "coupling", "dead")
+    assert imp.learned_models(load("array.gain_std_db=1", "array.dead_elements=2", "array.coupling_taps=1")) == (
+        "spacing",
+        "gain",
+        "coupling",
+        "dead",
+    )
 
 
 def test_each_model_draws_from_its_own_stream():
@@ -145,6 +164,7 @@ def test_bad_model_inputs_are_named():
 
 # --- torch twins -------------------------------------------------------------------------------------
 
+
 def _true_parameters(model: tm.ImpairmentArray, sc: Scenario) -> None:
     """Load the scenario's true parameters into a torch ImpairmentArray."""
     true = arr.true_array(sc)
@@ -153,32 +173,48 @@ def _true_parameters(model: tm.ImpairmentArray, sc: Scenario) -> None:
         if model.positions is not None:
             model.positions.load_spacings(true.spacings_m)
         if "gain" in model.models:
-            gain_db, phase = imp.draw_gain_errors(a["antennas"], a["gain_std_db"], a["phase_std_deg"],
-                                                  a["impairment_seed"])
+            gain_db, phase = imp.draw_gain_errors(
+                a["antennas"], a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"]
+            )
             model.log_gain.copy_(torch.as_tensor(gain_db * np.log(10) / 20))
             model.phase.copy_(torch.as_tensor(phase))
         if "dead" in model.models:
-            model.amplitude.copy_(torch.as_tensor(imp.element_amplitudes(a["antennas"], imp.dead_indices(sc),
-                                                                         a["weak_gain"])))
+            model.amplitude.copy_(
+                torch.as_tensor(imp.element_amplitudes(a["antennas"], imp.dead_indices(sc), a["weak_gain"]))
+            )
         if "coupling" in model.models:
             c = true.coupling
             model.coupling.copy_(torch.as_tensor(np.stack([c.real, c.imag], 1)))
 
 
-COMBINED = ("array.gain_std_db=1.5", "array.phase_std_deg=30", "array.coupling_taps=2", "array.coupling_db=-12",
-            "array.dead_elements=3", "array.weak_gain=0.1")
+COMBINED = (
+    "array.gain_std_db=1.5",
+    "array.phase_std_deg=30",
+    "array.coupling_taps=2",
+    "array.coupling_db=-12",
+    "array.dead_elements=3",
+    "array.weak_gain=0.1",
+)
 
 
-@pytest.mark.parametrize("overrides", [("array.spacing_std_m=0", "array.phase_std_deg=40"),
-                                       ("array.coupling_taps=3",), ("array.dead_list=[2, 9]",), COMBINED])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ("array.spacing_std_m=0", "array.phase_std_deg=40"),
+        ("array.coupling_taps=3",),
+        ("array.dead_list=[2, 9]",),
+        COMBINED,
+    ],
+)
 def test_torch_impairment_array_matches_numpy(overrides):
     sc = load(*overrides)
     models = imp.learned_models(sc)
     taps = sc.array["coupling_taps"] if "coupling" in models else 0
     model = tm.ImpairmentArray(64, LAM, 720, "spacing", models, taps)
     # initialised at the nominal array: C = I, g = 1
-    np.testing.assert_allclose(model.atoms(torch.as_tensor(TH)).detach().numpy().T,
-                               arr.nominal_array(64, LAM).steering(TH), atol=2e-6)
+    np.testing.assert_allclose(
+        model.atoms(torch.as_tensor(TH)).detach().numpy().T, arr.nominal_array(64, LAM).steering(TH), atol=2e-6
+    )
     _true_parameters(model, sc)
     true = arr.true_array(sc)
     np.testing.assert_allclose(model.atoms(torch.as_tensor(TH)).detach().numpy().T, true.steering(TH), atol=2e-6)
@@ -186,10 +222,14 @@ def test_torch_impairment_array_matches_numpy(overrides):
     np.testing.assert_allclose(model.element_matrix().detach().numpy(), true.element_matrix, atol=1e-12)
     # the receiver's atoms: scaled to norm sqrt(K), as the numpy receiver array
     view = tm.receiver_array(model)
-    np.testing.assert_allclose(view.atoms(torch.as_tensor(TH)).detach().numpy().T,
-                               imp.receiver_array(true).steering(TH), atol=2e-6)
-    np.testing.assert_allclose(view.grid_columns(torch.tensor([3, 400])).detach().numpy().T,
-                               imp.receiver_array(true).steering(full_angle_grid(720)[[3, 400]]), atol=2e-6)
+    np.testing.assert_allclose(
+        view.atoms(torch.as_tensor(TH)).detach().numpy().T, imp.receiver_array(true).steering(TH), atol=2e-6
+    )
+    np.testing.assert_allclose(
+        view.grid_columns(torch.tensor([3, 400])).detach().numpy().T,
+        imp.receiver_array(true).steering(full_angle_grid(720)[[3, 400]]),
+        atol=2e-6,
+    )
     # gradients reach every learned parameter through the atoms
     view.atoms(torch.as_tensor(TH)).abs().pow(3).sum().backward()
     for name, p in model.named_parameters():
@@ -209,13 +249,23 @@ def test_torch_sensing_echo_through_an_impaired_array_matches_numpy():
     scene = Scene(np.deg2rad([-33.0, -25.0]), np.array([40.0, 120.0]), np.array([1.0 + 0.5j, -0.3j]))
     ref = sensing_echo(true, f, x, scene, 120e3, 1.0, None)
     delays = torch.as_tensor(2 * scene.ranges_m / 299_792_458.0)[None]
-    got = tm.sensing_echo(torch.as_tensor(true.positions_m), LAM, torch.as_tensor(f)[None], torch.as_tensor(x)[None],
-                          torch.as_tensor(scene.angles_rad)[None], delays, torch.as_tensor(scene.gains)[None],
-                          torch.ones(1, 2, dtype=torch.bool), 120e3, torch.as_tensor(true.element_matrix))
+    got = tm.sensing_echo(
+        torch.as_tensor(true.positions_m),
+        LAM,
+        torch.as_tensor(f)[None],
+        torch.as_tensor(x)[None],
+        torch.as_tensor(scene.angles_rad)[None],
+        delays,
+        torch.as_tensor(scene.gains)[None],
+        torch.ones(1, 2, dtype=torch.bool),
+        120e3,
+        torch.as_tensor(true.element_matrix),
+    )
     np.testing.assert_allclose(got[0].numpy(), ref, atol=2e-5 * np.abs(ref).max())
 
 
 # --- the transceiver layer ----------------------------------------------------------------------------
+
 
 def test_receivers_of_an_impaired_array_match_atoms_at_equal_norms_and_domp_is_refused(tmp_path):
     sc = load(*COMBINED, "run.frames=4", "run.calibration_frames=4")
@@ -234,8 +284,9 @@ def test_receivers_of_an_impaired_array_match_atoms_at_equal_norms_and_domp_is_r
             build(sc, method, weights, "domp")
         build(sc, method, weights, "omp")  # the OMP receiver takes any array
     # the learned transmitter synthesises its LS beam on the learned (here: the true) array
-    np.testing.assert_allclose(build(sc, "impairment", _true_weights(tmp_path, sc)).precoder(sc),
-                               baseline_precoder(sc, true), atol=1e-6)
+    np.testing.assert_allclose(
+        build(sc, "impairment", _true_weights(tmp_path, sc)).precoder(sc), baseline_precoder(sc, true), atol=1e-6
+    )
 
 
 def _true_weights(tmp_path, sc):
@@ -244,8 +295,11 @@ def _true_weights(tmp_path, sc):
     K = a["antennas"]
     true = arr.true_array(sc)
     gain_db, phase = imp.draw_gain_errors(K, a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"])
-    t = {"spacings_m": true.spacings_m, "positions_m": true.positions_m,
-         "angle_grid_rad": full_angle_grid(sc.transmitter["beam_grid"])}
+    t = {
+        "spacings_m": true.spacings_m,
+        "positions_m": true.positions_m,
+        "angle_grid_rad": full_angle_grid(sc.transmitter["beam_grid"]),
+    }
     models = imp.learned_models(sc)
     if "gain" in models:
         t.update(gain_db=gain_db, phase_rad=phase)
@@ -258,6 +312,7 @@ def _true_weights(tmp_path, sc):
 
 
 # --- perfect knowledge --------------------------------------------------------------------------------
+
 
 def _scores(sc, precoder, receiver):
     simulator = Simulator(sc, precoder=precoder)
@@ -275,8 +330,9 @@ def test_knowing_the_phase_errors_at_both_ends_recovers_the_ideal_array():
     true = arr.true_array(phase)
     f = baseline_precoder(phase, true)
     grid = full_angle_grid(720)
-    np.testing.assert_allclose(true.steering(grid).T @ f, arr.nominal_array(64, LAM).steering(grid).T @
-                               baseline_precoder(ideal), atol=2e-4)  # the ideal beampattern
+    np.testing.assert_allclose(
+        true.steering(grid).T @ f, arr.nominal_array(64, LAM).steering(grid).T @ baseline_precoder(ideal), atol=2e-4
+    )  # the ideal beampattern
     known = _scores(phase, f, build(phase, "perfect").receiver)
     reference = _scores(ideal, baseline_precoder(ideal), build(ideal, "baseline").receiver)
     nominal = _scores(phase, baseline_precoder(phase), build(phase, "baseline").receiver)
@@ -292,15 +348,35 @@ def test_knowing_the_phase_errors_at_both_ends_recovers_the_ideal_array():
 
 #: a small array (K = 16, S = 32) on impairment seed 5, which no learning rate was tuned on (LR_SCALE
 #: was tuned on seed 1 at K = 64); the learned array is trained on it from the nominal start
-SMALL = ("array.antennas=16", "ofdm.subcarriers=32", "receiver.delay_grid=40", "transmitter.beam_grid=180",
-         "receiver.angle_grid=90", "scene.max_targets=2", "array.impairment_seed=5", "run.frames=200",
-         "run.calibration_frames=200", "run.batch=100")
+SMALL = (
+    "array.antennas=16",
+    "ofdm.subcarriers=32",
+    "receiver.delay_grid=40",
+    "transmitter.beam_grid=180",
+    "receiver.angle_grid=90",
+    "scene.max_targets=2",
+    "array.impairment_seed=5",
+    "run.frames=200",
+    "run.calibration_frames=200",
+    "run.batch=100",
+)
 #: model -> (its settings, Adam lr of the run)
-LEARNING = {"gain": (("array.spacing_std_m=0", "array.gain_std_db=3", "array.phase_std_deg=60"), 2e-3),
-            "dead": (("array.spacing_std_m=0", "array.dead_elements=8"), 1e-2),
-            "coupling": (("array.spacing_std_m=0", "array.coupling_taps=3", "array.coupling_db=-6"), 2e-3),
-            "combined": (("array.spacing_std_m=2e-4", "array.gain_std_db=2", "array.phase_std_deg=30",
-                          "array.coupling_taps=2", "array.coupling_db=-12", "array.dead_elements=2"), 2e-3)}
+LEARNING = {
+    "gain": (("array.spacing_std_m=0", "array.gain_std_db=3", "array.phase_std_deg=60"), 2e-3),
+    "dead": (("array.spacing_std_m=0", "array.dead_elements=8"), 1e-2),
+    "coupling": (("array.spacing_std_m=0", "array.coupling_taps=3", "array.coupling_db=-6"), 2e-3),
+    "combined": (
+        (
+            "array.spacing_std_m=2e-4",
+            "array.gain_std_db=2",
+            "array.phase_std_deg=30",
+            "array.coupling_taps=2",
+            "array.coupling_db=-12",
+            "array.dead_elements=2",
+        ),
+        2e-3,
+    ),
+}
 
 
 @pytest.mark.parametrize("model", list(LEARNING))
@@ -319,12 +395,21 @@ def test_learning_each_model_beats_the_baseline_on_a_held_out_seed(tmp_path, mod
     settings, lr = LEARNING[model]
     sc = load(*SMALL, *settings)
     out = str(tmp_path / "w.safetensors")
-    opts = TrainOptions.from_profile("quick", lr=lr, iterations=200, batch=16, curriculum_steps=120, val_every=200,
-                                     val_frames=32, checkpoint_every=200)
+    opts = TrainOptions.from_profile(
+        "quick",
+        lr=lr,
+        iterations=200,
+        batch=16,
+        curriculum_steps=120,
+        val_every=200,
+        val_frames=32,
+        checkpoint_every=200,
+    )
     summary = train(sc, opts, out, progress=False, log=lambda *_: None)
     ctx = Context("test", sc, str(tmp_path), progress=False)
-    base, perfect, learned = (evaluate_method(ctx, sc, m, w) for m, w in
-                              (("baseline", None), ("perfect", None), ("impairment", out)))
+    base, perfect, learned = (
+        evaluate_method(ctx, sc, m, w) for m, w in (("baseline", None), ("perfect", None), ("impairment", out))
+    )
     assert all(r["p_fa"] <= 0.03 for r in (base, perfect, learned))  # about the same operating point
     if model == "coupling":  # nothing to win: perfect knowledge scores as the baseline, learning does not lose
         assert abs(perfect["gospa"] - base["gospa"]) < 0.25 * (base["gospa_hi"] - base["gospa_lo"])
@@ -336,6 +421,7 @@ def test_learning_each_model_beats_the_baseline_on_a_held_out_seed(tmp_path, mod
 
 
 # --- the impairments experiment ------------------------------------------------------------------------
+
 
 def test_impairments_experiment_writes_the_comparison_and_resumes(tmp_path):
     """isac-eval --experiment impairments on a small array, with --weights-dir holding weights of

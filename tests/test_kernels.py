@@ -5,15 +5,16 @@ Selected cells must agree exactly while the selection is decided by the data; on
 residual is pure rounding noise (more iterations than noiseless targets) the argmax of
 that noise is implementation-defined, and only the peaks (tiny) are compared.
 Peaks and gains are compared at single-precision tolerance."""
+
 import numpy as np
 import pytest
-
 from gnuradio import isac
+
 from gnuradio.isac.model import array as arr
-from gnuradio.isac.model.grids import delay_grid, full_angle_grid, range_to_delay, angle_grid
+from gnuradio.isac.model.domp import DEFAULT_TEMPERATURE, domp_inference, window_half_widths
+from gnuradio.isac.model.grids import angle_grid, delay_grid, full_angle_grid, range_to_delay
 from gnuradio.isac.model.ofdm import delay_dictionary, delay_vector
 from gnuradio.isac.model.omp import Dictionaries, omp
-from gnuradio.isac.model.domp import DEFAULT_TEMPERATURE, domp_inference, window_half_widths
 
 LAM = 299_792_458.0 / 60e9
 DF = 120e3
@@ -156,8 +157,7 @@ def test_omp_errors(rng):
 
 
 def run_domp_cpp(Y, D, array, T, hw, temperature):
-    return isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, T, hw,
-                     temperature)
+    return isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, T, hw, temperature)
 
 
 def assert_domp_equal(Y, D, array, T, hw=None, temperature=DEFAULT_TEMPERATURE):
@@ -193,8 +193,12 @@ def off_grid_echo(array, thetas, ranges, alphas, S, noise, rng):
 def test_domp_paper_grid_off_grid_targets(rng):
     array, D = make_problem(64, 256, 720, 200, full=True)
     assert window_half_widths(64, 256, DF, D.angles_rad, D.delays_s) == (7, 5)
-    Y = np.stack([off_grid_echo(array, [-0.5, 0.3, 0.31], [40.3, 100.7, 150.2], [1.0, 0.5j, -0.7], 256, 0.05, rng)
-                  for _ in range(2)])
+    Y = np.stack(
+        [
+            off_grid_echo(array, [-0.5, 0.3, 0.31], [40.3, 100.7, 150.2], [1.0, 0.5j, -0.7], 256, 0.05, rng)
+            for _ in range(2)
+        ]
+    )
     ref, (th, ta, *_) = assert_domp_equal(Y, D, array, 4)
     # the soft estimates land near the true targets (off the grid)
     for truth in (-0.5, 0.3, 0.31):
@@ -203,8 +207,12 @@ def test_domp_paper_grid_off_grid_targets(rng):
 
 def test_domp_small_grid_edges_windows_temperatures(rng):
     array, D = make_problem(16, 32, 90, 40)
-    Y = np.stack([off_grid_echo(array, [D.angles_rad[0], D.angles_rad[-1]], [10.0, 190.0], [1.0, 0.8j], 32, 0.02,
-                                rng), echo(array, D, [(45, 20)], [1.0], 32, noise=0.3, rng=rng)])
+    Y = np.stack(
+        [
+            off_grid_echo(array, [D.angles_rad[0], D.angles_rad[-1]], [10.0, 190.0], [1.0, 0.8j], 32, 0.02, rng),
+            echo(array, D, [(45, 20)], [1.0], 32, noise=0.3, rng=rng),
+        ]
+    )
     for hw, temp in [((3, 2), 0.1), ((0, 0), 0.1), ((1, 6), 2.0), ((50, 50), 0.01)]:
         assert_domp_equal(Y, D, array, 3, hw, temp)
     ref, (th, ta, *_) = assert_domp_equal(Y[:1], D, array, 2, (0, 0), 0.1)
@@ -225,9 +233,19 @@ def test_domp_zero_frame_uniform_window():
 def test_domp_errors():
     array, D = make_problem(16, 32, 90, 40)
     Y = np.zeros((16, 32), np.complex64)
-    args = dict(Y=Y, Phi_a=D.phi_a, Phi_d=D.phi_d, angles_rad=D.angles_rad, delays_s=D.delays_s,
-                positions_m=array.positions_m, wavelength_m=LAM, spacing_hz=DF, iterations=2, half_widths=(1, 1),
-                temperature=0.1)
+    args = dict(
+        Y=Y,
+        Phi_a=D.phi_a,
+        Phi_d=D.phi_d,
+        angles_rad=D.angles_rad,
+        delays_s=D.delays_s,
+        positions_m=array.positions_m,
+        wavelength_m=LAM,
+        spacing_hz=DF,
+        iterations=2,
+        half_widths=(1, 1),
+        temperature=0.1,
+    )
     cases = [
         (dict(angles_rad=D.angles_rad[:-1]), r"^domp: angles_rad must have shape \(90,\)"),
         (dict(delays_s=D.delays_s[:-1]), r"^domp: delays_s must have shape \(40,\)"),
@@ -270,8 +288,9 @@ def test_chirp_z_delay_path(rng):
     assert not isac.delay_dictionary_is_uniform_dft(D.phi_d * np.exp(1e-4j * rng.standard_normal(D.phi_d.shape)))
     # phases computed in float32 (as a float32 torch model would) are off by ~1e-5 rad
     s = np.arange(256, dtype=np.float32)[:, None]
-    phi32 = np.exp(1j * (np.float32(-2 * np.pi * DF) * D.delays_s.astype(np.float32)[None, :] * s)
-                   .astype(np.float32)).astype(np.complex64)
+    phi32 = np.exp(
+        1j * (np.float32(-2 * np.pi * DF) * D.delays_s.astype(np.float32)[None, :] * s).astype(np.float32)
+    ).astype(np.complex64)
     assert not isac.delay_dictionary_is_uniform_dft(phi32)
     Y = (rng.standard_normal((2, 64, 256)) + 1j * rng.standard_normal((2, 64, 256))).astype(np.complex64)
     fast = isac.angle_delay_map_complex(Y, D.phi_a, D.phi_d)
@@ -289,7 +308,7 @@ def test_persistent_kernels_match_functions(rng):
     want = isac.omp(Y, D.phi_a, D.phi_d, 4)
     for got in (k(Y, 4), k(Y, 4, threads=2), k(Y[:1], 4)):
         for a, b in zip(got, want):
-            np.testing.assert_array_equal(a, b[:len(a)])
+            np.testing.assert_array_equal(a, b[: len(a)])
     hw = (3, 2)
     kd = isac.DompKernel(D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, hw, 0.1)
     want = isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 3, hw, 0.1)
@@ -308,8 +327,12 @@ def test_domp_sector_restriction(rng):
     array, D = make_problem(16, 32, 90, 40, full=True)
     step = D.angles_rad[1] - D.angles_rad[0]
     strong, weak = D.angles_rad[40], D.angles_rad[44]
-    Y = np.stack([off_grid_echo(array, [strong, weak, -1.0], [120.0, 121.0, 150.0], [3.0, 1.0, 2.0], 32, 0.05, rng)
-                  for _ in range(3)])
+    Y = np.stack(
+        [
+            off_grid_echo(array, [strong, weak, -1.0], [120.0, 121.0, 150.0], [3.0, 1.0, 2.0], 32, 0.05, rng)
+            for _ in range(3)
+        ]
+    )
     sector = (weak - 0.5 * step, weak + 10 * step)  # excludes the strong target's row, not its lobe
     ref = domp_inference(Y, D, array.positions_m, LAM, DF, 2, (6, 3), 0.1, sector_rad=sector)
     assert np.all(ref.angle_index >= 44) and np.all(ref.angle_index <= 54)
@@ -318,8 +341,9 @@ def test_domp_sector_restriction(rng):
     per_frame = np.array([sector, (-1.2, -0.8), (0.01 + D.angles_rad[10], 0.02 + D.angles_rad[10])])
     for sec in (sector, per_frame, None):
         ref = domp_inference(Y, D, array.positions_m, LAM, DF, 2, (6, 3), 0.1, sector_rad=sec)
-        got = isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 2, (6, 3), 0.1,
-                        sector_rad=sec)
+        got = isac.domp(
+            Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 2, (6, 3), 0.1, sector_rad=sec
+        )
         np.testing.assert_array_equal(got[4], ref.angle_index)
         np.testing.assert_array_equal(got[5], ref.delay_index)
         np.testing.assert_allclose(got[0], ref.angles_rad, rtol=0, atol=1e-3 * step)
@@ -329,8 +353,20 @@ def test_domp_sector_restriction(rng):
     assert ref.angle_index[2, 0] == 10  # a sector between two grid angles: the nearest one
     for bad in ((0.5, 0.1), (0.0, np.nan), np.zeros((2, 2))):
         with pytest.raises(ValueError, match="^domp: sector_rad must be"):
-            isac.domp(Y, D.phi_a, D.phi_d, D.angles_rad, D.delays_s, array.positions_m, LAM, DF, 1, (1, 1), 0.1,
-                      sector_rad=bad)
+            isac.domp(
+                Y,
+                D.phi_a,
+                D.phi_d,
+                D.angles_rad,
+                D.delays_s,
+                array.positions_m,
+                LAM,
+                DF,
+                1,
+                (1, 1),
+                0.1,
+                sector_rad=bad,
+            )
         with pytest.raises(ValueError, match="^domp: sector_rad must be"):
             domp_inference(Y, D, array.positions_m, LAM, DF, 1, (1, 1), 0.1, sector_rad=bad)
 
@@ -382,6 +418,7 @@ def test_omp_domp_impaired_array(rng):
 def test_persistent_kernel_from_python_threads(rng):
     """Calls on one OmpKernel from several Python threads run one after the other."""
     import threading
+
     array, D = make_problem(16, 32, 90, 40)
     Y = (rng.standard_normal((4, 16, 32)) + 1j * rng.standard_normal((4, 16, 32))).astype(np.complex64)
     k = isac.OmpKernel(D.phi_a, D.phi_d)
@@ -402,8 +439,29 @@ def test_persistent_kernel_from_python_threads(rng):
         for a, b in zip(got, want):
             np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="ascending angle grid"):
-        domp_inference(Y, Dictionaries(D.angles_rad[::-1], D.delays_s, D.phi_a[:, ::-1], D.phi_d),
-                       array.positions_m, LAM, DF, 1, (1, 1), 0.1, sector_rad=(0.1, 0.2))
+        domp_inference(
+            Y,
+            Dictionaries(D.angles_rad[::-1], D.delays_s, D.phi_a[:, ::-1], D.phi_d),
+            array.positions_m,
+            LAM,
+            DF,
+            1,
+            (1, 1),
+            0.1,
+            sector_rad=(0.1, 0.2),
+        )
     with pytest.raises(ValueError, match="^domp: sector_rad needs an ascending angle grid"):
-        isac.domp(Y, D.phi_a[:, ::-1], D.phi_d, D.angles_rad[::-1], D.delays_s, array.positions_m, LAM, DF, 1,
-                  (1, 1), 0.1, sector_rad=(0.1, 0.2))
+        isac.domp(
+            Y,
+            D.phi_a[:, ::-1],
+            D.phi_d,
+            D.angles_rad[::-1],
+            D.delays_s,
+            array.positions_m,
+            LAM,
+            DF,
+            1,
+            (1, 1),
+            0.1,
+            sector_rad=(0.1, 0.2),
+        )

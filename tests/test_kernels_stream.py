@@ -3,11 +3,12 @@ simulation.frame_rng (numpy's SeedSequence, PCG64 and distributions, bit for bit
 of model.channels_stream (scenes and CSI bit for bit, signals to float rounding), the
 reciprocal filter of model.reciprocal (bit for bit) and the PMT dict conversions of the
 blocks (the same PMTs and python values as the pmt Python API)."""
+
 import numpy as np
 import pmt
 import pytest
-
 from gnuradio import isac
+
 from gnuradio.isac.blocks import _common as c
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.model import array as arr
@@ -57,24 +58,52 @@ def test_frame_messages_equal_the_message_model(S):
 
 
 def channel_case(K=16, S=64, max_targets=5, scene=None, impairment="spacing", seed=5, stream="test"):
-    sc = Scenario.default().with_overrides({"array.antennas": K, "ofdm.subcarriers": S, "run.seed": seed,
-                                            "scene.max_targets": max(1, max_targets)})  # 0: the kernel only
+    sc = Scenario.default().with_overrides(
+        {"array.antennas": K, "ofdm.subcarriers": S, "run.seed": seed, "scene.max_targets": max(1, max_targets)}
+    )  # 0: the kernel only
     lam = sc.wavelength_m
     array = arr.spacing_array(arr.draw_spacings(K, lam, 2e-4, 3), lam, impairment)
     g2 = sensing_gain_variance(sc.scene["snr_sensing_db"], K, 1.0)
     taps = comm_tap_variances(sc.scene["comm_taps"], sc.scene["snr_comm_db"], S, 1.0)
-    params = dict(max_targets=max_targets, sector_rad=sc.target_sector_rad, range_m=sc.range_interval_m,
-                  gain_variance=g2, comm_sector_rad=sc.comm_sector_rad, spacing_hz=sc.ofdm["spacing_hz"],
-                  noise_power=1.0, tap_variances=taps, scene=scene)
+    params = dict(
+        max_targets=max_targets,
+        sector_rad=sc.target_sector_rad,
+        range_m=sc.range_interval_m,
+        gain_variance=g2,
+        comm_sector_rad=sc.comm_sector_rad,
+        spacing_hz=sc.ofdm["spacing_hz"],
+        noise_power=1.0,
+        tap_variances=taps,
+        scene=scene,
+    )
     fixed = () if scene is None else (scene.angles_rad, scene.ranges_m, scene.gains)
-    kernel = isac.FrameChannel(array.positions_m, lam, params["spacing_hz"], S, max_targets, params["sector_rad"],
-                               params["range_m"], g2, params["comm_sector_rad"], taps, 1.0, *fixed)
+    kernel = isac.FrameChannel(
+        array.positions_m,
+        lam,
+        params["spacing_hz"],
+        S,
+        max_targets,
+        params["sector_rad"],
+        params["range_m"],
+        g2,
+        params["comm_sector_rad"],
+        taps,
+        1.0,
+        *fixed,
+    )
     return sc, array, params, kernel
 
 
-@pytest.mark.parametrize("case", [dict(), dict(S=63, max_targets=7), dict(max_targets=0),
-                                  dict(impairment="cumulative", seed=11, stream="calibration"),
-                                  dict(scene=Scene(np.deg2rad([-35.0, -25.0]), [40.0, 150.0], [2 + 1j, -1.5j]))])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(),
+        dict(S=63, max_targets=7),
+        dict(max_targets=0),
+        dict(impairment="cumulative", seed=11, stream="calibration"),
+        dict(scene=Scene(np.deg2rad([-35.0, -25.0]), [40.0, 150.0], [2 + 1j, -1.5j])),
+    ],
+)
 def test_frame_channel_equals_channel_frame(rng, case):
     """Scenes, comm angles and the CSI bit for bit, Y_r and y_c to float rounding, for 12 frames of
     the stream (X = f x^T as the precoder sends it), with several threads and into ``out``."""
@@ -145,10 +174,25 @@ def test_array_frames_equal_the_model_bit_for_bit(rng):
 
 
 MESSAGES = [
-    {"frame": 5, "count": 3, "valid": True, "angle_deg": np.array([1.0, -2.5, 3.0]), "range_m": [10.0, 20.0, 30.0],
-     "x_m": np.zeros(0), "peak": np.array([1e30, 2.0, 3.0], np.float32)},
-    {"frame": np.int64(7), "sim_frame": 9, "valid": np.bool_(False), "comm_angle_deg": np.float64(31.5),
-     "gain_abs": np.array([0.5]), "csi": np.array([1 + 2j, 3j]), "name": "abc", "nan": float("nan")},
+    {
+        "frame": 5,
+        "count": 3,
+        "valid": True,
+        "angle_deg": np.array([1.0, -2.5, 3.0]),
+        "range_m": [10.0, 20.0, 30.0],
+        "x_m": np.zeros(0),
+        "peak": np.array([1e30, 2.0, 3.0], np.float32),
+    },
+    {
+        "frame": np.int64(7),
+        "sim_frame": 9,
+        "valid": np.bool_(False),
+        "comm_angle_deg": np.float64(31.5),
+        "gain_abs": np.array([0.5]),
+        "csi": np.array([1 + 2j, 3j]),
+        "name": "abc",
+        "nan": float("nan"),
+    },
 ]
 
 
@@ -170,10 +214,22 @@ def test_pmt_dicts_equal_those_of_the_pmt_python_api(items):
 def test_pmt_rows_equal_make_dict_of_each_row():
     counts = np.array([2, 0, 3])
     vec = np.arange(9.0).reshape(3, 3)
-    fields = [("frame", np.array([4, 5, 6])), ("count", counts), ("valid", np.array([True, False, True])),
-              ("angle_deg", vec), ("comm_angle_deg", np.array([0.5, 1.5, 2.5]))]
+    fields = [
+        ("frame", np.array([4, 5, 6])),
+        ("count", counts),
+        ("valid", np.array([True, False, True])),
+        ("angle_deg", vec),
+        ("comm_angle_deg", np.array([0.5, 1.5, 2.5])),
+    ]
     rows = c.make_dicts(fields, counts)
     for b, msg in enumerate(rows):
-        want = c.make_dict_py({"frame": int(4 + b), "count": int(counts[b]), "valid": b != 1,
-                               "angle_deg": vec[b, :counts[b]], "comm_angle_deg": 0.5 + b})
+        want = c.make_dict_py(
+            {
+                "frame": int(4 + b),
+                "count": int(counts[b]),
+                "valid": b != 1,
+                "angle_deg": vec[b, : counts[b]],
+                "comm_angle_deg": 0.5 + b,
+            }
+        )
         assert pmt.equal(msg, want), (pmt.write_string(msg), pmt.write_string(want))

@@ -3,6 +3,7 @@
 The weights here are written by weights.save from known arrays (the true impaired spacings:
 an "oracle" learner; a wrong array: a bad learner), so the expected behaviour is exact; the
 trainer's own learning is tested in test_trainer_*.py."""
+
 import numpy as np
 import pytest
 
@@ -18,15 +19,26 @@ from gnuradio.isac.simulation import Simulator, baseline_precoder
 
 
 def small(**kw):
-    base = {"array.antennas": 32, "ofdm.subcarriers": 128, "receiver.angle_grid": 240, "receiver.delay_grid": 100,
-            "run.frames": 120, "run.calibration_frames": 120, "transmitter.eta": 1.0, "run.seed": 4}
+    base = {
+        "array.antennas": 32,
+        "ofdm.subcarriers": 128,
+        "receiver.angle_grid": 240,
+        "receiver.delay_grid": 100,
+        "run.frames": 120,
+        "run.calibration_frames": 120,
+        "transmitter.eta": 1.0,
+        "run.seed": 4,
+    }
     base.update(kw)
     return Scenario.default().with_overrides(base)
 
 
 def write_spacings(path, sc, spacings):
-    tensors = {"angle_grid_rad": full_angle_grid(720), "spacings_m": spacings,
-               "positions_m": positions_example1(spacings)}
+    tensors = {
+        "angle_grid_rad": full_angle_grid(720),
+        "spacings_m": spacings,
+        "positions_m": positions_example1(spacings),
+    }
     W.save(path, sc, "impairment", tensors, steps=0)
     return str(path)
 
@@ -73,8 +85,11 @@ def test_oracle_weights_recover_the_impairment_loss(sc, oracle):
 
 
 def test_weights_of_another_impairment_draw_are_refused(sc, tmp_path, capsys):
-    other = write_spacings(tmp_path / "o.safetensors", sc.with_overrides({"array.impairment_seed": 9}),
-                           draw_spacings(32, sc.wavelength_m, 2e-4, 9))
+    other = write_spacings(
+        tmp_path / "o.safetensors",
+        sc.with_overrides({"array.impairment_seed": 9}),
+        draw_spacings(32, sc.wavelength_m, 2e-4, 9),
+    )
     with pytest.raises(W.WeightsError, match="different array, impairment seed"):
         W.load(other, sc, "impairment")
     # the one explicit way to deploy them anyway: other_array (--weights-other-array); all else is still checked
@@ -82,13 +97,42 @@ def test_weights_of_another_impairment_draw_are_refused(sc, tmp_path, capsys):
     np.testing.assert_allclose(w.array().spacings_m, draw_spacings(32, sc.wavelength_m, 2e-4, 9))
     with pytest.raises(W.WeightsError, match="antennas"):
         W.load(other, sc.with_overrides({"array.antennas": 16}), "impairment", other_array=True)
-    code = isac_eval.main(["--method", "impairment", "--weights", other, "--set", "array.antennas=32",
-                           "--set", "ofdm.subcarriers=128", "--no-progress"])
+    code = isac_eval.main(
+        [
+            "--method",
+            "impairment",
+            "--weights",
+            other,
+            "--set",
+            "array.antennas=32",
+            "--set",
+            "ofdm.subcarriers=128",
+            "--no-progress",
+        ]
+    )
     assert code == 2
     assert "different array, impairment seed" in capsys.readouterr().err
-    assert isac_eval.main(["--method", "impairment", "--weights", other, "--weights-other-array", "--set",
-                           "array.antennas=32", "--set", "ofdm.subcarriers=128", "--set", "run.frames=4", "--set",
-                           "run.calibration_frames=4", "--no-progress"]) == 0
+    assert (
+        isac_eval.main(
+            [
+                "--method",
+                "impairment",
+                "--weights",
+                other,
+                "--weights-other-array",
+                "--set",
+                "array.antennas=32",
+                "--set",
+                "ofdm.subcarriers=128",
+                "--set",
+                "run.frames=4",
+                "--set",
+                "run.calibration_frames=4",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     assert isac_eval.main(["--method", "impairment", "--no-progress"]) == 2
     assert "needs a weights file" in capsys.readouterr().err
@@ -98,8 +142,12 @@ def test_isac_eval_with_weights(sc, oracle, tmp_path):
     cfg = tmp_path / "s.toml"
     cfg.write_text(sc.to_toml())
     out = tmp_path / "m.json"
-    assert isac_eval.main(["--config", str(cfg), "--method", "impairment", "--weights", oracle, "--json", str(out),
-                           "--no-progress"]) == 0
+    assert (
+        isac_eval.main(
+            ["--config", str(cfg), "--method", "impairment", "--weights", oracle, "--json", str(out), "--no-progress"]
+        )
+        == 0
+    )
     import json
 
     got = json.loads(out.read_text())
@@ -135,8 +183,9 @@ def test_streamed_learned_system_equals_offline(sc, oracle):
     n, thr = 8, 1.2e4
     seen = {}
     w = W.load(oracle, sc)
-    tb = SimFlowgraph(sc, n, thr, method="impairment", weights=w, kernel="numpy",
-                      on_frame=lambda f, t, d, e: seen.__setitem__(f, d))
+    tb = SimFlowgraph(
+        sc, n, thr, method="impairment", weights=w, kernel="numpy", on_frame=lambda f, t, d, e: seen.__setitem__(f, d)
+    )
     tb.run()
     t = transceiver.build(sc, "impairment", w, "omp", "numpy")
     frames = Simulator(sc, precoder=t.precoder(sc)).frames(0, n)
@@ -175,8 +224,9 @@ def test_a_limited_learned_dictionary_is_synthesised_on_its_own_grid(sc):
     grid = full_angle_grid(156)
     arr = DictionaryArray(grid, nominal_array(32, sc.wavelength_m).steering(grid))
     tx = sc.transmitter
-    want = transmit_beam(arr, sc.target_sector_rad, sc.comm_sector_rad, tx["eta"], tx["phi_rad"], tx["power"], 156,
-                         tx["beam_rcond"])
+    want = transmit_beam(
+        arr, sc.target_sector_rad, sc.comm_sector_rad, tx["eta"], tx["phi_rad"], tx["power"], 156, tx["beam_rcond"]
+    )
     from gnuradio.isac.transceiver import ArrayTransmitter
 
     np.testing.assert_allclose(ArrayTransmitter(arr).precoder(sc), want, atol=1e-6)

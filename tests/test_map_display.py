@@ -1,6 +1,7 @@
 """isac.map_display: the QT GUI angle-delay map display, rendered on Qt's offscreen platform
 and checked pixel by pixel (map maximum, truth circles, detection crosses, frame matching),
 its GRC definition, and the GUI flowgraph apps/isac_gui.grc with the display in it."""
+
 import os
 import shutil
 import subprocess
@@ -14,15 +15,20 @@ import pytest
 import yaml
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-from PyQt5 import QtWidgets  # Debian python3-pyqt5, installed by tools/setup.sh
-from PyQt5 import QtCore, QtGui  # noqa: E402
+from gnuradio import (  # noqa: E402
+    blocks,
+    gr,
+    isac,  # noqa: E402
+)
+from PyQt5 import (  # noqa: E402
+    QtCore,
+    QtGui,
+    QtWidgets,  # Debian python3-pyqt5, installed by tools/setup.sh
+)
 
-from gnuradio import blocks, gr  # noqa: E402
-from gnuradio import isac  # noqa: E402
 from gnuradio.isac import BlockParameterError  # noqa: E402
 from gnuradio.isac.blocks._common import make_dict  # noqa: E402
-from gnuradio.isac.blocks.map_display import (DETECTION_RGB, LUT, TRUTH_RGB, colour_image, fade,  # noqa: E402
-                                               nice_ticks, xy_extent)
+from gnuradio.isac.blocks.map_display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, fade, nice_ticks, xy_extent  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 A, D = 60, 40  # angle_grid, delay_grid of the unit tests
@@ -51,8 +57,9 @@ def feed(display, maps):
 
 
 def message(frame, angles, ranges, **extra):
-    return make_dict({"frame": frame, "angle_deg": np.asarray(angles, float), "range_m": np.asarray(ranges, float),
-                      **extra})
+    return make_dict(
+        {"frame": frame, "angle_deg": np.asarray(angles, float), "range_m": np.asarray(ranges, float), **extra}
+    )
 
 
 def render(display, size=(640, 480), which="map") -> np.ndarray:
@@ -67,21 +74,25 @@ def render(display, size=(640, 480), which="map") -> np.ndarray:
     img = w.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB888)
     ptr = img.constBits()
     ptr.setsize(img.byteCount())
-    return np.frombuffer(ptr, np.uint8).reshape(img.height(), img.bytesPerLine())[:, :3 * img.width()] \
-        .reshape(img.height(), img.width(), 3).copy()
+    return (
+        np.frombuffer(ptr, np.uint8)
+        .reshape(img.height(), img.bytesPerLine())[:, : 3 * img.width()]
+        .reshape(img.height(), img.width(), 3)
+        .copy()
+    )
 
 
 def plot_mask(display, shape):
     r = display.map_widget().plot_rect()
     mask = np.zeros(shape[:2], bool)
-    mask[int(np.ceil(r.top())) + 1:int(r.bottom()) - 1, int(np.ceil(r.left())) + 1:int(r.right()) - 1] = True
+    mask[int(np.ceil(r.top())) + 1 : int(r.bottom()) - 1, int(np.ceil(r.left())) + 1 : int(r.right()) - 1] = True
     return mask
 
 
 def colour_near(img, xy, rgb, box=10) -> int:
     """Number of pixels of exactly ``rgb`` within +-box of widget point xy."""
     x, y = int(round(xy[0])), int(round(xy[1]))
-    patch = img[max(0, y - box):y + box + 1, max(0, x - box):x + box + 1]
+    patch = img[max(0, y - box) : y + box + 1, max(0, x - box) : x + box + 1]
     return int(np.all(patch == np.array(rgb, np.uint8), axis=-1).sum())
 
 
@@ -119,15 +130,25 @@ def test_nice_ticks():
 
 
 # --- parameters ---------------------------------------------------------------------------
-@pytest.mark.parametrize("kw, param", [
-    (dict(angle_grid=0), "angle_grid"), (dict(delay_grid=2.5), "delay_grid"),
-    (dict(target_sector_deg=[-20.0, -40.0]), "target_sector_deg"),
-    (dict(target_sector_deg=[-100.0, 0.0]), "target_sector_deg"),
-    (dict(range_m=[190.0, 10.0]), "range_m"), (dict(range_m=[-5.0, 10.0]), "range_m"),
-    (dict(db="yes"), "db"), (dict(floor_db=0.0), "floor_db"), (dict(floor_db=float("nan")), "floor_db"),
-    (dict(update_hz=0), "update_hz"), (dict(update_hz=-1.0), "update_hz"),
-    (dict(xy_frames=-1), "xy_frames"), (dict(xy_frames=33), "xy_frames"), (dict(xy_frames=2.5), "xy_frames"),
-])
+@pytest.mark.parametrize(
+    "kw, param",
+    [
+        (dict(angle_grid=0), "angle_grid"),
+        (dict(delay_grid=2.5), "delay_grid"),
+        (dict(target_sector_deg=[-20.0, -40.0]), "target_sector_deg"),
+        (dict(target_sector_deg=[-100.0, 0.0]), "target_sector_deg"),
+        (dict(range_m=[190.0, 10.0]), "range_m"),
+        (dict(range_m=[-5.0, 10.0]), "range_m"),
+        (dict(db="yes"), "db"),
+        (dict(floor_db=0.0), "floor_db"),
+        (dict(floor_db=float("nan")), "floor_db"),
+        (dict(update_hz=0), "update_hz"),
+        (dict(update_hz=-1.0), "update_hz"),
+        (dict(xy_frames=-1), "xy_frames"),
+        (dict(xy_frames=33), "xy_frames"),
+        (dict(xy_frames=2.5), "xy_frames"),
+    ],
+)
 def test_bad_parameters_name_block_and_parameter(qapp, kw, param):
     with pytest.raises(BlockParameterError, match=f"isac_map_display: parameter '{param}'"):
         make(**kw)
@@ -162,7 +183,9 @@ def test_renders_map_maximum_truth_and_detections_of_the_frame(qapp):
     cell_w, cell_h = r.width() / A, r.height() / D
     assert abs(x - px) <= cell_w and abs(y - py) <= cell_h, ((x, y), (px, py))
     assert tuple(img[y, x]) == tuple(LUT[255])
-    assert not np.any(np.all(img[mask] == TRUTH_RGB, axis=-1)) and not np.any(np.all(img[mask] == DETECTION_RGB, axis=-1))
+    assert not np.any(np.all(img[mask] == TRUTH_RGB, axis=-1)) and not np.any(
+        np.all(img[mask] == DETECTION_RGB, axis=-1)
+    )
 
     # messages: truth of frame 1 (two targets), detections of frame 1 (one), and messages of
     # other frames at other places, which must not be drawn
@@ -300,8 +323,9 @@ def test_xy_scatter_draws_truth_and_detections_at_their_positions(qapp):
     (px0, py0), (px1, py1) = w.to_pixel(0.0, 0.0), w.to_pixel(100.0, -100.0)
     assert px1 - px0 == pytest.approx(py1 - py0) and px1 > px0
     r, (x0, x1, y0, y1) = w.plot_rect(), w.extent
-    assert w.to_pixel(x0, y0) == pytest.approx((r.left(), r.bottom())) and \
-        w.to_pixel(x1, y1) == pytest.approx((r.right(), r.top()))
+    assert w.to_pixel(x0, y0) == pytest.approx((r.left(), r.bottom())) and w.to_pixel(x1, y1) == pytest.approx(
+        (r.right(), r.top())
+    )
     for a, rg in zip(*truth):
         assert colour_near(img, w.to_pixel(*xy_of(a, rg)), TRUTH_RGB) >= 12, (a, rg)
     cross = w.to_pixel(*xy_of(det[0][0], det[1][0]))
@@ -312,8 +336,7 @@ def test_xy_scatter_draws_truth_and_detections_at_their_positions(qapp):
     whites = marker_pixels(img, TRUTH_RGB)
     centres = [w.to_pixel(*xy_of(a, rg)) for a, rg in zip(*truth)]
     assert all(min(abs(c[0] - x) + abs(c[1] - y) for c in centres) <= 18 for y, x in whites)
-    for wrong in [(det[1][0] * np.sin(np.deg2rad(det[0][0])), det[1][0] * np.cos(np.deg2rad(det[0][0]))),
-                  (0.0, 0.0)]:
+    for wrong in [(det[1][0] * np.sin(np.deg2rad(det[0][0])), det[1][0] * np.cos(np.deg2rad(det[0][0]))), (0.0, 0.0)]:
         assert colour_near(img, w.to_pixel(*wrong), DETECTION_RGB) == 0
 
 
@@ -395,8 +418,13 @@ def test_block_yaml():
 
 def compile_gui(tmp_path: Path) -> Path:
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"))
-    res = subprocess.run([GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_gui.grc")], env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_gui.grc")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     return tmp_path / "isac_gui.py"
 
@@ -461,6 +489,7 @@ def test_gui_flowgraph_shows_live_map_with_truth(tmp_path):
     and detections of that frame, and the truth circles are drawn. With ISAC_GUI_SCREENSHOT=path
     the window is saved there (docs/figures/gui.png is made so)."""
     import gnuradio.qtgui  # noqa: F401  (part of Debian gnuradio)
+
     script = compile_gui(tmp_path)
     runner = tmp_path / "run_gui.py"
     runner.write_text(GUI_RUNNER)

@@ -1,17 +1,25 @@
 """Metrics of Sec. V-B (python/isac/model/metrics.py): p_md (20), p_fa (21), GOSPA (17),
 SER (22), RMSE, and calibration of the OMP threshold to a target false-alarm rate."""
+
 import itertools
 import math
 
 import numpy as np
 import pytest
 
-from gnuradio.isac.model.metrics import (calibrate_threshold, counts_for_threshold, false_alarm_probability,
-                                         gospa, gospa_assignment, misdetection_probability, rmse,
-                                         symbol_error_rate)
-
+from gnuradio.isac.model.metrics import (
+    calibrate_threshold,
+    counts_for_threshold,
+    false_alarm_probability,
+    gospa,
+    gospa_assignment,
+    misdetection_probability,
+    rmse,
+    symbol_error_rate,
+)
 
 # --- p_md (20) and p_fa (21) ------------------------------------------------------------
+
 
 def test_misdetection_probability_hand_computed():
     # T = (2, 3, 0, 1), T^ = (1, 4, 2, 0): sum min = 1 + 3 + 0 + 0 = 4, sum T = 6
@@ -47,6 +55,7 @@ def test_detection_metrics_match_the_sums_of_the_paper_on_random_counts():
 
 # --- GOSPA (17) -------------------------------------------------------------------------
 
+
 def gospa_brute_force(P, Q, gamma, p=2.0, mu=2.0):
     """Eq. (17) written out: for |P| <= |P^|, the minimum over all permutations pi of
     {1..|P^|} of sum_{i <= |P|} d^(gamma)(p_i, p^_pi(i))^p, plus gamma^p / mu (|P^| - |P|),
@@ -59,7 +68,7 @@ def gospa_brute_force(P, Q, gamma, p=2.0, mu=2.0):
     for pi in itertools.permutations(range(len(Q))):
         s = sum(min(float(np.linalg.norm(P[i] - Q[pi[i]])), gamma) ** p for i in range(len(P)))
         best = min(best, s)
-    return (best + gamma ** p / mu * (len(Q) - len(P))) ** (1.0 / p)
+    return (best + gamma**p / mu * (len(Q) - len(P))) ** (1.0 / p)
 
 
 def random_set(rng, n, spread=100.0):
@@ -70,12 +79,12 @@ def test_gospa_hand_computed():
     # one pair 3-4-5 apart, gamma = 90, p = 2: d = 5
     assert gospa([[0, 0]], [[3, 4]], 90) == pytest.approx(5.0)
     # plus one missed target: (25 + 90^2 / 2)^(1/2)
-    assert gospa([[0, 0], [50, 50]], [[3, 4]], 90) == pytest.approx(math.sqrt(25 + 90 ** 2 / 2))
+    assert gospa([[0, 0], [50, 50]], [[3, 4]], 90) == pytest.approx(math.sqrt(25 + 90**2 / 2))
     # pair beyond the cut-off costs gamma^p, not the distance
     assert gospa([[0, 0]], [[300, 400]], 90) == pytest.approx(90.0)
     # empty sets
     assert gospa(np.zeros((0, 2)), np.zeros((0, 2)), 90) == 0.0
-    assert gospa(np.zeros((0, 2)), [[1, 2], [3, 4], [5, 6]], 90) == pytest.approx(math.sqrt(3 * 90 ** 2 / 2))
+    assert gospa(np.zeros((0, 2)), [[1, 2], [3, 4], [5, 6]], 90) == pytest.approx(math.sqrt(3 * 90**2 / 2))
     assert gospa([[1, 2]], [], 10, p=1, mu=1) == pytest.approx(10.0)
     # p = 1, mu = 1: |d| + gamma per cardinality mismatch
     assert gospa([[0, 0], [10, 0]], [[0, 1]], 20, p=1, mu=1) == pytest.approx(1 + 20)
@@ -101,8 +110,9 @@ def test_gospa_equals_brute_force_over_all_permutations(p, mu):
             for trial in range(3):
                 # mixture of near and far points so that both sides of the cut-off occur
                 P = random_set(rng, n)
-                Q = np.concatenate([P[: min(n, m)] + rng.normal(0, 20, (min(n, m), 2)),
-                                    random_set(rng, max(0, m - n), 300)])[rng.permutation(m)]
+                Q = np.concatenate(
+                    [P[: min(n, m)] + rng.normal(0, 20, (min(n, m), 2)), random_set(rng, max(0, m - n), 300)]
+                )[rng.permutation(m)]
                 gamma = float(rng.choice([15.0, 60.0, 90.0]))
                 d, pairs = gospa_assignment(P, Q, gamma, p, mu)
                 assert d == pytest.approx(gospa_brute_force(P, Q, gamma, p, mu), rel=1e-10, abs=1e-10)
@@ -151,7 +161,7 @@ def test_gospa_assignment_pairs_are_optimal_and_below_the_cutoff():
         # where an assigned-but-cut pair costs gamma^p = 2 * gamma^p / mu (mu = 2)
         paired = sum(float(np.linalg.norm(P[i] - Q[j])) ** 2 for i, j in pairs)
         unpaired = (n - len(pairs)) + (m - len(pairs))
-        assert d == pytest.approx(math.sqrt(paired + gamma ** 2 / 2 * unpaired), rel=1e-10, abs=1e-10)
+        assert d == pytest.approx(math.sqrt(paired + gamma**2 / 2 * unpaired), rel=1e-10, abs=1e-10)
         saw_excluded |= len(pairs) < min(n, m)
     assert saw_excluded
 
@@ -164,6 +174,7 @@ def test_gospa_accepts_flat_positions_and_rejects_bad_parameters():
 
 
 # --- SER (22) and RMSE ------------------------------------------------------------------
+
 
 def test_symbol_error_rate_hand_computed():
     m = np.array([[0, 1, 2, 3], [3, 2, 1, 0]])
@@ -185,10 +196,9 @@ def test_rmse_hand_computed():
 
 # --- threshold calibration ------------------------------------------------------------------
 
+
 def test_counts_for_threshold_stops_at_the_first_peak_not_above_it():
-    peaks = np.array([[9.0, 7.0, 8.0, 1.0, 6.0],
-                      [0.5, 9.0, 9.0, 9.0, 9.0],
-                      [5.0, 5.0, 5.0, 5.0, 5.0]])
+    peaks = np.array([[9.0, 7.0, 8.0, 1.0, 6.0], [0.5, 9.0, 9.0, 9.0, 9.0], [5.0, 5.0, 5.0, 5.0, 5.0]])
     np.testing.assert_array_equal(counts_for_threshold(peaks, 6.5), [3, 0, 0])
     np.testing.assert_array_equal(counts_for_threshold(peaks, 5.0), [3, 0, 0])  # strict >
     np.testing.assert_array_equal(counts_for_threshold(peaks, 4.99), [3, 0, 5])
@@ -254,9 +264,13 @@ def test_calibration_is_not_trivial_on_the_synthetic_peaks():
 
 def test_calibration_hand_computed():
     # T_max = 2; room = (2-0) + (2-1) + (2-0) = 5 possible false alarms
-    peaks = np.array([[3.0, 1.0],   # T = 0
-                      [9.0, 2.0],   # T = 1
-                      [4.0, 5.0]])  # T = 0, running minimum (4, 4)
+    peaks = np.array(
+        [
+            [3.0, 1.0],  # T = 0
+            [9.0, 2.0],  # T = 1
+            [4.0, 5.0],
+        ]
+    )  # T = 0, running minimum (4, 4)
     true = np.array([0, 1, 0])
     # delta = 4: counts (0, 1, 0), p_fa = 0; delta = 3: counts (0, 1, 2), p_fa = 2/5;
     # delta = 2: counts (1, 1, 2) -> 3/5; delta = 1: (1, 2, 2) -> 4/5; delta = 0: (2, 2, 2) -> 5/5

@@ -1,6 +1,7 @@
 """The streaming metrics block (blocks/metrics.py): running statistics with no per-frame state
 left behind over a long stream, the same metrics as scoring.Scores, and no silent wait on a
 sensing message port that is not connected (the flowgraph ends, with a warning)."""
+
 from __future__ import annotations
 
 import importlib
@@ -10,13 +11,12 @@ import numpy as np
 import pmt
 import pytest
 from gnuradio import blocks, gr
+from test_scoring import deep_size, random_frames
 
 from gnuradio.isac import metrics
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.scoring import Scores
-
-from test_scoring import deep_size, random_frames
 
 metrics_module = importlib.import_module("gnuradio.isac.blocks.metrics")  # the package's .metrics is the class
 S, T_MAX = 8, 5
@@ -39,8 +39,12 @@ class Feeder(gr.sync_block):
         for i in range(n):
             ta, tr, ea, er = self.frames[start + i]
             for port, a, r in (("truth", ta, tr), ("detections", ea, er)):
-                msg = {"frame": start + i, "count": len(a), "angle_deg": [float(v) for v in np.rad2deg(a)],
-                       "range_m": [float(v) for v in r]}
+                msg = {
+                    "frame": start + i,
+                    "count": len(a),
+                    "angle_deg": [float(v) for v in np.rad2deg(a)],
+                    "range_m": [float(v) for v in r],
+                }
                 self.message_port_pub(pmt.intern(port), pmt.to_pmt(msg))
         output_items[0][:] = input_items[0]
         return n
@@ -122,8 +126,9 @@ def test_dropped_messages_are_not_waited_for(monkeypatch):
     assert len(met._truth) <= 50 and len(met._detections) <= 50
 
 
-@pytest.mark.parametrize("connect, missing", [((), "truth and detections"), (("truth",), "detections"),
-                                              (("detections",), "truth")])
+@pytest.mark.parametrize(
+    "connect, missing", [((), "truth and detections"), (("truth",), "detections"), (("detections",), "truth")]
+)
 def test_unconnected_sensing_port_does_not_hang(connect, missing, capfd):
     """wait_for_messages (the default) with a sensing port left unconnected: the block says so at
     start and scores the stream alone; the flowgraph ends (it waited forever before)."""
@@ -158,9 +163,15 @@ def test_unknown_connections_keep_waiting_and_warn_once(monkeypatch, capfd):
 
 def test_sim_flowgraph_leaves_no_pending_state():
     """The isac-sim flowgraph: after the run nothing per frame is left in the metrics block."""
-    sc = Scenario.default().with_overrides({
-        "array.antennas": 8, "ofdm.subcarriers": 32, "receiver.angle_grid": 40, "receiver.delay_grid": 30,
-        "run.seed": 2})
+    sc = Scenario.default().with_overrides(
+        {
+            "array.antennas": 8,
+            "ofdm.subcarriers": 32,
+            "receiver.angle_grid": 40,
+            "receiver.delay_grid": 30,
+            "run.seed": 2,
+        }
+    )
     published = []
     tb = SimFlowgraph(sc, 40, 1.0e4, on_frame=lambda *a: published.append(tb.summary()["frames"]))
     tb.run()

@@ -1,15 +1,14 @@
 """NNBL (Appendix A): networks, parameter counts, two-step training, weights, evaluation "nn"."""
+
 import json
 
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 
 from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
-from gnuradio.isac.trainer.nnbl import (Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors,  # noqa: E402
-                                        parameter_counts)
+from gnuradio.isac.trainer.nnbl import Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors, parameter_counts  # noqa: E402
 from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer, bce_gospa  # noqa: E402
 
 
@@ -23,8 +22,16 @@ def one_thread():
 
 
 def tiny(**kw):
-    base = {"array.antennas": 8, "ofdm.subcarriers": 32, "scene.max_targets": 2, "run.frames": 16,
-            "run.calibration_frames": 16, "run.batch": 8, "transmitter.eta": 1.0, "run.seed": 3}
+    base = {
+        "array.antennas": 8,
+        "ofdm.subcarriers": 32,
+        "scene.max_targets": 2,
+        "run.frames": 16,
+        "run.calibration_frames": 16,
+        "run.batch": 8,
+        "transmitter.eta": 1.0,
+        "run.seed": 3,
+    }
     base.update(kw)
     return Scenario.default().with_overrides(base)
 
@@ -35,8 +42,19 @@ def sc():
 
 
 def options(**kw):
-    base = dict(iterations=2, batch=8, n_theta=16, n_tau=16, limited=True, val_frames=8, val_every=1,
-                lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    base = dict(
+        iterations=2,
+        batch=8,
+        n_theta=16,
+        n_tau=16,
+        limited=True,
+        val_frames=8,
+        val_every=1,
+        lr_position=1e-2,
+        lr_detection=1e-2,
+        patience=100,
+        profile="quick",
+    )
     base.update(kw)
     return NnOptions(**base)
 
@@ -76,8 +94,11 @@ def _hand_count(K, T, n_theta, n_tau, limited):
     """Parameter count written out from Tables I-II and the Fig. 10 reading of trainer/nnbl.py."""
     h = 4 if limited else 8 * K
     precoder = (2 * h + h) + 2 * (h * h + h) + (h * 2 * K + 2 * K)
-    c0, blocks = (2, [(2, 4, 1), (4, 8, 2), (8, 16, 2)]) if limited else \
-        (8, [(8, 16, 1), (16, 32, 2), (32, 64, 2), (64, 128, 2), (128, 256, 2), (256, 512, 2)])
+    c0, blocks = (
+        (2, [(2, 4, 1), (4, 8, 2), (8, 16, 2)])
+        if limited
+        else (8, [(8, 16, 1), (16, 32, 2), (32, 64, 2), (64, 128, 2), (128, 256, 2), (256, 512, 2)])
+    )
     pool = 4 if limited else 2
     cnn = 25 * c0 + c0 + 2 * c0  # conv 5x5 + BN
     rows, cols = n_theta // pool, n_tau // pool
@@ -118,8 +139,10 @@ def test_bce_gospa_is_the_assignment_of_19():
     counts = torch.tensor([1, 2, 0])
     logits = torch.tensor([[-3.0, 4.0, -2.0], [5.0, -1.0, 3.0], [0.0, -6.0, -6.0]], requires_grad=True)
     d = bce_gospa(counts, logits, gamma_u=10.0, p=2.0)
-    bce = lambda u, z: float(torch.nn.functional.binary_cross_entropy_with_logits(  # noqa: E731
-        torch.tensor(z), torch.tensor(u)))
+
+    def bce(u, z):
+        return float(torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(z), torch.tensor(u)))
+
     # frame 0: the one label takes the largest u^ (slot 1), the zeros slots 0 and 2
     want0 = np.sqrt(bce(1.0, 4.0) ** 2 + bce(0.0, -3.0) ** 2 + bce(0.0, -2.0) ** 2)
     want1 = np.sqrt(bce(1.0, 5.0) ** 2 + bce(1.0, 3.0) ** 2 + bce(0.0, -1.0) ** 2)
@@ -270,8 +293,11 @@ def test_train_nn_resumed_after_an_interruption_equals_the_uninterrupted_run(sc,
 
 
 # --- the torch-free tensor schema (gnuradio.isac.nn_schema) ------------------------------------------
-@pytest.mark.parametrize("cfg", [NnblConfig(), NnblConfig(limited=True), NnblConfig(3, 4, 37, 23),
-                                 NnblConfig(5, 1, 19, 13, True)], ids=["full", "limited", "odd", "odd-limited"])
+@pytest.mark.parametrize(
+    "cfg",
+    [NnblConfig(), NnblConfig(limited=True), NnblConfig(3, 4, 37, 23), NnblConfig(5, 1, 19, 13, True)],
+    ids=["full", "limited", "odd", "odd-limited"],
+)
 def test_schema_shapes_are_the_torch_networks_state(cfg):
     """nn_schema.expected_shapes, computed from the layer sizes, names exactly the state tensors of
     the torch networks (BN batch counters excluded) with their shapes: the paper's full and
@@ -289,8 +315,10 @@ def test_schema_imports_without_torch():
     import subprocess
     import sys
 
-    code = ("import sys, gnuradio.isac.nn_schema as s; s.expected_shapes(s.NnblConfig(limited=True)); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'numpy')))")
+    code = (
+        "import sys, gnuradio.isac.nn_schema as s; s.expected_shapes(s.NnblConfig(limited=True)); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'numpy')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]", out
 
@@ -309,8 +337,13 @@ def trained(sc, tmp_path_factory):
 def test_weights_round_trip(sc, trained):
     path, tr = trained
     w = W.load(path, sc, "nn")
-    assert json.loads(w.metadata["nnbl"]) == {"antennas": 8, "max_targets": 2, "n_theta": 16, "n_tau": 16,
-                                              "limited": True}
+    assert json.loads(w.metadata["nnbl"]) == {
+        "antennas": 8,
+        "max_targets": 2,
+        "n_theta": 16,
+        "n_tau": 16,
+        "limited": True,
+    }
     assert {k: v.shape for k, v in w.tensors.items()} == expected_shapes(tr.cfg)
     net = Nnbl.for_scenario(sc, W.nnbl_config(w))
     load_tensors(net, w.tensors)
@@ -362,9 +395,29 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
 
     out = str(tmp_path / "nn.safetensors")
     sets = ["--set", "array.antennas=8", "--set", "ofdm.subcarriers=32", "--set", "scene.max_targets=2"]
-    rc = isac_train.main(["--method", "nn", "--limited", "--quick", "--iterations", "2", "--batch", "4",
-                          "--val-every", "1", "--val-frames", "4", "--map-points", "16", "16", "--out", out,
-                          "--no-progress", *sets])
+    rc = isac_train.main(
+        [
+            "--method",
+            "nn",
+            "--limited",
+            "--quick",
+            "--iterations",
+            "2",
+            "--batch",
+            "4",
+            "--val-every",
+            "1",
+            "--val-frames",
+            "4",
+            "--map-points",
+            "16",
+            "16",
+            "--out",
+            out,
+            "--no-progress",
+            *sets,
+        ]
+    )
     assert rc == 0
     assert "NNBL (limited" in capsys.readouterr().out
     w = W.load(out, tiny(), "nn")

@@ -1,4 +1,5 @@
 """QPSK mapping, ML detection (15) and the delay vector rho(tau) (1)."""
+
 import numpy as np
 import pytest
 from scipy.special import erfc

@@ -1,11 +1,18 @@
 """Baseline OMP, Algorithm 1: detection, joint LS gains (13), residual (14), resolutions (16)."""
+
 import numpy as np
 import pytest
 
 from gnuradio.isac.model import array as arr
 from gnuradio.isac.model.angle_delay import angle_delay_map, angle_delay_map_complex, map_argmax
-from gnuradio.isac.model.grids import (angle_grid, angle_resolution_rad, delay_grid, delay_to_range,
-                                       range_resolution_m, range_to_delay)
+from gnuradio.isac.model.grids import (
+    angle_grid,
+    angle_resolution_rad,
+    delay_grid,
+    delay_to_range,
+    range_resolution_m,
+    range_to_delay,
+)
 from gnuradio.isac.model.ofdm import delay_dictionary, delay_vector
 from gnuradio.isac.model.omp import Dictionaries, omp
 

@@ -1,6 +1,7 @@
 """Project files of the module: LICENSE, CITATION.cff, CHANGELOG.md, one version everywhere,
 a quiet CMake configure of a fresh clone, and documentation that stands alone (no references
 to files outside the repository)."""
+
 import datetime
 import os
 import re
@@ -47,6 +48,7 @@ def changelog_releases() -> list[tuple[str, str | None]]:
 
 # --- LICENSE ---------------------------------------------------------------------------
 
+
 def test_license_is_the_verbatim_gpl3_text():
     lic = text("LICENSE")
     assert lic.lstrip().startswith("GNU GENERAL PUBLIC LICENSE")
@@ -58,14 +60,20 @@ def test_license_is_the_verbatim_gpl3_text():
 
 
 def test_spdx_headers_name_the_license_of_license_and_citation():
-    out = subprocess.run(["git", "grep", "--untracked", "-h", "-I", "-e", SPDX_TAG + ":"],
-                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["git", "grep", "--untracked", "-h", "-I", "-e", SPDX_TAG + ":"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     ids = set(re.findall(SPDX_TAG + r":\s*([A-Za-z0-9.+-]+)", out))
     assert ids == {LICENSE_ID}, f"SPDX identifiers in the tree: {sorted(ids)}"
     assert citation()["license"] == LICENSE_ID
 
 
 # --- CITATION.cff ----------------------------------------------------------------------
+
 
 def check_authors(authors, where):
     assert isinstance(authors, list) and authors, f"{where}: authors must be a non-empty list"
@@ -108,7 +116,12 @@ def test_citation_references_the_implemented_paper():
         assert key in paper, f"CITATION.cff references[0]: '{key}' missing"
     check_authors(paper["authors"], "CITATION.cff references[0]")
     assert [a["family-names"] for a in paper["authors"]] == [
-        "Mateos-Ramos", "Häger", "Keskin", "Le Magoarou", "Wymeersch"]
+        "Mateos-Ramos",
+        "Häger",
+        "Keskin",
+        "Le Magoarou",
+        "Wymeersch",
+    ]
     title = flat(paper["title"])
     # The README and the model page name the same paper.
     for doc in ("README.md", "docs/model.md"):
@@ -116,6 +129,7 @@ def test_citation_references_the_implemented_paper():
 
 
 # --- CHANGELOG.md ----------------------------------------------------------------------
+
 
 def test_changelog_follows_keep_a_changelog():
     log = text("CHANGELOG.md")
@@ -135,6 +149,7 @@ def test_changelog_follows_keep_a_changelog():
 
 
 # --- CMake: a fresh clone (no tags) configures without git errors -----------------------
+
 
 def fresh_clone(dest: Path) -> None:
     """git clone --no-tags of the repository, with the working tree's uncommitted state
@@ -162,9 +177,20 @@ def test_fresh_clone_configures_without_git_describe_errors(tmp_path):
     venv_python = ROOT / ".venv" / "bin" / "python"
     python = venv_python if venv_python.exists() else Path(sys.executable)
     env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    run = subprocess.run(["cmake", "-S", str(src), "-B", str(build), f"-DPYTHON_EXECUTABLE={python}",
-                          f"-DCMAKE_INSTALL_PREFIX={tmp_path / 'prefix'}"],
-                         capture_output=True, text=True, env=env)
+    run = subprocess.run(
+        [
+            "cmake",
+            "-S",
+            str(src),
+            "-B",
+            str(build),
+            f"-DPYTHON_EXECUTABLE={python}",
+            f"-DCMAKE_INSTALL_PREFIX={tmp_path / 'prefix'}",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     output = run.stdout + run.stderr
     assert run.returncode == 0, output[-3000:]
     assert "No names found" not in output
@@ -196,25 +222,28 @@ def test_docs_do_not_point_outside_the_repository(page):
 def test_model_page_states_the_code_s_values():
     """docs/model.md states its readings with the numbers the code uses."""
     from gnuradio.isac.config import DEFAULTS, Scenario
-    from gnuradio.isac.model.dictionaries import domp_dictionaries
     from gnuradio.isac.model.array import nominal_array
+    from gnuradio.isac.model.dictionaries import domp_dictionaries
     from gnuradio.isac.model.domp import DEFAULT_TEMPERATURE, window_half_widths
 
     page = flat(text("docs/model.md"))
     s = Scenario.default()
     d = domp_dictionaries(s, nominal_array(s.array["antennas"], s.wavelength_m))
-    wa, wd = window_half_widths(s.array["antennas"], s.ofdm["subcarriers"], s.ofdm["spacing_hz"],
-                                d.angles_rad, d.delays_s)
+    wa, wd = window_half_widths(
+        s.array["antennas"], s.ofdm["subcarriers"], s.ofdm["spacing_hz"], d.angles_rad, d.delays_s
+    )
     rx, tx = DEFAULTS["receiver"], DEFAULTS["transmitter"]
     r_min, r_max = DEFAULTS["scene"]["range_m"]
     assert rx["gospa_c_m"] == (r_max - r_min) / 2
-    for claim in (f"{wa} angle and {wd} delay pixels",
-                  f"temperature (default {DEFAULT_TEMPERATURE:g};",
-                  f"`transmitter.beam_grid` ({tx['beam_grid']})",
-                  f"(R_max − R_min)/2 = {rx['gospa_c_m']:g} m",
-                  f"order p = `receiver.gospa_p` = {rx['gospa_p']:g}",
-                  f"μ = `receiver.gospa_mu` = {rx['gospa_mu']:g}",
-                  f"`transmitter.beam_rcond` (default {tx['beam_rcond']:g})",
-                  f"`array.spacing_std_m` ({DEFAULTS['array']['spacing_std_m'] * 1e3:g} mm",
-                  "d_k = λ/2 + σ_λ N(0, 1)"):
+    for claim in (
+        f"{wa} angle and {wd} delay pixels",
+        f"temperature (default {DEFAULT_TEMPERATURE:g};",
+        f"`transmitter.beam_grid` ({tx['beam_grid']})",
+        f"(R_max − R_min)/2 = {rx['gospa_c_m']:g} m",
+        f"order p = `receiver.gospa_p` = {rx['gospa_p']:g}",
+        f"μ = `receiver.gospa_mu` = {rx['gospa_mu']:g}",
+        f"`transmitter.beam_rcond` (default {tx['beam_rcond']:g})",
+        f"`array.spacing_std_m` ({DEFAULTS['array']['spacing_std_m'] * 1e3:g} mm",
+        "d_k = λ/2 + σ_λ N(0, 1)",
+    ):
         assert claim in page, f"docs/model.md does not state '{claim}'"

@@ -1,5 +1,6 @@
 """ZeroMQ publishing (gnuradio.isac.publish): endpoints are validated before binding, the bound
 endpoint (the port chosen for :0) is exposed, and messages reach a subscriber on 127.0.0.1."""
+
 import json
 import re
 
@@ -12,30 +13,44 @@ from gnuradio.isac.publish import Publisher, jsonable, validate_endpoint
 FORMS = "expected tcp://HOST:PORT"
 
 
-@pytest.mark.parametrize("endpoint", ["tcp://127.0.0.1:5556", "tcp://127.0.0.1:0", "tcp://*:5556", "tcp://*:*",
-                                      "tcp://localhost:65535", "tcp://[::1]:1", "tcp://lo:5556",
-                                      "ipc:///tmp/isac.sock", "inproc://isac"])
+@pytest.mark.parametrize(
+    "endpoint",
+    [
+        "tcp://127.0.0.1:5556",
+        "tcp://127.0.0.1:0",
+        "tcp://*:5556",
+        "tcp://*:*",
+        "tcp://localhost:65535",
+        "tcp://[::1]:1",
+        "tcp://lo:5556",
+        "ipc:///tmp/isac.sock",
+        "inproc://isac",
+    ],
+)
 def test_valid_endpoints_pass_unchanged(endpoint):
     assert validate_endpoint(endpoint, "--zmq-json") == endpoint
 
 
-@pytest.mark.parametrize("endpoint,problem", [
-    ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
-    ("tcp://127.0.0.1:65536", "port 65536 is out of range"),
-    ("", "empty"),
-    (None, "not a string"),
-    ("127.0.0.1:5556", "no scheme://"),
-    ("udp://127.0.0.1:5556", "scheme 'udp' is not one of tcp, ipc, inproc"),
-    ("tcp://127.0.0.1", "needs HOST:PORT"),
-    ("tcp://:5556", "needs HOST:PORT"),
-    ("tcp://127.0.0.1:-1", "port '-1' is not a number"),
-    ("tcp://127.0.0.1:http", "port 'http' is not a number"),
-    ("tcp://127.0.0.256:5556", "host 127.0.0.256 is not an IPv4 address"),
-    ("tcp://[::1:5556", "host [::1 is not a bracketed IPv6 address"),
-    ("tcp://a;b:5556", "host 'a;b' is not a host name"),
-    ("tcp://127.0.0.1:5556 ", "white space"),
-    ("ipc://", "nothing after ipc://"),
-])
+@pytest.mark.parametrize(
+    "endpoint,problem",
+    [
+        ("tcp://127.0.0.1:99999", "port 99999 is out of range"),
+        ("tcp://127.0.0.1:65536", "port 65536 is out of range"),
+        ("", "empty"),
+        (None, "not a string"),
+        ("127.0.0.1:5556", "no scheme://"),
+        ("udp://127.0.0.1:5556", "scheme 'udp' is not one of tcp, ipc, inproc"),
+        ("tcp://127.0.0.1", "needs HOST:PORT"),
+        ("tcp://:5556", "needs HOST:PORT"),
+        ("tcp://127.0.0.1:-1", "port '-1' is not a number"),
+        ("tcp://127.0.0.1:http", "port 'http' is not a number"),
+        ("tcp://127.0.0.256:5556", "host 127.0.0.256 is not an IPv4 address"),
+        ("tcp://[::1:5556", "host [::1 is not a bracketed IPv6 address"),
+        ("tcp://a;b:5556", "host 'a;b' is not a host name"),
+        ("tcp://127.0.0.1:5556 ", "white space"),
+        ("ipc://", "nothing after ipc://"),
+    ],
+)
 def test_invalid_endpoints_name_the_option_and_the_allowed_form(endpoint, problem):
     with pytest.raises(ValueError) as exc:
         validate_endpoint(endpoint, "--zmq-json")
@@ -46,8 +61,11 @@ def test_invalid_endpoints_name_the_option_and_the_allowed_form(endpoint, proble
 
 def test_connect_endpoints_need_a_definite_host_and_port():
     assert validate_endpoint("tcp://127.0.0.1:5556", bind=False) == "tcp://127.0.0.1:5556"
-    for endpoint, problem in (("tcp://127.0.0.1:0", "port 0 is out of range"), ("tcp://*:5556", "binding only"),
-                              ("tcp://127.0.0.1:*", "port '*' is not a number")):
+    for endpoint, problem in (
+        ("tcp://127.0.0.1:0", "port 0 is out of range"),
+        ("tcp://*:5556", "binding only"),
+        ("tcp://127.0.0.1:*", "port '*' is not a number"),
+    ):
         with pytest.raises(ValueError, match=re.escape(problem)):
             validate_endpoint(endpoint, "endpoint", bind=False)
 
@@ -103,4 +121,8 @@ def test_fixed_endpoints_are_reported_as_bound():
 
 def test_jsonable_takes_zero_dimensional_arrays():
     assert jsonable({"x": np.array(2.5), "n": np.array(3), "v": np.array([[1, 2]]), "z": np.array(np.nan)}) == {
-        "x": 2.5, "n": 3, "v": [[1, 2]], "z": None}
+        "x": 2.5,
+        "n": 3,
+        "v": [[1, 2]],
+        "z": None,
+    }

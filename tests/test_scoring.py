@@ -1,6 +1,7 @@
 """scoring.Scores keeps running statistics (O(1) per frame) that give the same metrics and 95 %
 intervals as the per-frame-list formulas it replaced: p_md (20), p_fa (21) and SER (22) and
 their counts exactly, mean GOSPA (17) and RMSEs to rounding, the intervals to 1e-9."""
+
 from __future__ import annotations
 
 import math
@@ -129,7 +130,7 @@ def test_normal_interval_is_the_closed_form():
 
 def deep_size(obj, seen=None) -> int:
     """Bytes held by ``obj`` and everything it references (containers, attributes, slots)."""
-    if isinstance(obj, (int, float)) and abs(obj) < 2 ** 62:  # a machine word, whatever its value
+    if isinstance(obj, (int, float)) and abs(obj) < 2**62:  # a machine word, whatever its value
         return 8
     seen = set() if seen is None else seen
     if id(obj) in seen:

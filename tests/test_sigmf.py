@@ -3,6 +3,7 @@
 the sigmf package, hold the flowgraph's frames in the documented layout with the scenario's
 metadata and the truth as annotations, and replay to the live run's detections; recordings
 that do not fit the receiver are refused, truncated ones stop at the last whole frame."""
+
 import json
 import os
 import re
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from gnuradio import blocks, gr, isac
+
 from gnuradio.isac import BlockParameterError, recording, transceiver, weights
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
@@ -32,16 +33,25 @@ THRESHOLD = 2.0e4  # detects targets in the small scenario below (tests/test_sim
 
 @pytest.fixture(scope="module")
 def sc():
-    return Scenario.default().with_overrides({
-        "array.antennas": 16, "ofdm.subcarriers": 64, "receiver.angle_grid": 90, "receiver.delay_grid": 50,
-        "run.seed": 5, "run.calibration_frames": 40, "transmitter.eta": 0.7})
+    return Scenario.default().with_overrides(
+        {
+            "array.antennas": 16,
+            "ofdm.subcarriers": 64,
+            "receiver.angle_grid": 90,
+            "receiver.delay_grid": 50,
+            "run.seed": 5,
+            "run.calibration_frames": 40,
+            "transmitter.eta": 0.7,
+        }
+    )
 
 
 def record(sc, directory, frames=N, threshold=THRESHOLD, **kw):
     """Run SimFlowgraph with record=directory; returns (flowgraph, {frame: (truth, detections)})."""
     seen = {}
-    tb = SimFlowgraph(sc, frames, threshold, record=str(directory),
-                      on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d)), **kw)
+    tb = SimFlowgraph(
+        sc, frames, threshold, record=str(directory), on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d)), **kw
+    )
     tb.run()
     tb.close()
     return tb, seen
@@ -120,10 +130,15 @@ def test_metadata_describes_the_scenario_and_the_array(sc, live):
         assert (g["isac:kind"], g["isac:antennas"], g["isac:subcarriers"], g["isac:frame_samples"]) == (kind, K, S, n)
         assert g["isac:frames"] == N and g["isac:version"] == __version__ and __version__ in g["core:recorder"]
         assert g["isac:nominal_spacing_m"] == pytest.approx(sc.wavelength_m / 2, rel=1e-12)
-        assert (g["isac:impairment"], g["isac:spacing_std_m"], g["isac:impairment_seed"]) == \
-            (sc.array["impairment"], sc.array["spacing_std_m"], sc.array["impairment_seed"])
-        np.testing.assert_array_equal(g["isac:true_spacings_m"], draw_spacings(
-            K, sc.wavelength_m, sc.array["spacing_std_m"], sc.array["impairment_seed"]))
+        assert (g["isac:impairment"], g["isac:spacing_std_m"], g["isac:impairment_seed"]) == (
+            sc.array["impairment"],
+            sc.array["spacing_std_m"],
+            sc.array["impairment_seed"],
+        )
+        np.testing.assert_array_equal(
+            g["isac:true_spacings_m"],
+            draw_spacings(K, sc.wavelength_m, sc.array["spacing_std_m"], sc.array["impairment_seed"]),
+        )
         assert g["isac:scenario_hash"] == sc.hash() and Scenario.from_dict(g["isac:scenario"]).hash() == sc.hash()
         assert (g["isac:method"], g["isac:receiver"], g["isac:threshold"]) == ("baseline", "omp", THRESHOLD)
         assert (directory / f"{kind}.sigmf-data").stat().st_size == N * n * 8
@@ -177,8 +192,7 @@ def test_replay_with_learned_weights_and_domp_matches_the_live_run(tmp_path):
     kw = dict(method="impairment", weights=w, receiver="domp")
     _, seen = record(sc, tmp_path / "rec", frames=4, threshold=2.0e5, **kw)
     meta = json.loads((tmp_path / "rec" / "rx.sigmf-meta").read_text())["global"]
-    assert (meta["isac:method"], meta["isac:receiver"], meta["isac:weights"]) == \
-        ("impairment", "domp", Path(path).name)
+    assert (meta["isac:method"], meta["isac:receiver"], meta["isac:weights"]) == ("impairment", "domp", Path(path).name)
     tb, got = replay(sc, tmp_path / "rec", threshold=2.0e5, **kw)
     assert sum(int(d["count"]) for _, d in got.values()) > 0
     for f in range(4):
@@ -198,9 +212,15 @@ def test_replay_without_annotations_reports_detections_only(sc, live, tmp_path):
     assert s["frames"] == 0 and s["replayed"] == N
 
 
-@pytest.mark.parametrize("override, key", [
-    ({"array.antennas": 8}, "isac:antennas"), ({"ofdm.subcarriers": 32}, "isac:subcarriers"),
-    ({"array.carrier_hz": 28e9}, "isac:carrier_hz"), ({"ofdm.spacing_hz": 240e3}, "isac:spacing_hz")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"array.antennas": 8}, "isac:antennas"),
+        ({"ofdm.subcarriers": 32}, "isac:subcarriers"),
+        ({"array.carrier_hz": 28e9}, "isac:carrier_hz"),
+        ({"ofdm.spacing_hz": 240e3}, "isac:spacing_hz"),
+    ],
+)
 def test_a_recording_that_does_not_fit_the_receiver_is_refused(sc, live, override, key):
     with pytest.raises(BlockParameterError, match=rf"isac_sigmf_source: parameter 'path' .*{key} = .* but "):
         ReplayFlowgraph(live[0], sc.with_overrides(override), THRESHOLD)
@@ -239,12 +259,15 @@ def test_a_truncated_data_file_stops_at_the_last_whole_frame_and_says_so(sc, liv
     rec = recording.read(cut, "rx")
     assert rec.frames == 3 and sorted(rec.truth) == [0, 1, 2]
     assert len(rec.warnings) == 1
-    assert re.search(r"rx\.sigmf-data is truncated .*3 whole frames of \d+ bytes \+ \d+ bytes\): replaying its 3 "
-                     rf"whole frames of the {N} recorded", rec.warnings[0]), rec.warnings[0]
+    assert re.search(
+        r"rx\.sigmf-data is truncated .*3 whole frames of \d+ bytes \+ \d+ bytes\): replaying its 3 "
+        rf"whole frames of the {N} recorded",
+        rec.warnings[0],
+    ), rec.warnings[0]
     tb, got = replay(sc, cut)
     assert tb.frames == 3 and sorted(got) == [0, 1, 2]
     assert any("truncated" in w for w in tb.warnings)
-    assert any(f"replaying the first 3" in w for w in tb.warnings)  # tx has all N frames
+    assert any("replaying the first 3" in w for w in tb.warnings)  # tx has all N frames
     for f in range(3):
         assert_same_detections(got[f][1], seen[f][1])
     # cut at a frame boundary: the metadata's isac:frames tells
@@ -275,7 +298,7 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     tb.msg_connect(rx, "truth", dbg, "store")
     tb.run()
     data = np.fromfile(directory / "rx.sigmf-data", dtype="<c8")
-    np.testing.assert_array_equal(np.asarray(y.data(), np.complex64), data[:5 * K * S])
+    np.testing.assert_array_equal(np.asarray(y.data(), np.complex64), data[: 5 * K * S])
     frames = Simulator(sc).frames(0, N)
     np.testing.assert_array_equal(np.asarray(x.data(), np.complex64).reshape(N, S), frames.symbols)
     np.testing.assert_array_equal(np.asarray(m.data()).reshape(N, S), frames.messages)  # ML detection (15) of x
@@ -287,12 +310,18 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     assert tags == list(range(5))
 
 
-@pytest.mark.parametrize("block, kw, param", [
-    ("sigmf_sink", dict(kind="bogus"), "kind"), ("sigmf_source", dict(kind="iq"), "kind"),
-    ("sigmf_sink", dict(K=4, spacings_m=[1e-3] * 3), "spacings_m"), ("sigmf_sink", dict(path=3), "path"),
-    ("sigmf_source", dict(frames=-1), "frames"), ("sigmf_source", dict(path="/nonexistent/rec"), "path"),
-    ("sigmf_sink", dict(K=0), "K"),
-])
+@pytest.mark.parametrize(
+    "block, kw, param",
+    [
+        ("sigmf_sink", dict(kind="bogus"), "kind"),
+        ("sigmf_source", dict(kind="iq"), "kind"),
+        ("sigmf_sink", dict(K=4, spacings_m=[1e-3] * 3), "spacings_m"),
+        ("sigmf_sink", dict(path=3), "path"),
+        ("sigmf_source", dict(frames=-1), "frames"),
+        ("sigmf_source", dict(path="/nonexistent/rec"), "path"),
+        ("sigmf_sink", dict(K=0), "K"),
+    ],
+)
 def test_bad_parameters_name_block_and_parameter(block, kw, param):
     with pytest.raises(BlockParameterError, match=f"isac_{block}: parameter '{param}'"):
         getattr(isac, block)(**kw)
@@ -309,8 +338,10 @@ def test_blocks_with_an_empty_path_end_the_flowgraph_with_an_error(tmp_path, mon
     tb.connect((source, 0), xs)
     tb.connect((source, 1), ms)
     tb.run()  # ends at once, nothing written or played
-    assert sink.error == "isac_sigmf_sink: parameter 'path' is empty: give the recording's base name (e.g. " \
-                         "rec/rx) or directory"
+    assert (
+        sink.error == "isac_sigmf_sink: parameter 'path' is empty: give the recording's base name (e.g. "
+        "rec/rx) or directory"
+    )
     assert source.error.startswith("isac_sigmf_source: parameter 'path' is empty")
     assert sink.frames == 0 and list(tmp_path.iterdir()) == [] and len(xs.data()) == 0
 
@@ -327,14 +358,28 @@ def test_sink_records_a_measured_array_without_truth(tmp_path):
     assert rec.frames == 3 and not rec.annotated
     assert rec.info["isac:true_spacings_m"] == d and rec.info["isac:simulated"] is False
     assert rec.info["core:description"] == "bench"
-    np.testing.assert_array_equal(rec.frame(1), frames[K * S:2 * K * S].reshape(K, S))
+    np.testing.assert_array_equal(rec.frame(1), frames[K * S : 2 * K * S].reshape(K, S))
     recording.validate_file(tmp_path / "hw")
 
 
 # --- the command line and GRC -----------------------------------------------------------------
-SMALL = ["--set", "array.antennas=16", "--set", "ofdm.subcarriers=64", "--set", "receiver.angle_grid=90",
-         "--set", "receiver.delay_grid=50", "--set", "run.seed=5", "--set", "transmitter.eta=0.7",
-         "--set", "run.calibration_frames=40", "--no-progress"]
+SMALL = [
+    "--set",
+    "array.antennas=16",
+    "--set",
+    "ofdm.subcarriers=64",
+    "--set",
+    "receiver.angle_grid=90",
+    "--set",
+    "receiver.delay_grid=50",
+    "--set",
+    "run.seed=5",
+    "--set",
+    "transmitter.eta=0.7",
+    "--set",
+    "run.calibration_frames=40",
+    "--no-progress",
+]
 
 
 def blocks_of(out: str) -> dict[int, str]:
@@ -378,10 +423,12 @@ def test_installed_isac_sim_records_and_replays(tmp_path):
     assert exe.exists(), exe
     env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     run = [str(exe), "--frames", "3", "--no-compare", "--no-progress"]
-    live_out = subprocess.run([*run, "--record", str(tmp_path / "r")], capture_output=True, text=True, env=env,
-                              timeout=600, check=True).stdout
-    out = subprocess.run([*run, "--replay", str(tmp_path / "r")], capture_output=True, text=True, env=env,
-                         timeout=600, check=True).stdout
+    live_out = subprocess.run(
+        [*run, "--record", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=600, check=True
+    ).stdout
+    out = subprocess.run(
+        [*run, "--replay", str(tmp_path / "r")], capture_output=True, text=True, env=env, timeout=600, check=True
+    ).stdout
     assert blocks_of(out) == blocks_of(live_out) and len(blocks_of(out)) == 3
 
 
@@ -398,12 +445,31 @@ def test_replay_flowgraph_grc_scores_like_the_live_run(tmp_path):
     tb, _ = record(sc, tmp_path / "rec", frames=5, threshold=2.0e5, method="impairment", weights=w)
     want = tb.summary()
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), OPENBLAS_NUM_THREADS="1")
-    res = subprocess.run([GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_replay.grc")], env=env,
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_replay.grc")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
-    run = subprocess.run([sys.executable, str(tmp_path / "isac_replay.py"), "-d", str(tmp_path / "rec"),
-                          "--threshold", "2.0e5", "--weights", path], capture_output=True, text=True, timeout=300,
-                         env=env, cwd=tmp_path)
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(tmp_path / "isac_replay.py"),
+            "-d",
+            str(tmp_path / "rec"),
+            "--threshold",
+            "2.0e5",
+            "--weights",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+        cwd=tmp_path,
+    )
     out = run.stdout + run.stderr
     assert run.returncode == 0, out
     line = [ln for ln in out.splitlines() if "5 frames:" in ln][-1]

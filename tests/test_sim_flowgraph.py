@@ -1,5 +1,6 @@
 """isac-sim's streaming flowgraph: streamed results equal the offline model on the same seeds,
 and results published over ZeroMQ (JSON and PMT) on 127.0.0.1 reach a subscriber."""
+
 import json
 import socket
 import threading
@@ -9,10 +10,10 @@ import numpy as np
 import pytest
 import zmq
 
+from gnuradio.isac import transceiver
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.cli import subscribe as isac_subscribe
 from gnuradio.isac.config import Scenario
-from gnuradio.isac import transceiver
 from gnuradio.isac.evaluation import sense
 from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.model.ofdm import ml_detect
@@ -25,9 +26,17 @@ THRESHOLD = 2.0e4
 
 @pytest.fixture(scope="module")
 def sc():
-    return Scenario.default().with_overrides({
-        "array.antennas": 16, "ofdm.subcarriers": 64, "receiver.angle_grid": 90, "receiver.delay_grid": 50,
-        "run.seed": 5, "run.calibration_frames": 40, "transmitter.eta": 0.7})
+    return Scenario.default().with_overrides(
+        {
+            "array.antennas": 16,
+            "ofdm.subcarriers": 64,
+            "receiver.angle_grid": 90,
+            "receiver.delay_grid": 50,
+            "run.seed": 5,
+            "run.calibration_frames": 40,
+            "transmitter.eta": 0.7,
+        }
+    )
 
 
 def free_port() -> int:
@@ -71,9 +80,16 @@ def check_streamed_equals_offline(sc, tb, seen, t, kernel, threshold=THRESHOLD):
         assert got[key] == pytest.approx(want[key], rel=1e-5, nan_ok=True), key
 
 
-@pytest.mark.parametrize("method, kernel, receiver", [("baseline", "cpp", "omp"), ("perfect", "numpy", "omp"),
-                                                     ("baseline", "numpy", "omp"), ("perfect", "cpp", "domp"),
-                                                     ("baseline", "numpy", "domp")])
+@pytest.mark.parametrize(
+    "method, kernel, receiver",
+    [
+        ("baseline", "cpp", "omp"),
+        ("perfect", "numpy", "omp"),
+        ("baseline", "numpy", "omp"),
+        ("perfect", "cpp", "domp"),
+        ("baseline", "numpy", "domp"),
+    ],
+)
 def test_streamed_results_equal_offline_model(sc, method, kernel, receiver):
     tb, seen = run_collect(sc, method=method, kernel=kernel, receiver=receiver)
     check_streamed_equals_offline(sc, tb, seen, transceiver.build(sc, method, None, receiver, "numpy"), kernel)
@@ -84,12 +100,24 @@ def nn_weights(sc, tmp_path_factory):
     """A tiny NNBL weights file of ``sc`` (two Adam steps of the limited networks): the plumbing of
     deployment is under test here, not the quality of the networks."""
     import torch
+
     from gnuradio.isac import weights
     from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer
 
     torch.manual_seed(0)
-    opts = NnOptions(iterations=1, batch=4, n_theta=16, n_tau=16, limited=True, val_frames=4, val_every=1,
-                     lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    opts = NnOptions(
+        iterations=1,
+        batch=4,
+        n_theta=16,
+        n_tau=16,
+        limited=True,
+        val_frames=4,
+        val_every=1,
+        lr_position=1e-2,
+        lr_detection=1e-2,
+        patience=100,
+        profile="quick",
+    )
     tr = NnTrainer(sc, opts)
     tr.train_step()
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
@@ -102,8 +130,15 @@ def test_streamed_nnbl_equals_offline(sc, nn_weights):
     isac-train --method nn file; detections, SER and metrics equal the offline transceiver."""
     threshold = 0.5  # NNBL peaks are detection probabilities
     seen = {}
-    tb = SimFlowgraph(sc, N, threshold, method="nn", weights=nn_weights, kernel="numpy",
-                      on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e)))
+    tb = SimFlowgraph(
+        sc,
+        N,
+        threshold,
+        method="nn",
+        weights=nn_weights,
+        kernel="numpy",
+        on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d, e)),
+    )
     tb.run()
     t = transceiver.build(sc, "nn", nn_weights)
     assert tb.receiver.receiver == "nn" and t.receiver_name == "nn"
@@ -116,8 +151,9 @@ def test_streamed_nnbl_equals_offline(sc, nn_weights):
 def test_isac_sim_runs_nnbl_weights(sc, nn_weights, tmp_path, capsys):
     cfg = tmp_path / "s.toml"
     cfg.write_text(sc.to_toml())
-    code = isac_sim.main(["--config", str(cfg), "--frames", "2", "--no-progress", "--no-compare",
-                          "--weights", nn_weights.source])
+    code = isac_sim.main(
+        ["--config", str(cfg), "--frames", "2", "--no-progress", "--no-compare", "--weights", nn_weights.source]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "method nn, receiver nn" in out and "over 2 frames: p_md = " in out
@@ -127,8 +163,21 @@ def test_isac_sim_prints_frames_and_metrics_and_saves_the_map(sc, tmp_path, caps
     cfg = tmp_path / "s.toml"
     cfg.write_text(sc.to_toml())
     png = tmp_path / "map.png"
-    code = isac_sim.main(["--config", str(cfg), "--frames", "3", "--no-progress", "--map-png", str(png),
-                          "--map-frame", "1", "--receiver", "domp"])
+    code = isac_sim.main(
+        [
+            "--config",
+            str(cfg),
+            "--frames",
+            "3",
+            "--no-progress",
+            "--map-png",
+            str(png),
+            "--map-frame",
+            "1",
+            "--receiver",
+            "domp",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "threshold calibrated to p_fa = 0.01 on 40 frames" in out
@@ -207,8 +256,18 @@ def test_subscriber_app_prints_json_messages(capsys):
     def publish():
         time.sleep(0.5)
         for i in range(3):
-            pub.send_multipart(encode("detections", {"frame": i, "count": 1, "angle_deg": np.array([-30.0 - i]),
-                                                     "range_m": np.array([50.0]), "gain": np.array([np.nan])}))
+            pub.send_multipart(
+                encode(
+                    "detections",
+                    {
+                        "frame": i,
+                        "count": 1,
+                        "angle_deg": np.array([-30.0 - i]),
+                        "range_m": np.array([50.0]),
+                        "gain": np.array([np.nan]),
+                    },
+                )
+            )
 
     t = threading.Thread(target=publish)
     t.start()
@@ -222,8 +281,16 @@ def test_subscriber_app_prints_json_messages(capsys):
 def test_json_encoding_is_strict():
     from gnuradio.isac.publish import encode, jsonable
 
-    topic, body = encode("metrics", {"p_md": np.float64(np.nan), "frames": np.int64(3), "x": np.array([1.5, np.inf]),
-                                     "valid": np.bool_(True), "c": 1 + 2j})
+    topic, body = encode(
+        "metrics",
+        {
+            "p_md": np.float64(np.nan),
+            "frames": np.int64(3),
+            "x": np.array([1.5, np.inf]),
+            "valid": np.bool_(True),
+            "c": 1 + 2j,
+        },
+    )
     assert topic == b"metrics"
     assert json.loads(body) == {"p_md": None, "frames": 3, "x": [1.5, None], "valid": True, "c": [1.0, 2.0]}
     assert jsonable({"a": (1, 2.5)}) == {"a": [1, 2.5]}
@@ -231,15 +298,17 @@ def test_json_encoding_is_strict():
 
 def test_json_publisher_block_sends_messages_as_json():
     import pmt
-    from gnuradio.isac.blocks import _common as c
+
     from gnuradio.isac import json_publisher
+    from gnuradio.isac.blocks import _common as c
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     sock = _subscribe(endpoint)
     blk = json_publisher(endpoint)
     time.sleep(0.5)
-    blk.handle_detections(c.make_dict({"frame": 7, "count": 1, "angle_deg": np.array([-31.0]),
-                                       "range_m": np.array([42.0])}))
+    blk.handle_detections(
+        c.make_dict({"frame": 7, "count": 1, "angle_deg": np.array([-31.0]), "range_m": np.array([42.0])})
+    )
     blk.handle_metrics(pmt.intern("not a dict"))  # logged and dropped, never fatal
     got = _drain(sock, False)
     assert got == [("detections", {"frame": 7, "count": 1, "angle_deg": [-31.0], "range_m": [42.0]})]
@@ -264,8 +333,22 @@ def test_isac_sim_validates_endpoints_and_prints_the_bound_one(sc, tmp_path, cap
             isac_sim.main(["--config", str(cfg), "--frames", "1", flag, bad])
         assert exc.value.code == 2
         assert flag in capsys.readouterr().err
-    code = isac_sim.main(["--config", str(cfg), "--frames", "2", "--quiet", "--no-progress", "--threshold", "2e4",
-                          "--method", "baseline", "--zmq-json", "tcp://127.0.0.1:0"])
+    code = isac_sim.main(
+        [
+            "--config",
+            str(cfg),
+            "--frames",
+            "2",
+            "--quiet",
+            "--no-progress",
+            "--threshold",
+            "2e4",
+            "--method",
+            "baseline",
+            "--zmq-json",
+            "tcp://127.0.0.1:0",
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 0
     port = int(err.split("publishing json on tcp://127.0.0.1:")[1].split()[0])

@@ -1,5 +1,6 @@
 """isac-subscribe survives malformed messages: each one is reported as one line on stderr and
 skipped, every valid message around it is printed. Publishers here bind 127.0.0.1 only."""
+
 import json
 import math
 import subprocess
@@ -21,26 +22,28 @@ TRUTH = {"frame": 0, "count": 2, "angle_deg": [-31.5, 20.25], "range_m": [40.0, 
 METRICS = {"frames": 1, "p_md": None, "p_fa": 0.0, "gospa": 12.5, "ser": 0.0}  # p_md: NaN, no target yet
 EMPTY = {"frame": 1, "count": 0, "angle_deg": [], "range_m": []}
 GOOD_JSON = [_json("detections", DET), _json("truth", TRUTH), _json("metrics", METRICS), _json("detections", EMPTY)]
-GOOD_LINES = ["[detections] frame 0: 1 targets  (-30.00 deg, 50.0 m)",
-              "[truth] frame 0: 2 targets  (-31.50 deg, 40.0 m)  (20.25 deg, 120.5 m)",
-              "[metrics] 1 frames: p_md=nan p_fa=0.0 GOSPA=12.5 SER=0.0",
-              "[detections] frame 1: 0 targets  -"]
+GOOD_LINES = [
+    "[detections] frame 0: 1 targets  (-30.00 deg, 50.0 m)",
+    "[truth] frame 0: 2 targets  (-31.50 deg, 40.0 m)  (20.25 deg, 120.5 m)",
+    "[metrics] 1 frames: p_md=nan p_fa=0.0 GOSPA=12.5 SER=0.0",
+    "[detections] frame 1: 0 targets  -",
+]
 BAD_JSON = [
-    [b"detections", b"\x00\xffnot json"],                       # not JSON
-    [b"\xff\xfedetections", b"{}"],                               # topic not UTF-8
-    _json("detections", [1, 2]),                                 # a JSON list
+    [b"detections", b"\x00\xffnot json"],  # not JSON
+    [b"\xff\xfedetections", b"{}"],  # topic not UTF-8
+    _json("detections", [1, 2]),  # a JSON list
     [b"detections", b"null"],
     [b"detections", b"NaN"],
-    _json("detections", {**DET, "frame": None}),                 # null field
+    _json("detections", {**DET, "frame": None}),  # null field
     _json("detections", {**DET, "angle_deg": None}),
-    _json("truth", {**TRUTH, "angle_deg": [1.0, None]}),         # null in a list
-    _json("truth", {**TRUTH, "range_m": [40.0]}),                # lengths differ
+    _json("truth", {**TRUTH, "angle_deg": [1.0, None]}),  # null in a list
+    _json("truth", {**TRUTH, "range_m": [40.0]}),  # lengths differ
     _json("detections", {**DET, "count": "1"}),
-    [b"detections"],                                             # a partial message (one frame)
-    [b"detections", b"{}", b"{}"],                               # three frames
-    _json("metrics", {"frames": 2, "p_md": 0.1}),                # missing keys
+    [b"detections"],  # a partial message (one frame)
+    [b"detections", b"{}", b"{}"],  # three frames
+    _json("metrics", {"frames": 2, "p_md": 0.1}),  # missing keys
     _json("metrics", {**METRICS, "gospa": "12"}),
-    _json("weather", {"frame": 1}),                              # unknown topic
+    _json("weather", {"frame": 1}),  # unknown topic
 ]
 
 
@@ -63,8 +66,22 @@ def _run_subscriber(messages, n_good, extra=()):
     pub.setsockopt(zmq.RCVTIMEO, 30000)
     pub.bind("tcp://127.0.0.1:0")
     endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
-    proc = subprocess.Popen([sys.executable, "-m", "gnuradio.isac.cli.subscribe", endpoint, "--count", str(n_good),
-                             "--timeout", "30", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gnuradio.isac.cli.subscribe",
+            endpoint,
+            "--count",
+            str(n_good),
+            "--timeout",
+            "30",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert pub.recv() == b"\x01"  # the subscription to everything (b"")
         for frames in messages:
@@ -106,23 +123,39 @@ def _pmt(body):
 def test_pmt_subscriber_reports_bad_messages_and_prints_every_good_one_as_strict_json():
     import pmt
 
-    good = [_pmt({"topic": "detections", "frame": 3, "count": 1, "angle_deg": np.array([-20.0]),
-                  "range_m": np.array([80.0])}),
-            _pmt({"topic": "metrics", "frames": 4, "p_md": math.nan, "p_fa": 0.0, "gospa": 3.0, "ser": 0.0}),
-            # gr-zeromq flowgraphs (apps/isac_zmq.grc) send the dict without a topic key
-            _pmt({"frames": 5, "p_md": 0.5, "p_fa": 0.25, "gospa": 2.0, "ser": 0.0, "comm_frames": 5})]
-    bad = [[b"garbage"], [b""], [b"\t\x00\x00"], _pmt("not a dict"), _pmt({"topic": "detections", "frame": 1}),
-           [pmt.serialize_str(pmt.dict_add(pmt.to_pmt({"topic": "truth", "frame": 1, "count": 1,
-                                                        "range_m": np.array([1.0])}),
-                                           pmt.intern("angle_deg"), pmt.PMT_NIL))],  # null field
-           _pmt({"topic": "detections"}) * 2]
+    good = [
+        _pmt(
+            {"topic": "detections", "frame": 3, "count": 1, "angle_deg": np.array([-20.0]), "range_m": np.array([80.0])}
+        ),
+        _pmt({"topic": "metrics", "frames": 4, "p_md": math.nan, "p_fa": 0.0, "gospa": 3.0, "ser": 0.0}),
+        # gr-zeromq flowgraphs (apps/isac_zmq.grc) send the dict without a topic key
+        _pmt({"frames": 5, "p_md": 0.5, "p_fa": 0.25, "gospa": 2.0, "ser": 0.0, "comm_frames": 5}),
+    ]
+    bad = [
+        [b"garbage"],
+        [b""],
+        [b"\t\x00\x00"],
+        _pmt("not a dict"),
+        _pmt({"topic": "detections", "frame": 1}),
+        [
+            pmt.serialize_str(
+                pmt.dict_add(
+                    pmt.to_pmt({"topic": "truth", "frame": 1, "count": 1, "range_m": np.array([1.0])}),
+                    pmt.intern("angle_deg"),
+                    pmt.PMT_NIL,
+                )
+            )
+        ],  # null field
+        _pmt({"topic": "detections"}) * 2,
+    ]
     rc, out, err = _run_subscriber(_bad_first_interleaved(bad, good), len(good), ["--pmt", "--raw"])
     assert rc == 0, err
     rows = [json.loads(line, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}")) for line in out]
-    assert rows == [{"topic": "detections", "frame": 3, "count": 1, "angle_deg": [-20.0], "range_m": [80.0]},
-                    {"topic": "metrics", "frames": 4, "p_md": None, "p_fa": 0.0, "gospa": 3.0, "ser": 0.0},
-                    {"topic": "metrics", "frames": 5, "p_md": 0.5, "p_fa": 0.25, "gospa": 2.0, "ser": 0.0,
-                     "comm_frames": 5}]
+    assert rows == [
+        {"topic": "detections", "frame": 3, "count": 1, "angle_deg": [-20.0], "range_m": [80.0]},
+        {"topic": "metrics", "frames": 4, "p_md": None, "p_fa": 0.0, "gospa": 3.0, "ser": 0.0},
+        {"topic": "metrics", "frames": 5, "p_md": 0.5, "p_fa": 0.25, "gospa": 2.0, "ser": 0.0, "comm_frames": 5},
+    ]
     _assert_reported(err, len(bad))
     assert "not a serialized PMT" in err[0] and "PMT is a str, not a dict" in err[3]
     assert "2 frames, a PMT message has 1" in err[6]
@@ -141,14 +174,17 @@ def test_good_json_messages_pass(frames, line):
     assert S._line(topic, body) == line
 
 
-@pytest.mark.parametrize("argv,message", [
-    (["tcp://127.0.0.1:0"], "endpoint 'tcp://127.0.0.1:0': port 0 is out of range"),
-    (["tcp://127.0.0.1:99999"], "port 99999 is out of range"),
-    (["127.0.0.1:5556"], "no scheme://"),
-    (["tcp://127.0.0.1:5556", "--count", "-1"], "--count must be >= 0"),
-    (["tcp://127.0.0.1:5556", "--timeout", "-2"], "--timeout must be in 0-2000000 s"),
-    (["tcp://127.0.0.1:5556", "--timeout", "nan"], "--timeout must be in 0-2000000 s"),
-])
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["tcp://127.0.0.1:0"], "endpoint 'tcp://127.0.0.1:0': port 0 is out of range"),
+        (["tcp://127.0.0.1:99999"], "port 99999 is out of range"),
+        (["127.0.0.1:5556"], "no scheme://"),
+        (["tcp://127.0.0.1:5556", "--count", "-1"], "--count must be >= 0"),
+        (["tcp://127.0.0.1:5556", "--timeout", "-2"], "--timeout must be in 0-2000000 s"),
+        (["tcp://127.0.0.1:5556", "--timeout", "nan"], "--timeout must be in 0-2000000 s"),
+    ],
+)
 def test_bad_arguments_are_one_line_usage_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exc:
         S.main(argv)

@@ -2,6 +2,7 @@
 the DDP correctness test -- two gloo processes on the CPU train the same weights as one
 process with the same global batch and seed. torchrun runs pinned to the loopback (its own
 host name need not resolve); a rendezvous that cannot be resolved or reached fails fast."""
+
 import dataclasses
 import os
 import pathlib
@@ -14,8 +15,8 @@ import uuid
 
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
+
 torch.set_num_threads(1)
 
 from gnuradio.isac import weights as W  # noqa: E402
@@ -23,8 +24,14 @@ from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer import distributed as D  # noqa: E402
 from gnuradio.isac.trainer.train import DRAW_CHUNK, Batch, Trainer, TrainOptions, train  # noqa: E402
 
-TINY = ["array.antennas=16", "ofdm.subcarriers=32", "receiver.delay_grid=40", "transmitter.beam_grid=180",
-        "scene.max_targets=2", "array.spacing_std_m=4e-4"]
+TINY = [
+    "array.antennas=16",
+    "ofdm.subcarriers=32",
+    "receiver.delay_grid=40",
+    "transmitter.beam_grid=180",
+    "scene.max_targets=2",
+    "array.spacing_std_m=4e-4",
+]
 SC = Scenario.default().with_overrides(TINY)
 # 37 frames: two slices of 18 and 19 frames, the second one crossing the chunk boundary at 32
 FLAGS = dict(iterations=3, batch=37, val_every=100, val_frames=8, checkpoint_every=100, curriculum_steps=0)
@@ -83,12 +90,41 @@ def _clean_env(**extra):
 def _torchrun_cmd(extra, local_addr="127.0.0.1"):
     """torchrun on the loopback: its own store on 127.0.0.1 (a free port), MASTER_ADDR=local_addr.
     (--standalone would use the machine's host name, which hangs where it does not resolve.)"""
-    args = ["--no-progress", "--threads", "1", "--quick", "--iterations", str(FLAGS["iterations"]),
-            "--batch", str(FLAGS["batch"]), "--val-every", "100", "--val-frames", "8", "--checkpoint-every", "100",
-            "--curriculum-steps", "0"] + extra + [a for s in TINY for a in ("--set", s)]
-    return [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2", "--rdzv-backend=c10d",
-            "--rdzv-endpoint=127.0.0.1:0", f"--rdzv-id={uuid.uuid4()}", f"--local-addr={local_addr}",
-            "-m", "gnuradio.isac.cli.train"] + args
+    args = (
+        [
+            "--no-progress",
+            "--threads",
+            "1",
+            "--quick",
+            "--iterations",
+            str(FLAGS["iterations"]),
+            "--batch",
+            str(FLAGS["batch"]),
+            "--val-every",
+            "100",
+            "--val-frames",
+            "8",
+            "--checkpoint-every",
+            "100",
+            "--curriculum-steps",
+            "0",
+        ]
+        + extra
+        + [a for s in TINY for a in ("--set", s)]
+    )
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes=1",
+        "--nproc_per_node=2",
+        "--rdzv-backend=c10d",
+        "--rdzv-endpoint=127.0.0.1:0",
+        f"--rdzv-id={uuid.uuid4()}",
+        f"--local-addr={local_addr}",
+        "-m",
+        "gnuradio.isac.cli.train",
+    ] + args
 
 
 def _run(cmd, cwd, env, timeout=120):
@@ -129,8 +165,13 @@ def test_two_gloo_processes_train_the_single_process_weights(tmp_path, method, e
     processes resume a 1-process checkpoint of step 1 and train steps 2-3."""
     kw = {"dictionary_points": 60} if extra else {}
     if method == "dictionary":
-        train(SC, options(method=method, iterations=1, **kw), str(tmp_path / "start.safetensors"), progress=False,
-              log=lambda *_: None)
+        train(
+            SC,
+            options(method=method, iterations=1, **kw),
+            str(tmp_path / "start.safetensors"),
+            progress=False,
+            log=lambda *_: None,
+        )
         extra = extra + ["--resume", str(tmp_path / "start.ckpt.safetensors")]
     out2 = tmp_path / "ddp.safetensors"
     text = _torchrun(tmp_path, out2, ["--method", method] + extra)
@@ -147,7 +188,11 @@ def test_two_gloo_processes_train_the_single_process_weights(tmp_path, method, e
     np.testing.assert_allclose(w2.tensors[key], w1.tensors[key], rtol=0, atol=1e-3 * moved)
     np.testing.assert_allclose(w2.tensors["angle_grid_rad"], w1.tensors["angle_grid_rad"])
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("ddp")) == [
-        "ddp.ckpt.safetensors", "ddp.csv", "ddp.png", "ddp.safetensors"]
+        "ddp.ckpt.safetensors",
+        "ddp.csv",
+        "ddp.png",
+        "ddp.safetensors",
+    ]
 
 
 def test_cli_refuses_nn_under_torchrun_and_dictionary_points_for_nn(tmp_path, monkeypatch):
@@ -171,9 +216,11 @@ def _free_port(host):
 
 def test_check_rendezvous_reads_and_probes_master_addr():
     ctx = D.Context(1, 2, 1)
-    for env, problem in (({}, "MASTER_ADDR=(unset) MASTER_PORT=(unset): needs a host and a port 1-65535"),
-                         ({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "99999"}, "needs a host and a port"),
-                         ({"MASTER_ADDR": "nonexistent.invalid", "MASTER_PORT": "29500"}, "does not resolve")):
+    for env, problem in (
+        ({}, "MASTER_ADDR=(unset) MASTER_PORT=(unset): needs a host and a port 1-65535"),
+        ({"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "99999"}, "needs a host and a port"),
+        ({"MASTER_ADDR": "nonexistent.invalid", "MASTER_PORT": "29500"}, "does not resolve"),
+    ):
         with pytest.raises(D.RendezvousError, match=re.escape(problem)):
             D.check_rendezvous(ctx, env, timeout_s=1)
     with socket.socket() as server:  # a listening store: the probe connects and returns
@@ -192,15 +239,23 @@ def test_unanswered_master_addr_fails_within_the_connect_timeout(tmp_path):
     """Nothing listens on 127.0.0.2: init gives up after its 2 s connect timeout with a message
     naming MASTER_ADDR and GLOO_SOCKET_IFNAME (torch alone retries for the 30 min pg timeout)."""
     rank = 1
-    env = _clean_env(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.2",
-                     MASTER_PORT=str(_free_port("127.0.0.2")))
-    code = ("from gnuradio.isac.trainer import distributed as D\n"
-            "D.init(D.from_environment(), 'cpu', connect_timeout_s=2)")
+    env = _clean_env(
+        RANK=str(rank),
+        WORLD_SIZE="2",
+        LOCAL_RANK=str(rank),
+        MASTER_ADDR="127.0.0.2",
+        MASTER_PORT=str(_free_port("127.0.0.2")),
+    )
+    code = (
+        "from gnuradio.isac.trainer import distributed as D\nD.init(D.from_environment(), 'cpu', connect_timeout_s=2)"
+    )
     proc = _run([sys.executable, "-c", code], tmp_path, env, timeout=60)
     assert proc.returncode != 0
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"gnuradio.isac.trainer.distributed.RendezvousError: rank {rank}: rendezvous "
-                           f"MASTER_ADDR=127.0.0.2 MASTER_PORT={env['MASTER_PORT']}: no TCP store answers within 2 s")
+    assert last.startswith(
+        f"gnuradio.isac.trainer.distributed.RendezvousError: rank {rank}: rendezvous "
+        f"MASTER_ADDR=127.0.0.2 MASTER_PORT={env['MASTER_PORT']}: no TCP store answers within 2 s"
+    )
     assert "GLOO_SOCKET_IFNAME" in last and "--local-addr=127.0.0.1" in last
 
 
@@ -208,12 +263,15 @@ def test_isac_train_under_torchrun_with_an_unresolvable_master_addr_fails_fast(t
     """The workers are handed MASTER_ADDR=nonexistent.invalid (torchrun's --local-addr, with its
     store not shared: what a host name that does not resolve gives the workers): each rank
     stops at once with the message, and torchrun with it."""
-    cmd = _torchrun_cmd(["--out", str(tmp_path / "w.safetensors"), "--method", "impairment"],
-                        local_addr="nonexistent.invalid")
+    cmd = _torchrun_cmd(
+        ["--out", str(tmp_path / "w.safetensors"), "--method", "impairment"], local_addr="nonexistent.invalid"
+    )
     proc = _run(cmd, tmp_path, _clean_env(TORCH_DISABLE_SHARE_RDZV_TCP_STORE="1"))
     assert proc.returncode != 0
     for rank in (0, 1):
-        assert (f"error: rank {rank}: rendezvous MASTER_ADDR=nonexistent.invalid MASTER_PORT=" in proc.stderr
-                and "does not resolve" in proc.stderr), proc.stderr[-3000:]
+        assert (
+            f"error: rank {rank}: rendezvous MASTER_ADDR=nonexistent.invalid MASTER_PORT=" in proc.stderr
+            and "does not resolve" in proc.stderr
+        ), proc.stderr[-3000:]
     assert "GLOO_SOCKET_IFNAME" in proc.stderr
     assert not (tmp_path / "w.safetensors").exists()

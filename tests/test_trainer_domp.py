@@ -1,9 +1,10 @@
 """Differentiable OMP (trainer/domp.py): accuracy on and off the grid, sector restriction,
 gradient flow, joint LS gains."""
+
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
+
 torch.set_num_threads(1)
 
 from gnuradio.isac.config import Scenario  # noqa: E402
@@ -173,13 +174,15 @@ def test_forward_equals_the_streaming_receivers_domp_mode(kernel):
 
     true = arr.true_array(SC)
     y = frames(true, np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=7)
-    rx = omp_receiver.from_scenario(SC.with_overrides({"scene.max_targets": 3}), method="perfect", receiver="domp",
-                                    kernel=kernel, threshold=0.0)  # "perfect": the true array of SC
+    rx = omp_receiver.from_scenario(
+        SC.with_overrides({"scene.max_targets": 3}), method="perfect", receiver="domp", kernel=kernel, threshold=0.0
+    )  # "perfect": the true array of SC
     got = rx.process(0, y.numpy())  # the block's per-frame detections (threshold 0: all 3 iterations)
     model = tm.SpacingArray(K, LAM, 720, spacings_m=true.spacings_m)
     lo, hi = torch.full((2,), SECTOR[0]), torch.full((2,), SECTOR[1])
     ref = DifferentiableOmp(model, DELAYS, S, DF)(y, 3, lo, hi)
     for b in range(2):
-        np.testing.assert_allclose(np.deg2rad(got[b]["angle_deg"]), ref.angles_rad[b].detach().numpy(),
-                                   rtol=0, atol=1e-3 * ASTEP)
+        np.testing.assert_allclose(
+            np.deg2rad(got[b]["angle_deg"]), ref.angles_rad[b].detach().numpy(), rtol=0, atol=1e-3 * ASTEP
+        )
         np.testing.assert_allclose(got[b]["range_m"], ref.ranges_m[b].detach().numpy(), rtol=0, atol=1e-3 * RSTEP)

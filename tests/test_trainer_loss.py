@@ -1,9 +1,9 @@
 """Training losses (trainer/loss.py) against model/metrics.gospa on equal-size sets."""
+
 import itertools
 
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
 
 from gnuradio.isac.model.metrics import gospa  # noqa: E402
@@ -40,7 +40,7 @@ def test_gospa_equal_gradient_flows_only_within_the_cutoff():
     d = gospa_equal(true, est, torch.tensor([2]), 90.0)
     d.sum().backward()
     # estimate 0 matches true 1 (distance sqrt(2)); estimate 1 is 200 m from true 0: cut off
-    assert d.item() == pytest.approx(np.sqrt(2.0 + 90.0 ** 2))
+    assert d.item() == pytest.approx(np.sqrt(2.0 + 90.0**2))
     assert torch.all(est.grad[0, 1] == 0) and torch.all(est.grad[0, 0] != 0)
 
 

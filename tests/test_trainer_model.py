@@ -1,8 +1,9 @@
 """Parity of the torch twins (trainer/torch_model.py) with the numpy model they mirror."""
+
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
+
 torch.set_num_threads(1)
 
 from gnuradio.isac.config import Scenario  # noqa: E402
@@ -10,7 +11,8 @@ from gnuradio.isac.model import array as arr  # noqa: E402
 from gnuradio.isac.model import beamforming as bf  # noqa: E402
 from gnuradio.isac.model.channels import sensing_echo as np_echo  # noqa: E402
 from gnuradio.isac.model.grids import full_angle_grid, range_to_delay  # noqa: E402
-from gnuradio.isac.model.ofdm import delay_vector as np_delay_vector, qpsk_map  # noqa: E402
+from gnuradio.isac.model.ofdm import delay_vector as np_delay_vector  # noqa: E402
+from gnuradio.isac.model.ofdm import qpsk_map  # noqa: E402
 from gnuradio.isac.model.scene import Scene  # noqa: E402
 from gnuradio.isac.trainer import torch_model as tm  # noqa: E402
 
@@ -48,8 +50,9 @@ def test_dictionary_array_initialises_from_the_nominal_steering_matrix_and_inter
     assert model.A.shape == (K, 720) and model.A.dtype == torch.complex64
     np.testing.assert_allclose(model.dictionary().detach().numpy(), nominal.steering(GRID), **C64)
     # on-grid atoms are columns; half-way atoms are the mean of the two neighbours
-    np.testing.assert_allclose(model.atoms(torch.as_tensor(GRID[[3, 400]])).detach().numpy(),
-                               nominal.steering(GRID[[3, 400]]).T, **C64)
+    np.testing.assert_allclose(
+        model.atoms(torch.as_tensor(GRID[[3, 400]])).detach().numpy(), nominal.steering(GRID[[3, 400]]).T, **C64
+    )
     mid = 0.5 * (GRID[100] + GRID[101])
     expect = 0.5 * (nominal.steering(GRID[[100]]) + nominal.steering(GRID[[101]]))[:, 0]
     np.testing.assert_allclose(model.atoms(torch.as_tensor([mid])).detach().numpy()[0], expect, atol=1e-5)
@@ -88,7 +91,8 @@ def test_sector_beams_and_isac_beam_match_numpy_and_have_gradients():
 
 def test_ls_beam_gradient_is_finite_on_the_impaired_array_truncated_branch():
     model = tm.SpacingArray(K, LAM, 720, spacings_m=TRUE.spacings_m)
-    lo = torch.tensor([-0.7]); hi = torch.tensor([-0.35])
+    lo = torch.tensor([-0.7])
+    hi = torch.tensor([-0.35])
     f = tm.sector_beams(model, lo.double(), hi.double())
     ref = bf.sector_beam(TRUE, (-0.7, -0.35))
     np.testing.assert_allclose(f[0].detach().numpy(), ref, atol=1e-9)
@@ -100,16 +104,25 @@ def test_delay_vector_and_sensing_echo_match_numpy():
     rng = np.random.default_rng(3)
     S, spacing = SC.ofdm["subcarriers"], SC.ofdm["spacing_hz"]
     tau = range_to_delay(np.array([[12.0, 99.5], [150.3, 187.0]]))
-    np.testing.assert_allclose(tm.delay_vector(torch.as_tensor(tau), S, spacing).numpy(),
-                               np_delay_vector(tau, S, spacing), atol=2e-5)
+    np.testing.assert_allclose(
+        tm.delay_vector(torch.as_tensor(tau), S, spacing).numpy(), np_delay_vector(tau, S, spacing), atol=2e-5
+    )
     x = qpsk_map(rng.integers(0, 4, (2, S)))
     f = bf.transmit_beam(arr.nominal_array(K, LAM), SC.target_sector_rad, SC.comm_sector_rad, 0.6, 0.4)
     angles = np.deg2rad([[-31.0, -22.5], [-38.0, 0.0]])
     gains = rng.standard_normal((2, 2)) + 1j * rng.standard_normal((2, 2))
     present = np.array([[True, True], [True, False]])
-    got = tm.sensing_echo(torch.as_tensor(TRUE.positions_m), LAM, torch.as_tensor(np.stack([f, f])),
-                          torch.as_tensor(x), torch.as_tensor(angles), torch.as_tensor(tau),
-                          torch.as_tensor(gains), torch.as_tensor(present), spacing).numpy()
+    got = tm.sensing_echo(
+        torch.as_tensor(TRUE.positions_m),
+        LAM,
+        torch.as_tensor(np.stack([f, f])),
+        torch.as_tensor(x),
+        torch.as_tensor(angles),
+        torch.as_tensor(tau),
+        torch.as_tensor(gains),
+        torch.as_tensor(present),
+        spacing,
+    ).numpy()
     for b in range(2):
         n = int(present[b].sum())
         scene = Scene(angles[b, :n], 0.5 * 299_792_458.0 * tau[b, :n], gains[b, :n])

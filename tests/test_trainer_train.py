@@ -1,12 +1,13 @@
 """isac-train (trainer/train.py, cli/train.py) on a tiny scenario: files, determinism,
 resume, both methods, refusals. Kept small: the whole file runs in a few seconds."""
+
 import csv
 import json
 
 import numpy as np
 import pytest
-
 import torch  # a hard dependency (tools/requirements.txt): a missing torch must fail, not skip
+
 torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
 
 from gnuradio.isac import weights as W  # noqa: E402
@@ -14,8 +15,14 @@ from gnuradio.isac.cli.train import main  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer.train import PROFILES, Trainer, TrainOptions  # noqa: E402
 
-TINY = ["array.antennas=16", "ofdm.subcarriers=32", "receiver.delay_grid=40", "transmitter.beam_grid=180",
-        "scene.max_targets=2", "array.spacing_std_m=4e-4"]
+TINY = [
+    "array.antennas=16",
+    "ofdm.subcarriers=32",
+    "receiver.delay_grid=40",
+    "transmitter.beam_grid=180",
+    "scene.max_targets=2",
+    "array.spacing_std_m=4e-4",
+]
 SC = Scenario.default().with_overrides(TINY)
 
 
@@ -27,9 +34,26 @@ def options(**kw):
 
 def test_cli_writes_weights_log_plot_and_checkpoint(tmp_path, capsys):
     out = tmp_path / "w.safetensors"
-    args = ["--quick", "--iterations", "4", "--batch", "4", "--val-every", "2", "--val-frames", "8",
-            "--curriculum-steps", "2", "--lr-final", "1e-4",
-            "--out", str(out), "--no-progress", "--threads", "1"] + [a for s in TINY for a in ("--set", s)]
+    args = [
+        "--quick",
+        "--iterations",
+        "4",
+        "--batch",
+        "4",
+        "--val-every",
+        "2",
+        "--val-frames",
+        "8",
+        "--curriculum-steps",
+        "2",
+        "--lr-final",
+        "1e-4",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--threads",
+        "1",
+    ] + [a for s in TINY for a in ("--set", s)]
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "coherence" in text and "spacing error" in text
@@ -64,7 +88,9 @@ def test_checkpoint_refuses_another_scenario_or_method(tmp_path):
     t = Trainer(SC, options())
     t.save_checkpoint(str(tmp_path / "c.safetensors"))
     with pytest.raises(ValueError, match="checkpoint of scenario"):
-        Trainer(SC.with_overrides(["array.impairment_seed=5"]), options()).load_checkpoint(str(tmp_path / "c.safetensors"))
+        Trainer(SC.with_overrides(["array.impairment_seed=5"]), options()).load_checkpoint(
+            str(tmp_path / "c.safetensors")
+        )
     with pytest.raises(ValueError, match="parameterisation"):
         Trainer(SC, options(parameterisation="position")).load_checkpoint(str(tmp_path / "c.safetensors"))
 
@@ -79,8 +105,15 @@ def test_impairment_learning_raises_the_coherence_and_lowers_the_validation_loss
     assert after["val_loss"] < before["val_loss"]
 
 
-@pytest.mark.parametrize("kw", [dict(method="dictionary"), dict(parameterisation="position"),
-                                dict(loss="mse", temperature_final=0.05), dict(eta_phi="fixed", sector_restricted=False)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(method="dictionary"),
+        dict(parameterisation="position"),
+        dict(loss="mse", temperature_final=0.05),
+        dict(eta_phi="fixed", sector_restricted=False),
+    ],
+)
 def test_variants_run_and_produce_valid_weights(tmp_path, kw):
     from gnuradio.isac.trainer.train import train
 
@@ -90,7 +123,9 @@ def test_variants_run_and_produce_valid_weights(tmp_path, kw):
     assert w.method == kw.get("method", "impairment") and summary["steps"] == 2
     if w.method == "dictionary":
         assert w.tensors["dictionary"].shape == (16, 180)
-        assert not np.allclose(w.tensors["dictionary"], Trainer(SC, options(method="dictionary")).weight_tensors()["dictionary"])
+        assert not np.allclose(
+            w.tensors["dictionary"], Trainer(SC, options(method="dictionary")).weight_tensors()["dictionary"]
+        )
 
 
 def test_options_are_validated_and_profiles_are_sized():
@@ -157,8 +192,9 @@ def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
     from gnuradio.isac.trainer.train import train
 
     out = str(tmp_path / "w.safetensors")
-    summary = train(SC, options(method="dictionary", dictionary_points=40, iterations=2), out, progress=False,
-                    log=lambda *_: None)
+    summary = train(
+        SC, options(method="dictionary", dictionary_points=40, iterations=2), out, progress=False, log=lambda *_: None
+    )
     assert summary["parameters"] == 16 * 40
     w = W.load(out, SC, method="dictionary")
     assert w.tensors["dictionary"].shape == (16, 40)
@@ -189,8 +225,20 @@ def test_dictionary_points_are_refused_where_they_do_not_apply(tmp_path):
 def _nn_options(**kw):
     from gnuradio.isac.trainer.nnbl_train import NnOptions
 
-    base = dict(iterations=2, batch=8, n_theta=16, n_tau=16, limited=True, val_frames=8, val_every=1,
-                checkpoint_every=1, lr_position=1e-2, lr_detection=1e-2, patience=100, profile="quick")
+    base = dict(
+        iterations=2,
+        batch=8,
+        n_theta=16,
+        n_tau=16,
+        limited=True,
+        val_frames=8,
+        val_every=1,
+        checkpoint_every=1,
+        lr_position=1e-2,
+        lr_detection=1e-2,
+        patience=100,
+        profile="quick",
+    )
     return NnOptions(**{**base, **kw})
 
 
@@ -251,7 +299,7 @@ def interrupted_then_resumed(run, out, monkeypatch, after: int) -> None:
         m.setattr(harness.Harness, "save_checkpoint", save_then_stop)
         with pytest.raises(_Stop):
             run(out, None)
-    run(out, out[:-len(".safetensors")] + ".ckpt.safetensors")
+    run(out, out[: -len(".safetensors")] + ".ckpt.safetensors")
 
 
 def csv_without_time(path):
@@ -290,21 +338,43 @@ def test_cli_resume_refuses_unusable_files_with_one_line(tmp_path, capsys):
     good = tmp_path / "w.safetensors"
     assert main(base + ["--out", str(good)] + sets) == 0
     ckpt = (tmp_path / "w.ckpt.safetensors").read_bytes()
-    files = {"pickle": pickle.dumps({"step": 1}), "damaged": ckpt[:len(ckpt) // 2], "garbage": b"not a checkpoint"}
+    files = {"pickle": pickle.dumps({"step": 1}), "damaged": ckpt[: len(ckpt) // 2], "garbage": b"not a checkpoint"}
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)
     torch.save({"step": torch.zeros(2)}, tmp_path / "torchsave")  # written here, never loaded
     (tmp_path / "dir.safetensors").mkdir()
-    cases = {"pickle": "pickle", "torchsave": "pickle", "damaged": "damaged", "garbage": "damaged",
-             "dir.safetensors": "directory", "missing": "no such", "w.safetensors": "not an isac-train checkpoint"}
+    cases = {
+        "pickle": "pickle",
+        "torchsave": "pickle",
+        "damaged": "damaged",
+        "garbage": "damaged",
+        "dir.safetensors": "directory",
+        "missing": "no such",
+        "w.safetensors": "not an isac-train checkpoint",
+    }
     capsys.readouterr()
     for name, words in cases.items():
         path = str(tmp_path / name)
         assert main(base + ["--out", str(tmp_path / "x.safetensors"), "--resume", path] + sets) == 2, name
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and path in err and words in err, (name, err)
-    nn = ["--method", "nn", "--quick", "--iterations", "1", "--batch", "4", "--map-points", "16", "16",
-          "--no-progress", "--out", str(tmp_path / "n.safetensors"), "--resume", str(tmp_path / "w.ckpt.safetensors")]
+    nn = [
+        "--method",
+        "nn",
+        "--quick",
+        "--iterations",
+        "1",
+        "--batch",
+        "4",
+        "--map-points",
+        "16",
+        "16",
+        "--no-progress",
+        "--out",
+        str(tmp_path / "n.safetensors"),
+        "--resume",
+        str(tmp_path / "w.ckpt.safetensors"),
+    ]
     assert main(nn + sets) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model-based trainer" in err
@@ -313,8 +383,15 @@ def test_cli_resume_refuses_unusable_files_with_one_line(tmp_path, capsys):
 
 # --- impairment learning of the element models (model/impairments.py) -------------------------------
 
-ELEM = SC.with_overrides(["array.gain_std_db=2", "array.phase_std_deg=40", "array.coupling_taps=2",
-                          "array.coupling_db=-12", "array.dead_elements=2"])
+ELEM = SC.with_overrides(
+    [
+        "array.gain_std_db=2",
+        "array.phase_std_deg=40",
+        "array.coupling_taps=2",
+        "array.coupling_db=-12",
+        "array.dead_elements=2",
+    ]
+)
 
 
 def test_without_element_models_the_trainer_is_the_papers_spacing_learning():
@@ -385,8 +462,26 @@ def test_element_model_training_resumes_bit_for_bit(tmp_path, monkeypatch):
 def test_cli_trains_the_element_models(tmp_path, capsys):
     out = tmp_path / "w.safetensors"
     sets = [a for s in TINY + ["array.phase_std_deg=30", "array.dead_list=[3]"] for a in ("--set", s)]
-    assert main(["--quick", "--iterations", "2", "--batch", "4", "--val-frames", "8", "--out", str(out),
-                 "--no-progress", "--threads", "1"] + sets) == 0
+    assert (
+        main(
+            [
+                "--quick",
+                "--iterations",
+                "2",
+                "--batch",
+                "4",
+                "--val-frames",
+                "8",
+                "--out",
+                str(out),
+                "--no-progress",
+                "--threads",
+                "1",
+            ]
+            + sets
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "element error" in text and "gain, dead" in text
     w = W.load(out, SC.with_overrides(["array.phase_std_deg=30", "array.dead_list=[3]"]))

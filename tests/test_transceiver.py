@@ -1,6 +1,7 @@
 """The transceiver layer (gnuradio.isac.transceiver): one method registry under the blocks, the
 apps, the offline evaluation and the experiments; the layering it enforces; results pinned to the
 values measured before the layer existed; a weights file read once per isac-sim run."""
+
 import json
 import subprocess
 import sys
@@ -18,30 +19,39 @@ from gnuradio.isac.model.array import PositionArray, scenario_nominal_array, tru
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, timeout=120, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json\nprint(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
     return set(json.loads(out.strip().splitlines()[-1]))
 
 
 def test_blocks_do_not_import_evaluation_experiments_trainer_or_torch():
-    mods = _modules_after("from gnuradio import isac\n"
-                          "for name in ('precoder', 'ula_channel', 'reciprocal_filter', 'omp_receiver', "
-                          "'comm_receiver', 'metrics', 'message_source', 'angle_delay_map_stream', 'map_display', "
-                          "'positions_pdu', 'json_publisher'):\n    getattr(isac, name)\n"
-                          "import gnuradio.isac.flowgraph")
+    mods = _modules_after(
+        "from gnuradio import isac\n"
+        "for name in ('precoder', 'ula_channel', 'reciprocal_filter', 'omp_receiver', "
+        "'comm_receiver', 'metrics', 'message_source', 'angle_delay_map_stream', 'map_display', "
+        "'positions_pdu', 'json_publisher'):\n    getattr(isac, name)\n"
+        "import gnuradio.isac.flowgraph"
+    )
     assert "gnuradio.isac.blocks.omp_receiver" in mods  # the probe did import the blocks
     for forbidden in ("gnuradio.isac.evaluation", "gnuradio.isac.experiments", "gnuradio.isac.trainer", "torch"):
         assert not any(m == forbidden or m.startswith(forbidden + ".") for m in mods), forbidden
 
 
 def test_model_and_transceiver_import_neither_gnu_radio_nor_torch():
-    mods = _modules_after("import gnuradio.isac.model.array, gnuradio.isac.model.angle_delay, "
-                          "gnuradio.isac.model.beamforming, gnuradio.isac.model.channels, "
-                          "gnuradio.isac.model.channels_stream, gnuradio.isac.model.dictionaries, "
-                          "gnuradio.isac.model.domp, gnuradio.isac.model.grids, gnuradio.isac.model.metrics, "
-                          "gnuradio.isac.model.ofdm, gnuradio.isac.model.omp, gnuradio.isac.model.reciprocal, "
-                          "gnuradio.isac.model.scene, gnuradio.isac.transceiver, gnuradio.isac.scoring, "
-                          "gnuradio.isac.weights, gnuradio.isac.simulation, gnuradio.isac.evaluation")
+    mods = _modules_after(
+        "import gnuradio.isac.model.array, gnuradio.isac.model.angle_delay, "
+        "gnuradio.isac.model.beamforming, gnuradio.isac.model.channels, "
+        "gnuradio.isac.model.channels_stream, gnuradio.isac.model.dictionaries, "
+        "gnuradio.isac.model.domp, gnuradio.isac.model.grids, gnuradio.isac.model.metrics, "
+        "gnuradio.isac.model.ofdm, gnuradio.isac.model.omp, gnuradio.isac.model.reciprocal, "
+        "gnuradio.isac.model.scene, gnuradio.isac.transceiver, gnuradio.isac.scoring, "
+        "gnuradio.isac.weights, gnuradio.isac.simulation, gnuradio.isac.evaluation"
+    )
     assert "gnuradio.isac.transceiver.registry" in mods
     for forbidden in ("gnuradio.gr", "pmt", "torch", "gnuradio.isac.blocks", "gnuradio.isac.trainer"):
         assert not any(m == forbidden or m.startswith(forbidden + ".") for m in mods), forbidden
@@ -57,26 +67,65 @@ def test_importing_the_module_is_light():
 #: isac-eval --kernel cpp --set run.frames=60 --set run.calibration_frames=60 --set run.batch=30 (default scenario),
 #: measured with the code before the transceiver layer (commit ef06688); the layer must reproduce them
 PINNED = {
-    ("baseline", "omp"): dict(p_md=0.5660377358490566, p_fa=0.0070921985815602835, gospa=74.46964383675005,
-                              ser=0.005403645833333333, angle_rmse_deg=2.9507609735160076,
-                              range_rmse_m=22.295474628432853, threshold=312327.875),
-    ("perfect", "omp"): dict(p_md=0.13207547169811318, p_fa=0.0070921985815602835, gospa=21.226045242216408,
-                             ser=0.005403645833333333, angle_rmse_deg=0.12102364199608401,
-                             range_rmse_m=0.37671546593294214, threshold=213030.6875),
-    ("impairment", "omp"): dict(p_md=0.11949685534591192, p_fa=0.02127659574468085, gospa=21.406091800986168,
-                                ser=0.00625, angle_rmse_deg=1.3242159696680516, range_rmse_m=1.102042339519678,
-                                threshold=190790.078125),
-    ("impairment", "domp"): dict(p_md=0.11949685534591192, p_fa=0.02127659574468085, gospa=21.33407726582476,
-                                 ser=0.00625, angle_rmse_deg=1.322710706896712, range_rmse_m=1.0962963634573575,
-                                 threshold=188939.71875),
+    ("baseline", "omp"): dict(
+        p_md=0.5660377358490566,
+        p_fa=0.0070921985815602835,
+        gospa=74.46964383675005,
+        ser=0.005403645833333333,
+        angle_rmse_deg=2.9507609735160076,
+        range_rmse_m=22.295474628432853,
+        threshold=312327.875,
+    ),
+    ("perfect", "omp"): dict(
+        p_md=0.13207547169811318,
+        p_fa=0.0070921985815602835,
+        gospa=21.226045242216408,
+        ser=0.005403645833333333,
+        angle_rmse_deg=0.12102364199608401,
+        range_rmse_m=0.37671546593294214,
+        threshold=213030.6875,
+    ),
+    ("impairment", "omp"): dict(
+        p_md=0.11949685534591192,
+        p_fa=0.02127659574468085,
+        gospa=21.406091800986168,
+        ser=0.00625,
+        angle_rmse_deg=1.3242159696680516,
+        range_rmse_m=1.102042339519678,
+        threshold=190790.078125,
+    ),
+    ("impairment", "domp"): dict(
+        p_md=0.11949685534591192,
+        p_fa=0.02127659574468085,
+        gospa=21.33407726582476,
+        ser=0.00625,
+        angle_rmse_deg=1.322710706896712,
+        range_rmse_m=1.0962963634573575,
+        threshold=188939.71875,
+    ),
 }
 
 
 @pytest.mark.parametrize("method, receiver", sorted(PINNED))
 def test_isac_eval_json_is_unchanged(method, receiver, tmp_path):
     out = tmp_path / "m.json"
-    args = ["--method", method, "--receiver", receiver, "--kernel", "cpp", "--set", "run.frames=60", "--set",
-            "run.calibration_frames=60", "--set", "run.batch=30", "--no-progress", "--json", str(out)]
+    args = [
+        "--method",
+        method,
+        "--receiver",
+        receiver,
+        "--kernel",
+        "cpp",
+        "--set",
+        "run.frames=60",
+        "--set",
+        "run.calibration_frames=60",
+        "--set",
+        "run.batch=30",
+        "--no-progress",
+        "--json",
+        str(out),
+    ]
     if method == "impairment":
         args += ["--weights", W.default_weights_path()]
     assert isac_eval.main(args) == 0
@@ -109,13 +158,22 @@ def half_method():
 
 
 def test_a_registered_method_runs_everywhere(half_method):
-    sc = Scenario.default().with_overrides({"array.antennas": 16, "ofdm.subcarriers": 64, "receiver.angle_grid": 90,
-                                            "receiver.delay_grid": 50, "run.frames": 40,
-                                            "run.calibration_frames": 40, "transmitter.eta": 1.0})
+    sc = Scenario.default().with_overrides(
+        {
+            "array.antennas": 16,
+            "ofdm.subcarriers": 64,
+            "receiver.angle_grid": 90,
+            "receiver.delay_grid": 50,
+            "run.frames": 40,
+            "run.calibration_frames": 40,
+            "transmitter.eta": 1.0,
+        }
+    )
     assert "half" in transceiver.methods()
     t = transceiver.build(sc, "half", receiver="omp", kernel="numpy")
-    np.testing.assert_allclose(t.receiver.array.positions_m,
-                               0.5 * (scenario_nominal_array(sc).positions_m + true_array(sc).positions_m))
+    np.testing.assert_allclose(
+        t.receiver.array.positions_m, 0.5 * (scenario_nominal_array(sc).positions_m + true_array(sc).positions_m)
+    )
     np.testing.assert_array_equal(t.precoder(sc), transceiver.build(sc, "baseline").precoder(sc))
     out = evaluate(sc, "half", progress=False, kernel="numpy")
     assert out["method"] == "half" and out["frames"] == 40
@@ -147,8 +205,21 @@ def test_isac_sim_reads_the_weights_file_once(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(W, "load", counting)
     path = W.default_weights_path()
     png = tmp_path / "map.png"
-    code = isac_sim.main(["--weights", path, "--frames", "2", "--set", "run.calibration_frames=8", "--no-progress",
-                          "--no-compare", "--map-png", str(png), "--quiet"])
+    code = isac_sim.main(
+        [
+            "--weights",
+            path,
+            "--frames",
+            "2",
+            "--set",
+            "run.calibration_frames=8",
+            "--no-progress",
+            "--no-compare",
+            "--map-png",
+            str(png),
+            "--quiet",
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     assert calls == [path]
     assert png.stat().st_size > 10_000

@@ -1,9 +1,9 @@
 """Weights files (weights.py): round trip and every refusal."""
+
 import json
 
 import numpy as np
 import pytest
-
 import safetensors  # noqa: F401  (hard dependency: fail, never skip)
 
 from gnuradio.isac import weights as W  # noqa: E402
@@ -68,6 +68,7 @@ def test_round_trip_impairment(imp_file):
 
 def test_weights_file_is_readable_by_others_under_the_default_umask(imp_file):
     import os
+
     mask = os.umask(0)
     os.umask(mask)
     assert imp_file.stat().st_mode & 0o777 == 0o666 & ~mask
@@ -84,8 +85,8 @@ def test_round_trip_dictionary(tmp_path):
 def test_file_holds_no_pickle(imp_file):
     data = imp_file.read_bytes()
     header_len = int.from_bytes(data[:8], "little")
-    json.loads(data[8:8 + header_len])  # plain JSON header, raw tensor bytes after it
-    assert b"\x80\x04" not in data[:8 + header_len]
+    json.loads(data[8 : 8 + header_len])  # plain JSON header, raw tensor bytes after it
+    assert b"\x80\x04" not in data[: 8 + header_len]
 
 
 def test_refuses_scene_changes_only_when_physical(imp_file):
@@ -100,13 +101,16 @@ def test_refuses_scene_changes_only_when_physical(imp_file):
         W.load(imp_file, SC.with_overrides(["array.impairment_seed=7", "array.antennas=32"]), other_array=True)
 
 
-@pytest.mark.parametrize("override, message", [
-    ("array.antennas=32", "antennas = 64, the scenario has 32"),
-    ("ofdm.subcarriers=128", "subcarriers = 256, the scenario has 128"),
-    ("array.carrier_hz=28e9", "carrier_hz"),
-    ("ofdm.spacing_hz=60e3", "subcarrier_spacing_hz"),
-    ("array.impairment='cumulative'", "impairment model 'spacing'"),
-])
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("array.antennas=32", "antennas = 64, the scenario has 32"),
+        ("ofdm.subcarriers=128", "subcarriers = 256, the scenario has 128"),
+        ("array.carrier_hz=28e9", "carrier_hz"),
+        ("ofdm.spacing_hz=60e3", "subcarrier_spacing_hz"),
+        ("array.impairment='cumulative'", "impairment model 'spacing'"),
+    ],
+)
 def test_refuses_mismatched_metadata(imp_file, override, message):
     with pytest.raises(W.WeightsError, match=message):
         W.load(imp_file, SC.with_overrides([override]))
@@ -126,13 +130,16 @@ def test_refuses_wrong_method_format_and_missing_metadata(imp_file, tmp_path):
         W.load(imp_file, SC)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"spacings_m": None}, "'spacings_m' is missing"),
-    ({"positions_m": np.zeros(63)}, r"'positions_m' has shape \(63,\), expected \(64,\)"),
-    ({"spacings_m": np.full(64, np.nan)}, "'spacings_m' contains NaN or Inf"),
-    ({"spacings_m": np.ones(64, np.complex64)}, "expected a real float type"),
-    ({"angle_grid_rad": np.linspace(-1, 1, 720)}, "not the uniform 720-point grid"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"spacings_m": None}, "'spacings_m' is missing"),
+        ({"positions_m": np.zeros(63)}, r"'positions_m' has shape \(63,\), expected \(64,\)"),
+        ({"spacings_m": np.full(64, np.nan)}, "'spacings_m' contains NaN or Inf"),
+        ({"spacings_m": np.ones(64, np.complex64)}, "expected a real float type"),
+        ({"angle_grid_rad": np.linspace(-1, 1, 720)}, "not the uniform 720-point grid"),
+    ],
+)
 def test_refuses_bad_tensors(imp_file, change, message):
     rewrite(imp_file, tensors=change)
     with pytest.raises(W.WeightsError, match=message):
@@ -173,8 +180,16 @@ def test_refuses_missing_and_corrupt_files(tmp_path):
 
 from gnuradio.isac.model import impairments as imp  # noqa: E402
 
-ELEM = Scenario.default().with_overrides(["array.gain_std_db=1", "array.phase_std_deg=20", "array.coupling_taps=2",
-                                          "array.coupling_db=-12", "array.dead_elements=3", "array.weak_gain=0.2"])
+ELEM = Scenario.default().with_overrides(
+    [
+        "array.gain_std_db=1",
+        "array.phase_std_deg=20",
+        "array.coupling_taps=2",
+        "array.coupling_db=-12",
+        "array.dead_elements=3",
+        "array.weak_gain=0.2",
+    ]
+)
 
 
 def element_tensors(sc=ELEM):
@@ -183,10 +198,15 @@ def element_tensors(sc=ELEM):
     true = arr.true_array(sc)
     gain_db, phase = imp.draw_gain_errors(K, a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"])
     c = true.coupling
-    return {"spacings_m": true.spacings_m, "positions_m": true.positions_m, "angle_grid_rad": GRID,
-            "gain_db": gain_db, "phase_rad": phase,
-            "amplitude": imp.element_amplitudes(K, imp.dead_indices(sc), a["weak_gain"]),
-            "coupling": np.stack([c.real, c.imag], 1)}
+    return {
+        "spacings_m": true.spacings_m,
+        "positions_m": true.positions_m,
+        "angle_grid_rad": GRID,
+        "gain_db": gain_db,
+        "phase_rad": phase,
+        "amplitude": imp.element_amplitudes(K, imp.dead_indices(sc), a["weak_gain"]),
+        "coupling": np.stack([c.real, c.imag], 1),
+    }
 
 
 @pytest.fixture
@@ -219,11 +239,13 @@ def test_default_weights_record_the_spacing_model_and_old_files_read_as_such(imp
 
 def test_refuses_weights_of_other_array_models(imp_file, elem_file):
     """One rule: the weights' array models must be the scenario's, also with other_array=True."""
-    with pytest.raises(W.WeightsError, match="learned for array models spacing, the scenario's array has "
-                                             "spacing, gain, coupling, dead"):
+    with pytest.raises(
+        W.WeightsError, match="learned for array models spacing, the scenario's array has spacing, gain, coupling, dead"
+    ):
         W.load(imp_file, ELEM, other_array=True)
-    with pytest.raises(W.WeightsError, match="learned for array models spacing, gain, coupling, dead, the "
-                                             "scenario's array has spacing"):
+    with pytest.raises(
+        W.WeightsError, match="learned for array models spacing, gain, coupling, dead, the scenario's array has spacing"
+    ):
         W.load(elem_file, SC, other_array=True)
     with pytest.raises(W.WeightsError, match="array models"):
         W.load(elem_file, ELEM.with_overrides(["array.coupling_taps=0"]), other_array=True)
@@ -235,13 +257,16 @@ def test_refuses_weights_of_other_array_models(imp_file, elem_file):
     W.load(elem_file, ELEM.with_overrides(["array.impairment_seed=4", "array.gain_std_db=3"]), other_array=True)
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"gain_db": None}, "'gain_db' is missing"),
-    ({"phase_rad": np.zeros(63)}, r"'phase_rad' has shape \(63,\), expected \(64,\)"),
-    ({"amplitude": np.full(64, np.nan)}, "'amplitude' contains NaN or Inf"),
-    ({"coupling": np.zeros((2, 3))}, r"'coupling' has shape \(2, 3\), expected \(2, 2\)"),
-    ({"coupling": np.zeros((2, 2), np.complex64)}, "expected a real float type"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"gain_db": None}, "'gain_db' is missing"),
+        ({"phase_rad": np.zeros(63)}, r"'phase_rad' has shape \(63,\), expected \(64,\)"),
+        ({"amplitude": np.full(64, np.nan)}, "'amplitude' contains NaN or Inf"),
+        ({"coupling": np.zeros((2, 3))}, r"'coupling' has shape \(2, 3\), expected \(2, 2\)"),
+        ({"coupling": np.zeros((2, 2), np.complex64)}, "expected a real float type"),
+    ],
+)
 def test_refuses_bad_element_tensors(elem_file, change, message):
     rewrite(elem_file, tensors=change)
     with pytest.raises(W.WeightsError, match=message):
@@ -250,8 +275,11 @@ def test_refuses_bad_element_tensors(elem_file, change, message):
 
 def test_refuses_element_tensors_the_models_do_not_list_and_malformed_models(imp_file):
     rewrite(imp_file, tensors={"gain_db": np.zeros(64)})
-    with pytest.raises(W.WeightsError, match="tensor 'gain_db' of array model 'gain', which the file's array_models "
-                                             r"\['spacing'\] do not list"):
+    with pytest.raises(
+        W.WeightsError,
+        match="tensor 'gain_db' of array model 'gain', which the file's array_models "
+        r"\['spacing'\] do not list",
+    ):
         W.load(imp_file, SC)
     rewrite(imp_file, tensors={"gain_db": None})
     for bad in ('["spacing", "bogus"]', "[]", '["gain", "gain"]', "not json"):

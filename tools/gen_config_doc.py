@@ -9,6 +9,7 @@ Only the text between the BEGIN/END markers is generated; the rest of the page i
 written by hand. The schema is loaded from the source tree (standard library only), so
 this runs without a build.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -37,7 +38,7 @@ def _doc_number(x) -> str:
     """Docs spelling of an integer bound: 2^20, 2^53, 10^9, else the schema's short form."""
     if isinstance(x, int) and x in (SCHEMA.MAX_SIZE, SCHEMA.MAX_EXACT_INT):
         return f"2^{x.bit_length() - 1}"
-    if isinstance(x, int) and x >= 10 ** 6 and str(x).rstrip("0") == "1":
+    if isinstance(x, int) and x >= 10**6 and str(x).rstrip("0") == "1":
         return f"10^{len(str(x)) - 1}"
     return SCHEMA._num(x)
 
@@ -50,7 +51,7 @@ def _default(value) -> str:
         return "[" + ", ".join(_default(v) for v in value) + "]"
     if isinstance(value, float) and abs(value) >= 1e5:  # engineering notation: 60e9, 120e3
         exponent = 3 * ((len(str(int(abs(value)))) - 1) // 3)
-        return f"{SCHEMA._num(value / 10 ** exponent)}e{exponent}"
+        return f"{SCHEMA._num(value / 10**exponent)}e{exponent}"
     text = SCHEMA._num(value)
     if isinstance(value, float) and not any(c in text for c in ".e"):
         text += ".0"
@@ -82,13 +83,18 @@ def render() -> str:
     """The generated part of docs/config.md (between the markers, markers excluded)."""
     out = []
     for section, heading in SCHEMA.SECTIONS.items():
-        out += [f"### `[{section}]`: {heading}", "",
-                "| key | meaning | unit | default | allowed | paper | block parameter |",
-                "|---|---|---|---|---|---|---|"]
+        out += [
+            f"### `[{section}]`: {heading}",
+            "",
+            "| key | meaning | unit | default | allowed | paper | block parameter |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for key in SCHEMA.KEYS_LIST:
             if key.section == section:
-                out.append(f"| `{key.name}` | {key.doc} | {key.unit} | `{_default(key.default)}` | {_allowed(key)} "
-                           f"| {key.paper} | {_blocks(key)} |")
+                out.append(
+                    f"| `{key.name}` | {key.doc} | {key.unit} | `{_default(key.default)}` | {_allowed(key)} "
+                    f"| {key.paper} | {_blocks(key)} |"
+                )
         out.append("")
     out += ["### Why these ranges", ""]
     out += [f"- `{key.key}`: {key.why}." for key in SCHEMA.KEYS_LIST if key.why]

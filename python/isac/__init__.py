@@ -34,23 +34,45 @@ except ImportError as exc:
 if _BINDING_ERROR is not None:
     # Build-tree fallback, as in the GNU Radio template: the extension may sit
     # in bindings/ next to this file.
-    __path__.append(_os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "bindings"))
+    _bindings = _os.path.join(_os.path.dirname(_os.path.abspath(__file__)), "bindings")
+    __path__.append(_bindings)  # noqa: F405 (the package's own path, not a star import)
     try:
         from .isac_python import *  # noqa: F401,F403
+
         _BINDING_ERROR = None
     except ImportError:
         pass
 
-_KERNELS = ("angle_delay_map", "angle_delay_map_complex", "map_argmax", "omp", "domp", "OmpKernel", "DompKernel",
-            "angle_dictionary_is_symmetric", "delay_dictionary_is_uniform_dft")
+_KERNELS = (
+    "angle_delay_map",
+    "angle_delay_map_complex",
+    "map_argmax",
+    "omp",
+    "domp",
+    "OmpKernel",
+    "DompKernel",
+    "angle_dictionary_is_symmetric",
+    "delay_dictionary_is_uniform_dft",
+)
 
 
 #: block name -> module in gnuradio.isac.blocks (kept equal to blocks.BLOCKS by a test)
-_BLOCKS = {"angle_delay_map_stream": "angle_delay_map_stream", "comm_receiver": "comm_receiver",
-           "json_publisher": "json_publisher", "map_display": "map_display", "message_source": "message_source",
-           "metrics": "metrics", "omp_receiver": "omp_receiver", "positions_pdu": "positions_pdu",
-           "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel",
-           "sigmf_sink": "sigmf_sink", "sigmf_source": "sigmf_source", "BlockParameterError": "_common"}
+_BLOCKS = {
+    "angle_delay_map_stream": "angle_delay_map_stream",
+    "comm_receiver": "comm_receiver",
+    "json_publisher": "json_publisher",
+    "map_display": "map_display",
+    "message_source": "message_source",
+    "metrics": "metrics",
+    "omp_receiver": "omp_receiver",
+    "positions_pdu": "positions_pdu",
+    "precoder": "precoder",
+    "reciprocal_filter": "reciprocal_filter",
+    "ula_channel": "ula_channel",
+    "sigmf_sink": "sigmf_sink",
+    "sigmf_source": "sigmf_source",
+    "BlockParameterError": "_common",
+}
 
 
 def __getattr__(name):
@@ -60,8 +82,8 @@ def __getattr__(name):
         return getattr(importlib.import_module(f".blocks.{_BLOCKS[name]}", __name__), name)
     if name in _KERNELS and _BINDING_ERROR is not None:
         raise ImportError(
-            f"gnuradio.isac.{name} needs the compiled module isac_python, "
-            f"which failed to load: {_BINDING_ERROR}")
+            f"gnuradio.isac.{name} needs the compiled module isac_python, which failed to load: {_BINDING_ERROR}"
+        )
     raise AttributeError(f"module 'gnuradio.isac' has no attribute {name!r}")
 
 

@@ -6,6 +6,7 @@ unit and allowed range is in ONE table, ``config_schema.KEYS``; ``docs/config.md
 generated from it. Units are SI (m, Hz, s) unless the key name says otherwise (``_deg``,
 ``_db``).
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,7 +18,8 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .config_schema import KEYS, MAX_EXACT_INT, defaults as schema_defaults
+from .config_schema import KEYS, MAX_EXACT_INT
+from .config_schema import defaults as schema_defaults
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
@@ -63,19 +65,27 @@ def _coerce(key: str, value: Any, default: Any) -> Any:
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_EXACT_INT:
         # larger integers are not exactly representable in float64 (JSON, GRC, numpy)
         kind = "an integer" if isinstance(default, int) else "a number"
-        raise ConfigError(f"{key} must be {kind} of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers are "
-                          f"not exactly representable as float64), got {value}")
+        raise ConfigError(
+            f"{key} must be {kind} of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers are "
+            f"not exactly representable as float64), got {value}"
+        )
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise ConfigError(f"{key} must be true or false, got {value!r}")
         return value
     if isinstance(default, int):
-        if (isinstance(value, bool) or not isinstance(value, (int, float))
-                or not math.isfinite(value) or float(value) != int(value)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or float(value) != int(value)
+        ):
             raise ConfigError(f"{key} must be an integer, got {value!r}")
         if abs(value) > MAX_EXACT_INT:
-            raise ConfigError(f"{key} must be an integer of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers "
-                              f"are not exactly representable as float64), got {value!r}")
+            raise ConfigError(
+                f"{key} must be an integer of magnitude <= 2^53 = {MAX_EXACT_INT} (larger integers "
+                f"are not exactly representable as float64), got {value!r}"
+            )
         return int(value)
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -154,8 +164,10 @@ class Scenario:
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise ConfigError(f"{path}: not a UTF-8 text file (TOML must be UTF-8): byte 0x{raw[exc.start]:02x} "
-                                  f"at offset {exc.start}") from None
+                raise ConfigError(
+                    f"{path}: not a UTF-8 text file (TOML must be UTF-8): byte 0x{raw[exc.start]:02x} "
+                    f"at offset {exc.start}"
+                ) from None
             try:
                 tree = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
@@ -206,11 +218,15 @@ class Scenario:
         either as a count or as a list."""
         a = self.data["array"]
         if a["coupling_taps"] > a["antennas"] - 1:
-            raise ConfigError(f"array.coupling_taps must be <= array.antennas - 1 = {a['antennas'] - 1} (neighbour "
-                              f"distances of the array), got {a['coupling_taps']}")
+            raise ConfigError(
+                f"array.coupling_taps must be <= array.antennas - 1 = {a['antennas'] - 1} (neighbour "
+                f"distances of the array), got {a['coupling_taps']}"
+            )
         if a["dead_elements"] > 0 and a["dead_list"]:
-            raise ConfigError(f"array.dead_elements = {a['dead_elements']} and array.dead_list = {a['dead_list']} "
-                              "are exclusive: give the dead elements as a count (drawn) or as a list of indices")
+            raise ConfigError(
+                f"array.dead_elements = {a['dead_elements']} and array.dead_list = {a['dead_list']} "
+                "are exclusive: give the dead elements as a count (drawn) or as a list of indices"
+            )
 
     def _check_beam_grid_sector(self, key: str) -> None:
         """The desired beampattern b of (6) is K on the LS grid angles inside the sector and 0
@@ -228,8 +244,10 @@ class Scenario:
             width = math.ceil(step * 1e4) / 1e4
             grid = f"transmitter.beam_grid = {n} angles over [-90, 90] degrees, step 180/{n - 1} = {step:.4g} degrees"
             fix = f"make it at least {width:g} degrees wide or raise transmitter.beam_grid"
-        raise ConfigError(f"{key} = [{lo}, {hi}] contains no angle of the LS beam grid ({grid}), so the desired "
-                          f"beampattern (6) and its beam are zero: {fix}")
+        raise ConfigError(
+            f"{key} = [{lo}, {hi}] contains no angle of the LS beam grid ({grid}), so the desired "
+            f"beampattern (6) and its beam are zero: {fix}"
+        )
 
     def _check_dynamic_range(self) -> None:
         """The frames and maps are float32. Peak powers, from (1), (4) and the map (10) with
@@ -241,14 +259,16 @@ class Scenario:
         sensing = n0 * K * S * (1.0 + 10.0 ** (sc["snr_sensing_db"] / 10.0) * p * K)
         comm = 10.0 ** (sc["snr_comm_db"] / 10.0) * n0 * p * K
         for what, peak, formula in (
-                ("peak angle-delay map power", sensing, "N0*K*S*(1 + 10^(scene.snr_sensing_db/10)*P*K)"),
-                ("peak comm sample power", comm, "10^(scene.snr_comm_db/10)*N0*P*K")):
+            ("peak angle-delay map power", sensing, "N0*K*S*(1 + 10^(scene.snr_sensing_db/10)*P*K)"),
+            ("peak comm sample power", comm, "10^(scene.snr_comm_db/10)*N0*P*K"),
+        ):
             if not peak <= MAX_FLOAT32_POWER:
                 raise ConfigError(
                     f"scene.noise_power = {n0:g} with transmitter.power = {p:g}, array.antennas = {K}, "
                     f"ofdm.subcarriers = {S} and the SNRs gives a {what} {formula} = {peak:.3g} above "
                     f"{MAX_FLOAT32_POWER:g} (float32 overflows at 3.4e38): lower scene.noise_power or "
-                    f"transmitter.power (N0 only sets the scale: the SNRs fix the physics)")
+                    f"transmitter.power (N0 only sets the scale: the SNRs fix the physics)"
+                )
 
     # --- access -------------------------------------------------------------------
     def __getattr__(self, name: str) -> Mapping[str, Any]:
@@ -283,8 +303,9 @@ class Scenario:
         when they differ from their default ("off"): a scenario that does not use them hashes as
         it did before they existed (the default scenario is 321bd814ba1ac987, the hash that
         the shipped weights record), and turning one on changes the hash."""
-        blob = json.dumps({s: {k: v for k, v in self.data[s].items() if _hashed(f"{s}.{k}", v)} for s in sections},
-                          sort_keys=True)
+        blob = json.dumps(
+            {s: {k: v for k, v in self.data[s].items() if _hashed(f"{s}.{k}", v)} for s in sections}, sort_keys=True
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     # --- derived quantities --------------------------------------------------------

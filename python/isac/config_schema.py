@@ -11,6 +11,7 @@ checked and documented with the key. ``docs/config.md`` is generated from this t
 Standard library only: importable without GNU Radio, numpy or torch, e.g.
 ``from gnuradio.isac.config_schema import KEYS``.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,11 +20,11 @@ from typing import Any, Mapping
 
 #: Largest integer magnitude accepted anywhere: 2^53, the last integer that float64 (JSON,
 #: GRC's ``real`` parameters, numpy arrays) represents exactly.
-MAX_EXACT_INT = 2 ** 53
+MAX_EXACT_INT = 2**53
 
 #: Cap of the size keys (antennas, grids, targets, batch): 2^20. Sizes are really limited by
 #: memory (``resources.check_memory``); the cap keeps products of two sizes exact below 2^40.
-MAX_SIZE = 2 ** 20
+MAX_SIZE = 2**20
 
 #: section -> one-line heading of its table in docs/config.md
 SECTIONS: dict[str, str] = {
@@ -118,8 +119,11 @@ class Key:
             return None
         if self.kind == "list":
             hi = self.maximum if ref_value is None else ref_value
-            if (not all(self._inside(v, ref_value) for v in value) or len(set(value)) != len(value)
-                    or (hi is not None and len(value) > hi)):
+            if (
+                not all(self._inside(v, ref_value) for v in value)
+                or len(set(value)) != len(value)
+                or (hi is not None and len(value) > hi)
+            ):
                 return f"{self.key} must be {self.range_text(ref)}, got {list(value)!r}"
             return None
         if self.kind in ("int", "float") and not self._inside(value, ref_value):
@@ -147,8 +151,12 @@ class Key:
         if self.kind == "list":
             return f"a list of distinct integers >= {lo} and <= {hi}, at most that many"
         if self.kind == "interval":
-            return (f"{lo} {lt_lo} " if lo is not None else "") + "min < max" + \
-                (f" {lt_hi} {hi}" if hi is not None else "") + unit
+            return (
+                (f"{lo} {lt_lo} " if lo is not None else "")
+                + "min < max"
+                + (f" {lt_hi} {hi}" if hi is not None else "")
+                + unit
+            )
         if self.kind == "int":
             return f"an integer >= {lo}" + (f" and <= {hi}" if hi is not None else "") + unit
         return f"in {'(' if self.min_open else '['}{lo}, {hi}{')' if self.max_open else ']'}{unit}"
@@ -173,8 +181,11 @@ class Key:
 
 
 #: the docs/config.md text of each ``maximum_ref``
-_REF_DOCS = {"ofdm.subcarriers": "`ofdm.subcarriers`", "c/(2*ofdm.spacing_hz)": "c / (2 `ofdm.spacing_hz`)",
-             "array.antennas - 1": "`array.antennas` − 1"}
+_REF_DOCS = {
+    "ofdm.subcarriers": "`ofdm.subcarriers`",
+    "c/(2*ofdm.spacing_hz)": "c / (2 `ofdm.spacing_hz`)",
+    "array.antennas - 1": "`array.antennas` − 1",
+}
 
 
 def _k(section: str, name: str, default: Any, unit: str, doc: str, paper: str, **kw) -> Key:
@@ -187,157 +198,458 @@ _DISPLAY = ("isac_angle_delay_map_stream", "isac_map_display")  # coarser defaul
 
 KEYS_LIST: tuple[Key, ...] = (
     # --- [array] ------------------------------------------------------------------------
-    _k("array", "antennas", 64, "-", "number of antenna elements, shared by transmitter and sensing receiver", "K",
-       **_SIZE, block_parameters=("K",)),
-    _k("array", "carrier_hz", 60e9, "Hz", "carrier frequency; sets λ = c / f_c (5.0 mm at 60 GHz)", "f_c",
-       minimum=1e6, maximum=1e13, block_parameters=("fc",),
-       why="1 MHz to 10 THz (λ from 300 m to 30 µm): the radio bands a ULA model describes"),
-    _k("array", "spacing_std_m", 2e-4, "m",
-       "standard deviation of the inter-antenna spacing errors, d_k = λ/2 + σ_λ·N(0,1); "
-       "`0` is the ideal λ/2 array",
-       "σ_λ (Sec. V-A, Example 1); default λ/25 at 60 GHz", minimum=0.0, maximum=300.0,
-       block_parameters=("spacing_std_m",),
-       why="300 m = λ at the lowest carrier (1 MHz); more than λ gives randomly placed elements anyway"),
-    _k("array", "impairment_seed", 1, "-",
-       "seed of the one draw that makes the true (impaired) array: the spacings d and, when their models are on, "
-       "the element gains, the coupling phases and the dead elements (each from its own stream); all frames of a "
-       "scenario share it",
-       "d ~ CN(λ/2·1, σ_λ² I) (drawn real)", **_SEED, block_parameters=("impairment_seed",)),
-    _k("array", "impairment", "spacing", "-",
-       "spacing (element position) model: `spacing` = Example 1, element k at (k − (K−1)/2)·d_k; "
-       "`cumulative` = element k at Σ_{j<k} d_j (centred; elements never cross)",
-       "a_pert(θ; d), Sec. II-D", choices=("spacing", "cumulative"), block_parameters=("impairment",)),
+    _k(
+        "array",
+        "antennas",
+        64,
+        "-",
+        "number of antenna elements, shared by transmitter and sensing receiver",
+        "K",
+        **_SIZE,
+        block_parameters=("K",),
+    ),
+    _k(
+        "array",
+        "carrier_hz",
+        60e9,
+        "Hz",
+        "carrier frequency; sets λ = c / f_c (5.0 mm at 60 GHz)",
+        "f_c",
+        minimum=1e6,
+        maximum=1e13,
+        block_parameters=("fc",),
+        why="1 MHz to 10 THz (λ from 300 m to 30 µm): the radio bands a ULA model describes",
+    ),
+    _k(
+        "array",
+        "spacing_std_m",
+        2e-4,
+        "m",
+        "standard deviation of the inter-antenna spacing errors, d_k = λ/2 + σ_λ·N(0,1); `0` is the ideal λ/2 array",
+        "σ_λ (Sec. V-A, Example 1); default λ/25 at 60 GHz",
+        minimum=0.0,
+        maximum=300.0,
+        block_parameters=("spacing_std_m",),
+        why="300 m = λ at the lowest carrier (1 MHz); more than λ gives randomly placed elements anyway",
+    ),
+    _k(
+        "array",
+        "impairment_seed",
+        1,
+        "-",
+        "seed of the one draw that makes the true (impaired) array: the spacings d and, when their models are on, "
+        "the element gains, the coupling phases and the dead elements (each from its own stream); all frames of a "
+        "scenario share it",
+        "d ~ CN(λ/2·1, σ_λ² I) (drawn real)",
+        **_SEED,
+        block_parameters=("impairment_seed",),
+    ),
+    _k(
+        "array",
+        "impairment",
+        "spacing",
+        "-",
+        "spacing (element position) model: `spacing` = Example 1, element k at (k − (K−1)/2)·d_k; "
+        "`cumulative` = element k at Σ_{j<k} d_j (centred; elements never cross)",
+        "a_pert(θ; d), Sec. II-D",
+        choices=("spacing", "cumulative"),
+        block_parameters=("impairment",),
+    ),
     # the element models of a(θ) = C diag(g) a_pos(θ) (model/impairments.py); all off by default and
     # hashed only when on (hash_default=False), so scenarios without them keep their hashes
-    _k("array", "gain_std_db", 0.0, "dB",
-       "standard deviation of the per-element amplitude errors A_k ~ N(0, σ_A²) (dB); `0` = none",
-       "g_k = m_k 10^(A_k/20) e^(jφ_k) in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: gain errors)", minimum=0.0, maximum=10.0,
-       hash_default=False,
-       why="at 10 dB the element amplitudes already spread over two orders of magnitude (±2σ); beyond it a few "
-           "elements make the whole array"),
-    _k("array", "phase_std_deg", 0.0, "deg",
-       "standard deviation of the per-element phase errors φ_k ~ N(0, σ_φ²); `0` = none",
-       "g_k = m_k 10^(A_k/20) e^(jφ_k) (Sec. II-D: gain errors)", minimum=0.0, maximum=180.0,
-       hash_default=False, why="at 180 degrees the wrapped phases are nearly uniform: more changes nothing"),
-    _k("array", "coupling_taps", 0, "-",
-       "mutual coupling: number L of neighbours on each side an element couples to; C is the banded symmetric "
-       "Toeplitz matrix with c_0 = 1 and c_1 … c_L; `0` = none",
-       "C in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: mutual coupling)", minimum=0, maximum=8,
-       rules="≤ `array.antennas` − 1", hash_default=False,
-       why="8: a few coefficients; coupling falls off with distance (by `coupling_db` per element)"),
-    _k("array", "coupling_db", -20.0, "dB",
-       "mutual coupling strength: c_l = 10^(l·coupling_db/20) e^(jψ_l), l = 1 … L, ψ_l ~ U[0, 2π) "
-       "(used when `coupling_taps` > 0)",
-       "C in a(θ) = C diag(g) a_pos(θ)", minimum=-100.0, maximum=0.0, max_open=True, hash_default=False,
-       why="below 0 dB: no neighbour couples more strongly than the element itself (c_0 = 1); below −9.5 dB C is "
-           "strictly diagonally dominant, hence invertible"),
-    _k("array", "dead_elements", 0, "-",
-       "number of dead or weak elements, drawn at random (from `impairment_seed`) among the K; `0` = none",
-       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)", minimum=0, maximum_ref="array.antennas - 1",
-       rules="not with a non-empty `dead_list`", hash_default=False),
-    _k("array", "dead_list", [], "-",
-       "indices k (0 … K−1) of the dead or weak elements, given instead of drawn; `[]` = none",
-       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)", minimum=0, maximum_ref="array.antennas - 1",
-       list_of="int", rules="not with `dead_elements` > 0", hash_default=False),
-    _k("array", "weak_gain", 0.0, "-",
-       "amplitude factor m_k of the dead or weak elements (healthy elements: 1; `0` = dead)",
-       "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)",
-       minimum=0.0, maximum=1.0, max_open=True, hash_default=False,
-       why="below 1: a gain of 1 is a healthy element"),
+    _k(
+        "array",
+        "gain_std_db",
+        0.0,
+        "dB",
+        "standard deviation of the per-element amplitude errors A_k ~ N(0, σ_A²) (dB); `0` = none",
+        "g_k = m_k 10^(A_k/20) e^(jφ_k) in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: gain errors)",
+        minimum=0.0,
+        maximum=10.0,
+        hash_default=False,
+        why="at 10 dB the element amplitudes already spread over two orders of magnitude (±2σ); beyond it a few "
+        "elements make the whole array",
+    ),
+    _k(
+        "array",
+        "phase_std_deg",
+        0.0,
+        "deg",
+        "standard deviation of the per-element phase errors φ_k ~ N(0, σ_φ²); `0` = none",
+        "g_k = m_k 10^(A_k/20) e^(jφ_k) (Sec. II-D: gain errors)",
+        minimum=0.0,
+        maximum=180.0,
+        hash_default=False,
+        why="at 180 degrees the wrapped phases are nearly uniform: more changes nothing",
+    ),
+    _k(
+        "array",
+        "coupling_taps",
+        0,
+        "-",
+        "mutual coupling: number L of neighbours on each side an element couples to; C is the banded symmetric "
+        "Toeplitz matrix with c_0 = 1 and c_1 … c_L; `0` = none",
+        "C in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: mutual coupling)",
+        minimum=0,
+        maximum=8,
+        rules="≤ `array.antennas` − 1",
+        hash_default=False,
+        why="8: a few coefficients; coupling falls off with distance (by `coupling_db` per element)",
+    ),
+    _k(
+        "array",
+        "coupling_db",
+        -20.0,
+        "dB",
+        "mutual coupling strength: c_l = 10^(l·coupling_db/20) e^(jψ_l), l = 1 … L, ψ_l ~ U[0, 2π) "
+        "(used when `coupling_taps` > 0)",
+        "C in a(θ) = C diag(g) a_pos(θ)",
+        minimum=-100.0,
+        maximum=0.0,
+        max_open=True,
+        hash_default=False,
+        why="below 0 dB: no neighbour couples more strongly than the element itself (c_0 = 1); below −9.5 dB C is "
+        "strictly diagonally dominant, hence invertible",
+    ),
+    _k(
+        "array",
+        "dead_elements",
+        0,
+        "-",
+        "number of dead or weak elements, drawn at random (from `impairment_seed`) among the K; `0` = none",
+        "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)",
+        minimum=0,
+        maximum_ref="array.antennas - 1",
+        rules="not with a non-empty `dead_list`",
+        hash_default=False,
+    ),
+    _k(
+        "array",
+        "dead_list",
+        [],
+        "-",
+        "indices k (0 … K−1) of the dead or weak elements, given instead of drawn; `[]` = none",
+        "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)",
+        minimum=0,
+        maximum_ref="array.antennas - 1",
+        list_of="int",
+        rules="not with `dead_elements` > 0",
+        hash_default=False,
+    ),
+    _k(
+        "array",
+        "weak_gain",
+        0.0,
+        "-",
+        "amplitude factor m_k of the dead or weak elements (healthy elements: 1; `0` = dead)",
+        "m_k in g_k = m_k 10^(A_k/20) e^(jφ_k)",
+        minimum=0.0,
+        maximum=1.0,
+        max_open=True,
+        hash_default=False,
+        why="below 1: a gain of 1 is a healthy element",
+    ),
     # --- [ofdm] -------------------------------------------------------------------------
-    _k("ofdm", "subcarriers", 256, "-", "number of subcarriers", "S", minimum=1, maximum=65536,
-       block_parameters=("S",), why="65536: FFT sizes of OFDM systems stay far below"),
-    _k("ofdm", "spacing_hz", 120e3, "Hz",
-       "subcarrier spacing; sets the unambiguous range c / (2Δf) (1249.1 m at 120 kHz) and the range "
-       "resolution c / (2SΔf) (4.88 m)", "Δf, ρ(τ) in (1), δ_R in (16)", minimum=100.0, maximum=1e9,
-       block_parameters=("spacing_hz",),
-       why="100 Hz to 1 GHz: unambiguous range c / (2Δf) from 1499 km down to 15 cm"),
+    _k(
+        "ofdm",
+        "subcarriers",
+        256,
+        "-",
+        "number of subcarriers",
+        "S",
+        minimum=1,
+        maximum=65536,
+        block_parameters=("S",),
+        why="65536: FFT sizes of OFDM systems stay far below",
+    ),
+    _k(
+        "ofdm",
+        "spacing_hz",
+        120e3,
+        "Hz",
+        "subcarrier spacing; sets the unambiguous range c / (2Δf) (1249.1 m at 120 kHz) and the range "
+        "resolution c / (2SΔf) (4.88 m)",
+        "Δf, ρ(τ) in (1), δ_R in (16)",
+        minimum=100.0,
+        maximum=1e9,
+        block_parameters=("spacing_hz",),
+        why="100 Hz to 1 GHz: unambiguous range c / (2Δf) from 1499 km down to 15 cm",
+    ),
     # --- [scene] ------------------------------------------------------------------------
-    _k("scene", "max_targets", 5, "-",
-       "maximum number of targets; each frame draws T ~ U{0, …, T_max}; OMP runs T_max iterations", "T_max",
-       **_SIZE, block_parameters=("max_targets",)),
-    _k("scene", "snr_sensing_db", 15.0, "dB",
-       "integrated sensing SNR K σ_r² / N0; sets the variance σ_r² of the target gains ψ_t ~ CN(0, σ_r²)",
-       "SNR_r, (1)", minimum=-100.0, maximum=100.0, block_parameters=("snr_sensing_db",),
-       why="±100 dB: far beyond undetectable / noise-free targets (at 400 dB the float32 maps overflow)"),
-    _k("scene", "snr_comm_db", 20.0, "dB", "average communication SNR per subcarrier Σ σ_l² / (S N0)", "SNR_c, (4)",
-       minimum=-100.0, maximum=100.0, block_parameters=("snr_comm_db",),
-       why="±100 dB: far beyond useless / error-free links"),
-    _k("scene", "comm_taps", 5, "-",
-       "number of taps of the communication channel, exponential power delay profile σ_l² ∝ exp(−l)", "L, (4)",
-       minimum=1, maximum_ref="ofdm.subcarriers", block_parameters=("comm_taps",)),
-    _k("scene", "target_sector_deg", [-40.0, -20.0], "deg",
-       "a-priori angular sector of the targets [θ_min, θ_max]: targets are drawn in it, the sensing beam points "
-       "at it, the OMP angle grid covers it (default: test sector of Figs. 5, 7-9)",
-       "{θ_min, θ_max}", minimum=-90.0, maximum=90.0,
-       rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
-             "degrees wide does)",
-       block_parameters=("target_sector_deg",)),
-    _k("scene", "comm_sector_deg", [30.0, 50.0], "deg",
-       "angular sector of the communication receiver [φ_min, φ_max]; φ ~ U[φ_min, φ_max] per frame",
-       "{φ_min, φ_max}", minimum=-90.0, maximum=90.0,
-       rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
-             "degrees wide does)",
-       block_parameters=("comm_sector_deg",)),
-    _k("scene", "range_m", [10.0, 190.0], "m",
-       "a-priori range interval [R_min, R_max]: targets are drawn in it, the OMP delay grid covers it",
-       "{R_min, R_max}", minimum=0.0, maximum_ref="c/(2*ofdm.spacing_hz)", block_parameters=("range_m",)),
-    _k("scene", "noise_power", 1.0, "linear",
-       "noise power spectral density of both receivers (W and n are CN(0, N0 I))", "N0",
-       minimum=1e-30, maximum=1e30, block_parameters=("noise_power",),
-       why="the SNRs scale the gains with N0, so N0 only sets the float32 scale of the frames: at 1e-30 the "
-           "noise map stays far above the smallest float32 (1.2e-38); the top is set by the dynamic-range rule",
-       rules="dynamic-range rule (below)"),
+    _k(
+        "scene",
+        "max_targets",
+        5,
+        "-",
+        "maximum number of targets; each frame draws T ~ U{0, …, T_max}; OMP runs T_max iterations",
+        "T_max",
+        **_SIZE,
+        block_parameters=("max_targets",),
+    ),
+    _k(
+        "scene",
+        "snr_sensing_db",
+        15.0,
+        "dB",
+        "integrated sensing SNR K σ_r² / N0; sets the variance σ_r² of the target gains ψ_t ~ CN(0, σ_r²)",
+        "SNR_r, (1)",
+        minimum=-100.0,
+        maximum=100.0,
+        block_parameters=("snr_sensing_db",),
+        why="±100 dB: far beyond undetectable / noise-free targets (at 400 dB the float32 maps overflow)",
+    ),
+    _k(
+        "scene",
+        "snr_comm_db",
+        20.0,
+        "dB",
+        "average communication SNR per subcarrier Σ σ_l² / (S N0)",
+        "SNR_c, (4)",
+        minimum=-100.0,
+        maximum=100.0,
+        block_parameters=("snr_comm_db",),
+        why="±100 dB: far beyond useless / error-free links",
+    ),
+    _k(
+        "scene",
+        "comm_taps",
+        5,
+        "-",
+        "number of taps of the communication channel, exponential power delay profile σ_l² ∝ exp(−l)",
+        "L, (4)",
+        minimum=1,
+        maximum_ref="ofdm.subcarriers",
+        block_parameters=("comm_taps",),
+    ),
+    _k(
+        "scene",
+        "target_sector_deg",
+        [-40.0, -20.0],
+        "deg",
+        "a-priori angular sector of the targets [θ_min, θ_max]: targets are drawn in it, the sensing beam points "
+        "at it, the OMP angle grid covers it (default: test sector of Figs. 5, 7-9)",
+        "{θ_min, θ_max}",
+        minimum=-90.0,
+        maximum=90.0,
+        rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
+        "degrees wide does)",
+        block_parameters=("target_sector_deg",),
+    ),
+    _k(
+        "scene",
+        "comm_sector_deg",
+        [30.0, 50.0],
+        "deg",
+        "angular sector of the communication receiver [φ_min, φ_max]; φ ~ U[φ_min, φ_max] per frame",
+        "{φ_min, φ_max}",
+        minimum=-90.0,
+        maximum=90.0,
+        rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
+        "degrees wide does)",
+        block_parameters=("comm_sector_deg",),
+    ),
+    _k(
+        "scene",
+        "range_m",
+        [10.0, 190.0],
+        "m",
+        "a-priori range interval [R_min, R_max]: targets are drawn in it, the OMP delay grid covers it",
+        "{R_min, R_max}",
+        minimum=0.0,
+        maximum_ref="c/(2*ofdm.spacing_hz)",
+        block_parameters=("range_m",),
+    ),
+    _k(
+        "scene",
+        "noise_power",
+        1.0,
+        "linear",
+        "noise power spectral density of both receivers (W and n are CN(0, N0 I))",
+        "N0",
+        minimum=1e-30,
+        maximum=1e30,
+        block_parameters=("noise_power",),
+        why="the SNRs scale the gains with N0, so N0 only sets the float32 scale of the frames: at 1e-30 the "
+        "noise map stays far above the smallest float32 (1.2e-38); the top is set by the dynamic-range rule",
+        rules="dynamic-range rule (below)",
+    ),
     # --- [transmitter] ------------------------------------------------------------------
-    _k("transmitter", "eta", 0.5, "-",
-       "ISAC trade-off between the sensing beam f_r and the communication beam f_c; `1` = sensing only, "
-       "`0` = communication only", "η, (5)", minimum=0.0, maximum=1.0, block_parameters=("eta",)),
-    _k("transmitter", "phi_rad", 0.0, "rad", "phase between the two beams (the paper sweeps [0, 7π/4])", "ϕ, (5)",
-       minimum=-2 * math.pi, maximum=2 * math.pi, block_parameters=("phi",),
-       why="±2π: every phase has a representative there"),
-    _k("transmitter", "power", 1.0, "linear", "transmitted power, ‖f‖² = P", "P, (5)",
-       minimum=1e-30, maximum=1e30, block_parameters=("power",),
-       why="as for N0: P multiplies the received power on top of the SNRs; the top is set by the dynamic-range rule",
-       rules="dynamic-range rule (below)"),
-    _k("transmitter", "beam_grid", 720, "-",
-       "number of angles of the LS beampattern synthesis grid over [−90°, 90°] (and of the dOMP angle grid)",
-       "N_θ of A in (6)-(7)", **_SIZE, block_parameters=("beam_grid",)),
-    _k("transmitter", "beam_rcond", 0.1, "-",
-       "relative singular-value cut-off of the LS solve (truncated SVD); the default keeps every singular value "
-       "of the nominal ULA (so the baseline is (7) exactly) and regularises an ill-conditioned impaired A; "
-       "`0` = plain least squares", "(7), well-posed variant", minimum=0.0, maximum=1.0, max_open=True,
-       block_parameters=("beam_rcond",)),
+    _k(
+        "transmitter",
+        "eta",
+        0.5,
+        "-",
+        "ISAC trade-off between the sensing beam f_r and the communication beam f_c; `1` = sensing only, "
+        "`0` = communication only",
+        "η, (5)",
+        minimum=0.0,
+        maximum=1.0,
+        block_parameters=("eta",),
+    ),
+    _k(
+        "transmitter",
+        "phi_rad",
+        0.0,
+        "rad",
+        "phase between the two beams (the paper sweeps [0, 7π/4])",
+        "ϕ, (5)",
+        minimum=-2 * math.pi,
+        maximum=2 * math.pi,
+        block_parameters=("phi",),
+        why="±2π: every phase has a representative there",
+    ),
+    _k(
+        "transmitter",
+        "power",
+        1.0,
+        "linear",
+        "transmitted power, ‖f‖² = P",
+        "P, (5)",
+        minimum=1e-30,
+        maximum=1e30,
+        block_parameters=("power",),
+        why="as for N0: P multiplies the received power on top of the SNRs; the top is set by the dynamic-range rule",
+        rules="dynamic-range rule (below)",
+    ),
+    _k(
+        "transmitter",
+        "beam_grid",
+        720,
+        "-",
+        "number of angles of the LS beampattern synthesis grid over [−90°, 90°] (and of the dOMP angle grid)",
+        "N_θ of A in (6)-(7)",
+        **_SIZE,
+        block_parameters=("beam_grid",),
+    ),
+    _k(
+        "transmitter",
+        "beam_rcond",
+        0.1,
+        "-",
+        "relative singular-value cut-off of the LS solve (truncated SVD); the default keeps every singular value "
+        "of the nominal ULA (so the baseline is (7) exactly) and regularises an ill-conditioned impaired A; "
+        "`0` = plain least squares",
+        "(7), well-posed variant",
+        minimum=0.0,
+        maximum=1.0,
+        max_open=True,
+        block_parameters=("beam_rcond",),
+    ),
     # --- [receiver] ---------------------------------------------------------------------
-    _k("receiver", "angle_grid", 720, "-",
-       "number of angles of the OMP dictionary Φ_a, uniform over `scene.target_sector_deg`", "N_θ, (8)",
-       **_SIZE, block_parameters=("angle_grid",),
-       block_defaults={f"{b}.angle_grid": 180 for b in _DISPLAY}),
-    _k("receiver", "delay_grid", 200, "-",
-       "number of delays of the OMP dictionary Φ_d, uniform over `scene.range_m`", "N_τ, (8)",
-       **_SIZE, block_parameters=("delay_grid",),
-       block_defaults={f"{b}.delay_grid": 100 for b in _DISPLAY}),
-    _k("receiver", "p_fa", 1e-2, "-",
-       "false-alarm rate the OMP stopping threshold δ is calibrated to (smallest δ with p_fa ≤ target)",
-       "p_fa (21), δ of Alg. 1", minimum=0.0, maximum=1.0, min_open=True, max_open=True),
-    _k("receiver", "gospa_c_m", 90.0, "m", "GOSPA cut-off distance (default (R_max − R_min)/2)", "γ, (17)",
-       minimum=0.0, min_open=True, maximum=1e7, block_parameters=("gospa_c_m",),
-       why="γ^p stays finite in float64 for every allowed p: (1e7)^20 = 1e140"),
-    _k("receiver", "gospa_p", 2.0, "-", "GOSPA order", "p, (17)", minimum=1.0, maximum=20.0,
-       block_parameters=("gospa_p",), why="p ≥ 1 makes GOSPA a metric; 20 keeps γ^p finite"),
-    _k("receiver", "gospa_mu", 2.0, "-",
-       "GOSPA cardinality-mismatch weight (each missed or false target costs γ^p / μ)", "μ, (17)",
-       minimum=0.0, min_open=True, maximum=2.0, block_parameters=("gospa_mu",)),
+    _k(
+        "receiver",
+        "angle_grid",
+        720,
+        "-",
+        "number of angles of the OMP dictionary Φ_a, uniform over `scene.target_sector_deg`",
+        "N_θ, (8)",
+        **_SIZE,
+        block_parameters=("angle_grid",),
+        block_defaults={f"{b}.angle_grid": 180 for b in _DISPLAY},
+    ),
+    _k(
+        "receiver",
+        "delay_grid",
+        200,
+        "-",
+        "number of delays of the OMP dictionary Φ_d, uniform over `scene.range_m`",
+        "N_τ, (8)",
+        **_SIZE,
+        block_parameters=("delay_grid",),
+        block_defaults={f"{b}.delay_grid": 100 for b in _DISPLAY},
+    ),
+    _k(
+        "receiver",
+        "p_fa",
+        1e-2,
+        "-",
+        "false-alarm rate the OMP stopping threshold δ is calibrated to (smallest δ with p_fa ≤ target)",
+        "p_fa (21), δ of Alg. 1",
+        minimum=0.0,
+        maximum=1.0,
+        min_open=True,
+        max_open=True,
+    ),
+    _k(
+        "receiver",
+        "gospa_c_m",
+        90.0,
+        "m",
+        "GOSPA cut-off distance (default (R_max − R_min)/2)",
+        "γ, (17)",
+        minimum=0.0,
+        min_open=True,
+        maximum=1e7,
+        block_parameters=("gospa_c_m",),
+        why="γ^p stays finite in float64 for every allowed p: (1e7)^20 = 1e140",
+    ),
+    _k(
+        "receiver",
+        "gospa_p",
+        2.0,
+        "-",
+        "GOSPA order",
+        "p, (17)",
+        minimum=1.0,
+        maximum=20.0,
+        block_parameters=("gospa_p",),
+        why="p ≥ 1 makes GOSPA a metric; 20 keeps γ^p finite",
+    ),
+    _k(
+        "receiver",
+        "gospa_mu",
+        2.0,
+        "-",
+        "GOSPA cardinality-mismatch weight (each missed or false target costs γ^p / μ)",
+        "μ, (17)",
+        minimum=0.0,
+        min_open=True,
+        maximum=2.0,
+        block_parameters=("gospa_mu",),
+    ),
     # --- [run] --------------------------------------------------------------------------
-    _k("run", "frames", 200, "-", "number of test frames scored", "B of (20)-(22)", minimum=1, maximum=10 ** 9,
-       why="1e9 frames would take years"),
-    _k("run", "calibration_frames", 200, "-",
-       "number of separate frames used to calibrate δ to `receiver.p_fa`", "-", minimum=1, maximum=10 ** 9,
-       why="1e9 frames would take years"),
-    _k("run", "seed", 0, "-",
-       "seed of the frame generator; frame i of each stream (test, calibration, ...) depends only on "
-       "(seed, stream, i)", "-", **_SEED, block_parameters=("seed",)),
-    _k("run", "batch", 50, "-", "frames processed at once (memory / speed only; results do not depend on it)", "-",
-       **_SIZE),
+    _k(
+        "run",
+        "frames",
+        200,
+        "-",
+        "number of test frames scored",
+        "B of (20)-(22)",
+        minimum=1,
+        maximum=10**9,
+        why="1e9 frames would take years",
+    ),
+    _k(
+        "run",
+        "calibration_frames",
+        200,
+        "-",
+        "number of separate frames used to calibrate δ to `receiver.p_fa`",
+        "-",
+        minimum=1,
+        maximum=10**9,
+        why="1e9 frames would take years",
+    ),
+    _k(
+        "run",
+        "seed",
+        0,
+        "-",
+        "seed of the frame generator; frame i of each stream (test, calibration, ...) depends only on "
+        "(seed, stream, i)",
+        "-",
+        **_SEED,
+        block_parameters=("seed",),
+    ),
+    _k(
+        "run",
+        "batch",
+        50,
+        "-",
+        "frames processed at once (memory / speed only; results do not depend on it)",
+        "-",
+        **_SIZE,
+    ),
 )
 
 #: "section.key" -> Key, in documentation (and TOML) order

@@ -11,6 +11,7 @@ gr-isac, used by isac-eval, isac-sim's comparison and every experiment.
 The transmitter and the receiver of a method come from the transceiver layer
 (``gnuradio.isac.transceiver``); weights are loaded once by the caller (``weights.load``).
 """
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -38,8 +39,9 @@ def progress_bar(total: int, desc: str, enabled=None):
     """A tqdm progress bar over frames; ``enabled`` False: off, None: on for terminals."""
     from tqdm import tqdm  # progress bars: tqdm (Debian python3-tqdm)
 
-    return tqdm(total=total, desc=desc, unit="frame", disable=enabled is False if enabled is not None else None,
-                leave=False)
+    return tqdm(
+        total=total, desc=desc, unit="frame", disable=enabled is False if enabled is not None else None, leave=False
+    )
 
 
 def sense(frames: Frames, receiver) -> OmpResult:
@@ -48,8 +50,9 @@ def sense(frames: Frames, receiver) -> OmpResult:
     return receiver(reciprocal_filter(frames.y_sensing, frames.symbols))
 
 
-def calibration_peaks(scenario: Scenario, simulator: Simulator, receiver, progress=None,
-                      desc: str = "calibrating") -> tuple[np.ndarray, np.ndarray]:
+def calibration_peaks(
+    scenario: Scenario, simulator: Simulator, receiver, progress=None, desc: str = "calibrating"
+) -> tuple[np.ndarray, np.ndarray]:
     """(peaks (B, T_max), true counts (B,)) of ``receiver`` on the run.calibration_frames frames of
     the calibration stream: the input of model.metrics.calibrate_threshold."""
     peaks, counts = [], []
@@ -70,8 +73,14 @@ def calibrate(scenario: Scenario, simulator: Simulator, receiver, progress=None,
     return calibrate_threshold(peaks, counts, scenario.scene["max_targets"], target)
 
 
-def score(scenario: Scenario, simulator: Simulator, receiver, thresholds: Sequence[float], progress=None,
-          desc: str = "testing") -> list[Scores]:
+def score(
+    scenario: Scenario,
+    simulator: Simulator,
+    receiver,
+    thresholds: Sequence[float],
+    progress=None,
+    desc: str = "testing",
+) -> list[Scores]:
     """Score run.frames test frames at each of ``thresholds`` (one receiver run serves all):
     one Scores per threshold."""
     scores = [Scores.for_scenario(scenario) for _ in thresholds]
@@ -86,9 +95,16 @@ def score(scenario: Scenario, simulator: Simulator, receiver, thresholds: Sequen
     return scores
 
 
-def evaluate(scenario: Scenario, method: str = "baseline", weights=None, receiver: str = "omp",
-             kernel: str | None = None, temperature: float = DEFAULT_TEMPERATURE, threshold: float | None = None,
-             progress=None) -> dict:
+def evaluate(
+    scenario: Scenario,
+    method: str = "baseline",
+    weights=None,
+    receiver: str = "omp",
+    kernel: str | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    threshold: float | None = None,
+    progress=None,
+) -> dict:
     """Calibrate (unless ``threshold`` is given) and score ``method`` on run.frames test frames.
 
     ``weights``: a loaded weights.Weights for learned methods; ``receiver`` "omp" | "domp" (nn:

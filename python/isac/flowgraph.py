@@ -7,6 +7,7 @@ Each block is built with ``from_scenario`` (its parameters taken from the scenar
 precoder and the receiver with the method and the loaded weights of the transceiver layer, so the
 flowgraph computes what ``evaluation`` computes offline on the same seeds (tested). Used by
 ``isac-sim``; the GRC flowgraphs in ``apps/`` wire the same blocks."""
+
 from __future__ import annotations
 
 import os
@@ -29,7 +30,7 @@ def cpu_set(threads: int | None) -> list[int]:
     """The CPUs a flowgraph of ``threads`` threads runs on: the first ``threads`` of those this
     process may use (all of them when ``threads`` is None or at least their number)."""
     cpus = sorted(os.sched_getaffinity(0))
-    return cpus if threads is None else cpus[:max(1, int(threads))]
+    return cpus if threads is None else cpus[: max(1, int(threads))]
 
 
 def refuse_element_impairments(scenario: Scenario) -> None:
@@ -41,10 +42,15 @@ def refuse_element_impairments(scenario: Scenario) -> None:
     if isinstance(true_array(scenario), PositionArray):
         return
     default = Scenario.default().array
-    keys = [f"array.{k}" for k, v in scenario.array.items() if k not in ("antennas", "carrier_hz", "spacing_std_m",
-            "impairment_seed", "impairment") and v != default.get(k)]
-    raise ValueError(f"the streaming flowgraph does not model the array's element impairments yet ({', '.join(keys)}): "
-                     f"its blocks would simulate another array than the scenario's; run isac-eval, or leave them off")
+    keys = [
+        f"array.{k}"
+        for k, v in scenario.array.items()
+        if k not in ("antennas", "carrier_hz", "spacing_std_m", "impairment_seed", "impairment") and v != default.get(k)
+    ]
+    raise ValueError(
+        f"the streaming flowgraph does not model the array's element impairments yet ({', '.join(keys)}): "
+        f"its blocks would simulate another array than the scenario's; run isac-eval, or leave them off"
+    )
 
 
 class SimFlowgraph(gr.top_block):
@@ -70,10 +76,23 @@ class SimFlowgraph(gr.top_block):
     K x S connected) stops the flowgraph: ``wait()`` / ``run()`` then raise FlowgraphError with
     the block's message (``fatal_error``)."""
 
-    def __init__(self, scenario: Scenario, frames: int, threshold: float, method: str = "baseline", weights=None,
-                 receiver: str = "omp", kernel: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-                 on_frame: Callable[[int, dict, dict, int], None] | None = None, zmq_pmt: str | None = None,
-                 zmq_json: str | None = None, log_every: int = 0, record: str | None = None, threads: int | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        frames: int,
+        threshold: float,
+        method: str = "baseline",
+        weights=None,
+        receiver: str = "omp",
+        kernel: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        on_frame: Callable[[int, dict, dict, int], None] | None = None,
+        zmq_pmt: str | None = None,
+        zmq_json: str | None = None,
+        log_every: int = 0,
+        record: str | None = None,
+        threads: int | None = None,
+    ):
         gr.top_block.__init__(self, "isac_sim")
         refuse_element_impairments(scenario)
         if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
@@ -84,8 +103,15 @@ class SimFlowgraph(gr.top_block):
         self.precoder = precoder.from_scenario(scenario, method=method, weights=weights)
         self.channel = ula_channel.from_scenario(scenario)
         self.reciprocal = reciprocal_filter.from_scenario(scenario)
-        self.receiver = omp_receiver.from_scenario(scenario, threshold=threshold, method=method, weights=weights,
-                                                   receiver=receiver, kernel=kernel or "", temperature=temperature)
+        self.receiver = omp_receiver.from_scenario(
+            scenario,
+            threshold=threshold,
+            method=method,
+            weights=weights,
+            receiver=receiver,
+            kernel=kernel or "",
+            temperature=temperature,
+        )
         self.comm = comm_receiver.from_scenario(scenario)
         self.metrics = metrics.from_scenario(scenario, log_every=log_every)
         self.connect((self.source, 1), self.precoder, self.channel)
@@ -106,8 +132,11 @@ class SimFlowgraph(gr.top_block):
         # Publication happens in the metrics block's per-frame callback, which runs before the
         # frame is consumed: nothing is lost when the flowgraph stops (message-only blocks may
         # drop their last queued messages at shutdown).
-        self.publishers = [Publisher(ep, fmt, name=flag) for ep, fmt, flag in
-                           ((zmq_pmt, "pmt", "--zmq"), (zmq_json, "json", "--zmq-json")) if ep is not None]
+        self.publishers = [
+            Publisher(ep, fmt, name=flag)
+            for ep, fmt, flag in ((zmq_pmt, "pmt", "--zmq"), (zmq_json, "json", "--zmq-json"))
+            if ep is not None
+        ]
         self.metrics.on_frame = self._frame_done
         self.recorders = []
         if record:  # SigMF recordings of Y_r (the channel's truth tags become annotations) and x
@@ -115,9 +144,15 @@ class SimFlowgraph(gr.top_block):
 
             for kind, port in (("rx", (self.channel, 0)), ("tx", (self.source, 1))):
                 sink = sigmf_sink.from_scenario(scenario, path=f"{record}/{kind}", kind=kind)
-                sink.metadata.update({"isac:method": method, "isac:receiver": self.receiver.receiver,
-                                      "isac:threshold": float(threshold), "isac:seed": scenario.run["seed"],
-                                      "isac:weights": str(getattr(weights, "source", "")).rsplit("/", 1)[-1]})
+                sink.metadata.update(
+                    {
+                        "isac:method": method,
+                        "isac:receiver": self.receiver.receiver,
+                        "isac:threshold": float(threshold),
+                        "isac:seed": scenario.run["seed"],
+                        "isac:weights": str(getattr(weights, "source", "")).rsplit("/", 1)[-1],
+                    }
+                )
                 self.connect(port, sink)
                 self.recorders.append(sink)
 

@@ -18,6 +18,7 @@ the BN batch counters are not part of a weights file):
                                                                          a = 2, 2, 4 a-priori inputs)
 Convolutions and linear layers have biases: a weight (out, in[, k, k]) and a bias (out,).
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -77,8 +78,9 @@ class NnblConfig:
         if min(self.antennas, self.max_targets) < 1:
             raise ValueError("NNBL: antennas and max_targets must be >= 1")
         if self.n_theta < self.pool or self.n_tau < self.pool:
-            raise ValueError(f"NNBL: the map ({self.n_theta} x {self.n_tau}) must be at least the "
-                             f"{self.pool} x {self.pool} maxpool")
+            raise ValueError(
+                f"NNBL: the map ({self.n_theta} x {self.n_tau}) must be at least the {self.pool} x {self.pool} maxpool"
+            )
         return self
 
 
@@ -96,8 +98,12 @@ def _bn(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
 
 def _bottleneck(prefix: str, c: int) -> dict[str, tuple[int, ...]]:
     mid = max(c // 4, 1)
-    return {**_conv(f"{prefix}.body.0", c, mid, 1), **_bn(f"{prefix}.body.1", mid),
-            **_conv(f"{prefix}.body.3", mid, mid, 3), **_conv(f"{prefix}.body.4", mid, c, 1)}
+    return {
+        **_conv(f"{prefix}.body.0", c, mid, 1),
+        **_bn(f"{prefix}.body.1", mid),
+        **_conv(f"{prefix}.body.3", mid, mid, 3),
+        **_conv(f"{prefix}.body.4", mid, c, 1),
+    }
 
 
 def _task(prefix: str, cfg: NnblConfig, apriori: int) -> dict[str, tuple[int, ...]]:
@@ -124,8 +130,12 @@ def _task(prefix: str, cfg: NnblConfig, apriori: int) -> dict[str, tuple[int, ..
 def expected_shapes(cfg: NnblConfig) -> dict[str, tuple[int, ...]]:
     """Name -> shape of every tensor of an "nn" weights file for ``cfg`` (module docstring)."""
     h, K = cfg.precoder_hidden, cfg.antennas
-    out = {**_linear("precoder.net.0", 2, h), **_linear("precoder.net.2", h, h), **_linear("precoder.net.4", h, h),
-           **_linear("precoder.net.6", h, 2 * K)}
+    out = {
+        **_linear("precoder.net.0", 2, h),
+        **_linear("precoder.net.2", h, h),
+        **_linear("precoder.net.4", h, h),
+        **_linear("precoder.net.6", h, 2 * K),
+    }
     for task, apriori in APRIORI_INPUTS.items():
         out.update(_task(task, cfg, apriori))
     return out

@@ -1,4 +1,5 @@
 """Pictures: the angle-delay map of one frame with truth and detections (like Fig. 3)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,15 +30,35 @@ def frame_map(scenario: Scenario, frame: int, method: str = "baseline", stream: 
     return L / L.max(), np.rad2deg(D.angles_rad), delay_to_range(D.delays_s), frames.scenes[0], result
 
 
-def draw_frame_map(ax, scenario: Scenario, frame: int, threshold: float, method: str = "baseline",
-                   floor_db: float = -30.0, title: str | None = None, weights=None):
+def draw_frame_map(
+    ax,
+    scenario: Scenario,
+    frame: int,
+    threshold: float,
+    method: str = "baseline",
+    floor_db: float = -30.0,
+    title: str | None = None,
+    weights=None,
+):
     """Draw one frame's map (dB re its maximum) on ``ax`` with true targets (circles) and the
     detections at ``threshold`` (crosses)."""
     L, ang, rng, scene, result = frame_map(scenario, frame, method, weights=weights)
-    img = ax.imshow(np.maximum(10 * np.log10(np.maximum(L, 1e-12)), floor_db).T, origin="lower", aspect="auto",
-                    extent=[ang[0], ang[-1], rng[0], rng[-1]], cmap="viridis")
-    ax.scatter(np.rad2deg(scene.angles_rad), scene.ranges_m, s=80, facecolors="none", edgecolors="w",
-               linewidths=1.5, label="truth")
+    img = ax.imshow(
+        np.maximum(10 * np.log10(np.maximum(L, 1e-12)), floor_db).T,
+        origin="lower",
+        aspect="auto",
+        extent=[ang[0], ang[-1], rng[0], rng[-1]],
+        cmap="viridis",
+    )
+    ax.scatter(
+        np.rad2deg(scene.angles_rad),
+        scene.ranges_m,
+        s=80,
+        facecolors="none",
+        edgecolors="w",
+        linewidths=1.5,
+        label="truth",
+    )
     det = result.detections(0, threshold)
     ax.scatter(np.rad2deg(det["angle_rad"]), det["range_m"], s=60, marker="x", c="r", label="detections")
     ax.set_xlabel("angle (deg)")
@@ -47,8 +68,9 @@ def draw_frame_map(ax, scenario: Scenario, frame: int, threshold: float, method:
     return img
 
 
-def save_frame_map(path: str, scenario: Scenario, frame: int, threshold: float, method: str = "baseline",
-                   weights=None) -> None:
+def save_frame_map(
+    path: str, scenario: Scenario, frame: int, threshold: float, method: str = "baseline", weights=None
+) -> None:
     """Save the picture of one frame's angle-delay map (PNG, SVG, ... by extension)."""
     import matplotlib
 

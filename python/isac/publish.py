@@ -12,6 +12,7 @@ Endpoints are checked before anything binds (``validate_endpoint``): tcp://HOST:
 ipc://PATH or inproc://NAME. ``Publisher.endpoint`` is the endpoint actually bound (zmq's
 LAST_ENDPOINT), e.g. the port chosen for tcp://127.0.0.1:0.
 """
+
 from __future__ import annotations
 
 import ipaddress

@@ -5,9 +5,7 @@
 """QA of the compiled angle-delay map kernel against numpy (run by ctest)."""
 
 import numpy as np
-from gnuradio import gr_unittest
-
-from gnuradio import isac
+from gnuradio import gr_unittest, isac
 
 
 def crandn(rng, *shape):
@@ -20,7 +18,6 @@ def reference_map(Y, Phi_a, Phi_d):
 
 
 class qa_angle_delay_map(gr_unittest.TestCase):
-
     def setUp(self):
         self.rng = np.random.default_rng(1234)
 
@@ -62,8 +59,7 @@ class qa_angle_delay_map(gr_unittest.TestCase):
 
     def test_converts_dtype_and_layout(self):
         Y, Pa, Pd = self.problem()
-        ref = isac.angle_delay_map_complex(Y.astype(np.complex64), Pa.astype(np.complex64),
-                                           Pd.astype(np.complex64))
+        ref = isac.angle_delay_map_complex(Y.astype(np.complex64), Pa.astype(np.complex64), Pd.astype(np.complex64))
         # complex128, Fortran order and a strided view must give the same map
         got = isac.angle_delay_map_complex(np.asfortranarray(Y), Pa, np.asfortranarray(Pd))
         np.testing.assert_array_equal(got, ref)
@@ -94,8 +90,7 @@ class qa_angle_delay_map(gr_unittest.TestCase):
         Y, Pa, Pd = self.problem(K=64, S=256, Na=8, Nd=4)
         cases = [
             ((Y, Pa[:63], Pd), "angle_delay_map: Phi_a has 63 rows but Y has 64 (K must match)"),
-            ((Y, Pa, Pd[:255]),
-             "angle_delay_map: Phi_d has 255 rows but Y has 256 columns (S must match)"),
+            ((Y, Pa, Pd[:255]), "angle_delay_map: Phi_d has 255 rows but Y has 256 columns (S must match)"),
             ((Y[0], Pa, Pd), "angle_delay_map: Y must have shape (K, S) or (B, K, S), got 1"),
             ((Y, Pa[0], Pd), "angle_delay_map: Phi_a must have shape (K, Na), got 1"),
             ((Y, Pa, Pd[None]), "angle_delay_map: Phi_d must have shape (S, Nd), got 3"),

@@ -28,6 +28,7 @@ at sample 0 with ``core:frequency`` = f_c. Annotations (rx): one per frame with 
 The reader refuses (RecordingError, one line naming the key) a recording that fails the SigMF
 schema, is not ``cf32_le``, or whose K, S, f_c or Delta_f differ from the receiver's; a data
 file that ends inside a frame is read up to its last whole frame, with a warning that says so."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,10 @@ SAMPLE_DTYPE = np.dtype("<c8")  # cf32_le
 NAMESPACE = "isac"
 EXTENSION = {"name": NAMESPACE, "version": __version__, "optional": True}
 KINDS = ("rx", "tx")
-LAYOUT = {"rx": "antenna-major: sample k*S + s of a frame is antenna k, subcarrier s",
-          "tx": "sample s of a frame is subcarrier s"}
+LAYOUT = {
+    "rx": "antenna-major: sample k*S + s of a frame is antenna k, subcarrier s",
+    "tx": "sample s of a frame is subcarrier s",
+}
 META_EXT, DATA_EXT = ".sigmf-meta", ".sigmf-data"
 
 
@@ -72,9 +75,19 @@ def base_path(path, kind: str | None = None) -> Path:
     return p
 
 
-def global_metadata(kind: str, K: int, S: int, carrier_hz: float, spacing_hz: float, impairment: str,
-                    spacing_std_m: float, impairment_seed: int, true_spacings_m=None, description: str = "",
-                    extra: dict | None = None) -> dict:
+def global_metadata(
+    kind: str,
+    K: int,
+    S: int,
+    carrier_hz: float,
+    spacing_hz: float,
+    impairment: str,
+    spacing_std_m: float,
+    impairment_seed: int,
+    true_spacings_m=None,
+    description: str = "",
+    extra: dict | None = None,
+) -> dict:
     """The SigMF ``global`` object of a recording of ``kind`` (see the module docstring);
     ``extra``: further ``isac:`` keys (scenario hash, method, threshold, ...)."""
     n = frame_samples(kind, int(K), int(S))
@@ -83,13 +96,24 @@ def global_metadata(kind: str, K: int, S: int, carrier_hz: float, spacing_hz: fl
         "core:datatype": DATATYPE,
         "core:sample_rate": float(S) * float(spacing_hz),
         "core:recorder": f"gr-isac {__version__}",
-        "core:description": description or ("gr-isac received array frames Y_r (reciprocal-filter input)"
-                                            if kind == "rx" else "gr-isac transmitted QPSK symbols x"),
+        "core:description": description
+        or (
+            "gr-isac received array frames Y_r (reciprocal-filter input)"
+            if kind == "rx"
+            else "gr-isac transmitted QPSK symbols x"
+        ),
         "core:extensions": [dict(EXTENSION)],
-        "isac:kind": kind, "isac:antennas": int(K), "isac:subcarriers": int(S), "isac:frame_samples": n,
-        "isac:layout": LAYOUT[kind], "isac:carrier_hz": float(carrier_hz), "isac:spacing_hz": float(spacing_hz),
-        "isac:nominal_spacing_m": wavelength / 2.0, "isac:impairment": str(impairment),
-        "isac:spacing_std_m": float(spacing_std_m), "isac:impairment_seed": int(impairment_seed),
+        "isac:kind": kind,
+        "isac:antennas": int(K),
+        "isac:subcarriers": int(S),
+        "isac:frame_samples": n,
+        "isac:layout": LAYOUT[kind],
+        "isac:carrier_hz": float(carrier_hz),
+        "isac:spacing_hz": float(spacing_hz),
+        "isac:nominal_spacing_m": wavelength / 2.0,
+        "isac:impairment": str(impairment),
+        "isac:spacing_std_m": float(spacing_std_m),
+        "isac:impairment_seed": int(impairment_seed),
         "isac:version": __version__,
     }
     if true_spacings_m is not None:
@@ -122,11 +146,18 @@ def truth_annotation(frame: int, n_samples: int, truth: dict) -> dict:
     angles = np.atleast_1d(np.asarray(truth.get("angle_deg", []), dtype=np.float64)).ravel()
     ranges = np.atleast_1d(np.asarray(truth.get("range_m", []), dtype=np.float64)).ravel()
     if angles.shape != ranges.shape:
-        raise RecordingError(f"frame {frame}: truth angle_deg and range_m differ in length "
-                             f"({angles.size} vs {ranges.size})")
-    ann = {"core:sample_start": int(frame) * n_samples, "core:sample_count": n_samples,
-           "core:label": f"frame {frame}", "isac:frame": int(frame), "isac:count": int(angles.size),
-           "isac:angles_deg": angles.tolist(), "isac:ranges_m": ranges.tolist()}
+        raise RecordingError(
+            f"frame {frame}: truth angle_deg and range_m differ in length ({angles.size} vs {ranges.size})"
+        )
+    ann = {
+        "core:sample_start": int(frame) * n_samples,
+        "core:sample_count": n_samples,
+        "core:label": f"frame {frame}",
+        "isac:frame": int(frame),
+        "isac:count": int(angles.size),
+        "isac:angles_deg": angles.tolist(),
+        "isac:ranges_m": ranges.tolist(),
+    }
     if "sim_frame" in truth:
         ann["isac:sim_frame"] = int(truth["sim_frame"])
     if "gain_abs" in truth:
@@ -169,9 +200,11 @@ class Writer:
 
     def metadata(self) -> dict:
         info = dict(self.info, **{"isac:frames": self.frames})
-        return {"global": info,
-                "captures": [{"core:sample_start": 0, "core:frequency": info["isac:carrier_hz"]}],
-                "annotations": [self.annotations[f] for f in sorted(self.annotations) if f < self.frames]}
+        return {
+            "global": info,
+            "captures": [{"core:sample_start": 0, "core:frequency": info["isac:carrier_hz"]}],
+            "annotations": [self.annotations[f] for f in sorted(self.annotations) if f < self.frames],
+        }
 
     def close(self) -> Path:
         """Close the data file and write the metadata file (validated); returns its path."""
@@ -214,27 +247,40 @@ class Recording:
         f = np.asarray(self.data[index])
         return f.reshape(self.K, self.S) if self.kind == "rx" else f
 
-    def check(self, K: int, S: int, carrier_hz: float | None = None, spacing_hz: float | None = None,
-              who: str = "the receiver") -> None:
+    def check(
+        self,
+        K: int,
+        S: int,
+        carrier_hz: float | None = None,
+        spacing_hz: float | None = None,
+        who: str = "the receiver",
+    ) -> None:
         """Refuse (RecordingError) a recording whose K, S, f_c or Delta_f differ from ``who``'s."""
         name = self.base.name + META_EXT
-        for key, got, want in (("isac:antennas", self.K, K), ("isac:subcarriers", self.S, S),
-                               ("isac:carrier_hz", self.info.get("isac:carrier_hz"), carrier_hz),
-                               ("isac:spacing_hz", self.info.get("isac:spacing_hz"), spacing_hz)):
+        for key, got, want in (
+            ("isac:antennas", self.K, K),
+            ("isac:subcarriers", self.S, S),
+            ("isac:carrier_hz", self.info.get("isac:carrier_hz"), carrier_hz),
+            ("isac:spacing_hz", self.info.get("isac:spacing_hz"), spacing_hz),
+        ):
             if want is None:
                 continue
             if got is None or not math.isclose(float(got), float(want), rel_tol=1e-9):
-                raise RecordingError(f"{name}: {key} = {got} but {who} has {want}: the recording does not "
-                                     f"fit (record and replay with the same array.antennas, ofdm.subcarriers, "
-                                     f"array.carrier_hz, ofdm.spacing_hz)")
+                raise RecordingError(
+                    f"{name}: {key} = {got} but {who} has {want}: the recording does not "
+                    f"fit (record and replay with the same array.antennas, ofdm.subcarriers, "
+                    f"array.carrier_hz, ofdm.spacing_hz)"
+                )
 
 
 def _annotation_truth(ann: dict) -> dict:
     angles = np.asarray(ann.get("isac:angles_deg", []), dtype=np.float64).ravel()
     ranges = np.asarray(ann.get("isac:ranges_m", []), dtype=np.float64).ravel()
     if angles.shape != ranges.shape:
-        raise RecordingError(f"annotation at sample {ann['core:sample_start']}: isac:angles_deg and isac:ranges_m "
-                             f"differ in length ({angles.size} vs {ranges.size})")
+        raise RecordingError(
+            f"annotation at sample {ann['core:sample_start']}: isac:angles_deg and isac:ranges_m "
+            f"differ in length ({angles.size} vs {ranges.size})"
+        )
     truth = {"frame": int(ann["isac:frame"]), "count": int(angles.size), "angle_deg": angles, "range_m": ranges}
     if "isac:sim_frame" in ann:
         truth["sim_frame"] = int(ann["isac:sim_frame"])
@@ -274,11 +320,15 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
     name = meta_path.name
     datatype = info.get("core:datatype")
     if datatype != DATATYPE:
-        raise RecordingError(f"{name}: core:datatype is {datatype!r}, but the receiver takes {DATATYPE!r} "
-                             f"(complex float32, little-endian) frames")
+        raise RecordingError(
+            f"{name}: core:datatype is {datatype!r}, but the receiver takes {DATATYPE!r} "
+            f"(complex float32, little-endian) frames"
+        )
     if int(info.get("core:num_channels", 1)) != 1:
-        raise RecordingError(f"{name}: core:num_channels = {info['core:num_channels']}, expected 1 "
-                             f"(the antennas are interleaved within a frame, antenna-major)")
+        raise RecordingError(
+            f"{name}: core:num_channels = {info['core:num_channels']}, expected 1 "
+            f"(the antennas are interleaved within a frame, antenna-major)"
+        )
     if info.get("isac:kind", kind) != kind:
         raise RecordingError(f"{name}: isac:kind is {info['isac:kind']!r}, expected {kind!r}")
     try:
@@ -289,8 +339,10 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
         raise RecordingError(f"{name}: isac:antennas = {K} and isac:subcarriers = {S} must be >= 1")
     n = frame_samples(kind, K, S)
     if int(info.get("isac:frame_samples", n)) != n:
-        raise RecordingError(f"{name}: isac:frame_samples = {info['isac:frame_samples']}, but a {kind} frame of "
-                             f"K = {K}, S = {S} has {n} samples")
+        raise RecordingError(
+            f"{name}: isac:frame_samples = {info['isac:frame_samples']}, but a {kind} frame of "
+            f"K = {K}, S = {S} has {n} samples"
+        )
     if not data_path.is_file():
         raise RecordingError(f"no SigMF data file {data_path}")
     size = data_path.stat().st_size
@@ -301,16 +353,19 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
     truncated = bool(rest) or (declared is not None and whole < int(declared))
     if truncated:
         of = f" of the {int(declared)} recorded" if declared is not None else ""
-        notes.append(f"{data_path.name} is truncated ({size} bytes: {whole} whole frames of {frame_bytes} bytes"
-                     f"{f' + {rest} bytes' if rest else ''}): replaying its {whole} whole frames{of}")
+        notes.append(
+            f"{data_path.name} is truncated ({size} bytes: {whole} whole frames of {frame_bytes} bytes"
+            f"{f' + {rest} bytes' if rest else ''}): replaying its {whole} whole frames{of}"
+        )
     if whole == 0:
         raise RecordingError(f"{data_path.name}: holds no whole frame ({size} bytes, a frame is {frame_bytes} bytes)")
     if verify and not truncated and info.get("core:sha512"):
         from sigmf import hashing
 
         if hashing.calculate_sha512(filename=data_path) != info["core:sha512"]:
-            raise RecordingError(f"{data_path.name}: its SHA-512 differs from core:sha512 of {name} "
-                                 f"(the data file was modified)")
+            raise RecordingError(
+                f"{data_path.name}: its SHA-512 differs from core:sha512 of {name} (the data file was modified)"
+            )
     data = np.memmap(data_path, dtype=SAMPLE_DTYPE, mode="r", shape=(whole, n))
     truth = {}
     for ann in meta.get("annotations", []):
@@ -318,8 +373,9 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
             continue
         start = int(ann["core:sample_start"])
         if start % n or start // n != int(ann["isac:frame"]):
-            raise RecordingError(f"{name}: annotation of isac:frame {ann['isac:frame']} starts at sample {start}, "
-                                 f"not at frame * {n}")
+            raise RecordingError(
+                f"{name}: annotation of isac:frame {ann['isac:frame']} starts at sample {start}, not at frame * {n}"
+            )
         if start // n < whole:
             truth[start // n] = _annotation_truth(ann)
     return Recording(base=base, kind=kind, K=K, S=S, info=info, data=data, truth=truth, warnings=notes)
@@ -334,5 +390,16 @@ def validate_file(path) -> None:
     sf.validate()
 
 
-__all__ = ["DATATYPE", "KINDS", "Recording", "RecordingError", "Writer", "base_path", "frame_samples",
-           "global_metadata", "read", "truth_annotation", "validate_file"]
+__all__ = [
+    "DATATYPE",
+    "KINDS",
+    "Recording",
+    "RecordingError",
+    "Writer",
+    "base_path",
+    "frame_samples",
+    "global_metadata",
+    "read",
+    "truth_annotation",
+    "validate_file",
+]

@@ -14,6 +14,7 @@ the method's array and loaded weights), so a recording replays to the live run's
 annotations) are scored as the metrics block scores them (``scoring.Scores`` through
 ``blocks.metrics.score_frame``: GOSPA (17), p_md (20), p_fa (21), RMSEs); without annotations
 only the detections are reported. Communication is not replayed (no comm signal is recorded)."""
+
 from __future__ import annotations
 
 import threading
@@ -40,8 +41,9 @@ class ReplayScorer(gr.sync_block):
     the metrics block does with wait_for_messages). Frame i is then scored against ``truth[i]``
     when the recording has it, and ``on_frame(frame, truth or None, detections)`` is called."""
 
-    def __init__(self, S: int, scenario: Scenario, truth: dict,
-                 on_frame: Callable[[int, dict | None, dict], None] | None = None):
+    def __init__(
+        self, S: int, scenario: Scenario, truth: dict, on_frame: Callable[[int, dict | None, dict], None] | None = None
+    ):
         gr.sync_block.__init__(self, name="isac_replay_scorer", in_sig=[(np.int32, S)], out_sig=None)
         self.truth = truth
         self.scores = Scores.for_scenario(scenario)
@@ -104,9 +106,19 @@ class ReplayFlowgraph(gr.top_block):
     flowgraph.SimFlowgraph. ``frames`` > 0 replays at most that many frames.
     ``on_frame(frame, truth or None, detections)`` is called once per frame, in order."""
 
-    def __init__(self, directory, scenario: Scenario, threshold: float, method: str = "baseline", weights=None,
-                 receiver: str = "omp", kernel: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-                 frames: int = 0, on_frame: Callable[[int, dict | None, dict], None] | None = None):
+    def __init__(
+        self,
+        directory,
+        scenario: Scenario,
+        threshold: float,
+        method: str = "baseline",
+        weights=None,
+        receiver: str = "omp",
+        kernel: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        frames: int = 0,
+        on_frame: Callable[[int, dict | None, dict], None] | None = None,
+    ):
         gr.top_block.__init__(self, "isac_replay")
         directory = str(Path(directory))
         self.rx_source = sigmf_source.from_scenario(scenario, path=directory, kind="rx", frames=frames)
@@ -114,15 +126,24 @@ class ReplayFlowgraph(gr.top_block):
         self.warnings = self.rx_source.warnings + self.tx_source.warnings
         if self.rx_source.frames != self.tx_source.frames:
             n = min(self.rx_source.frames, self.tx_source.frames)
-            self.warnings.append(f"the rx recording has {self.rx_source.frames} frames and the tx recording "
-                                 f"{self.tx_source.frames}: replaying the first {n}")
+            self.warnings.append(
+                f"the rx recording has {self.rx_source.frames} frames and the tx recording "
+                f"{self.tx_source.frames}: replaying the first {n}"
+            )
             self.rx_source.frames = self.tx_source.frames = n
         self.frames = self.rx_source.frames
         self.annotated = self.rx_source.annotated
         self.info = self.rx_source.recording.info
         self.reciprocal = reciprocal_filter.from_scenario(scenario)
-        self.receiver = omp_receiver.from_scenario(scenario, threshold=threshold, method=method, weights=weights,
-                                                   receiver=receiver, kernel=kernel or "", temperature=temperature)
+        self.receiver = omp_receiver.from_scenario(
+            scenario,
+            threshold=threshold,
+            method=method,
+            weights=weights,
+            receiver=receiver,
+            kernel=kernel or "",
+            temperature=temperature,
+        )
         self.scorer = ReplayScorer(scenario.ofdm["subcarriers"], scenario, self.rx_source.recording.truth, on_frame)
         self.connect((self.rx_source, 0), (self.reciprocal, 0))
         self.connect((self.tx_source, 0), (self.reciprocal, 1))

@@ -6,6 +6,7 @@ The estimate follows the arrays of one batch of ``run.batch`` frames (simulation
 evaluation.py, model/omp.py), in bytes: complex64 = 8, complex128 = 16, float64 = 8.
 It is an estimate (numpy temporaries vary), meant to be within a small factor.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,8 +21,17 @@ BYTES_PER_SCORED_FRAME = 200
 LIMIT_ENV = "ISAC_MEMORY_LIMIT"
 
 #: the keys the estimate depends on
-SIZE_KEYS = ("array.antennas", "ofdm.subcarriers", "receiver.angle_grid", "receiver.delay_grid",
-             "transmitter.beam_grid", "scene.max_targets", "run.batch", "run.frames", "run.calibration_frames")
+SIZE_KEYS = (
+    "array.antennas",
+    "ofdm.subcarriers",
+    "receiver.angle_grid",
+    "receiver.delay_grid",
+    "transmitter.beam_grid",
+    "scene.max_targets",
+    "run.batch",
+    "run.frames",
+    "run.calibration_frames",
+)
 
 
 class ResourceError(ConfigError):
@@ -100,9 +110,10 @@ def _meminfo_available() -> int | None:
 
 def _cgroup_available() -> int | None:
     """Limit minus usage of this process's memory cgroup (v2, then v1), if limited."""
-    for limit_file, usage_file in (("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
-                                   ("/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                                    "/sys/fs/cgroup/memory/memory.usage_in_bytes")):
+    for limit_file, usage_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+    ):
         try:
             with open(limit_file) as fh:
                 limit = fh.read().strip()
@@ -110,7 +121,7 @@ def _cgroup_available() -> int | None:
                 usage = int(fh.read().strip())
         except (OSError, ValueError):
             continue
-        if limit.isdigit() and int(limit) < 2 ** 60:  # v1 writes a huge number for "no limit"
+        if limit.isdigit() and int(limit) < 2**60:  # v1 writes a huge number for "no limit"
             return max(0, int(limit) - usage)
     return None
 
@@ -151,11 +162,22 @@ def check_memory(scenario: Scenario, receiver: str | None = None, available: int
         key = dominant_key(scenario, receiver)
         run = scenario.run
         batch = min(run["batch"], max(run["frames"], run["calibration_frames"]))
-        raise ResourceError(f"{key} = {scenario.get(key)}: a run needs an estimated {format_bytes(need)} of memory "
-                            f"(batches of {batch} frames), more than the {format_bytes(available)} available: "
-                            f"lower {key}")
+        raise ResourceError(
+            f"{key} = {scenario.get(key)}: a run needs an estimated {format_bytes(need)} of memory "
+            f"(batches of {batch} frames), more than the {format_bytes(available)} available: "
+            f"lower {key}"
+        )
     return need
 
 
-__all__ = ["LIMIT_ENV", "ResourceError", "SIZE_KEYS", "available_memory_bytes", "check_memory", "dominant_key",
-           "estimate_memory_bytes", "format_bytes", "memory_terms"]
+__all__ = [
+    "LIMIT_ENV",
+    "ResourceError",
+    "SIZE_KEYS",
+    "available_memory_bytes",
+    "check_memory",
+    "dominant_key",
+    "estimate_memory_bytes",
+    "format_bytes",
+    "memory_terms",
+]

@@ -10,6 +10,7 @@ Everything is kept as running statistics (integer counts, and count / mean / spr
 GOSPA values and of the squared errors), so adding a frame and reading the summary or an
 interval cost O(1) time and memory however many frames were scored.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@ Every frame draws its randomness from its own generator, seeded by (run.seed, st
 frame index), so frame i is the same whatever the batch size or the order in which
 frames are produced (offline, streaming, or in parallel). Calibration and test frames use
 different streams and never overlap."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -53,9 +54,16 @@ def baseline_precoder(scenario: Scenario, array: ArrayModel | None = None) -> np
     """ISAC precoder (5) from LS beams (6)-(7) of ``array`` (default: the nominal array,
     i.e. the baseline transmitter of Sec. III-A), with the scenario's eta, phi and P."""
     tx = scenario.transmitter
-    return transmit_beam(array or scenario_nominal_array(scenario), scenario.target_sector_rad,
-                         scenario.comm_sector_rad, tx["eta"], tx["phi_rad"], tx["power"],
-                         tx["beam_grid"], tx["beam_rcond"])
+    return transmit_beam(
+        array or scenario_nominal_array(scenario),
+        scenario.target_sector_rad,
+        scenario.comm_sector_rad,
+        tx["eta"],
+        tx["phi_rad"],
+        tx["power"],
+        tx["beam_grid"],
+        tx["beam_rcond"],
+    )
 
 
 class Simulator:
@@ -64,19 +72,26 @@ class Simulator:
     ``precoder`` (K,) defaults to the baseline transmitter; ``scene`` fixes the targets of
     every frame (default: random scenes with the paper's distribution)."""
 
-    def __init__(self, scenario: Scenario, precoder: np.ndarray | None = None,
-                 array: ArrayModel | None = None, scene: Scene | None = None):
+    def __init__(
+        self,
+        scenario: Scenario,
+        precoder: np.ndarray | None = None,
+        array: ArrayModel | None = None,
+        scene: Scene | None = None,
+    ):
         self.scenario = scenario
         self.array = array or true_array(scenario)
         self.precoder = baseline_precoder(scenario) if precoder is None else np.asarray(precoder, np.complex64)
         if self.precoder.shape != (self.array.antennas,):
-            raise ValueError(f"Simulator: precoder must have K = {self.array.antennas} entries, "
-                             f"got shape {self.precoder.shape}")
+            raise ValueError(
+                f"Simulator: precoder must have K = {self.array.antennas} entries, got shape {self.precoder.shape}"
+            )
         self.fixed_scene = scene
         sc = scenario.scene
         self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], scenario.array["antennas"], sc["noise_power"])
-        self.tap_variances = comm_tap_variances(sc["comm_taps"], sc["snr_comm_db"], scenario.ofdm["subcarriers"],
-                                                sc["noise_power"])
+        self.tap_variances = comm_tap_variances(
+            sc["comm_taps"], sc["snr_comm_db"], scenario.ofdm["subcarriers"], sc["noise_power"]
+        )
 
     def frame(self, index: int, stream: str = "test"):
         """One frame: (messages, symbols, scene, Y_r, y_c, kappa, phi)."""
@@ -85,13 +100,14 @@ class Simulator:
         rng = frame_rng(self.scenario.run["seed"], stream, index)
         messages = random_messages(rng, S)
         symbols = qpsk_map(messages)
-        scene = self.fixed_scene or random_scene(rng, sc["max_targets"], self.scenario.target_sector_rad,
-                                                 self.scenario.range_interval_m, self.gain_variance)
-        y_r = sensing_echo(self.array, self.precoder, symbols, scene, self.scenario.ofdm["spacing_hz"],
-                           sc["noise_power"], rng)
+        scene = self.fixed_scene or random_scene(
+            rng, sc["max_targets"], self.scenario.target_sector_rad, self.scenario.range_interval_m, self.gain_variance
+        )
+        y_r = sensing_echo(
+            self.array, self.precoder, symbols, scene, self.scenario.ofdm["spacing_hz"], sc["noise_power"], rng
+        )
         phi = rng.uniform(*self.scenario.comm_sector_rad)
-        y_c, kappa = comm_channel(self.array, self.precoder, symbols, phi, self.tap_variances,
-                                  sc["noise_power"], rng)
+        y_c, kappa = comm_channel(self.array, self.precoder, symbols, phi, self.tap_variances, sc["noise_power"], rng)
         return messages, symbols, scene, y_r, y_c, kappa, phi
 
     def frames(self, start: int, count: int, stream: str = "test") -> Frames:

@@ -37,6 +37,7 @@ in the apps, ``weights_other_array`` in the blocks): the hash is then not compar
 A file is read and validated once per process (:func:`load`); the :class:`Weights` object is passed
 down to the transceiver layer and the blocks.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,8 @@ from typing import Any, Mapping
 import numpy as np
 
 from .config import Scenario
-from .model.array import DictionaryArray, PositionArray
 from .model import impairments
+from .model.array import DictionaryArray, PositionArray
 from .model.grids import full_angle_grid
 from .nn_schema import NnblConfig, expected_shapes
 
@@ -57,14 +58,34 @@ FORMAT = "gr-isac-weights"
 FORMAT_VERSION = "1"
 METHODS = ("impairment", "dictionary", "nn")
 HASH_SECTIONS = ("array", "ofdm")
-UNITS = {"spacings_m": "m", "positions_m": "m", "angle_grid_rad": "rad", "dictionary": "complex, unitless",
-         "carrier_hz": "Hz", "subcarrier_spacing_hz": "Hz", "delay_grid.range_m": "m"}
+UNITS = {
+    "spacings_m": "m",
+    "positions_m": "m",
+    "angle_grid_rad": "rad",
+    "dictionary": "complex, unitless",
+    "carrier_hz": "Hz",
+    "subcarrier_spacing_hz": "Hz",
+    "delay_grid.range_m": "m",
+}
 #: units of the element models' tensors, recorded only in files that hold them
 ELEMENT_UNITS = {"gain_db": "dB", "phase_rad": "rad", "amplitude": "linear", "coupling": "[Re, Im] of c_1..c_L"}
 #: the array models of a file written before the element models existed
 LEGACY_MODELS = ("spacing",)
-REQUIRED_META = ("format", "format_version", "method", "antennas", "subcarriers", "carrier_hz",
-                 "subcarrier_spacing_hz", "impairment", "angle_grid", "delay_grid", "units", "scenario_hash", "steps")
+REQUIRED_META = (
+    "format",
+    "format_version",
+    "method",
+    "antennas",
+    "subcarriers",
+    "carrier_hz",
+    "subcarrier_spacing_hz",
+    "impairment",
+    "angle_grid",
+    "delay_grid",
+    "units",
+    "scenario_hash",
+    "steps",
+)
 
 
 #: the weights shipped with the module: impairment learning for the default scenario
@@ -77,7 +98,10 @@ def default_weights_path() -> str | None:
     import sys
     from pathlib import Path
 
-    for folder in (Path(sys.prefix) / "share" / "gr-isac" / "weights", Path(__file__).resolve().parents[2] / "data" / "weights"):
+    for folder in (
+        Path(sys.prefix) / "share" / "gr-isac" / "weights",
+        Path(__file__).resolve().parents[2] / "data" / "weights",
+    ):
         if (folder / DEFAULT_FILE).is_file():
             return str(folder / DEFAULT_FILE)
     return None
@@ -120,15 +144,20 @@ class Weights:
             raise WeightsError(f"{self.source}: NNBL weights (method 'nn') hold networks, not an array")
         if self.method == "impairment":
             lam = wavelength_m if wavelength_m is not None else 299_792_458.0 / float(self.metadata["carrier_hz"])
-            base = PositionArray(self.tensors["positions_m"], lam, self.tensors["spacings_m"],
-                                 kind=f"learned-{self.metadata['impairment']}")
+            base = PositionArray(
+                self.tensors["positions_m"],
+                lam,
+                self.tensors["spacings_m"],
+                kind=f"learned-{self.metadata['impairment']}",
+            )
             elements = tuple(m for m in self.array_models if m in impairments.ELEMENT_MODELS)
             if not elements:
                 return base
             t = self.tensors
             K = base.antennas
-            gains = impairments.element_gains(t.get("gain_db", np.zeros(K)), t.get("phase_rad", np.zeros(K)),
-                                              t.get("amplitude"))
+            gains = impairments.element_gains(
+                t.get("gain_db", np.zeros(K)), t.get("phase_rad", np.zeros(K)), t.get("amplitude")
+            )
             coupling = t["coupling"][:, 0] + 1j * t["coupling"][:, 1] if "coupling" in t else None
             return impairments.ImpairedArray(base, gains, coupling, elements)
         return DictionaryArray(self.angle_grid_rad, self.tensors["dictionary"])
@@ -141,8 +170,9 @@ def array_models(metadata: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(json.loads(metadata["array_models"]))
 
 
-def scenario_metadata(scenario: Scenario, method: str, steps: int, angle_points: int,
-                      training: Mapping[str, Any] | None = None) -> dict[str, str]:
+def scenario_metadata(
+    scenario: Scenario, method: str, steps: int, angle_points: int, training: Mapping[str, Any] | None = None
+) -> dict[str, str]:
     """Metadata strings of a weights file learned on ``scenario``."""
     rmin, rmax = scenario.range_interval_m
     return {
@@ -165,8 +195,15 @@ def scenario_metadata(scenario: Scenario, method: str, steps: int, angle_points:
     }
 
 
-def save(path: str | os.PathLike, scenario: Scenario, method: str, tensors: Mapping[str, np.ndarray], steps: int,
-         training: Mapping[str, Any] | None = None, nnbl: Mapping[str, Any] | None = None) -> Weights:
+def save(
+    path: str | os.PathLike,
+    scenario: Scenario,
+    method: str,
+    tensors: Mapping[str, np.ndarray],
+    steps: int,
+    training: Mapping[str, Any] | None = None,
+    nnbl: Mapping[str, Any] | None = None,
+) -> Weights:
     """Validate and write weights (atomically: a temporary file renamed into place).
     Method "nn" needs ``nnbl``, the NnblConfig dict of the networks."""
     from safetensors.numpy import save_file
@@ -199,8 +236,9 @@ def _default_mode() -> int:
     return 0o666 & ~mask
 
 
-def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str | None = None,
-         other_array: bool = False) -> Weights:
+def load(
+    path: str | os.PathLike, scenario: Scenario | None = None, method: str | None = None, other_array: bool = False
+) -> Weights:
     """Read a weights file and validate it (against ``scenario`` when given, by the one rule of
     this module; against the expected ``method`` when given). ``other_array``: deploy on an array
     other than the one learned (the scenario hash is not compared). Raises WeightsError with a
@@ -220,8 +258,10 @@ def load(path: str | os.PathLike, scenario: Scenario | None = None, method: str 
     if missing:
         raise WeightsError(f"{name}: metadata lacks {', '.join(missing)} (not written by isac-train?)")
     if meta["format"] != FORMAT or meta["format_version"] != FORMAT_VERSION:
-        raise WeightsError(f"{name}: format {meta['format']!r} version {meta['format_version']!r}, "
-                           f"expected {FORMAT!r} version {FORMAT_VERSION!r}")
+        raise WeightsError(
+            f"{name}: format {meta['format']!r} version {meta['format_version']!r}, "
+            f"expected {FORMAT!r} version {FORMAT_VERSION!r}"
+        )
     if method is not None and meta["method"] != method:
         raise WeightsError(f"{name}: holds weights of method {meta['method']!r}, expected {method!r}")
     return validate(Weights(meta["method"], tensors, meta, name, bool(other_array)), scenario, name)
@@ -259,38 +299,50 @@ def validate(weights: Weights, scenario: Scenario | None, name: str | None = Non
     except (KeyError, ValueError, TypeError) as exc:
         raise WeightsError(f"{name}: malformed metadata ({exc})") from None
     if scenario is not None:
-        checks = (("antennas", K, scenario.array["antennas"]),
-                  ("subcarriers", int(meta["subcarriers"]), scenario.ofdm["subcarriers"]),
-                  ("carrier_hz", float(meta["carrier_hz"]), scenario.array["carrier_hz"]),
-                  ("subcarrier_spacing_hz", float(meta["subcarrier_spacing_hz"]), scenario.ofdm["spacing_hz"]))
+        checks = (
+            ("antennas", K, scenario.array["antennas"]),
+            ("subcarriers", int(meta["subcarriers"]), scenario.ofdm["subcarriers"]),
+            ("carrier_hz", float(meta["carrier_hz"]), scenario.array["carrier_hz"]),
+            ("subcarrier_spacing_hz", float(meta["subcarrier_spacing_hz"]), scenario.ofdm["spacing_hz"]),
+        )
         for key, have, want in checks:
             if not math.isclose(have, want, rel_tol=1e-9):
                 raise WeightsError(f"{name}: learned for {key} = {have:g}, the scenario has {want:g}")
         if meta["impairment"] != scenario.array["impairment"]:
-            raise WeightsError(f"{name}: learned for impairment model {meta['impairment']!r}, the scenario has "
-                               f"{scenario.array['impairment']!r}")
+            raise WeightsError(
+                f"{name}: learned for impairment model {meta['impairment']!r}, the scenario has "
+                f"{scenario.array['impairment']!r}"
+            )
         have, want = models, impairments.learned_models(scenario)
         if have != want:
-            raise WeightsError(f"{name}: learned for array models {', '.join(have)}, the scenario's array has "
-                               f"{', '.join(want)} (model.impairments: array.spacing_std_m, gain_std_db, "
-                               f"phase_std_deg, coupling_taps, dead_elements / dead_list)")
+            raise WeightsError(
+                f"{name}: learned for array models {', '.join(have)}, the scenario's array has "
+                f"{', '.join(want)} (model.impairments: array.spacing_std_m, gain_std_db, "
+                f"phase_std_deg, coupling_taps, dead_elements / dead_list)"
+            )
         if not weights.other_array and meta["scenario_hash"] != scenario.hash(HASH_SECTIONS):
-            raise WeightsError(f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
-                               f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology; "
-                               f"to deploy on another array anyway: --weights-other-array)")
+            raise WeightsError(
+                f"{name}: learned on array/OFDM scenario {meta['scenario_hash']}, this scenario is "
+                f"{scenario.hash(HASH_SECTIONS)} (different array, impairment seed or numerology; "
+                f"to deploy on another array anyway: --weights-other-array)"
+            )
     if weights.method == "nn":
         return _validate_nn(weights, scenario, name, K)
     _expect(name, tensors, "angle_grid_rad", (n_theta,), "real")
     if not np.allclose(tensors["angle_grid_rad"], full_angle_grid(n_theta), rtol=0, atol=1e-12):
-        raise WeightsError(f"{name}: tensor 'angle_grid_rad' is not the uniform {n_theta}-point grid over [-90, 90] deg")
+        raise WeightsError(
+            f"{name}: tensor 'angle_grid_rad' is not the uniform {n_theta}-point grid over [-90, 90] deg"
+        )
     if weights.method == "impairment":
         _expect(name, tensors, "spacings_m", (K,), "real")
         _expect(name, tensors, "positions_m", (K,), "real")
         _validate_elements(name, tensors, models, K)
         taps = tensors["coupling"].shape[0] if "coupling" in models else 0
         if scenario is not None and "coupling" in models and taps != scenario.array["coupling_taps"]:
-            raise WeightsError(f"{name}: learned with {taps} coupling taps, the scenario has "
-                               f"array.coupling_taps = {scenario.array['coupling_taps']}")
+            raise WeightsError(
+                f"{name}: learned with {taps} coupling taps, the scenario has "
+                f"array.coupling_taps = {scenario.array['coupling_taps']}"
+            )
     else:
         _expect(name, tensors, "dictionary", (K, n_theta), "complex")
     return weights
@@ -306,8 +358,10 @@ def _validate_elements(name: str, tensors: Mapping[str, np.ndarray], models: tup
         for key in keys:
             if model not in models:
                 if key in tensors:
-                    raise WeightsError(f"{name}: tensor '{key}' of array model {model!r}, which the file's "
-                                       f"array_models {list(models)} do not list")
+                    raise WeightsError(
+                        f"{name}: tensor '{key}' of array model {model!r}, which the file's "
+                        f"array_models {list(models)} do not list"
+                    )
                 continue
             if key == "coupling":
                 t = tensors.get(key)
@@ -338,8 +392,10 @@ def _validate_nn(weights: Weights, scenario: Scenario | None, name: str, K: int)
     if config.antennas != K:
         raise WeightsError(f"{name}: NNBL configured for {config.antennas} antennas, metadata says {K}")
     if scenario is not None and config.max_targets != scenario.scene["max_targets"]:
-        raise WeightsError(f"{name}: NNBL outputs T_max = {config.max_targets} targets, the scenario has "
-                           f"{scenario.scene['max_targets']}")
+        raise WeightsError(
+            f"{name}: NNBL outputs T_max = {config.max_targets} targets, the scenario has "
+            f"{scenario.scene['max_targets']}"
+        )
     shapes = expected_shapes(config)
     extra = sorted(set(weights.tensors) - set(shapes))
     if extra:

@@ -14,9 +14,9 @@
 #ifndef INCLUDED_ISAC_ANGLE_DELAY_MAP_H
 #define INCLUDED_ISAC_ANGLE_DELAY_MAP_H
 
-#include <gnuradio/isac/api.h>
 #include <complex>
 #include <cstdint>
+#include <gnuradio/isac/api.h>
 #include <memory>
 
 namespace gr {
@@ -47,17 +47,13 @@ struct map_peak {
  * receiver builds one mapper and calls map_complex() per frame. An instance keeps
  * work buffers: use one instance per thread.
  */
-class ISAC_API angle_delay_mapper
-{
+class ISAC_API angle_delay_mapper {
 public:
     //! Phi_a (K x Na) and Phi_d (S x Nd), row-major complex64; both are copied.
     //! allow_chirp_z / allow_symmetric = false force the general GEMM paths of the delay
     //! / angle side (for tests and benchmarks). Throws std::invalid_argument on negative
     //! sizes.
-    angle_delay_mapper(const cfloat* Phi_a,
-                       const cfloat* Phi_d,
-                       const map_dims& dims,
-                       bool allow_chirp_z = true,
+    angle_delay_mapper(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims, bool allow_chirp_z = true,
                        bool allow_symmetric = true);
     ~angle_delay_mapper();
     angle_delay_mapper(angle_delay_mapper&&) noexcept;
@@ -85,19 +81,13 @@ private:
  * \brief Complex angle-delay map M = Phi_a^H * Y * conj(Phi_d), written to M (Na x Nd).
  * Throws std::invalid_argument on negative sizes.
  */
-ISAC_API void angle_delay_map_complex(const cfloat* Y,
-                                      const cfloat* Phi_a,
-                                      const cfloat* Phi_d,
-                                      const map_dims& dims,
+ISAC_API void angle_delay_map_complex(const cfloat* Y, const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims,
                                       cfloat* M);
 
 /*!
  * \brief Power map L = |Phi_a^H * Y * conj(Phi_d)|^2, written to L (Na x Nd float32).
  */
-ISAC_API void angle_delay_map_power(const cfloat* Y,
-                                    const cfloat* Phi_a,
-                                    const cfloat* Phi_d,
-                                    const map_dims& dims,
+ISAC_API void angle_delay_map_power(const cfloat* Y, const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims,
                                     float* L);
 
 /*!

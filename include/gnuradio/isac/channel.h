@@ -38,16 +38,11 @@ constexpr double speed_of_light = 299792458.0;
  *
  * Keeps the element positions and work buffers: use one instance per thread.
  */
-class ISAC_API echo_synthesizer
-{
+class ISAC_API echo_synthesizer {
 public:
     //! K element positions (m) at wavelength_m (> 0), S subcarriers spaced spacing_hz.
     //! Throws std::invalid_argument on K < 1, S < 1 or a wavelength <= 0.
-    echo_synthesizer(const double* positions_m,
-                     int64_t K,
-                     int64_t S,
-                     double wavelength_m,
-                     double spacing_hz);
+    echo_synthesizer(const double* positions_m, int64_t K, int64_t S, double wavelength_m, double spacing_hz);
 
     int64_t antennas() const { return d_K; }
     int64_t subcarriers() const { return d_S; }
@@ -62,15 +57,8 @@ public:
      * rho(ranges[t]) + noise_scale (n_re + j n_im), with X (K x S, complex64); n_re and n_im
      * hold K*S standard normal draws each (nullptr: noiseless).
      */
-    void sensing(const cfloat* X,
-                 int64_t T,
-                 const double* angles_rad,
-                 const double* ranges_m,
-                 const cdouble* gains,
-                 const double* n_re,
-                 const double* n_im,
-                 double noise_scale,
-                 cfloat* Y);
+    void sensing(const cfloat* X, int64_t T, const double* angles_rad, const double* ranges_m, const cdouble* gains,
+                 const double* n_re, const double* n_im, double noise_scale, cfloat* Y);
 
     //! out (S) = a(phi)^T X, in double: the array response of the downlink (4) before the taps.
     void project(const cfloat* X, double phi_rad, cdouble* out);
@@ -91,11 +79,7 @@ private:
  * non-finite part null their subcarrier column (invalid="zero"). Returns the number of
  * nulled subcarriers.
  */
-ISAC_API int64_t reciprocal_filter(const cfloat* Y,
-                                   const cfloat* x,
-                                   int64_t K,
-                                   int64_t S,
-                                   double min_magnitude,
+ISAC_API int64_t reciprocal_filter(const cfloat* Y, const cfloat* x, int64_t K, int64_t S, double min_magnitude,
                                    cfloat* out);
 
 /*!

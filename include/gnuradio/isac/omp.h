@@ -45,8 +45,7 @@ struct omp_output {
 /*!
  * \brief Baseline OMP (Algorithm 1) on dictionary atoms.
  */
-class ISAC_API omp_kernel
-{
+class ISAC_API omp_kernel {
 public:
     //! Phi_a (K x Na), Phi_d (S x Nd) are copied. Throws std::invalid_argument on
     //! negative sizes or an empty grid (Na or Nd zero).
@@ -94,19 +93,15 @@ struct domp_output {
  * Per iteration: argmax (i0, j0) of the residual map L (optionally within a range of
  * rows, the a-priori sector); the window of rows [i0 - wa, i0 + wa] and columns
  * [j0 - wd, j0 + wd] clipped to the grid; softmax of (L / L[i0, j0]) / temperature over
- * the window cells (uniform weights when the map is all zero); theta^ and tau^ the weighted sums of the grid angles and delays; atoms
- * a(theta^), rho(tau^) recomputed from the steering model; joint LS gains over the
- * recomputed atoms; residual map update with Phi_a^H a(theta^) and Phi_d^H rho(tau^).
+ * the window cells (uniform weights when the map is all zero); theta^ and tau^ the weighted sums of the grid angles and
+ * delays; atoms a(theta^), rho(tau^) recomputed from the steering model; joint LS gains over the recomputed atoms;
+ * residual map update with Phi_a^H a(theta^) and Phi_d^H rho(tau^).
  */
-class ISAC_API domp_kernel
-{
+class ISAC_API domp_kernel {
 public:
     //! Copies the dictionaries and the parameter arrays. Throws std::invalid_argument
     //! on negative sizes, an empty grid, negative half-widths or a temperature <= 0.
-    domp_kernel(const cfloat* Phi_a,
-                const cfloat* Phi_d,
-                const map_dims& dims,
-                const domp_params& params);
+    domp_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const map_dims& dims, const domp_params& params);
     ~domp_kernel();
     domp_kernel(domp_kernel&&) noexcept;
     domp_kernel& operator=(domp_kernel&&) noexcept;
@@ -115,11 +110,7 @@ public:
     //! T = iterations (1..64) on Y (K x S). The argmax (step 1) is restricted to map rows
     //! [first_row, last_row] (the a-priori angular sector; last_row = -1: the last row);
     //! windows may extend beyond them. Throws std::invalid_argument on a bad row range.
-    void run(const cfloat* Y,
-             int iterations,
-             const domp_output& out,
-             int64_t first_row = 0,
-             int64_t last_row = -1);
+    void run(const cfloat* Y, int iterations, const domp_output& out, int64_t first_row = 0, int64_t last_row = -1);
 
 private:
     struct impl;

@@ -32,21 +32,16 @@ using isac_bindings::problem;
 std::vector<py::ssize_t> out_shape(const problem& p)
 {
     if (p.batched)
-        return { p.batch, p.dims.Na, p.dims.Nd };
-    return { p.dims.Na, p.dims.Nd };
+        return {p.batch, p.dims.Na, p.dims.Nd};
+    return {p.dims.Na, p.dims.Nd};
 }
 
 // Runs (mapper.*kernel)(Y_b, out_b) for every frame b without the GIL, with one
 // mapper (dictionaries prepared once) per worker thread; thread w takes frames
 // w, w + W, ...
 template <typename T>
-py::array_t<T> run_batched(const char* fn,
-                           const carray& Y,
-                           const carray& Pa,
-                           const carray& Pd,
-                           bool allow_chirp_z,
-                           bool allow_symmetric,
-                           int threads,
+py::array_t<T> run_batched(const char* fn, const carray& Y, const carray& Pa, const carray& Pd, bool allow_chirp_z,
+                           bool allow_symmetric, int threads,
                            void (gr::isac::angle_delay_mapper::*kernel)(const cfloat*, T*))
 {
     const problem p = check_shapes(fn, Y, Pa, Pd);
@@ -96,20 +91,10 @@ void bind_angle_delay_map(py::module& m)
     m.def(
         "angle_delay_map_complex",
         [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, bool symmetric, int threads) {
-            return run_batched<cfloat>("angle_delay_map_complex",
-                                       Y,
-                                       Pa,
-                                       Pd,
-                                       chirp_z,
-                                       symmetric,
-                                       threads,
+            return run_batched<cfloat>("angle_delay_map_complex", Y, Pa, Pd, chirp_z, symmetric, threads,
                                        &gr::isac::angle_delay_mapper::map_complex);
         },
-        py::arg("Y"),
-        py::arg("Phi_a"),
-        py::arg("Phi_d"),
-        py::arg("chirp_z") = true,
-        py::arg("symmetric") = true,
+        py::arg("Y"), py::arg("Phi_a"), py::arg("Phi_d"), py::arg("chirp_z") = true, py::arg("symmetric") = true,
         py::arg("threads") = 1,
         R"doc(Complex angle-delay map M = Phi_a^H @ Y @ conj(Phi_d).
 
@@ -125,20 +110,10 @@ product of half the work; symmetric=False forces the general one. `threads` work
     m.def(
         "angle_delay_map",
         [](const carray& Y, const carray& Pa, const carray& Pd, bool chirp_z, bool symmetric, int threads) {
-            return run_batched<float>("angle_delay_map",
-                                      Y,
-                                      Pa,
-                                      Pd,
-                                      chirp_z,
-                                      symmetric,
-                                      threads,
+            return run_batched<float>("angle_delay_map", Y, Pa, Pd, chirp_z, symmetric, threads,
                                       &gr::isac::angle_delay_mapper::map_power);
         },
-        py::arg("Y"),
-        py::arg("Phi_a"),
-        py::arg("Phi_d"),
-        py::arg("chirp_z") = true,
-        py::arg("symmetric") = true,
+        py::arg("Y"), py::arg("Phi_a"), py::arg("Phi_d"), py::arg("chirp_z") = true, py::arg("symmetric") = true,
         py::arg("threads") = 1,
         R"doc(Power angle-delay map |Phi_a^H @ Y @ conj(Phi_d)|**2 as float32.
 
@@ -150,7 +125,7 @@ Same arguments and shapes as angle_delay_map_complex.)doc");
             if (Pd.ndim() != 2)
                 fail("delay_dictionary_is_uniform_dft",
                      "Phi_d must have shape (S, Nd), got " + n(Pd.ndim()) + " dimension(s)");
-            const map_dims d{ 1, Pd.shape(0), 1, Pd.shape(1) };
+            const map_dims d{1, Pd.shape(0), 1, Pd.shape(1)};
             const cfloat pa(1.0f);
             const cfloat* pd = Pd.data();
             py::gil_scoped_release release;
@@ -166,7 +141,7 @@ transform: Phi_d[s, j] = exp(-j 2 pi s (f0 + j g)) to 2e-6 per entry.)doc");
             if (Pa.ndim() != 2)
                 fail("angle_dictionary_is_symmetric",
                      "Phi_a must have shape (K, Na), got " + n(Pa.ndim()) + " dimension(s)");
-            const map_dims d{ Pa.shape(0), 1, Pa.shape(1), 1 };
+            const map_dims d{Pa.shape(0), 1, Pa.shape(1), 1};
             const cfloat pd(1.0f);
             const cfloat* pa = Pa.data();
             py::gil_scoped_release release;
@@ -176,9 +151,7 @@ transform: Phi_d[s, j] = exp(-j 2 pi s (f0 + j g)) to 2e-6 per entry.)doc");
         R"doc(True when the angle-delay map kernels use the half-size real product for Phi_a:
 Phi_a[K-1-k, i] = conj(Phi_a[k, i]) to 2e-6 per entry (an array symmetric about its centre).)doc");
 
-    m.def("map_argmax",
-          &argmax,
-          py::arg("L"),
+    m.def("map_argmax", &argmax, py::arg("L"),
           R"doc(Largest entry of a 2-D map L: returns (i, j, value).
 
 The first maximum in row-major order wins, and a NaN wins like numpy.argmax.

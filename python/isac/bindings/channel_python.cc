@@ -72,8 +72,8 @@ py::array_t<cfloat> output(const char* fn, const py::object& out, std::vector<in
     if (out.is_none())
         return py::array_t<cfloat>(shape);
     auto a = py::array::ensure(out);
-    bool ok = a && a.dtype().is(py::dtype::of<cfloat>()) && a.writeable() &&
-              (a.flags() & py::array::c_style) && a.ndim() == int(shape.size());
+    bool ok = a && a.dtype().is(py::dtype::of<cfloat>()) && a.writeable() && (a.flags() & py::array::c_style) &&
+              a.ndim() == int(shape.size());
     for (size_t i = 0; ok && i < shape.size(); ++i)
         ok = a.shape(i) == shape[i];
     if (!ok) {
@@ -95,7 +95,7 @@ py::tuple reciprocal_frames(const carray& Y, const carray& x, double min_magnitu
         fail(fn, "x must have shape (" + n(B) + ", " + n(S) + "), got (" + n(x.shape(0)) + ", " + n(x.shape(1)) + ")");
     if (threads < 1)
         fail(fn, "threads must be >= 1, got " + n(threads));
-    py::array_t<cfloat> out = output(fn, out_, { B, K, S });
+    py::array_t<cfloat> out = output(fn, out_, {B, K, S});
     py::array_t<int64_t> nulled(B);
     const cfloat* y = Y.data();
     const cfloat* xs = x.data();
@@ -118,7 +118,7 @@ py::array_t<cfloat> array_frames(const carray& f, const carray& x, int threads, 
     if (threads < 1)
         fail(fn, "threads must be >= 1, got " + n(threads));
     const int64_t K = f.shape(0), B = x.shape(0), S = x.shape(1);
-    py::array_t<cfloat> out = output(fn, out_, { B, K, S });
+    py::array_t<cfloat> out = output(fn, out_, {B, K, S});
     const cfloat* fp = f.data();
     const cfloat* xp = x.data();
     cfloat* o = out.mutable_data();
@@ -140,13 +140,16 @@ py::object to_int(u128 v)
     return py::int_(uint64_t(v >> 64)).attr("__lshift__")(64).attr("__or__")(py::int_(uint64_t(v)));
 }
 
-std::vector<uint64_t> entropy(uint64_t seed, uint64_t stream, uint64_t index) { return { seed, stream, index }; }
+std::vector<uint64_t> entropy(uint64_t seed, uint64_t stream, uint64_t index)
+{
+    return {seed, stream, index};
+}
 
 py::array_t<int32_t> frame_messages(uint64_t seed, uint64_t stream, uint64_t first, int64_t count, int64_t S)
 {
     if (count < 0 || S < 1)
         fail("frame_messages", "count must be >= 0 and S >= 1, got " + n(count) + ", " + n(S));
-    py::array_t<int32_t> out({ count, S });
+    py::array_t<int32_t> out({count, S});
     int32_t* o = out.mutable_data();
     {
         py::gil_scoped_release release;
@@ -177,24 +180,14 @@ struct frame_channel {
     std::vector<gr::isac::echo_synthesizer> synth; // one per worker thread
     std::mutex mu;
 
-    frame_channel(const darray& pos,
-                  double wavelength_m,
-                  double spacing_hz,
-                  int64_t subcarriers,
-                  int64_t max_targets_,
-                  std::pair<double, double> sector_rad,
-                  std::pair<double, double> range_m,
-                  double gain_variance_,
-                  std::pair<double, double> comm_sector_rad,
-                  const darray& taps,
-                  double noise_power_,
-                  const py::object& fixed_angles_rad,
-                  const py::object& fixed_ranges_m,
-                  const py::object& fixed_gains_)
+    frame_channel(const darray& pos, double wavelength_m, double spacing_hz, int64_t subcarriers, int64_t max_targets_,
+                  std::pair<double, double> sector_rad, std::pair<double, double> range_m, double gain_variance_,
+                  std::pair<double, double> comm_sector_rad, const darray& taps, double noise_power_,
+                  const py::object& fixed_angles_rad, const py::object& fixed_ranges_m, const py::object& fixed_gains_)
         : wavelength(wavelength_m), spacing(spacing_hz), K(0), S(subcarriers), max_targets(max_targets_),
-          sector_lo(sector_rad.first), sector_hi(sector_rad.second), range_lo(range_m.first),
-          range_hi(range_m.second), gain_variance(gain_variance_), comm_lo(comm_sector_rad.first),
-          comm_hi(comm_sector_rad.second), noise_power(noise_power_)
+          sector_lo(sector_rad.first), sector_hi(sector_rad.second), range_lo(range_m.first), range_hi(range_m.second),
+          gain_variance(gain_variance_), comm_lo(comm_sector_rad.first), comm_hi(comm_sector_rad.second),
+          noise_power(noise_power_)
     {
         const char* fn = "FrameChannel";
         if (pos.ndim() != 1 || pos.shape(0) < 1)
@@ -232,10 +225,10 @@ struct frame_channel {
         if (threads < 1)
             fail(fn, "threads must be >= 1, got " + n(threads));
         const int64_t B = X.shape(0), T = slots(), L = tap_variances.size();
-        py::array_t<cfloat> Y = output(fn, out, { B, K, S });
+        py::array_t<cfloat> Y = output(fn, out, {B, K, S});
         py::array_t<int64_t> counts(B);
-        py::array_t<double> angles({ B, T }), ranges({ B, T }), phi(B);
-        py::array_t<cdouble> gains({ B, T }), taps({ B, L }), comm_noise({ B, S }), comm_signal({ B, S });
+        py::array_t<double> angles({B, T}), ranges({B, T}), phi(B);
+        py::array_t<cdouble> gains({B, T}), taps({B, L}), comm_noise({B, S}), comm_signal({B, S});
         const cfloat* x = X.data();
         cfloat* y = Y.mutable_data();
         int64_t* cnt = counts.mutable_data();
@@ -260,26 +253,14 @@ struct frame_channel {
         return py::make_tuple(Y, counts, angles, ranges, gains, phi, taps, comm_noise, comm_signal);
     }
 
-    void frame(gr::isac::echo_synthesizer& syn,
-               double* buf,
-               const cfloat* X,
-               uint64_t seed,
-               uint64_t stream,
-               uint64_t index,
-               cfloat* Y,
-               int64_t& count,
-               double* angles,
-               double* ranges,
-               cdouble* gains,
-               double& phi,
-               cdouble* taps,
-               cdouble* comm_noise,
-               cdouble* comm_signal) const
+    void frame(gr::isac::echo_synthesizer& syn, double* buf, const cfloat* X, uint64_t seed, uint64_t stream,
+               uint64_t index, cfloat* Y, int64_t& count, double* angles, double* ranges, cdouble* gains, double& phi,
+               cdouble* taps, cdouble* comm_noise, cdouble* comm_signal) const
     {
         numpy_pcg64 g(seed_sequence_pcg64(entropy(seed, stream, index)));
         double* nre = buf;
         double* nim = buf + K * S;
-        double* a = buf + 2 * K * S;             // max(S, L) doubles
+        double* a = buf + 2 * K * S; // max(S, L) doubles
         double* bb = a + std::max(S, int64_t(tap_variances.size()));
         // 1. the transmitter's messages (drawn by the message source; discarded here)
         g.integers(3, S, reinterpret_cast<uint64_t*>(nre)); // nre is overwritten below
@@ -367,14 +348,20 @@ uint64_t probe_next64(void* st)
     auto* p = static_cast<probe*>(st);
     return p->calls++ == 0 ? p->first : 0x8000000000000000ull; // later words: next_double = 0.5
 }
-uint32_t probe_next32(void* st) { return uint32_t(probe_next64(st)); }
-double probe_double(void* st) { return double(probe_next64(st) >> 11) * (1.0 / 9007199254740992.0); }
+uint32_t probe_next32(void* st)
+{
+    return uint32_t(probe_next64(st));
+}
+double probe_double(void* st)
+{
+    return double(probe_next64(st) >> 11) * (1.0 / 9007199254740992.0);
+}
 
 //! random_standard_normal on the 64-bit word r (then 0.5s): its value and whether it took more words.
 bool slow_path(uint64_t r, double& x)
 {
-    probe p{ r, 0 };
-    bitgen_t b{ &p, probe_next64, probe_next32, probe_double, probe_next64 };
+    probe p{r, 0};
+    bitgen_t b{&p, probe_next64, probe_next32, probe_double, probe_next64};
     x = random_standard_normal(&b);
     return p.calls > 1;
 }
@@ -390,7 +377,7 @@ ziggurat_tables probe_tables()
             z.w[idx] = 0.0;
             continue;
         }
-        z.w[idx] = x; // x = 1 * w[idx]
+        z.w[idx] = x;                            // x = 1 * w[idx]
         uint64_t lo = 1, hi = uint64_t(1) << 52; // smallest rabs off the fast path (2^52: none)
         while (lo < hi) {
             const uint64_t mid = lo + (hi - lo) / 2;
@@ -402,7 +389,7 @@ ziggurat_tables probe_tables()
         z.k[idx] = lo;
     }
     // self-check of the inline evaluation against random_standard_normal on 20,000 words
-    numpy_pcg64 g(seed_sequence_pcg64({ 20240521 }));
+    numpy_pcg64 g(seed_sequence_pcg64({20240521}));
     for (int i = 0; i < 20000 && z.inline_ok; ++i) {
         const uint64_t r = g.next64();
         const unsigned idx = unsigned(r & 0xff);
@@ -430,8 +417,8 @@ const ziggurat_tables& ziggurat()
 
 void bind_channel(py::module& m)
 {
-    m.def("reciprocal_filter_frames", &reciprocal_frames, py::arg("Y"), py::arg("x"),
-          py::arg("min_magnitude") = 1e-6, py::arg("threads") = 1, py::arg("out") = py::none(),
+    m.def("reciprocal_filter_frames", &reciprocal_frames, py::arg("Y"), py::arg("x"), py::arg("min_magnitude") = 1e-6,
+          py::arg("threads") = 1, py::arg("out") = py::none(),
           R"doc(Reciprocal filter (3) of frames, the C++ twin of
 gnuradio.isac.model.reciprocal.reciprocal_filter(Y, x, invalid="zero"), bit for bit.
 
@@ -444,16 +431,19 @@ into (it is returned). The GIL is released.)doc");
           R"doc(Transmitted array frames X = f x^T (B, K, S) complex64 of the precoder f (K,) and the
 symbols x (B, S): gnuradio.isac.model.channels_stream.array_frame, bit for bit. ``out``: a
 writable C-contiguous complex64 (B, K, S) array to write into. The GIL is released.)doc");
-    m.def("numpy_stream_available", []() {
+    m.def(
+        "numpy_stream_available",
+        []() {
 #ifdef ISAC_NUMPY_RANDOM
-        return true;
+            return true;
 #else
-        return false;
+            return false;
 #endif
-    }, "True when the module was built with numpy's libnpyrandom (frame_messages, FrameChannel).");
+        },
+        "True when the module was built with numpy's libnpyrandom (frame_messages, FrameChannel).");
 #ifdef ISAC_NUMPY_RANDOM
-    m.def("frame_messages", &frame_messages, py::arg("seed"), py::arg("stream"), py::arg("first"),
-          py::arg("count"), py::arg("S"),
+    m.def("frame_messages", &frame_messages, py::arg("seed"), py::arg("stream"), py::arg("first"), py::arg("count"),
+          py::arg("S"),
           R"doc(Messages of frames first..first+count-1: row b is
 model.ofdm.random_messages(simulation.frame_rng(seed, stream name, first + b), S) as int32,
 where `stream` is the stream's number (simulation.STREAMS). The GIL is released.)doc");
@@ -463,8 +453,9 @@ where `stream` is the stream's number (simulation.STREAMS). The GIL is released.
           py::arg("integers"), py::arg("high"), py::arg("normals"), py::arg("uniforms"),
           R"doc(From the generator of SeedSequence([seed, stream, index]): integers(0, high + 1,
 size=integers), then standard_normal(normals), then uniform(0, 1, uniforms) (for tests).)doc");
-    m.def("numpy_stream_inline_ziggurat", []() { return isac_bindings::ziggurat().inline_ok; },
-          "True when standard normals take the inline ziggurat fast path (it reproduces numpy's).");
+    m.def(
+        "numpy_stream_inline_ziggurat", []() { return isac_bindings::ziggurat().inline_ok; },
+        "True when standard normals take the inline ziggurat fast path (it reproduces numpy's).");
     py::class_<frame_channel>(m, "FrameChannel", R"doc(The sensing echo (1) and the MISO downlink's
 draws (4) of streamed frames, the C++ twin of gnuradio.isac.model.channels_stream.channel_frame.
 

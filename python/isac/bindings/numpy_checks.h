@@ -29,7 +29,10 @@ using carray = py::array_t<gr::isac::cfloat, py::array::c_style | py::array::for
     throw py::value_error(std::string(fn) + ": " + what);
 }
 
-inline std::string n(int64_t v) { return std::to_string(v); }
+inline std::string n(int64_t v)
+{
+    return std::to_string(v);
+}
 
 // Sizes of one kernel call on Y (K, S) or (B, K, S) with dictionaries Phi_a (K, Na), Phi_d (S, Nd).
 struct problem {
@@ -49,12 +52,11 @@ inline problem check_shapes(const char* fn, const carray& Y, const carray& Pa, c
     problem p;
     p.batched = Y.ndim() == 3;
     p.batch = p.batched ? Y.shape(0) : 1;
-    p.dims = { Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1) };
+    p.dims = {Y.shape(Y.ndim() - 2), Y.shape(Y.ndim() - 1), Pa.shape(1), Pd.shape(1)};
     if (Pa.shape(0) != p.dims.K)
         fail(fn, "Phi_a has " + n(Pa.shape(0)) + " rows but Y has " + n(p.dims.K) + " (K must match)");
     if (Pd.shape(0) != p.dims.S)
-        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) +
-                     " columns (S must match)");
+        fail(fn, "Phi_d has " + n(Pd.shape(0)) + " rows but Y has " + n(p.dims.S) + " columns (S must match)");
     return p;
 }
 

@@ -43,8 +43,8 @@ extern "C" {
 // numpy/random/distributions.h (libnpyrandom.a); declared here to keep Python.h and the numpy
 // C API headers out of this translation unit
 double random_standard_normal(bitgen_t* bitgen_state);
-void random_bounded_uint64_fill(
-    bitgen_t* bitgen_state, uint64_t off, uint64_t rng, intptr_t cnt, bool use_masked, uint64_t* out);
+void random_bounded_uint64_fill(bitgen_t* bitgen_state, uint64_t off, uint64_t rng, intptr_t cnt, bool use_masked,
+                                uint64_t* out);
 }
 
 namespace isac_bindings {
@@ -131,8 +131,7 @@ const ziggurat_tables& ziggurat();
 /*!
  * numpy's PCG64 with its Generator's draws. One instance per frame (or per thread).
  */
-class numpy_pcg64
-{
+class numpy_pcg64 {
 public:
     explicit numpy_pcg64(const pcg64_seed& seed) : d_state(seed.state), d_inc(seed.inc)
     {
@@ -267,8 +266,8 @@ private:
         const __m512i a1 = _mm512_srli_epi64(a, 32);
         const __m512i p00 = _mm512_mul_epu32(a, m0), p01 = _mm512_mul_epu32(a, m1);
         const __m512i p10 = _mm512_mul_epu32(a1, m0), p11 = _mm512_mul_epu32(a1, m1);
-        const __m512i mid = _mm512_add_epi64(_mm512_add_epi64(_mm512_srli_epi64(p00, 32), _mm512_and_si512(p01, mask32)),
-                                             _mm512_and_si512(p10, mask32));
+        const __m512i mid = _mm512_add_epi64(
+            _mm512_add_epi64(_mm512_srli_epi64(p00, 32), _mm512_and_si512(p01, mask32)), _mm512_and_si512(p10, mask32));
         hi = _mm512_add_epi64(_mm512_add_epi64(p11, _mm512_srli_epi64(p01, 32)),
                               _mm512_add_epi64(_mm512_srli_epi64(p10, 32), _mm512_srli_epi64(mid, 32)));
         lo = _mm512_or_si512(_mm512_slli_epi64(mid, 32), _mm512_and_si512(p00, mask32));
@@ -310,7 +309,8 @@ private:
             // state <- state * M^8 + C8 (mod 2^128)
             __m512i plo, phi;
             mul_64x64(L, ml, plo, phi);
-            __m512i nh = _mm512_add_epi64(phi, _mm512_add_epi64(_mm512_mullo_epi64(H, mlv), _mm512_mullo_epi64(L, mhv)));
+            __m512i nh =
+                _mm512_add_epi64(phi, _mm512_add_epi64(_mm512_mullo_epi64(H, mlv), _mm512_mullo_epi64(L, mhv)));
             const __m512i nl = _mm512_add_epi64(plo, cl);
             const __mmask8 carry = _mm512_cmplt_epu64_mask(nl, cl);
             nh = _mm512_mask_add_epi64(_mm512_add_epi64(nh, ch), carry, _mm512_add_epi64(nh, ch), _mm512_set1_epi64(1));

@@ -13,8 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
-#include <string>
 #include <mutex>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -75,14 +75,11 @@ struct omp_arrays {
     cdouble* pg;
 
     omp_arrays(int64_t B, int64_t T)
-        : ai({ B, T }), di({ B, T }), peaks({ B, T }), gains({ B, T, T }), T(T),
-          pai(ai.mutable_data()), pdi(di.mutable_data()), ppk(peaks.mutable_data()), pg(gains.mutable_data())
+        : ai({B, T}), di({B, T}), peaks({B, T}), gains({B, T, T}), T(T), pai(ai.mutable_data()), pdi(di.mutable_data()),
+          ppk(peaks.mutable_data()), pg(gains.mutable_data())
     {
     }
-    gr::isac::omp_output frame(int64_t b) const
-    {
-        return { pai + b * T, pdi + b * T, ppk + b * T, pg + b * T * T };
-    }
+    gr::isac::omp_output frame(int64_t b) const { return {pai + b * T, pdi + b * T, ppk + b * T, pg + b * T * T}; }
 };
 
 /*
@@ -109,9 +106,8 @@ struct omp_runner {
             std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
             while (int64_t(kernels.size()) < W)
                 kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
-            run_frames(kernels, W, p.batch, [&](gr::isac::omp_kernel& k, int64_t b) {
-                k.run(y + b * step, iterations, o.frame(b));
-            });
+            run_frames(kernels, W, p.batch,
+                       [&](gr::isac::omp_kernel& k, int64_t b) { k.run(y + b * step, iterations, o.frame(b)); });
         }
         return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
     }
@@ -127,14 +123,14 @@ struct domp_arrays {
     int64_t *pai, *pdi;
 
     domp_arrays(int64_t B, int64_t T)
-        : th({ B, T }), ta({ B, T }), peaks({ B, T }), gains({ B, T, T }), ai({ B, T }), di({ B, T }), T(T),
-          pth(th.mutable_data()), pta(ta.mutable_data()), ppk(peaks.mutable_data()), pg(gains.mutable_data()),
-          pai(ai.mutable_data()), pdi(di.mutable_data())
+        : th({B, T}), ta({B, T}), peaks({B, T}), gains({B, T, T}), ai({B, T}), di({B, T}), T(T), pth(th.mutable_data()),
+          pta(ta.mutable_data()), ppk(peaks.mutable_data()), pg(gains.mutable_data()), pai(ai.mutable_data()),
+          pdi(di.mutable_data())
     {
     }
     gr::isac::domp_output frame(int64_t b) const
     {
-        return { pth + b * T, pta + b * T, ppk + b * T, pg + b * T * T, pai + b * T, pdi + b * T };
+        return {pth + b * T, pta + b * T, ppk + b * T, pg + b * T * T, pai + b * T, pdi + b * T};
     }
 };
 
@@ -156,24 +152,10 @@ struct domp_runner {
     std::vector<gr::isac::domp_kernel> kernels;
     std::mutex mu;
 
-    domp_runner(const carray& pa,
-                const carray& pd,
-                const darray& angles,
-                const darray& delays,
-                const darray& positions,
-                double wavelength,
-                double spacing,
-                std::pair<int64_t, int64_t> half_widths,
-                double temperature)
-        : Pa(pa),
-          Pd(pd),
-          angles(angles),
-          delays(delays),
-          positions(positions),
-          wavelength(wavelength),
-          spacing(spacing),
-          temperature(temperature),
-          half_widths(half_widths)
+    domp_runner(const carray& pa, const carray& pd, const darray& angles, const darray& delays, const darray& positions,
+                double wavelength, double spacing, std::pair<int64_t, int64_t> half_widths, double temperature)
+        : Pa(pa), Pd(pd), angles(angles), delays(delays), positions(positions), wavelength(wavelength),
+          spacing(spacing), temperature(temperature), half_widths(half_widths)
     {
         const char* fn = "domp";
         if (Pa.ndim() != 2)
@@ -188,8 +170,7 @@ struct domp_runner {
         if (!std::isfinite(spacing))
             fail(fn, "spacing_hz must be finite");
         if (half_widths.first < 0 || half_widths.second < 0)
-            fail(fn, "half_widths must be >= 0, got (" + n(half_widths.first) + ", " +
-                         n(half_widths.second) + ")");
+            fail(fn, "half_widths must be >= 0, got (" + n(half_widths.first) + ", " + n(half_widths.second) + ")");
         if (!(temperature > 0.0) || !std::isfinite(temperature))
             fail(fn, "temperature must be finite and > 0, got " + std::to_string(temperature));
     }
@@ -203,7 +184,7 @@ struct domp_runner {
     {
         const int64_t Na = angles.shape(0);
         if (sector.is_none())
-            return { { 0, Na - 1 } };
+            return {{0, Na - 1}};
         const darray sec = darray::ensure(sector);
         if (!sec || !((sec.ndim() == 1 && sec.shape(0) == 2) ||
                       (sec.ndim() == 2 && sec.shape(0) == batch && sec.shape(1) == 2)))
@@ -239,9 +220,8 @@ struct domp_runner {
         const int64_t W = workers("domp", threads, p.batch);
         const int64_t T = iterations;
         domp_arrays o(p.batch, T);
-        const gr::isac::domp_params prm{ angles.data(), delays.data(),      positions.data(),
-                                         wavelength,    spacing,            half_widths.first,
-                                         half_widths.second, temperature };
+        const gr::isac::domp_params prm{angles.data(), delays.data(),     positions.data(),   wavelength,
+                                        spacing,       half_widths.first, half_widths.second, temperature};
         const std::vector<std::pair<int64_t, int64_t>> rows = sector_rows(sector, p.batch);
         const cfloat* y = Y.data();
         const int64_t step = p.dims.K * p.dims.S;
@@ -268,12 +248,8 @@ void bind_omp(py::module& m)
         [](const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads) {
             return omp_runner(Pa, Pd).run(Y, iterations, threads);
         },
-          py::arg("Y"),
-          py::arg("Phi_a"),
-          py::arg("Phi_d"),
-          py::arg("iterations"),
-          py::arg("threads") = 1,
-          R"doc(Baseline OMP (Algorithm 1), the C++ twin of gnuradio.isac.model.omp.omp.
+        py::arg("Y"), py::arg("Phi_a"), py::arg("Phi_d"), py::arg("iterations"), py::arg("threads") = 1,
+        R"doc(Baseline OMP (Algorithm 1), the C++ twin of gnuradio.isac.model.omp.omp.
 
 Y: (K, S) or (B, K, S) reciprocal-filtered frames; Phi_a: (K, Na); Phi_d: (S, Nd);
 inputs are converted to complex64. Runs `iterations` (T_max, 1..64) iterations per frame.
@@ -286,37 +262,16 @@ range, or a non-finite Y.)doc");
 
     m.def(
         "domp",
-        [](const carray& Y,
-           const carray& Pa,
-           const carray& Pd,
-           const darray& angles,
-           const darray& delays,
-           const darray& positions,
-           double wavelength,
-           double spacing,
-           int iterations,
-           std::pair<int64_t, int64_t> half_widths,
-           double temperature,
-           int threads,
-           const py::object& sector) {
-            return domp_runner(
-                       Pa, Pd, angles, delays, positions, wavelength, spacing, half_widths, temperature)
+        [](const carray& Y, const carray& Pa, const carray& Pd, const darray& angles, const darray& delays,
+           const darray& positions, double wavelength, double spacing, int iterations,
+           std::pair<int64_t, int64_t> half_widths, double temperature, int threads, const py::object& sector) {
+            return domp_runner(Pa, Pd, angles, delays, positions, wavelength, spacing, half_widths, temperature)
                 .run(Y, iterations, threads, sector);
         },
-          py::arg("Y"),
-          py::arg("Phi_a"),
-          py::arg("Phi_d"),
-          py::arg("angles_rad"),
-          py::arg("delays_s"),
-          py::arg("positions_m"),
-          py::arg("wavelength_m"),
-          py::arg("spacing_hz"),
-          py::arg("iterations"),
-          py::arg("half_widths"),
-          py::arg("temperature"),
-          py::arg("threads") = 1,
-          py::arg("sector_rad") = py::none(),
-          R"doc(Inference step of differentiable OMP (Sec. IV-B), the C++ twin of
+        py::arg("Y"), py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"),
+        py::arg("positions_m"), py::arg("wavelength_m"), py::arg("spacing_hz"), py::arg("iterations"),
+        py::arg("half_widths"), py::arg("temperature"), py::arg("threads") = 1, py::arg("sector_rad") = py::none(),
+        R"doc(Inference step of differentiable OMP (Sec. IV-B), the C++ twin of
 gnuradio.isac.model.domp.domp_inference.
 
 Y, Phi_a, Phi_d as for omp; angles_rad (Na,) and delays_s (Nd,) the grids of the
@@ -341,11 +296,10 @@ instance from several Python threads run one after the other (it keeps work buff
 model prepared once. DompKernel(Phi_a, Phi_d, angles_rad, delays_s, positions_m,
 wavelength_m, spacing_hz, half_widths, temperature)(Y, iterations, threads=1) returns what
 domp(...) returns. Calls on one instance run one after the other.)doc")
-        .def(py::init<const carray&, const carray&, const darray&, const darray&, const darray&, double,
-                      double, std::pair<int64_t, int64_t>, double>(),
-             py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"),
-             py::arg("positions_m"), py::arg("wavelength_m"), py::arg("spacing_hz"),
-             py::arg("half_widths"), py::arg("temperature"))
+        .def(py::init<const carray&, const carray&, const darray&, const darray&, const darray&, double, double,
+                      std::pair<int64_t, int64_t>, double>(),
+             py::arg("Phi_a"), py::arg("Phi_d"), py::arg("angles_rad"), py::arg("delays_s"), py::arg("positions_m"),
+             py::arg("wavelength_m"), py::arg("spacing_hz"), py::arg("half_widths"), py::arg("temperature"))
         .def("__call__", &domp_runner::run, py::arg("Y"), py::arg("iterations"), py::arg("threads") = 1,
              py::arg("sector_rad") = py::none());
 }

@@ -127,7 +127,8 @@ py::dict dict_to(const pmt::pmt_t& msg)
  * (bool -> bool, integer -> long, float -> double), a 2-D array (B, W) the f64vector of the
  * first counts[b] entries of row b.
  */
-py::list dicts_from_rows(const py::list& fields, const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts)
+py::list dicts_from_rows(const py::list& fields,
+                         const py::array_t<int64_t, py::array::c_style | py::array::forcecast>& counts)
 {
     py::module_::import("pmt");
     struct column {

@@ -19,6 +19,7 @@ complex64; message frames S int32.
     sigmf_source            plays a SigMF recording back: Y_r with truth, or x with its messages
     metrics                 running p_md, p_fa, GOSPA, SER
 """
+
 from ._common import BlockParameterError
 from .angle_delay_map_stream import angle_delay_map_stream
 from .comm_receiver import comm_receiver
@@ -35,10 +36,37 @@ from .sigmf_source import sigmf_source
 from .ula_channel import ula_channel
 
 #: block name -> module of gnuradio.isac.blocks defining it (the lazy attributes of gnuradio.isac)
-BLOCKS = {"angle_delay_map_stream": "angle_delay_map_stream", "comm_receiver": "comm_receiver",
-          "json_publisher": "json_publisher", "map_display": "map_display", "message_source": "message_source",
-          "metrics": "metrics", "omp_receiver": "omp_receiver", "positions_pdu": "positions_pdu",
-          "precoder": "precoder", "reciprocal_filter": "reciprocal_filter", "ula_channel": "ula_channel",
-          "sigmf_sink": "sigmf_sink", "sigmf_source": "sigmf_source"}
+BLOCKS = {
+    "angle_delay_map_stream": "angle_delay_map_stream",
+    "comm_receiver": "comm_receiver",
+    "json_publisher": "json_publisher",
+    "map_display": "map_display",
+    "message_source": "message_source",
+    "metrics": "metrics",
+    "omp_receiver": "omp_receiver",
+    "positions_pdu": "positions_pdu",
+    "precoder": "precoder",
+    "reciprocal_filter": "reciprocal_filter",
+    "ula_channel": "ula_channel",
+    "sigmf_sink": "sigmf_sink",
+    "sigmf_source": "sigmf_source",
+}
 
-__all__ = ["BLOCKS", "BlockParameterError", *BLOCKS]
+__all__ = [
+    "BLOCKS",
+    "BlockParameterError",
+    "angle_delay_map_stream",
+    "comm_receiver",
+    "json_publisher",
+    "map_display",
+    "message_source",
+    "metrics",
+    "omp_receiver",
+    "positions_pdu",
+    "precoder",
+    "reciprocal_filter",
+    "sigmf_sink",
+    "sigmf_source",
+    "ula_channel",
+]
+assert set(__all__) == {"BLOCKS", "BlockParameterError", *BLOCKS}

@@ -1,6 +1,7 @@
 """Helpers shared by the blocks: parameter checks whose errors name the block and the
 parameter, the Scenario a block's parameters describe, PMT conversions, the frame-shape tag,
 per-frame failure bookkeeping and stream buffer sizes."""
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,13 @@ def error(block: str, param: str, message: str) -> BlockParameterError:
 
 
 def positive_int(block: str, param: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or float(value) != int(value) or int(value) < 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or float(value) != int(value)
+        or int(value) < 1
+    ):
         raise error(block, param, f"must be an integer >= 1, got {value!r}")
     return int(value)
 
@@ -116,7 +122,7 @@ def load_weights(block: str, weights, scenario: Scenario, method: str, other_arr
         transceiver.get(method or "baseline", w)
     except ValueError as exc:
         text = str(exc)
-        raise error(block, "method", text[len("method "):] if text.startswith("method ") else f"({text})") from None
+        raise error(block, "method", text[len("method ") :] if text.startswith("method ") else f"({text})") from None
     return method or "baseline", w
 
 
@@ -201,7 +207,7 @@ def make_dicts(fields: list, counts) -> list:
         for name, arr in fields:
             arr = np.asarray(arr)
             if arr.ndim == 2:
-                row[name] = arr[b, :counts[b]].astype(np.float64)
+                row[name] = arr[b, : counts[b]].astype(np.float64)
             elif arr.dtype.kind == "b":
                 row[name] = bool(arr[b])
             elif arr.dtype.kind in "iu":
@@ -280,8 +286,10 @@ def shape_mismatch(block, port: int, K: int, S: int, n: int) -> str | None:
             senders.append(f"{who} (K = {k}, S = {s})")
     if not senders:
         return None
-    return (f"{block.alias()}: input frames come from {', '.join(senders)}, but this block has K = {K}, S = {S}; "
-            f"K*S is equal, so GNU Radio connected them: give both blocks the same K and S")
+    return (
+        f"{block.alias()}: input frames come from {', '.join(senders)}, but this block has K = {K}, S = {S}; "
+        f"K*S is equal, so GNU Radio connected them: give both blocks the same K and S"
+    )
 
 
 # --- per-frame failures ------------------------------------------------------------------
@@ -303,8 +311,10 @@ class FrameFailures:
         self.count += 1
         self.consecutive += 1
         if self.count <= 10 or self.count % 100 == 0:
-            self.block.logger.error(f"frame {frame}: {type(exc).__name__}: {exc} -- frame flagged invalid, "
-                                    f"going on ({self.count} failed frames so far)")
+            self.block.logger.error(
+                f"frame {frame}: {type(exc).__name__}: {exc} -- frame flagged invalid, "
+                f"going on ({self.count} failed frames so far)"
+            )
 
     def ok(self) -> None:
         self.consecutive = 0

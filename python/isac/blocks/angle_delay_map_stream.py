@@ -1,5 +1,6 @@
 """isac.angle_delay_map_stream: the angle-delay map of Algorithm 1, line 5, as a stream (for
 display, e.g. a QT GUI time raster: the map of Fig. 3 of the paper, one frame per screen)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,15 +26,38 @@ class angle_delay_map_stream(gr.sync_block):
     the flowgraph (``fatal_error``). A ``frame_shape`` tag on the input with another K x S (same
     K*S) stops the flowgraph with an error naming both blocks."""
 
-    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
-                 target_sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 180,
-                 delay_grid: int = 100, method: str = "", weights="", impairment: str = "spacing",
-                 spacing_std_m: float = 2e-4, impairment_seed: int = 1, db: bool = True,
-                 weights_other_array: bool = False):
-        self.scenario = receiver_scenario(NAME, K=K, S=S, fc=fc, spacing_hz=spacing_hz,
-                                          target_sector_deg=target_sector_deg, range_m=range_m,
-                                          angle_grid=angle_grid, delay_grid=delay_grid, impairment=impairment,
-                                          spacing_std_m=spacing_std_m, impairment_seed=impairment_seed)
+    def __init__(
+        self,
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        target_sector_deg=(-40.0, -20.0),
+        range_m=(10.0, 190.0),
+        angle_grid: int = 180,
+        delay_grid: int = 100,
+        method: str = "",
+        weights="",
+        impairment: str = "spacing",
+        spacing_std_m: float = 2e-4,
+        impairment_seed: int = 1,
+        db: bool = True,
+        weights_other_array: bool = False,
+    ):
+        self.scenario = receiver_scenario(
+            NAME,
+            K=K,
+            S=S,
+            fc=fc,
+            spacing_hz=spacing_hz,
+            target_sector_deg=target_sector_deg,
+            range_m=range_m,
+            angle_grid=angle_grid,
+            delay_grid=delay_grid,
+            impairment=impairment,
+            spacing_std_m=spacing_std_m,
+            impairment_seed=impairment_seed,
+        )
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         if self.method == "nn":
             raise c.error(NAME, "method", "'nn' (NNBL) has no array, so no angle-delay map")
@@ -46,8 +70,9 @@ class angle_delay_map_stream(gr.sync_block):
         self.fatal_error = None
         #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
         self.on_fatal = None
-        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)],
-                               out_sig=[(np.float32, self.size)])
+        gr.sync_block.__init__(
+            self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=[(np.float32, self.size)]
+        )
 
     @classmethod
     def from_scenario(cls, scenario, **kwargs) -> "angle_delay_map_stream":
@@ -88,14 +113,17 @@ class angle_delay_map_stream(gr.sync_block):
         except Exception:  # noqa: BLE001 - frame by frame: flag the failing ones
             for i in range(n):
                 try:
-                    output_items[0][i] = self.map(Y[i:i + 1]).reshape(self.size)
+                    output_items[0][i] = self.map(Y[i : i + 1]).reshape(self.size)
                     self.failures.ok()
                 except Exception as exc:  # noqa: BLE001
                     output_items[0][i] = np.nan
                     self.failures.failed(read + i, exc)
                     if self.failures.fatal:
-                        return c.stop_flowgraph(self, f"{self.alias()}: {self.failures.consecutive} frames in a row "
-                                                      f"failed, last: {type(exc).__name__}: {exc}")
+                        return c.stop_flowgraph(
+                            self,
+                            f"{self.alias()}: {self.failures.consecutive} frames in a row "
+                            f"failed, last: {type(exc).__name__}: {exc}",
+                        )
         return n
 
 

@@ -1,4 +1,5 @@
 """isac.comm_receiver: subcarrier-wise ML detection (15) with CSI."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,9 @@ class comm_receiver(gr.sync_block):
         self.fatal_error = None
         #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
         self.on_fatal = None
-        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S), (np.complex64, self.S)],
-                               out_sig=[(np.int32, self.S)])
+        gr.sync_block.__init__(
+            self, name=NAME, in_sig=[(np.complex64, self.S), (np.complex64, self.S)], out_sig=[(np.int32, self.S)]
+        )
         c.frame_buffers(self, (0,), c.SYMBOL_FRAMES)
 
     @property
@@ -64,11 +66,16 @@ class comm_receiver(gr.sync_block):
                     bad[i] = True
                     self.failures.failed(self.nitems_read(0) + i, exc)
                     if self.failures.fatal:
-                        return c.stop_flowgraph(self, f"{self.alias()}: {self.failures.consecutive} frames in a row "
-                                                      f"failed, last: {type(exc).__name__}: {exc}")
+                        return c.stop_flowgraph(
+                            self,
+                            f"{self.alias()}: {self.failures.consecutive} frames in a row "
+                            f"failed, last: {type(exc).__name__}: {exc}",
+                        )
         for i in np.nonzero(bad)[0]:
             self.invalid_frames += 1
-            self.logger.warn(f"frame {self.nitems_read(0) + int(i)}: non-finite y_c or CSI "
-                             f"({self.invalid_frames} such frames so far)")
+            self.logger.warn(
+                f"frame {self.nitems_read(0) + int(i)}: non-finite y_c or CSI "
+                f"({self.invalid_frames} such frames so far)"
+            )
             self.add_item_tag(0, self.nitems_written(0) + int(i), pmt.intern(INVALID_TAG), pmt.PMT_T)
         return n

@@ -1,5 +1,6 @@
 """isac.json_publisher: publish PMT dict messages as JSON over ZeroMQ (pyzmq), for clients
 without GNU Radio (gr-zeromq's pub_msg_sink sends serialized PMTs instead)."""
+
 from __future__ import annotations
 
 import pmt
@@ -26,8 +27,11 @@ class json_publisher(gr.basic_block):
             raise c.error(NAME, "address", str(exc)) from None
         gr.basic_block.__init__(self, name=NAME, in_sig=None, out_sig=None)
         self.address = address
-        for port, handler in (("detections", self.handle_detections), ("truth", self.handle_truth),
-                              ("metrics", self.handle_metrics)):
+        for port, handler in (
+            ("detections", self.handle_detections),
+            ("truth", self.handle_truth),
+            ("metrics", self.handle_metrics),
+        ):
             self.message_port_register_in(pmt.intern(port))
             self.set_msg_handler(pmt.intern(port), handler)
 

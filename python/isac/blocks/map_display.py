@@ -1,6 +1,7 @@
 """isac.map_display: a live QT GUI picture of the angle-delay map (Fig. 3 of the paper) with
 the true targets (circles) and the OMP detections (crosses) of the frame shown, beside an x-y
 scatter in metres (positions (2)) of the truth and detections of the last few frames."""
+
 from __future__ import annotations
 
 import math
@@ -18,10 +19,27 @@ NAME = "isac_map_display"
 KEEP_FRAMES = 32  # maps and messages kept per kind (bounded; older ones are dropped)
 
 # viridis at 9 equally spaced points (matplotlib's table), interpolated to 256 entries
-_VIRIDIS = np.array([(68, 1, 84), (71, 44, 122), (59, 81, 139), (44, 113, 142), (33, 144, 141),
-                     (39, 173, 129), (92, 200, 99), (170, 220, 50), (253, 231, 37)], dtype=np.float64)
-LUT = np.stack([np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_VIRIDIS)), _VIRIDIS[:, k])
-                for k in range(3)], axis=1).round().astype(np.uint8)
+_VIRIDIS = np.array(
+    [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ],
+    dtype=np.float64,
+)
+LUT = (
+    np.stack(
+        [np.interp(np.linspace(0, 1, 256), np.linspace(0, 1, len(_VIRIDIS)), _VIRIDIS[:, k]) for k in range(3)], axis=1
+    )
+    .round()
+    .astype(np.uint8)
+)
 TRUTH_RGB = (255, 255, 255)  # circles
 DETECTION_RGB = (255, 0, 0)  # crosses
 
@@ -100,15 +118,30 @@ class map_display(gr.sync_block):
 
     Needs a QApplication before construction (the QT GUI flowgraph creates it first)."""
 
-    def __init__(self, angle_grid: int = 180, delay_grid: int = 100, target_sector_deg=(-40.0, -20.0),
-                 range_m=(10.0, 190.0), db: bool = True, floor_db: float = -30.0, update_hz: float = 10.0,
-                 xy_frames: int = 5):
+    def __init__(
+        self,
+        angle_grid: int = 180,
+        delay_grid: int = 100,
+        target_sector_deg=(-40.0, -20.0),
+        range_m=(10.0, 190.0),
+        db: bool = True,
+        floor_db: float = -30.0,
+        update_hz: float = 10.0,
+        xy_frames: int = 5,
+    ):
         self.angle_grid = c.positive_int(NAME, "angle_grid", angle_grid)
         self.delay_grid = c.positive_int(NAME, "delay_grid", delay_grid)
         self.target_sector_deg = c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
         self.range_m = c.interval(NAME, "range_m", range_m, " (m)")
-        c.scenario(NAME, dict(target_sector_deg=self.target_sector_deg, range_m=self.range_m,
-                              angle_grid=self.angle_grid, delay_grid=self.delay_grid))
+        c.scenario(
+            NAME,
+            dict(
+                target_sector_deg=self.target_sector_deg,
+                range_m=self.range_m,
+                angle_grid=self.angle_grid,
+                delay_grid=self.delay_grid,
+            ),
+        )
         if not isinstance(db, (bool, np.bool_)):
             raise c.error(NAME, "db", f"must be True or False, got {db!r}")
         self.db = bool(db)
@@ -150,8 +183,11 @@ class map_display(gr.sync_block):
     @staticmethod
     def _check_xy_frames(value) -> int:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or value > KEEP_FRAMES:
-            raise c.error(NAME, "xy_frames", f"must be an integer in [0, {KEEP_FRAMES}] (frames in the x-y scatter, "
-                                             f"0 = no scatter), got {value!r}")
+            raise c.error(
+                NAME,
+                "xy_frames",
+                f"must be an integer in [0, {KEEP_FRAMES}] (frames in the x-y scatter, 0 = no scatter), got {value!r}",
+            )
         return int(value)
 
     def set_xy_frames(self, xy_frames) -> None:
@@ -236,8 +272,15 @@ class map_display(gr.sync_block):
             frame = next((f for f in reversed(self._maps) if f in self._detections), None)
             if frame is None and self._maps:
                 frame = next(reversed(self._maps))
-            return (self._version, frame, self._maps.get(frame), self._truth.get(frame),
-                    self._detections.get(frame), self._floor_db, self._update_hz)
+            return (
+                self._version,
+                frame,
+                self._maps.get(frame),
+                self._truth.get(frame),
+                self._detections.get(frame),
+                self._floor_db,
+                self._update_hz,
+            )
 
     def xy_snapshot(self):
         """(version, newest frame, [(frame, truth, detections), ...] oldest first, update_hz) of
@@ -305,8 +348,13 @@ def _make_widget_class():
             self.detections = None
             self._drawn = None  # (version, frame) last drawn
             self._failed = False
-            self._bar = QtGui.QImage(np.ascontiguousarray(LUT[::-1, None, :].repeat(1, axis=1)).tobytes(),
-                                     1, 256, 3, QtGui.QImage.Format_RGB888).copy()
+            self._bar = QtGui.QImage(
+                np.ascontiguousarray(LUT[::-1, None, :].repeat(1, axis=1)).tobytes(),
+                1,
+                256,
+                3,
+                QtGui.QImage.Format_RGB888,
+            ).copy()
             self.timer = QtCore.QTimer(self)
             self.timer.timeout.connect(self.refresh)
             self._hz = None
@@ -323,8 +371,7 @@ def _make_widget_class():
         # geometry ----------------------------------------------------------------------
         def plot_rect(self):
             left, top, right, bottom = self.MARGINS
-            return QtCore.QRectF(left, top, max(1, self.width() - left - right),
-                                 max(1, self.height() - top - bottom))
+            return QtCore.QRectF(left, top, max(1, self.width() - left - right), max(1, self.height() - top - bottom))
 
         def _extent(self, lo: float, hi: float, points: int) -> tuple[float, float]:
             cell = (hi - lo) / max(points - 1, 1)  # grid points are cell centres
@@ -335,8 +382,10 @@ def _make_widget_class():
             b, r = self.block, self.plot_rect()
             a0, a1 = self._extent(*b.target_sector_deg, b.angle_grid)
             r0, r1 = self._extent(*b.range_m, b.delay_grid)
-            return (r.left() + (angle_deg - a0) / (a1 - a0) * r.width(),
-                    r.bottom() - (range_m - r0) / (r1 - r0) * r.height())
+            return (
+                r.left() + (angle_deg - a0) / (a1 - a0) * r.width(),
+                r.bottom() - (range_m - r0) / (r1 - r0) * r.height(),
+            )
 
         # Qt thread ---------------------------------------------------------------------
         def refresh(self) -> None:
@@ -407,10 +456,13 @@ def _make_widget_class():
                 y = self.to_pixel(b.target_sector_deg[0], t)[1]
                 p.drawLine(QtCore.QPointF(rect.left() - 4, y), QtCore.QPointF(rect.left(), y))
                 label = f"{t:g}"
-                p.drawText(QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1),
-                           label)
-            p.drawText(QtCore.QPointF(rect.center().x() - fm.horizontalAdvance("angle (deg)") / 2,
-                                      self.height() - 4), "angle (deg)")
+                p.drawText(
+                    QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1), label
+                )
+            p.drawText(
+                QtCore.QPointF(rect.center().x() - fm.horizontalAdvance("angle (deg)") / 2, self.height() - 4),
+                "angle (deg)",
+            )
             p.save()
             p.translate(12, rect.center().y() + fm.horizontalAdvance("range (m)") / 2)
             p.rotate(-90)
@@ -514,8 +566,7 @@ def _make_xy_class():
             """Widget coordinates of a position (x, y) in m (y up)."""
             r = self.plot_rect()
             x0, x1, y0, y1 = self.extent
-            return (r.left() + (x_m - x0) / (x1 - x0) * r.width(),
-                    r.bottom() - (y_m - y0) / (y1 - y0) * r.height())
+            return (r.left() + (x_m - x0) / (x1 - x0) * r.width(), r.bottom() - (y_m - y0) / (y1 - y0) * r.height())
 
         # Qt thread ---------------------------------------------------------------------
         def refresh(self) -> None:
@@ -604,10 +655,12 @@ def _make_xy_class():
             for t in yt:
                 y = self.to_pixel(0.0, t)[1]
                 label = f"{t:g}"
-                p.drawText(QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1),
-                           label)
-            p.drawText(QtCore.QPointF(rect.center().x() - fm.horizontalAdvance("x (m)") / 2, self.height() - 4),
-                       "x (m)")
+                p.drawText(
+                    QtCore.QPointF(rect.left() - 6 - fm.horizontalAdvance(label), y + fm.ascent() / 2 - 1), label
+                )
+            p.drawText(
+                QtCore.QPointF(rect.center().x() - fm.horizontalAdvance("x (m)") / 2, self.height() - 4), "x (m)"
+            )
             p.save()
             p.translate(12, rect.center().y() + fm.horizontalAdvance("y (m)") / 2)
             p.rotate(-90)

@@ -1,5 +1,6 @@
 """isac.message_source: the transmitter's random messages and their QPSK symbols, frame by
 frame, drawn exactly as ``simulation.Simulator.frame`` draws them."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,7 @@ class message_source(gr.sync_block):
         self.fatal_error = None
         #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
         self.on_fatal = None
-        gr.sync_block.__init__(self, name=NAME, in_sig=None,
-                               out_sig=[(np.int32, self.S), (np.complex64, self.S)])
+        gr.sync_block.__init__(self, name=NAME, in_sig=None, out_sig=[(np.int32, self.S), (np.complex64, self.S)])
         c.frame_buffers(self, (0, 1), c.SYMBOL_FRAMES)
 
     def messages(self, first: int, count: int) -> np.ndarray:
@@ -50,8 +50,16 @@ class message_source(gr.sync_block):
         call behind ``work``."""
         if self._draw is not None:
             return self._draw(self.seed, STREAMS[self.stream], self.first_frame + first, count, self.S)
-        return np.stack([random_messages(frame_rng(self.seed, self.stream, self.first_frame + first + i), self.S)
-                         for i in range(count)]).astype(np.int32).reshape(count, self.S)
+        return (
+            np.stack(
+                [
+                    random_messages(frame_rng(self.seed, self.stream, self.first_frame + first + i), self.S)
+                    for i in range(count)
+                ]
+            )
+            .astype(np.int32)
+            .reshape(count, self.S)
+        )
 
     def work(self, input_items, output_items):
         start = self.nitems_written(0)
@@ -71,8 +79,11 @@ class message_source(gr.sync_block):
                 except Exception as exc:  # noqa: BLE001
                     self.failures.failed(start + i, exc)  # message 0 on every subcarrier
                     if self.failures.fatal:
-                        return c.stop_flowgraph(self, f"{self.alias()}: {self.failures.consecutive} frames in a row "
-                                                      f"failed, last: {type(exc).__name__}: {exc}")
+                        return c.stop_flowgraph(
+                            self,
+                            f"{self.alias()}: {self.failures.consecutive} frames in a row "
+                            f"failed, last: {type(exc).__name__}: {exc}",
+                        )
         output_items[0][:n] = m
         output_items[1][:n] = qpsk_map(m)
         return n

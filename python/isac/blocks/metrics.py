@@ -1,5 +1,6 @@
 """isac.metrics: running p_md (20), p_fa (21), GOSPA (17), SER (22) and RMSEs of a stream of
 frames, accumulated as scoring.Scores does (running statistics: O(1) time and memory per frame)."""
+
 from __future__ import annotations
 
 import gc
@@ -61,11 +62,16 @@ def connected_message_inputs(block) -> set[str] | None:
 def score_frame(scores: Scores, truth: dict, detections: dict) -> None:
     """Add one frame's sensing outcome to ``scores`` from the ``truth`` and ``detections``
     message dicts (angles in degrees, ranges in m)."""
+
     def vec(msg, key):
         return np.atleast_1d(np.asarray(msg.get(key, []), dtype=np.float64))
 
-    scores.add_sensing(np.deg2rad(vec(truth, "angle_deg")), vec(truth, "range_m"),
-                       np.deg2rad(vec(detections, "angle_deg")), vec(detections, "range_m"))
+    scores.add_sensing(
+        np.deg2rad(vec(truth, "angle_deg")),
+        vec(truth, "range_m"),
+        np.deg2rad(vec(detections, "angle_deg")),
+        vec(detections, "range_m"),
+    )
 
 
 class metrics(gr.sync_block):
@@ -93,11 +99,18 @@ class metrics(gr.sync_block):
         """The block for ``scenario`` (its parameters taken from it), plus ``kwargs``."""
         return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
-    def __init__(self, S: int = 256, max_targets: int = 5, gospa_c_m: float = 90.0, gospa_p: float = 2.0,
-                 gospa_mu: float = 2.0, log_every: int = 100, wait_for_messages: bool = True):
+    def __init__(
+        self,
+        S: int = 256,
+        max_targets: int = 5,
+        gospa_c_m: float = 90.0,
+        gospa_p: float = 2.0,
+        gospa_mu: float = 2.0,
+        log_every: int = 100,
+        wait_for_messages: bool = True,
+    ):
         self.S = c.positive_int(NAME, "S", S)
-        sc = c.scenario(NAME, dict(max_targets=max_targets, gospa_c_m=gospa_c_m, gospa_p=gospa_p,
-                                   gospa_mu=gospa_mu))
+        sc = c.scenario(NAME, dict(max_targets=max_targets, gospa_c_m=gospa_c_m, gospa_p=gospa_p, gospa_mu=gospa_mu))
         if int(log_every) != log_every or log_every < 0:
             raise c.error(NAME, "log_every", f"must be an integer >= 0 (0 = only at stop), got {log_every!r}")
         self.log_every = int(log_every)
@@ -162,15 +175,19 @@ class metrics(gr.sync_block):
                 first = self.dropped_messages == 0
                 self.dropped_messages += len(oldest)
                 if first or self.dropped_messages % MAX_PENDING < len(oldest):
-                    self.logger.warn(f"{port}: {self.dropped_messages} messages without a partner dropped "
-                                     f"(is the other message port connected?)")
+                    self.logger.warn(
+                        f"{port}: {self.dropped_messages} messages without a partner dropped "
+                        f"(is the other message port connected?)"
+                    )
 
     def _hopeless(self, frame: int) -> bool:
         """Frame ``frame`` can no longer be paired: one of its messages is not pending although
         that port dropped pending messages up to a later frame (each port's messages arrive in
         frame order, from one sender)."""
-        return any(frame not in table and frame <= self._dropped_through[port]
-                   for port, table in (("truth", self._truth), ("detections", self._detections)))
+        return any(
+            frame not in table and frame <= self._dropped_through[port]
+            for port, table in (("truth", self._truth), ("detections", self._detections))
+        )
 
     # --- results --------------------------------------------------------------------
     def summary(self) -> dict:
@@ -181,10 +198,12 @@ class metrics(gr.sync_block):
         return out
 
     def _log(self, s: dict) -> None:
-        self.logger.info(f"{s['frames']} frames: p_md={s['p_md']:.4f} p_fa={s['p_fa']:.4f} "
-                         f"GOSPA={s['gospa']:.2f} m SER={s['ser']:.2e} "
-                         f"angle RMSE={s['angle_rmse_deg']:.3f} deg range RMSE={s['range_rmse_m']:.3f} m "
-                         f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped)")
+        self.logger.info(
+            f"{s['frames']} frames: p_md={s['p_md']:.4f} p_fa={s['p_fa']:.4f} "
+            f"GOSPA={s['gospa']:.2f} m SER={s['ser']:.2e} "
+            f"angle RMSE={s['angle_rmse_deg']:.3f} deg range RMSE={s['range_rmse_m']:.3f} m "
+            f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped)"
+        )
 
     def start(self) -> bool:
         """Check that the sensing message ports are connected before waiting on them."""
@@ -200,10 +219,12 @@ class metrics(gr.sync_block):
                 self._ignored_ports = set(SENSING_PORTS)
                 with self._lock:
                     self._sensed.clear()
-                self.logger.warn(f"message port{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
-                                 f"not connected: sensing is not scored and the stream does not wait for "
-                                 f"messages (only SER; connect truth and detections, or set "
-                                 f"wait_for_messages=False)")
+                self.logger.warn(
+                    f"message port{'s' if len(missing) > 1 else ''} {' and '.join(missing)} "
+                    f"not connected: sensing is not scored and the stream does not wait for "
+                    f"messages (only SER; connect truth and detections, or set "
+                    f"wait_for_messages=False)"
+                )
         return True
 
     def stop(self) -> bool:
@@ -220,9 +241,11 @@ class metrics(gr.sync_block):
             with self._lock:
                 have = [p for p, t in (("truth", self._truth), ("detections", self._detections)) if frame in t]
             missing = [p for p in SENSING_PORTS if p not in have]
-            self.logger.warn(f"frame {frame} has waited {now - since:.0f} s for its {' and '.join(missing)} "
-                             f"message{'s' if len(missing) > 1 else ''}: is that message port connected? "
-                             f"(wait_for_messages=False scores the stream without waiting)")
+            self.logger.warn(
+                f"frame {frame} has waited {now - since:.0f} s for its {' and '.join(missing)} "
+                f"message{'s' if len(missing) > 1 else ''}: is that message port connected? "
+                f"(wait_for_messages=False scores the stream without waiting)"
+            )
             self._stall = (frame, since, True)
 
     # --- stream ---------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """isac.omp_receiver: the sensing receiver of a method (transceiver layer) on reciprocal-filtered
 frames: OMP (Algorithm 1), differentiable-OMP inference (Sec. IV-B) or the NNBL networks, with
 per-frame detections as PMT dicts."""
+
 from __future__ import annotations
 
 import math
@@ -25,9 +26,17 @@ def detections_dict(frame: int, result: OmpResult, b: int, threshold: float) -> 
     """The ``detections`` message of frame ``frame`` from row ``b`` of an OmpResult."""
     det = result.detections(b, threshold)
     pos = positions(det["angle_rad"], det["range_m"])
-    return {"frame": frame, "count": int(det["angle_rad"].shape[0]), "valid": True,
-            "angle_deg": np.rad2deg(det["angle_rad"]), "range_m": det["range_m"],
-            "x_m": pos[:, 0], "y_m": pos[:, 1], "gain": np.abs(det["gain"]), "peak": det["peak"]}
+    return {
+        "frame": frame,
+        "count": int(det["angle_rad"].shape[0]),
+        "valid": True,
+        "angle_deg": np.rad2deg(det["angle_rad"]),
+        "range_m": det["range_m"],
+        "x_m": pos[:, 0],
+        "y_m": pos[:, 1],
+        "gain": np.abs(det["gain"]),
+        "peak": det["peak"],
+    }
 
 
 #: keys of the ``detections`` message, in order; the vectors hold ``count`` entries
@@ -79,15 +88,31 @@ class DetectionBatch:
 
     def pmts(self) -> list:
         """The messages as PMT dicts (``_common.make_dicts``: the same as make_dict of :meth:`dicts`)."""
-        return c.make_dicts([("frame", self.frame), ("count", self.count), ("valid", self.valid),
-                             *((k, self.vectors[k]) for k in DETECTION_VECTORS)], self.count)
+        return c.make_dicts(
+            [
+                ("frame", self.frame),
+                ("count", self.count),
+                ("valid", self.valid),
+                *((k, self.vectors[k]) for k in DETECTION_VECTORS),
+            ],
+            self.count,
+        )
 
 
 def empty_detections(frame: int) -> dict:
     """The ``detections`` message of a frame that was skipped (valid = False)."""
     z = np.zeros(0)
-    return {"frame": frame, "count": 0, "valid": False, "angle_deg": z, "range_m": z, "x_m": z, "y_m": z,
-            "gain": z, "peak": z}
+    return {
+        "frame": frame,
+        "count": 0,
+        "valid": False,
+        "angle_deg": z,
+        "range_m": z,
+        "x_m": z,
+        "y_m": z,
+        "gain": z,
+        "peak": z,
+    }
 
 
 def receiver_scenario(name: str, **params):
@@ -136,39 +161,75 @@ class omp_receiver(gr.sync_block):
     error naming both blocks. ``set_threads(n)`` splits each work call's frames over n estimators
     (n threads; not for nn)."""
 
-    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
-                 target_sector_deg=(-40.0, -20.0), range_m=(10.0, 190.0), angle_grid: int = 720,
-                 delay_grid: int = 200, max_targets: int = 5, threshold: float = DEFAULT_THRESHOLD,
-                 method: str = "", weights="", receiver: str = "omp", kernel: str = "",
-                 temperature: float = DEFAULT_TEMPERATURE, beam_grid: int = 720, impairment: str = "spacing",
-                 spacing_std_m: float = 2e-4, impairment_seed: int = 1, noise_power: float = 1.0,
-                 weights_other_array: bool = False):
+    def __init__(
+        self,
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        target_sector_deg=(-40.0, -20.0),
+        range_m=(10.0, 190.0),
+        angle_grid: int = 720,
+        delay_grid: int = 200,
+        max_targets: int = 5,
+        threshold: float = DEFAULT_THRESHOLD,
+        method: str = "",
+        weights="",
+        receiver: str = "omp",
+        kernel: str = "",
+        temperature: float = DEFAULT_TEMPERATURE,
+        beam_grid: int = 720,
+        impairment: str = "spacing",
+        spacing_std_m: float = 2e-4,
+        impairment_seed: int = 1,
+        noise_power: float = 1.0,
+        weights_other_array: bool = False,
+    ):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario = receiver_scenario(NAME, K=K, S=S, fc=fc, spacing_hz=spacing_hz,
-                                          target_sector_deg=target_sector_deg, range_m=range_m,
-                                          angle_grid=angle_grid, delay_grid=delay_grid, max_targets=max_targets,
-                                          beam_grid=beam_grid, impairment=impairment, spacing_std_m=spacing_std_m,
-                                          impairment_seed=impairment_seed, noise_power=noise_power)
+        self.scenario = receiver_scenario(
+            NAME,
+            K=K,
+            S=S,
+            fc=fc,
+            spacing_hz=spacing_hz,
+            target_sector_deg=target_sector_deg,
+            range_m=range_m,
+            angle_grid=angle_grid,
+            delay_grid=delay_grid,
+            max_targets=max_targets,
+            beam_grid=beam_grid,
+            impairment=impairment,
+            spacing_std_m=spacing_std_m,
+            impairment_seed=impairment_seed,
+            noise_power=noise_power,
+        )
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]
         if receiver not in transceiver.RECEIVERS:
             raise c.error(NAME, "receiver", f"must be one of {', '.join(transceiver.RECEIVERS)}, got {receiver!r}")
         if kernel not in ("",) + transceiver.KERNELS:
-            raise c.error(NAME, "kernel", f"must be one of {', '.join(transceiver.KERNELS)} or '' (cpp when "
-                                          f"built), got {kernel!r}")
+            raise c.error(
+                NAME,
+                "kernel",
+                f"must be one of {', '.join(transceiver.KERNELS)} or '' (cpp when built), got {kernel!r}",
+            )
         if not _positive(temperature):
             raise c.error(NAME, "temperature", f"must be a finite number > 0, got {temperature!r}")
         try:
-            self.sensor = transceiver.sensing_receiver(self.scenario, self.method, self.weights, receiver,
-                                                       kernel or None, float(temperature))
+            self.sensor = transceiver.sensing_receiver(
+                self.scenario, self.method, self.weights, receiver, kernel or None, float(temperature)
+            )
         except (ImportError, AttributeError) as exc:
             raise c.error(NAME, "kernel", f"'cpp': the C++ kernels are not available: {exc}") from None
         except ValueError as exc:
             raise c.error(NAME, "receiver", str(exc)) from None
         if self.sensor.receiver == "nn" and self.threshold >= 1.0:
-            raise c.error(NAME, "threshold", f"must be < 1 with method 'nn' (its peaks are detection probabilities), "
-                                             f"got {self.threshold:g}")
+            raise c.error(
+                NAME,
+                "threshold",
+                f"must be < 1 with method 'nn' (its peaks are detection probabilities), got {self.threshold:g}",
+            )
         self.array = getattr(self.sensor, "array", None)
         self.dictionaries = getattr(self.sensor, "dictionaries", None)
         self.receiver = self.sensor.receiver
@@ -187,8 +248,8 @@ class omp_receiver(gr.sync_block):
         self._pool = None
         #: largest |Y~| given to the estimator unscaled: |map|^2 <= 2 (K S |Y~|)^2 stays below
         #: 2^-21 of the single-precision range
-        self.max_amplitude = math.sqrt(np.finfo(np.float32).max / 2.0 ** 22) / (self.K * self.S)
-        self.min_amplitude = 2.0 ** -40
+        self.max_amplitude = math.sqrt(np.finfo(np.float32).max / 2.0**22) / (self.K * self.S)
+        self.min_amplitude = 2.0**-40
         gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)], out_sig=None)
         self.message_port_register_out(pmt.intern("detections"))
 
@@ -214,7 +275,7 @@ class omp_receiver(gr.sync_block):
         want = 1 if self.receiver == "nn" else max(1, min(self.threads, math.ceil(frames / 2)))
         while len(self._sensors) < want - 1:
             self._sensors.append(transceiver.sensing_receiver(*self._sensor_args))
-        return [self.sensor, *self._sensors[:want - 1]]
+        return [self.sensor, *self._sensors[: want - 1]]
 
     def _estimate(self, sensor, y: np.ndarray, frames: np.ndarray, scales: np.ndarray, out: DetectionBatch) -> list:
         """Detections of ``frames`` (indices into y) into ``out``, in chunks of ``self.batch``
@@ -222,7 +283,7 @@ class omp_receiver(gr.sync_block):
         Returns [(index, exception)] of the frames that failed."""
         failed = []
         for start in range(0, frames.size, self.batch):
-            chunk = frames[start:start + self.batch]
+            chunk = frames[start : start + self.batch]
             lo, hi = int(chunk[0]), int(chunk[-1]) + 1
             try:
                 # a view for the C++ kernels; a fresh array for numpy / torch, whose BLAS may round
@@ -231,11 +292,11 @@ class omp_receiver(gr.sync_block):
             except Exception:  # noqa: BLE001 - isolate the failing frames
                 for b in chunk:
                     try:
-                        one = sensor(y[b:b + 1] if self.kernel == "cpp" else y[[b]])
+                        one = sensor(y[b : b + 1] if self.kernel == "cpp" else y[[b]])
                     except Exception as exc:  # noqa: BLE001
                         failed.append((int(b), exc))
                         continue
-                    out.fill([b], one, self.threshold, scales[b:b + 1])
+                    out.fill([b], one, self.threshold, scales[b : b + 1])
                 continue
             out.fill(chunk, result, self.threshold, scales[chunk])
         return failed
@@ -254,9 +315,11 @@ class omp_receiver(gr.sync_block):
             if self.receiver == "nn":
                 for b in np.nonzero(extreme)[0]:
                     self.invalid_frames += 1
-                    self.logger.warn(f"frame {first_frame + int(b)}: |Y~| up to {float(amax[b]):.3g} lies outside "
-                                     f"[{self.min_amplitude:.3g}, {self.max_amplitude:.3g}], where the networks' "
-                                     f"single precision holds: skipped ({self.invalid_frames} invalid frames so far)")
+                    self.logger.warn(
+                        f"frame {first_frame + int(b)}: |Y~| up to {float(amax[b]):.3g} lies outside "
+                        f"[{self.min_amplitude:.3g}, {self.max_amplitude:.3g}], where the networks' "
+                        f"single precision holds: skipped ({self.invalid_frames} invalid frames so far)"
+                    )
                 finite &= ~extreme
             else:
                 y = y.copy()
@@ -272,8 +335,9 @@ class omp_receiver(gr.sync_block):
                 from concurrent.futures import ThreadPoolExecutor
 
                 self._pool = ThreadPoolExecutor(max_workers=max(1, self.threads - 1), thread_name_prefix=NAME)
-            futures = [self._pool.submit(self._estimate, sensors[w], y, parts[w], scales, out)
-                       for w in range(1, len(parts))]
+            futures = [
+                self._pool.submit(self._estimate, sensors[w], y, parts[w], scales, out) for w in range(1, len(parts))
+            ]
             failed = self._estimate(sensors[0], y, parts[0], scales, out)
             for fut in futures:
                 failed += fut.result()
@@ -284,14 +348,17 @@ class omp_receiver(gr.sync_block):
             if b in bad:
                 self.failures.failed(first_frame + int(b), bad[b])
                 if self.failures.fatal:
-                    raise _GiveUp(f"{self.alias()}: {self.failures.consecutive} frames in a row failed, last: "
-                                  f"{type(bad[b]).__name__}: {bad[b]}")
+                    raise _GiveUp(
+                        f"{self.alias()}: {self.failures.consecutive} frames in a row failed, last: "
+                        f"{type(bad[b]).__name__}: {bad[b]}"
+                    )
             else:
                 self.failures.ok()
         for b in np.nonzero(~np.isfinite(amax))[0]:
             self.invalid_frames += 1
-            self.logger.warn(f"frame {first_frame + int(b)}: Y~ has NaN/Inf, skipped "
-                             f"({self.invalid_frames} such frames so far)")
+            self.logger.warn(
+                f"frame {first_frame + int(b)}: Y~ has NaN/Inf, skipped ({self.invalid_frames} such frames so far)"
+            )
         return out
 
     def process(self, first_frame: int, y: np.ndarray) -> list[dict]:

@@ -1,5 +1,6 @@
 """isac.positions_pdu: target positions (2) of a truth or detections message as a PDU of x + j y
 samples (m), for files, ZeroMQ or custom plots (the live x-y picture is isac.map_display's scatter)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,6 +1,7 @@
 """isac.precoder: the ISAC transmitter, X = f x^T with f the precoder (5) of a method (the
 transceiver layer): LS beams (6)-(7) on the nominal array (baseline, perfect), on a learned array
 (impairment, dictionary), or the NNBL precoder MLP (nn)."""
+
 from __future__ import annotations
 
 import threading
@@ -37,29 +38,61 @@ class precoder(gr.sync_block):
     new f applies from the next work call and is announced by a ``precoder`` tag. Item 0 carries a
     ``frame_shape`` tag (K, S, block name) that the array-frame blocks downstream check."""
 
-    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3, eta: float = 0.5,
-                 phi: float = 0.0, power: float = 1.0, target_sector_deg=(-40.0, -20.0),
-                 comm_sector_deg=(30.0, 50.0), beam_grid: int = 720, beam_rcond: float = 0.1, method: str = "",
-                 weights="", impairment: str = "spacing", spacing_std_m: float = 2e-4, impairment_seed: int = 1,
-                 max_targets: int = 5, range_m=(10.0, 190.0), noise_power: float = 1.0,
-                 weights_other_array: bool = False):
+    def __init__(
+        self,
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        eta: float = 0.5,
+        phi: float = 0.0,
+        power: float = 1.0,
+        target_sector_deg=(-40.0, -20.0),
+        comm_sector_deg=(30.0, 50.0),
+        beam_grid: int = 720,
+        beam_rcond: float = 0.1,
+        method: str = "",
+        weights="",
+        impairment: str = "spacing",
+        spacing_std_m: float = 2e-4,
+        impairment_seed: int = 1,
+        max_targets: int = 5,
+        range_m=(10.0, 190.0),
+        noise_power: float = 1.0,
+        weights_other_array: bool = False,
+    ):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
         c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
         c.interval(NAME, "comm_sector_deg", comm_sector_deg, " (degrees)")
-        self._params = dict(K=self.K, S=self.S, fc=fc, spacing_hz=spacing_hz, eta=eta, phi=phi, power=power,
-                            target_sector_deg=list(target_sector_deg), comm_sector_deg=list(comm_sector_deg),
-                            beam_grid=beam_grid, beam_rcond=beam_rcond, impairment=impairment,
-                            spacing_std_m=spacing_std_m, impairment_seed=impairment_seed, max_targets=max_targets,
-                            range_m=list(range_m), noise_power=noise_power)
+        self._params = dict(
+            K=self.K,
+            S=self.S,
+            fc=fc,
+            spacing_hz=spacing_hz,
+            eta=eta,
+            phi=phi,
+            power=power,
+            target_sector_deg=list(target_sector_deg),
+            comm_sector_deg=list(comm_sector_deg),
+            beam_grid=beam_grid,
+            beam_rcond=beam_rcond,
+            impairment=impairment,
+            spacing_std_m=spacing_std_m,
+            impairment_seed=impairment_seed,
+            max_targets=max_targets,
+            range_m=list(range_m),
+            noise_power=noise_power,
+        )
         self.scenario = c.scenario(NAME, self._params)
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.transmitter = transceiver.transmitter(self.scenario, self.method, self.weights)
         self._lock = threading.Lock()
         self._f = self.transmitter.precoder(self.scenario)
         self._announce = True
-        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.S)],
-                               out_sig=[(np.complex64, self.K * self.S)])
+        gr.sync_block.__init__(
+            self, name=NAME, in_sig=[(np.complex64, self.S)], out_sig=[(np.complex64, self.K * self.S)]
+        )
         c.frame_buffers(self, (0,))
         self._cpp = _cpp_array_frames()
         self.fatal_error = None
@@ -118,8 +151,10 @@ class precoder(gr.sync_block):
             unknown = sorted(set(items) - set(keys))
             if unknown:
                 raise ValueError(f"unknown keys {unknown}; known: {', '.join(sorted(keys))}")
-            changes = {keys[k]: (list(np.asarray(v, dtype=float)) if k.endswith("sector_deg") else float(v))
-                       for k, v in items.items()}
+            changes = {
+                keys[k]: (list(np.asarray(v, dtype=float)) if k.endswith("sector_deg") else float(v))
+                for k, v in items.items()
+            }
             self.reconfigure(**changes)
             self.logger.info(f"config applied: {changes}")
         except (ValueError, TypeError) as exc:

@@ -1,4 +1,5 @@
 """isac.reciprocal_filter: reciprocal filtering (3), Y~ = Y_r (/) 1 x^T."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,12 @@ class reciprocal_filter(gr.sync_block):
         #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
         self.on_fatal = None
         self._cpp = _cpp_filter()
-        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S)],
-                               out_sig=[(np.complex64, self.K * self.S)])
+        gr.sync_block.__init__(
+            self,
+            name=NAME,
+            in_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S)],
+            out_sig=[(np.complex64, self.K * self.S)],
+        )
         c.frame_buffers(self, (0,))
 
     @property
@@ -98,19 +103,24 @@ class reciprocal_filter(gr.sync_block):
             bad = np.zeros(n, np.int64)
             for i in range(n):
                 try:
-                    res, nulled = self.filter(Y[i:i + 1], x[i:i + 1])
+                    res, nulled = self.filter(Y[i : i + 1], x[i : i + 1])
                     out[i], bad[i] = res[0], nulled[0]
                     self.failures.ok()
                 except Exception as exc:  # noqa: BLE001
                     out[i] = np.nan
                     self.failures.failed(read + i, exc)
                     if self.failures.fatal:
-                        return c.stop_flowgraph(self, f"{self.alias()}: {self.failures.consecutive} frames in a row "
-                                                      f"failed, last: {type(exc).__name__}: {exc}")
+                        return c.stop_flowgraph(
+                            self,
+                            f"{self.alias()}: {self.failures.consecutive} frames in a row "
+                            f"failed, last: {type(exc).__name__}: {exc}",
+                        )
         for i in np.nonzero(bad)[0]:
             self.invalid_frames += 1
             frame = read + int(i)
-            self.logger.warn(f"frame {frame}: {int(bad[i])} zero or non-finite symbols, subcarriers nulled "
-                             f"({self.invalid_frames} such frames so far)")
+            self.logger.warn(
+                f"frame {frame}: {int(bad[i])} zero or non-finite symbols, subcarriers nulled "
+                f"({self.invalid_frames} such frames so far)"
+            )
             self.add_item_tag(0, written + int(i), pmt.intern(INVALID_TAG), pmt.from_long(int(bad[i])))
         return n

@@ -1,5 +1,6 @@
 """isac.sigmf_sink: records received array frames Y_r (with their ground truth) or transmitted
 symbols x as a SigMF recording (recording.py: cf32_le, antenna-major, isac: metadata)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -34,27 +35,58 @@ class sigmf_sink(gr.sync_block):
         blk.metadata.update({"isac:scenario_hash": scenario.hash(), "isac:scenario": scenario.to_dict()})
         return blk
 
-    def __init__(self, path: str = "", kind: str = "rx", K: int = 64, S: int = 256, fc: float = 60e9,
-                 spacing_hz: float = 120e3, impairment: str = "spacing", spacing_std_m: float = 2e-4,
-                 impairment_seed: int = 1, spacings_m=(), simulated: bool = True, description: str = ""):
+    def __init__(
+        self,
+        path: str = "",
+        kind: str = "rx",
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        impairment: str = "spacing",
+        spacing_std_m: float = 2e-4,
+        impairment_seed: int = 1,
+        spacings_m=(),
+        simulated: bool = True,
+        description: str = "",
+    ):
         if kind not in recording.KINDS:
             raise c.error(NAME, "kind", f"must be one of {', '.join(recording.KINDS)}, got {kind!r}")
         if not isinstance(path, str):
             raise c.error(NAME, "path", f"must be a string (the recording's base name or directory), got {path!r}")
-        sc = c.scenario(NAME, dict(K=K, S=S, fc=fc, spacing_hz=spacing_hz, impairment=impairment,
-                                   spacing_std_m=spacing_std_m, impairment_seed=impairment_seed))
+        sc = c.scenario(
+            NAME,
+            dict(
+                K=K,
+                S=S,
+                fc=fc,
+                spacing_hz=spacing_hz,
+                impairment=impairment,
+                spacing_std_m=spacing_std_m,
+                impairment_seed=impairment_seed,
+            ),
+        )
         self.K, self.S, self.kind, self.path = sc.array["antennas"], sc.ofdm["subcarriers"], kind, path
         d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
         if d.size and (d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0)):
-            raise c.error(NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), "
-                                              f"got {d.size} values")
+            raise c.error(
+                NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), got {d.size} values"
+            )
         if d.size == 0 and simulated:
             a = sc.array
             d = draw_spacings(self.K, sc.wavelength_m, a["spacing_std_m"], a["impairment_seed"])
-        self._array = dict(kind=kind, K=self.K, S=self.S, carrier_hz=sc.array["carrier_hz"],
-                           spacing_hz=sc.ofdm["spacing_hz"], impairment=sc.array["impairment"],
-                           spacing_std_m=sc.array["spacing_std_m"], impairment_seed=sc.array["impairment_seed"],
-                           true_spacings_m=d if d.size else None, description=str(description))
+        self._array = dict(
+            kind=kind,
+            K=self.K,
+            S=self.S,
+            carrier_hz=sc.array["carrier_hz"],
+            spacing_hz=sc.ofdm["spacing_hz"],
+            impairment=sc.array["impairment"],
+            spacing_std_m=sc.array["spacing_std_m"],
+            impairment_seed=sc.array["impairment_seed"],
+            true_spacings_m=d if d.size else None,
+            description=str(description),
+        )
         self.simulated = bool(simulated)
         self.info = recording.global_metadata(**self._array)  # checked now; written at stop
         #: further global metadata (``isac:`` keys), written at stop
@@ -72,8 +104,9 @@ class sigmf_sink(gr.sync_block):
         try:
             if not self.path:
                 raise c.error(NAME, "path", "is empty: give the recording's base name (e.g. rec/rx) or directory")
-            info = recording.global_metadata(**self._array,
-                                             extra=dict(self.metadata, **{"isac:simulated": self.simulated}))
+            info = recording.global_metadata(
+                **self._array, extra=dict(self.metadata, **{"isac:simulated": self.simulated})
+            )
             self.writer = recording.Writer(recording.base_path(self.path, self.kind), info)
         except ValueError as exc:  # RecordingError, BlockParameterError
             self.error = str(exc)

@@ -1,5 +1,6 @@
 """isac.sigmf_source: plays back a SigMF recording of gr-isac (recording.py): the received array
 frames Y_r with their ground truth, or the transmitted symbols x with their messages."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,16 @@ class sigmf_source(gr.sync_block):
         """The block for ``scenario`` (its K, S, fc, spacing_hz), plus ``kwargs`` (path, kind, frames)."""
         return cls(**c.scenario_parameters(cls, scenario), **kwargs)
 
-    def __init__(self, path: str = "", kind: str = "rx", K: int = 64, S: int = 256, fc: float = 60e9,
-                 spacing_hz: float = 120e3, frames: int = 0):
+    def __init__(
+        self,
+        path: str = "",
+        kind: str = "rx",
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        frames: int = 0,
+    ):
         if kind not in recording.KINDS:
             raise c.error(NAME, "kind", f"must be one of {', '.join(recording.KINDS)}, got {kind!r}")
         if isinstance(frames, bool) or int(frames) != frames or frames < 0:
@@ -51,8 +60,13 @@ class sigmf_source(gr.sync_block):
         if self.path:
             try:
                 rec = recording.read(self.path, kind)
-                rec.check(self.K, self.S, sc.array["carrier_hz"], sc.ofdm["spacing_hz"],
-                          who=f"{NAME} (parameters K, S, fc, spacing_hz)")
+                rec.check(
+                    self.K,
+                    self.S,
+                    sc.array["carrier_hz"],
+                    sc.ofdm["spacing_hz"],
+                    who=f"{NAME} (parameters K, S, fc, spacing_hz)",
+                )
             except recording.RecordingError as exc:
                 raise c.error(NAME, "path", f"({self.path}): {exc}") from None
             self.recording, self.warnings = rec, list(rec.warnings)
@@ -90,7 +104,7 @@ class sigmf_source(gr.sync_block):
         n = min(len(output_items[0]), self.frames - first)
         if n <= 0:
             return -1  # WORK_DONE: the recording is played
-        data = self.recording.data[first:first + n]
+        data = self.recording.data[first : first + n]
         output_items[0][:n] = data
         if self.kind == "tx":
             output_items[1][:n] = ml_detect(data, np.ones(1, np.complex64)).astype(np.int32)

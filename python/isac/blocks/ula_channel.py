@@ -1,5 +1,6 @@
 """isac.ula_channel: the multi-target sensing echo (1) and the MISO downlink (4) through the
 true (impaired) ULA, one frame per item, with ground truth."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,13 +61,32 @@ class ula_channel(gr.sync_block):
     tag (K, S, block name); a ``frame_shape`` tag on the input with another K x S (same K*S)
     stops the flowgraph with an error naming both blocks."""
 
-    def __init__(self, K: int = 64, S: int = 256, fc: float = 60e9, spacing_hz: float = 120e3,
-                 spacing_std_m: float = 2e-4, impairment_seed: int = 1, impairment: str = "spacing",
-                 snr_sensing_db: float = 15.0, snr_comm_db: float = 20.0, comm_taps: int = 5,
-                 target_sector_deg=(-40.0, -20.0), comm_sector_deg=(30.0, 50.0), range_m=(10.0, 190.0),
-                 max_targets: int = 5, seed: int = 0, noise_power: float = 1.0,
-                 fixed_angles_deg=(), fixed_ranges_m=(), fixed_gains=(), precoder=(),
-                 stream: str = "test", first_frame: int = 0, spacings_m=()):
+    def __init__(
+        self,
+        K: int = 64,
+        S: int = 256,
+        fc: float = 60e9,
+        spacing_hz: float = 120e3,
+        spacing_std_m: float = 2e-4,
+        impairment_seed: int = 1,
+        impairment: str = "spacing",
+        snr_sensing_db: float = 15.0,
+        snr_comm_db: float = 20.0,
+        comm_taps: int = 5,
+        target_sector_deg=(-40.0, -20.0),
+        comm_sector_deg=(30.0, 50.0),
+        range_m=(10.0, 190.0),
+        max_targets: int = 5,
+        seed: int = 0,
+        noise_power: float = 1.0,
+        fixed_angles_deg=(),
+        fixed_ranges_m=(),
+        fixed_gains=(),
+        precoder=(),
+        stream: str = "test",
+        first_frame: int = 0,
+        spacings_m=(),
+    ):
         self.K = c.positive_int(NAME, "K", K)
         self.S = c.positive_int(NAME, "S", S)
         c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
@@ -76,25 +96,42 @@ class ula_channel(gr.sync_block):
             raise c.error(NAME, "stream", f"must be one of {', '.join(STREAMS)}, got {stream!r}")
         if int(first_frame) != first_frame or first_frame < 0:
             raise c.error(NAME, "first_frame", f"must be an integer >= 0, got {first_frame!r}")
-        self.scenario = c.scenario(NAME, dict(
-            K=self.K, S=self.S, fc=fc, spacing_hz=spacing_hz, spacing_std_m=spacing_std_m,
-            impairment_seed=impairment_seed, impairment=impairment, snr_sensing_db=snr_sensing_db,
-            snr_comm_db=snr_comm_db, comm_taps=comm_taps, target_sector_deg=list(target_sector_deg),
-            comm_sector_deg=list(comm_sector_deg), range_m=list(range_m), max_targets=max_targets, seed=seed,
-            noise_power=noise_power))
+        self.scenario = c.scenario(
+            NAME,
+            dict(
+                K=self.K,
+                S=self.S,
+                fc=fc,
+                spacing_hz=spacing_hz,
+                spacing_std_m=spacing_std_m,
+                impairment_seed=impairment_seed,
+                impairment=impairment,
+                snr_sensing_db=snr_sensing_db,
+                snr_comm_db=snr_comm_db,
+                comm_taps=comm_taps,
+                target_sector_deg=list(target_sector_deg),
+                comm_sector_deg=list(comm_sector_deg),
+                range_m=list(range_m),
+                max_targets=max_targets,
+                seed=seed,
+                noise_power=noise_power,
+            ),
+        )
         sc = self.scenario
         self.seed, self.stream, self.first_frame = sc.run["seed"], stream, int(first_frame)
         d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
         if d.size:  # a given spacing vector replaces the drawn impairment
             if d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0):
-                raise c.error(NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), "
-                                                  f"got {d.size} values")
+                raise c.error(
+                    NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), got {d.size} values"
+                )
             self.array = spacing_array(d, sc.wavelength_m, sc.array["impairment"])
         else:
             self.array = true_array(sc)
         self.gain_variance = sensing_gain_variance(sc.scene["snr_sensing_db"], self.K, sc.scene["noise_power"])
-        self.tap_variances = comm_tap_variances(sc.scene["comm_taps"], sc.scene["snr_comm_db"], self.S,
-                                                sc.scene["noise_power"])
+        self.tap_variances = comm_tap_variances(
+            sc.scene["comm_taps"], sc.scene["snr_comm_db"], self.S, sc.scene["noise_power"]
+        )
         self.fixed_scene = self._fixed_scene(fixed_angles_deg, fixed_ranges_m, fixed_gains)
         f = np.asarray(precoder, dtype=np.complex64).reshape(-1)
         if f.size not in (0, self.K):
@@ -107,9 +144,12 @@ class ula_channel(gr.sync_block):
         #: optional handler(block, message) of a failure that stops the flowgraph (flowgraph.SimFlowgraph)
         self.on_fatal = None
         self._cpp = self._cpp_channel()
-        gr.sync_block.__init__(self, name=NAME, in_sig=[(np.complex64, self.K * self.S)],
-                               out_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S),
-                                        (np.complex64, self.S)])
+        gr.sync_block.__init__(
+            self,
+            name=NAME,
+            in_sig=[(np.complex64, self.K * self.S)],
+            out_sig=[(np.complex64, self.K * self.S), (np.complex64, self.S), (np.complex64, self.S)],
+        )
         c.frame_buffers(self, (0,))
         c.frame_buffers(self, (1, 2), c.SYMBOL_FRAMES)
         self.message_port_register_out(pmt.intern("truth"))
@@ -129,10 +169,17 @@ class ula_channel(gr.sync_block):
 
     def _params(self) -> dict:
         sc = self.scenario
-        return dict(max_targets=sc.scene["max_targets"], sector_rad=sc.target_sector_rad,
-                    range_m=sc.range_interval_m, gain_variance=self.gain_variance,
-                    comm_sector_rad=sc.comm_sector_rad, spacing_hz=sc.ofdm["spacing_hz"],
-                    noise_power=sc.scene["noise_power"], tap_variances=self.tap_variances, scene=self.fixed_scene)
+        return dict(
+            max_targets=sc.scene["max_targets"],
+            sector_rad=sc.target_sector_rad,
+            range_m=sc.range_interval_m,
+            gain_variance=self.gain_variance,
+            comm_sector_rad=sc.comm_sector_rad,
+            spacing_hz=sc.ofdm["spacing_hz"],
+            noise_power=sc.scene["noise_power"],
+            tap_variances=self.tap_variances,
+            scene=self.fixed_scene,
+        )
 
     def _cpp_channel(self):
         """The C++ twin of this channel, or None when it is not built or does not reproduce
@@ -144,10 +191,20 @@ class ula_channel(gr.sync_block):
         if not numpy_stream_available() or not isinstance(self.array, PositionArray):
             return None  # e.g. element gains / coupling (model.impairments): the numpy model runs
         p, fs = self._params(), self.fixed_scene
-        kernel = FrameChannel(self.array.positions_m, self.array.wavelength_m, p["spacing_hz"], self.S,
-                              p["max_targets"], p["sector_rad"], p["range_m"], p["gain_variance"],
-                              p["comm_sector_rad"], np.asarray(self.tap_variances, np.float64), p["noise_power"],
-                              *((fs.angles_rad, fs.ranges_m, fs.gains) if fs is not None else ()))
+        kernel = FrameChannel(
+            self.array.positions_m,
+            self.array.wavelength_m,
+            p["spacing_hz"],
+            self.S,
+            p["max_targets"],
+            p["sector_rad"],
+            p["range_m"],
+            p["gain_variance"],
+            p["comm_sector_rad"],
+            np.asarray(self.tap_variances, np.float64),
+            p["noise_power"],
+            *((fs.angles_rad, fs.ranges_m, fs.gains) if fs is not None else ()),
+        )
         # check frame: the stream's first frame with a fixed transmitted frame and precoder
         f = np.exp(1j * np.arange(self.K)).astype(np.complex64) / np.sqrt(self.K)
         X = (f[:, None] * np.exp(-1j * np.arange(self.S))[None, :]).astype(np.complex64)[None]
@@ -155,17 +212,25 @@ class ula_channel(gr.sync_block):
         got = channel_frames_cpp(kernel, self.seed, stream, self.first_frame, self.array, X, f)
         ref = channel_frames(lambda i: frame_rng(self.seed, self.stream, i), self.first_frame, self.array, X, f, **p)
         n = int(ref.counts[0])
-        same = (got.counts[0] == n and np.array_equal(got.angles_rad[0, :n], ref.angles_rad[0, :n])
-                and np.array_equal(got.ranges_m[0, :n], ref.ranges_m[0, :n])
-                and np.array_equal(got.gains[0, :n], ref.gains[0, :n])
-                and got.comm_angle_rad[0] == ref.comm_angle_rad[0] and np.array_equal(got.csi, ref.csi)
-                and np.allclose(got.y_sensing, ref.y_sensing, rtol=0, atol=1e-5 * np.abs(ref.y_sensing).max())
-                and np.allclose(got.y_comm, ref.y_comm, rtol=0, atol=1e-5 * np.abs(ref.y_comm).max()))
+        same = (
+            got.counts[0] == n
+            and np.array_equal(got.angles_rad[0, :n], ref.angles_rad[0, :n])
+            and np.array_equal(got.ranges_m[0, :n], ref.ranges_m[0, :n])
+            and np.array_equal(got.gains[0, :n], ref.gains[0, :n])
+            and got.comm_angle_rad[0] == ref.comm_angle_rad[0]
+            and np.array_equal(got.csi, ref.csi)
+            and np.allclose(got.y_sensing, ref.y_sensing, rtol=0, atol=1e-5 * np.abs(ref.y_sensing).max())
+            and np.allclose(got.y_comm, ref.y_comm, rtol=0, atol=1e-5 * np.abs(ref.y_comm).max())
+        )
         if not same:
             import warnings
 
-            warnings.warn(f"{NAME}: the C++ channel does not reproduce numpy's frames with this numpy "
-                          f"({np.__version__}); using the numpy model (slower)", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                f"{NAME}: the C++ channel does not reproduce numpy's frames with this numpy "
+                f"({np.__version__}); using the numpy model (slower)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
             return None
         return kernel
 
@@ -181,8 +246,9 @@ class ula_channel(gr.sync_block):
         if th.size == 0 and r.size == 0:
             return None
         if th.size != r.size:
-            raise c.error(NAME, "fixed_ranges_m", f"must have as many entries as fixed_angles_deg ({th.size}), "
-                                                  f"got {r.size}")
+            raise c.error(
+                NAME, "fixed_ranges_m", f"must have as many entries as fixed_angles_deg ({th.size}), got {r.size}"
+            )
         if g.size == 0:
             g = np.full(th.size, np.sqrt(self.gain_variance), dtype=np.complex128)
         if g.size != th.size:
@@ -198,10 +264,10 @@ class ula_channel(gr.sync_block):
         ``out`` (B, K, S) complex64, C-contiguous: where the C++ twin writes Y_r."""
         f = self._f if precoder is None else precoder
         if self._cpp is not None:
-            return channel_frames_cpp(self._cpp, self.seed, STREAMS[self.stream], index, self.array, X, f,
-                                      self.threads, out)
-        return channel_frames(lambda i: frame_rng(self.seed, self.stream, i), index, self.array, X, f,
-                              **self._params())
+            return channel_frames_cpp(
+                self._cpp, self.seed, STREAMS[self.stream], index, self.array, X, f, self.threads, out
+            )
+        return channel_frames(lambda i: frame_rng(self.seed, self.stream, i), index, self.array, X, f, **self._params())
 
     def frame(self, index: int, X: np.ndarray):
         """Channel outputs of frame ``index`` for the transmitted frame X (K x S). Returns
@@ -213,9 +279,16 @@ class ula_channel(gr.sync_block):
     def truth_dict(frame: int, scene: Scene, phi: float, sim_frame: int | None = None) -> dict:
         """Ground truth of stream frame ``frame`` (the item number, as in every block's messages);
         ``sim_frame`` is its index in the frame_rng stream (frame + first_frame)."""
-        return {"frame": frame, "sim_frame": frame if sim_frame is None else sim_frame, "count": scene.count,
-                "angle_deg": np.rad2deg(scene.angles_rad), "range_m": scene.ranges_m,
-                "gain_abs": np.abs(scene.gains), "comm_angle_deg": float(np.rad2deg(phi)), "valid": True}
+        return {
+            "frame": frame,
+            "sim_frame": frame if sim_frame is None else sim_frame,
+            "count": scene.count,
+            "angle_deg": np.rad2deg(scene.angles_rad),
+            "range_m": scene.ranges_m,
+            "gain_abs": np.abs(scene.gains),
+            "comm_angle_deg": float(np.rad2deg(phi)),
+            "valid": True,
+        }
 
     def _batch(self, first: int, X: np.ndarray, y_r: np.ndarray) -> FrameBatch:
         """Frames of stream items ``first ..``, Y_r into ``y_r`` (B, K, S); when the batch raises,
@@ -228,12 +301,14 @@ class ula_channel(gr.sync_block):
             out = FrameBatch.empty(B, self.K, self.S, self.scenario.scene["max_targets"])
             for b in range(B):
                 try:
-                    one = self.frames(index + b, X[b:b + 1])
+                    one = self.frames(index + b, X[b : b + 1])
                 except Exception as exc:  # noqa: BLE001
                     self.failures.failed(first + b, exc)
                     if self.failures.fatal:
-                        raise _GiveUp(f"{self.alias()}: {self.failures.consecutive} frames in a row failed, last: "
-                                      f"{type(exc).__name__}: {exc}") from None
+                        raise _GiveUp(
+                            f"{self.alias()}: {self.failures.consecutive} frames in a row failed, last: "
+                            f"{type(exc).__name__}: {exc}"
+                        ) from None
                     continue
                 self.failures.ok()
                 out.put(b, one.scene(0), one.y_sensing[0], one.y_comm[0], one.csi[0], one.comm_angle_rad[0])
@@ -268,8 +343,10 @@ class ula_channel(gr.sync_block):
             if i0 in changes:
                 self._f = np.asarray(pmt.c32vector_elements(changes[i0]), dtype=np.complex64)
             if self._f is None and not self._warned_no_precoder:
-                self.logger.error("no precoder tag or parameter: CSI kappa is NaN (connect isac.precoder "
-                                  "or set the precoder parameter)")
+                self.logger.error(
+                    "no precoder tag or parameter: CSI kappa is NaN (connect isac.precoder "
+                    "or set the precoder parameter)"
+                )
                 self._warned_no_precoder = True
             y_r = output_items[0][i0:i1].reshape(i1 - i0, self.K, self.S)
             out = self._batch(read + i0, X[i0:i1], y_r)
@@ -278,11 +355,19 @@ class ula_channel(gr.sync_block):
             output_items[1][i0:i1] = out.y_comm
             output_items[2][i0:i1] = out.csi
             frames = read + i0 + np.arange(i1 - i0, dtype=np.int64)
-            truths = c.make_dicts([  # truth_dict of each frame
-                ("frame", frames), ("sim_frame", self.first_frame + frames), ("count", out.counts),
-                ("angle_deg", np.rad2deg(out.angles_rad)), ("range_m", out.ranges_m),
-                ("gain_abs", np.abs(out.gains)), ("comm_angle_deg", np.rad2deg(out.comm_angle_rad)),
-                ("valid", out.valid)], out.counts)
+            truths = c.make_dicts(
+                [  # truth_dict of each frame
+                    ("frame", frames),
+                    ("sim_frame", self.first_frame + frames),
+                    ("count", out.counts),
+                    ("angle_deg", np.rad2deg(out.angles_rad)),
+                    ("range_m", out.ranges_m),
+                    ("gain_abs", np.abs(out.gains)),
+                    ("comm_angle_deg", np.rad2deg(out.comm_angle_rad)),
+                    ("valid", out.valid),
+                ],
+                out.counts,
+            )
             tag, port = c.key(TRUTH_TAG), c.key("truth")
             for b, truth in enumerate(truths):
                 self.add_item_tag(0, written + i0 + b, tag, truth)

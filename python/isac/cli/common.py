@@ -1,4 +1,5 @@
 """Options shared by every app: --config FILE and repeated --set key=value."""
+
 from __future__ import annotations
 
 import argparse
@@ -10,8 +11,14 @@ from ..resources import check_memory
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="scenario TOML file (default: built-in Sec. V-A scenario)")
-    parser.add_argument("--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
-                        help="override one config key, e.g. --set scene.snr_sensing_db=20 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one config key, e.g. --set scene.snr_sensing_db=20 (repeatable)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="never show progress bars")
 
 

@@ -8,6 +8,7 @@ one of the paper's experiments (CSV + PNG + JSON summary into a folder).
 Experiments are resumable: finished units (sweep points, curves) are kept in OUT/.partial/ and
 a rerun of the same command continues an interrupted run with the same result.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,48 +67,86 @@ def _check_outputs(*outputs) -> int:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="isac-eval", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=METHODS, default="baseline",
-                        help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
-                             "impairment / dictionary: transmitter and receiver use the learned array (--weights); "
-                             "nn: the NNBL networks of --weights")
-    parser.add_argument("--weights", metavar="W.safetensors",
-                        help="weights of isac-train for --method impairment|dictionary, or the impairment-learning "
-                             "curve of --experiment fig8|fig9 (default: the shipped weights; at --size paper a "
-                             "paper-profile training)")
-    parser.add_argument("--weights-dir", metavar="DIR",
-                        help="with --experiment fig5|fig6: folder of weights files impairment.safetensors, "
-                             "dictionary.safetensors, dictionary_limited.safetensors, nn.safetensors, "
-                             "nn_limited.safetensors (missing ones: cached in OUT/weights-SIZE or trained with the "
-                             "--size's profile)")
-    parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
-                        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
-    parser.add_argument("--weights-other-array", action="store_true",
-                        help="deploy --weights on an array other than the one they were learned on (the scenario "
-                             "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)")
-    parser.add_argument("--kernel", choices=KERNELS, default=None,
-                        help="cpp (the C++ kernels; the default when they are built) or numpy (the reference "
-                             "model, same results)")
+    parser = argparse.ArgumentParser(
+        prog="isac-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default="baseline",
+        help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
+        "impairment / dictionary: transmitter and receiver use the learned array (--weights); "
+        "nn: the NNBL networks of --weights",
+    )
+    parser.add_argument(
+        "--weights",
+        metavar="W.safetensors",
+        help="weights of isac-train for --method impairment|dictionary, or the impairment-learning "
+        "curve of --experiment fig8|fig9 (default: the shipped weights; at --size paper a "
+        "paper-profile training)",
+    )
+    parser.add_argument(
+        "--weights-dir",
+        metavar="DIR",
+        help="with --experiment fig5|fig6: folder of weights files impairment.safetensors, "
+        "dictionary.safetensors, dictionary_limited.safetensors, nn.safetensors, "
+        "nn_limited.safetensors (missing ones: cached in OUT/weights-SIZE or trained with the "
+        "--size's profile)",
+    )
+    parser.add_argument(
+        "--receiver",
+        choices=RECEIVERS,
+        default="omp",
+        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})",
+    )
+    parser.add_argument(
+        "--weights-other-array",
+        action="store_true",
+        help="deploy --weights on an array other than the one they were learned on (the scenario "
+        "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)",
+    )
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default=None,
+        help="cpp (the C++ kernels; the default when they are built) or numpy (the reference model, same results)",
+    )
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     from ..experiments import EXPERIMENTS, SIZES
 
-    parser.add_argument("--experiment", choices=tuple(EXPERIMENTS),
-                        help="run an experiment instead: " + "; ".join(f"{k}: {v[3]}" for k, v in EXPERIMENTS.items()))
+    parser.add_argument(
+        "--experiment",
+        choices=tuple(EXPERIMENTS),
+        help="run an experiment instead: " + "; ".join(f"{k}: {v[3]}" for k, v in EXPERIMENTS.items()),
+    )
     parser.add_argument("--out", metavar="DIR", help="with --experiment: folder for NAME.csv, NAME.png, NAME.json")
     parser.add_argument("--quick", action="store_true", help="with --experiment: the same as --size quick")
-    parser.add_argument("--size", choices=SIZES, default=None,
-                        help="with --experiment: quick (seconds on 2 cores: tests, previews), default (the CPU runs "
-                             "of docs/results.md: minutes), paper (large Monte Carlo runs; missing weights are "
-                             "trained with the paper's batch and iterations: a GPU job, see --device)")
-    parser.add_argument("--device", default="cpu",
-                        help="with --experiment: torch device of any on-the-fly training (cpu, cuda, cuda:1); "
-                             "evaluation itself runs on the CPU kernels")
-    parser.add_argument("--fresh", action="store_true",
-                        help="with --experiment: recompute every unit instead of reusing those an earlier run of "
-                             "the same command left in OUT/.partial/")
+    parser.add_argument(
+        "--size",
+        choices=SIZES,
+        default=None,
+        help="with --experiment: quick (seconds on 2 cores: tests, previews), default (the CPU runs "
+        "of docs/results.md: minutes), paper (large Monte Carlo runs; missing weights are "
+        "trained with the paper's batch and iterations: a GPU job, see --device)",
+    )
+    parser.add_argument(
+        "--device",
+        default="cpu",
+        help="with --experiment: torch device of any on-the-fly training (cpu, cuda, cuda:1); "
+        "evaluation itself runs on the CPU kernels",
+    )
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        help="with --experiment: recompute every unit instead of reusing those an earlier run of "
+        "the same command left in OUT/.partial/",
+    )
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if not args.temperature > 0:
@@ -118,8 +157,12 @@ def main(argv=None) -> int:
         parser.error("--out needs --experiment")
     if args.weights_dir:
         parser.error("--weights-dir needs --experiment fig5|fig6")
-    for flag, given in (("--quick", args.quick), ("--size", args.size), ("--fresh", args.fresh),
-                        ("--device", args.device != "cpu")):
+    for flag, given in (
+        ("--quick", args.quick),
+        ("--size", args.size),
+        ("--fresh", args.fresh),
+        ("--device", args.device != "cpu"),
+    ):
         if given:
             parser.error(f"{flag} needs --experiment")
     scenario = load_scenario(args)
@@ -129,16 +172,30 @@ def main(argv=None) -> int:
     from ..evaluation import evaluate
 
     try:
-        weights = None if not args.weights else weights_io.load(args.weights, scenario, args.method,
-                                                                 other_array=args.weights_other_array)
-        result = evaluate(scenario, args.method, weights, receiver=args.receiver, kernel=args.kernel,
-                          temperature=args.temperature, progress=progress_flag(args))
+        weights = (
+            None
+            if not args.weights
+            else weights_io.load(args.weights, scenario, args.method, other_array=args.weights_other_array)
+        )
+        result = evaluate(
+            scenario,
+            args.method,
+            weights,
+            receiver=args.receiver,
+            kernel=args.kernel,
+            temperature=args.temperature,
+            progress=progress_flag(args),
+        )
     except ValueError as exc:  # a missing, unfitting or unreadable weights file (WeightsError): one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = {k: result[k] for k in KEYS}
-    out.update(method=args.method, receiver=result["receiver"], scenario_hash=scenario.hash(),
-               calibration_frames=scenario.run["calibration_frames"])
+    out.update(
+        method=args.method,
+        receiver=result["receiver"],
+        scenario_hash=scenario.hash(),
+        calibration_frames=scenario.run["calibration_frames"],
+    )
     for key in KEYS:
         print(f"{key:>16s}  {out[key]:.6g}" if isinstance(out[key], float) else f"{key:>16s}  {out[key]}")
     if args.json:
@@ -176,21 +233,40 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
         return 2
     command = "isac-eval " + shlex.join(sys.argv[1:] if argv is None else list(argv))
     try:
-        summary = run(args.experiment, scenario, args.out, kernel=args.kernel, progress=progress_flag(args),
-                      weights=args.weights, command=command, temperature=args.temperature,
-                      weights_dir=args.weights_dir, size=size, device=args.device, fresh=args.fresh,
-                      weights_other_array=args.weights_other_array)
+        summary = run(
+            args.experiment,
+            scenario,
+            args.out,
+            kernel=args.kernel,
+            progress=progress_flag(args),
+            weights=args.weights,
+            command=command,
+            temperature=args.temperature,
+            weights_dir=args.weights_dir,
+            size=size,
+            device=args.device,
+            fresh=args.fresh,
+            weights_other_array=args.weights_other_array,
+        )
     except (ExperimentError, _weights_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"\ninterrupted: the finished units are kept in {args.out}/.partial/{args.experiment}/; "
-              "run the same command again to continue", file=sys.stderr)
+        print(
+            f"\ninterrupted: the finished units are kept in {args.out}/.partial/{args.experiment}/; "
+            "run the same command again to continue",
+            file=sys.stderr,
+        )
         return 130
     resumed = summary["resume"]["units_reused"]
-    print(f"{args.experiment}: {summary['seconds']:.1f} s, wrote {', '.join(summary['files'])} into {args.out}"
-          + (f" ({resumed} of {resumed + summary['resume']['units_computed']} units from an earlier run)"
-             if resumed else ""))
+    print(
+        f"{args.experiment}: {summary['seconds']:.1f} s, wrote {', '.join(summary['files'])} into {args.out}"
+        + (
+            f" ({resumed} of {resumed + summary['resume']['units_computed']} units from an earlier run)"
+            if resumed
+            else ""
+        )
+    )
     if args.json:
         write_json(args.json, summary)
     return 0

@@ -6,6 +6,7 @@ degrees, range in metres) and the SER; at the end p_md, p_fa, GOSPA and SER over
 The threshold is first calibrated to receiver.p_fa on separate calibration frames (or given
 with --threshold). --zmq / --zmq-json publish the results while it runs; apps/isac-subscribe
 prints them."""
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,7 @@ class FramePrinter:
         if progress is not False:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False,
-                            file=sys.stderr)
+            self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False, file=sys.stderr)
 
     def __call__(self, frame: int, truth: dict, det: dict, symbol_errors: int) -> None:
         t_pos = positions(np.deg2rad(np.atleast_1d(truth["angle_deg"])), np.atleast_1d(truth["range_m"]))
@@ -59,8 +59,11 @@ class FramePrinter:
         with self.lock:
             if self.bar is not None:
                 self.bar.clear()
-            print(f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, "
-                  f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}", file=self.stream)
+            print(
+                f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, "
+                f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}",
+                file=self.stream,
+            )
             print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}", file=self.stream)
             print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", file=self.stream, flush=True)
             if self.bar is not None:
@@ -109,13 +112,17 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
     same = (info.get("isac:method"), info.get("isac:receiver")) == (method, transceiver.receiver_name)
     if threshold is None and same and info.get("isac:threshold") is not None:
         threshold = float(info["isac:threshold"])
-        print(f"threshold of the recording (method {method}, receiver {transceiver.receiver_name}): "
-              f"delta = {threshold:.6g}")
+        print(
+            f"threshold of the recording (method {method}, receiver {transceiver.receiver_name}): "
+            f"delta = {threshold:.6g}"
+        )
     elif threshold is None:
         simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
         threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
-        print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
-              f"{scenario.run['calibration_frames']} simulated frames: delta = {threshold:.6g}")
+        print(
+            f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
+            f"{scenario.run['calibration_frames']} simulated frames: delta = {threshold:.6g}"
+        )
     from ..replay import ReplayFlowgraph  # GNU Radio is imported only here
 
     rx, S = scenario.receiver, scenario.ofdm["subcarriers"]
@@ -127,76 +134,131 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
         if truth is None:
             print(f"frame {frame:4d}: {int(det['count'])} detected{d}")
         else:
-            g = gospa(positions(np.deg2rad(truth["angle_deg"]), truth["range_m"]),
-                      positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"])),
-                      rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+            g = gospa(
+                positions(np.deg2rad(truth["angle_deg"]), truth["range_m"]),
+                positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"])),
+                rx["gospa_c_m"],
+                rx["gospa_p"],
+                rx["gospa_mu"],
+            )
             print(f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, GOSPA {g:6.2f} m{d}")
             print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}")
         print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", flush=True)
 
     try:
-        tb = ReplayFlowgraph(args.replay, scenario, threshold, method=method, weights=weights, receiver=args.receiver,
-                             kernel=kernel, temperature=args.temperature, frames=args.frames, on_frame=show)
+        tb = ReplayFlowgraph(
+            args.replay,
+            scenario,
+            threshold,
+            method=method,
+            weights=weights,
+            receiver=args.receiver,
+            kernel=kernel,
+            temperature=args.temperature,
+            frames=args.frames,
+            on_frame=show,
+        )
     except ValueError as exc:
         print(f"error: --replay: {exc}", file=sys.stderr)
         return 2
     for note in tb.warnings:
         print(f"warning: {note}", file=sys.stderr)
-    print(f"replay of {args.replay} (scenario {info.get('isac:scenario_hash', '?')}, recorded with method "
-          f"{info.get('isac:method', '?')}): method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
-          f"K = {scenario.array['antennas']}, S = {S}, {tb.frames} frames"
-          f"{'' if tb.annotated else ', no annotations: detections only'}", flush=True)
+    print(
+        f"replay of {args.replay} (scenario {info.get('isac:scenario_hash', '?')}, recorded with method "
+        f"{info.get('isac:method', '?')}): method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
+        f"K = {scenario.array['antennas']}, S = {S}, {tb.frames} frames"
+        f"{'' if tb.annotated else ', no annotations: detections only'}",
+        flush=True,
+    )
     tb.run()
     s = tb.summary()
     if tb.annotated:
-        print(f"over {s['frames']} annotated frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, "
-              f"GOSPA = {s['gospa']:.2f} m, angle RMSE = {s['angle_rmse_deg']:.3f} deg, "
-              f"range RMSE = {s['range_rmse_m']:.2f} m (SER: no comm signal recorded)")
+        print(
+            f"over {s['frames']} annotated frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, "
+            f"GOSPA = {s['gospa']:.2f} m, angle RMSE = {s['angle_rmse_deg']:.3f} deg, "
+            f"range RMSE = {s['range_rmse_m']:.2f} m (SER: no comm signal recorded)"
+        )
     else:
         print(f"{s['replayed']} frames replayed, {sum(int(d['count']) for d in tb.detections())} detections")
     return 0
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="isac-sim", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="isac-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
-    parser.add_argument("--method", choices=METHODS,
-                        help="baseline (nominal array), perfect (receiver knows the true array), impairment / "
-                             "dictionary (learned array at transmitter and receiver, from --weights), nn (NNBL "
-                             "networks of --weights). Default: impairment with the shipped weights when they were "
-                             "learned for this scenario, else baseline")
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        help="baseline (nominal array), perfect (receiver knows the true array), impairment / "
+        "dictionary (learned array at transmitter and receiver, from --weights), nn (NNBL "
+        "networks of --weights). Default: impairment with the shipped weights when they were "
+        "learned for this scenario, else baseline",
+    )
     parser.add_argument("--weights", metavar="W.safetensors", help="weights of isac-train (learned methods)")
-    parser.add_argument("--weights-other-array", action="store_true",
-                        help="deploy --weights on an array other than the one they were learned on (the scenario "
-                             "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)")
-    parser.add_argument("--no-compare", action="store_true",
-                        help="do not score the baseline on the same frames for comparison")
-    parser.add_argument("--receiver", choices=RECEIVERS, default="omp",
-                        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)")
-    parser.add_argument("--temperature", type=float, default=DEFAULT_TEMPERATURE,
-                        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})")
-    parser.add_argument("--kernel", choices=KERNELS, default=None,
-                        help="implementation: cpp (default when the C++ kernels are built) or numpy (same results)")
+    parser.add_argument(
+        "--weights-other-array",
+        action="store_true",
+        help="deploy --weights on an array other than the one they were learned on (the scenario "
+        "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)",
+    )
+    parser.add_argument(
+        "--no-compare", action="store_true", help="do not score the baseline on the same frames for comparison"
+    )
+    parser.add_argument(
+        "--receiver",
+        choices=RECEIVERS,
+        default="omp",
+        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})",
+    )
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default=None,
+        help="implementation: cpp (default when the C++ kernels are built) or numpy (same results)",
+    )
     parser.add_argument("--threshold", type=float, help="OMP threshold delta (default: calibrated to receiver.p_fa)")
-    parser.add_argument("--zmq", metavar="ENDPOINT",
-                        help="publish detections and metrics as serialized PMTs (gr-zeromq), e.g. tcp://127.0.0.1:5555")
-    parser.add_argument("--zmq-json", metavar="ENDPOINT",
-                        help="publish detections, truth and metrics as JSON (pyzmq), e.g. tcp://127.0.0.1:5556")
+    parser.add_argument(
+        "--zmq",
+        metavar="ENDPOINT",
+        help="publish detections and metrics as serialized PMTs (gr-zeromq), e.g. tcp://127.0.0.1:5555",
+    )
+    parser.add_argument(
+        "--zmq-json",
+        metavar="ENDPOINT",
+        help="publish detections, truth and metrics as JSON (pyzmq), e.g. tcp://127.0.0.1:5556",
+    )
     parser.add_argument("--map-png", metavar="FILE", help="save a picture of one frame's angle-delay map (like Fig. 3)")
     parser.add_argument("--map-frame", type=int, default=0, help="frame shown by --map-png (default 0)")
     parser.add_argument("--quiet", action="store_true", help="print only the final metrics")
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="CPUs the flowgraph runs on (its block threads are pinned to that many CPUs, and the "
-                             "channel, reciprocal filter and receiver split their frames over that many threads; "
-                             "results do not depend on it). Default: all CPUs available (%(default)s)")
-    parser.add_argument("--record", metavar="DIR",
-                        help="record the received array frames Y_r (with their truth) and the symbols x as SigMF "
-                             "recordings DIR/rx and DIR/tx (cf32_le, antenna-major; docs/blocks.md)")
-    parser.add_argument("--replay", metavar="DIR",
-                        help="instead of simulating, replay the first --frames frames of a recording of --record "
-                             "through the reciprocal filter, the receiver and the metrics (scored against its "
-                             "annotations when present); the threshold is the recording's for the same method")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="CPUs the flowgraph runs on (its block threads are pinned to that many CPUs, and the "
+        "channel, reciprocal filter and receiver split their frames over that many threads; "
+        "results do not depend on it). Default: all CPUs available (%(default)s)",
+    )
+    parser.add_argument(
+        "--record",
+        metavar="DIR",
+        help="record the received array frames Y_r (with their truth) and the symbols x as SigMF "
+        "recordings DIR/rx and DIR/tx (cf32_le, antenna-major; docs/blocks.md)",
+    )
+    parser.add_argument(
+        "--replay",
+        metavar="DIR",
+        help="instead of simulating, replay the first --frames frames of a recording of --record "
+        "through the reciprocal filter, the receiver and the metrics (scored against its "
+        "annotations when present); the threshold is the recording's for the same method",
+    )
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if args.frames < 1:
@@ -245,19 +307,36 @@ def main(argv=None) -> int:
     if threshold is None:
         simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
         threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
-        print(f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
-              f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}")
-    print(f"method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
-          f"K = {scenario.array['antennas']}, S = {scenario.ofdm['subcarriers']}, "
-          f"spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, scenario {scenario.hash()}", flush=True)
+        print(
+            f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
+            f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}"
+        )
+    print(
+        f"method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
+        f"K = {scenario.array['antennas']}, S = {scenario.ofdm['subcarriers']}, "
+        f"spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, scenario {scenario.hash()}",
+        flush=True,
+    )
 
     from ..flowgraph import SimFlowgraph  # GNU Radio is imported only here
 
     printer = None if args.quiet else FramePrinter(scenario, args.frames, progress=progress_flag(args))
     try:
-        tb = SimFlowgraph(scenario, args.frames, threshold, method=method, weights=weights, receiver=args.receiver,
-                          kernel=kernel, temperature=args.temperature, on_frame=printer, zmq_pmt=args.zmq,
-                          zmq_json=args.zmq_json, record=args.record, threads=args.threads)
+        tb = SimFlowgraph(
+            scenario,
+            args.frames,
+            threshold,
+            method=method,
+            weights=weights,
+            receiver=args.receiver,
+            kernel=kernel,
+            temperature=args.temperature,
+            on_frame=printer,
+            zmq_pmt=args.zmq,
+            zmq_json=args.zmq_json,
+            record=args.record,
+            threads=args.threads,
+        )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -282,13 +361,23 @@ def main(argv=None) -> int:
     print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
     for sink in tb.recorders:
         print(f"recorded {sink.frames} frames to {sink.meta_path} (+ .sigmf-data)")
-    print(f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
-          f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m")
+    print(
+        f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
+        f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m"
+    )
     if method != "baseline" and not args.no_compare:
-        b = evaluate(scenario.with_overrides({"run.frames": args.frames}), "baseline", receiver=args.receiver,
-                     kernel=kernel, temperature=args.temperature, progress=progress_flag(args))
-        print(f"baseline (nominal array, own threshold) on the same frames: p_md = {b['p_md']:.4f}, "
-              f"p_fa = {b['p_fa']:.4f}, GOSPA = {b['gospa']:.2f} m, SER = {b['ser']:.4g}")
+        b = evaluate(
+            scenario.with_overrides({"run.frames": args.frames}),
+            "baseline",
+            receiver=args.receiver,
+            kernel=kernel,
+            temperature=args.temperature,
+            progress=progress_flag(args),
+        )
+        print(
+            f"baseline (nominal array, own threshold) on the same frames: p_md = {b['p_md']:.4f}, "
+            f"p_fa = {b['p_fa']:.4f}, GOSPA = {b['gospa']:.2f} m, SER = {b['ser']:.4g}"
+        )
     if args.map_png:
         from ..plots import save_frame_map
 

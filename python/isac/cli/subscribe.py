@@ -7,6 +7,7 @@ Runs until interrupted, or for --count messages / --timeout seconds without a me
 A malformed message (not two frames of topic and JSON object, not a PMT dict, an unknown topic,
 a missing or null field) is reported as one line on stderr and skipped; the next ones print.
 Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan."""
+
 from __future__ import annotations
 
 import argparse
@@ -97,8 +98,11 @@ def check(topic: str, body: dict) -> None:
             bad.insert(0, "frames")
     else:
         bad = [k for k in ("frame", "count") if not _is_int(body[k]) or body[k] < 0]
-        bad += [k for k in ("angle_deg", "range_m")
-                if not isinstance(body[k], list) or not all(_is_number(v) for v in body[k])]
+        bad += [
+            k
+            for k in ("angle_deg", "range_m")
+            if not isinstance(body[k], list) or not all(_is_number(v) for v in body[k])
+        ]
         if not bad and len(body["angle_deg"]) != len(body["range_m"]):
             raise MalformedMessage(f"{topic}: angle_deg and range_m differ in length")
     if bad:
@@ -111,22 +115,25 @@ def _metric(v) -> str:
 
 def _line(topic: str, body: dict) -> str:
     if topic == "metrics":
-        return (f"[metrics] {body['frames']} frames: p_md={_metric(body['p_md'])} p_fa={_metric(body['p_fa'])} "
-                f"GOSPA={_metric(body['gospa'])} SER={_metric(body['ser'])}")
+        return (
+            f"[metrics] {body['frames']} frames: p_md={_metric(body['p_md'])} p_fa={_metric(body['p_fa'])} "
+            f"GOSPA={_metric(body['gospa'])} SER={_metric(body['ser'])}"
+        )
     pairs = "  ".join(f"({a:.2f} deg, {r:.1f} m)" for a, r in zip(body["angle_deg"], body["range_m"])) or "-"
     return f"[{topic}] frame {body['frame']}: {body['count']} targets  {pairs}"
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="isac-subscribe", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="isac-subscribe", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("endpoint", help="ZeroMQ endpoint isac-sim publishes on, e.g. tcp://127.0.0.1:5556")
     parser.add_argument("--pmt", action="store_true", help="the publisher sends serialized PMTs (isac-sim --zmq)")
-    parser.add_argument("--topic", action="append", choices=TOPICS,
-                        help="topics to print (repeatable; default all)")
+    parser.add_argument("--topic", action="append", choices=TOPICS, help="topics to print (repeatable; default all)")
     parser.add_argument("--count", type=int, default=0, help="stop after printing this many messages (0 = never)")
-    parser.add_argument("--timeout", type=float, default=0.0,
-                        help="stop after this many seconds without a message (0 = never)")
+    parser.add_argument(
+        "--timeout", type=float, default=0.0, help="stop after this many seconds without a message (0 = never)"
+    )
     parser.add_argument("--raw", action="store_true", help="print each message as one JSON line")
     return parser
 

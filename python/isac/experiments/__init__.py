@@ -19,6 +19,7 @@ paper's training sizes, see learned.py), then the user's --set overrides, so a -
 wins. Frames are seeded by run.seed: results are deterministic. Finished units of work are
 stored as they finish (resume.py): rerunning an interrupted command continues it.
 """
+
 from __future__ import annotations
 
 import os
@@ -28,25 +29,51 @@ from typing import Iterable
 
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
-from . import crb, fig3, impairments, sweep, tradeoff
 from ..transceiver import default_kernel
+from . import crb, fig3, impairments, sweep, tradeoff
 from .common import SIZES, Context, ExperimentError, write_json
 from .resume import ResultStore, file_digest, scenario_digest
 
 #: name -> (module-level defaults, quick sizes, runner, one-line description)
 EXPERIMENTS = {
     "fig3": (fig3.DEFAULTS, fig3.QUICK, fig3.run, "angle-delay maps, ideal vs impaired array (Fig. 3)"),
-    "fig7": (sweep.DEFAULTS, sweep.QUICK, sweep.run_fig7, "OMP vs dOMP, perfect knowledge: p_md, GOSPA vs p_fa (Fig. 7)"),
-    "fig8": (sweep.DEFAULTS, sweep.QUICK, sweep.run_fig8, "baseline vs perfect knowledge (+ learned): p_md, GOSPA vs p_fa (Fig. 8)"),
-    "fig9": (tradeoff.DEFAULTS_FIG9, tradeoff.QUICK_FIG9, tradeoff.run_fig9,
-             "multi-target ISAC trade-off over eta at p_fa = 1e-2: GOSPA, p_md vs SER (Fig. 9)"),
-    "fig5": (tradeoff.DEFAULTS_FIG5, tradeoff.QUICK_FIG5, tradeoff.run_fig5,
-             "single-target trade-offs over eta x phi, sector [-40, -20]: learned methods (Fig. 5)"),
-    "fig6": (tradeoff.DEFAULTS_FIG6, tradeoff.QUICK_FIG6, tradeoff.run_fig6,
-             "single-target trade-offs on the unseen sector [-20, 20] (Fig. 6)"),
+    "fig7": (
+        sweep.DEFAULTS,
+        sweep.QUICK,
+        sweep.run_fig7,
+        "OMP vs dOMP, perfect knowledge: p_md, GOSPA vs p_fa (Fig. 7)",
+    ),
+    "fig8": (
+        sweep.DEFAULTS,
+        sweep.QUICK,
+        sweep.run_fig8,
+        "baseline vs perfect knowledge (+ learned): p_md, GOSPA vs p_fa (Fig. 8)",
+    ),
+    "fig9": (
+        tradeoff.DEFAULTS_FIG9,
+        tradeoff.QUICK_FIG9,
+        tradeoff.run_fig9,
+        "multi-target ISAC trade-off over eta at p_fa = 1e-2: GOSPA, p_md vs SER (Fig. 9)",
+    ),
+    "fig5": (
+        tradeoff.DEFAULTS_FIG5,
+        tradeoff.QUICK_FIG5,
+        tradeoff.run_fig5,
+        "single-target trade-offs over eta x phi, sector [-40, -20]: learned methods (Fig. 5)",
+    ),
+    "fig6": (
+        tradeoff.DEFAULTS_FIG6,
+        tradeoff.QUICK_FIG6,
+        tradeoff.run_fig6,
+        "single-target trade-offs on the unseen sector [-20, 20] (Fig. 6)",
+    ),
     "crb": (crb.DEFAULTS, crb.QUICK, crb.run, "single-target CRB vs SNR_r beside OMP / dOMP / baseline RMSE"),
-    "impairments": (impairments.DEFAULTS, impairments.QUICK, impairments.run,
-                    "gain / phase errors, mutual coupling, dead elements: baseline vs perfect vs impairment learning"),
+    "impairments": (
+        impairments.DEFAULTS,
+        impairments.QUICK,
+        impairments.run,
+        "gain / phase errors, mutual coupling, dead elements: baseline vs perfect vs impairment learning",
+    ),
 }
 
 
@@ -73,8 +100,9 @@ def size_settings(name: str, size: str) -> dict:
     return {"quick": EXPERIMENTS[name][1], "default": {}, "paper": PAPER_SIZES[name]}[size]
 
 
-def experiment_scenario(name: str, config: str | None = None, overrides: Iterable[str] = (),
-                        quick: bool = False, size: str | None = None) -> Scenario:
+def experiment_scenario(
+    name: str, config: str | None = None, overrides: Iterable[str] = (), quick: bool = False, size: str | None = None
+) -> Scenario:
     """--config (or defaults) -> experiment settings -> --size sizes -> --set overrides
     (``quick=True`` is ``size="quick"``)."""
     size = size or ("quick" if quick else "default")
@@ -83,10 +111,22 @@ def experiment_scenario(name: str, config: str | None = None, overrides: Iterabl
     return scenario.with_overrides(sizes).with_overrides(list(overrides))
 
 
-def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: str | None = None, progress=None,
-        weights: str | None = None, command: str | None = None, temperature: float = DEFAULT_TEMPERATURE,
-        weights_dir: str | None = None, size: str | None = None, device: str = "cpu", fresh: bool = False,
-        weights_other_array: bool = False) -> dict:
+def run(
+    name: str,
+    scenario: Scenario,
+    out: str,
+    quick: bool = False,
+    kernel: str | None = None,
+    progress=None,
+    weights: str | None = None,
+    command: str | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    weights_dir: str | None = None,
+    size: str | None = None,
+    device: str = "cpu",
+    fresh: bool = False,
+    weights_other_array: bool = False,
+) -> dict:
     """Run experiment ``name`` on ``scenario`` (see :func:`experiment_scenario`), writing
     NAME.csv, NAME.png and NAME.json into ``out``. Returns the summary dict.
 
@@ -96,8 +136,10 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     size = size or ("quick" if quick else "default")
     size_settings(name, size)  # checks name and size
     if weights and name not in ("fig8", "fig9"):
-        raise ExperimentError(f"--weights is used by experiments fig9 and fig8 only, not {name}"
-                              + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else ""))
+        raise ExperimentError(
+            f"--weights is used by experiments fig9 and fig8 only, not {name}"
+            + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else "")
+        )
     if weights_dir and name not in ("fig5", "fig6", "impairments"):
         raise ExperimentError(f"--weights-dir is used by experiments impairments, fig5 and fig6 only, not {name}")
     if weights_dir and not os.path.isdir(weights_dir):
@@ -105,12 +147,34 @@ def run(name: str, scenario: Scenario, out: str, quick: bool = False, kernel: st
     os.makedirs(out, exist_ok=True)
     kernel = kernel or default_kernel()
     weights_key = file_digest(weights) if weights and os.path.isfile(weights) else weights
-    store = ResultStore(os.path.join(out, ".partial", name),
-                        {"experiment": name, "size": size, "kernel": kernel, "temperature": temperature,
-                         "scenario": scenario_digest(scenario), "weights": weights_key,
-                         **({"weights_other_array": True} if weights_other_array else {})}, enabled=not fresh)
-    ctx = Context(name, scenario, out, size == "quick", kernel, progress, weights, temperature, weights_dir,
-                  size=size, device=device, store=store, weights_other_array=weights_other_array)
+    store = ResultStore(
+        os.path.join(out, ".partial", name),
+        {
+            "experiment": name,
+            "size": size,
+            "kernel": kernel,
+            "temperature": temperature,
+            "scenario": scenario_digest(scenario),
+            "weights": weights_key,
+            **({"weights_other_array": True} if weights_other_array else {}),
+        },
+        enabled=not fresh,
+    )
+    ctx = Context(
+        name,
+        scenario,
+        out,
+        size == "quick",
+        kernel,
+        progress,
+        weights,
+        temperature,
+        weights_dir,
+        size=size,
+        device=device,
+        store=store,
+        weights_other_array=weights_other_array,
+    )
     t0 = time.perf_counter()
     result = EXPERIMENTS[name][2](ctx)
     elapsed = time.perf_counter() - t0

@@ -2,6 +2,7 @@
 PNG through matplotlib's Agg backend) and Monte Carlo confidence intervals (of sequences; the
 scored metrics' intervals come from scoring.Scores' running statistics). Transceivers come
 from the transceiver layer, calibration and scoring from ``evaluation``."""
+
 from __future__ import annotations
 
 import csv

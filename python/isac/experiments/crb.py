@@ -22,6 +22,7 @@ would make the averaged bound infinite), T_max = 1, baseline transmitter (eta = 
 frame's estimate counts (no threshold: the target is always present and OMP returns one).
 Each (SNR, method) is one unit of a resumable run (resume.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -31,10 +32,10 @@ import numpy as np
 
 from ..config import SPEED_OF_LIGHT
 from ..evaluation import batches, progress_bar, sense
+from ..model.array import true_array
 from ..model.beamforming import beam_gain
 from ..model.grids import angle_grid, delay_grid, delay_to_range
 from ..model.scene import Scene, sensing_gain_variance
-from ..model.array import true_array
 from ..simulation import Simulator, baseline_precoder
 from ..transceiver import sensing_receiver
 from .common import Context, pyplot, rmse_interval, save_figure, write_csv
@@ -49,12 +50,27 @@ GAIN_PHASE_RAD = 0.7
 DEFAULTS = {"scene.max_targets": 1, "transmitter.eta": 1.0, "run.frames": 2000, "run.batch": 100}
 QUICK = {"run.frames": 150, "run.batch": 150}
 
-METHODS = (("omp_perfect", "OMP, perfect knowledge", "perfect", "omp"),
-           ("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"),
-           ("baseline", "baseline (OMP, nominal array)", "baseline", "omp"))
+METHODS = (
+    ("omp_perfect", "OMP, perfect knowledge", "perfect", "omp"),
+    ("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"),
+    ("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
+)
 
-COLUMNS = ("snr_db", "method", "angle_rmse_deg", "angle_rmse_lo", "angle_rmse_hi", "angle_bias_deg",
-           "range_rmse_m", "range_rmse_lo", "range_rmse_hi", "range_bias_m", "crb_angle_deg", "crb_range_m", "frames")
+COLUMNS = (
+    "snr_db",
+    "method",
+    "angle_rmse_deg",
+    "angle_rmse_lo",
+    "angle_rmse_hi",
+    "angle_bias_deg",
+    "range_rmse_m",
+    "range_rmse_lo",
+    "range_rmse_hi",
+    "range_bias_m",
+    "crb_angle_deg",
+    "crb_range_m",
+    "frames",
+)
 
 
 def _atoms(positions_m, wavelength_m, theta, tau, subcarriers, spacing_hz):
@@ -100,8 +116,9 @@ def crb_at_snr(scenario, array, precoder, theta, snr_db) -> tuple[float, float]:
     n0 = scenario.scene["noise_power"]
     sigma2 = sensing_gain_variance(snr_db, K, n0)
     alpha_power = sigma2 * float(beam_gain(array, precoder, np.array([theta]))[0]) / S
-    v_theta, v_tau = crb_closed_form(array.positions_m, scenario.wavelength_m, theta, alpha_power, S,
-                                     scenario.ofdm["spacing_hz"], n0)
+    v_theta, v_tau = crb_closed_form(
+        array.positions_m, scenario.wavelength_m, theta, alpha_power, S, scenario.ofdm["spacing_hz"], n0
+    )
     return math.degrees(math.sqrt(v_theta)), 0.5 * SPEED_OF_LIGHT * math.sqrt(v_tau)
 
 
@@ -127,8 +144,12 @@ def plot(path, rows, crb_rows, title) -> None:
         for ax, name in ((ax1, "angle_rmse"), (ax2, "range_rmse")):
             unit = "deg" if name == "angle_rmse" else "m"
             y = np.array([r[f"{name}_{unit}"] for r in rr])
-            err = np.array([[r[f"{name}_{unit}"] - r[f"{name}_lo"] for r in rr],
-                            [r[f"{name}_hi"] - r[f"{name}_{unit}"] for r in rr]])
+            err = np.array(
+                [
+                    [r[f"{name}_{unit}"] - r[f"{name}_lo"] for r in rr],
+                    [r[f"{name}_hi"] - r[f"{name}_{unit}"] for r in rr],
+                ]
+            )
             ax.errorbar(x, y, yerr=err, marker="o", ms=4, capsize=2, label=label)
     ax1.set_ylabel("angle RMSE (deg)")
     ax2.set_ylabel("range RMSE (m)")
@@ -168,23 +189,49 @@ def run(ctx: Context) -> dict:
                 ea, er = np.concatenate(ea), np.concatenate(er)
                 a, a_lo, a_hi = rmse_interval(ea)
                 r, r_lo, r_hi = rmse_interval(er)
-                return dict(snr_db=snr, method=key, angle_rmse_deg=a, angle_rmse_lo=a_lo, angle_rmse_hi=a_hi,
-                            angle_bias_deg=float(ea.mean()), range_rmse_m=r, range_rmse_lo=r_lo,
-                            range_rmse_hi=r_hi, range_bias_m=float(er.mean()), crb_angle_deg=crb_a,
-                            crb_range_m=crb_r, frames=int(ea.size))
+                return dict(
+                    snr_db=snr,
+                    method=key,
+                    angle_rmse_deg=a,
+                    angle_rmse_lo=a_lo,
+                    angle_rmse_hi=a_hi,
+                    angle_bias_deg=float(ea.mean()),
+                    range_rmse_m=r,
+                    range_rmse_lo=r_lo,
+                    range_rmse_hi=r_hi,
+                    range_bias_m=float(er.mean()),
+                    crb_angle_deg=crb_a,
+                    crb_range_m=crb_r,
+                    frames=int(ea.size),
+                )
 
             # one resumable unit per (SNR, method); the target and gain are fixed by the module
-            rows.append(ctx.unit({"snr_db": snr, "method": key, "mode": mode, "receiver_array": method,
-                                  "point_scenario": scenario_digest(s), "target": [theta0, r0, GAIN_PHASE_RAD]}, compute))
+            rows.append(
+                ctx.unit(
+                    {
+                        "snr_db": snr,
+                        "method": key,
+                        "mode": mode,
+                        "receiver_array": method,
+                        "point_scenario": scenario_digest(s),
+                        "target": [theta0, r0, GAIN_PHASE_RAD],
+                    },
+                    compute,
+                )
+            )
             timing[key] = timing.get(key, 0.0) + time.perf_counter() - t0
     write_csv(ctx.path("crb.csv"), rows, COLUMNS)
     rx = sc.receiver
     step_deg = (sc.scene["target_sector_deg"][1] - sc.scene["target_sector_deg"][0]) / (rx["angle_grid"] - 1)
     rmin, rmax = sc.range_interval_m
     step_m = (rmax - rmin) / (rx["delay_grid"] - 1)
-    plot(ctx.path("crb.png"), rows, crb_rows,
-         f"Single target at {math.degrees(theta0):.3f} deg, {r0:.2f} m (off the OMP grid), |psi| = sigma_r, "
-         f"{sc.run['frames']} frames per point; OMP grid steps {step_deg:.4f} deg, {step_m:.3f} m")
+    plot(
+        ctx.path("crb.png"),
+        rows,
+        crb_rows,
+        f"Single target at {math.degrees(theta0):.3f} deg, {r0:.2f} m (off the OMP grid), |psi| = sigma_r, "
+        f"{sc.run['frames']} frames per point; OMP grid steps {step_deg:.4f} deg, {step_m:.3f} m",
+    )
     return {
         "target": {"angle_deg": math.degrees(theta0), "range_m": r0, "gain": "|psi| = sigma_r, fixed phase"},
         "omp_grid_step": {"angle_deg": step_deg, "range_m": step_m},
@@ -192,9 +239,14 @@ def run(ctx: Context) -> dict:
         "beam_gain": float(beam_gain(true, f, np.array([theta0]))[0]),
         "snr_db": list(snrs),
         "crb": crb_rows,
-        "rmse": {key: [{c: r[c] for c in ("snr_db", "angle_rmse_deg", "range_rmse_m", "angle_bias_deg",
-                                          "range_bias_m")} for r in rows if r["method"] == key]
-                 for key, *_ in METHODS},
+        "rmse": {
+            key: [
+                {c: r[c] for c in ("snr_db", "angle_rmse_deg", "range_rmse_m", "angle_bias_deg", "range_bias_m")}
+                for r in rows
+                if r["method"] == key
+            ]
+            for key, *_ in METHODS
+        },
         "seconds_per_method": timing,
     }
 

@@ -15,13 +15,14 @@ true angle (dB re the ideal map maximum), its angle, and the width of the contig
 within 3 dB of that peak. The close pair is merged in a map when the lobe peaks found for its
 two targets are closer than the angle resolution (16).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
+from ..model.angle_delay import angle_delay_map
 from ..model.array import scenario_nominal_array
 from ..model.dictionaries import omp_dictionaries
-from ..model.angle_delay import angle_delay_map
 from ..model.grids import delay_to_range
 from ..model.reciprocal import reciprocal_filter
 from ..model.scene import fixed_scene, sensing_gain_variance
@@ -51,15 +52,16 @@ def maps(ctx: Context):
     out = []
     for s in (ideal, sc):  # the true array differs; the transmitter is the nominal baseline in both
         frames = Simulator(s, scene=scene).frames(0, 1, "test")
-        out.append(angle_delay_map(reciprocal_filter(frames.y_sensing, frames.symbols), D.phi_a, D.phi_d)[0]
-                   .astype(np.float64))
+        out.append(
+            angle_delay_map(reciprocal_filter(frames.y_sensing, frames.symbols), D.phi_a, D.phi_d)[0].astype(np.float64)
+        )
     norm = out[0].max()
     return out[0] / norm, out[1] / norm, np.rad2deg(D.angles_rad), delay_to_range(D.delays_s), scene
 
 
 def _cut(L, ranges, range_m):
     j = int(np.argmin(np.abs(ranges - range_m)))
-    return L[:, max(j - 1, 0):j + 2].max(axis=1)
+    return L[:, max(j - 1, 0) : j + 2].max(axis=1)
 
 
 def lobe(L, angles, ranges, angle_deg, range_m) -> dict:
@@ -72,8 +74,11 @@ def lobe(L, angles, ranges, angle_deg, range_m) -> dict:
         lo -= 1
     while hi < len(cut) - 1 and above[hi + 1]:
         hi += 1
-    return {"peak_db": float(10 * np.log10(cut[i])), "peak_angle_deg": float(angles[i]),
-            "width_3db_deg": float(angles[hi] - angles[lo])}
+    return {
+        "peak_db": float(10 * np.log10(cut[i])),
+        "peak_angle_deg": float(angles[i]),
+        "width_3db_deg": float(angles[hi] - angles[lo]),
+    }
 
 
 def close_pair(per_target: list[dict], antennas: int) -> dict:
@@ -94,11 +99,28 @@ def plot(path, L_ideal, L_imp, angles, ranges, scene) -> None:
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True)
     extent = [angles[0], angles[-1], ranges[0], ranges[-1]]
-    for ax, L, title in ((axes[0], L_ideal, "ideal array"), (axes[1], L_imp, "impaired array (Example 1), nominal receiver")):
-        img = ax.imshow(np.maximum(10 * np.log10(np.maximum(L, 1e-12)), FLOOR_DB).T, origin="lower", aspect="auto",
-                        extent=extent, cmap="viridis", vmin=FLOOR_DB, vmax=0.0)
-        ax.scatter(np.rad2deg(scene.angles_rad), scene.ranges_m, s=90, facecolors="none", edgecolors="w",
-                   linewidths=1.4, label="true targets")
+    for ax, L, title in (
+        (axes[0], L_ideal, "ideal array"),
+        (axes[1], L_imp, "impaired array (Example 1), nominal receiver"),
+    ):
+        img = ax.imshow(
+            np.maximum(10 * np.log10(np.maximum(L, 1e-12)), FLOOR_DB).T,
+            origin="lower",
+            aspect="auto",
+            extent=extent,
+            cmap="viridis",
+            vmin=FLOOR_DB,
+            vmax=0.0,
+        )
+        ax.scatter(
+            np.rad2deg(scene.angles_rad),
+            scene.ranges_m,
+            s=90,
+            facecolors="none",
+            edgecolors="w",
+            linewidths=1.4,
+            label="true targets",
+        )
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("angle (deg)")
         ax.legend(loc="upper right", fontsize=8)
@@ -118,14 +140,20 @@ def run(ctx: Context) -> dict:
             rows.append(dict(target=t, angle_deg=a, range_m=r, array=name, **m))
         per_target.append({"angle_deg": a, "range_m": r, **pair})
     write_csv(ctx.path("fig3.csv"), rows, COLUMNS)
-    np.savez_compressed(ctx.path("fig3_maps.npz"), ideal=L_ideal.astype(np.float32), impaired=L_imp.astype(np.float32),
-                        angles_deg=angles, ranges_m=ranges)
+    np.savez_compressed(
+        ctx.path("fig3_maps.npz"),
+        ideal=L_ideal.astype(np.float32),
+        impaired=L_imp.astype(np.float32),
+        angles_deg=angles,
+        ranges_m=ranges,
+    )
     plot(ctx.path("fig3.png"), L_ideal, L_imp, angles, ranges, scene)
     return {
         "targets": per_target,
         "close_pair_lobes": close_pair(per_target, ctx.scenario.array["antennas"]),
         "impaired_max_db": float(10 * np.log10(L_imp.max())),
         "mean_peak_loss_db": float(np.mean([p["ideal"]["peak_db"] - p["impaired"]["peak_db"] for p in per_target])),
-        "mean_width_ratio": float(np.mean([p["impaired"]["width_3db_deg"] / p["ideal"]["width_3db_deg"]
-                                           for p in per_target])),
+        "mean_width_ratio": float(
+            np.mean([p["impaired"]["width_3db_deg"] / p["ideal"]["width_3db_deg"] for p in per_target])
+        ),
     }

@@ -19,6 +19,7 @@ DIR``, else OUT/weights-SIZE/ of an earlier run, else trained now (learned.train
 --size's profile: quick = a few steps, plumbing only; default = the isac-train --quick profile;
 paper = the multi-target paper profile). Each (configuration, method) is one resumable unit.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -50,27 +51,76 @@ QUICK = {"run.frames": 40, "run.calibration_frames": 60, "run.batch": 50}
 CONFIGS = {
     "gain-mild": ("gain", "mild", "gain 1.5 dB / 30°", {"array.gain_std_db": 1.5, "array.phase_std_deg": 30.0}),
     "gain-strong": ("gain", "strong", "gain 3 dB / 60°", {"array.gain_std_db": 3.0, "array.phase_std_deg": 60.0}),
-    "coupling-mild": ("coupling", "mild", "coupling −15 dB, 3 taps",
-                      {"array.coupling_taps": 3, "array.coupling_db": -15.0}),
-    "coupling-strong": ("coupling", "strong", "coupling −8 dB, 3 taps",
-                        {"array.coupling_taps": 3, "array.coupling_db": -8.0}),
+    "coupling-mild": (
+        "coupling",
+        "mild",
+        "coupling −15 dB, 3 taps",
+        {"array.coupling_taps": 3, "array.coupling_db": -15.0},
+    ),
+    "coupling-strong": (
+        "coupling",
+        "strong",
+        "coupling −8 dB, 3 taps",
+        {"array.coupling_taps": 3, "array.coupling_db": -8.0},
+    ),
     "dead-mild": ("dead", "mild", "K/16 dead", {"dead_fraction": 1 / 16}),
     "dead-strong": ("dead", "strong", "K/4 dead", {"dead_fraction": 1 / 4}),
-    "combined-mild": ("combined", "mild", "0.1 mm + 1 dB/15° + −20 dB + K/32 dead",
-                      {"array.spacing_std_m": 1e-4, "array.gain_std_db": 1.0, "array.phase_std_deg": 15.0,
-                       "array.coupling_taps": 2, "array.coupling_db": -20.0, "dead_fraction": 1 / 32}),
-    "combined-strong": ("combined", "strong", "0.2 mm + 2 dB/30° + −12 dB + K/16 dead",
-                        {"array.spacing_std_m": 2e-4, "array.gain_std_db": 2.0, "array.phase_std_deg": 30.0,
-                         "array.coupling_taps": 2, "array.coupling_db": -12.0, "dead_fraction": 1 / 16}),
+    "combined-mild": (
+        "combined",
+        "mild",
+        "0.1 mm + 1 dB/15° + −20 dB + K/32 dead",
+        {
+            "array.spacing_std_m": 1e-4,
+            "array.gain_std_db": 1.0,
+            "array.phase_std_deg": 15.0,
+            "array.coupling_taps": 2,
+            "array.coupling_db": -20.0,
+            "dead_fraction": 1 / 32,
+        },
+    ),
+    "combined-strong": (
+        "combined",
+        "strong",
+        "0.2 mm + 2 dB/30° + −12 dB + K/16 dead",
+        {
+            "array.spacing_std_m": 2e-4,
+            "array.gain_std_db": 2.0,
+            "array.phase_std_deg": 30.0,
+            "array.coupling_taps": 2,
+            "array.coupling_db": -12.0,
+            "dead_fraction": 1 / 16,
+        },
+    ),
 }
 #: the transceiver methods compared: key -> (method, legend)
-METHODS = {"baseline": ("baseline", "baseline (nominal array)"),
-           "perfect": ("perfect", "perfect knowledge (receiver)"),
-           "learned": ("impairment", "impairment learning")}
+METHODS = {
+    "baseline": ("baseline", "baseline (nominal array)"),
+    "perfect": ("perfect", "perfect knowledge (receiver)"),
+    "learned": ("impairment", "impairment learning"),
+}
 
-COLUMNS = ("config", "model", "strength", "label", "method", "threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md",
-           "p_md_lo", "p_md_hi", "gospa", "gospa_lo", "gospa_hi", "ser", "ser_lo", "ser_hi", "frames",
-           "calibration_frames")
+COLUMNS = (
+    "config",
+    "model",
+    "strength",
+    "label",
+    "method",
+    "threshold",
+    "p_fa",
+    "p_fa_lo",
+    "p_fa_hi",
+    "p_md",
+    "p_md_lo",
+    "p_md_hi",
+    "gospa",
+    "gospa_lo",
+    "gospa_hi",
+    "ser",
+    "ser_lo",
+    "ser_hi",
+    "frames",
+    "calibration_frames",
+)
 
 #: the key of the reference row: every impairment model off (the ideal lambda/2 ULA)
 IDEAL = "ideal"
@@ -78,8 +128,14 @@ IDEAL = "ideal"
 
 def _off() -> dict:
     """The overrides that turn every impairment model off (the ideal array)."""
-    return {"array.spacing_std_m": 0.0, "array.gain_std_db": 0.0, "array.phase_std_deg": 0.0,
-            "array.coupling_taps": 0, "array.dead_elements": 0, "array.dead_list": []}
+    return {
+        "array.spacing_std_m": 0.0,
+        "array.gain_std_db": 0.0,
+        "array.phase_std_deg": 0.0,
+        "array.coupling_taps": 0,
+        "array.dead_elements": 0,
+        "array.dead_list": [],
+    }
 
 
 def config_scenario(base: Scenario, key: str) -> Scenario:
@@ -140,9 +196,23 @@ def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path:
     fa_lo, fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
     ser_lo, ser_hi = wilson_interval(s.symbol_errors, s.symbols)
     g, g_lo, g_hi = s.gospa_interval()
-    return dict(threshold=threshold, p_fa=summ["p_fa"], p_fa_lo=fa_lo, p_fa_hi=fa_hi, p_md=summ["p_md"],
-                p_md_lo=md_lo, p_md_hi=md_hi, gospa=g, gospa_lo=g_lo, gospa_hi=g_hi, ser=summ["ser"], ser_lo=ser_lo,
-                ser_hi=ser_hi, frames=summ["frames"], calibration_frames=scenario.run["calibration_frames"])
+    return dict(
+        threshold=threshold,
+        p_fa=summ["p_fa"],
+        p_fa_lo=fa_lo,
+        p_fa_hi=fa_hi,
+        p_md=summ["p_md"],
+        p_md_lo=md_lo,
+        p_md_hi=md_hi,
+        gospa=g,
+        gospa_lo=g_lo,
+        gospa_hi=g_hi,
+        ser=summ["ser"],
+        ser_lo=ser_lo,
+        ser_hi=ser_hi,
+        frames=summ["frames"],
+        calibration_frames=scenario.run["calibration_frames"],
+    )
 
 
 def _coherence(a: np.ndarray, b: np.ndarray) -> float:
@@ -163,7 +233,7 @@ def _rms_offset_free(x: np.ndarray, circular: bool = False) -> float:
     """RMS of x after removing its mean (circular mean for phases, wrapped to (-pi, pi])."""
     if circular:
         x = np.angle(np.exp(1j * (x - np.angle(np.mean(np.exp(1j * x))))))
-        return float(np.sqrt(np.mean(x ** 2)))
+        return float(np.sqrt(np.mean(x**2)))
     return float(np.sqrt(np.mean((x - x.mean()) ** 2)))
 
 
@@ -179,31 +249,41 @@ def learned_quality(scenario: Scenario, weights) -> dict:
     angles = np.deg2rad(np.linspace(-70.0, 70.0, 281))
     b = true.steering(angles)
     ref = getattr(true, "element_matrix", np.eye(K))
-    out = {"coherence_start": _coherence(nominal.steering(angles), b),
-           "coherence": _coherence(learned.steering(angles), b),
-           "element_error_start": _element_error(np.eye(K), ref),
-           "element_error": _element_error(getattr(learned, "element_matrix", np.eye(K)), ref)}
+    out = {
+        "coherence_start": _coherence(nominal.steering(angles), b),
+        "coherence": _coherence(learned.steering(angles), b),
+        "element_error_start": _element_error(np.eye(K), ref),
+        "element_error": _element_error(getattr(learned, "element_matrix", np.eye(K)), ref),
+    }
     a, t = scenario.array, weights.tensors
     models = learned_models(scenario)
     if "gain" in models:
         gain_db, phase = draw_gain_errors(K, a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"])
-        out.update(phase_rms_deg_start=np.rad2deg(_rms_offset_free(phase, True)),
-                   phase_rms_deg=np.rad2deg(_rms_offset_free(t["phase_rad"] - phase, True)),
-                   amplitude_rms_db_start=_rms_offset_free(gain_db),
-                   amplitude_rms_db=_rms_offset_free(t["gain_db"] - gain_db))
+        out.update(
+            phase_rms_deg_start=np.rad2deg(_rms_offset_free(phase, True)),
+            phase_rms_deg=np.rad2deg(_rms_offset_free(t["phase_rad"] - phase, True)),
+            amplitude_rms_db_start=_rms_offset_free(gain_db),
+            amplitude_rms_db=_rms_offset_free(t["gain_db"] - gain_db),
+        )
     if "dead" in models:
         dead = np.zeros(K, bool)
         dead[dead_indices(scenario)] = True
-        out.update(dead_amplitude=float(np.mean(t["amplitude"][dead])),
-                   live_amplitude=float(np.mean(t["amplitude"][~dead])), true_dead_amplitude=a["weak_gain"])
+        out.update(
+            dead_amplitude=float(np.mean(t["amplitude"][dead])),
+            live_amplitude=float(np.mean(t["amplitude"][~dead])),
+            true_dead_amplitude=a["weak_gain"],
+        )
     if "coupling" in models:
         c = true.coupling
-        out["coupling_error"] = float(np.linalg.norm(t["coupling"][:, 0] + 1j * t["coupling"][:, 1] - c)
-                                      / np.linalg.norm(c))
+        out["coupling_error"] = float(
+            np.linalg.norm(t["coupling"][:, 0] + 1j * t["coupling"][:, 1] - c) / np.linalg.norm(c)
+        )
     if "spacing" in models:
         dp = learned.positions_m - true.positions_m
-        out.update(position_rms_mm_start=1e3 * _rms_offset_free(nominal.positions_m - true.positions_m),
-                   position_rms_mm=1e3 * _rms_offset_free(dp))
+        out.update(
+            position_rms_mm_start=1e3 * _rms_offset_free(nominal.positions_m - true.positions_m),
+            position_rms_mm=1e3 * _rms_offset_free(dp),
+        )
     return {k: float(v) for k, v in out.items()}
 
 
@@ -256,24 +336,51 @@ def run(ctx: Context) -> dict:
         weights = resolve(ctx, key, sc)
         rows += _rows(ctx, key, sc, weights)
         w = dataclasses.replace(ctx, scenario=sc).load_weights(weights["path"], "impairment")
-        configs[key] = {"label": CONFIGS[key][2], "models": list(active_models(sc)),
-                        "learned_models": list(learned_models(sc)), "dead_elements": sc.array["dead_elements"],
-                        "scenario_hash": sc.hash(), "weights": weights, **learned_quality(sc, w)}
+        configs[key] = {
+            "label": CONFIGS[key][2],
+            "models": list(active_models(sc)),
+            "learned_models": list(learned_models(sc)),
+            "dead_elements": sc.array["dead_elements"],
+            "scenario_hash": sc.hash(),
+            "weights": weights,
+            **learned_quality(sc, w),
+        }
         timing[key] = time.perf_counter() - t0
     write_csv(ctx.path("impairments.csv"), rows, COLUMNS)
     sc = base.scene
-    plot(ctx.path("impairments.png"), rows,
-         f"Array impairments: baseline vs perfect knowledge vs impairment learning, p_fa = {base.receiver['p_fa']:g}\n"
-         f"(impairment seed {base.array['impairment_seed']}, K = {base.array['antennas']}, T_max = "
-         f"{sc['max_targets']}, eta = {base.transmitter['eta']:g}, {base.run['frames']} test frames, "
-         f"{ctx.size} size; 95 % intervals)")
+    plot(
+        ctx.path("impairments.png"),
+        rows,
+        f"Array impairments: baseline vs perfect knowledge vs impairment learning, p_fa = {base.receiver['p_fa']:g}\n"
+        f"(impairment seed {base.array['impairment_seed']}, K = {base.array['antennas']}, T_max = "
+        f"{sc['max_targets']}, eta = {base.transmitter['eta']:g}, {base.run['frames']} test frames, "
+        f"{ctx.size} size; 95 % intervals)",
+    )
     table = {r["config"]: {} for r in rows}
     for r in rows:
-        table[r["config"]][r["method"]] = {c: r[c] for c in ("p_md", "p_md_lo", "p_md_hi", "gospa", "gospa_lo",
-                                                             "gospa_hi", "ser", "ser_lo", "ser_hi", "p_fa")}
-    return {"at_p_fa": base.receiver["p_fa"], "impairment_seed": base.array["impairment_seed"],
-            "held_out_seed": HELD_OUT_SEED, "configs": configs, "metrics": table, "seconds": timing}
+        table[r["config"]][r["method"]] = {
+            c: r[c]
+            for c in ("p_md", "p_md_lo", "p_md_hi", "gospa", "gospa_lo", "gospa_hi", "ser", "ser_lo", "ser_hi", "p_fa")
+        }
+    return {
+        "at_p_fa": base.receiver["p_fa"],
+        "impairment_seed": base.array["impairment_seed"],
+        "held_out_seed": HELD_OUT_SEED,
+        "configs": configs,
+        "metrics": table,
+        "seconds": timing,
+    }
 
 
-__all__ = ["CONFIGS", "DEFAULTS", "HELD_OUT_SEED", "METHODS", "QUICK", "config_scenario", "evaluate_method",
-           "learned_quality", "resolve", "run"]
+__all__ = [
+    "CONFIGS",
+    "DEFAULTS",
+    "HELD_OUT_SEED",
+    "METHODS",
+    "QUICK",
+    "config_scenario",
+    "evaluate_method",
+    "learned_quality",
+    "resolve",
+    "run",
+]

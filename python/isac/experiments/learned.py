@@ -19,6 +19,7 @@ Training per size (the trainer's own profiles, docs/trainer.md):
            steps. A GPU job (``--device cuda``); for several GPUs train with
            ``torchrun ... isac-train`` into a folder and pass it as --weights-dir / --weights.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,9 +30,13 @@ from ..config import Scenario
 from .common import Context
 
 #: weights file name per learned curve
-WEIGHT_FILES = {"impairment": "impairment.safetensors", "dictionary": "dictionary.safetensors",
-                "dictionary_limited": "dictionary_limited.safetensors", "nn": "nn.safetensors",
-                "nn_limited": "nn_limited.safetensors"}
+WEIGHT_FILES = {
+    "impairment": "impairment.safetensors",
+    "dictionary": "dictionary.safetensors",
+    "dictionary_limited": "dictionary_limited.safetensors",
+    "nn": "nn.safetensors",
+    "nn_limited": "nn_limited.safetensors",
+}
 
 #: on-the-fly training at --size quick: TINY_STEPS Adam steps of B = 8 (MB-ML), TINY_STEPS / 4 per
 #: training step of B = 4 (NNBL); plumbing only, not a trained model
@@ -70,8 +75,9 @@ def training_options(ctx: Context, key: str):
         from ..trainer.nnbl_train import NnOptions
 
         if ctx.size == "quick":
-            extra = dict(iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8,
-                         checkpoint_every=TINY_STEPS)
+            extra = dict(
+                iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8, checkpoint_every=TINY_STEPS
+            )
             return "nn", NnOptions.from_profile("quick", limited=key == "nn_limited", **extra)
         if ctx.size == "paper":
             sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
@@ -85,9 +91,13 @@ def training_options(ctx: Context, key: str):
         return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points, **extra)
     if ctx.size == "paper":
         sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
-        return "mbml", TrainOptions.from_profile("paper", method=method, dictionary_points=points,
-                                                 curriculum_steps=int(CURRICULUM_SHARE * sizes["iterations"]),
-                                                 **sizes)
+        return "mbml", TrainOptions.from_profile(
+            "paper",
+            method=method,
+            dictionary_points=points,
+            curriculum_steps=int(CURRICULUM_SHARE * sizes["iterations"]),
+            **sizes,
+        )
     return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points)
 
 
@@ -97,17 +107,22 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     quiet = lambda *a, **k: None  # noqa: E731
     kind, opts = training_options(ctx, key)
-    ckpt = path[:-len(".safetensors")] + ".ckpt.safetensors"
+    ckpt = path[: -len(".safetensors")] + ".ckpt.safetensors"
     resume = ckpt if os.path.isfile(ckpt) else None
     if ctx.progress is not False:  # say what runs before a possibly long silence
         per_step = " per training step" if kind == "nn" else ""
-        print(f"{ctx.name}: no weights for {key}: training them ({ctx.size} profile: B = {opts.batch}, "
-              f"{opts.iterations} steps{per_step}) on {ctx.device} into {path}"
-              f"{' (resuming from its checkpoint)' if resume else ''}; interrupt and rerun to resume",
-              file=sys.stderr)
+        print(
+            f"{ctx.name}: no weights for {key}: training them ({ctx.size} profile: B = {opts.batch}, "
+            f"{opts.iterations} steps{per_step}) on {ctx.device} into {path}"
+            f"{' (resuming from its checkpoint)' if resume else ''}; interrupt and rerun to resume",
+            file=sys.stderr,
+        )
         if ctx.size == "paper" and ctx.device == "cpu":
-            print(f"{ctx.name}: warning: paper-size training on the CPU takes days; use --device cuda, or "
-                  "--weights / --weights-dir with weights trained elsewhere", file=sys.stderr)
+            print(
+                f"{ctx.name}: warning: paper-size training on the CPU takes days; use --device cuda, or "
+                "--weights / --weights-dir with weights trained elsewhere",
+                file=sys.stderr,
+            )
     if kind == "nn":
         from ..trainer.nnbl_train import train_nn as trainer
     else:
@@ -115,6 +130,7 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
 
     def run(resume):  # both trainers run on the one harness: the same signature
         return trainer(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress, log=quiet)
+
     try:
         out = run(resume)
     except ValueError:
@@ -122,8 +138,15 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
             raise
         resume = None  # a checkpoint of other options or another scenario: start again
         out = run(None)
-    return {"steps": out["steps"], "seconds": out["elapsed_s"], "tiny": ctx.size == "quick",
-            "profile": ctx.size, "batch": opts.batch, "iterations": opts.iterations, "resumed": resume is not None}
+    return {
+        "steps": out["steps"],
+        "seconds": out["elapsed_s"],
+        "tiny": ctx.size == "quick",
+        "profile": ctx.size,
+        "batch": opts.batch,
+        "iterations": opts.iterations,
+        "resumed": resume is not None,
+    }
 
 
 def resolve_weights(ctx: Context, key: str, given: str | None = None) -> dict[str, Any]:
@@ -167,5 +190,16 @@ def parameter_count(scenario: Scenario, w) -> dict:
     return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, weights_io.nnbl_config(w)))["total"])}
 
 
-__all__ = ["CURRICULUM_SHARE", "PAPER_MULTI_TARGET", "PAPER_SINGLE_TARGET", "TINY_STEPS", "WEIGHT_FILES",
-           "cache_dir", "method_of", "parameter_count", "resolve_weights", "train_weights", "training_options"]
+__all__ = [
+    "CURRICULUM_SHARE",
+    "PAPER_MULTI_TARGET",
+    "PAPER_SINGLE_TARGET",
+    "TINY_STEPS",
+    "WEIGHT_FILES",
+    "cache_dir",
+    "method_of",
+    "parameter_count",
+    "resolve_weights",
+    "train_weights",
+    "training_options",
+]

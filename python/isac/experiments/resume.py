@@ -15,6 +15,7 @@ weights file or code version never reuses a stale result. ``--fresh`` ignores th
 Units hold plain JSON (numbers, strings, lists, dicts; NaN written as the JSON extension
 ``NaN``, which Python reads back as float nan), never pickles.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -116,8 +117,12 @@ class ResultStore:
         return result
 
     def summary(self) -> dict[str, Any]:
-        return {"folder": self.folder, "units_reused": self.reused, "units_computed": self.computed,
-                "enabled": self.enabled}
+        return {
+            "folder": self.folder,
+            "units_reused": self.reused,
+            "units_computed": self.computed,
+            "enabled": self.enabled,
+        }
 
 
 __all__ = ["FORMAT", "ResultStore", "code_digest", "file_digest", "scenario_digest"]

@@ -18,6 +18,7 @@ fig8: the baseline without impairment knowledge (Alg. 1 on the nominal array) vs
       shipped weights, or at --size paper a paper-profile training) (Fig. 8).
 Each method's curve is one unit of a resumable run (resume.py).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,12 +38,34 @@ from .resume import file_digest
 P_FA_TARGETS = (1e-3, 2e-3, 5e-3, 1e-2, 2e-2, 5e-2, 0.1, 0.2, 0.3, 0.5)
 
 #: scenario settings of Figs. 7-8 (before --quick sizes and the user's --set)
-DEFAULTS = {"transmitter.eta": 1.0, "scene.max_targets": 5, "run.frames": 4000, "run.calibration_frames": 4000,
-            "run.batch": 100}
+DEFAULTS = {
+    "transmitter.eta": 1.0,
+    "scene.max_targets": 5,
+    "run.frames": 4000,
+    "run.calibration_frames": 4000,
+    "run.batch": 100,
+}
 QUICK = {"run.frames": 200, "run.calibration_frames": 200, "run.batch": 100}
 
-COLUMNS = ("method", "label", "p_fa_target", "threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md", "p_md_lo", "p_md_hi",
-           "gospa", "gospa_lo", "gospa_hi", "angle_rmse_deg", "range_rmse_m", "frames", "calibration_frames")
+COLUMNS = (
+    "method",
+    "label",
+    "p_fa_target",
+    "threshold",
+    "p_fa",
+    "p_fa_lo",
+    "p_fa_hi",
+    "p_md",
+    "p_md_lo",
+    "p_md_hi",
+    "gospa",
+    "gospa_lo",
+    "gospa_hi",
+    "angle_rmse_deg",
+    "range_rmse_m",
+    "frames",
+    "calibration_frames",
+)
 
 
 @dataclass
@@ -68,20 +91,30 @@ def learned_curve(ctx: Context) -> tuple[Curve, dict]:
 
 
 def fig7_curves(ctx: Context) -> list[Curve]:
-    return [Curve("omp_perfect", "OMP, perfect knowledge", "perfect", "omp"),
-            Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp")]
+    return [
+        Curve("omp_perfect", "OMP, perfect knowledge", "perfect", "omp"),
+        Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"),
+    ]
 
 
 def fig8_curves(ctx: Context) -> tuple[list[Curve], dict]:
     learned, source = learned_curve(ctx)
-    return [Curve("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
-            Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"), learned], source
+    return [
+        Curve("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
+        Curve("domp_perfect", "dOMP, perfect knowledge", "perfect", "domp"),
+        learned,
+    ], source
 
 
 def curve_key(curve: Curve) -> dict:
     """What one curve's result depends on besides the run's scenario and options."""
-    return {"curve": curve.key, "label": curve.label, "method": curve.method, "receiver": curve.receiver,
-            "weights": file_digest(curve.weights)}
+    return {
+        "curve": curve.key,
+        "label": curve.label,
+        "method": curve.method,
+        "receiver": curve.receiver,
+        "weights": file_digest(curve.weights),
+    }
 
 
 def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
@@ -103,11 +136,27 @@ def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
         md_lo, md_hi = wilson_interval(s.missed, s.true_targets)
         fa_lo, fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
         g, g_lo, g_hi = s.gospa_interval()
-        rows.append(dict(method=curve.key, label=curve.label, p_fa_target=target, threshold=thr,
-                         p_fa=summ["p_fa"], p_fa_lo=fa_lo, p_fa_hi=fa_hi, p_md=summ["p_md"], p_md_lo=md_lo,
-                         p_md_hi=md_hi, gospa=g, gospa_lo=g_lo, gospa_hi=g_hi,
-                         angle_rmse_deg=summ["angle_rmse_deg"], range_rmse_m=summ["range_rmse_m"],
-                         frames=summ["frames"], calibration_frames=sc.run["calibration_frames"]))
+        rows.append(
+            dict(
+                method=curve.key,
+                label=curve.label,
+                p_fa_target=target,
+                threshold=thr,
+                p_fa=summ["p_fa"],
+                p_fa_lo=fa_lo,
+                p_fa_hi=fa_hi,
+                p_md=summ["p_md"],
+                p_md_lo=md_lo,
+                p_md_hi=md_hi,
+                gospa=g,
+                gospa_lo=g_lo,
+                gospa_hi=g_hi,
+                angle_rmse_deg=summ["angle_rmse_deg"],
+                range_rmse_m=summ["range_rmse_m"],
+                frames=summ["frames"],
+                calibration_frames=sc.run["calibration_frames"],
+            )
+        )
     return rows
 
 
@@ -158,11 +207,30 @@ def _run(ctx: Context, methods: list[Curve], title: str) -> dict:
     plot(ctx.path(f"{ctx.name}.png"), curves, title)
     at = {k: at_operating_point(v) for k, v in curves.items()}
     return {
-        "methods": {m.key: {"label": m.label, "receiver": m.receiver,
-                            "transmitter": "learned" if m.weights else "baseline"} for m in methods},
-        "at_p_fa_1e-2": {k: {c: r[c] for c in ("threshold", "p_fa", "p_fa_lo", "p_fa_hi", "p_md", "p_md_lo",
-                                                 "p_md_hi", "gospa", "gospa_lo", "gospa_hi", "angle_rmse_deg",
-                                                 "range_rmse_m")} for k, r in at.items()},
+        "methods": {
+            m.key: {"label": m.label, "receiver": m.receiver, "transmitter": "learned" if m.weights else "baseline"}
+            for m in methods
+        },
+        "at_p_fa_1e-2": {
+            k: {
+                c: r[c]
+                for c in (
+                    "threshold",
+                    "p_fa",
+                    "p_fa_lo",
+                    "p_fa_hi",
+                    "p_md",
+                    "p_md_lo",
+                    "p_md_hi",
+                    "gospa",
+                    "gospa_lo",
+                    "gospa_hi",
+                    "angle_rmse_deg",
+                    "range_rmse_m",
+                )
+            }
+            for k, r in at.items()
+        },
         "min_gospa": {k: min(v, key=lambda r: r["gospa"])["gospa"] for k, v in curves.items()},
         "seconds_per_method": timing,
         "p_fa_targets": list(P_FA_TARGETS),
@@ -171,9 +239,13 @@ def _run(ctx: Context, methods: list[Curve], title: str) -> dict:
 
 def run_fig7(ctx: Context) -> dict:
     sc = ctx.scenario
-    out = _run(ctx, fig7_curves(ctx), f"Fig. 7: OMP vs dOMP, perfect impairment knowledge, baseline transmitter "
-               f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
-               f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
+    out = _run(
+        ctx,
+        fig7_curves(ctx),
+        f"Fig. 7: OMP vs dOMP, perfect impairment knowledge, baseline transmitter "
+        f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
+        f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)",
+    )
     a = out["at_p_fa_1e-2"]
     out["delta_p_md_domp_minus_omp"] = a["domp_perfect"]["p_md"] - a["omp_perfect"]["p_md"]
     out["delta_gospa_domp_minus_omp"] = a["domp_perfect"]["gospa"] - a["omp_perfect"]["gospa"]
@@ -183,9 +255,13 @@ def run_fig7(ctx: Context) -> dict:
 def run_fig8(ctx: Context) -> dict:
     sc = ctx.scenario
     methods, source = fig8_curves(ctx)  # loads the weights first: a bad file fails before any simulation
-    out = _run(ctx, methods, f"Fig. 8: baseline vs perfect knowledge vs impairment learning "
-               f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
-               f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)")
+    out = _run(
+        ctx,
+        methods,
+        f"Fig. 8: baseline vs perfect knowledge vs impairment learning "
+        f"(T_max = {sc.scene['max_targets']}, eta = {sc.transmitter['eta']:g}, "
+        f"SNR_r = {sc.scene['snr_sensing_db']:g} dB, {sc.run['frames']} test frames)",
+    )
     a = out["at_p_fa_1e-2"]
     out["p_md_ratio_baseline_over_perfect"] = a["baseline"]["p_md"] / max(a["domp_perfect"]["p_md"], 1e-12)
     out["weights"] = source["path"]

@@ -35,6 +35,7 @@ checks T_max). A missing file is found or trained as learned.py says (OUT/weight
 shipped impairment weights, or a training of the --size's profile). Each sweep point is one
 unit of a resumable run (resume.py).
 """
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,13 @@ PHI_PAPER = tuple(float(k * math.pi / 4) for k in range(8))
 DEFAULTS_FIG9 = {"scene.max_targets": 5, "run.frames": 1000, "run.calibration_frames": 1000, "run.batch": 100}
 QUICK_FIG9 = {"run.frames": 60, "run.calibration_frames": 100, "run.batch": 100}
 #: fig5 / fig6 calibrate once per method (Transceiver.threshold), so their calibration set is large
-DEFAULTS_FIG5 = {"scene.max_targets": 1, "scene.target_sector_deg": [-40.0, -20.0], "run.frames": 200,
-                 "run.calibration_frames": 2000, "run.batch": 100}
+DEFAULTS_FIG5 = {
+    "scene.max_targets": 1,
+    "scene.target_sector_deg": [-40.0, -20.0],
+    "run.frames": 200,
+    "run.calibration_frames": 2000,
+    "run.batch": 100,
+}
 QUICK_FIG5 = {"run.frames": 30, "run.calibration_frames": 60, "run.batch": 100}
 DEFAULTS_FIG6 = {**DEFAULTS_FIG5, "scene.target_sector_deg": [-20.0, 20.0]}
 QUICK_FIG6 = dict(QUICK_FIG5)
@@ -68,13 +74,38 @@ QUICK_FIG6 = dict(QUICK_FIG5)
 #: sweeps: (etas, phis) at the default size and with --quick (subsets of the paper's values; fig9's
 #: quick sweep leaves out eta = 0, the communication-only beam, where every method sits near the
 #: GOSPA cut-off and 60 frames cannot order them)
-SWEEPS = {"fig9": ((ETA_PAPER, (0.0,)), ((ETA_PAPER[2], ETA_PAPER[4], 1.0), (0.0,))),
-          "fig5": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi))),
-          "fig6": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi)))}
+SWEEPS = {
+    "fig9": ((ETA_PAPER, (0.0,)), ((ETA_PAPER[2], ETA_PAPER[4], 1.0), (0.0,))),
+    "fig5": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi))),
+    "fig6": ((ETA_PAPER, PHI_PAPER), ((0.0, ETA_PAPER[4], 1.0), (0.0, math.pi))),
+}
 
-COLUMNS = ("method", "label", "eta", "phi_rad", "threshold", "p_fa", "p_md", "p_md_lo", "p_md_hi", "gospa",
-           "gospa_lo", "gospa_hi", "ser", "ser_lo", "ser_hi", "angle_rmse_deg", "angle_rmse_lo", "angle_rmse_hi",
-           "range_rmse_m", "range_rmse_lo", "range_rmse_hi", "matched", "frames", "calibration_frames")
+COLUMNS = (
+    "method",
+    "label",
+    "eta",
+    "phi_rad",
+    "threshold",
+    "p_fa",
+    "p_md",
+    "p_md_lo",
+    "p_md_hi",
+    "gospa",
+    "gospa_lo",
+    "gospa_hi",
+    "ser",
+    "ser_lo",
+    "ser_hi",
+    "angle_rmse_deg",
+    "angle_rmse_lo",
+    "angle_rmse_hi",
+    "range_rmse_m",
+    "range_rmse_lo",
+    "range_rmse_hi",
+    "matched",
+    "frames",
+    "calibration_frames",
+)
 
 
 @dataclass
@@ -127,12 +158,32 @@ def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
     _, a_lo, a_hi = s.rmse_interval("angle")
     _, r_lo, r_hi = s.rmse_interval("range")
     tx = scenario.transmitter
-    return dict(method=tr.spec.key, label=tr.spec.label, eta=tx["eta"], phi_rad=tx["phi_rad"], threshold=threshold,
-                p_fa=summ["p_fa"], p_md=summ["p_md"], p_md_lo=md_lo, p_md_hi=md_hi, gospa=g, gospa_lo=g_lo,
-                gospa_hi=g_hi, ser=summ["ser"], ser_lo=ser_lo, ser_hi=ser_hi, angle_rmse_deg=summ["angle_rmse_deg"],
-                angle_rmse_lo=a_lo, angle_rmse_hi=a_hi, range_rmse_m=summ["range_rmse_m"], range_rmse_lo=r_lo,
-                range_rmse_hi=r_hi, matched=s.matched, frames=summ["frames"],
-                calibration_frames=scenario.run["calibration_frames"])
+    return dict(
+        method=tr.spec.key,
+        label=tr.spec.label,
+        eta=tx["eta"],
+        phi_rad=tx["phi_rad"],
+        threshold=threshold,
+        p_fa=summ["p_fa"],
+        p_md=summ["p_md"],
+        p_md_lo=md_lo,
+        p_md_hi=md_hi,
+        gospa=g,
+        gospa_lo=g_lo,
+        gospa_hi=g_hi,
+        ser=summ["ser"],
+        ser_lo=ser_lo,
+        ser_hi=ser_hi,
+        angle_rmse_deg=summ["angle_rmse_deg"],
+        angle_rmse_lo=a_lo,
+        angle_rmse_hi=a_hi,
+        range_rmse_m=summ["range_rmse_m"],
+        range_rmse_lo=r_lo,
+        range_rmse_hi=r_hi,
+        matched=s.matched,
+        frames=summ["frames"],
+        calibration_frames=scenario.run["calibration_frames"],
+    )
 
 
 def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
@@ -151,8 +202,14 @@ def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
                     tr = tr or Transceiver(ctx.scenario, spec, ctx)
                     return point(ctx, sc, tr)
 
-                key = {"curve": spec.key, "label": spec.label, "method": spec.method, "receiver": spec.receiver,
-                       "weights": digest, "point_scenario": scenario_digest(sc)}
+                key = {
+                    "curve": spec.key,
+                    "label": spec.label,
+                    "method": spec.method,
+                    "receiver": spec.receiver,
+                    "weights": digest,
+                    "point_scenario": scenario_digest(sc),
+                }
                 rows.append(ctx.unit(key, compute))
                 bar.update(1)
     return rows
@@ -178,8 +235,9 @@ def _finite(v) -> bool:
     return v is not None and isinstance(v, (int, float, np.floating)) and math.isfinite(v)
 
 
-def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str, bool]], title: str,
-         lines: bool) -> None:
+def plot(
+    path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str, bool]], title: str, lines: bool
+) -> None:
     """Each metric vs SER. ``lines``: join the points in sweep order (the eta sweep of fig9);
     else every sweep point as a marker and the Pareto front (lower-left envelope) as a line."""
     plt = pyplot()
@@ -199,13 +257,27 @@ def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str,
                 yerr = np.nan_to_num(np.array([y - lo, hi - y]), nan=0.0).clip(min=0)
                 line = ax.errorbar(x, y, yerr=yerr, marker=m, ms=4, capsize=2, lw=1.2, label=rows[0]["label"])
                 for r in ok:
-                    ax.annotate(f"{r['eta']:.2f}", (r["ser"], r[name]), fontsize=6, alpha=0.7,
-                                textcoords="offset points", xytext=(3, 3), color=line[0].get_color())
+                    ax.annotate(
+                        f"{r['eta']:.2f}",
+                        (r["ser"], r[name]),
+                        fontsize=6,
+                        alpha=0.7,
+                        textcoords="offset points",
+                        xytext=(3, 3),
+                        color=line[0].get_color(),
+                    )
             else:
                 pts = ax.plot([r["ser"] for r in ok], [r[name] for r in ok], m, ms=3, alpha=0.35)[0]
                 front = pareto(ok, name)
-                ax.plot([r["ser"] for r in front], [r[name] for r in front], "-" + m, ms=4, lw=1.4,
-                        color=pts.get_color(), label=rows[0]["label"])
+                ax.plot(
+                    [r["ser"] for r in front],
+                    [r[name] for r in front],
+                    "-" + m,
+                    ms=4,
+                    lw=1.4,
+                    color=pts.get_color(),
+                    label=rows[0]["label"],
+                )
     for ax, (name, ylabel, log) in zip(axes, metrics):
         ax.set_xscale("symlog", linthresh=1e-4)
         ax.set_xlim(left=0)
@@ -220,15 +292,20 @@ def plot(path: str, curves: dict[str, list[dict]], metrics: list[tuple[str, str,
 
 # --- runners ---------------------------------------------------------------------------------------------
 
+
 def _summarise(curves: dict[str, list[dict]], metrics: list[str]) -> dict:
     out = {}
     for key, rows in curves.items():
         sensing = max(rows, key=lambda r: (r["eta"], -r["phi_rad"]))  # eta = 1 (sensing-only beam), phi = 0
-        out[key] = {"points": len(rows),
-                    "mean": {m: _mean([r[m] for r in rows]) for m in metrics + ["ser"]},
-                    "at_max_eta": {m: sensing[m] for m in ["eta", "phi_rad", "ser", "p_fa"] + metrics},
-                    "pareto": {m: [{"eta": r["eta"], "phi_rad": r["phi_rad"], "ser": r["ser"], m: r[m]}
-                                   for r in pareto(rows, m)] for m in metrics}}
+        out[key] = {
+            "points": len(rows),
+            "mean": {m: _mean([r[m] for r in rows]) for m in metrics + ["ser"]},
+            "at_max_eta": {m: sensing[m] for m in ["eta", "phi_rad", "ser", "p_fa"] + metrics},
+            "pareto": {
+                m: [{"eta": r["eta"], "phi_rad": r["phi_rad"], "ser": r["ser"], m: r[m]} for r in pareto(rows, m)]
+                for m in metrics
+            },
+        }
     return out
 
 
@@ -245,34 +322,55 @@ def run_fig9(ctx: Context) -> dict:
     sc = ctx.scenario
     source = resolve_weights(ctx, "impairment", ctx.weights)  # fails before any simulation, saying why
     weights = source["path"]
-    specs = [Spec("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
-             Spec("perfect", "perfect knowledge (dOMP; baseline transmitter)", "perfect", "domp"),
-             Spec("impairment", "impairment learning (dOMP; learned transmitter)", "impairment", "domp", weights)]
+    specs = [
+        Spec("baseline", "baseline (OMP, nominal array)", "baseline", "omp"),
+        Spec("perfect", "perfect knowledge (dOMP; baseline transmitter)", "perfect", "domp"),
+        Spec("impairment", "impairment learning (dOMP; learned transmitter)", "impairment", "domp", weights),
+    ]
     etas, phis = SWEEPS["fig9"][1 if ctx.quick else 0]
     curves, timing = _run_curves(ctx, specs, etas, phis)
     rows = [r for k in curves for r in curves[k]]
     write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
-    plot(ctx.path(f"{ctx.name}.png"), curves,
-         [("gospa", "GOSPA (m)", False), ("p_md", "misdetection probability $p_{md}$", True)],
-         f"Fig. 9: multi-target ISAC trade-off at p_fa = {sc.receiver['p_fa']:g} over eta (phi = 0; labels: eta), "
-         f"T_max = {sc.scene['max_targets']}, {sc.run['calibration_frames']} + {sc.run['frames']} frames per point",
-         lines=True)
+    plot(
+        ctx.path(f"{ctx.name}.png"),
+        curves,
+        [("gospa", "GOSPA (m)", False), ("p_md", "misdetection probability $p_{md}$", True)],
+        f"Fig. 9: multi-target ISAC trade-off at p_fa = {sc.receiver['p_fa']:g} over eta (phi = 0; labels: eta), "
+        f"T_max = {sc.scene['max_targets']}, {sc.run['calibration_frames']} + {sc.run['frames']} frames per point",
+        lines=True,
+    )
     gap = {f"{r['eta']:.4f}": b["gospa"] - r["gospa"] for r, b in zip(curves["impairment"], curves["baseline"])}
-    return {"etas": list(etas), "phis": list(phis), "weights": weights, "weights_source": source,
-            "methods": {s.key: {"label": s.label, "receiver": s.receiver,
-                                "transmitter": "learned" if s.method == "impairment" else "baseline"} for s in specs},
-            "curves": _summarise(curves, ["p_md", "gospa", "angle_rmse_deg", "range_rmse_m"]),
-            "gospa_baseline_minus_impairment": gap, "seconds_per_method": timing}
+    return {
+        "etas": list(etas),
+        "phis": list(phis),
+        "weights": weights,
+        "weights_source": source,
+        "methods": {
+            s.key: {
+                "label": s.label,
+                "receiver": s.receiver,
+                "transmitter": "learned" if s.method == "impairment" else "baseline",
+            }
+            for s in specs
+        },
+        "curves": _summarise(curves, ["p_md", "gospa", "angle_rmse_deg", "range_rmse_m"]),
+        "gospa_baseline_minus_impairment": gap,
+        "seconds_per_method": timing,
+    }
 
 
 def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
     sc = ctx.scenario
     if sc.scene["max_targets"] != 1:
         raise ExperimentError(f"{ctx.name} is single-target: scene.max_targets must be 1")
-    labels = {"baseline": "baseline (OMP, nominal array)", "impairment": "impairment learning (dOMP)",
-              "dictionary": "dictionary learning (OMP, 720-pt)",
-              "dictionary_limited": "dictionary learning, limited (156-pt)", "nn": "NNBL",
-              "nn_limited": "NNBL, limited"}
+    labels = {
+        "baseline": "baseline (OMP, nominal array)",
+        "impairment": "impairment learning (dOMP)",
+        "dictionary": "dictionary learning (OMP, 720-pt)",
+        "dictionary_limited": "dictionary learning, limited (156-pt)",
+        "nn": "NNBL",
+        "nn_limited": "NNBL, limited",
+    }
     weights, params, t_weights = {}, {}, time.perf_counter()
     for key in keys[1:]:
         weights[key] = resolve_weights(ctx, key)
@@ -281,35 +379,69 @@ def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
     specs = [Spec("baseline", labels["baseline"], "baseline", "omp")]
     for key in keys[1:]:
         method = method_of(key)
-        specs.append(Spec(key, labels[key], method, "domp" if method == "impairment" else "omp",
-                          weights[key]["path"]))
+        specs.append(Spec(key, labels[key], method, "domp" if method == "impairment" else "omp", weights[key]["path"]))
     etas, phis = SWEEPS[ctx.name][1 if ctx.quick else 0]
     curves, timing = _run_curves(ctx, specs, etas, phis)
     rows = [r for k in curves for r in curves[k]]
     write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
     lo, hi = sc.scene["target_sector_deg"]
-    plot(ctx.path(f"{ctx.name}.png"), curves,
-         [("p_md", "misdetection probability $p_{md}$", True), ("angle_rmse_deg", "angle RMSE (deg)", True),
-          ("range_rmse_m", "range RMSE (m)", True)],
-         f"{figure}: single-target ISAC trade-offs at p_fa = {sc.receiver['p_fa']:g}, sector [{lo:g}, {hi:g}] deg, "
-         f"{len(etas)} eta x {len(phis)} phi (markers: sweep points, lines: Pareto fronts), "
-         f"{sc.run['calibration_frames']} calibration frames per method, {sc.run['frames']} test frames per point",
-         lines=False)
-    return {"etas": list(etas), "phis": list(phis), "sector_deg": [lo, hi],
-            "methods": {s.key: {"label": s.label, "method": s.method, "receiver": s.receiver,
-                                "weights": weights.get(s.key), "parameters": params.get(s.key)} for s in specs},
-            "curves": _summarise(curves, ["p_md", "angle_rmse_deg", "range_rmse_m", "gospa"]),
-            "seconds_weights": t_weights, "seconds_per_method": timing}
+    plot(
+        ctx.path(f"{ctx.name}.png"),
+        curves,
+        [
+            ("p_md", "misdetection probability $p_{md}$", True),
+            ("angle_rmse_deg", "angle RMSE (deg)", True),
+            ("range_rmse_m", "range RMSE (m)", True),
+        ],
+        f"{figure}: single-target ISAC trade-offs at p_fa = {sc.receiver['p_fa']:g}, sector [{lo:g}, {hi:g}] deg, "
+        f"{len(etas)} eta x {len(phis)} phi (markers: sweep points, lines: Pareto fronts), "
+        f"{sc.run['calibration_frames']} calibration frames per method, {sc.run['frames']} test frames per point",
+        lines=False,
+    )
+    return {
+        "etas": list(etas),
+        "phis": list(phis),
+        "sector_deg": [lo, hi],
+        "methods": {
+            s.key: {
+                "label": s.label,
+                "method": s.method,
+                "receiver": s.receiver,
+                "weights": weights.get(s.key),
+                "parameters": params.get(s.key),
+            }
+            for s in specs
+        },
+        "curves": _summarise(curves, ["p_md", "angle_rmse_deg", "range_rmse_m", "gospa"]),
+        "seconds_weights": t_weights,
+        "seconds_per_method": timing,
+    }
 
 
 def run_fig5(ctx: Context) -> dict:
-    return _single_target(ctx, ["baseline", "impairment", "dictionary", "dictionary_limited", "nn", "nn_limited"],
-                          "Fig. 5")
+    return _single_target(
+        ctx, ["baseline", "impairment", "dictionary", "dictionary_limited", "nn", "nn_limited"], "Fig. 5"
+    )
 
 
 def run_fig6(ctx: Context) -> dict:
     return _single_target(ctx, ["baseline", "impairment", "dictionary", "nn"], "Fig. 6 (unseen sector)")
 
 
-__all__ = ["COLUMNS", "DEFAULTS_FIG5", "DEFAULTS_FIG6", "DEFAULTS_FIG9", "ETA_PAPER", "PHI_PAPER", "QUICK_FIG5",
-           "QUICK_FIG6", "QUICK_FIG9", "SWEEPS", "Spec", "pareto", "run_fig5", "run_fig6", "run_fig9"]
+__all__ = [
+    "COLUMNS",
+    "DEFAULTS_FIG5",
+    "DEFAULTS_FIG6",
+    "DEFAULTS_FIG9",
+    "ETA_PAPER",
+    "PHI_PAPER",
+    "QUICK_FIG5",
+    "QUICK_FIG6",
+    "QUICK_FIG9",
+    "SWEEPS",
+    "Spec",
+    "pareto",
+    "run_fig5",
+    "run_fig6",
+    "run_fig9",
+]

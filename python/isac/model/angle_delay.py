@@ -5,6 +5,7 @@
 
 computed in the cheaper product order (Y~ Phi_d^* first: 3.9x fewer MACs for the
 paper's sizes; same map to rounding)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def angle_delay_map_complex(y: np.ndarray, phi_a: np.ndarray, phi_d: np.ndarray)
 def angle_delay_map(y: np.ndarray, phi_a: np.ndarray, phi_d: np.ndarray) -> np.ndarray:
     """Power map L = |Phi_a^H Y Phi_d^*|^2 (float32), Algorithm 1 line 5."""
     m = angle_delay_map_complex(y, phi_a, phi_d)
-    return (m.real ** 2 + m.imag ** 2).astype(np.float32)
+    return (m.real**2 + m.imag**2).astype(np.float32)
 
 
 def map_argmax(power_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -16,6 +16,7 @@ the response to a plane wave from angle theta (rad, broadside = 0) is
   of the positions, a(theta) = C diag(g) a_pos(theta): model.impairments (ImpairedArray);
   :func:`true_array` composes every model a scenario turns on.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -68,8 +69,13 @@ class ArrayModel:
 class PositionArray(ArrayModel):
     """Structured array described by element positions p (m) at wavelength lambda (m)."""
 
-    def __init__(self, positions_m: np.ndarray, wavelength_m: float, spacings_m: np.ndarray | None = None,
-                 kind: str = "positions"):
+    def __init__(
+        self,
+        positions_m: np.ndarray,
+        wavelength_m: float,
+        spacings_m: np.ndarray | None = None,
+        kind: str = "positions",
+    ):
         self.positions_m = np.asarray(positions_m, dtype=np.float64)
         if self.positions_m.ndim != 1 or not np.all(np.isfinite(self.positions_m)):
             raise ValueError("positions_m must be a finite 1-D array")
@@ -92,8 +98,9 @@ class DictionaryArray(ArrayModel):
         grid = np.asarray(grid_rad, dtype=np.float64)
         mat = np.asarray(dictionary)
         if mat.ndim != 2 or grid.ndim != 1 or mat.shape[1] != grid.shape[0]:
-            raise ValueError(f"dictionary must be K x N_theta with N_theta = len(grid_rad) = {grid.shape[0]}, "
-                             f"got shape {mat.shape}")
+            raise ValueError(
+                f"dictionary must be K x N_theta with N_theta = len(grid_rad) = {grid.shape[0]}, got shape {mat.shape}"
+            )
         if not np.all(np.isfinite(mat)):
             raise ValueError("dictionary must be finite")
         if np.any(np.diff(grid) <= 0):

@@ -1,5 +1,6 @@
 """ISAC transmitter (Secs. II-C, III-A): LS beampattern synthesis (6)-(7) and the
 multi-beam ISAC precoder (5)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ def normalise(f: np.ndarray, power: float = 1.0) -> np.ndarray:
     return np.sqrt(power) * f / norm
 
 
-def sector_beam(array: ArrayModel, interval_rad: tuple[float, float], grid_points: int = 720,
-                rcond: float = 0.1) -> np.ndarray:
+def sector_beam(
+    array: ArrayModel, interval_rad: tuple[float, float], grid_points: int = 720, rcond: float = 0.1
+) -> np.ndarray:
     """Unit-norm LS beam (6)-(7) of ``array`` towards an angular interval (rad), synthesised
     on a uniform grid of ``grid_points`` angles over [-pi/2, pi/2]."""
     grid = full_angle_grid(grid_points)
@@ -54,7 +56,7 @@ def sector_beam(array: ArrayModel, interval_rad: tuple[float, float], grid_point
 def isac_beam(f_sensing: np.ndarray, f_comm: np.ndarray, eta: float, phi_rad: float, power: float = 1.0) -> np.ndarray:
     """ISAC precoder of eq. (5):
 
-        f = sqrt(P) (sqrt(eta) f_r + sqrt(1-eta) e^{j phi} f_c) / ||sqrt(eta) f_r + sqrt(1-eta) e^{j phi} f_c||.
+    f = sqrt(P) (sqrt(eta) f_r + sqrt(1-eta) e^{j phi} f_c) / ||sqrt(eta) f_r + sqrt(1-eta) e^{j phi} f_c||.
     """
     if not 0.0 <= eta <= 1.0:
         raise ValueError(f"eta must be in [0, 1], got {eta}")
@@ -62,8 +64,16 @@ def isac_beam(f_sensing: np.ndarray, f_comm: np.ndarray, eta: float, phi_rad: fl
     return normalise(mix, power)
 
 
-def transmit_beam(array: ArrayModel, sensing_interval_rad, comm_interval_rad, eta: float, phi_rad: float,
-                  power: float = 1.0, grid_points: int = 720, rcond: float = 0.1) -> np.ndarray:
+def transmit_beam(
+    array: ArrayModel,
+    sensing_interval_rad,
+    comm_interval_rad,
+    eta: float,
+    phi_rad: float,
+    power: float = 1.0,
+    grid_points: int = 720,
+    rcond: float = 0.1,
+) -> np.ndarray:
     """The full ISAC transmitter: f_r and f_c by (6)-(7) on ``array``, mixed by (5). (K,) complex64."""
     f_r = sector_beam(array, sensing_interval_rad, grid_points, rcond)
     f_c = sector_beam(array, comm_interval_rad, grid_points, rcond)

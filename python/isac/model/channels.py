@@ -2,18 +2,26 @@
 
 Both use the TRUE (possibly impaired) array: the transmitter's precoder f (K,) is applied
 through a_true(theta)^T f. Noise variance N0 per complex sample."""
+
 from __future__ import annotations
 
 import numpy as np
 
 from .array import ArrayModel
-from .ofdm import delay_vector
 from .grids import range_to_delay
+from .ofdm import delay_vector
 from .scene import Scene, complex_normal
 
 
-def sensing_echo(array: ArrayModel, precoder: np.ndarray, symbols: np.ndarray, scene: Scene,
-                 spacing_hz: float, noise_power: float, rng: np.random.Generator | None) -> np.ndarray:
+def sensing_echo(
+    array: ArrayModel,
+    precoder: np.ndarray,
+    symbols: np.ndarray,
+    scene: Scene,
+    spacing_hz: float,
+    noise_power: float,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
     """Received sensing frame Y_r (K x S, complex64), eq. (1):
 
         Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T f [x (.) rho(tau_t)]^T + W,
@@ -48,9 +56,16 @@ def comm_frequency_response(tap_gains: np.ndarray, subcarriers: int) -> np.ndarr
     return np.fft.fft(np.asarray(tap_gains), n=subcarriers) / np.sqrt(subcarriers)
 
 
-def comm_channel(array: ArrayModel, precoder: np.ndarray, symbols: np.ndarray, comm_angle_rad: float,
-                 tap_variances: np.ndarray, noise_power: float, rng: np.random.Generator,
-                 noiseless: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def comm_channel(
+    array: ArrayModel,
+    precoder: np.ndarray,
+    symbols: np.ndarray,
+    comm_angle_rad: float,
+    tap_variances: np.ndarray,
+    noise_power: float,
+    rng: np.random.Generator,
+    noiseless: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """MISO downlink (4): y_c = [x (.) beta] f^T a(phi) + n.
 
     Returns (y_c, kappa), both (S,) complex64, with the CSI kappa = beta f^T a(phi)."""
@@ -61,7 +76,7 @@ def comm_channel(array: ArrayModel, precoder: np.ndarray, symbols: np.ndarray, c
         raise ValueError(f"comm_channel: precoder has {f.shape[0]} entries, array has K = {array.antennas}")
     taps = complex_normal(rng, len(tap_variances), 1.0) * np.sqrt(tap_variances)
     beta = comm_frequency_response(taps, S)
-    gain = (array.steering(np.array([comm_angle_rad]))[:, 0].astype(np.complex128) @ f)
+    gain = array.steering(np.array([comm_angle_rad]))[:, 0].astype(np.complex128) @ f
     kappa = beta * gain
     y = x * kappa
     if not noiseless:

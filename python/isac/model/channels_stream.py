@@ -17,6 +17,7 @@ generator. :class:`FrameBatch` holds many frames at once; :func:`channel_frames`
 echo (1) in C++) and the downlink (4) completed here in numpy, so that the CSI is computed as the
 model computes it. Like the rest of ``model``, this imports neither GNU Radio nor torch.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,8 +47,14 @@ def _frame(frame: np.ndarray, antennas: int, who: str) -> np.ndarray:
     return X
 
 
-def sensing_echo_from_frame(array: ArrayModel, frame: np.ndarray, scene: Scene, spacing_hz: float,
-                            noise_power: float, rng: np.random.Generator | None) -> np.ndarray:
+def sensing_echo_from_frame(
+    array: ArrayModel,
+    frame: np.ndarray,
+    scene: Scene,
+    spacing_hz: float,
+    noise_power: float,
+    rng: np.random.Generator | None,
+) -> np.ndarray:
     """Received sensing frame Y_r (K x S, complex64) of eq. (1) from the transmitted frame
     X (K x S): 1/sqrt(S) sum_t psi_t a_t a_t^T X diag(rho_t) + W, W ~ CN(0, N0).
     Equals ``channels.sensing_echo(array, f, x, ...)`` for X = f x^T (to rounding), and
@@ -64,9 +71,16 @@ def sensing_echo_from_frame(array: ArrayModel, frame: np.ndarray, scene: Scene, 
     return y.astype(np.complex64)
 
 
-def comm_channel_from_frame(array: ArrayModel, frame: np.ndarray, precoder: np.ndarray | None,
-                            comm_angle_rad: float, tap_variances: np.ndarray, noise_power: float,
-                            rng: np.random.Generator, noiseless: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def comm_channel_from_frame(
+    array: ArrayModel,
+    frame: np.ndarray,
+    precoder: np.ndarray | None,
+    comm_angle_rad: float,
+    tap_variances: np.ndarray,
+    noise_power: float,
+    rng: np.random.Generator,
+    noiseless: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """MISO downlink (4) from the transmitted frame X: y_c = beta (.) (a(phi)^T X)^T + n,
     which is [x (.) beta] f^T a(phi) + n for X = f x^T. Returns (y_c, kappa), (S,) complex64,
     with kappa = beta f^T a(phi); kappa is NaN when ``precoder`` is None (unknown).
@@ -82,18 +96,31 @@ def comm_channel_from_frame(array: ArrayModel, frame: np.ndarray, precoder: np.n
     else:
         f = np.asarray(precoder, dtype=np.complex128).reshape(-1)
         if f.shape[0] != array.antennas:
-            raise ValueError(f"comm_channel_from_frame: precoder has {f.shape[0]} entries, "
-                             f"array has K = {array.antennas}")
+            raise ValueError(
+                f"comm_channel_from_frame: precoder has {f.shape[0]} entries, array has K = {array.antennas}"
+            )
         kappa = beta * (a_phi @ f)
     if not noiseless:
         y = y + complex_normal(rng, S, noise_power)
     return y.astype(np.complex64), kappa.astype(np.complex64)
 
 
-def channel_frame(rng: np.random.Generator, array: ArrayModel, frame: np.ndarray, precoder: np.ndarray | None,
-                  *, max_targets: int, sector_rad: tuple[float, float], range_m: tuple[float, float],
-                  gain_variance: float, comm_sector_rad: tuple[float, float], spacing_hz: float,
-                  noise_power: float, tap_variances: np.ndarray, scene: Scene | None = None):
+def channel_frame(
+    rng: np.random.Generator,
+    array: ArrayModel,
+    frame: np.ndarray,
+    precoder: np.ndarray | None,
+    *,
+    max_targets: int,
+    sector_rad: tuple[float, float],
+    range_m: tuple[float, float],
+    gain_variance: float,
+    comm_sector_rad: tuple[float, float],
+    spacing_hz: float,
+    noise_power: float,
+    tap_variances: np.ndarray,
+    scene: Scene | None = None,
+):
     """One frame of both channels from X, with the draws in the order of
     ``simulation.Simulator.frame``: the S messages (drawn by the transmitter there; drawn
     and discarded here to keep the order), the scene (unless ``scene`` fixes it), the
@@ -137,12 +164,17 @@ class FrameBatch:
     def empty(batch: int, antennas: int, subcarriers: int, slots: int) -> "FrameBatch":
         """A batch of ``batch`` invalid frames (NaN signals, no targets), to be filled."""
         nan = np.complex64(complex(np.nan, np.nan))
-        return FrameBatch(np.zeros(batch, np.int64), np.zeros((batch, slots)), np.zeros((batch, slots)),
-                          np.zeros((batch, slots), np.complex128),
-                          np.full((batch, antennas, subcarriers), nan, np.complex64),
-                          np.full((batch, subcarriers), nan, np.complex64),
-                          np.full((batch, subcarriers), nan, np.complex64), np.full(batch, np.nan),
-                          np.zeros(batch, bool))
+        return FrameBatch(
+            np.zeros(batch, np.int64),
+            np.zeros((batch, slots)),
+            np.zeros((batch, slots)),
+            np.zeros((batch, slots), np.complex128),
+            np.full((batch, antennas, subcarriers), nan, np.complex64),
+            np.full((batch, subcarriers), nan, np.complex64),
+            np.full((batch, subcarriers), nan, np.complex64),
+            np.full(batch, np.nan),
+            np.zeros(batch, bool),
+        )
 
     def put(self, b: int, scene: Scene, y_r, y_c, kappa, phi) -> None:
         """Row b from one frame's outputs (those of :func:`channel_frame`)."""
@@ -153,14 +185,19 @@ class FrameBatch:
             self.ranges_m = np.pad(self.ranges_m, ((0, 0), (0, grow)))
             self.gains = np.pad(self.gains, ((0, 0), (0, grow)))
         self.counts[b] = n
-        self.angles_rad[b, :n], self.ranges_m[b, :n], self.gains[b, :n] = \
-            scene.angles_rad, scene.ranges_m, scene.gains
+        self.angles_rad[b, :n], self.ranges_m[b, :n], self.gains[b, :n] = scene.angles_rad, scene.ranges_m, scene.gains
         self.y_sensing[b], self.y_comm[b], self.csi[b], self.comm_angle_rad[b] = y_r, y_c, kappa, phi
         self.valid[b] = True
 
 
-def channel_frames(rng_of: Callable[[int], np.random.Generator], first: int, array: ArrayModel, frames: np.ndarray,
-                   precoder: np.ndarray | None, **params) -> FrameBatch:
+def channel_frames(
+    rng_of: Callable[[int], np.random.Generator],
+    first: int,
+    array: ArrayModel,
+    frames: np.ndarray,
+    precoder: np.ndarray | None,
+    **params,
+) -> FrameBatch:
     """Frames ``first .. first+B-1`` of both channels for the transmitted frames ``frames``
     (B, K, S): :func:`channel_frame` on ``rng_of(first + b)`` for each b (``params``: its keyword
     arguments). The numpy reference of :func:`channel_frames_cpp`."""
@@ -172,8 +209,14 @@ def channel_frames(rng_of: Callable[[int], np.random.Generator], first: int, arr
     return out
 
 
-def comm_from_draws(array: ArrayModel, comm_angle_rad: np.ndarray, taps: np.ndarray, comm_signal: np.ndarray,
-                    comm_noise: np.ndarray, precoder: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def comm_from_draws(
+    array: ArrayModel,
+    comm_angle_rad: np.ndarray,
+    taps: np.ndarray,
+    comm_signal: np.ndarray,
+    comm_noise: np.ndarray,
+    precoder: np.ndarray | None,
+) -> tuple[np.ndarray, np.ndarray]:
     """The downlink (4) of B frames from their draws: beta = DFT of the taps (B, L) (as
     :func:`channels.comm_frequency_response`), y_c = beta (.) a(phi)^T X + n with
     ``comm_signal`` = a(phi)^T X (B, S) and ``comm_noise`` = n (B, S); kappa = beta f^T a(phi)
@@ -190,14 +233,24 @@ def comm_from_draws(array: ArrayModel, comm_angle_rad: np.ndarray, taps: np.ndar
     return y, (beta * gain[:, None]).astype(np.complex64)
 
 
-def channel_frames_cpp(kernel, seed: int, stream: int, first: int, array: ArrayModel, frames: np.ndarray,
-                       precoder: np.ndarray | None, threads: int = 1, out: np.ndarray | None = None) -> FrameBatch:
+def channel_frames_cpp(
+    kernel,
+    seed: int,
+    stream: int,
+    first: int,
+    array: ArrayModel,
+    frames: np.ndarray,
+    precoder: np.ndarray | None,
+    threads: int = 1,
+    out: np.ndarray | None = None,
+) -> FrameBatch:
     """:func:`channel_frames` with the C++ twin ``kernel`` (a ``gnuradio.isac.FrameChannel`` of
     the same array and parameters): the frames of SeedSequence([seed, stream, first + b]) (the
     generator of simulation.frame_rng; ``stream`` the stream's number), the scenes and noise
     bit-equal, the signals to float rounding, the CSI bit-equal (computed here). ``out``: a
     C-contiguous complex64 (B, K, S) array that receives Y_r (the batch's y_sensing is then ``out``)."""
     y_r, counts, angles, ranges, gains, phi, taps, noise, signal = kernel.run(
-        np.ascontiguousarray(frames, dtype=np.complex64), int(seed), int(stream), int(first), int(threads), out)
+        np.ascontiguousarray(frames, dtype=np.complex64), int(seed), int(stream), int(first), int(threads), out
+    )
     y_c, kappa = comm_from_draws(array, phi, taps, signal, noise, precoder)
     return FrameBatch(counts, angles, ranges, gains, y_r, y_c, kappa, phi, np.ones(len(counts), bool))

@@ -7,6 +7,7 @@ assumes on an angle grid, and delay vectors rho(tau) on a delay grid.
                      shared with the precoder's LS synthesis (parameter sharing), the same delays;
                      the a-priori sector restricts the argmax instead of the grid.
 """
+
 from __future__ import annotations
 
 from ..config import Scenario

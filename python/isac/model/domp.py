@@ -30,6 +30,7 @@ This is the reference that the C++ kernel ``gnuradio.isac.domp`` (streaming rece
 
 Only step 4 carries gradient in training (Fig. 4); this module computes values only.
 """
+
 from __future__ import annotations
 
 import math
@@ -96,9 +97,17 @@ def sector_rows(angles_rad: np.ndarray, sector_rad, batch: int) -> np.ndarray:
     return np.stack([first, last], axis=1).astype(np.int64)
 
 
-def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.ndarray, wavelength_m: float,
-                   spacing_hz: float, iterations: int, half_widths: tuple[int, int] | None = None,
-                   temperature: float = DEFAULT_TEMPERATURE, sector_rad=None) -> DompResult:
+def domp_inference(
+    y: np.ndarray,
+    dictionaries: Dictionaries,
+    positions_m: np.ndarray,
+    wavelength_m: float,
+    spacing_hz: float,
+    iterations: int,
+    half_widths: tuple[int, int] | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+    sector_rad=None,
+) -> DompResult:
     """Run ``iterations`` dOMP inference iterations on frames Y~ (B, K, S) or (K, S).
 
     ``dictionaries`` holds Phi_a, Phi_d and their grids (angles_rad ascending, delays_s);
@@ -134,9 +143,14 @@ def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.nd
     Na, Nd = m0.shape[1:]
     rows_ok = sector_rows(angles, sector_rad, B)
     T = iterations
-    out = DompResult(angle_index=np.zeros((B, T), np.int64), delay_index=np.zeros((B, T), np.int64),
-                     angles_rad=np.zeros((B, T)), delays_s=np.zeros((B, T)), peaks=np.zeros((B, T)),
-                     gains=np.zeros((B, T, T), np.complex128))
+    out = DompResult(
+        angle_index=np.zeros((B, T), np.int64),
+        delay_index=np.zeros((B, T), np.int64),
+        angles_rad=np.zeros((B, T)),
+        delays_s=np.zeros((B, T)),
+        peaks=np.zeros((B, T)),
+        gains=np.zeros((B, T, T), np.complex128),
+    )
     for b in range(B):
         residual_map = m0[b]
         atoms_a = np.zeros((T, K), np.complex64)
@@ -144,9 +158,9 @@ def domp_inference(y: np.ndarray, dictionaries: Dictionaries, positions_m: np.nd
         proj_a = np.zeros((Na, T), np.complex64)  # Phi_a^H a_t
         proj_d = np.zeros((Nd, T), np.complex64)  # Phi_d^H rho_t
         for it in range(T):
-            power = residual_map.real ** 2 + residual_map.imag ** 2  # float32
+            power = residual_map.real**2 + residual_map.imag**2  # float32
             r0, r1 = rows_ok[b]
-            k = int(np.argmax(power[r0:r1 + 1])) + r0 * Nd  # argmax inside the sector
+            k = int(np.argmax(power[r0 : r1 + 1])) + r0 * Nd  # argmax inside the sector
             i0, j0 = divmod(k, Nd)
             peak = float(power[i0, j0])
             out.angle_index[b, it], out.delay_index[b, it], out.peaks[b, it] = i0, j0, peak

@@ -1,4 +1,5 @@
 """Angle and delay grids of the OMP dictionaries (8) and the resolutions of eq. (16)."""
+
 from __future__ import annotations
 
 import numpy as np

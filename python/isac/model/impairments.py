@@ -27,6 +27,7 @@ Impairment learning learns the parameters of the active models (:func:`learned_m
 same composition with learned parameters is :class:`ImpairedArray` (weights.Weights.array).
 Units: gains dimensionless (amplitudes in dB where named), phases in rad, positions in m.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,8 +49,12 @@ def active_models(scenario) -> tuple[str, ...]:
     "gain" (gain_std_db or phase_std_deg > 0), "coupling" (coupling_taps > 0), "dead"
     (dead_elements > 0 or a dead_list)."""
     a = scenario.array
-    on = {"spacing": a["spacing_std_m"] > 0, "gain": a["gain_std_db"] > 0 or a["phase_std_deg"] > 0,
-          "coupling": a["coupling_taps"] > 0, "dead": a["dead_elements"] > 0 or bool(a["dead_list"])}
+    on = {
+        "spacing": a["spacing_std_m"] > 0,
+        "gain": a["gain_std_db"] > 0 or a["phase_std_deg"] > 0,
+        "coupling": a["coupling_taps"] > 0,
+        "dead": a["dead_elements"] > 0 or bool(a["dead_list"]),
+    }
     return tuple(m for m in MODELS if on[m])
 
 
@@ -73,8 +78,9 @@ def _rng(seed: int, tag: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), tag]))
 
 
-def draw_gain_errors(antennas: int, gain_std_db: float, phase_std_deg: float,
-                     seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_gain_errors(
+    antennas: int, gain_std_db: float, phase_std_deg: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(A (K,) dB, phi (K,) rad): A_k ~ N(0, gain_std_db^2), phi_k ~ N(0, phase_std_deg^2)
     converted to rad; reproducible from ``seed``. Zero stds give zeros."""
     if not (gain_std_db >= 0 and phase_std_deg >= 0):
@@ -123,7 +129,7 @@ def coupling_matrix(coefficients: np.ndarray, antennas: int) -> np.ndarray:
         raise ValueError(f"coupling: {c.size} taps for {antennas} elements (at most K - 1)")
     full = np.zeros(antennas, dtype=np.complex128)
     full[0] = 1.0
-    full[1:1 + c.size] = c
+    full[1 : 1 + c.size] = c
     lag = np.abs(np.arange(antennas)[:, None] - np.arange(antennas)[None, :])
     return full[lag]
 
@@ -136,8 +142,13 @@ class ImpairedArray(ArrayModel):
     ``element_matrix`` M = C diag(g), so an off-grid atom is M a_pos(theta) (what a dOMP
     receiver must recompute). ``models`` lists the active models (for messages)."""
 
-    def __init__(self, base: PositionArray, gains: np.ndarray | None = None, coupling: np.ndarray | None = None,
-                 models: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        base: PositionArray,
+        gains: np.ndarray | None = None,
+        coupling: np.ndarray | None = None,
+        models: tuple[str, ...] = (),
+    ):
         K = base.antennas
         g = np.ones(K, np.complex128) if gains is None else np.asarray(gains, np.complex128).reshape(-1)
         c = np.zeros(0, np.complex128) if coupling is None else np.asarray(coupling, np.complex128).reshape(-1)
@@ -230,12 +241,30 @@ def check_domp(array: ArrayModel) -> None:
     """The dOMP receivers recompute off-grid atoms from element positions only: refuse an
     array with element gains or coupling (they would silently be ignored)."""
     if isinstance(array, (ImpairedArray, ReceiverArray)):
-        raise ValueError(f"receiver 'domp' recomputes its atoms from the element positions only and cannot apply "
-                         f"the element impairments ({', '.join(array.models) or 'element response'}) of this array; "
-                         f"use receiver 'omp'")
+        raise ValueError(
+            f"receiver 'domp' recomputes its atoms from the element positions only and cannot apply "
+            f"the element impairments ({', '.join(array.models) or 'element response'}) of this array; "
+            f"use receiver 'omp'"
+        )
 
 
-__all__ = ["ELEMENT_MODELS", "ImpairedArray", "MODELS", "ReceiverArray", "active_models", "check_domp",
-           "coupling_matrix", "dead_indices", "draw_coupling", "draw_dead_elements", "draw_gain_errors",
-           "element_amplitudes", "element_gains", "element_models", "element_response", "impaired_array",
-           "learned_models", "receiver_array"]
+__all__ = [
+    "ELEMENT_MODELS",
+    "ImpairedArray",
+    "MODELS",
+    "ReceiverArray",
+    "active_models",
+    "check_domp",
+    "coupling_matrix",
+    "dead_indices",
+    "draw_coupling",
+    "draw_dead_elements",
+    "draw_gain_errors",
+    "element_amplitudes",
+    "element_gains",
+    "element_models",
+    "element_response",
+    "impaired_array",
+    "learned_models",
+    "receiver_array",
+]

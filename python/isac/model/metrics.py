@@ -1,5 +1,6 @@
 """Performance metrics of Sec. V-B: p_md (20), p_fa (21), GOSPA (17), SER (22), RMSE,
 and calibration of the OMP threshold delta to a target false-alarm rate."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,7 +36,7 @@ def gospa_assignment(true_pos: np.ndarray, est_pos: np.ndarray, cutoff: float, p
         raise ValueError(f"gospa: need cutoff > 0, p >= 1, 0 < mu <= 2; got {cutoff}, {p}, {mu}")
     n, m = len(P), len(Q)
     pairs: list[tuple[int, int]] = []
-    total = cutoff ** p / mu * abs(n - m)
+    total = cutoff**p / mu * abs(n - m)
     if n and m:
         dist = np.linalg.norm(P[:, None, :] - Q[None, :, :], axis=-1)
         cost = np.minimum(dist, cutoff) ** p
@@ -62,7 +63,7 @@ def symbol_error_rate(messages, detected) -> float:
 def rmse(errors) -> float:
     """Root mean squared error of a sequence of errors (NaN when empty)."""
     e = np.asarray(errors, dtype=np.float64)
-    return float(np.sqrt(np.mean(e ** 2))) if e.size else float("nan")
+    return float(np.sqrt(np.mean(e**2))) if e.size else float("nan")
 
 
 def counts_for_threshold(peaks: np.ndarray, threshold: float) -> np.ndarray:

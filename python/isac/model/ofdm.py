@@ -1,4 +1,5 @@
 """OFDM symbols: QPSK mapping x(m), its ML detection (15), and the delay vector rho(tau) (1)."""
+
 from __future__ import annotations
 
 import numpy as np

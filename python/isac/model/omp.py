@@ -16,6 +16,7 @@ and records the map maximum ("peak") at each, so one run serves every threshold
 (calibration, p_fa sweeps). The detected count for threshold delta is the number of
 leading iterations whose peak exceeds delta.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,11 +38,13 @@ class Dictionaries:
 
     def __post_init__(self) -> None:
         if self.phi_a.shape[1] != self.angles_rad.shape[0]:
-            raise ValueError(f"Dictionaries: phi_a has {self.phi_a.shape[1]} columns for "
-                             f"{self.angles_rad.shape[0]} angles")
+            raise ValueError(
+                f"Dictionaries: phi_a has {self.phi_a.shape[1]} columns for {self.angles_rad.shape[0]} angles"
+            )
         if self.phi_d.shape[1] != self.delays_s.shape[0]:
-            raise ValueError(f"Dictionaries: phi_d has {self.phi_d.shape[1]} columns for "
-                             f"{self.delays_s.shape[0]} delays")
+            raise ValueError(
+                f"Dictionaries: phi_d has {self.phi_d.shape[1]} columns for {self.delays_s.shape[0]} delays"
+            )
 
 
 @dataclass
@@ -107,7 +110,7 @@ def omp(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult
     proj_d = np.zeros((B, Nd, iterations), dtype=np.complex64)
     rows = np.arange(B)
     for it in range(iterations):
-        power = residual_map.real ** 2 + residual_map.imag ** 2
+        power = residual_map.real**2 + residual_map.imag**2
         flat = power.reshape(B, -1)
         k = np.argmax(flat, axis=1)
         peaks[:, it] = flat[rows, k]
@@ -124,6 +127,7 @@ def omp(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult
         alpha = joint_ls_gains(gram, rhs)
         gains[:, it, :t] = alpha
         # residual map (14): M(Y) - sum_t alpha_t (Phi_a^H a_t)(Phi_d^H rho_t)^T
-        residual_map = m0 - np.einsum("bit,bt,bjt->bij", proj_a[:, :, :t], alpha.astype(np.complex64),
-                                      proj_d[:, :, :t], optimize=True)
+        residual_map = m0 - np.einsum(
+            "bit,bt,bjt->bij", proj_a[:, :, :t], alpha.astype(np.complex64), proj_d[:, :, :t], optimize=True
+        )
     return OmpResult(ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains)

@@ -1,4 +1,5 @@
 """Reciprocal filtering (3): Y~ = Y_r (/) 1 x^T, removing the data symbols from the echo."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,14 +23,17 @@ def reciprocal_filter(y_sensing: np.ndarray, symbols: np.ndarray, invalid: str =
     y = np.asarray(y_sensing)
     x = np.asarray(symbols)
     if y.shape[-1] != x.shape[-1] or y.ndim != x.ndim + 1:
-        raise ValueError(f"reciprocal_filter: y_sensing (..., K, S) and symbols (..., S) disagree: "
-                         f"{y.shape} vs {x.shape}")
+        raise ValueError(
+            f"reciprocal_filter: y_sensing (..., K, S) and symbols (..., S) disagree: {y.shape} vs {x.shape}"
+        )
     bad = invalid_symbols(x)
     if np.any(bad):
         if invalid == "raise":
             idx = np.argwhere(bad)[:5].tolist()
-            raise ValueError(f"reciprocal_filter: {int(bad.sum())} zero or non-finite transmitted symbols "
-                             f"(first indices {idx}); pass invalid='zero' to null those subcarriers")
+            raise ValueError(
+                f"reciprocal_filter: {int(bad.sum())} zero or non-finite transmitted symbols "
+                f"(first indices {idx}); pass invalid='zero' to null those subcarriers"
+            )
         if invalid != "zero":
             raise ValueError(f"reciprocal_filter: invalid must be 'raise' or 'zero', got {invalid!r}")
     safe = np.where(bad, 1.0, x)

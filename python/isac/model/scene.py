@@ -1,6 +1,7 @@
 """Target scenes of the sensing channel (Sec. II-A): T ~ U{0..T_max} targets with
 theta_t ~ U[theta_min, theta_max] (rad), R_t ~ U[R_min, R_max] (m), psi_t ~ CN(0, sigma_r^2),
 and their positions p_t = [R cos(theta), R sin(theta)] (2)."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,8 +23,10 @@ class Scene:
         self.gains = np.asarray(self.gains, dtype=np.complex128).reshape(-1)
         n = self.angles_rad.shape[0]
         if self.ranges_m.shape[0] != n or self.gains.shape[0] != n:
-            raise ValueError(f"scene: angles_rad, ranges_m and gains must have equal lengths, got "
-                             f"{n}, {self.ranges_m.shape[0]}, {self.gains.shape[0]}")
+            raise ValueError(
+                f"scene: angles_rad, ranges_m and gains must have equal lengths, got "
+                f"{n}, {self.ranges_m.shape[0]}, {self.gains.shape[0]}"
+            )
         for name in ("angles_rad", "ranges_m", "gains"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"scene: {name} must be finite")
@@ -60,16 +63,25 @@ def complex_normal(rng: np.random.Generator, shape, variance: float) -> np.ndarr
     return scale * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
 
 
-def random_scene(rng: np.random.Generator, max_targets: int, sector_rad: tuple[float, float],
-                 range_m: tuple[float, float], gain_variance: float) -> Scene:
+def random_scene(
+    rng: np.random.Generator,
+    max_targets: int,
+    sector_rad: tuple[float, float],
+    range_m: tuple[float, float],
+    gain_variance: float,
+) -> Scene:
     """A random scene with T ~ U{0..max_targets} targets (Sec. II-A)."""
     t = int(rng.integers(0, max_targets + 1))
-    return Scene(rng.uniform(sector_rad[0], sector_rad[1], t), rng.uniform(range_m[0], range_m[1], t),
-                 complex_normal(rng, t, gain_variance))
+    return Scene(
+        rng.uniform(sector_rad[0], sector_rad[1], t),
+        rng.uniform(range_m[0], range_m[1], t),
+        complex_normal(rng, t, gain_variance),
+    )
 
 
-def fixed_scene(angles_deg, ranges_m, gains=None, rng: np.random.Generator | None = None,
-                gain_variance: float = 1.0) -> Scene:
+def fixed_scene(
+    angles_deg, ranges_m, gains=None, rng: np.random.Generator | None = None, gain_variance: float = 1.0
+) -> Scene:
     """A user-given scene (angles in degrees, ranges in m). Gains default to draws from
     CN(0, gain_variance) when ``gains`` is None (needs ``rng``)."""
     th = np.deg2rad(np.asarray(angles_deg, dtype=np.float64).reshape(-1))

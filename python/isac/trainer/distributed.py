@@ -25,6 +25,7 @@ command line):
 
 Nothing here is imported unless torch.distributed is used.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -39,10 +40,12 @@ import torch
 
 ENV_KEYS = ("RANK", "WORLD_SIZE", "LOCAL_RANK")
 CONNECT_TIMEOUT_S = 30.0  # torchrun's store is up before its workers start: seconds are plenty
-LOOPBACK_HINT = ("on one machine pin torchrun to the loopback (--rdzv-backend=c10d --rdzv-endpoint=127.0.0.1:0 "
-                 "--local-addr=127.0.0.1, which sets MASTER_ADDR=127.0.0.1, and GLOO_SOCKET_IFNAME=lo); across "
-                 "machines MASTER_ADDR must be an address of node 0 that resolves and is reachable here, "
-                 "GLOO_SOCKET_IFNAME the network interface that reaches it")
+LOOPBACK_HINT = (
+    "on one machine pin torchrun to the loopback (--rdzv-backend=c10d --rdzv-endpoint=127.0.0.1:0 "
+    "--local-addr=127.0.0.1, which sets MASTER_ADDR=127.0.0.1, and GLOO_SOCKET_IFNAME=lo); across "
+    "machines MASTER_ADDR must be an address of node 0 that resolves and is reachable here, "
+    "GLOO_SOCKET_IFNAME the network interface that reaches it"
+)
 
 
 class RendezvousError(ConnectionError):
@@ -96,8 +99,9 @@ def rank_device(ctx: Context, device: str) -> str:
     return device
 
 
-def check_rendezvous(ctx: Context, env: Mapping[str, str] | None = None,
-                     timeout_s: float = CONNECT_TIMEOUT_S) -> tuple[str, int]:
+def check_rendezvous(
+    ctx: Context, env: Mapping[str, str] | None = None, timeout_s: float = CONNECT_TIMEOUT_S
+) -> tuple[str, int]:
     """MASTER_ADDR and MASTER_PORT of an env:// rendezvous, once the address resolves and, unless
     this rank hosts the store itself (rank 0 outside torchrun), a TCP connection to it succeeds
     within ``timeout_s`` seconds (retried every 0.2 s). RendezvousError otherwise, at once for
@@ -121,13 +125,13 @@ def check_rendezvous(ctx: Context, env: Mapping[str, str] | None = None,
                 return addr, port
         except OSError as exc:
             if time.monotonic() >= deadline:
-                raise RendezvousError(f"{where}: no TCP store answers within {timeout_s:g} s ({exc}); "
-                                      f"{LOOPBACK_HINT}") from None
+                raise RendezvousError(
+                    f"{where}: no TCP store answers within {timeout_s:g} s ({exc}); {LOOPBACK_HINT}"
+                ) from None
         time.sleep(0.2)
 
 
-def init(ctx: Context, device: str, timeout_s: float = 1800.0,
-         connect_timeout_s: float = CONNECT_TIMEOUT_S) -> Context:
+def init(ctx: Context, device: str, timeout_s: float = 1800.0, connect_timeout_s: float = CONNECT_TIMEOUT_S) -> Context:
     """Join the process group of a torchrun job (env:// rendezvous): nccl for cuda, gloo
     otherwise. A no-op for a single process. Returns ``ctx`` with its backend. RendezvousError
     (an OSError) within about ``connect_timeout_s`` seconds when MASTER_ADDR:MASTER_PORT does
@@ -139,14 +143,17 @@ def init(ctx: Context, device: str, timeout_s: float = 1800.0,
     backend = "nccl" if device.startswith("cuda") else "gloo"
     if backend == "nccl":
         if torch.cuda.device_count() <= ctx.local_rank:
-            raise ValueError(f"rank {ctx.rank}: LOCAL_RANK {ctx.local_rank} but torch sees "
-                             f"{torch.cuda.device_count()} CUDA device(s)")
+            raise ValueError(
+                f"rank {ctx.rank}: LOCAL_RANK {ctx.local_rank} but torch sees "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
         torch.cuda.set_device(ctx.local_rank)
     if not dist.is_initialized():
         check_rendezvous(ctx, timeout_s=connect_timeout_s)
         kwargs = {"device_id": torch.device(f"cuda:{ctx.local_rank}")} if backend == "nccl" else {}
-        dist.init_process_group(backend, rank=ctx.rank, world_size=ctx.world_size,
-                                timeout=datetime.timedelta(seconds=timeout_s), **kwargs)
+        dist.init_process_group(
+            backend, rank=ctx.rank, world_size=ctx.world_size, timeout=datetime.timedelta(seconds=timeout_s), **kwargs
+        )
     return replace(ctx, backend=backend)
 
 
@@ -201,5 +208,18 @@ def sum_over_ranks(value: torch.Tensor, ctx: Context) -> torch.Tensor:
     return out
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "Context", "ENV_KEYS", "RendezvousError", "SINGLE", "check_rendezvous",
-           "from_environment", "init", "rank_device", "shard", "shutdown", "sum_over_ranks", "wrap"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "Context",
+    "ENV_KEYS",
+    "RendezvousError",
+    "SINGLE",
+    "check_rendezvous",
+    "from_environment",
+    "init",
+    "rank_device",
+    "shard",
+    "shutdown",
+    "sum_over_ranks",
+    "wrap",
+]

@@ -24,6 +24,7 @@ Per iteration I (T iterations, one target each):
 
 The loss (GOSPA (18)) therefore sees the soft estimates (theta^, tau^) only.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,8 +69,15 @@ class DifferentiableOmp(torch.nn.Module):
     ``delays_s`` (N_tau,) delay grid over [R_min, R_max]; the angle grid is ``array.grid_rad``.
     ``temperature`` of the softmax (float, may be changed between steps for a schedule)."""
 
-    def __init__(self, array: LearnableArray, delays_s, subcarriers: int, spacing_hz: float,
-                 temperature: float = DEFAULT_TEMPERATURE, halfwidths: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        array: LearnableArray,
+        delays_s,
+        subcarriers: int,
+        spacing_hz: float,
+        temperature: float = DEFAULT_TEMPERATURE,
+        halfwidths: tuple[int, int] | None = None,
+    ):
         super().__init__()
         self.array = array
         self.subcarriers = int(subcarriers)
@@ -78,11 +86,17 @@ class DifferentiableOmp(torch.nn.Module):
         self.register_buffer("delays_s", delays)
         self.register_buffer("phi_d", delay_vector(delays, subcarriers, spacing_hz).T.contiguous())  # S x N_tau
         self.temperature = float(temperature)
-        self.halfwidths = halfwidths or window_halfwidths(array.antennas, subcarriers, spacing_hz,
-                                                          array.grid_rad.cpu().numpy(), delays.numpy())
+        self.halfwidths = halfwidths or window_halfwidths(
+            array.antennas, subcarriers, spacing_hz, array.grid_rad.cpu().numpy(), delays.numpy()
+        )
 
-    def forward(self, y: torch.Tensor, iterations: int, sector_lo: torch.Tensor | None = None,
-                sector_hi: torch.Tensor | None = None) -> DompResult:
+    def forward(
+        self,
+        y: torch.Tensor,
+        iterations: int,
+        sector_lo: torch.Tensor | None = None,
+        sector_hi: torch.Tensor | None = None,
+    ) -> DompResult:
         """Run ``iterations`` dOMP iterations on reciprocal-filtered frames Y~ (B, K, S);
         ``sector_lo``/``sector_hi`` (B,) rad restrict the argmax (None: whole grid)."""
         if y.ndim != 3:
@@ -114,7 +128,7 @@ class DifferentiableOmp(torch.nn.Module):
         alpha = torch.zeros(B, 0, dtype=CDTYPE, device=dev)
         for _ in range(iterations):
             with torch.no_grad():
-                power = resid_map.real ** 2 + resid_map.imag ** 2
+                power = resid_map.real**2 + resid_map.imag**2
                 power = power.masked_fill(~rows_ok[:, :, None], -1.0)
                 peak, k = power.reshape(B, -1).max(dim=1)
                 i, j = rows_idx[rows, torch.div(k, n_d, rounding_mode="floor")], k % n_d
@@ -132,7 +146,7 @@ class DifferentiableOmp(torch.nn.Module):
                 # minus the (gradient-free) fitted atoms sum_t alpha_t a_t rho_t^T
                 y_d = y_d - (sel_a.transpose(1, 2) * alpha[:, None, :]) @ (sel_d @ d_win_h)
             m_win = a_win.conj() @ y_d  # (B, Wa, Wd)
-            l_win = m_win.real ** 2 + m_win.imag ** 2
+            l_win = m_win.real**2 + m_win.imag**2
             # normalised to the argmax cell (the window centre), as model/domp.py: with a sector a
             # window cell outside it may exceed the peak; the softmax tolerates logits > 1/T
             l_max = l_win[:, wa, wd].reshape(B, 1, 1).clamp_min(1e-30)
@@ -155,8 +169,14 @@ class DifferentiableOmp(torch.nn.Module):
                 pa = torch.cat([pa, (phi_sec_h @ a_new[:, :, None])], dim=2)  # (B, R, t)
                 pd = torch.cat([pd, (d_new @ phi_d_conj)[:, :, None]], dim=2)  # (B, N_tau, t)
                 resid_map = torch.baddbmm(m0, pa * alpha[:, None, :], pd.transpose(1, 2), alpha=-1)
-        return DompResult(torch.stack(thetas, 1), torch.stack(taus, 1), torch.stack(peaks, 1), alpha.detach(),
-                          torch.stack(ai, 1), torch.stack(di, 1))
+        return DompResult(
+            torch.stack(thetas, 1),
+            torch.stack(taus, 1),
+            torch.stack(peaks, 1),
+            alpha.detach(),
+            torch.stack(ai, 1),
+            torch.stack(di, 1),
+        )
 
 
 def joint_ls_gains(y: torch.Tensor, atoms_a: torch.Tensor, atoms_d: torch.Tensor) -> torch.Tensor:

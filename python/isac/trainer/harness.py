@@ -15,6 +15,7 @@
 
 A trainer subclasses it and supplies the hooks marked "subclass" below (docs/trainer.md).
 """
+
 from __future__ import annotations
 
 import csv
@@ -53,14 +54,17 @@ def read_checkpoint(path: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]
         with open(path, "rb") as fh:
             head = fh.read(2)
         if head == b"PK" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05")):
-            raise CheckpointError(f"{path}: a pickle / torch.save file, not a safetensors checkpoint "
-                                  "(isac-train never unpickles)") from None
+            raise CheckpointError(
+                f"{path}: a pickle / torch.save file, not a safetensors checkpoint (isac-train never unpickles)"
+            ) from None
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: damaged or not a safetensors checkpoint ({reason})") from None
     missing = [k for k in ("step", "options", "scenario_hash") if k not in meta]
     if missing:
-        raise CheckpointError(f"{path}: not an isac-train checkpoint (no {missing[0]!r} metadata; a weights "
-                              "file? resume from W.ckpt.safetensors)")
+        raise CheckpointError(
+            f"{path}: not an isac-train checkpoint (no {missing[0]!r} metadata; a weights "
+            "file? resume from W.ckpt.safetensors)"
+        )
     try:
         int(meta["step"])
         json.loads(meta["options"])
@@ -85,8 +89,9 @@ class Harness:
     #: were those with a "phase") (subclass)
     KIND: str = ""
 
-    def __init__(self, scenario: Scenario, options, device: str, sampler: FrameSampler,
-                 dist: dist_ctx.Context = dist_ctx.SINGLE):
+    def __init__(
+        self, scenario: Scenario, options, device: str, sampler: FrameSampler, dist: dist_ctx.Context = dist_ctx.SINGLE
+    ):
         self.scenario = scenario
         self.options = options
         self.device = torch.device(device)
@@ -127,8 +132,9 @@ class Harness:
         return {"train_loss": loss}
 
     def format_row(self, row: dict[str, Any]) -> str:
-        return f"step {row['step']:6d}  " + "  ".join(f"{k} {v:.3g}" for k, v in row.items()
-                                                        if k != "step" and isinstance(v, float))
+        return f"step {row['step']:6d}  " + "  ".join(
+            f"{k} {v:.3g}" for k, v in row.items() if k != "step" and isinstance(v, float)
+        )
 
     def start_message(self) -> str | None:
         """Logged before training (or None)."""
@@ -199,9 +205,15 @@ class Harness:
         for i, st in self.optimizer.state_dict()["state"].items():
             for key, value in st.items():
                 t[f"adam.{i}.{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
-        meta = {"step": str(self.step), "options": json.dumps(self.options.to_dict(), sort_keys=True),
-                "scenario_hash": self.scenario.hash(), "history": json.dumps(self.history),
-                "lr": repr(self.optimizer.param_groups[0]["lr"]), "trainer": self.KIND, **self.checkpoint_meta()}
+        meta = {
+            "step": str(self.step),
+            "options": json.dumps(self.options.to_dict(), sort_keys=True),
+            "scenario_hash": self.scenario.hash(),
+            "history": json.dumps(self.history),
+            "lr": repr(self.optimizer.param_groups[0]["lr"]),
+            "trainer": self.KIND,
+            **self.checkpoint_meta(),
+        }
         tmp = path + ".tmp"
         save_file(t, tmp, metadata=meta)
         os.chmod(tmp, weights_io._default_mode())
@@ -212,8 +224,9 @@ class Harness:
         run reaches the uninterrupted run's weights bit for bit."""
         tensors, meta = read_checkpoint(path)
         if meta["scenario_hash"] != self.scenario.hash():
-            raise CheckpointError(f"{path}: checkpoint of scenario {meta['scenario_hash']}, this run is "
-                                  f"{self.scenario.hash()}")
+            raise CheckpointError(
+                f"{path}: checkpoint of scenario {meta['scenario_hash']}, this run is {self.scenario.hash()}"
+            )
         kind = meta.get("trainer") or ("nn" if "phase" in meta else "model-based")
         if kind != self.KIND:
             raise CheckpointError(f"{path}: a checkpoint of the {kind} trainer, this run trains {self.method}")
@@ -248,7 +261,7 @@ class Harness:
         ``<stem>.ckpt.safetensors``. Returns a summary (on rank 0 with "first", "last", "paths")."""
         from tqdm import tqdm
 
-        stem = out[:-len(".safetensors")] if out.endswith(".safetensors") else out
+        stem = out[: -len(".safetensors")] if out.endswith(".safetensors") else out
         paths = {"csv": stem + ".csv", "png": stem + ".png", "ckpt": stem + ".ckpt.safetensors"}
         if not self.dist.is_main:  # the other ranks only compute their slices' gradients
             if resume:
@@ -267,8 +280,14 @@ class Harness:
         if self.step == 0:
             self.history.append({"step": 0, **self.row_fields(None), "elapsed_s": 0.0, **self.validate()})
             log(self.format_row(self.history[-1]))
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"isac-train {self.method}", unit="step",
-                   disable=True if progress is False else None, dynamic_ncols=True)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=f"isac-train {self.method}",
+            unit="step",
+            disable=True if progress is False else None,
+            dynamic_ncols=True,
+        )
         with bar:
             while self.step < self.total_steps:
                 loss = self.train_step()
@@ -284,11 +303,24 @@ class Harness:
                     write_csv(paths["csv"], self.history, self.CSV_FIELDS)
         write_csv(paths["csv"], self.history, self.CSV_FIELDS)
         self.plot(paths["png"])
-        weights_io.save(out, self.scenario, self.method, self.weight_tensors(), self.step, self.options.to_dict(),
-                        **self.weights_extra())
+        weights_io.save(
+            out,
+            self.scenario,
+            self.method,
+            self.weight_tensors(),
+            self.step,
+            self.options.to_dict(),
+            **self.weights_extra(),
+        )
         validations = [h for h in self.history if h.get(self.VAL_KEY) is not None]
-        return {"steps": self.step, "elapsed_s": self.history[-1].get("elapsed_s", 0.0), **self.summary(validations),
-                "paths": {**paths, "weights": out}, "rank": self.dist.rank, "parameters": self.parameter_count()}
+        return {
+            "steps": self.step,
+            "elapsed_s": self.history[-1].get("elapsed_s", 0.0),
+            **self.summary(validations),
+            "paths": {**paths, "weights": out},
+            "rank": self.dist.rank,
+            "parameters": self.parameter_count(),
+        }
 
 
 # --- the log and the plots -----------------------------------------------------------------------------
@@ -306,7 +338,7 @@ def plot_training_loss(ax, steps: np.ndarray, loss: np.ndarray) -> None:
     ax.plot(steps, loss, lw=0.6, alpha=0.5, label="train (batch)")
     if len(loss) >= 10:
         k = max(len(loss) // 30, 5)
-        ax.plot(steps[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"train ({k}-step mean)")
+        ax.plot(steps[k - 1 :], np.convolve(loss, np.ones(k) / k, mode="valid"), lw=1.5, label=f"train ({k}-step mean)")
 
 
 def new_figure(*args, **kwargs):
@@ -329,5 +361,12 @@ def save_plot(fig, path: str, title: str) -> None:
     plt.close(fig)
 
 
-__all__ = ["CheckpointError", "Harness", "new_figure", "plot_training_loss", "read_checkpoint", "save_plot",
-           "write_csv"]
+__all__ = [
+    "CheckpointError",
+    "Harness",
+    "new_figure",
+    "plot_training_loss",
+    "read_checkpoint",
+    "save_plot",
+    "write_csv",
+]

@@ -5,6 +5,7 @@ linear_sum_assignment, as model/metrics.gospa) on the DETACHED cut-off costs; th
 then the differentiable sum over the chosen pairs. No permutations are enumerated (T!
 grows too fast), and the assignment carries no gradient (it is piecewise constant).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,14 @@ def positions(angles_rad: torch.Tensor, ranges_m: torch.Tensor) -> torch.Tensor:
     return torch.stack([ranges_m * torch.cos(angles_rad), ranges_m * torch.sin(angles_rad)], dim=-1)
 
 
-def gospa_equal(true_pos: torch.Tensor, est_pos: torch.Tensor, counts: torch.Tensor, cutoff: float,
-                p: float = 2.0, eps: float = 1e-12) -> torch.Tensor:
+def gospa_equal(
+    true_pos: torch.Tensor,
+    est_pos: torch.Tensor,
+    counts: torch.Tensor,
+    cutoff: float,
+    p: float = 2.0,
+    eps: float = 1e-12,
+) -> torch.Tensor:
     """GOSPA (18) per frame for equal-size sets: ``true_pos`` and ``est_pos`` (B, T_max, 2),
     of which the first ``counts[b]`` rows are frame b's targets / estimates.
 
@@ -28,7 +35,7 @@ def gospa_equal(true_pos: torch.Tensor, est_pos: torch.Tensor, counts: torch.Ten
     finite at d = 0."""
     B, T = true_pos.shape[:2]
     diff = true_pos[:, :, None, :] - est_pos[:, None, :, :]  # (B, T, T, 2)
-    dist = torch.sqrt((diff ** 2).sum(-1) + eps)
+    dist = torch.sqrt((diff**2).sum(-1) + eps)
     cost = torch.clamp(dist, max=cutoff) ** p
     cost_np = cost.detach().cpu().numpy()
     counts_np = np.asarray(torch.as_tensor(counts).cpu(), dtype=np.int64)

@@ -48,6 +48,7 @@ is the i-th potential target (training uses the first T slots, see nnbl_train).
 channels / 4, MLP hidden layers of 4 units. The sizes (NnblConfig) and the tensor names and shapes
 they imply (expected_shapes) live in the torch-free gnuradio.isac.nn_schema.
 """
+
 from __future__ import annotations
 
 import math
@@ -73,12 +74,19 @@ class PrecoderNet(nn.Module):
     def __init__(self, antennas: int, hidden: int):
         super().__init__()
         self.antennas = antennas
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
-                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 2 * antennas))
+        self.net = nn.Sequential(
+            nn.Linear(2, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, 2 * antennas),
+        )
 
     def forward(self, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
         x = self.net(torch.stack([lo, hi], dim=-1).to(torch.float32)).to(torch.float64)
-        f = torch.complex(x[..., :self.antennas], x[..., self.antennas:])
+        f = torch.complex(x[..., : self.antennas], x[..., self.antennas :])
         return tm.normalise(f)
 
 
@@ -89,8 +97,13 @@ class Bottleneck(nn.Module):
     def __init__(self, channels: int):
         super().__init__()
         mid = max(channels // 4, 1)
-        self.body = nn.Sequential(nn.Conv2d(channels, mid, 1), nn.BatchNorm2d(mid), nn.ReLU(),
-                                  nn.Conv2d(mid, mid, 3, padding=1), nn.Conv2d(mid, channels, 1))
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, mid, 1),
+            nn.BatchNorm2d(mid),
+            nn.ReLU(),
+            nn.Conv2d(mid, mid, 3, padding=1),
+            nn.Conv2d(mid, channels, 1),
+        )
 
     def forward(self, x):
         return x + self.body(x)
@@ -117,8 +130,12 @@ class TaskNet(nn.Module):
     def __init__(self, cfg: NnblConfig, n_apriori: int):
         super().__init__()
         c0 = cfg.first_channels
-        layers: list[nn.Module] = [nn.Conv2d(1, c0, 5, padding=2), nn.BatchNorm2d(c0), nn.ReLU(),
-                                   nn.MaxPool2d(cfg.pool)]
+        layers: list[nn.Module] = [
+            nn.Conv2d(1, c0, 5, padding=2),
+            nn.BatchNorm2d(c0),
+            nn.ReLU(),
+            nn.MaxPool2d(cfg.pool),
+        ]
         c = c0
         for c_out, s in zip(cfg.block_channels, cfg.block_strides):
             layers.append(ResidualBottleneck(c, c_out, s))
@@ -127,8 +144,9 @@ class TaskNet(nn.Module):
         self.cnn = nn.Sequential(*layers)
         h, w = cfg.feature_shape
         h1, h2 = cfg.mlp_hidden
-        self.mlp = nn.Sequential(nn.Linear(h * w + n_apriori, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(),
-                                 nn.Linear(h2, cfg.max_targets))
+        self.mlp = nn.Sequential(
+            nn.Linear(h * w + n_apriori, h1), nn.ReLU(), nn.Linear(h1, h2), nn.ReLU(), nn.Linear(h2, cfg.max_targets)
+        )
 
     def forward(self, x: torch.Tensor, apriori: torch.Tensor) -> torch.Tensor:
         return self.mlp(torch.cat([self.cnn(x), apriori.to(x.dtype)], dim=-1))
@@ -154,8 +172,15 @@ class Nnbl(nn.Module):
     part) and ``detection`` (f_zeta) networks. Buffers (not learned, not saved): the nominal
     element positions and the delay dictionary of the input map."""
 
-    def __init__(self, cfg: NnblConfig, wavelength_m: float, subcarriers: int, spacing_hz: float,
-                 range_m: tuple[float, float], noise_power: float = 1.0):
+    def __init__(
+        self,
+        cfg: NnblConfig,
+        wavelength_m: float,
+        subcarriers: int,
+        spacing_hz: float,
+        range_m: tuple[float, float],
+        noise_power: float = 1.0,
+    ):
         super().__init__()
         self.cfg = cfg.check()
         self.wavelength_m = float(wavelength_m)
@@ -176,8 +201,14 @@ class Nnbl(nn.Module):
 
     @classmethod
     def for_scenario(cls, scenario, cfg: NnblConfig) -> "Nnbl":
-        return cls(cfg, scenario.wavelength_m, scenario.ofdm["subcarriers"], scenario.ofdm["spacing_hz"],
-                   scenario.range_interval_m, scenario.scene["noise_power"])
+        return cls(
+            cfg,
+            scenario.wavelength_m,
+            scenario.ofdm["subcarriers"],
+            scenario.ofdm["spacing_hz"],
+            scenario.range_interval_m,
+            scenario.scene["noise_power"],
+        )
 
     # transmitter
     def precoders(self, lo, hi, comm_lo, comm_hi, eta, phi, power: float = 1.0) -> torch.Tensor:
@@ -199,11 +230,12 @@ class Nnbl(nn.Module):
         angles = lo[:, None].to(torch.float64) + (hi - lo)[:, None].to(torch.float64) * frac  # (B, N_theta)
         atoms = tm.steering_matrix(self.nominal_positions_m, angles, self.wavelength_m)  # (B, N_theta, K)
         m = atoms.conj() @ (y_tilde.to(tm.CDTYPE) @ self.phi_d_conj)  # (B, N_theta, N_tau)
-        power = m.real ** 2 + m.imag ** 2
+        power = m.real**2 + m.imag**2
         return torch.log1p(power / (K * S * self.noise_power))[:, None].to(torch.float32)
 
-    def sense(self, y_tilde: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, heads=("angle", "range", "detection")
-              ) -> NnblOutput:
+    def sense(
+        self, y_tilde: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, heads=("angle", "range", "detection")
+    ) -> NnblOutput:
         """Receiver on reciprocal-filtered frames Y~ (B, K, S) with the a-priori sector (B,) and
         the range interval; ``heads`` restricts which networks run (others give None)."""
         x = self.input_map(y_tilde, lo, hi)
@@ -223,8 +255,10 @@ class Nnbl(nn.Module):
 # --- parameter counts and the tensors of a weights file -------------------------------------------
 def parameter_counts(model: Nnbl) -> dict[str, int]:
     """Learnable real parameters per network and in total."""
-    out = {name: sum(p.numel() for p in getattr(model, name).parameters())
-           for name in ("precoder", "angle", "range", "detection")}
+    out = {
+        name: sum(p.numel() for p in getattr(model, name).parameters())
+        for name in ("precoder", "angle", "range", "detection")
+    }
     out["total"] = sum(out.values())
     return out
 
@@ -232,8 +266,11 @@ def parameter_counts(model: Nnbl) -> dict[str, int]:
 def state_tensors(model: Nnbl) -> dict[str, np.ndarray]:
     """All network tensors of a weights file (parameters and BN running statistics; not the
     BN batch counters), float32 numpy."""
-    return {k: v.detach().cpu().numpy().astype(np.float32) for k, v in model.state_dict().items()
-            if not k.endswith("num_batches_tracked")}
+    return {
+        k: v.detach().cpu().numpy().astype(np.float32)
+        for k, v in model.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
 
 
 def load_tensors(model: Nnbl, tensors: dict[str, np.ndarray]) -> None:

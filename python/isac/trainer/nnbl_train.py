@@ -33,6 +33,7 @@ Checkpoints (networks, Adam and scheduler state, step, phase, history) every ``c
 steps; a resumed run continues with the same batches (per-step generators) and reaches the same
 weights as an uninterrupted one.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,13 +52,33 @@ from .sampler import Batch, FrameSampler
 
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
 NN_PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"batch": 1500, "iterations": 25000, "lr_position": 1e-2, "lr_detection": 1e-3, "patience": 10000,
-              "plateau_window": 500, "n_theta": 320, "n_tau": 128, "val_every": 500, "val_frames": 1000,
-              "checkpoint_every": 1000},
-    "quick": {"batch": 16, "iterations": 300, "lr_position": 1e-3, "lr_detection": 1e-3, "patience": 100,
-              "plateau_window": 25,
-              "n_theta": 64, "n_tau": 64, "val_every": 50, "val_frames": 64, "checkpoint_every": 100,
-              "lr_position_limited": 1e-2},
+    "paper": {
+        "batch": 1500,
+        "iterations": 25000,
+        "lr_position": 1e-2,
+        "lr_detection": 1e-3,
+        "patience": 10000,
+        "plateau_window": 500,
+        "n_theta": 320,
+        "n_tau": 128,
+        "val_every": 500,
+        "val_frames": 1000,
+        "checkpoint_every": 1000,
+    },
+    "quick": {
+        "batch": 16,
+        "iterations": 300,
+        "lr_position": 1e-3,
+        "lr_detection": 1e-3,
+        "patience": 100,
+        "plateau_window": 25,
+        "n_theta": 64,
+        "n_tau": 64,
+        "val_every": 50,
+        "val_frames": 64,
+        "checkpoint_every": 100,
+        "lr_position_limited": 1e-2,
+    },
 }
 #: with B = 16 the full networks die at lr 1e-2 in step 1 (range ReLU at 0, all costs at the cut-off:
 #: measured), the limited ones learn too slowly at 1e-3; the quick profile uses lr_position_limited
@@ -89,8 +110,17 @@ class NnOptions:
     profile: str = "paper"
 
     def __post_init__(self) -> None:
-        for name in ("iterations", "batch", "patience", "plateau_window", "n_theta", "n_tau", "val_every", "val_frames",
-                     "checkpoint_every"):
+        for name in (
+            "iterations",
+            "batch",
+            "patience",
+            "plateau_window",
+            "n_theta",
+            "n_tau",
+            "val_every",
+            "val_frames",
+            "checkpoint_every",
+        ):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not (self.lr_position > 0 and self.lr_detection > 0 and self.gamma_u > 0):
@@ -109,15 +139,17 @@ class NnOptions:
         return asdict(self)
 
 
-def bce_gospa(counts: torch.Tensor, logits: torch.Tensor, gamma_u: float = GAMMA_U, p: float = 2.0,
-              eps: float = 1e-12) -> torch.Tensor:
+def bce_gospa(
+    counts: torch.Tensor, logits: torch.Tensor, gamma_u: float = GAMMA_U, p: float = 2.0, eps: float = 1e-12
+) -> torch.Tensor:
     """BCE-GOSPA (19) per frame: labels u (the first ``counts[b]`` of T_max are 1, the rest 0)
     against u^ = sigmoid(``logits``) (B, T_max), cost min(BCE(u_i, u^_j), gamma_u)^p, optimal
     assignment (Hungarian on detached costs, as loss.gospa_equal). Returns (B,)."""
     B, T = logits.shape
     labels = (torch.arange(T, device=logits.device)[None, :] < counts[:, None].to(logits.device)).to(logits.dtype)
     bce = torch.nn.functional.binary_cross_entropy_with_logits(
-        logits[:, None, :].expand(B, T, T), labels[:, :, None].expand(B, T, T), reduction="none")  # (B, i, j)
+        logits[:, None, :].expand(B, T, T), labels[:, :, None].expand(B, T, T), reduction="none"
+    )  # (B, i, j)
     cost = torch.clamp(bce, max=gamma_u) ** p
     cost_np = cost.detach().cpu().numpy()
     cols = np.stack([linear_sum_assignment(c)[1] for c in cost_np])  # rows are 0..T-1
@@ -138,16 +170,17 @@ class NnTrainer(Harness):
     KIND = "nn"
     CSV_FIELDS = ("step", "phase", "train_loss", "val_position", "val_detection", "lr", "elapsed_s")
     #: options that must match to resume (the others, e.g. val_every, may change)
-    RESUME_KEYS = ("iterations", "batch", "n_theta", "n_tau", "limited", "seed", "eta_phi", "gamma_u",
-                   "plateau_window")
+    RESUME_KEYS = ("iterations", "batch", "n_theta", "n_tau", "limited", "seed", "eta_phi", "gamma_u", "plateau_window")
     VAL_KEY = "val_position"
 
     def __init__(self, scenario: Scenario, options: NnOptions, device: str = "cpu"):
-        sampler = FrameSampler(scenario, options.seed, options.batch, eta_phi=options.eta_phi, chunk=None,
-                               device=device)
+        sampler = FrameSampler(
+            scenario, options.seed, options.batch, eta_phi=options.eta_phi, chunk=None, device=device
+        )
         super().__init__(scenario, options, device, sampler)
-        self.cfg = NnblConfig(scenario.array["antennas"], scenario.scene["max_targets"], options.n_theta,
-                              options.n_tau, options.limited)
+        self.cfg = NnblConfig(
+            scenario.array["antennas"], scenario.scene["max_targets"], options.n_theta, options.n_tau, options.limited
+        )
         self.net = Nnbl.for_scenario(scenario, self.cfg).to(self.device)
         self._val: dict[str, Batch] | None = None
         self.phase = None
@@ -173,8 +206,9 @@ class NnTrainer(Harness):
             lr = o.lr_detection
         self.optimizer = torch.optim.Adam(params, lr=lr)
         windows = max(1, -(-o.patience // o.plateau_window))  # patience in windows, rounded up
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=0.5, patience=windows,
-                                                                    min_lr=o.min_lr)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=0.5, patience=windows, min_lr=o.min_lr
+        )
         self.window_losses: list[float] = []  # training losses of the current plateau window
 
     def loss(self, batch: Batch, phase: str | None = None) -> torch.Tensor:
@@ -238,8 +272,11 @@ class NnTrainer(Harness):
         return {f"net.{k}": v.detach().cpu().contiguous() for k, v in self.net.state_dict().items()}
 
     def checkpoint_meta(self) -> dict[str, str]:
-        return {"phase": self.phase, "scheduler": json.dumps(self.scheduler.state_dict(), default=float),
-                "window_losses": json.dumps(self.window_losses)}
+        return {
+            "phase": self.phase,
+            "scheduler": json.dumps(self.scheduler.state_dict(), default=float),
+            "window_losses": json.dumps(self.window_losses),
+        }
 
     def restore(self, tensors: dict[str, torch.Tensor], meta: dict[str, str], path: str) -> None:
         if meta.get("phase") not in MIN_TARGETS:
@@ -282,12 +319,22 @@ class NnTrainer(Harness):
         plot_history(path, self.history, f"NNBL ({kind}) two-step training", self.options.iterations)
 
     def summary(self, validations: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"first": validations[0], "last": validations[-1],
-                "after_position": next(h for h in validations if h["step"] >= self.options.iterations)}
+        return {
+            "first": validations[0],
+            "last": validations[-1],
+            "after_position": next(h for h in validations if h["step"] >= self.options.iterations),
+        }
 
 
-def train_nn(scenario: Scenario, options: NnOptions, out: str, device: str = "cpu", resume: str | None = None,
-             progress=None, log=print) -> dict[str, Any]:
+def train_nn(
+    scenario: Scenario,
+    options: NnOptions,
+    out: str,
+    device: str = "cpu",
+    resume: str | None = None,
+    progress=None,
+    log=print,
+) -> dict[str, Any]:
     """Both training steps (or the rest of them from the checkpoint ``resume``); writes the
     weights ``out`` (method "nn"), ``<stem>.csv``, the loss curves ``<stem>.png`` and the
     checkpoint ``<stem>.ckpt.safetensors`` (Harness.run)."""
@@ -299,8 +346,9 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, iteration
     """Loss curves of both training steps (PNG): GOSPA (18) of step 1 and BCE-GOSPA (19) of
     step 2, each as training batches, running mean and validation, with the lr below."""
     fig, axes = new_figure(2, 2, figsize=(10, 6), sharex="col", gridspec_kw={"height_ratios": [3, 1]})
-    for col, (phase, val_key, ylabel) in enumerate((("position", "val_position", "GOSPA (18) [m]"),
-                                                    ("detection", "val_detection", "BCE-GOSPA (19)"))):
+    for col, (phase, val_key, ylabel) in enumerate(
+        (("position", "val_position", "GOSPA (18) [m]"), ("detection", "val_detection", "BCE-GOSPA (19)"))
+    ):
         ax, ax_lr = axes[0, col], axes[1, col]
         rows = [h for h in history if h.get("phase") == phase and h.get("train_loss") is not None]
         if rows:

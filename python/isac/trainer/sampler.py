@@ -20,6 +20,7 @@ step's batch is drawn in chunks of C frames, chunk c from generator (seed, "trai
 0: the step's own generator), so a data-parallel rank draws just its slice; ``chunk`` None draws
 the whole batch from the step's generator (NNBL's stream; the same frames for B <= C).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -81,9 +82,18 @@ class FrameSampler:
     ``eta_phi``: "sweep" | "fixed"; ``theta_mean_deg``, ``width_deg`` (deg): the sector prior;
     ``chunk``: frames per generator (None: one generator per step)."""
 
-    def __init__(self, scenario: Scenario, seed: int, batch: int, max_targets: int | None = None,
-                 eta_phi: str = "sweep", theta_mean_deg: float = 60.0, width_deg: tuple[float, float] = (10.0, 20.0),
-                 chunk: int | None = DRAW_CHUNK, device: str | torch.device = "cpu"):
+    def __init__(
+        self,
+        scenario: Scenario,
+        seed: int,
+        batch: int,
+        max_targets: int | None = None,
+        eta_phi: str = "sweep",
+        theta_mean_deg: float = 60.0,
+        width_deg: tuple[float, float] = (10.0, 20.0),
+        chunk: int | None = DRAW_CHUNK,
+        device: str | torch.device = "cpu",
+    ):
         if eta_phi not in ("sweep", "fixed"):
             raise ValueError(f"eta_phi must be 'sweep' or 'fixed', got {eta_phi!r}")
         self.scenario = scenario
@@ -108,8 +118,14 @@ class FrameSampler:
         seq = np.random.SeedSequence(key)
         return torch.Generator().manual_seed(int(seq.generate_state(1, dtype=np.uint64)[0]) >> 1)
 
-    def draw_frames(self, step: int, start: int = 0, stop: int | None = None, theta_mean_deg: float | None = None,
-                    min_targets: int = 1) -> Batch:
+    def draw_frames(
+        self,
+        step: int,
+        start: int = 0,
+        stop: int | None = None,
+        theta_mean_deg: float | None = None,
+        min_targets: int = 1,
+    ) -> Batch:
         """Frames [start, stop) of the training batch of ``step``. Chunked: frame i is frame
         i % chunk of chunk i // chunk whatever the slice, so slices drawn by different
         processes join into the batch drawn by one."""
@@ -130,8 +146,9 @@ class FrameSampler:
         """The fixed validation set: ``frames`` frames of the "validation" stream."""
         return self.draw(self.generator(0, "validation"), frames, min_targets=min_targets)
 
-    def draw(self, gen: torch.Generator, frames: int, theta_mean_deg: float | None = None,
-             min_targets: int = 1) -> Batch:
+    def draw(
+        self, gen: torch.Generator, frames: int, theta_mean_deg: float | None = None, min_targets: int = 1
+    ) -> Batch:
         """``frames`` random frames from ``gen``; T ~ U{min_targets..T_max} (model-based
         training and NNBL step 1: 1, since a frame without targets carries no loss under (18);
         NNBL's detection step: 0)."""
@@ -155,16 +172,29 @@ class FrameSampler:
         else:
             eta = torch.full((B,), float(self.scenario.transmitter["eta"]), dtype=torch.float64)
             phi = torch.full((B,), float(self.scenario.transmitter["phi_rad"]), dtype=torch.float64)
-        return Batch(*(t.to(self.device) for t in (lo, hi, counts, present, angles, ranges, gains, symbols, noise,
-                                                    eta, phi)))
+        return Batch(
+            *(t.to(self.device) for t in (lo, hi, counts, present, angles, ranges, gains, symbols, noise, eta, phi))
+        )
 
     def received(self, batch: Batch, precoder: torch.Tensor) -> torch.Tensor:
         """Y~ (B, K, S): the echo (1) of ``precoder`` (B, K) through the TRUE array, plus the
         batch's noise, reciprocal-filtered (3). Differentiable in the precoder."""
         delays = 2.0 * batch.ranges / SPEED_OF_LIGHT
-        y = tm.sensing_echo(self.true_positions, self.scenario.wavelength_m, precoder, batch.symbols, batch.angles,
-                            delays, batch.gains, batch.present, self.scenario.ofdm["spacing_hz"],
-                            self.true_element_matrix) + batch.noise
+        y = (
+            tm.sensing_echo(
+                self.true_positions,
+                self.scenario.wavelength_m,
+                precoder,
+                batch.symbols,
+                batch.angles,
+                delays,
+                batch.gains,
+                batch.present,
+                self.scenario.ofdm["spacing_hz"],
+                self.true_element_matrix,
+            )
+            + batch.noise
+        )
         return tm.reciprocal_filter(y, batch.symbols)
 
 

@@ -34,6 +34,7 @@ precoder (parameter sharing between transmitter and receiver):
 Conventions: angles in rad, positions and spacings in m (or lambda/2 units where said),
 delays in s; complex64 signals; phases computed in float64.
 """
+
 from __future__ import annotations
 
 import math
@@ -117,8 +118,15 @@ class SpacingArray(LearnableArray):
                   gives every element the same phase step, whatever its distance to the centre.
     """
 
-    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720, impairment: str = "spacing",
-                 parameterisation: str = "spacing", spacings_m: np.ndarray | None = None):
+    def __init__(
+        self,
+        antennas: int,
+        wavelength_m: float,
+        grid_points: int = 720,
+        impairment: str = "spacing",
+        parameterisation: str = "spacing",
+        spacings_m: np.ndarray | None = None,
+    ):
         super().__init__()
         if impairment not in ("spacing", "cumulative"):
             raise ValueError(f"impairment must be 'spacing' or 'cumulative', got {impairment!r}")
@@ -164,8 +172,9 @@ class SpacingArray(LearnableArray):
             if self.parameterisation == "spacing":
                 self.u.copy_(torch.as_tensor(d / half))
             else:
-                pos = np_array.positions_example1(d) if self.impairment == "spacing" \
-                    else np_array.positions_cumulative(d)
+                pos = (
+                    np_array.positions_example1(d) if self.impairment == "spacing" else np_array.positions_cumulative(d)
+                )
                 self.q.copy_(torch.as_tensor(pos / half))
                 if self.impairment == "cumulative":
                     self.last_spacing.copy_(torch.as_tensor(d[-1] / half))
@@ -203,8 +212,16 @@ class ImpairmentArray(LearnableArray):
     ``atoms`` / ``dictionary`` are the physical responses (the transmitter's LS synthesis);
     the receiver matches ``ReceiverView(self)``."""
 
-    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720, impairment: str = "spacing",
-                 models: tuple[str, ...] = ("spacing",), coupling_taps: int = 0, parameterisation: str = "spacing"):
+    def __init__(
+        self,
+        antennas: int,
+        wavelength_m: float,
+        grid_points: int = 720,
+        impairment: str = "spacing",
+        models: tuple[str, ...] = ("spacing",),
+        coupling_taps: int = 0,
+        parameterisation: str = "spacing",
+    ):
         super().__init__()
         unknown = set(models) - set(np_impairments.MODELS)
         if unknown or not models:
@@ -322,8 +339,14 @@ class DictionaryArray(LearnableArray):
     the nominal lambda/2 ULA). Off-grid atoms interpolate linearly between the two
     neighbouring columns (differentiable in the angle and in A)."""
 
-    def __init__(self, antennas: int, wavelength_m: float, grid_points: int = 720,
-                 spacings_m: np.ndarray | None = None, dictionary: np.ndarray | None = None):
+    def __init__(
+        self,
+        antennas: int,
+        wavelength_m: float,
+        grid_points: int = 720,
+        spacings_m: np.ndarray | None = None,
+        dictionary: np.ndarray | None = None,
+    ):
         super().__init__()
         self.antennas = int(antennas)
         self.wavelength_m = float(wavelength_m)
@@ -374,7 +397,7 @@ def ls_beam(steering: torch.Tensor, desired: torch.Tensor, rcond: float = 0.1) -
     rhs = b @ A.conj().T  # (..., K) = (A* b)^T
     with torch.no_grad():
         w, V = torch.linalg.eigh(G.detach())
-        keep = w > (rcond ** 2) * w.max()
+        keep = w > (rcond**2) * w.max()
     if bool(keep.all()):
         return torch.linalg.solve(G, rhs.unsqueeze(-1)).squeeze(-1)
     Vr = V[:, keep]
@@ -422,9 +445,18 @@ def delay_vector(delays_s: torch.Tensor, subcarriers: int, spacing_hz: float) ->
     return torch.polar(torch.ones_like(phase), phase).to(CDTYPE)
 
 
-def sensing_echo(true_positions_m: torch.Tensor, wavelength_m: float, precoder: torch.Tensor,
-                 symbols: torch.Tensor, angles_rad: torch.Tensor, delays_s: torch.Tensor, gains: torch.Tensor,
-                 present: torch.Tensor, spacing_hz: float, element_matrix: torch.Tensor | None = None) -> torch.Tensor:
+def sensing_echo(
+    true_positions_m: torch.Tensor,
+    wavelength_m: float,
+    precoder: torch.Tensor,
+    symbols: torch.Tensor,
+    angles_rad: torch.Tensor,
+    delays_s: torch.Tensor,
+    gains: torch.Tensor,
+    present: torch.Tensor,
+    spacing_hz: float,
+    element_matrix: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Noiseless sensing echo (1) through the TRUE array, batched with up to T_max targets:
 
         Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T f [x (.) rho(tau_t)]^T

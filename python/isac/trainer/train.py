@@ -25,6 +25,7 @@ Under torchrun the step is data parallel (trainer/distributed.py): each rank dra
 of the step's frames from the same generators and DistributedDataParallel averages the
 gradients.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -57,10 +58,26 @@ LR_SCALE = {"spacing": 1.0, "gain_amplitude": 1.0, "gain_phase": 10.0, "dead": 1
 #: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
 #: of our parameters, see docs/trainer.md) and the CPU --quick profile.
 PROFILES: dict[str, dict[str, Any]] = {
-    "paper": {"batch": 1500, "iterations": 25000, "lr_impairment": 1e-3, "lr_dictionary": 5e-3,
-              "curriculum_steps": 10000, "val_every": 500, "val_frames": 1000, "checkpoint_every": 1000},
-    "quick": {"batch": 32, "iterations": 1000, "lr_impairment": 2e-3, "lr_dictionary": 5e-3,
-              "curriculum_steps": 600, "val_every": 100, "val_frames": 128, "checkpoint_every": 100},
+    "paper": {
+        "batch": 1500,
+        "iterations": 25000,
+        "lr_impairment": 1e-3,
+        "lr_dictionary": 5e-3,
+        "curriculum_steps": 10000,
+        "val_every": 500,
+        "val_frames": 1000,
+        "checkpoint_every": 1000,
+    },
+    "quick": {
+        "batch": 32,
+        "iterations": 1000,
+        "lr_impairment": 2e-3,
+        "lr_dictionary": 5e-3,
+        "curriculum_steps": 600,
+        "val_every": 100,
+        "val_frames": 128,
+        "checkpoint_every": 100,
+    },
 }
 
 
@@ -109,7 +126,8 @@ class TrainOptions:
         if not (self.lr > 0 and self.temperature > 0):
             raise ValueError("lr and temperature must be > 0")
         if (self.lr_final is not None and not self.lr_final > 0) or (
-                self.temperature_final is not None and not self.temperature_final > 0):
+            self.temperature_final is not None and not self.temperature_final > 0
+        ):
             raise ValueError("lr_final and temperature_final must be > 0")
         if self.parameterisation not in ("spacing", "position"):
             raise ValueError(f"parameterisation must be 'spacing' or 'position', got {self.parameterisation!r}")
@@ -122,8 +140,9 @@ class TrainOptions:
     @classmethod
     def from_profile(cls, profile: str, **overrides) -> "TrainOptions":
         p = PROFILES[profile]
-        base = {k: p[k] for k in ("batch", "iterations", "curriculum_steps", "val_every", "val_frames",
-                                  "checkpoint_every")}
+        base = {
+            k: p[k] for k in ("batch", "iterations", "curriculum_steps", "val_every", "val_frames", "checkpoint_every")
+        }
         base.update({k: v for k, v in overrides.items() if v is not None})
         return cls(profile=profile, **base)
 
@@ -155,17 +174,35 @@ class TrainOptions:
 class Trainer(Harness):
     """Impairment or dictionary learning: the learnable array, dOMP and Adam on the harness."""
 
-    CSV_FIELDS = ("step", "train_loss", "val_loss", "coherence", "spacing_error_m", "position_rms_m", "temperature",
-                  "elapsed_s")
+    CSV_FIELDS = (
+        "step",
+        "train_loss",
+        "val_loss",
+        "coherence",
+        "spacing_error_m",
+        "position_rms_m",
+        "temperature",
+        "elapsed_s",
+    )
     #: options that must match to resume (the others, e.g. val_every or the lr, may change)
     RESUME_KEYS = ("method", "parameterisation", "loss", "seed", "batch", "dictionary_points")
     KIND = "model-based"
 
-    def __init__(self, scenario: Scenario, options: TrainOptions, device: str = "cpu",
-                 dist: dist_ctx.Context = dist_ctx.SINGLE):
+    def __init__(
+        self, scenario: Scenario, options: TrainOptions, device: str = "cpu", dist: dist_ctx.Context = dist_ctx.SINGLE
+    ):
         T = 1 if options.loss == "mse" else scenario.scene["max_targets"]
-        sampler = FrameSampler(scenario, options.seed, options.batch, T, options.eta_phi, options.theta_mean_deg,
-                               options.width_deg, DRAW_CHUNK, device)
+        sampler = FrameSampler(
+            scenario,
+            options.seed,
+            options.batch,
+            T,
+            options.eta_phi,
+            options.theta_mean_deg,
+            options.width_deg,
+            DRAW_CHUNK,
+            device,
+        )
         super().__init__(scenario, options, device, sampler, dist)
         self.method = options.method
         a = scenario.array
@@ -178,12 +215,19 @@ class Trainer(Harness):
         if options.method == "impairment":
             self.models = learned_models(scenario)
             if self.models == ("spacing",):  # the paper's impairment learning (Sec. IV-A)
-                self.array = tm.SpacingArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
-                                             options.parameterisation)
+                self.array = tm.SpacingArray(
+                    self.K, scenario.wavelength_m, self.grid_points, a["impairment"], options.parameterisation
+                )
             else:
-                self.array = tm.ImpairmentArray(self.K, scenario.wavelength_m, self.grid_points, a["impairment"],
-                                                self.models, a["coupling_taps"] if "coupling" in self.models else 0,
-                                                options.parameterisation)
+                self.array = tm.ImpairmentArray(
+                    self.K,
+                    scenario.wavelength_m,
+                    self.grid_points,
+                    a["impairment"],
+                    self.models,
+                    a["coupling_taps"] if "coupling" in self.models else 0,
+                    options.parameterisation,
+                )
                 self.CSV_FIELDS = self.CSV_FIELDS[:-2] + ("element_error",) + self.CSV_FIELDS[-2:]
         else:
             if options.dictionary_points is not None:  # complexity-limited dictionary (Sec. V-C)
@@ -191,11 +235,14 @@ class Trainer(Harness):
             self.array = tm.DictionaryArray(self.K, scenario.wavelength_m, self.grid_points)
         self.array.to(self.device)
         delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
-        self.domp = DifferentiableOmp(tm.receiver_array(self.array), delays, self.S, scenario.ofdm["spacing_hz"],
-                                      options.temperature).to(self.device)
+        self.domp = DifferentiableOmp(
+            tm.receiver_array(self.array), delays, self.S, scenario.ofdm["spacing_hz"], options.temperature
+        ).to(self.device)
         if isinstance(self.array, tm.ImpairmentArray):  # one parameter group per kind, its own lr
-            groups = [{"params": ps, "lr": options.lr * LR_SCALE[g], "lr_scale": LR_SCALE[g], "group": g}
-                      for g, ps in self.array.parameter_groups().items()]
+            groups = [
+                {"params": ps, "lr": options.lr * LR_SCALE[g], "lr_scale": LR_SCALE[g], "group": g}
+                for g, ps in self.array.parameter_groups().items()
+            ]
             self.optimizer = torch.optim.Adam(groups, lr=options.lr)
         else:
             self.optimizer = torch.optim.Adam(self.array.parameters(), lr=options.lr)
@@ -221,8 +268,9 @@ class Trainer(Harness):
     def generator(self, step: int, stream: str = "train", chunk: int = 0) -> torch.Generator:
         return self.sampler.generator(step, stream, chunk)
 
-    def draw(self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None,
-             min_targets: int = 1) -> Batch:
+    def draw(
+        self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None, min_targets: int = 1
+    ) -> Batch:
         return self.sampler.draw(gen, batch, theta_mean_deg, min_targets)
 
     def draw_frames(self, step: int, start: int, stop: int, theta_mean_deg: float | None = None) -> Batch:
@@ -291,8 +339,10 @@ class Trainer(Harness):
         d = self.array.spacings_m().cpu().numpy()
         p = self.array.positions_m().cpu().numpy()
         dp = p - self.true.positions_m
-        out = {"spacing_error_m": float(np.linalg.norm(d - self.true.spacings_m)),
-               "position_rms_m": float(np.sqrt(np.mean((dp - dp.mean()) ** 2)))}
+        out = {
+            "spacing_error_m": float(np.linalg.norm(d - self.true.spacings_m)),
+            "position_rms_m": float(np.sqrt(np.mean((dp - dp.mean()) ** 2))),
+        }
         if isinstance(self.array, tm.ImpairmentArray):
             out["element_error"] = self.element_error()
         return out
@@ -334,21 +384,31 @@ class Trainer(Harness):
     def weight_tensors(self) -> dict[str, np.ndarray]:
         grid = self.array.grid_rad.cpu().numpy()
         if isinstance(self.array, (tm.SpacingArray, tm.ImpairmentArray)):
-            out = {"spacings_m": self.array.spacings_m().detach().cpu().numpy().astype(np.float64),
-                   "positions_m": self.array.positions_m().detach().cpu().numpy().astype(np.float64),
-                   "angle_grid_rad": grid}
+            out = {
+                "spacings_m": self.array.spacings_m().detach().cpu().numpy().astype(np.float64),
+                "positions_m": self.array.positions_m().detach().cpu().numpy().astype(np.float64),
+                "angle_grid_rad": grid,
+            }
             if isinstance(self.array, tm.ImpairmentArray):
                 out.update(element_tensors(self.array))
             return out
-        return {"dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
-                "angle_grid_rad": grid}
+        return {
+            "dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
+            "angle_grid_rad": grid,
+        }
 
     # --- log and plot ----------------------------------------------------------------------------
     def format_row(self, row: dict[str, Any]) -> str:
         parts = [f"step {row['step']:6d}"]
-        for key, fmt in (("train_loss", ".2f"), ("val_loss", ".2f"), ("coherence", ".4f"),
-                         ("spacing_error_m", ".3e"), ("position_rms_m", ".3e"), ("element_error", ".4f"),
-                         ("temperature", ".3g")):
+        for key, fmt in (
+            ("train_loss", ".2f"),
+            ("val_loss", ".2f"),
+            ("coherence", ".4f"),
+            ("spacing_error_m", ".3e"),
+            ("position_rms_m", ".3e"),
+            ("element_error", ".4f"),
+            ("temperature", ".3g"),
+        ):
             v = row.get(key)
             if v is not None and not (isinstance(v, float) and math.isnan(v)):
                 parts.append(f"{key} {v:{fmt}}")
@@ -415,8 +475,16 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculu
     save_plot(fig, path, title)
 
 
-def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cpu", resume: str | None = None,
-          progress=None, log=print, dist: dist_ctx.Context = dist_ctx.SINGLE) -> dict[str, Any]:
+def train(
+    scenario: Scenario,
+    options: TrainOptions,
+    out: str,
+    device: str = "cpu",
+    resume: str | None = None,
+    progress=None,
+    log=print,
+    dist: dist_ctx.Context = dist_ctx.SINGLE,
+) -> dict[str, Any]:
     """Run (or resume) training and write the weights to ``out`` (safetensors), the CSV log
     and loss curve next to it (``<out stem>.csv`` / ``.png``), and checkpoints
     (``<out stem>.ckpt.safetensors``) -- Harness.run. Returns a summary dict.
@@ -428,5 +496,16 @@ def train(scenario: Scenario, options: TrainOptions, out: str, device: str = "cp
     return Trainer(scenario, options, device, dist).run(out, resume, progress, log)
 
 
-__all__ = ["COHERENCE_SPAN_DEG", "DRAW_CHUNK", "LR_SCALE", "METHODS", "PROFILES", "Batch", "TrainOptions", "Trainer",
-           "element_tensors", "plot_history", "train"]
+__all__ = [
+    "COHERENCE_SPAN_DEG",
+    "DRAW_CHUNK",
+    "LR_SCALE",
+    "METHODS",
+    "PROFILES",
+    "Batch",
+    "TrainOptions",
+    "Trainer",
+    "element_tensors",
+    "plot_history",
+    "train",
+]

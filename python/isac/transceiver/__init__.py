@@ -12,14 +12,45 @@ Words used everywhere: **method** (baseline, perfect, impairment, dictionary, nn
 (omp, domp: the estimator on the method's array), **kernel** (cpp, numpy: the implementation;
 default cpp when the C++ kernels are built). No GNU Radio here; torch only for method nn.
 """
-from .registry import (ArrayTransmitter, Method, NnTransmitter, Transceiver, Transmitter, build, get, learned_methods,
-                      methods, register, sensing_receiver, transmitter)
+
+from .registry import (
+    ArrayTransmitter,
+    Method,
+    NnTransmitter,
+    Transceiver,
+    Transmitter,
+    build,
+    get,
+    learned_methods,
+    methods,
+    register,
+    sensing_receiver,
+    transmitter,
+)
 from .sensing import KERNELS, RECEIVERS, SensingReceiver, cpp_kernels_available, default_kernel
 
 #: the registered methods, and those that need a weights file (at import time; see methods())
 METHODS = methods()
 LEARNED = learned_methods()
 
-__all__ = ["ArrayTransmitter", "KERNELS", "LEARNED", "METHODS", "Method", "NnTransmitter", "RECEIVERS",
-           "SensingReceiver", "Transceiver", "Transmitter", "build", "cpp_kernels_available", "default_kernel", "get",
-           "learned_methods", "methods", "register", "sensing_receiver", "transmitter"]
+__all__ = [
+    "ArrayTransmitter",
+    "KERNELS",
+    "LEARNED",
+    "METHODS",
+    "Method",
+    "NnTransmitter",
+    "RECEIVERS",
+    "SensingReceiver",
+    "Transceiver",
+    "Transmitter",
+    "build",
+    "cpp_kernels_available",
+    "default_kernel",
+    "get",
+    "learned_methods",
+    "methods",
+    "register",
+    "sensing_receiver",
+    "transmitter",
+]

@@ -1,6 +1,7 @@
 """NNBL (Appendix A) deployed: the precoder MLP and the receiver networks of an
 ``isac-train --method nn`` weights file, behind the same interfaces as the model-based methods.
 torch is imported here, and only when a method "nn" transceiver is built."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,8 +14,13 @@ def networks(scenario: Scenario, weights):
     """The trainer.nnbl.Nnbl networks of validated "nn" ``weights`` (weights.Weights), in eval mode.
     Built once per Weights object and numerology (cached on the object: every block and app of a
     process that shares the object shares the networks)."""
-    key = (scenario.wavelength_m, scenario.ofdm["subcarriers"], scenario.ofdm["spacing_hz"],
-           scenario.range_interval_m, scenario.scene["noise_power"])
+    key = (
+        scenario.wavelength_m,
+        scenario.ofdm["subcarriers"],
+        scenario.ofdm["spacing_hz"],
+        scenario.range_interval_m,
+        scenario.scene["noise_power"],
+    )
     cache = weights.__dict__.setdefault("_nnbl_networks", {})
     if key not in cache:
         from ..trainer.nnbl import Nnbl, load_tensors
@@ -65,8 +71,14 @@ class NnSensingReceiver:
             out = self.net.sense(y, lo, hi)
         peaks = -np.sort(-out.probabilities.double().numpy(), axis=1)
         zeros = np.zeros((B, T), np.int64)
-        return OmpResult(zeros, zeros.copy(), out.angles_rad.numpy(), 2.0 * out.ranges_m.numpy() / SPEED_OF_LIGHT,
-                         peaks, np.zeros((B, T, T), np.complex64))
+        return OmpResult(
+            zeros,
+            zeros.copy(),
+            out.angles_rad.numpy(),
+            2.0 * out.ranges_m.numpy() / SPEED_OF_LIGHT,
+            peaks,
+            np.zeros((B, T, T), np.complex64),
+        )
 
 
 __all__ = ["NnSensingReceiver", "networks", "nn_precoder"]

@@ -16,6 +16,7 @@ evaluation and the experiments all build their transceivers here.
 To add a method: subclass :class:`Method` (override ``receive_array`` / ``transmit_array``, or
 ``transmitter`` / ``sensing_receiver`` for a method that is not an array), and :func:`register` it.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -189,7 +190,7 @@ class Transceiver:
 
     @property
     def receiver_name(self) -> str:
-        """"omp", "domp" or "nn" (the estimator that runs)."""
+        """ "omp", "domp" or "nn" (the estimator that runs)."""
         return self.receiver.receiver
 
     def precoder(self, scenario: Scenario) -> np.ndarray:
@@ -201,20 +202,45 @@ def transmitter(scenario: Scenario, method: str, weights=None) -> Transmitter:
     return get(method, weights).transmitter(scenario, weights)
 
 
-def sensing_receiver(scenario: Scenario, method: str, weights=None, receiver: str = "omp", kernel: str | None = None,
-                     temperature: float = DEFAULT_TEMPERATURE):
+def sensing_receiver(
+    scenario: Scenario,
+    method: str,
+    weights=None,
+    receiver: str = "omp",
+    kernel: str | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+):
     """The sensing receiver of ``method``: ``receiver`` "omp" | "domp" on the method's array
     (ignored by nn), ``kernel`` "cpp" | "numpy" | None (the default: cpp when built)."""
     return get(method, weights).sensing_receiver(scenario, weights, receiver, kernel, temperature)
 
 
-def build(scenario: Scenario, method: str, weights=None, receiver: str = "omp", kernel: str | None = None,
-          temperature: float = DEFAULT_TEMPERATURE) -> Transceiver:
+def build(
+    scenario: Scenario,
+    method: str,
+    weights=None,
+    receiver: str = "omp",
+    kernel: str | None = None,
+    temperature: float = DEFAULT_TEMPERATURE,
+) -> Transceiver:
     """Transmitter and sensing receiver of ``method`` on ``scenario``."""
     m = get(method, weights)
-    return Transceiver(method, m.transmitter(scenario, weights),
-                       m.sensing_receiver(scenario, weights, receiver, kernel, temperature))
+    return Transceiver(
+        method, m.transmitter(scenario, weights), m.sensing_receiver(scenario, weights, receiver, kernel, temperature)
+    )
 
 
-__all__ = ["ArrayTransmitter", "Method", "NnTransmitter", "Transceiver", "Transmitter", "build", "get", "learned_methods", "methods",
-           "register", "sensing_receiver", "transmitter"]
+__all__ = [
+    "ArrayTransmitter",
+    "Method",
+    "NnTransmitter",
+    "Transceiver",
+    "Transmitter",
+    "build",
+    "get",
+    "learned_methods",
+    "methods",
+    "register",
+    "sensing_receiver",
+    "transmitter",
+]

@@ -10,6 +10,7 @@ The words: a **method** (baseline, perfect, impairment, dictionary, nn) says whi
 and which array the receiver assumes; a **receiver** (omp, domp) says which estimator runs on
 that array; a **kernel** (cpp, numpy) says which implementation computes it (same results).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,15 +52,23 @@ class SensingReceiver:
     ``temperature``: the dOMP softmax temperature (> 0). Calling it on Y~ (B, K, S) runs
     T_max iterations and returns an OmpResult (DompResult for domp)."""
 
-    def __init__(self, scenario: Scenario, array: ArrayModel, receiver: str = "omp", kernel: str | None = None,
-                 temperature: float = DEFAULT_TEMPERATURE):
+    def __init__(
+        self,
+        scenario: Scenario,
+        array: ArrayModel,
+        receiver: str = "omp",
+        kernel: str | None = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+    ):
         check_choice("receiver", receiver, RECEIVERS)
         kernel = default_kernel() if kernel is None else check_choice("kernel", kernel, KERNELS)
         if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
         if receiver == "domp" and not hasattr(array, "positions_m"):
-            raise ValueError("receiver 'domp' recomputes atoms off the grid: it needs an array with element "
-                             "positions (nominal, spacing vector), not a dictionary")
+            raise ValueError(
+                "receiver 'domp' recomputes atoms off the grid: it needs an array with element "
+                "positions (nominal, spacing vector), not a dictionary"
+            )
         self.receiver, self.kernel, self.temperature = receiver, kernel, float(temperature)
         self.max_targets = scenario.scene["max_targets"]
         self.array = array
@@ -75,9 +84,21 @@ class SensingReceiver:
         if kernel == "cpp":
             from .. import DompKernel, OmpKernel  # the compiled module; ImportError names the reason
 
-            self._cpp = OmpKernel(D.phi_a, D.phi_d) if receiver == "omp" else DompKernel(
-                D.phi_a, D.phi_d, D.angles_rad, D.delays_s, np.asarray(array.positions_m, np.float64),
-                self.wavelength_m, self.spacing_hz, self.half_widths, self.temperature)
+            self._cpp = (
+                OmpKernel(D.phi_a, D.phi_d)
+                if receiver == "omp"
+                else DompKernel(
+                    D.phi_a,
+                    D.phi_d,
+                    D.angles_rad,
+                    D.delays_s,
+                    np.asarray(array.positions_m, np.float64),
+                    self.wavelength_m,
+                    self.spacing_hz,
+                    self.half_widths,
+                    self.temperature,
+                )
+            )
 
     def __call__(self, y_tilde: np.ndarray) -> OmpResult:
         D, T = self.dictionaries, self.max_targets
@@ -88,8 +109,17 @@ class SensingReceiver:
             ai, di, peaks, gains = self._cpp(y, T)
             return OmpResult(ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains)
         if self._cpp is None:
-            return domp_inference(y, D, self.array.positions_m, self.wavelength_m, self.spacing_hz, T,
-                                  self.half_widths, self.temperature, sector_rad=self.sector_rad)
+            return domp_inference(
+                y,
+                D,
+                self.array.positions_m,
+                self.wavelength_m,
+                self.spacing_hz,
+                T,
+                self.half_widths,
+                self.temperature,
+                sector_rad=self.sector_rad,
+            )
         th, tau, peaks, gains, ai, di = self._cpp(y, T, sector_rad=np.asarray(self.sector_rad, np.float64))
         return DompResult(angle_index=ai, delay_index=di, angles_rad=th, delays_s=tau, peaks=peaks, gains=gains)
 
