@@ -99,7 +99,7 @@ def test_fig7_and_crb_resume_per_curve_and_per_point(tmp_path, monkeypatch):
     assert (tmp_path / "crb" / "crb.csv").read_bytes() == first
 
 
-def test_result_store_round_trips_nan_and_numpy_and_recomputes_a_damaged_unit(tmp_path):
+def test_result_store_round_trips_nan_and_numpy_and_recomputes_a_damaged_unit(tmp_path, capsys):
     store = ResultStore(str(tmp_path), {"experiment": "x"})
     value = {"a": float("nan"), "b": np.float64(1.25), "n": np.int64(7), "v": np.arange(3), "s": "text"}
     assert store.unit({"k": 1}, lambda: value) is value
@@ -119,7 +119,11 @@ def test_result_store_round_trips_nan_and_numpy_and_recomputes_a_damaged_unit(tm
     for f in files:
         f.write_text("{not json")
     again = ResultStore(str(tmp_path), {"experiment": "x"})
+    capsys.readouterr()
     assert again.unit({"k": 2}, lambda: 4) == 4 and again.computed == 1 and again.reused == 0
+    assert again.damaged == 1  # never silently: one line naming the file
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is damaged (JSONDecodeError); computing it again" in err[0] and str(tmp_path) in err[0]
     assert ResultStore(str(tmp_path), {"experiment": "x"}).unit({"k": 2}, lambda: 5) == 4
     with pytest.raises(TypeError, match="cannot store"):
         store.unit({"k": 3}, lambda: {"bad": object()})

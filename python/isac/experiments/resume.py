@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 import tempfile
 from functools import lru_cache
 from typing import Any, Callable
@@ -88,6 +89,7 @@ class ResultStore:
         self.enabled = enabled
         self.reused = 0
         self.computed = 0
+        self.damaged = 0  # unit files found damaged (each said on stderr, then recomputed)
 
     def _path(self, key: dict[str, Any]) -> str:
         text = json.dumps({**self.common, **key}, sort_keys=True, allow_nan=True, default=_jsonable)
@@ -102,8 +104,11 @@ class ResultStore:
                     stored = json.load(fh)
                 self.reused += 1
                 return stored["result"]
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged unit file (e.g. a full disk): compute it again
+            except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
+                self.damaged += 1
+                print(
+                    f"note: resume unit {path} is damaged ({type(exc).__name__}); computing it again", file=sys.stderr
+                )
         result = compute()
         os.makedirs(self.folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
