@@ -1,4 +1,5 @@
-"""Options shared by every app: --config FILE and repeated --set key=value."""
+"""Options shared by the apps: --config FILE and repeated --set key=value (every app); the
+transceiver options --receiver, --temperature, --kernel, --weights-other-array (isac-sim, isac-eval)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,39 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
         help="override one config key, e.g. --set scene.snr_sensing_db=20 (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show progress bars")
+
+
+def add_transceiver_options(parser: argparse.ArgumentParser) -> None:
+    """--receiver, --temperature, --kernel and --weights-other-array, the same in every app that
+    builds a transceiver (the words of docs/architecture.md)."""
+    from ..model.domp import DEFAULT_TEMPERATURE
+    from ..transceiver import KERNELS, RECEIVERS
+
+    parser.add_argument(
+        "--receiver",
+        choices=RECEIVERS,
+        default="omp",
+        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
+    )
+    parser.add_argument(
+        "--temperature",
+        type=float,
+        default=DEFAULT_TEMPERATURE,
+        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})",
+    )
+    parser.add_argument(
+        "--kernel",
+        choices=KERNELS,
+        default=None,
+        help="implementation: cpp (the C++ kernels; the default when they are built) or numpy (the reference "
+        "model, same results)",
+    )
+    parser.add_argument(
+        "--weights-other-array",
+        action="store_true",
+        help="deploy --weights on an array other than the one they were learned on (the scenario "
+        "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)",
+    )
 
 
 def load_scenario(args: argparse.Namespace) -> Scenario:

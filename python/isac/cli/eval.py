@@ -18,9 +18,8 @@ import shlex
 import sys
 import tempfile
 
-from ..model.domp import DEFAULT_TEMPERATURE
-from ..transceiver import KERNELS, METHODS, RECEIVERS
-from .common import add_scenario_options, load_scenario, progress_flag
+from ..transceiver import METHODS
+from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
 
@@ -93,30 +92,6 @@ def main(argv=None) -> int:
         "nn_limited.safetensors (missing ones: cached in OUT/weights-SIZE or trained with the "
         "--size's profile)",
     )
-    parser.add_argument(
-        "--receiver",
-        choices=RECEIVERS,
-        default="omp",
-        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
-    )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=DEFAULT_TEMPERATURE,
-        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})",
-    )
-    parser.add_argument(
-        "--weights-other-array",
-        action="store_true",
-        help="deploy --weights on an array other than the one they were learned on (the scenario "
-        "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)",
-    )
-    parser.add_argument(
-        "--kernel",
-        choices=KERNELS,
-        default=None,
-        help="cpp (the C++ kernels; the default when they are built) or numpy (the reference model, same results)",
-    )
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     from ..experiments import EXPERIMENTS, SIZES
 
@@ -147,6 +122,7 @@ def main(argv=None) -> int:
         help="with --experiment: recompute every unit instead of reusing those an earlier run of "
         "the same command left in OUT/.partial/",
     )
+    add_transceiver_options(parser)
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if not args.temperature > 0:

@@ -22,11 +22,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.metrics import gospa
 from ..model.scene import positions
-from ..transceiver import KERNELS, METHODS, RECEIVERS, default_kernel
-from .common import add_scenario_options, load_scenario, progress_flag
+from ..transceiver import METHODS, default_kernel
+from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
 
 
 def _targets(angles_deg, ranges_m) -> str:
@@ -198,31 +197,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--weights", metavar="W.safetensors", help="weights of isac-train (learned methods)")
     parser.add_argument(
-        "--weights-other-array",
-        action="store_true",
-        help="deploy --weights on an array other than the one they were learned on (the scenario "
-        "hash is not compared; K, S, f_c, subcarrier spacing and impairment model still are)",
-    )
-    parser.add_argument(
         "--no-compare", action="store_true", help="do not score the baseline on the same frames for comparison"
-    )
-    parser.add_argument(
-        "--receiver",
-        choices=RECEIVERS,
-        default="omp",
-        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
-    )
-    parser.add_argument(
-        "--temperature",
-        type=float,
-        default=DEFAULT_TEMPERATURE,
-        help=f"dOMP softmax temperature (default {DEFAULT_TEMPERATURE})",
-    )
-    parser.add_argument(
-        "--kernel",
-        choices=KERNELS,
-        default=None,
-        help="implementation: cpp (default when the C++ kernels are built) or numpy (same results)",
     )
     parser.add_argument("--threshold", type=float, help="OMP threshold delta (default: calibrated to receiver.p_fa)")
     parser.add_argument(
@@ -259,6 +234,7 @@ def main(argv=None) -> int:
         "through the reciprocal filter, the receiver and the metrics (scored against its "
         "annotations when present); the threshold is the recording's for the same method",
     )
+    add_transceiver_options(parser)
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if args.frames < 1:
