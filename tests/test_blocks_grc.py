@@ -64,7 +64,7 @@ def yml_default(param: dict):
     if dtype == "bool":
         assert isinstance(value, bool), (param["id"], text)
         return value
-    if dtype in ("real_vector", "complex_vector"):
+    if dtype in ("real_vector", "complex_vector", "int_vector"):
         return list(value)
     raise AssertionError(f"{param['id']}: dtype {dtype} not handled by this test")
 

@@ -267,6 +267,7 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         maximum=10.0,
         hash_default=False,
+        block_parameters=("gain_std_db",),
         why="at 10 dB the element amplitudes already spread over two orders of magnitude (±2σ); beyond it a few "
         "elements make the whole array",
     ),
@@ -280,6 +281,7 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         maximum=180.0,
         hash_default=False,
+        block_parameters=("phase_std_deg",),
         why="at 180 degrees the wrapped phases are nearly uniform: more changes nothing",
     ),
     _k(
@@ -294,6 +296,7 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=8,
         rules="≤ `array.antennas` − 1",
         hash_default=False,
+        block_parameters=("coupling_taps",),
         why="8: a few coefficients; coupling falls off with distance (by `coupling_db` per element)",
     ),
     _k(
@@ -308,6 +311,7 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=0.0,
         max_open=True,
         hash_default=False,
+        block_parameters=("coupling_db",),
         why="below 0 dB: no neighbour couples more strongly than the element itself (c_0 = 1); below −9.5 dB C is "
         "strictly diagonally dominant, hence invertible",
     ),
@@ -322,6 +326,7 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum_ref="array.antennas - 1",
         rules="not with a non-empty `dead_list`",
         hash_default=False,
+        block_parameters=("dead_elements",),
     ),
     _k(
         "array",
@@ -335,6 +340,7 @@ KEYS_LIST: tuple[Key, ...] = (
         list_of="int",
         rules="not with `dead_elements` > 0",
         hash_default=False,
+        block_parameters=("dead_list",),
     ),
     _k(
         "array",
@@ -347,6 +353,7 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=1.0,
         max_open=True,
         hash_default=False,
+        block_parameters=("weak_gain",),
         why="below 1: a gain of 1 is a healthy element",
     ),
     # --- [ofdm] -------------------------------------------------------------------------

@@ -33,26 +33,6 @@ def cpu_set(threads: int | None) -> list[int]:
     return cpus if threads is None else cpus[: max(1, int(threads))]
 
 
-def refuse_element_impairments(scenario: Scenario) -> None:
-    """ValueError naming the keys when the scenario's true array has element gains, phases,
-    coupling or dead elements (model.impairments): the blocks take the array from their
-    parameters (spacings only), so the flowgraph would simulate another array than the scenario's."""
-    from .model.array import PositionArray, true_array
-
-    if isinstance(true_array(scenario), PositionArray):
-        return
-    default = Scenario.default().array
-    keys = [
-        f"array.{k}"
-        for k, v in scenario.array.items()
-        if k not in ("antennas", "carrier_hz", "spacing_std_m", "impairment_seed", "impairment") and v != default.get(k)
-    ]
-    raise ValueError(
-        f"the streaming flowgraph does not model the array's element impairments yet ({', '.join(keys)}): "
-        f"its blocks would simulate another array than the scenario's; run isac-eval, or leave them off"
-    )
-
-
 class SimFlowgraph(gr.top_block):
     """The streaming simulation of ``frames`` test frames of ``scenario``.
 
@@ -94,7 +74,6 @@ class SimFlowgraph(gr.top_block):
         threads: int | None = None,
     ):
         gr.top_block.__init__(self, "isac_sim")
-        refuse_element_impairments(scenario)
         if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
         self.threads = None if threads is None else int(threads)

@@ -18,7 +18,11 @@ sample rate), ``core:recorder`` (gr-isac and its version), ``core:sha512``, ``co
 ``frame_samples``, ``layout``, ``frames`` (frames written), ``carrier_hz`` f_c, ``spacing_hz``
 Delta_f, ``nominal_spacing_m`` (lambda/2), ``impairment`` (model), ``spacing_std_m``,
 ``impairment_seed``, ``true_spacings_m`` (K spacings in m, when the array was simulated or
-measured), ``version`` (gr-isac), plus what the recorder adds (isac-sim: ``scenario_hash``
+measured), the element models of model.impairments (``gain_std_db``, ``phase_std_deg``,
+``coupling_taps``, ``coupling_db``, ``dead_elements``, ``dead_list``, ``weak_gain``) and, when
+simulated with any of them on, ``true_element_gains`` (K pairs [re, im] of g_k) and
+``true_coupling`` (L pairs [re, im] of c_1 .. c_L, when coupling is on), ``version``
+(gr-isac), plus what the recorder adds (isac-sim: ``scenario_hash``
 (Scenario.hash()), ``scenario``, ``method``, ``receiver``, ``threshold``). One capture segment
 at sample 0 with ``core:frequency`` = f_c. Annotations (rx): one per frame with ground truth,
 ``core:sample_start`` = f*K*S, ``core:sample_count`` = K*S, ``core:label`` "frame f", and
@@ -44,6 +48,16 @@ from .version import __version__
 DATATYPE = "cf32_le"
 SAMPLE_DTYPE = np.dtype("<c8")  # cf32_le
 NAMESPACE = "isac"
+#: the element-model keys of [array] (model.impairments) a recording's metadata carries
+ELEMENT_KEYS = (
+    "gain_std_db",
+    "phase_std_deg",
+    "coupling_taps",
+    "coupling_db",
+    "dead_elements",
+    "dead_list",
+    "weak_gain",
+)
 EXTENSION = {"name": NAMESPACE, "version": __version__, "optional": True}
 KINDS = ("rx", "tx")
 LAYOUT = {
@@ -87,9 +101,15 @@ def global_metadata(
     true_spacings_m=None,
     description: str = "",
     extra: dict | None = None,
+    elements: dict | None = None,
+    true_gains=None,
+    true_coupling=None,
 ) -> dict:
     """The SigMF ``global`` object of a recording of ``kind`` (see the module docstring);
-    ``extra``: further ``isac:`` keys (scenario hash, method, threshold, ...)."""
+    ``extra``: further ``isac:`` keys (scenario hash, method, threshold, ...). ``elements``: the
+    element-model keys of the array (ELEMENT_KEYS: name -> value), written as ``isac:<name>``;
+    ``true_gains`` (K complex g_k) and ``true_coupling`` (c_1 .. c_L complex) of a simulated
+    array with those models on, written as [re, im] pairs."""
     n = frame_samples(kind, int(K), int(S))
     wavelength = 299_792_458.0 / float(carrier_hz)
     info = {
@@ -118,6 +138,14 @@ def global_metadata(
     }
     if true_spacings_m is not None:
         info["isac:true_spacings_m"] = [float(d) for d in np.asarray(true_spacings_m, dtype=np.float64).ravel()]
+    for name, value in (elements or {}).items():
+        if name not in ELEMENT_KEYS:
+            raise RecordingError(f"element model key {name!r} must be one of {', '.join(ELEMENT_KEYS)}")
+        info[f"{NAMESPACE}:{name}"] = [int(v) for v in value] if name == "dead_list" else _json(value)
+    for name, values in (("true_element_gains", true_gains), ("true_coupling", true_coupling)):
+        if values is not None:
+            v = np.asarray(values, dtype=np.complex128).ravel()
+            info[f"{NAMESPACE}:{name}"] = [[float(z.real), float(z.imag)] for z in v]
     for key, value in (extra or {}).items():
         if not key.startswith(f"{NAMESPACE}:"):
             raise RecordingError(f"extra metadata key {key!r} must start with '{NAMESPACE}:'")
@@ -392,6 +420,7 @@ def validate_file(path) -> None:
 
 __all__ = [
     "DATATYPE",
+    "ELEMENT_KEYS",
     "KINDS",
     "Recording",
     "RecordingError",

@@ -9,6 +9,7 @@ from gnuradio import gr
 from .. import transceiver
 from ..model.angle_delay import angle_delay_map
 from ..model.dictionaries import omp_dictionaries
+from ..model.impairments import receiver_array
 from . import _common as c
 from .omp_receiver import receiver_scenario
 
@@ -21,10 +22,12 @@ class angle_delay_map_stream(gr.sync_block):
     in dB (10 log10) when ``db``. The division by K S puts noise-only cells at N0 on average
     (0 dB for N0 = 1). Dictionaries (8) (``model.dictionaries.omp_dictionaries``) of the array the
     receiver of ``method`` assumes (baseline, perfect, impairment, dictionary; ``weights`` as in
-    isac.omp_receiver). Non-finite input gives non-finite map entries. A frame whose map raises
-    (e.g. MemoryError) is output as NaN, counted in ``failed_frames`` and logged; 32 in a row stop
-    the flowgraph (``fatal_error``). A ``frame_shape`` tag on the input with another K x S (same
-    K*S) stops the flowgraph with an error naming both blocks."""
+    isac.omp_receiver), its atoms scaled to norm sqrt(K) when that array has element gains or
+    coupling (``model.impairments.receiver_array``, as the receivers match them). Non-finite
+    input gives non-finite map entries. A frame whose map raises (e.g. MemoryError) is output as
+    NaN, counted in ``failed_frames`` and logged; 32 in a row stop the flowgraph
+    (``fatal_error``). A ``frame_shape`` tag on the input with another K x S (same K*S) stops the
+    flowgraph with an error naming both blocks."""
 
     def __init__(
         self,
@@ -41,6 +44,13 @@ class angle_delay_map_stream(gr.sync_block):
         impairment: str = "spacing",
         spacing_std_m: float = 2e-4,
         impairment_seed: int = 1,
+        gain_std_db: float = 0.0,
+        phase_std_deg: float = 0.0,
+        coupling_taps: int = 0,
+        coupling_db: float = -20.0,
+        dead_elements: int = 0,
+        dead_list=(),
+        weak_gain: float = 0.0,
         db: bool = True,
         weights_other_array: bool = False,
     ):
@@ -57,11 +67,21 @@ class angle_delay_map_stream(gr.sync_block):
             impairment=impairment,
             spacing_std_m=spacing_std_m,
             impairment_seed=impairment_seed,
+            gain_std_db=gain_std_db,
+            phase_std_deg=phase_std_deg,
+            coupling_taps=coupling_taps,
+            coupling_db=coupling_db,
+            dead_elements=dead_elements,
+            dead_list=dead_list,
+            weak_gain=weak_gain,
         )
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         if self.method == "nn":
             raise c.error(NAME, "method", "'nn' (NNBL) has no array, so no angle-delay map")
-        self.array = transceiver.get(self.method, self.weights).receive_array(self.scenario, self.weights)
+        # the atoms the receiver matches: equal-norm for an impaired array (model.impairments.ReceiverArray)
+        self.array = receiver_array(
+            transceiver.get(self.method, self.weights).receive_array(self.scenario, self.weights)
+        )
         self.dictionaries = omp_dictionaries(self.scenario, self.array)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.db = bool(db)

@@ -182,6 +182,13 @@ class omp_receiver(gr.sync_block):
         impairment: str = "spacing",
         spacing_std_m: float = 2e-4,
         impairment_seed: int = 1,
+        gain_std_db: float = 0.0,
+        phase_std_deg: float = 0.0,
+        coupling_taps: int = 0,
+        coupling_db: float = -20.0,
+        dead_elements: int = 0,
+        dead_list=(),
+        weak_gain: float = 0.0,
         noise_power: float = 1.0,
         weights_other_array: bool = False,
     ):
@@ -201,6 +208,13 @@ class omp_receiver(gr.sync_block):
             impairment=impairment,
             spacing_std_m=spacing_std_m,
             impairment_seed=impairment_seed,
+            gain_std_db=gain_std_db,
+            phase_std_deg=phase_std_deg,
+            coupling_taps=coupling_taps,
+            coupling_db=coupling_db,
+            dead_elements=dead_elements,
+            dead_list=dead_list,
+            weak_gain=weak_gain,
             noise_power=noise_power,
         )
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)

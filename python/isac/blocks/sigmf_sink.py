@@ -9,6 +9,7 @@ from gnuradio import gr
 
 from .. import recording
 from ..model.array import draw_spacings
+from ..model.impairments import element_response
 from . import _common as c
 
 NAME = "isac_sigmf_sink"
@@ -24,7 +25,10 @@ class sigmf_sink(gr.sync_block):
     when ``simulated``, the true spacings: ``spacings_m`` if given, else the ones drawn from
     ``impairment_seed``; a measured array: ``simulated=False`` with its ``spacings_m``), the
     gr-isac version and ``description``. ``path`` is the recording's base name (``DIR/rx``) or
-    a directory (then ``DIR/<kind>``). ``metadata`` (dict attribute, ``isac:`` keys) is added to
+    a directory (then ``DIR/<kind>``). The element models of ``model.impairments`` (gain_std_db,
+    phase_std_deg, coupling_taps, coupling_db, dead_elements, dead_list, weak_gain) are recorded
+    as ``isac:`` keys and, when ``simulated``, the drawn element gains and coupling coefficients
+    (``isac:true_element_gains``, ``isac:true_coupling``). ``metadata`` (dict attribute, ``isac:`` keys) is added to
     the global metadata: ``from_scenario`` puts the scenario and its hash there."""
 
     @classmethod
@@ -46,6 +50,13 @@ class sigmf_sink(gr.sync_block):
         impairment: str = "spacing",
         spacing_std_m: float = 2e-4,
         impairment_seed: int = 1,
+        gain_std_db: float = 0.0,
+        phase_std_deg: float = 0.0,
+        coupling_taps: int = 0,
+        coupling_db: float = -20.0,
+        dead_elements: int = 0,
+        dead_list=(),
+        weak_gain: float = 0.0,
         spacings_m=(),
         simulated: bool = True,
         description: str = "",
@@ -64,6 +75,13 @@ class sigmf_sink(gr.sync_block):
                 impairment=impairment,
                 spacing_std_m=spacing_std_m,
                 impairment_seed=impairment_seed,
+                gain_std_db=gain_std_db,
+                phase_std_deg=phase_std_deg,
+                coupling_taps=coupling_taps,
+                coupling_db=coupling_db,
+                dead_elements=dead_elements,
+                dead_list=dead_list,
+                weak_gain=weak_gain,
             ),
         )
         self.K, self.S, self.kind, self.path = sc.array["antennas"], sc.ofdm["subcarriers"], kind, path
@@ -86,7 +104,10 @@ class sigmf_sink(gr.sync_block):
             impairment_seed=sc.array["impairment_seed"],
             true_spacings_m=d if d.size else None,
             description=str(description),
+            elements={name: sc.array[name] for name in recording.ELEMENT_KEYS},
         )
+        if simulated:  # the drawn element response (None for a model that is off)
+            self._array["true_gains"], self._array["true_coupling"] = element_response(sc)
         self.simulated = bool(simulated)
         self.info = recording.global_metadata(**self._array)  # checked now; written at stop
         #: further global metadata (``isac:`` keys), written at stop

@@ -10,6 +10,7 @@ from gnuradio import gr
 from ..model.array import PositionArray, spacing_array, true_array
 from ..model.channels import comm_tap_variances
 from ..model.channels_stream import FrameBatch, channel_frames, channel_frames_cpp
+from ..model.impairments import impaired_array
 from ..model.scene import Scene, sensing_gain_variance
 from ..simulation import STREAMS, frame_rng
 from . import _common as c
@@ -33,7 +34,10 @@ class ula_channel(gr.sync_block):
     reproduces the Simulator's scenes, noise and comm angles exactly and its signals to
     float rounding. The array is ``model.array.true_array`` of the parameters (spacings drawn
     from ``impairment_seed`` with std ``spacing_std_m``; 0 = ideal lambda/2 ULA), or the array
-    of a given spacing vector ``spacings_m`` (K values, m) under ``impairment``.
+    of a given spacing vector ``spacings_m`` (K values, m) under ``impairment``; either way with the
+    element models a(theta) = C diag(g) a_pos(theta) of ``model.impairments`` (gain_std_db,
+    phase_std_deg, coupling_taps, coupling_db, dead_elements, dead_list, weak_gain; all off by
+    default) drawn from ``impairment_seed``.
 
     kappa = beta f^T a(phi) needs the precoder f: it is read from the ``precoder`` stream tag
     of isac.precoder (or given as ``precoder``); without either, kappa is NaN and an error is
@@ -69,6 +73,13 @@ class ula_channel(gr.sync_block):
         spacing_hz: float = 120e3,
         spacing_std_m: float = 2e-4,
         impairment_seed: int = 1,
+        gain_std_db: float = 0.0,
+        phase_std_deg: float = 0.0,
+        coupling_taps: int = 0,
+        coupling_db: float = -20.0,
+        dead_elements: int = 0,
+        dead_list=(),
+        weak_gain: float = 0.0,
         impairment: str = "spacing",
         snr_sensing_db: float = 15.0,
         snr_comm_db: float = 20.0,
@@ -105,6 +116,13 @@ class ula_channel(gr.sync_block):
                 spacing_hz=spacing_hz,
                 spacing_std_m=spacing_std_m,
                 impairment_seed=impairment_seed,
+                gain_std_db=gain_std_db,
+                phase_std_deg=phase_std_deg,
+                coupling_taps=coupling_taps,
+                coupling_db=coupling_db,
+                dead_elements=dead_elements,
+                dead_list=dead_list,
+                weak_gain=weak_gain,
                 impairment=impairment,
                 snr_sensing_db=snr_sensing_db,
                 snr_comm_db=snr_comm_db,
@@ -125,7 +143,7 @@ class ula_channel(gr.sync_block):
                 raise c.error(
                     NAME, "spacings_m", f"must be empty or K = {self.K} finite spacings > 0 (m), got {d.size} values"
                 )
-            self.array = spacing_array(d, sc.wavelength_m, sc.array["impairment"])
+            self.array = impaired_array(spacing_array(d, sc.wavelength_m, sc.array["impairment"]), sc)
         else:
             self.array = true_array(sc)
         self.gain_variance = sensing_gain_variance(sc.scene["snr_sensing_db"], self.K, sc.scene["noise_power"])
