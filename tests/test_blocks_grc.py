@@ -210,6 +210,11 @@ def test_grc_builds_each_block_from_its_make_template(platform, name):
         ("precoder", {"target_sector_deg": "[-20.0, -40.0]"}, "target_sector_deg"),
         ("ula_channel", {"comm_taps": "300"}, "comm_taps <= S"),
         ("map_display", {"target_sector_deg": "[-100.0, 0.0]"}, "target_sector_deg"),
+        ("ula_channel", {"K": "4", "coupling_taps": "4"}, "coupling_taps <= min(8, K - 1)"),
+        ("omp_receiver", {"dead_list": "[1, 1]"}, "len(set(dead_list))"),
+        ("precoder", {"dead_list": "[64]"}, "max(dead_list) < K"),
+        ("sigmf_sink", {"dead_elements": "2", "dead_list": "[3]"}, "dead_elements == 0 or len(dead_list) == 0"),
+        ("angle_delay_map_stream", {"weak_gain": "1.0"}, "weak_gain < 1"),
     ],
 )
 def test_grc_asserts_refuse_bad_values(platform, name, values, wrong):

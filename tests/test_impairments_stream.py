@@ -202,3 +202,22 @@ def test_headless_grc_flowgraph_with_element_parameters_matches_evaluate(tmp_pat
     assert float(got["p_md"]) == pytest.approx(want["p_md"], abs=1e-4)
     assert float(got["p_fa"]) == pytest.approx(want["p_fa"], abs=1e-4)
     assert float(got["GOSPA"]) == pytest.approx(want["gospa"], abs=1e-2)
+
+
+def test_record_then_replay_with_element_models(tmp_path, capsys):
+    """isac-sim --record, then --replay with the same element keys: the perfect receiver of the
+    impaired array gives the live detections on the recorded frames."""
+    from test_sigmf import SMALL, blocks_of
+
+    keys = ["--set", "array.gain_std_db=1.5", "--set", "array.coupling_taps=2", "--set", "array.dead_list=[4]"]
+    d = tmp_path / "rec"
+    args = ["--method", "perfect", *SMALL, *keys]
+    assert isac_sim.main(["--frames", "4", "--record", str(d), "--no-compare", *args]) == 0
+    live = blocks_of(capsys.readouterr().out)
+    assert recording.read(d, "rx").info["isac:dead_list"] == [4]
+    assert isac_sim.main(["--frames", "4", "--replay", str(d), *args]) == 0
+    replayed = blocks_of(capsys.readouterr().out)
+    assert sorted(live) == list(range(4)) and replayed == live
+    # the detections depend on the element models the receiver assumes
+    assert isac_sim.main(["--frames", "4", "--replay", str(d), "--method", "perfect", *SMALL]) == 0
+    assert blocks_of(capsys.readouterr().out) != live
