@@ -166,3 +166,40 @@ def save_figure(fig, path: str, title: str, fontsize: float = 10, tight_bbox: bo
         fig.tight_layout()
         fig.savefig(path, dpi=130)
     plt.close(fig)
+
+
+def row_metrics(s) -> dict:
+    """A CSV row's metrics of ``s`` (scoring.Scores) with their 95 % intervals: p_md (20) and
+    p_fa (21) with Wilson intervals of their counts, GOSPA (17) with the normal interval of its
+    mean, SER (22) with a Wilson interval (the symbols of a frame share a channel: approximate),
+    the angle / range RMSEs with the square-rooted interval of the mean squared error, the
+    number of matched pairs and of frames. Each experiment keeps the columns it reports."""
+    summ = s.summary()
+    p_md_lo, p_md_hi = wilson_interval(s.missed, s.true_targets)
+    p_fa_lo, p_fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
+    ser_lo, ser_hi = wilson_interval(s.symbol_errors, s.symbols)
+    gospa, gospa_lo, gospa_hi = s.gospa_interval()
+    _, angle_rmse_lo, angle_rmse_hi = s.rmse_interval("angle")
+    _, range_rmse_lo, range_rmse_hi = s.rmse_interval("range")
+    return dict(
+        p_fa=summ["p_fa"],
+        p_fa_lo=p_fa_lo,
+        p_fa_hi=p_fa_hi,
+        p_md=summ["p_md"],
+        p_md_lo=p_md_lo,
+        p_md_hi=p_md_hi,
+        gospa=gospa,
+        gospa_lo=gospa_lo,
+        gospa_hi=gospa_hi,
+        ser=summ["ser"],
+        ser_lo=ser_lo,
+        ser_hi=ser_hi,
+        angle_rmse_deg=summ["angle_rmse_deg"],
+        angle_rmse_lo=angle_rmse_lo,
+        angle_rmse_hi=angle_rmse_hi,
+        range_rmse_m=summ["range_rmse_m"],
+        range_rmse_lo=range_rmse_lo,
+        range_rmse_hi=range_rmse_hi,
+        matched=s.matched,
+        frames=summ["frames"],
+    )

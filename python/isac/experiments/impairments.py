@@ -29,14 +29,13 @@ import time
 import numpy as np
 
 from ..config import Scenario
-from ..evaluation import calibration_peaks, score
+from ..evaluation import calibrate, score
 from ..model import array as arr
 from ..model.array import true_array
 from ..model.impairments import active_models, dead_indices, draw_gain_errors, learned_models
-from ..model.metrics import calibrate_threshold
 from ..simulation import Simulator
 from ..transceiver import build
-from .common import Context, ExperimentError, pyplot, save_figure, wilson_interval, write_csv
+from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
 from .learned import cache_dir, train_weights
 from .resume import file_digest, scenario_digest
 
@@ -180,6 +179,26 @@ def resolve(ctx: Context, key: str, scenario: Scenario) -> dict:
     return {"path": cached, "source": "trained", **info}
 
 
+#: the metrics of a row (evaluate_method), after the configuration columns
+METRIC_COLUMNS = (
+    "threshold",
+    "p_fa",
+    "p_fa_lo",
+    "p_fa_hi",
+    "p_md",
+    "p_md_lo",
+    "p_md_hi",
+    "gospa",
+    "gospa_lo",
+    "gospa_hi",
+    "ser",
+    "ser_lo",
+    "ser_hi",
+    "frames",
+    "calibration_frames",
+)
+
+
 def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path: str | None) -> dict:
     """Calibrate to receiver.p_fa (the rule of isac-eval) and score the OMP receiver of
     ``method`` on ``scenario``: one CSV row's metrics with their 95 % intervals."""
@@ -188,31 +207,10 @@ def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path:
         weights = dataclasses.replace(ctx, scenario=scenario).load_weights(weights_path, "impairment")
     tr = build(scenario, method, weights, "omp", ctx.kernel, ctx.temperature)
     simulator = Simulator(scenario, precoder=tr.precoder(scenario))
-    peaks, counts = calibration_peaks(scenario, simulator, tr.receiver, False)
-    threshold = calibrate_threshold(peaks, counts, scenario.scene["max_targets"], scenario.receiver["p_fa"])
+    threshold = calibrate(scenario, simulator, tr.receiver, False)
     s = score(scenario, simulator, tr.receiver, [threshold], False)[0]
-    summ = s.summary()
-    md_lo, md_hi = wilson_interval(s.missed, s.true_targets)
-    fa_lo, fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
-    ser_lo, ser_hi = wilson_interval(s.symbol_errors, s.symbols)
-    g, g_lo, g_hi = s.gospa_interval()
-    return dict(
-        threshold=threshold,
-        p_fa=summ["p_fa"],
-        p_fa_lo=fa_lo,
-        p_fa_hi=fa_hi,
-        p_md=summ["p_md"],
-        p_md_lo=md_lo,
-        p_md_hi=md_hi,
-        gospa=g,
-        gospa_lo=g_lo,
-        gospa_hi=g_hi,
-        ser=summ["ser"],
-        ser_lo=ser_lo,
-        ser_hi=ser_hi,
-        frames=summ["frames"],
-        calibration_frames=scenario.run["calibration_frames"],
-    )
+    row = dict(row_metrics(s), threshold=threshold, calibration_frames=scenario.run["calibration_frames"])
+    return {k: row[k] for k in METRIC_COLUMNS}
 
 
 def _coherence(a: np.ndarray, b: np.ndarray) -> float:

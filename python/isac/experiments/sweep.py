@@ -30,7 +30,7 @@ from ..evaluation import calibration_peaks, score
 from ..model.metrics import calibrate_threshold
 from ..simulation import Simulator
 from ..transceiver import build
-from .common import Context, pyplot, save_figure, wilson_interval, write_csv
+from .common import Context, pyplot, row_metrics, save_figure, write_csv
 from .learned import resolve_weights
 from .resume import file_digest
 
@@ -132,31 +132,15 @@ def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
         if thr in seen:  # two targets calibrated to the same threshold: one point
             continue
         seen.add(thr)
-        summ = s.summary()
-        md_lo, md_hi = wilson_interval(s.missed, s.true_targets)
-        fa_lo, fa_hi = wilson_interval(s.false_alarms, s.false_alarm_room)
-        g, g_lo, g_hi = s.gospa_interval()
-        rows.append(
-            dict(
-                method=curve.key,
-                label=curve.label,
-                p_fa_target=target,
-                threshold=thr,
-                p_fa=summ["p_fa"],
-                p_fa_lo=fa_lo,
-                p_fa_hi=fa_hi,
-                p_md=summ["p_md"],
-                p_md_lo=md_lo,
-                p_md_hi=md_hi,
-                gospa=g,
-                gospa_lo=g_lo,
-                gospa_hi=g_hi,
-                angle_rmse_deg=summ["angle_rmse_deg"],
-                range_rmse_m=summ["range_rmse_m"],
-                frames=summ["frames"],
-                calibration_frames=sc.run["calibration_frames"],
-            )
+        row = dict(
+            row_metrics(s),
+            method=curve.key,
+            label=curve.label,
+            p_fa_target=target,
+            threshold=thr,
+            calibration_frames=sc.run["calibration_frames"],
         )
+        rows.append({c: row[c] for c in COLUMNS})
     return rows
 
 

@@ -48,7 +48,7 @@ from ..config import Scenario
 from ..evaluation import calibrate, progress_bar, score
 from ..simulation import Simulator
 from ..transceiver import build
-from .common import Context, ExperimentError, pyplot, save_figure, wilson_interval, write_csv
+from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
 from .learned import method_of, parameter_count, resolve_weights
 from .resume import file_digest, scenario_digest
 
@@ -151,39 +151,17 @@ def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
     simulator = Simulator(scenario, precoder=tr.precoder(scenario))
     threshold = tr.threshold(scenario, simulator)
     s = score(scenario, simulator, tr.sensor, [threshold], False)[0]
-    summ = s.summary()
-    md_lo, md_hi = wilson_interval(s.missed, s.true_targets)
-    ser_lo, ser_hi = wilson_interval(s.symbol_errors, s.symbols)
-    g, g_lo, g_hi = s.gospa_interval()
-    _, a_lo, a_hi = s.rmse_interval("angle")
-    _, r_lo, r_hi = s.rmse_interval("range")
     tx = scenario.transmitter
-    return dict(
+    row = dict(
+        row_metrics(s),
         method=tr.spec.key,
         label=tr.spec.label,
         eta=tx["eta"],
         phi_rad=tx["phi_rad"],
         threshold=threshold,
-        p_fa=summ["p_fa"],
-        p_md=summ["p_md"],
-        p_md_lo=md_lo,
-        p_md_hi=md_hi,
-        gospa=g,
-        gospa_lo=g_lo,
-        gospa_hi=g_hi,
-        ser=summ["ser"],
-        ser_lo=ser_lo,
-        ser_hi=ser_hi,
-        angle_rmse_deg=summ["angle_rmse_deg"],
-        angle_rmse_lo=a_lo,
-        angle_rmse_hi=a_hi,
-        range_rmse_m=summ["range_rmse_m"],
-        range_rmse_lo=r_lo,
-        range_rmse_hi=r_hi,
-        matched=s.matched,
-        frames=summ["frames"],
         calibration_frames=scenario.run["calibration_frames"],
     )
+    return {c: row[c] for c in COLUMNS}
 
 
 def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
