@@ -56,7 +56,7 @@ _KERNELS = (
 )
 
 
-#: block name -> module in gnuradio.isac.blocks (kept equal to blocks.BLOCKS by a test)
+#: block name -> module in gnuradio.isac.blocks: the one table of blocks (blocks.BLOCKS is derived from it)
 _BLOCKS = {
     "angle_delay_map_stream": "angle_delay_map_stream",
     "comm_receiver": "comm_receiver",

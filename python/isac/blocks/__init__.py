@@ -20,6 +20,7 @@ complex64; message frames S int32.
     metrics                 running p_md, p_fa, GOSPA, SER
 """
 
+from .. import _BLOCKS as _PACKAGE_BLOCKS
 from ._common import BlockParameterError
 from .angle_delay_map_stream import angle_delay_map_stream
 from .comm_receiver import comm_receiver
@@ -35,22 +36,9 @@ from .sigmf_sink import sigmf_sink
 from .sigmf_source import sigmf_source
 from .ula_channel import ula_channel
 
-#: block name -> module of gnuradio.isac.blocks defining it (the lazy attributes of gnuradio.isac)
-BLOCKS = {
-    "angle_delay_map_stream": "angle_delay_map_stream",
-    "comm_receiver": "comm_receiver",
-    "json_publisher": "json_publisher",
-    "map_display": "map_display",
-    "message_source": "message_source",
-    "metrics": "metrics",
-    "omp_receiver": "omp_receiver",
-    "positions_pdu": "positions_pdu",
-    "precoder": "precoder",
-    "reciprocal_filter": "reciprocal_filter",
-    "ula_channel": "ula_channel",
-    "sigmf_sink": "sigmf_sink",
-    "sigmf_source": "sigmf_source",
-}
+#: block name -> module of gnuradio.isac.blocks defining it: the table of gnuradio.isac's lazy
+#: attributes (one table, in the package's __init__, which must not import GNU Radio)
+BLOCKS = {name: module for name, module in _PACKAGE_BLOCKS.items() if name != "BlockParameterError"}
 
 __all__ = [
     "BLOCKS",
