@@ -347,35 +347,6 @@ def test_matching_shapes_run_and_tags_name_the_sender(sc, frames):
     assert tags == [{"block": pre.alias(), "S": S, "K": K}]
 
 
-# --- element impairments: refused, not silently dropped ---------------------------------------
-def test_flowgraph_refuses_element_impairments_it_cannot_simulate(sc, tmp_path, capsys):
-    """The blocks' parameters describe the array by its spacings only; a scenario with element
-    gains / phases (model.impairments) would stream another array than the offline model's."""
-    from gnuradio.isac.cli import sim as isac_sim
-
-    imp = sc.with_overrides({"array.gain_std_db": 1.0, "array.phase_std_deg": 5.0})
-    with pytest.raises(ValueError, match=r"element impairments.*array.gain_std_db, array.phase_std_deg"):
-        SimFlowgraph(imp, N, THRESHOLD)
-    cfg = tmp_path / "s.toml"
-    cfg.write_text(imp.to_toml())
-    code = isac_sim.main(
-        [
-            "--config",
-            str(cfg),
-            "--frames",
-            "2",
-            "--threshold",
-            "2e4",
-            "--quiet",
-            "--no-compare",
-            "--no-progress",
-            "--method",
-            "baseline",
-        ]
-    )
-    assert code == 2 and "element impairments" in capsys.readouterr().err
-
-
 # --- threads ---------------------------------------------------------------------------------
 def test_threads_do_not_change_the_results(sc):
     runs = []

@@ -86,6 +86,13 @@ def scenario(block: str, params: dict) -> Scenario:
         raise BlockParameterError(f"{block}: {text}") from None
 
 
+def scenario_arguments(arguments: dict) -> dict:
+    """The scenario parameters among a block constructor's arguments (``locals()`` at the top of
+    ``__init__``): every argument named in PARAMETER_KEYS, tuples as lists. With
+    :func:`scenario_parameters`, the two directions between block parameters and the scenario."""
+    return {n: list(v) if isinstance(v, tuple) else v for n, v in arguments.items() if n in PARAMETER_KEYS}
+
+
 def scenario_parameters(block_class, scenario: Scenario) -> dict:
     """The constructor arguments of ``block_class`` that a scenario gives (its parameters named in
     PARAMETER_KEYS), for ``block_class.from_scenario``: the inverse of :func:`scenario`."""

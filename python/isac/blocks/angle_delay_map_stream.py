@@ -54,27 +54,7 @@ class angle_delay_map_stream(gr.sync_block):
         db: bool = True,
         weights_other_array: bool = False,
     ):
-        self.scenario = receiver_scenario(
-            NAME,
-            K=K,
-            S=S,
-            fc=fc,
-            spacing_hz=spacing_hz,
-            target_sector_deg=target_sector_deg,
-            range_m=range_m,
-            angle_grid=angle_grid,
-            delay_grid=delay_grid,
-            impairment=impairment,
-            spacing_std_m=spacing_std_m,
-            impairment_seed=impairment_seed,
-            gain_std_db=gain_std_db,
-            phase_std_deg=phase_std_deg,
-            coupling_taps=coupling_taps,
-            coupling_db=coupling_db,
-            dead_elements=dead_elements,
-            dead_list=dead_list,
-            weak_gain=weak_gain,
-        )
+        self.scenario = receiver_scenario(NAME, **c.scenario_arguments(locals()))
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         if self.method == "nn":
             raise c.error(NAME, "method", "'nn' (NNBL) has no array, so no angle-delay map")

@@ -193,30 +193,7 @@ class omp_receiver(gr.sync_block):
         weights_other_array: bool = False,
     ):
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
-        self.scenario = receiver_scenario(
-            NAME,
-            K=K,
-            S=S,
-            fc=fc,
-            spacing_hz=spacing_hz,
-            target_sector_deg=target_sector_deg,
-            range_m=range_m,
-            angle_grid=angle_grid,
-            delay_grid=delay_grid,
-            max_targets=max_targets,
-            beam_grid=beam_grid,
-            impairment=impairment,
-            spacing_std_m=spacing_std_m,
-            impairment_seed=impairment_seed,
-            gain_std_db=gain_std_db,
-            phase_std_deg=phase_std_deg,
-            coupling_taps=coupling_taps,
-            coupling_db=coupling_db,
-            dead_elements=dead_elements,
-            dead_list=dead_list,
-            weak_gain=weak_gain,
-            noise_power=noise_power,
-        )
+        self.scenario = receiver_scenario(NAME, **c.scenario_arguments(locals()))
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.K, self.S = self.scenario.array["antennas"], self.scenario.ofdm["subcarriers"]
         self.max_targets = self.scenario.scene["max_targets"]

@@ -72,32 +72,7 @@ class precoder(gr.sync_block):
         self.S = c.positive_int(NAME, "S", S)
         c.interval(NAME, "target_sector_deg", target_sector_deg, " (degrees)")
         c.interval(NAME, "comm_sector_deg", comm_sector_deg, " (degrees)")
-        self._params = dict(
-            K=self.K,
-            S=self.S,
-            fc=fc,
-            spacing_hz=spacing_hz,
-            eta=eta,
-            phi=phi,
-            power=power,
-            target_sector_deg=list(target_sector_deg),
-            comm_sector_deg=list(comm_sector_deg),
-            beam_grid=beam_grid,
-            beam_rcond=beam_rcond,
-            impairment=impairment,
-            spacing_std_m=spacing_std_m,
-            impairment_seed=impairment_seed,
-            gain_std_db=gain_std_db,
-            phase_std_deg=phase_std_deg,
-            coupling_taps=coupling_taps,
-            coupling_db=coupling_db,
-            dead_elements=dead_elements,
-            dead_list=dead_list,
-            weak_gain=weak_gain,
-            max_targets=max_targets,
-            range_m=list(range_m),
-            noise_power=noise_power,
-        )
+        self._params = c.scenario_arguments(locals())
         self.scenario = c.scenario(NAME, self._params)
         self.method, self.weights = c.load_weights(NAME, weights, self.scenario, method, weights_other_array)
         self.transmitter = transceiver.transmitter(self.scenario, self.method, self.weights)

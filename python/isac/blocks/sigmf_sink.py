@@ -65,25 +65,7 @@ class sigmf_sink(gr.sync_block):
             raise c.error(NAME, "kind", f"must be one of {', '.join(recording.KINDS)}, got {kind!r}")
         if not isinstance(path, str):
             raise c.error(NAME, "path", f"must be a string (the recording's base name or directory), got {path!r}")
-        sc = c.scenario(
-            NAME,
-            dict(
-                K=K,
-                S=S,
-                fc=fc,
-                spacing_hz=spacing_hz,
-                impairment=impairment,
-                spacing_std_m=spacing_std_m,
-                impairment_seed=impairment_seed,
-                gain_std_db=gain_std_db,
-                phase_std_deg=phase_std_deg,
-                coupling_taps=coupling_taps,
-                coupling_db=coupling_db,
-                dead_elements=dead_elements,
-                dead_list=dead_list,
-                weak_gain=weak_gain,
-            ),
-        )
+        sc = c.scenario(NAME, c.scenario_arguments(locals()))
         self.K, self.S, self.kind, self.path = sc.array["antennas"], sc.ofdm["subcarriers"], kind, path
         d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
         if d.size and (d.size != self.K or not np.all(np.isfinite(d)) or np.any(d <= 0)):

@@ -107,34 +107,7 @@ class ula_channel(gr.sync_block):
             raise c.error(NAME, "stream", f"must be one of {', '.join(STREAMS)}, got {stream!r}")
         if int(first_frame) != first_frame or first_frame < 0:
             raise c.error(NAME, "first_frame", f"must be an integer >= 0, got {first_frame!r}")
-        self.scenario = c.scenario(
-            NAME,
-            dict(
-                K=self.K,
-                S=self.S,
-                fc=fc,
-                spacing_hz=spacing_hz,
-                spacing_std_m=spacing_std_m,
-                impairment_seed=impairment_seed,
-                gain_std_db=gain_std_db,
-                phase_std_deg=phase_std_deg,
-                coupling_taps=coupling_taps,
-                coupling_db=coupling_db,
-                dead_elements=dead_elements,
-                dead_list=dead_list,
-                weak_gain=weak_gain,
-                impairment=impairment,
-                snr_sensing_db=snr_sensing_db,
-                snr_comm_db=snr_comm_db,
-                comm_taps=comm_taps,
-                target_sector_deg=list(target_sector_deg),
-                comm_sector_deg=list(comm_sector_deg),
-                range_m=list(range_m),
-                max_targets=max_targets,
-                seed=seed,
-                noise_power=noise_power,
-            ),
-        )
+        self.scenario = c.scenario(NAME, c.scenario_arguments(locals()))
         sc = self.scenario
         self.seed, self.stream, self.first_frame = sc.run["seed"], stream, int(first_frame)
         d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
