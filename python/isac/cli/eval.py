@@ -89,8 +89,9 @@ def main(argv=None) -> int:
         metavar="DIR",
         help="with --experiment fig5|fig6: folder of weights files impairment.safetensors, "
         "dictionary.safetensors, dictionary_limited.safetensors, nn.safetensors, "
-        "nn_limited.safetensors (missing ones: cached in OUT/weights-SIZE or trained with the "
-        "--size's profile)",
+        "nn_limited.safetensors; with --experiment impairments: its per-configuration impairment "
+        "weights (docs/results.md). Missing ones: cached in OUT/weights-SIZE or trained with the "
+        "--size's profile",
     )
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     from ..experiments import EXPERIMENTS, SIZES
