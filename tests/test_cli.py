@@ -430,3 +430,16 @@ def test_output_check_leaves_files_as_they_were(tmp_path):
     old.write_text("previous results")
     assert isac_eval.output_path_error("--json", str(new)) is None and not new.exists()
     assert isac_eval.output_path_error("--json", str(old)) is None and old.read_text() == "previous results"
+
+
+def test_isac_eval_experiment_refuses_a_scenario_that_cannot_fit(tmp_path, capsys):
+    """--experiment builds its own scenario (experiment defaults + --set): the memory check applies to it
+    too, before any work."""
+    from gnuradio.isac.cli import eval as isac_eval
+
+    code = isac_eval.main(
+        ["--experiment", "fig7", "--out", str(tmp_path / "out"), "--quick", "--set", "scene.max_targets=1000000"]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "scene.max_targets" in err and "memory" in err

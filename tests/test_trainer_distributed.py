@@ -65,8 +65,8 @@ def test_environment_and_shards():
 @pytest.mark.parametrize("batch,world", [(37, 2), (100, 3), (32, 2)])
 def test_union_of_rank_slices_is_the_single_process_batch(batch, world):
     t = Trainer(SC, options(batch=batch))
-    full = t.draw_frames(7, 0, batch, 30.0)
-    parts = [t.draw_frames(7, *D.shard(batch, r, world), 30.0) for r in range(world)]
+    full = t.sampler.draw_frames(7, 0, batch, 30.0)
+    parts = [t.sampler.draw_frames(7, *D.shard(batch, r, world), 30.0) for r in range(world)]
     for whole, *pieces in zip(fields(full), *map(fields, parts)):
         assert torch.equal(whole, torch.cat(pieces))
     assert full.lo.shape == (batch,)
@@ -76,7 +76,10 @@ def test_batches_of_one_chunk_are_the_step_generators_draw():
     """Chunk 0 is drawn by the step's generator: batches of <= DRAW_CHUNK frames (the quick
     profile) are the same as before the chunked draw."""
     t = Trainer(SC, options(batch=DRAW_CHUNK))
-    for a, b in zip(fields(t.draw(t.generator(4), DRAW_CHUNK, 20.0)), fields(t.draw_frames(4, 0, DRAW_CHUNK, 20.0))):
+    for a, b in zip(
+        fields(t.sampler.draw(t.sampler.generator(4), DRAW_CHUNK, 20.0)),
+        fields(t.sampler.draw_frames(4, 0, DRAW_CHUNK, 20.0)),
+    ):
         assert torch.equal(a, b)
 
 

@@ -148,7 +148,7 @@ def test_options_are_validated_and_profiles_are_sized():
 
 def test_training_sectors_follow_sec_va_and_the_curriculum():
     t = Trainer(SC, options(batch=2))
-    b = t.draw(t.generator(0), 2000)
+    b = t.sampler.draw(t.sampler.generator(0), 2000)
     mean, width = np.rad2deg((b.lo + b.hi).numpy() / 2), np.rad2deg((b.hi - b.lo).numpy())
     assert -60 <= mean.min() < -55 and 55 < mean.max() <= 60
     assert 10 <= width.min() < 10.5 and 19.5 < width.max() <= 20
@@ -156,7 +156,7 @@ def test_training_sectors_follow_sec_va_and_the_curriculum():
     assert inside.all() and set(b.counts.tolist()) == {1, 2}
     assert torch.equal(b.present, torch.arange(2)[None, :] < b.counts[:, None])
     assert set(np.round(b.eta.numpy() * 7).astype(int).tolist()) == set(range(8))
-    small = t.draw(t.generator(0), 500, theta_mean_deg=5.0)
+    small = t.sampler.draw(t.sampler.generator(0), 500, theta_mean_deg=5.0)
     assert np.abs(np.rad2deg((small.lo + small.hi).numpy() / 2)).max() <= 5.0
 
 

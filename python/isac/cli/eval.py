@@ -189,6 +189,7 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     from ..config import ConfigError
     from ..experiments import ExperimentError, experiment_scenario, run
     from ..experiments.common import write_json
+    from ..resources import check_memory
 
     if not args.out:
         parser.error("--experiment needs --out DIR")
@@ -203,6 +204,7 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
             return 2
     try:
         scenario = experiment_scenario(args.experiment, args.config, args.overrides, size=size)
+        check_memory(scenario, args.receiver)  # refused up front, as load_scenario does for the other apps
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

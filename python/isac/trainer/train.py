@@ -264,18 +264,6 @@ class Trainer(Harness):
         dictionary entries (paper: 64 x 720 = 46,080 full, 64 x 156 = 9,984 limited)."""
         return sum(p.numel() for p in self.array.parameters())
 
-    # the sampler's draws under their former names (tests/test_trainer_distributed.py)
-    def generator(self, step: int, stream: str = "train", chunk: int = 0) -> torch.Generator:
-        return self.sampler.generator(step, stream, chunk)
-
-    def draw(
-        self, gen: torch.Generator, batch: int, theta_mean_deg: float | None = None, min_targets: int = 1
-    ) -> Batch:
-        return self.sampler.draw(gen, batch, theta_mean_deg, min_targets)
-
-    def draw_frames(self, step: int, start: int, stop: int, theta_mean_deg: float | None = None) -> Batch:
-        return self.sampler.draw_frames(step, start, stop, theta_mean_deg)
-
     # --- forward -----------------------------------------------------------------------------
     def precoders(self, batch: Batch) -> torch.Tensor:
         """ISAC precoders (5) from LS beams (7) of the learnable array (B, K)."""
