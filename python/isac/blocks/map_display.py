@@ -310,7 +310,8 @@ _CLASSES: dict = {}
 def _widget_class(name: str):
     """The Qt widget classes, built on first use (importing the blocks package does not import PyQt5)."""
     if not _CLASSES:
-        _CLASSES.update(map=_make_widget_class(), xy=_make_xy_class(), panel=_make_panel_class())
+        live = _make_live_class()
+        _CLASSES.update(map=_make_widget_class(live), xy=_make_xy_class(live), panel=_make_panel_class())
     return _CLASSES[name]
 
 
@@ -329,36 +330,31 @@ def _Panel(xy, map_widget):
     return _widget_class("panel")(xy, map_widget)
 
 
-def _make_widget_class():
+def _make_live_class():
     QtCore, QtGui, QtWidgets = _qt()
 
-    class MapWidget(QtWidgets.QWidget):
-        MARGINS = (58, 26, 76, 44)  # left, top, right, bottom (pixels)
+    class LiveWidget(QtWidgets.QWidget):
+        """What both pictures share: the block they show, a QTimer at the block's update rate
+        calling ``refresh``, and ``refresh`` itself, which runs the subclass's ``_refresh`` and
+        logs (once) instead of raising: PyQt5 aborts the program on an exception escaping a slot."""
+
         BACKGROUND = QtGui.QColor(32, 32, 32)
         TEXT = QtGui.QColor(215, 215, 215)
+        WHAT = "display"  # names the picture in the error message
 
-        def __init__(self, block: "map_display"):
+        def __init__(self, block: "map_display", minimum: tuple[int, int]):
             super().__init__(None)
             self.block = block
-            self.setMinimumSize(360, 280)
+            self.setMinimumSize(*minimum)
             self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
-            self.frame = None
-            self.image = None  # QImage of the map shown
-            self.truth = None
-            self.detections = None
-            self._drawn = None  # (version, frame) last drawn
+            self._drawn = None  # what was drawn last (set by _refresh)
             self._failed = False
-            self._bar = QtGui.QImage(
-                np.ascontiguousarray(LUT[::-1, None, :].repeat(1, axis=1)).tobytes(),
-                1,
-                256,
-                3,
-                QtGui.QImage.Format_RGB888,
-            ).copy()
+
+        def _start_timer(self) -> None:
             self.timer = QtCore.QTimer(self)
             self.timer.timeout.connect(self.refresh)
             self._hz = None
-            self._set_rate(block._update_hz)
+            self._set_rate(self.block._update_hz)
 
         def _set_rate(self, hz: float) -> None:
             if hz != self._hz:
@@ -367,6 +363,40 @@ def _make_widget_class():
 
         def sizeHint(self):  # noqa: N802 (Qt name)
             return QtCore.QSize(640, 480)
+
+        def refresh(self) -> None:
+            """Take the newest frame(s) (QTimer slot; also callable directly) and repaint if they
+            changed. An exception is logged, not raised (PyQt5 aborts on one escaping a slot)."""
+            try:
+                self._refresh()
+            except Exception as exc:  # noqa: BLE001
+                if not self._failed:
+                    self._failed = True
+                    self.block.logger.error(f"{self.WHAT} refresh failed: {exc!r}")
+
+    return LiveWidget
+
+
+def _make_widget_class(live):
+    QtCore, QtGui, QtWidgets = _qt()
+
+    class MapWidget(live):
+        MARGINS = (58, 26, 76, 44)  # left, top, right, bottom (pixels)
+
+        def __init__(self, block: "map_display"):
+            super().__init__(block, (360, 280))
+            self.frame = None
+            self.image = None  # QImage of the map shown
+            self.truth = None
+            self.detections = None
+            self._bar = QtGui.QImage(
+                np.ascontiguousarray(LUT[::-1, None, :].repeat(1, axis=1)).tobytes(),
+                1,
+                256,
+                3,
+                QtGui.QImage.Format_RGB888,
+            ).copy()
+            self._start_timer()
 
         # geometry ----------------------------------------------------------------------
         def plot_rect(self):
@@ -387,17 +417,7 @@ def _make_widget_class():
                 r.bottom() - (range_m - r0) / (r1 - r0) * r.height(),
             )
 
-        # Qt thread ---------------------------------------------------------------------
-        def refresh(self) -> None:
-            """Take the newest frame (QTimer slot; also callable directly) and repaint if it changed.
-            An exception is logged, not raised: PyQt5 aborts the program on one escaping a slot."""
-            try:
-                self._refresh()
-            except Exception as exc:  # noqa: BLE001
-                if not self._failed:
-                    self._failed = True
-                    self.block.logger.error(f"display refresh failed: {exc!r}")
-
+        # Qt thread: refresh() (LiveWidget) runs this ----------------------------------------
         def _refresh(self) -> None:
             version, frame, values, truth, detections, floor_db, hz = self.block.snapshot()
             self._set_rate(hz)
@@ -516,42 +536,25 @@ def _make_panel_class():
     return Panel
 
 
-def _make_xy_class():
+def _make_xy_class(live):
     QtCore, QtGui, QtWidgets = _qt()
 
-    class XYWidget(QtWidgets.QWidget):
+    class XYWidget(live):
         """Positions (2) in m of the last frames' truth (circles) and detections (crosses)."""
 
         MARGINS = (58, 26, 16, 44)  # left, top, right, bottom (pixels)
-        BACKGROUND = QtGui.QColor(32, 32, 32)
-        TEXT = QtGui.QColor(215, 215, 215)
+        WHAT = "x-y"
         GRID = QtGui.QColor(58, 58, 58)
         SECTOR = QtGui.QColor(110, 110, 110)
         RADIUS = 7.0
 
         def __init__(self, block: "map_display"):
-            super().__init__(None)
-            self.block = block
-            self.setMinimumSize(320, 400)
-            self.setSizePolicy(QtWidgets.QSizePolicy.Expanding, QtWidgets.QSizePolicy.Expanding)
+            super().__init__(block, (320, 400))
             self.extent = xy_extent(block.target_sector_deg, block.range_m)
             self.newest = None  # newest frame drawn
             self.rows = []  # [(frame, truth positions (T, 2) or None, detection positions or None)]
             self.xy_frames = block._xy_frames
-            self._drawn = None
-            self._failed = False
-            self.timer = QtCore.QTimer(self)
-            self.timer.timeout.connect(self.refresh)
-            self._hz = None
-            self._set_rate(block._update_hz)
-
-        def _set_rate(self, hz: float) -> None:
-            if hz != self._hz:
-                self._hz = hz
-                self.timer.start(max(1, int(round(1000.0 / hz))))
-
-        def sizeHint(self):  # noqa: N802 (Qt name)
-            return QtCore.QSize(640, 480)
+            self._start_timer()
 
         # geometry: equal metres per pixel on both axes -----------------------------------
         def plot_rect(self):
@@ -568,17 +571,7 @@ def _make_xy_class():
             x0, x1, y0, y1 = self.extent
             return (r.left() + (x_m - x0) / (x1 - x0) * r.width(), r.bottom() - (y_m - y0) / (y1 - y0) * r.height())
 
-        # Qt thread ---------------------------------------------------------------------
-        def refresh(self) -> None:
-            """Take the newest frames (QTimer slot; also callable directly) and repaint if they
-            changed. An exception is logged, not raised (PyQt5 aborts on one escaping a slot)."""
-            try:
-                self._refresh()
-            except Exception as exc:  # noqa: BLE001
-                if not self._failed:
-                    self._failed = True
-                    self.block.logger.error(f"x-y refresh failed: {exc!r}")
-
+        # Qt thread: refresh() (LiveWidget) runs this ----------------------------------------
         @staticmethod
         def _positions(msg):
             if msg is None:

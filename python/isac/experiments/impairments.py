@@ -98,12 +98,8 @@ METHODS = {
     "learned": ("impairment", "impairment learning"),
 }
 
-COLUMNS = (
-    "config",
-    "model",
-    "strength",
-    "label",
-    "method",
+#: the metrics of a row (evaluate_method), after the configuration columns
+METRIC_COLUMNS = (
     "threshold",
     "p_fa",
     "p_fa_lo",
@@ -120,6 +116,7 @@ COLUMNS = (
     "frames",
     "calibration_frames",
 )
+COLUMNS = ("config", "model", "strength", "label", "method", *METRIC_COLUMNS)
 
 #: the key of the reference row: every impairment model off (the ideal lambda/2 ULA)
 IDEAL = "ideal"
@@ -177,26 +174,6 @@ def resolve(ctx: Context, key: str, scenario: Scenario) -> dict:
             pass  # another scenario's file: train again
     info = train_weights(sub, "impairment", cached)
     return {"path": cached, "source": "trained", **info}
-
-
-#: the metrics of a row (evaluate_method), after the configuration columns
-METRIC_COLUMNS = (
-    "threshold",
-    "p_fa",
-    "p_fa_lo",
-    "p_fa_hi",
-    "p_md",
-    "p_md_lo",
-    "p_md_hi",
-    "gospa",
-    "gospa_lo",
-    "gospa_hi",
-    "ser",
-    "ser_lo",
-    "ser_hi",
-    "frames",
-    "calibration_frames",
-)
 
 
 def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path: str | None) -> dict:
