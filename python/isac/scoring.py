@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model.metrics import gospa_assignment
+from .model.metrics import _check_gospa, gospa_costs, gospa_from_costs
 from .model.scene import positions
 
 #: two-sided 95 % normal quantile used by every confidence interval of the experiments
@@ -58,16 +58,24 @@ class RunningMean:
         self._m2 = 0.0
 
     def add(self, x: float) -> None:
-        x = float(x)
-        old = self.mean() if self.n else 0.0
-        self.n += 1
-        t = self._sum + x
-        if abs(self._sum) >= abs(x):
-            self._comp += (self._sum - t) + x
-        else:
-            self._comp += (x - t) + self._sum
-        self._sum = t
-        self._m2 += (x - old) * (x - self.mean())
+        """Add one number: the compensated sum and Welford's M2 update (see the class)."""
+        self.add_many((x,))
+
+    def add_many(self, values) -> None:
+        """:meth:`add` of each value in order (the same arithmetic, with fewer lookups)."""
+        n, total, comp, m2 = self.n, self._sum, self._comp, self._m2
+        for x in values:
+            x = float(x)
+            old = (total + comp) / n if n else 0.0
+            n += 1
+            t = total + x
+            if abs(total) >= abs(x):
+                comp += (total - t) + x
+            else:
+                comp += (x - t) + total
+            total = t
+            m2 += (x - old) * (x - (total + comp) / n)
+        self.n, self._sum, self._comp, self._m2 = n, total, comp, m2
 
     def mean(self) -> float:
         """The mean (NaN when empty)."""
@@ -126,17 +134,54 @@ class Scores:
         returns the frame's GOSPA (m)."""
         ta, tr = np.atleast_1d(true_angles_rad), np.atleast_1d(true_ranges_m)
         ea, er = np.atleast_1d(est_angles_rad), np.atleast_1d(est_ranges_m)
-        d, pairs = gospa_assignment(positions(ta, tr), positions(ea, er), self.cutoff, self.p, self.mu)
-        self.gospa_stats.add(d)
-        for i, j in pairs:
-            self.angle_sq.add(np.rad2deg(ea[j] - ta[i]) ** 2)
-            self.range_sq.add((er[j] - tr[i]) ** 2)
-        t, e = int(ta.shape[0]), int(ea.shape[0])
-        self.true_targets += t
-        self.detected_targets += min(t, e)
-        self.false_alarms += max(t, e) - t
-        self.false_alarm_room += self.max_targets - t
-        return d
+        return float(self.add_sensing_batch(ta[None], tr[None], [ta.shape[0]], ea[None], er[None], [ea.shape[0]])[0])
+
+    def add_sensing_batch(
+        self, true_angles_rad, true_ranges_m, true_counts, est_angles_rad, est_ranges_m, est_counts
+    ) -> np.ndarray:
+        """Score B frames at once, in order: row b of the (B, W) angle (rad) and range (m) arrays
+        holds frame b's ``true_counts[b]`` targets and ``est_counts[b]`` detections in its first
+        entries (the rest of the row is ignored). The same results as B calls of
+        :meth:`add_sensing`, bit for bit; the distances and costs of all frames are computed in
+        one vectorised step, the optimal assignment frame by frame. Returns the (B,) GOSPA (m)."""
+        nt = np.asarray(true_counts, dtype=np.int64).reshape(-1)
+        ne = np.asarray(est_counts, dtype=np.int64).reshape(-1)
+        B = nt.shape[0]
+        if ne.shape[0] != B:
+            raise ValueError(f"Scores.add_sensing_batch: {B} true counts but {ne.shape[0]} detection counts")
+        out = np.empty(B, dtype=np.float64)
+        if B == 0:
+            return out
+        _check_gospa(self.cutoff, self.p, self.mu)
+        ta = np.asarray(true_angles_rad, dtype=np.float64).reshape(B, -1)
+        tr = np.asarray(true_ranges_m, dtype=np.float64).reshape(B, -1)
+        ea = np.asarray(est_angles_rad, dtype=np.float64).reshape(B, -1)
+        er = np.asarray(est_ranges_m, dtype=np.float64).reshape(B, -1)
+        if (
+            nt.max() > min(ta.shape[1], tr.shape[1])
+            or ne.max() > min(ea.shape[1], er.shape[1])
+            or min(nt.min(), ne.min()) < 0
+        ):
+            raise ValueError("Scores.add_sensing_batch: a count is negative or exceeds its row width")
+        dist, cost = gospa_costs(positions(ta, tr), positions(ea, er), self.cutoff, self.p)
+        # errors of every (true, detected) pair; the assigned ones are taken below
+        angle_sq = np.rad2deg(ea[:, None, :] - ta[:, :, None]) ** 2
+        range_sq = (er[:, None, :] - tr[:, :, None]) ** 2
+        assigned = []  # (frame, true index, detection index) of the pairs within the cut-off, in order
+        for b in range(B):
+            n, m = int(nt[b]), int(ne[b])
+            out[b], pairs = gospa_from_costs(dist[b, :n, :m], cost[b, :n, :m], self.cutoff, self.p, self.mu)
+            assigned += [(b, i, j) for i, j in pairs]
+        self.gospa_stats.add_many(out)
+        if assigned:
+            b, i, j = np.array(assigned).T
+            self.angle_sq.add_many(angle_sq[b, i, j])
+            self.range_sq.add_many(range_sq[b, i, j])
+        self.true_targets += int(nt.sum())
+        self.detected_targets += int(np.minimum(nt, ne).sum())
+        self.false_alarms += int((np.maximum(nt, ne) - nt).sum())
+        self.false_alarm_room += int((self.max_targets - nt).sum())
+        return out
 
     def add_symbols(self, errors: int, symbols: int) -> None:
         """Count ``errors`` symbol errors out of ``symbols`` detected symbols."""
@@ -147,9 +192,11 @@ class Scores:
         """Score a batch: ``frames`` (simulation.Frames, with the truth), the sensing receiver's
         ``result`` (OmpResult) cut at ``threshold``, and the detected messages (B, S)."""
         counts = result.counts(threshold)
+        nt = np.array([scene.count for scene in frames.scenes], dtype=np.int64)
+        ta, tr = (np.zeros((len(nt), max(int(nt.max(initial=0)), 1))) for _ in range(2))
         for b, scene in enumerate(frames.scenes):
-            n = int(counts[b])
-            self.add_sensing(scene.angles_rad, scene.ranges_m, result.angles_rad[b, :n], result.ranges_m[b, :n])
+            ta[b, : nt[b]], tr[b, : nt[b]] = scene.angles_rad, scene.ranges_m
+        self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, counts)
         self.add_symbols(np.sum(detected_messages != frames.messages), frames.messages.size)
 
     # --- results --------------------------------------------------------------------

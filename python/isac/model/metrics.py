@@ -23,6 +23,35 @@ def false_alarm_probability(true_counts, est_counts, max_targets: int) -> float:
     return float((np.maximum(t, e) - t).sum() / room) if room > 0 else float("nan")
 
 
+def _check_gospa(cutoff: float, p: float, mu: float) -> None:
+    if cutoff <= 0 or p < 1 or not (0 < mu <= 2):
+        raise ValueError(f"gospa: need cutoff > 0, p >= 1, 0 < mu <= 2; got {cutoff}, {p}, {mu}")
+
+
+def gospa_costs(true_pos: np.ndarray, est_pos: np.ndarray, cutoff: float, p: float = 2.0):
+    """Distances ||x_i - y_j|| (m) and GOSPA assignment costs min(d, gamma)^p of every pair of
+    positions (..., n, 2) and (..., m, 2), batched over the leading axes: (dist, cost), each
+    (..., n, m)."""
+    P = np.asarray(true_pos, dtype=np.float64)
+    Q = np.asarray(est_pos, dtype=np.float64)
+    dist = np.linalg.norm(P[..., :, None, :] - Q[..., None, :, :], axis=-1)
+    return dist, np.minimum(dist, cutoff) ** p
+
+
+def gospa_from_costs(dist: np.ndarray, cost: np.ndarray, cutoff: float, p: float = 2.0, mu: float = 2.0):
+    """GOSPA (17) of one frame from its n x m ``dist`` and ``cost`` (:func:`gospa_costs`): the
+    optimal assignment of the costs (scipy's linear_sum_assignment) plus gamma^p / mu per
+    unassigned position, to the power 1/p. Returns (distance, pairs below the cut-off)."""
+    n, m = cost.shape
+    pairs: list[tuple[int, int]] = []
+    total = cutoff**p / mu * abs(n - m)
+    if n and m:
+        r, c = linear_sum_assignment(cost)
+        total += cost[r, c].sum()
+        pairs = [(int(i), int(j)) for i, j in zip(r, c) if dist[i, j] < cutoff]
+    return float(total ** (1.0 / p)), pairs
+
+
 def gospa_assignment(true_pos: np.ndarray, est_pos: np.ndarray, cutoff: float, p: float = 2.0, mu: float = 2.0):
     """GOSPA distance (17) between two finite sets of positions (n x 2 and m x 2, m) with
     cut-off gamma = ``cutoff`` (m), order p and cardinality weight mu, computed with an exact
@@ -32,18 +61,8 @@ def gospa_assignment(true_pos: np.ndarray, est_pos: np.ndarray, cutoff: float, p
     optimal assignment whose distance is below the cut-off."""
     P = np.asarray(true_pos, dtype=np.float64).reshape(-1, 2)
     Q = np.asarray(est_pos, dtype=np.float64).reshape(-1, 2)
-    if cutoff <= 0 or p < 1 or not (0 < mu <= 2):
-        raise ValueError(f"gospa: need cutoff > 0, p >= 1, 0 < mu <= 2; got {cutoff}, {p}, {mu}")
-    n, m = len(P), len(Q)
-    pairs: list[tuple[int, int]] = []
-    total = cutoff**p / mu * abs(n - m)
-    if n and m:
-        dist = np.linalg.norm(P[:, None, :] - Q[None, :, :], axis=-1)
-        cost = np.minimum(dist, cutoff) ** p
-        r, c = linear_sum_assignment(cost)
-        total += cost[r, c].sum()
-        pairs = [(int(i), int(j)) for i, j in zip(r, c) if dist[i, j] < cutoff]
-    return float(total ** (1.0 / p)), pairs
+    _check_gospa(cutoff, p, mu)
+    return gospa_from_costs(*gospa_costs(P, Q, cutoff, p), cutoff, p, mu)
 
 
 def gospa(true_pos, est_pos, cutoff: float, p: float = 2.0, mu: float = 2.0) -> float:
