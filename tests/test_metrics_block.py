@@ -103,7 +103,7 @@ def test_long_stream_equals_scores_and_leaves_no_per_frame_state():
         assert got[key] == want[key], key
     for key in ("gospa", "angle_rmse_deg", "range_rmse_m"):
         assert got[key] == pytest.approx(want[key], rel=1e-9), key
-    assert not met._truth and not met._detections and not met._sensed
+    assert not met._truth and not met._detections and not met._sensed and not met._unscored
     small = Scores(T_MAX, 90.0, 2.0, 2.0)
     for ta, tr, ea, er in frames[:10]:
         small.add_sensing(ta, tr, ea, er)
@@ -179,3 +179,26 @@ def test_sim_flowgraph_leaves_no_pending_state():
     assert met.summary()["frames"] == met.summary()["comm_frames"] == 40
     assert len(published) == 40 and published == sorted(published) and published[-1] == 40
     assert not met._truth and not met._detections and not met._sensed
+
+
+def test_a_message_whose_angles_and_ranges_differ_in_length_is_refused(capfd):
+    """Logged and ignored at arrival (it would otherwise fail the batch it is scored in): the
+    frame is not scored, the next one is."""
+    met = metrics(S=S, max_targets=T_MAX, wait_for_messages=False)
+    good = {"frame": 0, "angle_deg": [1.0], "range_m": [50.0]}
+    met.handle_truth(pmt.to_pmt({"frame": 0, "angle_deg": [1.0, 2.0], "range_m": [50.0]}))
+    met.handle_detections(pmt.to_pmt(good))
+    met.handle_truth(pmt.to_pmt({**good, "frame": 1}))
+    met.handle_detections(pmt.to_pmt({**good, "frame": 1}))
+    s = met.summary()
+    assert s["frames"] == 1 and s["gospa"] == 0.0
+    out = capfd.readouterr()
+    assert "truth message ignored" in out.out + out.err
+    assert "angle_deg and range_m differ in length ([1, 2])" in out.out + out.err
+
+
+def test_score_frames_refuses_unequal_lengths():
+    scores = Scores(T_MAX, 90.0, 2.0, 2.0)
+    with pytest.raises(ValueError, match="differ in length"):
+        metrics_module.score_frames(scores, [({"angle_deg": [1.0], "range_m": []}, {})])
+    assert scores.frames == 0

@@ -11,12 +11,13 @@ from ..model.angle_delay import angle_delay_map
 from ..model.dictionaries import omp_dictionaries
 from ..model.impairments import receiver_array
 from . import _common as c
+from ._thread_state import HeldThreadState
 from .omp_receiver import receiver_scenario
 
 NAME = "isac_angle_delay_map_stream"
 
 
-class angle_delay_map_stream(gr.sync_block):
+class angle_delay_map_stream(HeldThreadState, gr.sync_block):
     """Reciprocal-filtered frames Y~ (vlen K*S) in; out: the map L = |Phi_a^H Y~ Phi_d^*|^2 / (K S)
     (float, vlen angle_grid*delay_grid, angle-major: item[i*delay_grid + j] is angle i, delay j),
     in dB (10 log10) when ``db``. The division by K S puts noise-only cells at N0 on average

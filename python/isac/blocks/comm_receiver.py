@@ -8,12 +8,13 @@ from gnuradio import gr
 
 from ..model.ofdm import ml_detect
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_comm_receiver"
 INVALID_TAG = "invalid_comm"
 
 
-class comm_receiver(gr.sync_block):
+class comm_receiver(HeldThreadState, gr.sync_block):
     """In 0: received comm frames y_c (vlen S), in 1: CSI kappa (vlen S); out: detected
     messages (vlen S, int32 in {0..3}) by ``model.ofdm.ml_detect``. Frames with NaN/Inf in
     y_c or kappa are counted in ``invalid_frames``, logged and tagged ``invalid_comm``

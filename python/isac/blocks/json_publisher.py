@@ -8,11 +8,12 @@ from gnuradio import gr
 
 from ..publish import Publisher
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_json_publisher"
 
 
-class json_publisher(gr.basic_block):
+class json_publisher(HeldThreadState, gr.basic_block):
     """Message in ``detections``, ``truth``, ``metrics`` (PMT dicts); each message is sent on a
     ZeroMQ PUB socket bound to ``address`` as two frames: the port name (topic) and the dict
     as JSON (arrays as lists, NaN as null); see gnuradio.isac.publish and apps/isac-subscribe.

@@ -14,6 +14,7 @@ from gnuradio import gr
 
 from ..model.scene import positions
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_map_display"
 KEEP_FRAMES = 32  # maps and messages kept per kind (bounded; older ones are dropped)
@@ -98,7 +99,7 @@ def _vector(message: dict, key: str) -> np.ndarray:
     return np.atleast_1d(np.asarray(message.get(key, []), dtype=np.float64)).reshape(-1)
 
 
-class map_display(gr.sync_block):
+class map_display(HeldThreadState, gr.sync_block):
     """Angle-delay maps of ``isac.angle_delay_map_stream`` in (float, vlen angle_grid*delay_grid,
     angle-major, dB when ``db``); messages ``truth`` (isac.ula_channel) and ``detections``
     (isac.omp_receiver). ``qwidget()`` is a QWidget holding two pictures:

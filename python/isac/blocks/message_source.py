@@ -9,11 +9,12 @@ from gnuradio import gr
 from ..model.ofdm import qpsk_map, random_messages
 from ..simulation import STREAMS, frame_rng
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_message_source"
 
 
-class message_source(gr.sync_block):
+class message_source(HeldThreadState, gr.sync_block):
     """Source of messages m (vlen S, int32 in {0..3}) and QPSK symbols x(m) (vlen S,
     complex64). Frame i comes from ``simulation.frame_rng(seed, stream, first_frame + i)``,
     so it equals the messages and symbols of ``Simulator(...).frame(first_frame + i, stream)``

@@ -15,6 +15,7 @@ from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.omp import OmpResult
 from ..model.scene import positions
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_omp_receiver"
 #: detected count/threshold of the paper's scenario (Sec. V-A defaults, baseline receiver,
@@ -129,7 +130,7 @@ def _positive(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value) and value > 0
 
 
-class omp_receiver(gr.sync_block):
+class omp_receiver(HeldThreadState, gr.sync_block):
     """Reciprocal-filtered frames Y~ (vlen K*S, antenna-major) in; on the ``detections``
     message port, one PMT dict per frame: frame, count, valid, angle_deg, range_m, x_m, y_m
     (position (2), m), gain (|LS gain (13)|), peak (map maxima of the kept iterations; for nn the
@@ -361,7 +362,7 @@ class omp_receiver(gr.sync_block):
         if self._pool is not None:
             self._pool.shutdown(wait=True)
             self._pool = None
-        return True
+        return super().stop()
 
     def work(self, input_items, output_items):
         try:

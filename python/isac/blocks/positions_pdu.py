@@ -9,6 +9,7 @@ from gnuradio import gr
 
 from ..model.scene import positions
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_positions_pdu"
 
@@ -25,7 +26,7 @@ def positions_message(message: dict) -> pmt.pmt_t:
     return pmt.cons(meta, c.c32(p[:, 0] + 1j * p[:, 1]))
 
 
-class positions_pdu(gr.basic_block):
+class positions_pdu(HeldThreadState, gr.basic_block):
     """Message in ``in``: truth (isac.ula_channel) or detections (isac.omp_receiver) dicts;
     message out ``pdu``: one PDU per message, a c32vector of positions x + j y (m) with meta
     dict (frame, count). Messages without angle_deg / range_m are logged and dropped."""

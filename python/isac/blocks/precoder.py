@@ -12,6 +12,7 @@ from gnuradio import gr
 
 from .. import transceiver
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_precoder"
 #: parameters that may change at run time (callbacks and the config port)
@@ -20,7 +21,7 @@ RUNTIME = ("eta", "phi", "power", "target_sector_deg", "comm_sector_deg")
 PRECODER_TAG = "precoder"
 
 
-class precoder(gr.sync_block):
+class precoder(HeldThreadState, gr.sync_block):
     """QPSK symbols x (vlen S) in, transmitted array frames X = f x^T out (vlen K*S,
     antenna-major: item[k*S + s] = f_k x_s).
 

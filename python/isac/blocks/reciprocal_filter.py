@@ -8,6 +8,7 @@ from gnuradio import gr
 
 from ..model import reciprocal as model
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_reciprocal_filter"
 INVALID_TAG = "invalid_symbols"
@@ -22,7 +23,7 @@ def _cpp_filter():
     return reciprocal_filter_frames
 
 
-class reciprocal_filter(gr.sync_block):
+class reciprocal_filter(HeldThreadState, gr.sync_block):
     """In 0: received sensing frames Y_r (vlen K*S, antenna-major), in 1: the transmitted
     symbols x (vlen S); out: Y~ (vlen K*S) by ``model.reciprocal.reciprocal_filter`` (or its C++
     twin ``gnuradio.isac.reciprocal_filter_frames``, the same result bit for bit, when built).

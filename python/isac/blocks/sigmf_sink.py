@@ -11,12 +11,13 @@ from .. import recording
 from ..model.array import draw_spacings
 from ..model.impairments import element_response
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_sigmf_sink"
 TRUTH_TAG = "truth"  # the ground-truth tag isac.ula_channel puts on Y_r
 
 
-class sigmf_sink(gr.sync_block):
+class sigmf_sink(HeldThreadState, gr.sync_block):
     """In: ``kind="rx"``: received array frames Y_r (vlen K*S, antenna-major, the reciprocal
     filter's input; the ``truth`` tags of isac.ula_channel become per-frame annotations) or
     ``kind="tx"``: transmitted symbols x (vlen S). Writes ``path``.sigmf-data as frames come and
@@ -103,6 +104,7 @@ class sigmf_sink(gr.sync_block):
     def start(self) -> bool:
         # An exception here would stall GNU Radio's scheduler: the error is logged, kept in
         # ``error``, and work() ends the flowgraph at once.
+        super().start()
         self.error = None
         try:
             if not self.path:
@@ -134,7 +136,7 @@ class sigmf_sink(gr.sync_block):
         if self.writer is not None:
             self.meta_path = self.writer.close()
             self.logger.info(f"{self.writer.frames} frames recorded to {self.meta_path}")
-        return True
+        return super().stop()
 
     @property
     def frames(self) -> int:

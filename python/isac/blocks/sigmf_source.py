@@ -10,12 +10,13 @@ from gnuradio import gr
 from .. import recording
 from ..model.ofdm import ml_detect
 from . import _common as c
+from ._thread_state import HeldThreadState
 
 NAME = "isac_sigmf_source"
 TRUTH_TAG = "truth"
 
 
-class sigmf_source(gr.sync_block):
+class sigmf_source(HeldThreadState, gr.sync_block):
     """Plays the recording ``path`` (a recording directory, or a SigMF recording's base name /
     .sigmf-meta / .sigmf-data) of ``kind``, one frame per item, then ends:
 
@@ -85,6 +86,7 @@ class sigmf_source(gr.sync_block):
     def start(self) -> bool:
         # An exception here would stall GNU Radio's scheduler: the error is logged, kept in
         # ``error``, and work() ends the flowgraph at once.
+        super().start()
         if self.recording is None:
             self.error = str(c.error(NAME, "path", "is empty: give a recording directory or a SigMF recording"))
             self.logger.error(self.error)

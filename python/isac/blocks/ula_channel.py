@@ -14,6 +14,7 @@ from ..model.impairments import impaired_array
 from ..model.scene import Scene, sensing_gain_variance
 from ..simulation import STREAMS, frame_rng
 from . import _common as c
+from ._thread_state import HeldThreadState
 from .precoder import PRECODER_TAG
 
 NAME = "isac_ula_channel"
@@ -24,7 +25,7 @@ class _GiveUp(Exception):
     """Too many frames in a row failed: the block stops the flowgraph."""
 
 
-class ula_channel(gr.sync_block):
+class ula_channel(HeldThreadState, gr.sync_block):
     """Transmitted array frames X (vlen K*S) in; out 0: received sensing frames Y_r (vlen K*S,
     antenna-major), out 1: communication frames y_c (vlen S), out 2: CSI kappa (vlen S).
 
