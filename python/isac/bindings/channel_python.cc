@@ -178,6 +178,7 @@ struct frame_channel {
     std::vector<double> fixed_angles, fixed_ranges;
     std::vector<cdouble> fixed_gains;
     std::vector<gr::isac::echo_synthesizer> synth; // one per worker thread
+    std::vector<std::vector<double>> bufs;         // one work buffer per worker thread (kept between calls)
     std::mutex mu;
 
     frame_channel(const darray& pos, double wavelength_m, double spacing_hz, int64_t subcarriers, int64_t max_targets_,
@@ -244,7 +245,12 @@ struct frame_channel {
             std::lock_guard<std::mutex> lock(mu);
             while (int64_t(synth.size()) < W)
                 synth.emplace_back(positions.data(), K, S, wavelength, spacing);
-            std::vector<std::vector<double>> bufs(W, std::vector<double>(2 * K * S + 2 * std::max(S, L) + 2 * T));
+            const size_t need = size_t(2 * K * S + 2 * std::max(S, L) + 2 * T);
+            if (int64_t(bufs.size()) < W)
+                bufs.resize(W);
+            for (int64_t w = 0; w < W; ++w)
+                if (bufs[w].size() < need)
+                    bufs[w].resize(need);
             split_frames(W, B, [&](int64_t w, int64_t b) {
                 frame(synth[w], bufs[w].data(), x + b * K * S, seed, stream, first + b, y + b * K * S, cnt[b],
                       an + b * T, ra + b * T, ga + b * T, ph[b], tp + b * L, cn + b * S, cs + b * S);

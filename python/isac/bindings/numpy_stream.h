@@ -14,8 +14,8 @@
  *   next_uint32 returns the low half of a 64-bit output and keeps the high half for the next
  *   call (numpy's has_uint32 / uinteger), next_double = (next_uint64 >> 11) * 2^-53.
  *   Outputs are generated 1024 at a time with interleaved LCG lanes (state jumps by M^L for L
- *   lanes: 8 in AVX-512 registers when the build has AVX-512, else 4), which breaks the multiply
- *   chain; the sequence is the same.
+ *   lanes: 16 in two groups of AVX-512 registers when the build has AVX-512, else 4), which
+ *   breaks the multiply chain; the sequence is the same.
  * - Distributions: numpy's random_standard_normal (ziggurat) and random_bounded_uint64_fill
  *   (Lemire) are called on a bitgen_t over this generator. The ziggurat's fast path
  *   (99 % of draws: x = rabs * w[idx] when rabs < k[idx]) is evaluated inline with the tables
@@ -31,7 +31,7 @@
 
 #if defined(__AVX512F__) && defined(__AVX512DQ__)
 #include <immintrin.h>
-#define ISAC_NUMPY_STREAM_AVX512 1 // eight LCG lanes and eight ziggurat draws per instruction
+#define ISAC_NUMPY_STREAM_AVX512 1 // 2 x 8 LCG lanes and eight ziggurat draws per instruction
 #endif
 
 #include <cstddef>
@@ -190,7 +190,8 @@ public:
         }
         int64_t i = 0;
 #ifdef ISAC_NUMPY_STREAM_AVX512
-        // eight words at a time while all eight take the fast path (~89 % of the time)
+        // eight words at a time: the lanes before the first slow draw are stored from the vector,
+        // the slow draw goes to numpy's function (all eight are fast ~89 % of the time)
         const __m512i m8 = _mm512_set1_epi64(0xff), m52 = _mm512_set1_epi64(0x000fffffffffffffll),
                       one = _mm512_set1_epi64(1);
         while (i + 8 <= n) {
@@ -202,16 +203,22 @@ public:
             const __m512i idx = _mm512_and_si512(r, m8);
             const __m512i rabs = _mm512_and_si512(_mm512_srli_epi64(r, 9), m52);
             const __m512i k = _mm512_i64gather_epi64(idx, z.k, 8);
-            if (_mm512_cmplt_epu64_mask(rabs, k) != 0xff) {
-                out[i++] = normal_scalar(z); // up to the first slow draw, one by one
-                continue;
-            }
+            const unsigned fast = _mm512_cmplt_epu64_mask(rabs, k);
             const __m512d w = _mm512_i64gather_pd(idx, z.w, 8);
             const __m512d x = _mm512_mul_pd(_mm512_cvtepu64_pd(rabs), w);
             const __m512i sign = _mm512_slli_epi64(_mm512_and_si512(_mm512_srli_epi64(r, 8), one), 63);
-            _mm512_storeu_pd(out + i, _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(x), sign)));
-            d_pos += 8;
-            i += 8;
+            const __m512d y = _mm512_castsi512_pd(_mm512_xor_si512(_mm512_castpd_si512(x), sign));
+            if (fast == 0xff) {
+                _mm512_storeu_pd(out + i, y);
+                d_pos += 8;
+                i += 8;
+                continue;
+            }
+            const int p = __builtin_ctz(~fast); // lanes before the first slow one, 0..7
+            _mm512_mask_storeu_pd(out + i, __mmask8((1u << p) - 1u), y);
+            d_pos += p;
+            i += p;
+            out[i++] = normal_scalar(z); // the slow draw (word d_buf[d_pos]) and the words it takes
         }
 #endif
         for (; i < n; ++i)
@@ -275,9 +282,9 @@ private:
     void refill8()
     {
         const u128 M = multiplier();
-        if (!d_lanes8) { // M^8 and inc (M^7 + ... + 1), once per generator
+        if (!d_lanes8) { // M^16 and inc (M^15 + ... + 1), once per generator
             u128 p = 1, sum = 0;
-            for (int j = 0; j < 8; ++j) {
+            for (int j = 0; j < 16; ++j) {
                 sum += p;
                 p *= M;
             }
@@ -285,37 +292,44 @@ private:
             d_C8 = d_inc * sum;
             d_lanes8 = true;
         }
-        alignas(64) uint64_t hi[8], lo[8];
+        // two independent groups of eight lanes (words 16 m + j and 16 m + 8 + j), each stepped by
+        // M^16: the two multiply chains overlap
+        alignas(64) uint64_t hi[16], lo[16];
         u128 s = d_state;
-        for (int j = 0; j < 8; ++j) {
+        for (int j = 0; j < 16; ++j) {
             s = s * M + d_inc;
             hi[j] = uint64_t(s >> 64);
             lo[j] = uint64_t(s);
         }
-        __m512i H = _mm512_load_si512(hi), L = _mm512_load_si512(lo);
+        __m512i H0 = _mm512_load_si512(hi), L0 = _mm512_load_si512(lo);
+        __m512i H1 = _mm512_load_si512(hi + 8), L1 = _mm512_load_si512(lo + 8);
         const uint64_t mh = uint64_t(d_M8 >> 64), ml = uint64_t(d_M8);
         const __m512i cl = _mm512_set1_epi64(int64_t(uint64_t(d_C8))), ch = _mm512_set1_epi64(int64_t(d_C8 >> 64));
         const __m512i mlv = _mm512_set1_epi64(int64_t(ml)), mhv = _mm512_set1_epi64(int64_t(mh));
-        for (int i = 0; i < N; i += 8) {
-            // XSL-RR output of each lane's state
-            const __m512i x = _mm512_xor_si512(H, L);
-            _mm512_storeu_si512(d_buf + i, _mm512_rorv_epi64(x, _mm512_srli_epi64(H, 58)));
-            if (i + 8 == N) {
-                _mm512_store_si512(hi, H);
-                _mm512_store_si512(lo, L);
-                d_state = (u128(hi[7]) << 64) | lo[7];
-                break;
-            }
-            // state <- state * M^8 + C8 (mod 2^128)
+        const __m512i onev = _mm512_set1_epi64(1);
+        auto step = [&](__m512i& H, __m512i& L) { // state <- state * M^16 + C16 (mod 2^128)
             __m512i plo, phi;
             mul_64x64(L, ml, plo, phi);
             __m512i nh =
                 _mm512_add_epi64(phi, _mm512_add_epi64(_mm512_mullo_epi64(H, mlv), _mm512_mullo_epi64(L, mhv)));
             const __m512i nl = _mm512_add_epi64(plo, cl);
             const __mmask8 carry = _mm512_cmplt_epu64_mask(nl, cl);
-            nh = _mm512_mask_add_epi64(_mm512_add_epi64(nh, ch), carry, _mm512_add_epi64(nh, ch), _mm512_set1_epi64(1));
-            H = nh;
+            nh = _mm512_add_epi64(nh, ch);
+            H = _mm512_mask_add_epi64(nh, carry, nh, onev);
             L = nl;
+        };
+        for (int i = 0; i < N; i += 16) {
+            // XSL-RR output of each lane's state
+            _mm512_storeu_si512(d_buf + i, _mm512_rorv_epi64(_mm512_xor_si512(H0, L0), _mm512_srli_epi64(H0, 58)));
+            _mm512_storeu_si512(d_buf + i + 8, _mm512_rorv_epi64(_mm512_xor_si512(H1, L1), _mm512_srli_epi64(H1, 58)));
+            if (i + 16 == N) {
+                _mm512_store_si512(hi, H1);
+                _mm512_store_si512(lo, L1);
+                d_state = (u128(hi[7]) << 64) | lo[7];
+                break;
+            }
+            step(H0, L0);
+            step(H1, L1);
         }
         d_pos = 0;
     }
@@ -344,7 +358,7 @@ private:
     static uint32_t bg_next32(void* st) { return static_cast<numpy_pcg64*>(st)->next32(); }
     static double bg_double(void* st) { return static_cast<numpy_pcg64*>(st)->next_double(); }
 
-    u128 d_state, d_inc, d_M4, d_C4, d_M8 = 0, d_C8 = 0;
+    u128 d_state, d_inc, d_M4, d_C4, d_M8 = 0, d_C8 = 0; // d_M8, d_C8: the 16-lane jump (AVX-512)
     bool d_lanes8 = false;
     alignas(64) uint64_t d_buf[N];
     int d_pos = N;
