@@ -112,7 +112,9 @@ def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, 
         np.testing.assert_array_equal(seen[i][0]["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
 
 
-def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames, threads):
+    """threads = 2: the pipelined path (chunks of frames on worker threads, consumed in order)."""
     y = reciprocal_model(frames.y_sensing, frames.symbols)
     rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel="numpy")
     sensor = rx.sensor
@@ -123,6 +125,8 @@ def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames):
         return sensor(chunk)
 
     rx.sensor = failing
+    rx._sensors = [failing]  # the second worker's estimator
+    rx.set_threads(threads)
     tb = gr.top_block()
     debug = blocks.message_debug()
     tb.connect(blocks.vector_source_c(flat(y), False, K * S), rx)
@@ -230,14 +234,16 @@ def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
 
 
 # --- (1) a failure that cannot be survived stops the flowgraph ------------------------------
-def test_every_frame_failing_stops_the_flowgraph_with_the_message(sc):
+@pytest.mark.parametrize("threads", [None, 2])
+def test_every_frame_failing_stops_the_flowgraph_with_the_message(sc, threads):
     frames = 48  # more than MAX_CONSECUTIVE_FAILURES
-    tb = SimFlowgraph(sc, frames, THRESHOLD, kernel="numpy")
+    tb = SimFlowgraph(sc, frames, THRESHOLD, kernel="numpy", threads=threads)
 
     def broken(y):
         raise MemoryError("simulated: the receiver cannot allocate its maps")
 
     tb.receiver.sensor = broken
+    tb.receiver._sensors = [broken]
     exc = run_with_timeout(tb)
     assert isinstance(exc, FlowgraphError)
     assert "isac_omp_receiver" in str(exc) and "MemoryError: simulated" in str(exc)

@@ -3,6 +3,7 @@ and results published over ZeroMQ (JSON and PMT) on 127.0.0.1 reach a subscriber
 
 import json
 import socket
+import sys
 import threading
 import time
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import zmq
 
-from gnuradio.isac import transceiver
+from gnuradio.isac import flowgraph, transceiver
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.cli import subscribe as isac_subscribe
 from gnuradio.isac.config import Scenario
@@ -93,6 +94,22 @@ def check_streamed_equals_offline(sc, tb, seen, t, kernel, threshold=THRESHOLD):
 def test_streamed_results_equal_offline_model(sc, method, kernel, receiver):
     tb, seen = run_collect(sc, method=method, kernel=kernel, receiver=receiver)
     check_streamed_equals_offline(sc, tb, seen, transceiver.build(sc, method, None, receiver, "numpy"), kernel)
+
+
+def test_streamed_results_equal_offline_model_on_two_threads(sc):
+    """threads = 2: the channel and filter split their frames, the receiver pipelines chunks of
+    frames on two workers: the same frames and detections as the offline model."""
+    tb, seen = run_collect(sc, method="baseline", kernel="cpp", receiver="omp", threads=2)
+    check_streamed_equals_offline(sc, tb, seen, transceiver.build(sc, "baseline", None, "omp", "numpy"), "cpp")
+
+
+def test_the_gil_switch_interval_is_short_while_the_flowgraph_runs_and_restored_after(sc):
+    before = sys.getswitchinterval()
+    during = []
+    tb = SimFlowgraph(sc, 4, THRESHOLD, on_frame=lambda *a: during.append(sys.getswitchinterval()))
+    tb.run()
+    assert len(during) == 4 and max(during) <= flowgraph.GIL_SWITCH_INTERVAL_S < before
+    assert sys.getswitchinterval() == before
 
 
 @pytest.fixture(scope="module")
