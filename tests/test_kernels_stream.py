@@ -233,3 +233,23 @@ def test_pmt_rows_equal_make_dict_of_each_row():
             }
         )
         assert pmt.equal(msg, want), (pmt.write_string(msg), pmt.write_string(want))
+
+
+def test_frame_max_abs_equals_numpy_with_nan_inf_and_zero_frames():
+    """The receiver's amplitude scan: max |re|, |im| per frame, NaN propagated, as numpy gives it."""
+    rng = np.random.default_rng(8)
+    y = (rng.normal(size=(9, 8, 16)) + 1j * rng.normal(size=(9, 8, 16))).astype(np.complex64) * 1e3
+    y[1, 2, 3] = np.nan
+    y[2, 0, 0] = np.inf
+    y[3, 7, 15] = complex(np.nan, -np.inf)
+    y[4, 1, 1] = complex(5.0, -np.inf)
+    y[5] = 0
+    y[6, 4, 4] = complex(-3e38, 0.0)
+    y[7] *= 1e-40  # subnormal floats
+    ref = np.abs(y.reshape(9, -1).view(np.float32)).max(axis=1)
+    got = isac.frame_max_abs(y)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, ref)  # NaN == NaN here
+    assert np.isnan(got[1]) and np.isnan(got[3]) and got[2] == np.inf and got[5] == 0.0 and got[6] == np.float32(3e38)
+    assert isac.frame_max_abs(y[:0]).shape == (0,)
+    assert isac.frame_max_abs(y[:, 0, 0]).shape == (9,)  # (B,) of single values

@@ -13,6 +13,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -239,10 +242,41 @@ struct domp_runner {
     }
 };
 
+//! Largest |re|, |im| of each frame of Y (B, ...) complex64, NaN when the frame has a NaN (as
+//! numpy's abs(Y.view(float32)).max(axis=1)): on the IEEE bits, |x| is x & 0x7fffffff and
+//! non-negative floats order like their bits, NaN above +inf, so an integer max (vectorised)
+//! gives the maximum and propagates NaN.
+py::array_t<float> frame_max_abs(const carray& Y)
+{
+    if (Y.ndim() < 1)
+        fail("frame_max_abs", "Y must have a frame axis (B, ...)");
+    const int64_t B = Y.shape(0), words = B ? 2 * (Y.size() / B) : 0;
+    py::array_t<float> out(B);
+    const uint32_t* u = reinterpret_cast<const uint32_t*>(Y.data());
+    float* o = out.mutable_data();
+    {
+        py::gil_scoped_release release;
+        for (int64_t b = 0; b < B; ++b) {
+            const uint32_t* f = u + b * words;
+            uint32_t top = 0;
+            for (int64_t i = 0; i < words; ++i)
+                top = std::max(top, f[i] & 0x7fffffffu);
+            float v;
+            std::memcpy(&v, &top, sizeof v);
+            o[b] = top > 0x7f800000u ? std::numeric_limits<float>::quiet_NaN() : v;
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 void bind_omp(py::module& m)
 {
+    m.def("frame_max_abs", &frame_max_abs, py::arg("Y"),
+          R"doc(Largest |real| or |imaginary| part of each frame of Y (B, ...) (converted to
+complex64): a (B,) float32 array, NaN for a frame that has a NaN (numpy's
+abs(Y.view(float32)).reshape(B, -1).max(axis=1)). The GIL is released.)doc");
     m.def(
         "omp",
         [](const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads) {
