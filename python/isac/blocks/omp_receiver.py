@@ -171,8 +171,9 @@ class omp_receiver(HeldThreadState, gr.sync_block):
     failing frame is reported with valid = False, counted in ``failed_frames`` and logged, and the
     stream goes on; 32 failed frames in a row stop the flowgraph (``fatal_error``). A
     ``frame_shape`` tag on the input with another K x S (same K*S) stops the flowgraph with an
-    error naming both blocks. ``set_threads(n)`` splits each work call's frames over n estimators
-    (n threads; not for nn)."""
+    error naming both blocks. ``set_threads(n)`` estimates the frames on n worker threads,
+    each with its own estimator (chunks of PIPELINE_CHUNK frames handed out as they arrive and
+    consumed in order: the same detections; not for nn)."""
 
     def __init__(
         self,
@@ -271,8 +272,9 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         return self.failures.count
 
     def set_threads(self, threads: int) -> None:
-        """Run each work call's frames on ``threads`` estimators in parallel (their own kernels:
-        the same results). Method nn keeps one (its networks use torch's threads)."""
+        """Estimate the frames on ``threads`` worker threads (their own kernels: the same
+        results; ``work`` pipelines chunks of frames over them, ``detect`` splits its frames).
+        Method nn keeps one (its networks use torch's threads)."""
         self.threads = c.positive_int(NAME, "threads", threads)
 
     def set_threshold(self, threshold: float) -> None:

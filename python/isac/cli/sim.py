@@ -218,8 +218,8 @@ def main(argv=None) -> int:
         type=int,
         default=len(os.sched_getaffinity(0)),
         help="CPUs the flowgraph runs on (its block threads are pinned to that many CPUs, and the "
-        "channel, reciprocal filter and receiver split their frames over that many threads; "
-        "results do not depend on it). Default: all CPUs available (%(default)s)",
+        "receiver estimates its frames on that many worker threads; results do not depend on it). "
+        "Default: all CPUs available (%(default)s)",
     )
     parser.add_argument(
         "--record",
