@@ -12,8 +12,9 @@ Candidates, per configuration (method:receiver; learned methods use the shipped 
   offline     evaluation.score on the same test frames (numpy channel, reciprocal filter, the same
               receiver, ML detection, Scores), on 1 CPU
   flowgraph N flowgraph.SimFlowgraph (what isac-sim runs, without the per-frame printing) with
-              threads=N: its block threads on N CPUs, the receiver's frames split over N kernel
-              threads; N = each of --threads
+              threads=N: its block threads on N CPUs, the receiver's chunks of frames on N
+              worker threads, GIL switch interval flowgraph.GIL_SWITCH_INTERVAL_S; N = each
+              of --threads
 
 frames/s is the median over the rounds of frames / wall time (flowgraph: tb.run(), without
 construction); CPU ms/frame the median CPU time of the candidate's threads per frame (what the
