@@ -140,7 +140,9 @@ def run_flowgraph(args, scenario) -> Probe:
         f"scenario {scenario.hash()}",
         flush=True,
     )
-    tb = SimFlowgraph(scenario, args.frames, threshold, method=args.method, zmq_json=args.zmq_json)
+    tb = SimFlowgraph(
+        scenario, args.frames, threshold, method=args.method, zmq_json=args.zmq_json, threads=args.threads
+    )
     probe = Probe(args.frames, args.every, args.window, tb.summary, args.csv)
     tb.on_frame = probe
     try:
@@ -210,20 +212,26 @@ def main() -> int:
     p.add_argument("--method", default="baseline", help="flowgraph mode: baseline or perfect (no weights)")
     p.add_argument("--threshold", type=float, help="flowgraph mode: OMP threshold (default: calibrated)")
     p.add_argument("--zmq-json", metavar="ENDPOINT", help="flowgraph mode: also publish JSON (pyzmq) here")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="flowgraph mode: CPUs and receiver workers, as isac-sim --threads (default: all, %(default)s)",
+    )
     p.add_argument("--window", type=int, default=500, help="frames/s over this many frames (default 500)")
     p.add_argument("--every", type=int, default=10_000, help="a line every this many frames (default 10000)")
     p.add_argument("--csv", metavar="FILE", help="also write the lines as CSV")
     p.add_argument("--config", metavar="FILE")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args()
-    if args.frames < 1000 or args.window < 1 or args.every < 1 or args.window > 1000:
-        p.error("need --frames >= 1000, --every >= 1 and 1 <= --window <= 1000")
+    if args.frames < 1000 or args.window < 1 or args.every < 1 or args.window > 1000 or args.threads < 1:
+        p.error("need --frames >= 1000, --every >= 1, 1 <= --window <= 1000 and --threads >= 1")
     from gnuradio.isac.config import Scenario
 
     scenario = Scenario.load(args.config, args.overrides)
     print(
         f"soak: {args.frames:,} frames, mode {args.mode}, pid {os.getpid()}, "
-        f"{threading.active_count()} threads, overrides {args.overrides or 'none'}",
+        f"{threading.active_count()} threads, --threads {args.threads}, overrides {args.overrides or 'none'}",
         flush=True,
     )
     t0 = time.perf_counter()
