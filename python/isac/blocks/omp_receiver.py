@@ -251,7 +251,7 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         self.threads = 1
         self._sensors: list = []
         self._pool = None
-        #: pipelined estimation: (first frame, frames, future) of the chunks in flight, in order
+        #: pipelined estimation: (first frame, frame count, future) of the chunks in flight, in order
         self._inflight: collections.deque = collections.deque()
         self._launched = 0  # the first frame not yet handed to a worker
         self._idle: queue.SimpleQueue = queue.SimpleQueue()  # estimators of the worker threads
@@ -414,7 +414,7 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         less CPU, e.g. one sharing a core with the other blocks, takes fewer chunks), and are
         consumed, with their detections published, in order as their chunks finish. Frames in
         flight stay unconsumed in the input buffer (views of it are estimated), at most
-        PIPELINE_CHUNK x 2 x threads of them. Waits (GIL released) for the oldest chunk only
+        PIPELINE_CHUNK x PIPELINE_DEPTH x threads of them. Waits (GIL released) for the oldest chunk only
         when none has finished."""
         n = frames.shape[0]
         start = self._launched - read  # frames of this input already handed out
