@@ -293,22 +293,23 @@ class metrics(HeldThreadState, gr.sync_block):
         done = 0
         reports = []
         with self._lock:
-            for i in range(n):
+            sensed = []  # (index in this call, truth, detections) of the frames to report
+            if not self._waiting:
+                done = n
+            for i in range(n if self._waiting else 0):
                 frame = start + i
-                if self._waiting:
-                    if frame in self._sensed:
-                        truth, det = self._sensed.pop(frame)
-                    elif self._hopeless(frame):  # a message of this frame was dropped: SER only
-                        truth = None
-                    else:
-                        break
-                errors = int(np.count_nonzero(m[i] != m_hat[i]))
-                self.scores.add_symbols(errors, self.S)
-                self.comm_frames += 1
+                if frame in self._sensed:
+                    truth, det = self._sensed.pop(frame)
+                    sensed.append((i, truth, det))
+                elif not self._hopeless(frame):  # else a message of it was dropped: SER only
+                    break
                 done += 1
-                if self.on_frame is not None and self._waiting and truth is not None:
-                    reports.append((frame, truth, det, errors))
+            errors = np.count_nonzero(m[:done] != m_hat[:done], axis=1)  # per frame
+            self.scores.add_symbols(int(errors.sum()), self.S * done)
+            self.comm_frames += done
             self._position = start + done
+            if self.on_frame is not None:
+                reports = [(start + i, truth, det, int(errors[i])) for i, truth, det in sensed]
         for report in reports:  # outside the lock: the callback may read summary()
             self.on_frame(*report)
         if done == 0:
