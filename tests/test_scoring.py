@@ -248,3 +248,14 @@ def test_add_sensing_batch_refuses_counts_beyond_the_rows():
         s.add_sensing_batch(z, z, [1, 1], z, z, [0])
     assert s.frames == 0
     assert s.add_sensing_batch(z[:0], z[:0], [], z[:0], z[:0], []).shape == (0,)
+
+
+def test_padded_rows_lays_ragged_rows_out_with_their_lengths():
+    from gnuradio.isac.scoring import padded_rows
+
+    out, lengths = padded_rows([[1.0, 2.0], [], 3.5, np.array([4.0, 5.0, 6.0])])
+    np.testing.assert_array_equal(lengths, [2, 0, 1, 3])
+    np.testing.assert_array_equal(out, [[1, 2, 0], [0, 0, 0], [3.5, 0, 0], [4, 5, 6]])
+    out, lengths = padded_rows([[], []])
+    assert out.shape == (2, 1) and not out.any() and lengths.tolist() == [0, 0]
+    assert padded_rows([])[0].shape == (0, 1)

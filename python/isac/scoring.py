@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model.metrics import _check_gospa, gospa_costs, gospa_from_costs
+from .model.metrics import check_gospa_parameters, gospa_costs, gospa_from_costs
 from .model.scene import positions
 
 #: two-sided 95 % normal quantile used by every confidence interval of the experiments
@@ -40,6 +40,18 @@ def root_interval(interval: tuple[float, float, float]) -> tuple[float, float, f
     the interval of the RMSE (NaN stays NaN)."""
     m, lo, hi = interval
     return math.sqrt(m), math.sqrt(max(lo, 0.0)), math.sqrt(hi)
+
+
+def padded_rows(rows) -> tuple[np.ndarray, np.ndarray]:
+    """((B, W) float64, (B,) int64): each of the B ``rows`` (sequences of numbers, a scalar
+    counting as one) in the first entries of its row, zeros after, W the longest (at least 1);
+    and the rows' lengths: the layout :meth:`Scores.add_sensing_batch` takes."""
+    rows = [np.atleast_1d(np.asarray(r, dtype=np.float64)) for r in rows]
+    lengths = np.array([r.shape[0] for r in rows], dtype=np.int64)
+    out = np.zeros((len(rows), max(int(lengths.max(initial=0)), 1)))
+    for b, r in enumerate(rows):
+        out[b, : r.shape[0]] = r
+    return out, lengths
 
 
 class RunningMean:
@@ -152,7 +164,7 @@ class Scores:
         out = np.empty(B, dtype=np.float64)
         if B == 0:
             return out
-        _check_gospa(self.cutoff, self.p, self.mu)
+        check_gospa_parameters(self.cutoff, self.p, self.mu)
         ta = np.asarray(true_angles_rad, dtype=np.float64).reshape(B, -1)
         tr = np.asarray(true_ranges_m, dtype=np.float64).reshape(B, -1)
         ea = np.asarray(est_angles_rad, dtype=np.float64).reshape(B, -1)
@@ -191,12 +203,9 @@ class Scores:
     def add(self, frames, result, threshold: float, detected_messages: np.ndarray) -> None:
         """Score a batch: ``frames`` (simulation.Frames, with the truth), the sensing receiver's
         ``result`` (OmpResult) cut at ``threshold``, and the detected messages (B, S)."""
-        counts = result.counts(threshold)
-        nt = np.array([scene.count for scene in frames.scenes], dtype=np.int64)
-        ta, tr = (np.zeros((len(nt), max(int(nt.max(initial=0)), 1))) for _ in range(2))
-        for b, scene in enumerate(frames.scenes):
-            ta[b, : nt[b]], tr[b, : nt[b]] = scene.angles_rad, scene.ranges_m
-        self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, counts)
+        ta, nt = padded_rows([scene.angles_rad for scene in frames.scenes])
+        tr, _ = padded_rows([scene.ranges_m for scene in frames.scenes])
+        self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, result.counts(threshold))
         self.add_symbols(np.sum(detected_messages != frames.messages), frames.messages.size)
 
     # --- results --------------------------------------------------------------------
@@ -241,4 +250,4 @@ class Scores:
         }
 
 
-__all__ = ["RunningMean", "Scores", "Z95", "normal_interval", "root_interval"]
+__all__ = ["RunningMean", "Scores", "Z95", "normal_interval", "padded_rows", "root_interval"]

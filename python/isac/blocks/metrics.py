@@ -12,7 +12,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from ..scoring import Scores
+from ..scoring import Scores, padded_rows
 from . import _common as c
 from ._thread_state import HeldThreadState
 
@@ -71,24 +71,15 @@ def score_frames(scores: Scores, pairs: list[tuple[dict, dict]]) -> None:
     :meth:`Scores.add_sensing_batch` call for all of them."""
     if not pairs:
         return
-    B = len(pairs)
-    nt, ne = np.empty(B, dtype=np.int64), np.empty(B, dtype=np.int64)
-    rows = []
-    for b, (truth, det) in enumerate(pairs):
-        row = [msg.get(key, ()) for msg in (truth, det) for key in ("angle_deg", "range_m")]
-        sizes = [np.size(v) for v in row]
-        if sizes[0] != sizes[1] or sizes[2] != sizes[3]:
-            raise ValueError(
-                f"angle_deg and range_m differ in length: truth {sizes[0]} / {sizes[1]}, "
-                f"detections {sizes[2]} / {sizes[3]}"
-            )
-        nt[b], ne[b] = sizes[0], sizes[2]
-        rows.append(row)
-    arrays = np.zeros((4, B, max(int(nt.max()), int(ne.max()), 1)))
-    for b, row in enumerate(rows):
-        n, m = nt[b], ne[b]
-        arrays[0, b, :n], arrays[1, b, :n], arrays[2, b, :m], arrays[3, b, :m] = row
-    ta, tr, ea, er = arrays
+    (ta, nt), (tr, ntr), (ea, ne), (er, ner) = (
+        padded_rows([pair[msg].get(key, ()) for pair in pairs]) for msg in (0, 1) for key in ("angle_deg", "range_m")
+    )
+    bad = np.nonzero((nt != ntr) | (ne != ner))[0]
+    if bad.size:
+        b = bad[0]
+        raise ValueError(
+            f"angle_deg and range_m differ in length: truth {nt[b]} / {ntr[b]}, detections {ne[b]} / {ner[b]}"
+        )
     scores.add_sensing_batch(np.deg2rad(ta), tr, nt, np.deg2rad(ea), er, ne)
 
 
@@ -296,14 +287,15 @@ class metrics(HeldThreadState, gr.sync_block):
             sensed = []  # (index in this call, truth, detections) of the frames to report
             if not self._waiting:
                 done = n
-            for i in range(n if self._waiting else 0):
-                frame = start + i
-                if frame in self._sensed:
-                    truth, det = self._sensed.pop(frame)
-                    sensed.append((i, truth, det))
-                elif not self._hopeless(frame):  # else a message of it was dropped: SER only
-                    break
-                done += 1
+            else:
+                for i in range(n):
+                    frame = start + i
+                    if frame in self._sensed:
+                        truth, det = self._sensed.pop(frame)
+                        sensed.append((i, truth, det))
+                    elif not self._hopeless(frame):  # else a message of it was dropped: SER only
+                        break
+                    done += 1
             errors = np.count_nonzero(m[:done] != m_hat[:done], axis=1)  # per frame
             self.scores.add_symbols(int(errors.sum()), self.S * done)
             self.comm_frames += done

@@ -23,7 +23,8 @@ def false_alarm_probability(true_counts, est_counts, max_targets: int) -> float:
     return float((np.maximum(t, e) - t).sum() / room) if room > 0 else float("nan")
 
 
-def _check_gospa(cutoff: float, p: float, mu: float) -> None:
+def check_gospa_parameters(cutoff: float, p: float, mu: float) -> None:
+    """ValueError unless the GOSPA (17) cut-off gamma > 0, order p >= 1 and 0 < mu <= 2."""
     if cutoff <= 0 or p < 1 or not (0 < mu <= 2):
         raise ValueError(f"gospa: need cutoff > 0, p >= 1, 0 < mu <= 2; got {cutoff}, {p}, {mu}")
 
@@ -61,7 +62,7 @@ def gospa_assignment(true_pos: np.ndarray, est_pos: np.ndarray, cutoff: float, p
     optimal assignment whose distance is below the cut-off."""
     P = np.asarray(true_pos, dtype=np.float64).reshape(-1, 2)
     Q = np.asarray(est_pos, dtype=np.float64).reshape(-1, 2)
-    _check_gospa(cutoff, p, mu)
+    check_gospa_parameters(cutoff, p, mu)
     return gospa_from_costs(*gospa_costs(P, Q, cutoff, p), cutoff, p, mu)
 
 
