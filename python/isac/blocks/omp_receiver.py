@@ -254,7 +254,7 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         #: pipelined estimation: (first frame, frame count, future) of the chunks in flight, in order
         self._inflight: collections.deque = collections.deque()
         self._launched = 0  # the first frame not yet handed to a worker
-        self._idle: queue.SimpleQueue = queue.SimpleQueue()  # estimators of the worker threads
+        self._idle: queue.SimpleQueue | None = None  # estimators of the worker threads
         #: largest |Y~| given to the estimator unscaled: |map|^2 <= 2 (K S |Y~|)^2 stays below
         #: 2^-21 of the single-precision range
         self.max_amplitude = math.sqrt(np.finfo(np.float32).max / 2.0**22) / (self.K * self.S)
@@ -280,12 +280,15 @@ class omp_receiver(HeldThreadState, gr.sync_block):
     def set_threshold(self, threshold: float) -> None:
         self.threshold = c.number(NAME, "threshold", threshold, minimum=0.0)
 
-    def _workers(self, frames: int) -> list:
-        """The estimators for a call on ``frames`` frames: self.sensor and copies (built once)."""
-        want = 1 if self.receiver == "nn" else max(1, min(self.threads, math.ceil(frames / 2)))
-        while len(self._sensors) < want - 1:
+    def _estimators(self, count: int) -> list:
+        """``count`` estimators: self.sensor and copies (built once, kept in self._sensors)."""
+        while len(self._sensors) < count - 1:
             self._sensors.append(transceiver.sensing_receiver(*self._sensor_args))
-        return [self.sensor, *self._sensors[: want - 1]]
+        return [self.sensor, *self._sensors[: count - 1]]
+
+    def _workers(self, frames: int) -> list:
+        """The estimators for a call on ``frames`` frames (at least two frames each)."""
+        return self._estimators(1 if self.receiver == "nn" else max(1, min(self.threads, math.ceil(frames / 2))))
 
     def _estimate(self, sensor, y: np.ndarray, frames: np.ndarray, scales: np.ndarray, out: DetectionBatch) -> list:
         """Detections of ``frames`` (indices into y) into ``out``, in chunks of ``self.batch``
@@ -396,10 +399,7 @@ class omp_receiver(HeldThreadState, gr.sync_block):
     def _chunk_job(self, first_frame: int, y: np.ndarray):
         """Estimate one chunk of frames on an idle estimator (a worker thread's job): returns
         (detections, good, failed, nonfinite) for :meth:`_account` in the block's thread."""
-        try:
-            sensor = self._idle.get_nowait()
-        except queue.Empty:
-            sensor = transceiver.sensing_receiver(*self._sensor_args)
+        sensor = self._idle.get()  # one per worker thread: never waits
         try:
             out = DetectionBatch(first_frame, y.shape[0], self.max_targets)
             y, scales, good, nonfinite = self._scan(first_frame, y)
@@ -417,9 +417,13 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         PIPELINE_CHUNK x PIPELINE_DEPTH x threads of them. Waits (GIL released) for the oldest chunk only
         when none has finished."""
         n = frames.shape[0]
-        start = self._launched - read  # frames of this input already handed out
-        limit = PIPELINE_CHUNK * PIPELINE_DEPTH * self.threads
-        while start < n and sum(m for _, m, _ in self._inflight) < limit:
+        if self._idle is None:  # one estimator per worker thread
+            self._idle = queue.SimpleQueue()
+            for sensor in self._estimators(self.threads):
+                self._idle.put(sensor)
+        start = self._launched - read  # the frames in flight: handed out, not yet consumed
+        limit = min(n, PIPELINE_CHUNK * PIPELINE_DEPTH * self.threads)
+        while start < limit:
             m = min(PIPELINE_CHUNK, n - start)
             fut = self._executor().submit(self._chunk_job, read + start, frames[start : start + m])
             self._inflight.append((read + start, m, fut))
@@ -447,9 +451,7 @@ class omp_receiver(HeldThreadState, gr.sync_block):
         super().start()
         self._inflight.clear()
         self._launched = self.nitems_read(0)
-        self._idle = queue.SimpleQueue()  # the worker threads take the estimators already built first
-        for sensor in (self.sensor, *self._sensors):
-            self._idle.put(sensor)
+        self._idle = None  # the worker threads' estimators, filled by the first pipelined call
         return True
 
     def stop(self) -> bool:
