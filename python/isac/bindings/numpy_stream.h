@@ -259,7 +259,7 @@ private:
     void refill()
     {
 #ifdef ISAC_NUMPY_STREAM_AVX512
-        refill8();
+        refill16();
 #else
         refill4();
 #endif
@@ -279,18 +279,18 @@ private:
                               _mm512_add_epi64(_mm512_srli_epi64(p10, 32), _mm512_srli_epi64(mid, 32)));
         lo = _mm512_or_si512(_mm512_slli_epi64(mid, 32), _mm512_and_si512(p00, mask32));
     }
-    void refill8()
+    void refill16()
     {
         const u128 M = multiplier();
-        if (!d_lanes8) { // M^16 and inc (M^15 + ... + 1), once per generator
+        if (!d_lanes16) { // M^16 and inc (M^15 + ... + 1), once per generator
             u128 p = 1, sum = 0;
             for (int j = 0; j < 16; ++j) {
                 sum += p;
                 p *= M;
             }
-            d_M8 = p;
-            d_C8 = d_inc * sum;
-            d_lanes8 = true;
+            d_M16 = p;
+            d_C16 = d_inc * sum;
+            d_lanes16 = true;
         }
         // two independent groups of eight lanes (words 16 m + j and 16 m + 8 + j), each stepped by
         // M^16: the two multiply chains overlap
@@ -303,8 +303,8 @@ private:
         }
         __m512i H0 = _mm512_load_si512(hi), L0 = _mm512_load_si512(lo);
         __m512i H1 = _mm512_load_si512(hi + 8), L1 = _mm512_load_si512(lo + 8);
-        const uint64_t mh = uint64_t(d_M8 >> 64), ml = uint64_t(d_M8);
-        const __m512i cl = _mm512_set1_epi64(int64_t(uint64_t(d_C8))), ch = _mm512_set1_epi64(int64_t(d_C8 >> 64));
+        const uint64_t mh = uint64_t(d_M16 >> 64), ml = uint64_t(d_M16);
+        const __m512i cl = _mm512_set1_epi64(int64_t(uint64_t(d_C16))), ch = _mm512_set1_epi64(int64_t(d_C16 >> 64));
         const __m512i mlv = _mm512_set1_epi64(int64_t(ml)), mhv = _mm512_set1_epi64(int64_t(mh));
         const __m512i onev = _mm512_set1_epi64(1);
         auto step = [&](__m512i& H, __m512i& L) { // state <- state * M^16 + C16 (mod 2^128)
@@ -358,8 +358,8 @@ private:
     static uint32_t bg_next32(void* st) { return static_cast<numpy_pcg64*>(st)->next32(); }
     static double bg_double(void* st) { return static_cast<numpy_pcg64*>(st)->next_double(); }
 
-    u128 d_state, d_inc, d_M4, d_C4, d_M8 = 0, d_C8 = 0; // d_M8, d_C8: the 16-lane jump (AVX-512)
-    bool d_lanes8 = false;
+    u128 d_state, d_inc, d_M4, d_C4, d_M16 = 0, d_C16 = 0; // the 4- and 16-lane jumps
+    bool d_lanes16 = false;
     alignas(64) uint64_t d_buf[N];
     int d_pos = N;
     bool d_has32 = false;
