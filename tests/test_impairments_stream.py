@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from test_sim_flowgraph import check_streamed_equals_offline, run_collect
+from test_sim_flowgraph import check_streamed_equals_offline, run_collect, small_stream_scenario
 
 from gnuradio.isac import recording, transceiver
 from gnuradio.isac.blocks import angle_delay_map_stream, omp_receiver, precoder, sigmf_sink, ula_channel
@@ -44,27 +44,12 @@ MODELS = {
 }
 
 
-def small(overrides: dict) -> Scenario:
-    return Scenario.default().with_overrides(
-        {
-            "array.antennas": 16,
-            "ofdm.subcarriers": 64,
-            "receiver.angle_grid": 90,
-            "receiver.delay_grid": 50,
-            "run.seed": 5,
-            "run.calibration_frames": 40,
-            "transmitter.eta": 0.7,
-            **overrides,
-        }
-    )
-
-
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_blocks_build_the_scenarios_impaired_array(model):
     """from_scenario passes the element keys: the channel's array is the scenario's true array
     (steering equal to true_array's, not to the position array's), run by the numpy model; the
     receiver and the map block of 'perfect' match its equal-norm atoms."""
-    sc = small(MODELS[model])
+    sc = small_stream_scenario(MODELS[model])
     ch = ula_channel.from_scenario(sc)
     assert isinstance(ch.array, ImpairedArray) and not ch.use_cpp
     theta = np.deg2rad(np.linspace(-60.0, 60.0, 25))
@@ -82,7 +67,7 @@ def test_blocks_build_the_scenarios_impaired_array(model):
 
 
 def test_channel_with_given_spacings_applies_the_element_models():
-    sc = small(MODELS["combined"])
+    sc = small_stream_scenario(MODELS["combined"])
     d = np.full(16, sc.wavelength_m / 2) * (1 + 0.01 * np.arange(16))
     params = {k: v for k, v in sc.array.items() if k in recording.ELEMENT_KEYS}
     ch = ula_channel(K=16, S=64, spacings_m=d, spacing_std_m=0.0, **params)
@@ -105,7 +90,7 @@ def test_blocks_refuse_bad_element_parameters():
 @pytest.mark.parametrize("model", sorted(MODELS))
 @pytest.mark.parametrize("method", ["baseline", "perfect"])
 def test_streamed_results_equal_offline_model(model, method):
-    sc = small(MODELS[model])
+    sc = small_stream_scenario(MODELS[model])
     tb, seen = run_collect(sc, method=method, kernel="numpy", receiver="omp")
     assert isinstance(tb.channel.array, ImpairedArray)
     check_streamed_equals_offline(sc, tb, seen, transceiver.build(sc, method, None, "omp", "numpy"), "numpy")
@@ -144,7 +129,7 @@ def test_isac_sim_runs_with_element_keys(tmp_path, capsys):
     assert code == 0, out
     assert "over 3 frames: p_md = " in out
     info = recording.read(tmp_path / "rec", "rx").info
-    sc = small({"array.gain_std_db": 1.5, "array.coupling_taps": 2, "array.dead_elements": 2})
+    sc = small_stream_scenario({"array.gain_std_db": 1.5, "array.coupling_taps": 2, "array.dead_elements": 2})
     assert (info["isac:gain_std_db"], info["isac:coupling_taps"], info["isac:dead_elements"]) == (1.5, 2, 2)
     gains, coupling = element_response(sc)
     np.testing.assert_allclose(np.array(info["isac:true_element_gains"]) @ [1, 1j], gains)
@@ -152,12 +137,12 @@ def test_isac_sim_runs_with_element_keys(tmp_path, capsys):
 
 
 def test_sigmf_sink_records_the_element_models(tmp_path):
-    sc = small(MODELS["combined"])
+    sc = small_stream_scenario(MODELS["combined"])
     blk = sigmf_sink.from_scenario(sc, path=str(tmp_path / "rx"))
     assert blk.info["isac:dead_list"] == [2, 9] and blk.info["isac:weak_gain"] == 0.3
     assert blk.metadata["isac:scenario"]["array"]["coupling_taps"] == 1
     json.dumps(blk.info)  # plain JSON
-    off = sigmf_sink.from_scenario(small({}), path=str(tmp_path / "rx0"))
+    off = sigmf_sink.from_scenario(small_stream_scenario({}), path=str(tmp_path / "rx0"))
     assert off.info["isac:gain_std_db"] == 0.0 and "isac:true_element_gains" not in off.info
 
 

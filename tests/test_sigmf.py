@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from gnuradio import blocks, gr, isac
+from test_sim_flowgraph import small_stream_scenario
 
 from gnuradio.isac import BlockParameterError, recording, transceiver, weights
 from gnuradio.isac.cli import sim as isac_sim
@@ -33,17 +34,7 @@ THRESHOLD = 2.0e4  # detects targets in the small scenario below (tests/test_sim
 
 @pytest.fixture(scope="module")
 def sc():
-    return Scenario.default().with_overrides(
-        {
-            "array.antennas": 16,
-            "ofdm.subcarriers": 64,
-            "receiver.angle_grid": 90,
-            "receiver.delay_grid": 50,
-            "run.seed": 5,
-            "run.calibration_frames": 40,
-            "transmitter.eta": 0.7,
-        }
-    )
+    return small_stream_scenario()
 
 
 def record(sc, directory, frames=N, threshold=THRESHOLD, **kw):

@@ -25,8 +25,8 @@ N = 10
 THRESHOLD = 2.0e4
 
 
-@pytest.fixture(scope="module")
-def sc():
+def small_stream_scenario(overrides: dict | None = None) -> Scenario:
+    """The small scenario of the streaming tests (K = 16, S = 64, coarse grids), plus ``overrides``."""
     return Scenario.default().with_overrides(
         {
             "array.antennas": 16,
@@ -36,8 +36,14 @@ def sc():
             "run.seed": 5,
             "run.calibration_frames": 40,
             "transmitter.eta": 0.7,
+            **(overrides or {}),
         }
     )
+
+
+@pytest.fixture(scope="module")
+def sc():
+    return small_stream_scenario()
 
 
 def free_port() -> int:
