@@ -17,13 +17,16 @@ Candidates, per configuration (method:receiver; learned methods use the shipped 
               of --threads
 
 frames/s is the median over the rounds of frames / wall time (flowgraph: tb.run(), without
-construction); CPU ms/frame the median CPU time of the candidate's threads per frame (what the
-candidate costs whatever else runs on the machine; its ratio to the kernel's is the 1-CPU
-efficiency on an idle core). Per-block shares: CPU time of each GNU Radio block thread (GNU Radio names its
-threads after the blocks; /proc/self/task/<tid>/schedstat, sampled every 50 ms by a thread that
-is not counted), ms per frame,
-summed over the rounds. Each flowgraph run's metrics are checked against the offline scores
-(same frames, same threshold). The load average (1 min) is printed before and after.
+construction). The paired ratios (flowgraph / kernel, flowgraph NT / flowgraph 1T) are taken
+round by round from the runs of the same round and shown with their spread: this VM's wall
+clock moves +-7 % between identical runs, which a ratio of medians hides. CPU ms/frame: the
+median CPU time of the candidate's threads per frame (what the candidate costs whatever else
+runs on the machine; its ratio to the kernel's is the 1-CPU efficiency on an idle core).
+Per-block shares: CPU time of each GNU Radio block thread (GNU Radio names its threads after
+the blocks; /proc/self/task/<tid>/schedstat, sampled every 50 ms by a thread that is not
+counted), ms per frame, summed over the rounds. Each flowgraph run's metrics are checked
+against the offline scores (same frames, same threshold). The load average (1 min) is printed
+before and after.
 
 OpenBLAS runs one thread (OPENBLAS_NUM_THREADS=1 before numpy is imported), as in isac-sim.
 """
@@ -75,6 +78,20 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def paired_ratio_keys(keys: list[str]) -> list[tuple[str, str, str]]:
+    """(label, candidate, reference) of the issue's two ratios, frames/s of the candidate over
+    the reference's: every flowgraph against the kernel, and every multi-thread flowgraph
+    against the 1-thread one (those present among ``keys``)."""
+    out = [(f"{k} / kernel", k, "kernel") for k in keys if k.startswith("flowgraph") and "kernel" in keys]
+    if "flowgraph 1T" in keys:
+        out += [
+            (f"{k} / flowgraph 1T", k, "flowgraph 1T")
+            for k in keys
+            if k.startswith("flowgraph") and k != "flowgraph 1T"
+        ]
+    return out
 
 
 def loadavg() -> float:
@@ -274,6 +291,20 @@ def main(argv=None) -> int:
             print(
                 f"| {cfg['name']} | {k} | {rate[k]:.0f} | {rate[k] / rate['kernel']:.2f} | {vs1} | "
                 f"{cms[k]:.3f} | {cms['kernel'] / cms[k]:.2f} |"
+            )
+    print()
+    print(
+        "Paired ratios, round by round (each ratio from two runs of the same round, minutes apart at most, "
+        "so that slow drifts of the machine cancel): min / median / max over the rounds"
+    )
+    print("| config | ratio | min | median | max | per round |")
+    print("|---|---|---|---|---|---|")
+    for cfg in configs:
+        for label, num, den in paired_ratio_keys([k for k, _ in candidates]):
+            r = [b / a for a, b in zip(times[(cfg["name"], num)], times[(cfg["name"], den)])]
+            print(
+                f"| {cfg['name']} | {label} | {min(r):.2f} | {statistics.median(r):.2f} | {max(r):.2f} | "
+                f"{', '.join(f'{v:.2f}' for v in r)} |"
             )
     print()
     print("Per-block CPU (ms per frame, share of the flowgraph's CPU), summed over the rounds:")
