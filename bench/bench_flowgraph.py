@@ -40,6 +40,7 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as isac-sim does
 
 import contextlib  # noqa: E402
+import functools  # noqa: E402
 import inspect  # noqa: E402
 import platform  # noqa: E402
 import statistics  # noqa: E402
@@ -66,6 +67,12 @@ def parse(argv=None):
         help="calibration frames for each configuration's threshold (default 200)",
     )
     p.add_argument("--no-offline", action="store_true", help="skip the offline candidate")
+    p.add_argument(
+        "--work-calls",
+        action="store_true",
+        help="also count each block's work calls and time the CPU inside work and the metrics block's "
+        "message handlers (wraps those methods: adds a little per call)",
+    )
     return p.parse_args(argv)
 
 
@@ -110,13 +117,58 @@ def pinned(ncpu: int):
         os.sched_setaffinity(0, old)
 
 
+class WorkCalls:
+    """Per block class and method (``work``, the metrics block's ``handle_truth`` /
+    ``handle_detections``): calls, frames (work's return value; 1 per handler call) and the CPU
+    time of the calling thread inside the method, by wrapping the methods on the classes while
+    a flowgraph is built and run (GNU Radio's gateway looks them up by name, so the wrappers
+    keep the names). The rest of a block thread's CPU is GNU Radio's scheduler, its Python
+    gateway and the waits for the GIL."""
+
+    METHODS = ("work", "handle_truth", "handle_detections")
+
+    def __init__(self, classes):
+        self.classes, self.stats, self._saved = classes, {}, []
+
+    def __enter__(self):
+        for cls in self.classes:
+            for meth in self.METHODS:
+                f = cls.__dict__.get(meth)
+                if f is not None:
+                    self._saved.append((cls, meth, f))
+                    setattr(cls, meth, self._wrap(cls.__name__, meth, f))
+        return self
+
+    def __exit__(self, *exc):
+        for cls, meth, f in reversed(self._saved):
+            setattr(cls, meth, f)
+        self._saved = []
+
+    def _wrap(self, block: str, meth: str, f):
+        stats = self.stats.setdefault((block, meth), [0, 0, 0.0])  # calls, frames, CPU s
+
+        @functools.wraps(f)
+        def timed(obj, *args):
+            c0 = time.thread_time()
+            r = f(obj, *args)
+            stats[2] += time.thread_time() - c0
+            stats[0] += 1
+            stats[1] += max(int(r), 0) if meth == "work" else 1
+            return r
+
+        return timed
+
+
 class ThreadCpu:
     """CPU time (s) of this process's threads by name, sampled from /proc every ``period`` s while
-    running (a thread that ended keeps its last sample)."""
+    running and once more as each block of ``classes`` stops (``stop`` runs in the block's thread,
+    before the receiver ends its worker threads), so that a thread's last CPU time is not lost
+    when it ends between two samples (a thread that ended keeps its last sample)."""
 
-    def __init__(self, period: float = 0.05):
+    def __init__(self, period: float = 0.05, classes=()):
         self.period, self.last, self._stop, self._own = period, {}, threading.Event(), None
         self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._classes, self._saved = classes, []
 
     def sample(self) -> None:
         for tid in os.listdir("/proc/self/task"):
@@ -127,14 +179,27 @@ class ThreadCpu:
                     ns = int(f.read().split()[0])
             except (OSError, ValueError, IndexError):
                 continue
-            self.last[tid] = (name, ns)
+            # samples from several threads may land out of order: CPU time only grows
+            self.last[tid] = (name, max(ns, self.last.get(tid, (name, 0))[1]))
 
     def _loop(self) -> None:
         self._own = str(threading.get_native_id())  # the sampling thread is not measured
         while not self._stop.wait(self.period):
             self.sample()
 
+    def _sampling_stop(self, stop):
+        @functools.wraps(stop)
+        def sampled(obj, *args):
+            self.sample()
+            return stop(obj, *args)
+
+        return sampled
+
     def __enter__(self):
+        for cls in self._classes:
+            stop = cls.__dict__.get("stop", None) or getattr(cls, "stop")
+            self._saved.append((cls, "stop" in cls.__dict__, stop))
+            cls.stop = self._sampling_stop(stop)
         self.sample()
         self.first = dict(self.last)
         self._thread.start()
@@ -144,6 +209,12 @@ class ThreadCpu:
         self._stop.set()
         self._thread.join()
         self.sample()
+        for cls, own, stop in reversed(self._saved):
+            if own:
+                cls.stop = stop
+            else:
+                del cls.stop
+        self._saved = []
 
     def by_name(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -222,7 +293,32 @@ def main(argv=None) -> int:
             s = score(base, cfg["sim"], cfg["t"].receiver, [cfg["threshold"]], False)[0]
             return time.perf_counter() - t0, s.summary(), {"(main thread)": time.thread_time() - c0}
 
+    from gnuradio.isac import blocks as isac_blocks
+
+    block_classes = [
+        isac_blocks.message_source,
+        isac_blocks.precoder,
+        isac_blocks.ula_channel,
+        isac_blocks.reciprocal_filter,
+        isac_blocks.omp_receiver,
+        isac_blocks.comm_receiver,
+        isac_blocks.metrics,
+    ]
+    calls = {}  # (config, candidate) -> {(block class, method): [calls, frames, CPU s]} over the rounds
+
     def run_flowgraph(cfg, n):
+        if not args.work_calls:
+            return run_flowgraph_timed(cfg, n)
+        with WorkCalls(block_classes) as wc:
+            out = run_flowgraph_timed(cfg, n)
+        acc = calls.setdefault((cfg["name"], f"flowgraph {n}T"), {})
+        for key, st in wc.stats.items():
+            a = acc.setdefault(key, [0, 0, 0.0])
+            for i in range(3):
+                a[i] += st[i]
+        return out
+
+    def run_flowgraph_timed(cfg, n):
         kw = {"threads": n} if fg_takes_threads else {}
         tb = SimFlowgraph(
             base,
@@ -240,7 +336,7 @@ def main(argv=None) -> int:
             b.name()[:9]: b.name()
             for b in (tb.source, tb.precoder, tb.channel, tb.reciprocal, tb.receiver, tb.comm, tb.metrics)
         }
-        with ThreadCpu() as cpu, pinned(n):  # the sampling thread is not pinned with the flowgraph
+        with ThreadCpu(classes=block_classes) as cpu, pinned(n):  # the sampling thread is not pinned with the flowgraph
             t0 = time.perf_counter()
             tb.run()
             dt = time.perf_counter() - t0
@@ -320,6 +416,34 @@ def main(argv=None) -> int:
             print("|---|---|---|")
             for name, sec in sorted(acc.items(), key=lambda kv: -kv[1]):
                 print(f"| {name} | {sec / frames * 1e3:.3f} | {100 * sec / total:.1f} % |")
+    if calls:
+        print()
+        print(
+            "Work calls (--work-calls), summed over the rounds: calls and CPU inside work (and the metrics "
+            "block's message handlers) per frame; 'outside' = the block thread's CPU less that: GNU Radio's "
+            "scheduler, its Python gateway, GIL waits (for the receiver with N > 1 also its worker threads)"
+        )
+        for (name, k), acc in calls.items():
+            frames = N * args.rounds
+            thread = blocks[(name, k)]
+            print(f"\n{name} {k}:")
+            print(
+                "| block | method | calls/frame | frames/call | CPU inside ms/frame | thread ms/frame | "
+                "outside ms/frame |"
+            )
+            print("|---|---|---|---|---|---|---|")
+            for cls in block_classes:
+                rows = [(m, acc[(cls.__name__, m)]) for m in WorkCalls.METHODS if (cls.__name__, m) in acc]
+                inside = sum(st[2] for _, st in rows)
+                total = thread.get(f"isac_{cls.__name__}")
+                for i, (m, (c, f, sec)) in enumerate(rows):
+                    last = i == len(rows) - 1
+                    tcol = f"{total / frames * 1e3:.3f}" if last and total is not None else ""
+                    ocol = f"{(total - inside) / frames * 1e3:.3f}" if last and total is not None else ""
+                    print(
+                        f"| isac_{cls.__name__} | {m} | {c / frames:.3f} | {f / max(c, 1):.1f} | "
+                        f"{sec / frames * 1e3:.3f} | {tcol} | {ocol} |"
+                    )
     print()
     print(f"load average (1 min): start {loads[0]:.2f}, after each round {', '.join(f'{v:.2f}' for v in loads[1:])}")
     if mismatches:
