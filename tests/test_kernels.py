@@ -149,6 +149,16 @@ def test_omp_errors(rng):
     bad[3, 4] = np.inf
     with pytest.raises(ValueError, match="^omp: Y contains NaN or Inf"):
         isac.omp(bad, D.phi_a, D.phi_d, 1)
+    # the scan covers every value of a batch: one -Inf in the imaginary part of the last value
+    # of the last frame is found; the largest finite floats and subnormals are finite
+    batch = np.repeat(Y[None], 3, axis=0)
+    batch[-1, -1, -1] = complex(1.0, -np.inf)
+    with pytest.raises(ValueError, match="^omp: Y contains NaN or Inf"):
+        isac.omp(batch, D.phi_a, D.phi_d, 1)
+    edge = Y.copy()
+    edge[0, 0] = complex(np.finfo(np.float32).max, -np.finfo(np.float32).max)
+    edge[0, 1] = complex(np.finfo(np.float32).smallest_subnormal, 0.0)
+    isac.omp(edge, D.phi_a, D.phi_d, 1)  # accepted: no ValueError
     with pytest.raises(ValueError, match="^omp: threads must be >= 1"):
         isac.omp(Y, D.phi_a, D.phi_d, 1, threads=0)
 

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <limits>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -47,17 +48,14 @@ problem check_inputs(const char* fn, const carray& Y, const carray& Pa, const ca
         fail(fn, "iterations must be >= 1, got " + n(iterations));
     if (iterations > 64)
         fail(fn, "iterations must be <= 64, got " + n(iterations));
-    const cfloat* y = Y.data();
-    const int64_t size = Y.size();
-    bool finite = true;
-    {
-        py::gil_scoped_release release;
-        for (int64_t i = 0; i < size && finite; ++i)
-            finite = std::isfinite(y[i].real()) && std::isfinite(y[i].imag());
-    }
+    return p; // Y's finiteness is checked by the run, without the GIL (check_finite)
+}
+
+//! After the GIL-free part of a run: the ValueError for a Y with NaN or Inf.
+void check_finite(const char* fn, bool finite)
+{
     if (!finite)
         fail(fn, "Y contains NaN or Inf");
-    return p;
 }
 
 int64_t workers(const char* fn, int threads, int64_t batch)
@@ -104,14 +102,19 @@ struct omp_runner {
         omp_arrays o(p.batch, T);
         const cfloat* y = Y.data();
         const int64_t step = p.dims.K * p.dims.S;
+        bool finite;
         {
             py::gil_scoped_release release;
-            std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
-            while (int64_t(kernels.size()) < W)
-                kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
-            run_frames(kernels, W, p.batch,
-                       [&](gr::isac::omp_kernel& k, int64_t b) { k.run(y + b * step, iterations, o.frame(b)); });
+            finite = isac_bindings::all_finite(y, Y.size());
+            if (finite) {
+                std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
+                while (int64_t(kernels.size()) < W)
+                    kernels.emplace_back(Pa.data(), Pd.data(), p.dims);
+                run_frames(kernels, W, p.batch,
+                           [&](gr::isac::omp_kernel& k, int64_t b) { k.run(y + b * step, iterations, o.frame(b)); });
+            }
         }
+        check_finite("omp", finite);
         return py::make_tuple(o.ai, o.di, o.peaks, o.gains);
     }
 };
@@ -228,16 +231,21 @@ struct domp_runner {
         const std::vector<std::pair<int64_t, int64_t>> rows = sector_rows(sector, p.batch);
         const cfloat* y = Y.data();
         const int64_t step = p.dims.K * p.dims.S;
+        bool finite;
         {
             py::gil_scoped_release release;
-            std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
-            while (int64_t(kernels.size()) < W)
-                kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
-            run_frames(kernels, W, p.batch, [&](gr::isac::domp_kernel& k, int64_t b) {
-                const auto& r = rows[rows.size() == 1 ? 0 : b];
-                k.run(y + b * step, iterations, o.frame(b), r.first, r.second);
-            });
+            finite = isac_bindings::all_finite(y, Y.size());
+            if (finite) {
+                std::lock_guard<std::mutex> lock(mu); // one call at a time per instance
+                while (int64_t(kernels.size()) < W)
+                    kernels.emplace_back(Pa.data(), Pd.data(), p.dims, prm);
+                run_frames(kernels, W, p.batch, [&](gr::isac::domp_kernel& k, int64_t b) {
+                    const auto& r = rows[rows.size() == 1 ? 0 : b];
+                    k.run(y + b * step, iterations, o.frame(b), r.first, r.second);
+                });
+            }
         }
+        check_finite("domp", finite);
         return py::make_tuple(o.th, o.ta, o.peaks, o.gains, o.ai, o.di);
     }
 };
@@ -255,7 +263,9 @@ py::array_t<float> frame_max_abs(const carray& Y)
     const uint32_t* u = reinterpret_cast<const uint32_t*>(Y.data());
     float* o = out.mutable_data();
     {
-        py::gil_scoped_release release;
+        std::optional<py::gil_scoped_release> release; // only for long scans (GIL_RELEASE_MIN_WORDS)
+        if (B * words >= isac_bindings::GIL_RELEASE_MIN_WORDS)
+            release.emplace();
         for (int64_t b = 0; b < B; ++b) {
             const uint32_t* f = u + b * words;
             uint32_t top = 0;
@@ -276,7 +286,7 @@ void bind_omp(py::module& m)
     m.def("frame_max_abs", &frame_max_abs, py::arg("Y"),
           R"doc(Largest |real| or |imaginary| part of each frame of Y (B, ...) (converted to
 complex64): a (B,) float32 array, NaN for a frame that has a NaN (numpy's
-abs(Y.view(float32)).reshape(B, -1).max(axis=1)). The GIL is released.)doc");
+abs(Y.view(float32)).reshape(B, -1).max(axis=1)). The GIL is released for large Y.)doc");
     m.def(
         "omp",
         [](const carray& Y, const carray& Pa, const carray& Pd, int iterations, int threads) {
