@@ -102,7 +102,7 @@ py::tuple reciprocal_frames(const carray& Y, const carray& x, double min_magnitu
     cfloat* o = out.mutable_data();
     int64_t* nl = nulled.mutable_data();
     {
-        py::gil_scoped_release release;
+        isac_bindings::gil_release_for release(4 * B * K * S); // Y and out, complex64
         split_frames(std::min<int64_t>(threads, B), B, [&](int64_t, int64_t b) {
             nl[b] = gr::isac::reciprocal_filter(y + b * K * S, xs + b * S, K, S, min_magnitude, o + b * K * S);
         });
@@ -123,7 +123,7 @@ py::array_t<cfloat> array_frames(const carray& f, const carray& x, int threads, 
     const cfloat* xp = x.data();
     cfloat* o = out.mutable_data();
     {
-        py::gil_scoped_release release;
+        isac_bindings::gil_release_for release(2 * B * K * S); // out, complex64
         split_frames(std::min<int64_t>(threads, B), B,
                      [&](int64_t, int64_t b) { gr::isac::array_frame(fp, xp + b * S, K, S, o + b * K * S); });
     }
@@ -152,7 +152,7 @@ py::array_t<int32_t> frame_messages(uint64_t seed, uint64_t stream, uint64_t fir
     py::array_t<int32_t> out({count, S});
     int32_t* o = out.mutable_data();
     {
-        py::gil_scoped_release release;
+        isac_bindings::gil_release_for release(count * S * 16); // ~16 words of generator work per draw
         std::vector<uint64_t> m(S);
         for (int64_t b = 0; b < count; ++b) {
             numpy_pcg64 g(seed_sequence_pcg64(entropy(seed, stream, first + b)));
@@ -431,12 +431,13 @@ gnuradio.isac.model.reciprocal.reciprocal_filter(Y, x, invalid="zero"), bit for 
 Y: (B, K, S), x: (B, S), converted to complex64. Returns (Y~ (B, K, S) complex64, nulled
 (B,) int64): subcarriers whose symbol is below min_magnitude in modulus or not finite are
 set to 0 and counted. ``out``: a writable C-contiguous complex64 (B, K, S) array to write Y~
-into (it is returned). The GIL is released.)doc");
+into (it is returned). The GIL is released for large batches (about 64 frames of 64 x 256 and up).)doc");
     m.def("array_frames", &array_frames, py::arg("f"), py::arg("x"), py::arg("threads") = 1,
           py::arg("out") = py::none(),
           R"doc(Transmitted array frames X = f x^T (B, K, S) complex64 of the precoder f (K,) and the
 symbols x (B, S): gnuradio.isac.model.channels_stream.array_frame, bit for bit. ``out``: a
-writable C-contiguous complex64 (B, K, S) array to write into. The GIL is released.)doc");
+writable C-contiguous complex64 (B, K, S) array to write into. The GIL is released for large
+batches (about 128 frames of 64 x 256 and up).)doc");
     m.def(
         "numpy_stream_available",
         []() {
@@ -452,7 +453,8 @@ writable C-contiguous complex64 (B, K, S) array to write into. The GIL is releas
           py::arg("S"),
           R"doc(Messages of frames first..first+count-1: row b is
 model.ofdm.random_messages(simulation.frame_rng(seed, stream name, first + b), S) as int32,
-where `stream` is the stream's number (simulation.STREAMS). The GIL is released.)doc");
+where `stream` is the stream's number (simulation.STREAMS). The GIL is released for large
+counts (about 1000 frames of 256 and up).)doc");
     m.def("numpy_stream_state", &stream_state, py::arg("seed"), py::arg("stream"), py::arg("index"),
           "(state, inc) of PCG64 seeded by numpy's SeedSequence([seed, stream, index]) (for tests).");
     m.def("numpy_stream_draws", &stream_draws, py::arg("seed"), py::arg("stream"), py::arg("index"),

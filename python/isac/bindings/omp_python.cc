@@ -263,9 +263,7 @@ py::array_t<float> frame_max_abs(const carray& Y)
     const uint32_t* u = reinterpret_cast<const uint32_t*>(Y.data());
     float* o = out.mutable_data();
     {
-        std::optional<py::gil_scoped_release> release; // only for long scans (GIL_RELEASE_MIN_WORDS)
-        if (B * words >= isac_bindings::GIL_RELEASE_MIN_WORDS)
-            release.emplace();
+        isac_bindings::gil_release_for release(B * words);
         for (int64_t b = 0; b < B; ++b) {
             const uint32_t* f = u + b * words;
             uint32_t top = 0;
