@@ -4,6 +4,7 @@ GNU Radio thread from start() to stop(), instead of a new one per work() / messa
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pmt
@@ -73,15 +74,20 @@ def test_without_the_mixin_each_call_gets_a_new_thread_state():
 def test_the_mixin_keeps_one_thread_state_for_work_and_messages():
     s = held_sink()
     tb = gr.top_block()
-    src = blocks.vector_source_f([0.0] * 20000)
+    # an endless stream: the sink's thread (and its message handling) lives until tb.stop(); a
+    # finite one could end before the strobe's first messages arrive, and the loop would wait
+    # forever for them
+    src = blocks.null_source(gr.sizeof_float)
     strobe = blocks.message_strobe(pmt.intern("x"), 1)
     tb.connect(src, s)
     tb.msg_connect(strobe, "strobe", s, "in")
     tb.start()
-    while s.calls < 400 and s.messages < 5:  # work ends with the stream; messages keep coming
+    deadline = time.monotonic() + 60.0
+    while (s.calls < 50 or s.messages < 5) and time.monotonic() < deadline:
         threading.Event().wait(0.01)
     tb.stop()
     tb.wait()
+    assert s.messages >= 5, f"only {s.messages} strobe messages handled in 60 s"
     assert s.calls >= 50 and len(s.threads) == 1
     assert s.fresh == 1
     assert not s.holds_thread_state  # released in stop()

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up of gr-isac on Debian 12 (bookworm), as root.
-#   1. Debian packages (GNU Radio 3.10, compilers, numpy/scipy/zmq/matplotlib/pytest)
+#   1. Debian packages (GNU Radio 3.10, compilers, numpy/scipy/zmq/matplotlib/pytest, pytest-timeout)
 #   2. .venv/ from /usr/bin/python3 with system site packages, pinned pip packages
 #   3. CMake build in build/ and install into .venv/
 # Each step is skipped when it is already done, so a re-run takes seconds.
@@ -12,7 +12,7 @@ log() { printf '[setup] %s\n' "$*" >&2; }
 APT_PACKAGES=(
   gnuradio gnuradio-dev cmake g++ make pkg-config git
   pybind11-dev python3-pybind11 libeigen3-dev libfftw3-dev
-  python3-numpy python3-scipy python3-zmq python3-pytest python3-venv python3-pip
+  python3-numpy python3-scipy python3-zmq python3-pytest python3-pytest-timeout python3-venv python3-pip
   python3-matplotlib python3-tqdm python3-pyqt5
 )
 
