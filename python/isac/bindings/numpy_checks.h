@@ -12,6 +12,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -62,19 +63,30 @@ inline problem check_shapes(const char* fn, const carray& Y, const carray& Pa, c
 }
 
 /*
- * True when no real or imaginary part of the n complex64 values at y is NaN or Inf: on the IEEE
- * bits (a float is not finite iff its exponent bits are all ones), one branch-free pass the
- * compiler vectorises (an early-exit loop of std::isfinite does not: 10 us per 64 x 256 frame
- * against 1.6 us with AVX-512, 2.7 us with the portable SSE2 build).
+ * Largest magnitude bit pattern (bits & 0x7fffffff) of the n floats at u: non-negative floats
+ * order like their bits, with +inf = 0x7f800000 and every NaN above it, so this one integer
+ * maximum (which the compiler vectorises) gives the largest |value| and tells NaN / Inf apart.
  * Needs no GIL.
+ */
+inline uint32_t max_abs_bits(const uint32_t* u, int64_t n)
+{
+    uint32_t top = 0;
+    for (int64_t i = 0; i < n; ++i)
+        top = std::max(top, u[i] & 0x7fffffffu);
+    return top;
+}
+
+//! +inf's bit pattern: max_abs_bits above it is a NaN, equal to it an Inf.
+constexpr uint32_t FLOAT_INF_BITS = 0x7f800000u;
+
+/*
+ * True when no real or imaginary part of the n complex64 values at y is NaN or Inf, in one
+ * max_abs_bits pass (an early-exit loop of std::isfinite does not vectorise: 10 us per 64 x 256
+ * frame against 1.6 us with AVX-512, 2.7 us with the portable SSE2 build). Needs no GIL.
  */
 inline bool all_finite(const gr::isac::cfloat* y, int64_t n)
 {
-    const uint32_t* u = reinterpret_cast<const uint32_t*>(y);
-    uint32_t bad = 0;
-    for (int64_t i = 0; i < 2 * n; ++i)
-        bad |= uint32_t((u[i] & 0x7f800000u) == 0x7f800000u);
-    return bad == 0;
+    return max_abs_bits(reinterpret_cast<const uint32_t*>(y), 2 * n) < FLOAT_INF_BITS;
 }
 
 /*

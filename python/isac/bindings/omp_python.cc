@@ -251,9 +251,7 @@ struct domp_runner {
 };
 
 //! Largest |re|, |im| of each frame of Y (B, ...) complex64, NaN when the frame has a NaN (as
-//! numpy's abs(Y.view(float32)).max(axis=1)): on the IEEE bits, |x| is x & 0x7fffffff and
-//! non-negative floats order like their bits, NaN above +inf, so an integer max (vectorised)
-//! gives the maximum and propagates NaN.
+//! numpy's abs(Y.view(float32)).max(axis=1)): max_abs_bits of each frame.
 py::array_t<float> frame_max_abs(const carray& Y)
 {
     if (Y.ndim() < 1)
@@ -265,13 +263,10 @@ py::array_t<float> frame_max_abs(const carray& Y)
     {
         isac_bindings::gil_release_for release(B * words);
         for (int64_t b = 0; b < B; ++b) {
-            const uint32_t* f = u + b * words;
-            uint32_t top = 0;
-            for (int64_t i = 0; i < words; ++i)
-                top = std::max(top, f[i] & 0x7fffffffu);
+            const uint32_t top = isac_bindings::max_abs_bits(u + b * words, words);
             float v;
             std::memcpy(&v, &top, sizeof v);
-            o[b] = top > 0x7f800000u ? std::numeric_limits<float>::quiet_NaN() : v;
+            o[b] = top > isac_bindings::FLOAT_INF_BITS ? std::numeric_limits<float>::quiet_NaN() : v;
         }
     }
     return out;
