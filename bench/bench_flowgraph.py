@@ -117,6 +117,28 @@ def pinned(ncpu: int):
         os.sched_setaffinity(0, old)
 
 
+class ClassPatches:
+    """Methods replaced on classes until :meth:`restore`: ``wrap(cls, name, make)`` sets
+    ``cls.name = make(original)`` (GNU Radio's gateway looks the methods up by name, so the
+    wrappers take effect on blocks built meanwhile); restore puts back the class's own method,
+    or removes the wrapper of an inherited one."""
+
+    def __init__(self):
+        self._saved = []
+
+    def wrap(self, cls, name: str, make) -> None:
+        self._saved.append((cls, name, cls.__dict__.get(name)))
+        setattr(cls, name, functools.wraps(getattr(cls, name))(make(getattr(cls, name))))
+
+    def restore(self) -> None:
+        for cls, name, own in reversed(self._saved):
+            if own is None:
+                delattr(cls, name)
+            else:
+                setattr(cls, name, own)
+        self._saved = []
+
+
 class WorkCalls:
     """Per block class and method (``work``, the metrics block's ``handle_truth`` /
     ``handle_detections``): calls, frames (work's return value; 1 per handler call) and the CPU
@@ -128,26 +150,21 @@ class WorkCalls:
     METHODS = ("work", "handle_truth", "handle_detections")
 
     def __init__(self, classes):
-        self.classes, self.stats, self._saved = classes, {}, []
+        self.classes, self.stats, self._patches = classes, {}, ClassPatches()
 
     def __enter__(self):
         for cls in self.classes:
             for meth in self.METHODS:
-                f = cls.__dict__.get(meth)
-                if f is not None:
-                    self._saved.append((cls, meth, f))
-                    setattr(cls, meth, self._wrap(cls.__name__, meth, f))
+                if meth in cls.__dict__:  # the block's own methods only
+                    self._patches.wrap(cls, meth, lambda f, b=cls.__name__, m=meth: self._timed(b, m, f))
         return self
 
     def __exit__(self, *exc):
-        for cls, meth, f in reversed(self._saved):
-            setattr(cls, meth, f)
-        self._saved = []
+        self._patches.restore()
 
-    def _wrap(self, block: str, meth: str, f):
+    def _timed(self, block: str, meth: str, f):
         stats = self.stats.setdefault((block, meth), [0, 0, 0.0])  # calls, frames, CPU s
 
-        @functools.wraps(f)
         def timed(obj, *args):
             c0 = time.thread_time()
             r = f(obj, *args)
@@ -168,7 +185,7 @@ class ThreadCpu:
     def __init__(self, period: float = 0.05, classes=()):
         self.period, self.last, self._stop, self._own = period, {}, threading.Event(), None
         self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._classes, self._saved = classes, []
+        self._classes, self._patches = classes, ClassPatches()
 
     def sample(self) -> None:
         for tid in os.listdir("/proc/self/task"):
@@ -188,7 +205,6 @@ class ThreadCpu:
             self.sample()
 
     def _sampling_stop(self, stop):
-        @functools.wraps(stop)
         def sampled(obj, *args):
             self.sample()
             return stop(obj, *args)
@@ -197,9 +213,7 @@ class ThreadCpu:
 
     def __enter__(self):
         for cls in self._classes:
-            stop = cls.__dict__.get("stop", None) or getattr(cls, "stop")
-            self._saved.append((cls, "stop" in cls.__dict__, stop))
-            cls.stop = self._sampling_stop(stop)
+            self._patches.wrap(cls, "stop", self._sampling_stop)
         self.sample()
         self.first = dict(self.last)
         self._thread.start()
@@ -209,12 +223,7 @@ class ThreadCpu:
         self._stop.set()
         self._thread.join()
         self.sample()
-        for cls, own, stop in reversed(self._saved):
-            if own:
-                cls.stop = stop
-            else:
-                del cls.stop
-        self._saved = []
+        self._patches.restore()
 
     def by_name(self) -> dict[str, float]:
         out: dict[str, float] = {}
