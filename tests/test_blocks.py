@@ -761,29 +761,15 @@ def nn_trained(sc, tmp_path_factory):
     """A tiny NNBL weights file for ``sc``: the limited networks on 16 x 16 maps after one step
     of each training phase (trainer API as in test_nnbl.py)."""
     import torch
+    from test_nnbl import options  # the tiny NNBL options of the trainer tests (imports torch)
 
-    from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer
+    from gnuradio.isac.trainer.nnbl_train import NnTrainer
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny convolutions: one thread is much faster on 2 cores
     try:
         torch.manual_seed(0)
-        tr = NnTrainer(
-            sc,
-            NnOptions(
-                iterations=1,
-                batch=8,
-                n_theta=16,
-                n_tau=16,
-                limited=True,
-                val_frames=8,
-                val_every=1,
-                lr_position=1e-2,
-                lr_detection=1e-2,
-                patience=100,
-                profile="quick",
-            ),
-        )
+        tr = NnTrainer(sc, options(iterations=1))
         tr.train_step()
         tr.train_step()
     finally:
