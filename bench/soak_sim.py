@@ -192,7 +192,7 @@ def run_metrics(args, scenario) -> Probe:
 
     print(f"metrics block alone, S = {S}, T_max = {T}, random frames", flush=True)
     tb = gr.top_block()
-    met = metrics.from_scenario(scenario, log_every=0)
+    met = metrics(scenario, log_every=0)
     feeder = Feeder()
     m = np.zeros(S * 1024, np.int32)
     tb.connect(blocks.vector_source_i(m.tolist(), True, S), blocks.head(4 * S, args.frames), feeder, (met, 0))

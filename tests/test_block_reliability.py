@@ -116,7 +116,7 @@ def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, 
 def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames, threads):
     """threads = 2: the pipelined path (chunks of frames on worker threads, consumed in order)."""
     y = reciprocal_model(frames.y_sensing, frames.symbols)
-    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel="numpy")
+    rx = omp_receiver(sc, threshold=THRESHOLD, kernel="numpy")
     sensor = rx.sensor
 
     def failing(chunk):
@@ -148,7 +148,7 @@ def test_reciprocal_filter_and_comm_receiver_failures_flag_the_frame(sc, frames,
     receiver's is message 0 tagged invalid_comm; both go on with the other frames."""
     y_r = frames.y_sensing.copy()
     y_r[BAD, 0, 0] = 12345.0  # marks the failing frame
-    rf = reciprocal_filter.from_scenario(sc)
+    rf = reciprocal_filter(sc)
     real_filter = rf.filter
 
     def failing_filter(Y, x, out=None):
@@ -167,7 +167,7 @@ def test_reciprocal_filter_and_comm_receiver_failures_flag_the_frame(sc, frames,
         return real_ml(y, kappa)
 
     monkeypatch.setattr(module("comm_receiver"), "ml_detect", failing_ml)
-    cr = comm_receiver.from_scenario(sc)
+    cr = comm_receiver(sc)
     tb = gr.top_block()
     out_rf, out_cr = blocks.vector_sink_c(K * S), blocks.vector_sink_i(S)
     tb.connect(blocks.vector_source_c(flat(y_r), False, K * S), (rf, 0))
@@ -193,7 +193,7 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
     from gnuradio.isac.blocks import angle_delay_map_stream
 
     y = reciprocal_model(frames.y_sensing, frames.symbols)
-    ms = angle_delay_map_stream.from_scenario(sc.with_overrides({"receiver.angle_grid": 20, "receiver.delay_grid": 10}))
+    ms = angle_delay_map_stream(sc.with_overrides({"receiver.angle_grid": 20, "receiver.delay_grid": 10}))
     real = ms.map
 
     def failing(Y):
@@ -213,7 +213,7 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
 
 
 def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
-    src = message_source.from_scenario(sc, frames=N)
+    src = message_source(sc, frames=N)
     real = src.messages
 
     def failing(first, count):
@@ -285,9 +285,9 @@ def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frame
     scales such a frame by a power of two, exactly, so its detections are those of the frame at
     the usual scale, with peaks and gains scaled back."""
     y = reciprocal_model(frames.y_sensing, frames.symbols)
-    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel=kernel, receiver=receiver)
+    rx = omp_receiver(sc, threshold=THRESHOLD, kernel=kernel, receiver=receiver)
     ref = rx.process(0, y)
-    rx2 = omp_receiver.from_scenario(sc, threshold=THRESHOLD * scale**2, kernel=kernel, receiver=receiver)
+    rx2 = omp_receiver(sc, threshold=THRESHOLD * scale**2, kernel=kernel, receiver=receiver)
     big = (y.astype(np.complex128) * scale).astype(np.complex64)
     got = rx2.process(0, big)
     assert sum(d["count"] for d in ref) > 0
@@ -304,7 +304,7 @@ def test_swapped_k_and_s_are_refused_naming_both_blocks(sc, frames):
     """precoder (K=16, S=64) into a channel of K=64, S=16: both have 1024-element frames, so GNU
     Radio connects them; the frame_shape tag makes the channel refuse them."""
     tb = gr.top_block()
-    pre = precoder.from_scenario(sc)
+    pre = precoder(sc)
     ch = ula_channel(K=S, S=K)
     tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), pre, ch)
     for port, size in ((0, K * S), (1, K), (2, K)):
@@ -319,8 +319,8 @@ def test_a_block_that_gives_up_stops_an_endless_grc_style_flowgraph(sc):
     """No handler (a GRC flowgraph): the block stops the top block holding it, so an endless source
     does not keep the flowgraph running with a dead block."""
     tb = gr.top_block()
-    src = message_source.from_scenario(sc, frames=0)  # endless
-    pre = precoder.from_scenario(sc)
+    src = message_source(sc, frames=0)  # endless
+    pre = precoder(sc)
     ch = ula_channel(K=S, S=K)
     tb.connect((src, 1), pre, ch)
     tb.connect((src, 0), blocks.null_sink(gr.sizeof_int * S))
@@ -332,7 +332,7 @@ def test_a_block_that_gives_up_stops_an_endless_grc_style_flowgraph(sc):
 
 def test_swapped_k_and_s_between_filter_and_receiver_stop_isac_sim_flowgraph(sc, frames):
     tb = gr.top_block()
-    rf = reciprocal_filter.from_scenario(sc)
+    rf = reciprocal_filter(sc)
     rx = omp_receiver(K=S, S=K, threshold=THRESHOLD, kernel="numpy")
     tb.connect(blocks.vector_source_c(flat(frames.y_sensing), False, K * S), (rf, 0))
     tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), (rf, 1))
@@ -345,7 +345,7 @@ def test_swapped_k_and_s_between_filter_and_receiver_stop_isac_sim_flowgraph(sc,
 
 def test_matching_shapes_run_and_tags_name_the_sender(sc, frames):
     tb = gr.top_block()
-    pre = precoder.from_scenario(sc)
+    pre = precoder(sc)
     sink = blocks.vector_sink_c(K * S)
     tb.connect(blocks.vector_source_c(flat(frames.symbols[:2]), False, S), pre, sink)
     assert run_with_timeout(tb) is None
@@ -408,7 +408,7 @@ def test_isac_sim_threads_option(sc, tmp_path, capsys):
 
 
 def test_the_receivers_of_every_thread_are_the_same_estimator(sc):
-    rx = omp_receiver.from_scenario(sc, threshold=THRESHOLD, kernel="cpp")
+    rx = omp_receiver(sc, threshold=THRESHOLD, kernel="cpp")
     rx.set_threads(3)
     workers = rx._workers(12)
     assert len(workers) == 3 and workers[0] is rx.sensor

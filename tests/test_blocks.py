@@ -3,13 +3,14 @@
 read deterministically after tb.run(), the full chain against evaluation.sense, and the blocks of
 every method (baseline, perfect, impairment, dictionary, nn) against the offline transceiver layer."""
 
+import inspect
+
 import numpy as np
 import pmt
 import pytest
 from gnuradio import blocks, gr, isac
 
 from gnuradio.isac import transceiver
-from gnuradio.isac import weights as W
 from gnuradio.isac.blocks import (
     BlockParameterError,
     comm_receiver,
@@ -20,21 +21,24 @@ from gnuradio.isac.blocks import (
     reciprocal_filter,
     ula_channel,
 )
-from gnuradio.isac.blocks._common import make_dict
-from gnuradio.isac.blocks.omp_receiver import detections_dict
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import sense
-from gnuradio.isac.model.array import positions_example1, scenario_nominal_array, true_array
+from gnuradio.isac.messages import DetectionBatch, Truth, to_pmt
+from gnuradio.isac.model.array import positions_example1, scenario_nominal_array
 from gnuradio.isac.model.channels_stream import array_frame
 from gnuradio.isac.model.dictionaries import omp_dictionaries
 from gnuradio.isac.model.grids import full_angle_grid
+from gnuradio.isac.model.impairments import true_array
 from gnuradio.isac.model.ofdm import ml_detect
 from gnuradio.isac.model.reciprocal import reciprocal_filter as reciprocal_filter_model
 from gnuradio.isac.model.scene import Scene
 from gnuradio.isac.scoring import Scores
 from gnuradio.isac.simulation import Simulator, baseline_precoder
+from gnuradio.isac.transceiver import load_weights, save_weights
 
 K, S, SEED, N = 16, 64, 3, 12
+#: a scenario of 4 subcarriers (and one comm tap: at most S) for the message-only tests
+TINY = Scenario.default().with_overrides({"ofdm.subcarriers": 4, "scene.comm_taps": 1})
 THRESHOLD = 2.0e4  # small scenario: noise-only map maxima are ~ K S N0 ln(Na Nd) ~ 1e4
 
 
@@ -57,23 +61,23 @@ def frames(sc):
 
 
 def make_precoder(sc, **extra):
-    return precoder.from_scenario(sc, **extra)
+    return precoder(sc, **extra)
 
 
 def make_channel(sc, **extra):
-    return ula_channel.from_scenario(sc, **extra)
+    return ula_channel(sc, **extra)
 
 
 def make_receiver(sc, **extra):
     """The OMP receiver block of ``sc`` with the numpy kernel (the reference) unless told."""
     kw = dict(threshold=THRESHOLD, kernel="numpy")
     kw.update(extra)
-    return omp_receiver.from_scenario(sc, **kw)
+    return omp_receiver(sc, **kw)
 
 
 def offline_receiver(sc, array):
     """The offline sensing receiver (transceiver layer) of Algorithm 1 on ``array``, numpy kernel."""
-    return transceiver.SensingReceiver(sc, array, "omp", "numpy")
+    return transceiver.get_receiver("omp")(sc, array, "numpy")
 
 
 def flat(a):
@@ -87,7 +91,7 @@ def messages_of(debug):
 # --- message source ------------------------------------------------------------------------
 def test_message_source_equals_simulator(sc, frames):
     tb = gr.top_block()
-    src = message_source(S=S, seed=SEED, frames=N)
+    src = message_source(sc, frame_count=N)
     m_sink, x_sink = blocks.vector_sink_i(S), blocks.vector_sink_c(S)
     tb.connect((src, 0), m_sink)
     tb.connect((src, 1), x_sink)
@@ -228,7 +232,7 @@ def test_reciprocal_filter_equals_model_and_flags_bad_symbols(sc, frames):
     x[3, 7] = np.nan
     y = frames.y_sensing[:4]
     tb = gr.top_block()
-    rf = reciprocal_filter.from_scenario(sc)
+    rf = reciprocal_filter(sc)
     sink = blocks.vector_sink_c(K * S)
     tb.connect(blocks.vector_source_c(flat(y), False, K * S), (rf, 0))
     tb.connect(blocks.vector_source_c(flat(x), False, S), (rf, 1))
@@ -306,11 +310,11 @@ def test_omp_receiver_skips_nonfinite_frames(sc, frames):
 
 
 # --- comm receiver -------------------------------------------------------------------------
-def test_comm_receiver_equals_ml_detect_and_flags_nan(frames):
+def test_comm_receiver_equals_ml_detect_and_flags_nan(sc, frames):
     y, kappa = frames.y_comm[:4].copy(), frames.csi[:4].copy()
     kappa[3, 0] = np.nan
     tb = gr.top_block()
-    cr = comm_receiver(S)
+    cr = comm_receiver(sc)
     sink = blocks.vector_sink_i(S)
     tb.connect(blocks.vector_source_c(flat(y), False, S), (cr, 0))
     tb.connect(blocks.vector_source_c(flat(kappa), False, S), (cr, 1))
@@ -331,12 +335,15 @@ def test_metrics_equal_evaluation_scores(sc, frames):
     ref = Scores(sc.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
     ref.add(frames, result, THRESHOLD, detected)
 
-    met = metrics(S=S, max_targets=sc.scene["max_targets"], gospa_c_m=rx["gospa_c_m"])
+    met = metrics(sc)
     # messages first, out of order (the handlers match them by frame)
+    batch = DetectionBatch(0, N, sc.scene["max_targets"])
+    batch.fill(np.arange(N), result, THRESHOLD)
+    detections = batch.pmts()
     for b in reversed(range(N)):
         scene = frames.scenes[b]
-        met.handle_detections(make_dict(detections_dict(b, result, b, THRESHOLD)))
-        met.handle_truth(make_dict(ula_channel.truth_dict(b, scene, 0.0)))
+        met.handle_detections(detections[b])
+        met.handle_truth(Truth(b, np.rad2deg(scene.angles_rad), scene.ranges_m, np.abs(scene.gains), 0.0).to_pmt())
     tb = gr.top_block()
     debug = blocks.message_debug()
     tb.connect(blocks.vector_source_i(flat(frames.messages.astype(np.int32)), False, S), (met, 0))
@@ -355,7 +362,7 @@ def test_metrics_equal_evaluation_scores(sc, frames):
 
 
 def test_metrics_skip_invalid_detections_and_ignore_bad_messages():
-    met = metrics(S=4, max_targets=3)
+    met = metrics(TINY.with_overrides({"scene.max_targets": 3}))
     met.handle_truth(pmt.to_pmt({"frame": 0, "count": 1, "angle_deg": [-30.0], "range_m": [50.0]}))
     met.handle_detections(pmt.to_pmt({"frame": 0, "count": 0, "valid": False, "angle_deg": [], "range_m": []}))
     met.handle_truth(pmt.intern("garbage"))
@@ -369,13 +376,13 @@ def test_full_chain_equals_evaluation_sense(sc, frames):
     path -> comm receiver -> metrics: streamed detections equal evaluation.sense on the
     Simulator's frames with the same threshold. Every block is built by from_scenario."""
     tb = gr.top_block()
-    src = message_source.from_scenario(sc, frames=N)
+    src = message_source(sc, frame_count=N)
     pre = make_precoder(sc)
     ch = make_channel(sc)
-    rf = reciprocal_filter.from_scenario(sc)
+    rf = reciprocal_filter(sc)
     rx = make_receiver(sc)
-    cr = comm_receiver.from_scenario(sc)
-    met = metrics.from_scenario(sc)
+    cr = comm_receiver(sc)
+    met = metrics(sc)
     debug = blocks.message_debug()
     tb.connect((src, 1), pre, ch)
     tb.connect((ch, 0), (rf, 0))
@@ -402,28 +409,24 @@ def test_full_chain_equals_evaluation_sense(sc, frames):
 
 
 # --- construction errors -------------------------------------------------------------------
+SMALL4 = Scenario.default().with_overrides({"array.antennas": 4, "ofdm.subcarriers": 8, "transmitter.beam_grid": 90})
+
+
 @pytest.mark.parametrize(
     "make, match",
     [
-        (lambda: precoder(K=0), r"isac_precoder: parameter 'K' must be an integer >= 1"),
-        (lambda: precoder(S=-3), r"isac_precoder: parameter 'S'"),
-        (lambda: precoder(target_sector_deg=[-20, -40]), r"isac_precoder: parameter 'target_sector_deg'"),
-        (lambda: precoder(comm_sector_deg=[30, 95]), r"isac_precoder: parameter 'comm_sector_deg'"),
-        (lambda: precoder(eta=1.2), r"isac_precoder: parameter 'eta'"),
+        (lambda: precoder(scenario=3.5), r"isac_precoder: parameter 'scenario' \(3.5\): a scenario is a Scenario"),
+        (lambda: precoder("/nonexistent/s.toml"), r"isac_precoder: parameter 'scenario' .*No such file"),
+        (lambda: precoder({"transmitter": {"eta": 1.2}}), r"isac_precoder: parameter 'scenario' .*transmitter.eta"),
         (lambda: precoder(method="weird"), r"isac_precoder: parameter 'method'.*must be one of baseline, perfect"),
         (lambda: precoder(method="nn"), r"isac_precoder: parameter 'method'.*'nn' needs a weights file"),
-        (lambda: ula_channel(K=0), r"isac_ula_channel: parameter 'K'"),
-        (lambda: ula_channel(range_m=[190, 10]), r"isac_ula_channel: parameter 'range_m'"),
-        (lambda: ula_channel(range_m=[10, 5000]), r"isac_ula_channel: parameter 'range_m'.*1249"),
-        (lambda: ula_channel(comm_taps=0), r"isac_ula_channel: parameter 'comm_taps'"),
         (
             lambda: ula_channel(fixed_angles_deg=[-30, -20], fixed_ranges_m=[50]),
             r"isac_ula_channel: parameter 'fixed_ranges_m'",
         ),
-        (lambda: ula_channel(K=4, precoder=[1, 0, 0]), r"isac_ula_channel: parameter 'precoder'.*K = 4"),
+        (lambda: ula_channel(SMALL4, precoder=[1, 0, 0]), r"isac_ula_channel: parameter 'precoder'.*K = 4"),
         (lambda: ula_channel(stream="nope"), r"isac_ula_channel: parameter 'stream'"),
-        (lambda: reciprocal_filter(K=0, S=4), r"isac_reciprocal_filter: parameter 'K'"),
-        (lambda: omp_receiver(target_sector_deg=[-20, -40]), r"isac_omp_receiver: parameter 'target_sector_deg'"),
+        (lambda: ula_channel(first_frame=-1), r"isac_ula_channel: parameter 'first_frame' must be an integer >= 0"),
         (
             lambda: omp_receiver(method="weird"),
             r"isac_omp_receiver: parameter 'method'.*must be one of baseline, perfect",
@@ -433,21 +436,20 @@ def test_full_chain_equals_evaluation_sense(sc, frames):
             lambda: omp_receiver(weights="/nonexistent/w.safetensors"),
             r"isac_omp_receiver: parameter 'weights'.*no such weights file",
         ),
-        (lambda: omp_receiver(receiver="mp"), r"isac_omp_receiver: parameter 'receiver' must be one of omp, domp"),
+        (lambda: omp_receiver(receiver="mp"), r"isac_omp_receiver: parameter 'receiver' must be one of 'omp', 'domp'"),
         (lambda: omp_receiver(temperature=0.0), r"isac_omp_receiver: parameter 'temperature'"),
-        (lambda: omp_receiver(angle_grid=0), r"isac_omp_receiver: parameter 'angle_grid'"),
         (lambda: omp_receiver(threshold=-1.0), r"isac_omp_receiver: parameter 'threshold'"),
-        (lambda: comm_receiver(S=0), r"isac_comm_receiver: parameter 'S'"),
-        (lambda: metrics(gospa_mu=3.0), r"isac_metrics: parameter 'gospa_mu'"),
-        (lambda: metrics(max_targets=0), r"isac_metrics: parameter 'max_targets'"),
-        (lambda: message_source(S=4, stream="x"), r"isac_message_source: parameter 'stream'"),
+        (lambda: metrics(log_every=-1), r"isac_metrics: parameter 'log_every'"),
+        (lambda: metrics(stall_limit_s=float("nan")), r"isac_metrics: parameter 'stall_limit_s'"),
+        (lambda: message_source(stream="x"), r"isac_message_source: parameter 'stream'"),
+        (lambda: message_source(frame_count=-2), r"isac_message_source: parameter 'frame_count'"),
         (
             lambda: isac.angle_delay_map_stream(method="dictionary"),
             r"isac_angle_delay_map_stream: parameter 'method'.*needs a weights file",
         ),
         (
-            lambda: isac.angle_delay_map_stream(target_sector_deg=[-20, -40]),
-            r"isac_angle_delay_map_stream: parameter 'target_sector_deg'",
+            lambda: isac.angle_delay_map_stream(map_points=[0, 10]),
+            r"isac_angle_delay_map_stream: parameter 'map_points' must be an integer >= 1",
         ),
     ],
 )
@@ -458,8 +460,8 @@ def test_bad_parameters_name_block_and_parameter(make, match):
 
 def test_mismatched_vector_lengths_are_refused_at_connect():
     tb = gr.top_block()
-    pre = precoder(K=4, S=8, beam_grid=90)
-    ch = ula_channel(K=4, S=16)
+    pre = precoder(SMALL4)
+    ch = ula_channel(SMALL4.with_overrides({"ofdm.subcarriers": 16}))
     with pytest.raises(Exception, match="itemsize"):
         tb.connect(pre, ch)
 
@@ -485,10 +487,10 @@ def test_channel_precoder_parameter_gives_csi_without_tags(sc, frames):
     np.testing.assert_array_equal(np.reshape(sinks[2].data(), (3, S)), frames.csi[:3])
 
 
-def test_metrics_without_message_ports_scores_ser_and_ends(frames):
+def test_metrics_without_message_ports_scores_ser_and_ends(sc, frames):
     """wait_for_messages=False: only the comm streams are connected and the flowgraph ends."""
     tb = gr.top_block()
-    met = metrics(S=S, wait_for_messages=False)
+    met = metrics(sc, wait_for_messages=False)
     detected = ml_detect(frames.y_comm, frames.csi).astype(np.int32)
     tb.connect(blocks.vector_source_i(flat(frames.messages.astype(np.int32)), False, S), (met, 0))
     tb.connect(blocks.vector_source_i(flat(detected), False, S), (met, 1))
@@ -541,7 +543,7 @@ def test_angle_delay_map_equals_model(sc, frames):
     sc2 = sc.with_overrides({"receiver.angle_grid": 30, "receiver.delay_grid": 20})
     for method, array in (("baseline", scenario_nominal_array(sc2)), ("perfect", true_array(sc2))):
         for db in (False, True):
-            blk = isac.angle_delay_map_stream.from_scenario(sc2, method=method, db=db)
+            blk = isac.angle_delay_map_stream(sc, map_points=(30, 20), method=method, db=db)
             tb = gr.top_block()
             sink = blocks.vector_sink_f(30 * 20)
             tb.connect(blocks.vector_source_c(flat(y_tilde), False, K * S), blk, sink)
@@ -564,9 +566,9 @@ def test_positions_pdu_converts_truth_and_detections():
     try:
         for msg in (
             pmt.intern("garbage"),
-            make_dict({"frame": 2, "angle_deg": np.array([1.0, 2.0]), "range_m": np.array([3.0])}),
-            make_dict({"frame": 7, "angle_deg": np.array([-30.0, 0.0]), "range_m": np.array([100.0, 50.0])}),
-            make_dict({"frame": 1, "angle_deg": np.zeros(0), "range_m": np.zeros(0)}),
+            to_pmt({"frame": 2, "angle_deg": np.array([1.0, 2.0]), "range_m": np.array([3.0])}),
+            to_pmt({"frame": 7, "angle_deg": np.array([-30.0, 0.0]), "range_m": np.array([100.0, 50.0])}),
+            to_pmt({"frame": 1, "angle_deg": np.zeros(0), "range_m": np.zeros(0)}),
         ):
             blk.to_basic_block()._post(pmt.intern("in"), msg)
         deadline = time.time() + 10
@@ -593,7 +595,7 @@ def test_metrics_bound_unmatched_messages(monkeypatch):
     metrics_module = importlib.import_module("gnuradio.isac.blocks.metrics")  # the package's .metrics is the class
 
     monkeypatch.setattr(metrics_module, "MAX_PENDING", 3)
-    met = metrics(S=4, wait_for_messages=False)
+    met = metrics(TINY, wait_for_messages=False)
     for f in range(6):
         met.handle_truth(pmt.to_pmt({"frame": f, "angle_deg": [-30.0], "range_m": [50.0]}))
     assert met.dropped_messages == 3
@@ -609,7 +611,7 @@ def test_omp_receiver_cpp_kernel_equals_numpy(sc, frames):
     assert ref_rx.kernel == "numpy"
     rx, got = run_omp_receiver(sc, y_tilde, kernel="cpp")
     assert rx.kernel == "cpp"
-    assert omp_receiver.from_scenario(sc).kernel == "cpp"  # kernel "" = cpp when built
+    assert omp_receiver(sc).kernel == "cpp"  # kernel "" = cpp when built
     assert [d["count"] for d in got] == [d["count"] for d in ref]
     for g, r in zip(got, ref):
         np.testing.assert_array_equal(g["angle_deg"], r["angle_deg"])
@@ -674,15 +676,16 @@ def test_gnuradio_isac_gives_every_block():
         assert name in dir(isac), name
     assert isac.precoder is importlib.import_module("gnuradio.isac.blocks.precoder").precoder
     assert isac.BlockParameterError is BlockParameterError
-    for name in SCENARIO_BLOCKS:
-        assert callable(getattr(getattr(isac, name), "from_scenario", None)), name
+    for name in SCENARIO_BLOCKS:  # scenario-first: the scenario, then the block's own parameters
+        params = list(inspect.signature(getattr(isac, name).__init__).parameters)
+        assert params[1] == "scenario", name
     for old in ("isac_precoder", "isac_omp_receiver", "isac_angle_delay_map"):
         with pytest.raises(AttributeError, match=old):
             getattr(isac, old)
 
 
-def test_from_scenario_takes_the_scenario_parameters(sc):
-    """from_scenario gives each block the scenario's values (parameter names of docs/config.md)."""
+def test_blocks_take_the_scenario(sc):
+    """Each block takes the scenario's values (a Scenario, or a TOML file: the same block)."""
     other = sc.with_overrides(
         {
             "scene.target_sector_deg": [-35.0, -5.0],
@@ -693,19 +696,28 @@ def test_from_scenario_takes_the_scenario_parameters(sc):
             "receiver.gospa_c_m": 50.0,
         }
     )
-    pre = precoder.from_scenario(other)
+    pre = precoder(other)
     assert pre.scenario.scene["target_sector_deg"] == [-35.0, -5.0]
     np.testing.assert_array_equal(pre.precoder(), baseline_precoder(other))
-    ch = ula_channel.from_scenario(other)
-    assert ch.tap_variances.shape == (3,)  # comm_taps
+    ch = ula_channel(other)
+    assert ch.channel.tap_variances.shape == (3,)  # comm_taps
     np.testing.assert_array_equal(ch.array.positions_m, true_array(other).positions_m)
-    rx = omp_receiver.from_scenario(other, method="perfect")
-    assert rx.max_targets == 4 and rx.scenario.scene["range_m"] == [20.0, 150.0]
+    rx = omp_receiver(other, method="perfect")
+    assert rx.sensing.max_targets == 4 and rx.scenario.scene["range_m"] == [20.0, 150.0]
     np.testing.assert_array_equal(rx.array.positions_m, true_array(other).positions_m)
-    assert metrics.from_scenario(other).scores.cutoff == 50.0
-    assert message_source.from_scenario(other).S == S
+    assert metrics(other).scores.cutoff == 50.0
+    assert message_source(other).geometry.subcarriers == S
     with pytest.raises(TypeError):
-        precoder.from_scenario(other, sensing_sector_deg=[-30.0, -10.0])  # the old name is gone
+        precoder(other, target_sector_deg=[-30.0, -10.0])  # a scenario key is not a block parameter
+
+
+def test_a_block_takes_a_toml_scenario(sc, tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(sc.to_toml())
+    a, b = precoder(str(path)), precoder(sc)
+    assert a.scenario == b.scenario and a.geometry == b.geometry
+    np.testing.assert_array_equal(a.precoder(), b.precoder())
+    assert precoder().scenario == Scenario.default() == precoder("").scenario  # no scenario: the paper's
 
 
 # --- methods and weights -------------------------------------------------------------------
@@ -718,7 +730,7 @@ def array_weights(path, scenario, method, array, points=90):
         tensors.update(spacings_m=array.spacings_m, positions_m=positions_example1(array.spacings_m))
     else:
         tensors["dictionary"] = array.steering(grid).astype(np.complex64)
-    W.save(path, scenario, method, tensors, steps=1)
+    save_weights(path, scenario, method, tensors, steps=1)
     return str(path)
 
 
@@ -728,7 +740,7 @@ def test_blocks_with_weights_equal_the_offline_transceiver(sc, frames, tmp_path,
     emits the detections of transceiver.build on the same frames, the precoder block gives its f."""
     true = true_array(sc)
     path = array_weights(tmp_path / f"{method}.safetensors", sc, method, true)
-    offline = transceiver.build(sc, method, W.load(path, sc), kernel="numpy")
+    offline = transceiver.build(sc, method, load_weights(path, sc), kernel="numpy")
     y_tilde = reciprocal_filter_model(frames.y_sensing, frames.symbols)
     rx, got = run_omp_receiver(sc, y_tilde, weights=path)
     assert rx.method == method
@@ -775,13 +787,13 @@ def nn_trained(sc, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    W.save(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), nnbl=tr.cfg.to_dict())
+    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
     return path, tr
 
 
 def test_nn_receiver_block_equals_offline_nn_transceiver(sc, frames, nn_trained):
     path, _ = nn_trained
-    w = W.load(path, sc)
+    w = load_weights(path, sc)
     y_tilde = reciprocal_filter_model(frames.y_sensing, frames.symbols)
     result = transceiver.build(sc, "nn", w).receiver(y_tilde)
     # peaks are the detection probabilities u^: a threshold inside their range counts some, not all
@@ -799,14 +811,14 @@ def test_nn_receiver_block_equals_offline_nn_transceiver(sc, frames, nn_trained)
     # method "" takes the method of the weights (nn: a threshold below 1, its peaks are probabilities)
     assert make_receiver(sc, weights=path, threshold=0.5).method == "nn"
     with pytest.raises(BlockParameterError, match=r"isac_angle_delay_map_stream: parameter 'method'.*'nn'"):
-        isac.angle_delay_map_stream.from_scenario(sc, weights=path)
+        isac.angle_delay_map_stream(sc, weights=path)
 
 
 def test_nn_precoder_block_gives_the_nn_precoder(sc, frames, nn_trained):
     import torch
 
     path, tr = nn_trained
-    w = W.load(path, sc)
+    w = load_weights(path, sc)
     pre = make_precoder(sc, method="nn", weights=path)
     assert pre.method == "nn"
     f = pre.precoder()
@@ -845,15 +857,15 @@ def test_weights_of_another_array_are_refused_unless_weights_other_array(sc, fra
         array_weights(path, other, method, true_array(other))
     else:
         _, tr = nn_trained
-        W.save(path, other, "nn", tr.weight_tensors(), tr.step, nnbl=tr.cfg.to_dict())
-    loaded = W.load(path, other)
+        save_weights(path, other, "nn", tr.weight_tensors(), tr.step, metadata={"nnbl": tr.cfg.to_dict()})
+    loaded = load_weights(path, other)
     for weights in (path, loaded):
         with pytest.raises(BlockParameterError, match=r"isac_omp_receiver: parameter 'weights'.*impairment seed"):
             make_receiver(sc, weights=weights)
         with pytest.raises(BlockParameterError, match=r"isac_precoder: parameter 'weights'.*impairment seed"):
             make_precoder(sc, weights=weights)
     y_tilde = reciprocal_filter_model(frames.y_sensing[:4], frames.symbols[:4])
-    offline = transceiver.build(sc, method, W.load(path, sc, other_array=True), kernel="numpy")
+    offline = transceiver.build(sc, method, load_weights(path, sc, other_array=True), kernel="numpy")
     result = offline.receiver(y_tilde)
     threshold = THRESHOLD if method == "impairment" else float(np.median(result.peaks))
     for weights in (path, loaded):
@@ -883,7 +895,7 @@ def test_a_loaded_weights_object_is_not_read_again(sc, tmp_path, nn_trained, met
         array_weights(path, sc, method, true_array(sc))
     else:
         shutil.copy(nn_trained[0], path)
-    w = W.load(path, sc)
+    w = load_weights(path, sc)
     (tmp_path / f"{method}.safetensors").unlink()
     pre = make_precoder(sc, weights=w)
     rx = make_receiver(sc, weights=w, threshold=0.5 if method == "nn" else THRESHOLD)
@@ -892,6 +904,6 @@ def test_a_loaded_weights_object_is_not_read_again(sc, tmp_path, nn_trained, met
     if method == "nn":
         assert pre.transmitter.net is rx.sensor.net  # the networks are built once per Weights object
     else:
-        np.testing.assert_array_equal(rx.array.positions_m, w.array(sc.wavelength_m).positions_m)
+        np.testing.assert_array_equal(rx.array.positions_m, transceiver.get(method).array(w, sc).positions_m)
     with pytest.raises(BlockParameterError, match=r"isac_omp_receiver: parameter 'weights'.*no such weights file"):
         make_receiver(sc, weights=path)  # only the loaded object could have served

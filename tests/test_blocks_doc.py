@@ -126,8 +126,8 @@ def test_words_list_the_registered_methods_receivers_and_kernels():
         ln.split("|")[1].strip(): ln for ln in section("Method, receiver, kernel").splitlines() if ln.startswith("| `")
     }
     for word, values in (
-        ("method", transceiver.METHODS),
-        ("receiver", transceiver.RECEIVERS),
+        ("method", transceiver.methods()),
+        ("receiver", transceiver.receivers()),
         ("kernel", transceiver.KERNELS),
     ):
         cell = rows[f"`{word}`"].split("|")[2]

@@ -24,6 +24,7 @@ from gnuradio.isac.blocks.omp_receiver import DEFAULT_THRESHOLD
 from gnuradio.isac.config import ConfigError, Scenario
 from gnuradio.isac.evaluation import evaluate
 from gnuradio.isac.simulation import STREAMS
+from gnuradio.isac.transceiver import load_weights
 
 REPO = Path(__file__).resolve().parents[1]
 GRCC = shutil.which("grcc")
@@ -75,8 +76,8 @@ def plain(value):
 
 #: enum parameter -> the values the blocks accept, in the registries' order
 CHOICES = {
-    "method": ("",) + transceiver.METHODS,
-    "receiver": transceiver.RECEIVERS,
+    "method": ("",) + transceiver.methods(),
+    "receiver": transceiver.receivers(),
     "kernel": ("",) + transceiver.KERNELS,
     "stream": tuple(STREAMS),
 }
@@ -284,7 +285,7 @@ def test_headless_flowgraph_with_learned_weights_matches_evaluate(tmp_path):
     frames = 12
     got = run_headless(grc, tmp_path, frames)
     sc = Scenario.default().with_overrides({"run.frames": frames, "run.seed": 0})
-    w = weights.load(path, sc)
+    w = load_weights(path, sc)
     assert w.method == "impairment"
     want = evaluate(sc, w.method, w, threshold=DEFAULT_THRESHOLD, progress=False)
     assert_metrics_equal(got, want)

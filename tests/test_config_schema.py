@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from gnuradio.isac.config import DEFAULTS, ConfigError, Scenario
-from gnuradio.isac.config_schema import BLOCK_PARAMETERS, KEYS, KEYS_LIST, MAX_EXACT_INT
+from gnuradio.isac.config_schema import KEYS, KEYS_LIST, MAX_EXACT_INT
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,12 +66,12 @@ def test_the_schema_imports_without_numpy_torch_or_gnu_radio():
         "import sys\n"
         "for m in ('numpy', 'torch', 'gnuradio.gr', 'pmt'):\n"
         "    sys.modules[m] = None\n"
-        "from gnuradio.isac.config_schema import KEYS, BLOCK_PARAMETERS\n"
-        "print(len(KEYS), BLOCK_PARAMETERS['K'])\n"
+        "from gnuradio.isac.config_schema import KEYS\n"
+        "print(len(KEYS), KEYS['array.antennas'].field_id)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == [str(len(KEYS)), "array.antennas"]
+    assert out.stdout.split() == [str(len(KEYS)), "array_antennas"]
 
 
 # --- Scenario.validated checks the ranges of the table -------------------------------------
@@ -148,7 +148,7 @@ def test_changing_a_bound_in_the_table_changes_the_validation(monkeypatch):
         load("run.batch=5000")
 
 
-# --- GNU Radio block parameters ------------------------------------------------------------
+# --- GNU Radio Companion: the ISAC Scenario block is generated from the schema -------------------
 
 
 def _grc_blocks():
@@ -157,42 +157,45 @@ def _grc_blocks():
         yield path.name, data["id"], data.get("parameters", [])
 
 
-def test_grc_parameter_defaults_are_the_schema_defaults():
-    """Every grc/*.block.yml parameter whose id stands for a scenario key (schema
-    block_parameters) defaults to the key's default (or to the block's documented own default)."""
-    checked = 0
-    for name, block, params in _grc_blocks():
-        for p in params:
-            key = BLOCK_PARAMETERS.get(p["id"])
-            if key is None:
-                continue
-            spec = KEYS[key]
-            want = spec.block_defaults.get(f"{block}.{p['id']}", spec.default)
-            got = ast.literal_eval(str(p["default"]))
-            assert got == want, f"{name}: parameter {p['id']} ({key}) defaults to {got!r}, the schema to {want!r}"
-            checked += 1
-    assert checked >= 40  # K, S, fc, sectors, ... in the eleven blocks
+def _grc_generator():
+    spec = importlib.util.spec_from_file_location("gen_grc_scenario", REPO / "tools" / "gen_grc_scenario.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def test_every_block_parameter_name_of_the_schema_exists():
-    """A name listed in block_parameters is a parameter of a GRC block or a block constructor,
-    and every block_defaults entry names a real block parameter."""
-    grc = {(block, p["id"]) for _, block, params in _grc_blocks() for p in params}
-    python = set()
-    for path in (REPO / "python" / "isac" / "blocks").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.FunctionDef) and node.name == "__init__":
-                python |= {a.arg for a in node.args.args + node.args.kwonlyargs}
+def test_the_grc_scenario_block_is_the_generated_output():
+    gen = _grc_generator()
+    assert gen.OUT.read_text() == gen.render(), "grc/isac_scenario.block.yml is out of date: run tools/gen_grc_scenario.py"
+    assert gen.main(["--check"]) == 0
+
+
+def test_the_grc_scenario_block_has_one_field_per_key_with_its_default():
+    """Every key of the schema is a field of the ISAC Scenario block (id section_name, the key's
+    default); the block's value and its generated code pass every field to the scenario."""
+    doc = yaml.safe_load((REPO / "grc" / "isac_scenario.block.yml").read_text())
+    params = {p["id"]: p for p in doc["parameters"]}
     for spec in KEYS_LIST:
-        for name in spec.block_parameters:
-            assert name in {p for _, p in grc} | python, f"{spec.key}: no block has a parameter {name!r}"
-        for where in spec.block_defaults:
-            assert tuple(where.split(".")) in grc, f"{spec.key}: {where} is not a GRC block parameter"
+        p = params[spec.field_id]
+        default = str(p["default"])
+        got = default if spec.choices else ast.literal_eval(default)
+        assert got == spec.default, f"{spec.key}: field default {got!r}, schema {spec.default!r}"
+        assert p["dtype"] == ("enum" if spec.choices else {"int": "int", "float": "real"}.get(spec.kind, p["dtype"]))
+        assert f'"{spec.key}": {spec.field_id}' in doc["value"], spec.key
+        assert f'"{spec.key}": ' in doc["templates"]["var_make"] and f"${{{spec.field_id}}}" in doc["templates"]["var_make"]
+    assert set(params) == {"source", "config_file"} | {k.field_id for k in KEYS_LIST}
 
 
-def test_block_parameter_names_are_unique():
-    names = [p for spec in KEYS_LIST for p in spec.block_parameters]
-    assert len(names) == len(set(names))
+def test_no_block_but_the_scenario_block_retypes_a_scenario_key():
+    """The other blocks take the scenario by id plus their own parameters: no parameter id of
+    theirs names a scenario key (its GRC field id or its key name)."""
+    names = {k.field_id for k in KEYS_LIST} | {k.name for k in KEYS_LIST}
+    for name, block, params in _grc_blocks():
+        if block == "isac_scenario":
+            continue
+        ids = {p["id"] for p in params}
+        assert "scenario" in ids or block in ("isac_positions_pdu", "isac_json_publisher"), name
+        assert not ids & names, f"{name}: {sorted(ids & names)} retype scenario keys"
 
 
 # --- docs/config.md is generated from the schema -----------------------------------------------

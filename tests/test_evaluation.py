@@ -8,7 +8,7 @@ from gnuradio.isac.evaluation import calibrate, evaluate, sense
 from gnuradio.isac.model.array import scenario_nominal_array
 from gnuradio.isac.model.metrics import false_alarm_probability
 from gnuradio.isac.simulation import Simulator
-from gnuradio.isac.transceiver import SensingReceiver, get
+from gnuradio.isac.transceiver import get, get_receiver
 
 
 def small(**overrides):
@@ -33,7 +33,7 @@ def test_frames_are_reproducible_and_independent_of_batching():
 def test_calibration_hits_the_target_false_alarm_rate():
     sc = small(**{"receiver.p_fa": 0.05, "run.calibration_frames": 400, "run.frames": 400, "array.spacing_std_m": 0.0})
     sim = Simulator(sc)
-    rx = SensingReceiver(sc, scenario_nominal_array(sc), "omp", "numpy")
+    rx = get_receiver("omp")(sc, scenario_nominal_array(sc), "numpy")
     thr = calibrate(sc, sim, rx, progress=False)
     # on the calibration frames themselves: p_fa <= target, and a slightly lower threshold exceeds it
     cal = sim.frames(0, 400, "calibration")
@@ -100,11 +100,11 @@ def test_sensing_receiver_validates_its_arguments():
     sc = small()
     arr = scenario_nominal_array(sc)
     with pytest.raises(ValueError, match="receiver must be one of omp, domp"):
-        SensingReceiver(sc, arr, "music")
+        get_receiver("music")
     with pytest.raises(ValueError, match="kernel must be one of cpp, numpy"):
-        SensingReceiver(sc, arr, "omp", "fortran")
+        get_receiver("omp")(sc, arr, "fortran")
     with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
-        SensingReceiver(sc, arr, "domp", "numpy", 0.0)
+        get_receiver("domp")(sc, arr, "numpy", 0.0)
     grid = np.linspace(-1.5, 1.5, 30)
     with pytest.raises(ValueError, match="needs an array with element positions"):
-        SensingReceiver(sc, DictionaryArray(grid, arr.steering(grid)), "domp")
+        get_receiver("domp")(sc, DictionaryArray(grid, arr.steering(grid)))

@@ -17,7 +17,8 @@ from gnuradio.isac.config import SPEED_OF_LIGHT, Scenario
 from gnuradio.isac.evaluation import evaluate
 from gnuradio.isac.experiments import crb, fig3, learned, sweep, tradeoff
 from gnuradio.isac.experiments.common import wilson_interval
-from gnuradio.isac.model.array import true_array
+from gnuradio.isac.model.impairments import true_array
+from gnuradio.isac.transceiver import save_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -160,7 +161,6 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
     assert "missing.safetensors" in capsys.readouterr().err
     assert run_cli(tmp_path / "b", "fig7", "--weights", str(tmp_path / "w.safetensors")) == 2
     assert "fig8 only" in capsys.readouterr().err
-    from gnuradio.isac import weights
     from gnuradio.isac.model.grids import full_angle_grid
 
     # weights holding the TRUE spacings: the learned curve must land near perfect knowledge
@@ -168,7 +168,7 @@ def test_fig8_weights_hook(results, tmp_path, capsys):
     sc = Scenario.from_dict(summary["scenario"])
     arr = true_array(sc)
     path = tmp_path / "true.safetensors"
-    weights.save(
+    save_weights(
         path,
         sc,
         "impairment",

@@ -1,5 +1,5 @@
 """Array impairments beyond Example 1 (model/impairments.py, issue 12): each model's steering
-vector against its closed form, the composition a = C diag(g) a_pos, the draws, the config keys
+vector against its closed form, the composition a = diag(g) C a_pos, the draws, the config keys
 and the hash, the torch twins, the weights, the transceiver layer, perfect knowledge and
 impairment learning of each model, and the impairments experiment."""
 
@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 
-from gnuradio.isac import weights as W
 from gnuradio.isac.config import ConfigError, Scenario
 from gnuradio.isac.evaluation import calibrate, score
 from gnuradio.isac.model import array as arr
@@ -17,7 +16,7 @@ from gnuradio.isac.model import impairments as imp
 from gnuradio.isac.model.grids import full_angle_grid
 from gnuradio.isac.simulation import Simulator, baseline_precoder
 from gnuradio.isac.trainer import torch_model as tm
-from gnuradio.isac.transceiver import build
+from gnuradio.isac.transceiver import build, save_weights
 
 LAM = 299_792_458.0 / 60e9
 TH = np.deg2rad(np.array([-71.0, -30.0, -3.0, 0.0, 12.5, 44.0, 80.0]))
@@ -38,7 +37,7 @@ def nominal_closed_form(K, theta):
 
 def test_gain_errors_multiply_each_element_by_its_complex_gain():
     sc = load("array.spacing_std_m=0", "array.gain_std_db=2", "array.phase_std_deg=25", "array.antennas=16")
-    A = arr.true_array(sc).steering(TH)
+    A = imp.true_array(sc).steering(TH)
     gain_db, phase = imp.draw_gain_errors(16, 2.0, 25.0, 1)
     ref = (10 ** (gain_db / 20) * np.exp(1j * phase))[:, None] * nominal_closed_form(16, TH)
     np.testing.assert_allclose(A, ref, atol=3e-6)
@@ -51,7 +50,7 @@ def test_gain_errors_multiply_each_element_by_its_complex_gain():
 def test_mutual_coupling_is_a_banded_symmetric_toeplitz_matrix_on_the_steering_vector():
     K, L = 7, 2
     sc = load("array.spacing_std_m=0", f"array.antennas={K}", f"array.coupling_taps={L}", "array.coupling_db=-10")
-    array = arr.true_array(sc)
+    array = imp.true_array(sc)
     c = imp.draw_coupling(L, -10.0, 1)
     np.testing.assert_allclose(np.abs(c), [10 ** (-10 / 20), 10 ** (-20 / 20)])  # |c_l| = 10^(l coupling_db/20)
     a0 = nominal_closed_form(K, TH)
@@ -81,14 +80,15 @@ def test_dead_or_weak_elements_have_the_given_gain(overrides, dead):
         assert idx.size == 3 and np.unique(idx).size == 3
         m = np.ones(K)
         m[idx] = weak
-        np.testing.assert_allclose(arr.true_array(sc).steering(TH), m[:, None] * nominal_closed_form(K, TH), atol=3e-6)
+        np.testing.assert_allclose(imp.true_array(sc).steering(TH), m[:, None] * nominal_closed_form(K, TH), atol=3e-6)
     # the drawn dead elements are reproducible and depend on the seed
     a = imp.draw_dead_elements(64, 8, 1)
     np.testing.assert_array_equal(a, imp.draw_dead_elements(64, 8, 1))
     assert not np.array_equal(a, imp.draw_dead_elements(64, 8, 2))
 
 
-def test_the_models_compose_as_coupling_after_gains_on_the_spacing_positions():
+def test_the_models_compose_as_chain_gains_behind_the_antennas_coupling():
+    """a = diag(g) C a_pos (See 1994; the receive chain's gains behind the coupling)."""
     sc = load(
         "array.antennas=10",
         "array.gain_std_db=1",
@@ -98,7 +98,7 @@ def test_the_models_compose_as_coupling_after_gains_on_the_spacing_positions():
         "array.dead_list=[4]",
         "array.weak_gain=0.2",
     )
-    array = arr.true_array(sc)
+    array = imp.true_array(sc)
     assert isinstance(array, imp.ImpairedArray) and array.models == ("gain", "coupling", "dead")
     d = arr.draw_spacings(10, LAM, 2e-4, 1)  # the spacing draw does not move when element models are on
     p = arr.positions_example1(d)
@@ -108,8 +108,17 @@ def test_the_models_compose_as_coupling_after_gains_on_the_spacing_positions():
     g[4] *= 0.2
     C = imp.coupling_matrix(imp.draw_coupling(2, -12.0, 1), 10)
     a_pos = np.exp(-2j * np.pi * p[:, None] * np.sin(TH)[None, :] / LAM)
-    np.testing.assert_allclose(array.steering(TH), C @ (g[:, None] * a_pos), atol=3e-6)
-    assert not np.allclose(array.steering(TH), (g[:, None] * (C @ a_pos)), atol=1e-3)  # the order matters
+    np.testing.assert_allclose(array.steering(TH), g[:, None] * (C @ a_pos), atol=3e-6)
+    assert not np.allclose(array.steering(TH), C @ (g[:, None] * a_pos), atol=1e-3)  # the order matters
+
+
+def test_a_dead_front_end_outputs_nothing_even_with_coupling():
+    """weak_gain = 0 is a dead element: its chain outputs zero whatever its neighbours couple into
+    its antenna (with the order C diag(g) it used to pick up 0.2-0.3 of its neighbours)."""
+    sc = load("array.antennas=12", "array.coupling_taps=2", "array.coupling_db=-6", "array.dead_list=[3, 7]")
+    A = imp.true_array(sc).steering(TH)
+    assert np.all(A[[3, 7]] == 0)
+    assert np.all(np.abs(A[[2, 4, 6, 8]]) > 0.1)  # the live neighbours still couple
 
 
 def test_every_model_off_is_the_position_array_bit_for_bit():
@@ -121,7 +130,7 @@ def test_every_model_off_is_the_position_array_bit_for_bit():
         ["array.weak_gain=0.5"],
     ):
         sc = load(*overrides)
-        a = arr.true_array(sc)
+        a = imp.true_array(sc)
         assert type(a) is arr.PositionArray
         d = arr.draw_spacings(64, LAM, sc.array["spacing_std_m"], 1)
         np.testing.assert_array_equal(a.steering(TH), arr.spacing_array(d, LAM, sc.array["impairment"]).steering(TH))
@@ -138,11 +147,12 @@ def test_every_model_off_is_the_position_array_bit_for_bit():
 
 def test_each_model_draws_from_its_own_stream():
     """Turning a model on does not change another model's draw: one array per scenario."""
-    both = arr.true_array(load("array.gain_std_db=1", "array.coupling_taps=2"))
-    gain = arr.true_array(load("array.gain_std_db=1"))
+    both = imp.true_array(load("array.gain_std_db=1", "array.coupling_taps=2"))
+    gain = imp.true_array(load("array.gain_std_db=1"))
     np.testing.assert_array_equal(both.gains, gain.gains)
-    np.testing.assert_array_equal(both.positions_m, arr.true_array(load()).positions_m)
-    np.testing.assert_array_equal(both.coupling, arr.true_array(load("array.coupling_taps=2")).coupling)
+    np.testing.assert_array_equal(both.positions_m, imp.true_array(load()).positions_m)
+    coupling = imp.true_array(load("array.coupling_taps=2")).parameters["coupling"]
+    np.testing.assert_array_equal(both.parameters["coupling"]["coupling"], coupling["coupling"])
 
 
 def test_bad_model_inputs_are_named():
@@ -154,8 +164,12 @@ def test_bad_model_inputs_are_named():
         imp.draw_coupling(2, 0.0, 0)
     with pytest.raises(ValueError, match="at most K - 1"):
         imp.coupling_matrix(np.ones(4), 4)
-    with pytest.raises(ValueError, match="gains must be 4 finite"):
-        imp.ImpairedArray(arr.nominal_array(4, LAM), np.array([1, np.nan, 1, 1]))
+    with pytest.raises(ValueError, match="array model 'gain': parameters must be finite"):
+        imp.ImpairedArray(
+            arr.nominal_array(4, LAM), {"gain": {"gain_db": np.array([1, np.nan, 1, 1]), "phase_rad": np.zeros(4)}}
+        )
+    with pytest.raises(ValueError, match="unknown array model"):
+        imp.ImpairedArray(arr.nominal_array(4, LAM), {"bogus": {}})
     with pytest.raises(ConfigError, match=r"array\.coupling_db must be in \[-100, 0\)"):
         load("array.coupling_db=1")
     with pytest.raises(ConfigError, match=r"array\.dead_elements must be .* <= array\.antennas - 1 = 63"):
@@ -167,24 +181,22 @@ def test_bad_model_inputs_are_named():
 
 def _true_parameters(model: tm.ImpairmentArray, sc: Scenario) -> None:
     """Load the scenario's true parameters into a torch ImpairmentArray."""
-    true = arr.true_array(sc)
-    a = sc.array
+    true = imp.true_array(sc)
+    p = true.parameters
     with torch.no_grad():
         if model.positions is not None:
             model.positions.load_spacings(true.spacings_m)
-        if "gain" in model.models:
-            gain_db, phase = imp.draw_gain_errors(
-                a["antennas"], a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"]
-            )
-            model.log_gain.copy_(torch.as_tensor(gain_db * np.log(10) / 20))
-            model.phase.copy_(torch.as_tensor(phase))
-        if "dead" in model.models:
-            model.amplitude.copy_(
-                torch.as_tensor(imp.element_amplitudes(a["antennas"], imp.dead_indices(sc), a["weak_gain"]))
-            )
-        if "coupling" in model.models:
-            c = true.coupling
-            model.coupling.copy_(torch.as_tensor(np.stack([c.real, c.imag], 1)))
+        learned = {
+            "gain": {
+                "log_gain": p.get("gain", {}).get("gain_db", 0) * np.log(10) / 20,
+                "phase": p.get("gain", {}).get("phase_rad"),
+            },
+            "dead": {"amplitude": p.get("dead", {}).get("amplitude")},
+            "coupling": {"coupling": p.get("coupling", {}).get("coupling")},
+        }
+        for name in model.element_models:
+            for key, value in learned[name].items():
+                model.learned[name][key].copy_(torch.as_tensor(value))
 
 
 COMBINED = (
@@ -209,14 +221,13 @@ COMBINED = (
 def test_torch_impairment_array_matches_numpy(overrides):
     sc = load(*overrides)
     models = imp.learned_models(sc)
-    taps = sc.array["coupling_taps"] if "coupling" in models else 0
-    model = tm.ImpairmentArray(64, LAM, 720, "spacing", models, taps)
+    model = tm.ImpairmentArray(sc, models, 720)
     # initialised at the nominal array: C = I, g = 1
     np.testing.assert_allclose(
         model.atoms(torch.as_tensor(TH)).detach().numpy().T, arr.nominal_array(64, LAM).steering(TH), atol=2e-6
     )
     _true_parameters(model, sc)
-    true = arr.true_array(sc)
+    true = imp.true_array(sc)
     np.testing.assert_allclose(model.atoms(torch.as_tensor(TH)).detach().numpy().T, true.steering(TH), atol=2e-6)
     np.testing.assert_allclose(model.dictionary().detach().numpy(), true.steering(full_angle_grid(720)), atol=2e-6)
     np.testing.assert_allclose(model.element_matrix().detach().numpy(), true.element_matrix, atol=1e-12)
@@ -241,7 +252,7 @@ def test_torch_sensing_echo_through_an_impaired_array_matches_numpy():
     from gnuradio.isac.model.scene import Scene
 
     sc = load(*COMBINED)
-    true = arr.true_array(sc)
+    true = imp.true_array(sc)
     rng = np.random.default_rng(3)
     S, K = 64, 64
     f = rng.standard_normal(K) + 1j * rng.standard_normal(K)
@@ -269,7 +280,7 @@ def test_torch_sensing_echo_through_an_impaired_array_matches_numpy():
 
 def test_receivers_of_an_impaired_array_match_atoms_at_equal_norms_and_domp_is_refused(tmp_path):
     sc = load(*COMBINED, "run.frames=4", "run.calibration_frames=4")
-    true = arr.true_array(sc)
+    true = imp.true_array(sc)
     perfect = build(sc, "perfect", None, "omp")
     D = perfect.receiver.dictionaries.phi_a
     np.testing.assert_allclose(np.linalg.norm(D, axis=0), np.sqrt(64), rtol=1e-5)  # equal norms ...
@@ -278,7 +289,7 @@ def test_receivers_of_an_impaired_array_match_atoms_at_equal_norms_and_domp_is_r
     np.testing.assert_allclose(cos, 1.0, atol=1e-5)  # ... of the true atoms' directions
     # a position array keeps the paper's dictionary bit for bit
     plain = build(load(), "perfect").receiver.dictionaries
-    np.testing.assert_array_equal(plain.phi_a, arr.true_array(load()).steering(plain.angles_rad))
+    np.testing.assert_array_equal(plain.phi_a, imp.true_array(load()).steering(plain.angles_rad))
     for method, weights in (("perfect", None), ("impairment", _true_weights(tmp_path, sc))):
         with pytest.raises(ValueError, match="receiver 'domp' recomputes its atoms from the element positions only"):
             build(sc, method, weights, "domp")
@@ -293,7 +304,7 @@ def _true_weights(tmp_path, sc):
     """Impairment weights holding the true parameters of ``sc`` (as a perfect training would)."""
     a = sc.array
     K = a["antennas"]
-    true = arr.true_array(sc)
+    true = imp.true_array(sc)
     gain_db, phase = imp.draw_gain_errors(K, a["gain_std_db"], a["phase_std_deg"], a["impairment_seed"])
     t = {
         "spacings_m": true.spacings_m,
@@ -306,9 +317,9 @@ def _true_weights(tmp_path, sc):
     if "dead" in models:
         t["amplitude"] = imp.element_amplitudes(K, imp.dead_indices(sc), a["weak_gain"])
     if "coupling" in models:
-        t["coupling"] = np.stack([true.coupling.real, true.coupling.imag], 1)
+        t["coupling"] = true.parameters["coupling"]["coupling"]
     path = tmp_path / f"true-{sc.hash()}.safetensors"
-    return W.save(path, sc, "impairment", t, steps=0)
+    return save_weights(path, sc, "impairment", t, steps=0)
 
 
 # --- perfect knowledge --------------------------------------------------------------------------------
@@ -327,7 +338,7 @@ def test_knowing_the_phase_errors_at_both_ends_recovers_the_ideal_array():
     run = ("run.frames=300", "run.calibration_frames=300", "run.batch=100")
     ideal = load("array.spacing_std_m=0", *run)
     phase = load("array.spacing_std_m=0", "array.phase_std_deg=60", *run)
-    true = arr.true_array(phase)
+    true = imp.true_array(phase)
     f = baseline_precoder(phase, true)
     grid = full_angle_grid(720)
     np.testing.assert_allclose(

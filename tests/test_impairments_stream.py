@@ -22,8 +22,7 @@ from gnuradio.isac.blocks.omp_receiver import DEFAULT_THRESHOLD
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate
-from gnuradio.isac.model.array import true_array
-from gnuradio.isac.model.impairments import ImpairedArray, element_response, receiver_array
+from gnuradio.isac.model.impairments import ImpairedArray, element_response, receiver_array, true_array
 
 REPO = Path(__file__).resolve().parents[1]
 GRCC = shutil.which("grcc")
@@ -50,19 +49,19 @@ def test_blocks_build_the_scenarios_impaired_array(model):
     (steering equal to true_array's, not to the position array's), run by the numpy model; the
     receiver and the map block of 'perfect' match its equal-norm atoms."""
     sc = small_stream_scenario(MODELS[model])
-    ch = ula_channel.from_scenario(sc)
+    ch = ula_channel(sc)
     assert isinstance(ch.array, ImpairedArray) and not ch.use_cpp
     theta = np.deg2rad(np.linspace(-60.0, 60.0, 25))
     want = true_array(sc).steering(theta)
     np.testing.assert_array_equal(ch.array.steering(theta), want)
     assert np.max(np.abs(ch.array.base.steering(theta) - want)) > 0.05  # the models change a(theta)
-    rx = omp_receiver.from_scenario(sc, method="perfect", kernel="numpy")
+    rx = omp_receiver(sc, method="perfect", kernel="numpy")
     atoms = receiver_array(true_array(sc)).steering(theta)
     np.testing.assert_allclose(rx.array.steering(theta), atoms, atol=1e-6)
     np.testing.assert_allclose(np.linalg.norm(atoms, axis=0), np.sqrt(16), rtol=1e-5)
-    m = angle_delay_map_stream.from_scenario(sc, method="perfect")
+    m = angle_delay_map_stream(sc, method="perfect")
     np.testing.assert_allclose(m.array.steering(theta), atoms, atol=1e-6)
-    tx = precoder.from_scenario(sc, method="perfect")
+    tx = precoder(sc, method="perfect")
     np.testing.assert_allclose(tx.precoder(), transceiver.build(sc, "perfect", None, "omp", "numpy").precoder(sc))
 
 
@@ -138,11 +137,11 @@ def test_isac_sim_runs_with_element_keys(tmp_path, capsys):
 
 def test_sigmf_sink_records_the_element_models(tmp_path):
     sc = small_stream_scenario(MODELS["combined"])
-    blk = sigmf_sink.from_scenario(sc, path=str(tmp_path / "rx"))
+    blk = sigmf_sink(sc, path=str(tmp_path / "rx"))
     assert blk.info["isac:dead_list"] == [2, 9] and blk.info["isac:weak_gain"] == 0.3
     assert blk.metadata["isac:scenario"]["array"]["coupling_taps"] == 1
     json.dumps(blk.info)  # plain JSON
-    off = sigmf_sink.from_scenario(small_stream_scenario({}), path=str(tmp_path / "rx0"))
+    off = sigmf_sink(small_stream_scenario({}), path=str(tmp_path / "rx0"))
     assert off.info["isac:gain_std_db"] == 0.0 and "isac:true_element_gains" not in off.info
 
 

@@ -13,9 +13,11 @@ from gnuradio.isac.cli import eval as isac_eval
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate, sense
-from gnuradio.isac.model.array import ArrayModel, draw_spacings, positions_example1, true_array
+from gnuradio.isac.model.array import ArrayModel, draw_spacings, positions_example1
 from gnuradio.isac.model.grids import full_angle_grid
+from gnuradio.isac.model.impairments import true_array
 from gnuradio.isac.simulation import Simulator, baseline_precoder
+from gnuradio.isac.transceiver import load_weights, save_weights
 
 
 def small(**kw):
@@ -39,7 +41,7 @@ def write_spacings(path, sc, spacings):
         "spacings_m": spacings,
         "positions_m": positions_example1(spacings),
     }
-    W.save(path, sc, "impairment", tensors, steps=0)
+    save_weights(path, sc, "impairment", tensors, steps=0)
     return str(path)
 
 
@@ -55,11 +57,12 @@ def oracle(sc, tmp_path_factory):
 
 
 def learned_array(sc, path) -> ArrayModel:
-    return W.load(path, sc, "impairment").array(sc.wavelength_m)
+    w = load_weights(path, sc, "impairment")
+    return transceiver.get(w.method).array(w, sc)
 
 
 def test_learned_array_and_transmitter_come_from_the_weights(sc, oracle):
-    w = W.load(oracle, sc, "impairment")
+    w = load_weights(oracle, sc, "impairment")
     t = transceiver.build(sc, "impairment", w, "omp", "numpy")
     arr = t.receiver.array
     np.testing.assert_allclose(arr.positions_m, true_array(sc).positions_m)
@@ -77,7 +80,7 @@ def test_learned_array_and_transmitter_come_from_the_weights(sc, oracle):
 
 def test_oracle_weights_recover_the_impairment_loss(sc, oracle):
     base = evaluate(sc, "baseline", progress=False)
-    learned = evaluate(sc, "impairment", W.load(oracle, sc), progress=False)
+    learned = evaluate(sc, "impairment", load_weights(oracle, sc), progress=False)
     perfect = evaluate(sc, "perfect", progress=False)
     assert learned["p_md"] < base["p_md"] - 0.2
     assert learned["gospa"] < 0.6 * base["gospa"]
@@ -91,12 +94,14 @@ def test_weights_of_another_impairment_draw_are_refused(sc, tmp_path, capsys):
         draw_spacings(32, sc.wavelength_m, 2e-4, 9),
     )
     with pytest.raises(W.WeightsError, match="different array, impairment seed"):
-        W.load(other, sc, "impairment")
+        load_weights(other, sc, "impairment")
     # the one explicit way to deploy them anyway: other_array (--weights-other-array); all else is still checked
-    w = W.load(other, sc, "impairment", other_array=True)
-    np.testing.assert_allclose(w.array().spacings_m, draw_spacings(32, sc.wavelength_m, 2e-4, 9))
+    w = load_weights(other, sc, "impairment", other_array=True)
+    np.testing.assert_allclose(
+        transceiver.get(w.method).array(w, None).spacings_m, draw_spacings(32, sc.wavelength_m, 2e-4, 9)
+    )
     with pytest.raises(W.WeightsError, match="antennas"):
-        W.load(other, sc.with_overrides({"array.antennas": 16}), "impairment", other_array=True)
+        load_weights(other, sc.with_overrides({"array.antennas": 16}), "impairment", other_array=True)
     code = isac_eval.main(
         [
             "--method",
@@ -151,7 +156,7 @@ def test_isac_eval_with_weights(sc, oracle, tmp_path):
     import json
 
     got = json.loads(out.read_text())
-    want = evaluate(sc, "impairment", W.load(oracle, sc), progress=False)
+    want = evaluate(sc, "impairment", load_weights(oracle, sc), progress=False)
     assert got["method"] == "impairment" and got["p_md"] == pytest.approx(want["p_md"])
 
 
@@ -159,22 +164,22 @@ def test_blocks_use_the_learned_array(sc, oracle):
     from gnuradio.isac import omp_receiver, precoder
     from gnuradio.isac.blocks import BlockParameterError
 
-    pre = precoder.from_scenario(sc, weights=oracle)
+    pre = precoder(sc, weights=oracle)
     assert pre.method == "impairment"
     np.testing.assert_allclose(pre.precoder(), baseline_precoder(sc, learned_array(sc, oracle)), atol=1e-6)
-    rx = omp_receiver.from_scenario(sc, weights=oracle, threshold=1.0)
+    rx = omp_receiver(sc, weights=oracle, threshold=1.0)
     np.testing.assert_allclose(rx.array.positions_m, true_array(sc).positions_m)
     with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'weights'.*no such weights file"):
-        omp_receiver.from_scenario(sc, weights="/nonexistent.safetensors")
+        omp_receiver(sc, weights="/nonexistent.safetensors")
     with pytest.raises(BlockParameterError, match="isac_precoder: parameter 'weights'.*antennas"):
-        precoder.from_scenario(sc.with_overrides({"array.antennas": 16}), weights=oracle)
+        precoder(sc.with_overrides({"array.antennas": 16}), weights=oracle)
     with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'method'.*holds weights of method"):
-        omp_receiver.from_scenario(sc, weights=oracle, method="dictionary")
+        omp_receiver(sc, weights=oracle, method="dictionary")
     # the blocks apply the one rule of weights.load: another impairment draw is refused unless weights_other_array
     other = sc.with_overrides({"array.impairment_seed": 9})
     with pytest.raises(BlockParameterError, match="isac_omp_receiver: parameter 'weights'.*different array"):
-        omp_receiver.from_scenario(other, weights=oracle)
-    assert omp_receiver.from_scenario(other, weights=oracle, weights_other_array=True).method == "impairment"
+        omp_receiver(other, weights=oracle)
+    assert omp_receiver(other, weights=oracle, weights_other_array=True).method == "impairment"
 
 
 def test_streamed_learned_system_equals_offline(sc, oracle):
@@ -182,7 +187,7 @@ def test_streamed_learned_system_equals_offline(sc, oracle):
 
     n, thr = 8, 1.2e4
     seen = {}
-    w = W.load(oracle, sc)
+    w = load_weights(oracle, sc)
     tb = SimFlowgraph(
         sc, n, thr, method="impairment", weights=w, kernel="numpy", on_frame=lambda f, t, d, e: seen.__setitem__(f, d)
     )
@@ -192,8 +197,8 @@ def test_streamed_learned_system_equals_offline(sc, oracle):
     result = sense(frames, t.receiver)
     for i in range(n):
         want = result.detections(i, thr)
-        assert int(seen[i]["count"]) == len(want["angle_rad"])
-        np.testing.assert_allclose(seen[i]["range_m"], want["range_m"], atol=1e-6)
+        assert seen[i].count == len(want["angle_rad"])
+        np.testing.assert_allclose(seen[i].range_m, want["range_m"], atol=1e-6)
 
 
 def test_isac_sim_picks_the_shipped_weights_only_when_they_fit(sc, oracle, monkeypatch, capsys):
@@ -211,7 +216,7 @@ def test_isac_sim_picks_the_shipped_weights_only_when_they_fit(sc, oracle, monke
 def test_shipped_default_weights_fit_the_default_scenario():
     path = W.default_weights_path()
     assert path is not None, "the module must ship data/weights/" + W.DEFAULT_FILE
-    w = W.load(path, Scenario.default(), "impairment")
+    w = load_weights(path, Scenario.default(), "impairment")
     assert w.steps > 0
 
 

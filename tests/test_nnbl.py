@@ -8,8 +8,9 @@ import torch  # a hard dependency (tools/requirements.txt): a missing torch must
 
 from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
-from gnuradio.isac.trainer.nnbl import Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors, parameter_counts  # noqa: E402
+from gnuradio.isac.nn.networks import Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors, parameter_counts  # noqa: E402
 from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer, bce_gospa  # noqa: E402
+from gnuradio.isac.transceiver import load_weights, save_weights
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -285,14 +286,14 @@ def test_train_nn_resumed_after_an_interruption_equals_the_uninterrupted_run(sc,
     straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
     run(straight, None)
     interrupted_then_resumed(run, resumed, monkeypatch, after=1)
-    wa, wb = W.load(straight, sc, "nn"), W.load(resumed, sc, "nn")
+    wa, wb = load_weights(straight, sc, "nn"), load_weights(resumed, sc, "nn")
     assert wa.steps == wb.steps == 6
     for k in wa.tensors:
         np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
     assert csv_without_time(tmp_path / "a.csv") == csv_without_time(tmp_path / "b.csv")
 
 
-# --- the torch-free tensor schema (gnuradio.isac.nn_schema) ------------------------------------------
+# --- the torch-free tensor schema (gnuradio.isac.nn.schema) ------------------------------------------
 @pytest.mark.parametrize(
     "cfg",
     [NnblConfig(), NnblConfig(limited=True), NnblConfig(3, 4, 37, 23), NnblConfig(5, 1, 19, 13, True)],
@@ -302,7 +303,7 @@ def test_schema_shapes_are_the_torch_networks_state(cfg):
     """nn_schema.expected_shapes, computed from the layer sizes, names exactly the state tensors of
     the torch networks (BN batch counters excluded) with their shapes: the paper's full and
     limited configurations and odd sizes (odd maps: floor in the maxpool, ceil in the strides)."""
-    from gnuradio.isac import nn_schema
+    from gnuradio.isac.nn import schema as nn_schema
 
     assert NnblConfig is nn_schema.NnblConfig
     net = Nnbl(cfg, wavelength_m=0.01, subcarriers=8, spacing_hz=1e5, range_m=(10.0, 50.0))
@@ -316,7 +317,7 @@ def test_schema_imports_without_torch():
     import sys
 
     code = (
-        "import sys, gnuradio.isac.nn_schema as s; s.expected_shapes(s.NnblConfig(limited=True)); "
+        "import sys, gnuradio.isac.nn.schema as s; s.expected_shapes(s.NnblConfig(limited=True)); "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy', 'numpy')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -330,13 +331,13 @@ def trained(sc, tmp_path_factory):
     tr.train_step()
     tr.train_step()
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    W.save(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), nnbl=tr.cfg.to_dict())
+    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
     return path, tr
 
 
 def test_weights_round_trip(sc, trained):
     path, tr = trained
-    w = W.load(path, sc, "nn")
+    w = load_weights(path, sc, "nn")
     assert json.loads(w.metadata["nnbl"]) == {
         "antennas": 8,
         "max_targets": 2,
@@ -365,7 +366,7 @@ def test_weights_refusals(sc, trained, tmp_path):
     meta = tr.cfg.to_dict()
 
     def save(tensors, nnbl=meta, scenario=sc):
-        return W.save(str(tmp_path / "w.safetensors"), scenario, "nn", tensors, 0, nnbl=nnbl)
+        return save_weights(str(tmp_path / "w.safetensors"), scenario, "nn", tensors, 0, metadata={"nnbl": nnbl})
 
     bad = dict(good)
     bad["angle.mlp.4.weight"] = np.zeros((3, 4), np.float32)
@@ -383,9 +384,9 @@ def test_weights_refusals(sc, trained, tmp_path):
     with pytest.raises(W.WeightsError, match="needs the NNBL configuration"):
         save(good, nnbl=None)
     with pytest.raises(W.WeightsError, match="T_max = 2"):
-        W.load(path, tiny(**{"scene.max_targets": 3}), "nn")
+        load_weights(path, tiny(**{"scene.max_targets": 3}), "nn")
     with pytest.raises(W.WeightsError, match="expected 'impairment'"):
-        W.load(path, sc, "impairment")
+        load_weights(path, sc, "impairment")
     with pytest.raises(W.WeightsError, match="malformed NNBL metadata"):
         save(good, nnbl={**meta, "bogus": 1})
 
@@ -420,7 +421,7 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
     )
     assert rc == 0
     assert "NNBL (limited" in capsys.readouterr().out
-    w = W.load(out, tiny(), "nn")
+    w = load_weights(out, tiny(), "nn")
     assert W.nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
     assert (tmp_path / "nn.csv").read_text().count("\n") == 6  # header + step 0 + 4 steps
     assert (tmp_path / "nn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -435,7 +436,7 @@ def test_receiver_peaks_are_sorted_probabilities(sc, trained):
     from gnuradio.isac.transceiver.nn import NnSensingReceiver
 
     path, _ = trained
-    t = transceiver.build(sc, "nn", W.load(path, sc, "nn"))
+    t = transceiver.build(sc, "nn", load_weights(path, sc, "nn"))
     f, rx = t.precoder(sc), t.receiver
     assert f.shape == (8,) and f.dtype == np.complex64
     np.testing.assert_allclose(np.linalg.norm(f), np.sqrt(sc.transmitter["power"]), rtol=1e-5)
@@ -455,7 +456,7 @@ def test_evaluate_nn_end_to_end(sc, trained):
     from gnuradio.isac.evaluation import evaluate
 
     path, _ = trained
-    out = evaluate(sc, "nn", progress=False, weights=W.load(path, sc, "nn"))
+    out = evaluate(sc, "nn", progress=False, weights=load_weights(path, sc, "nn"))
     assert out["method"] == "nn" and out["receiver"] == "nn" and out["frames"] == 16
     for key in ("p_md", "p_fa", "ser"):
         assert 0.0 <= out[key] <= 1.0
@@ -463,4 +464,4 @@ def test_evaluate_nn_end_to_end(sc, trained):
     with pytest.raises(ValueError, match="needs a weights file"):
         evaluate(sc, "nn", progress=False)
     with pytest.raises(W.WeightsError, match="expected 'impairment'"):  # nn weights for another method
-        evaluate(sc, "impairment", progress=False, weights=W.load(path, sc))
+        evaluate(sc, "impairment", progress=False, weights=load_weights(path, sc))

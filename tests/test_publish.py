@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import zmq
 
-from gnuradio.isac.publish import Publisher, jsonable, validate_endpoint
+from gnuradio.isac.messages import jsonable
+from gnuradio.isac.publish import Publisher, validate_endpoint
 
 FORMS = "expected tcp://HOST:PORT"
 

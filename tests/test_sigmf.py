@@ -25,6 +25,7 @@ from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.model.array import draw_spacings
 from gnuradio.isac.replay import ReplayFlowgraph
 from gnuradio.isac.simulation import Simulator
+from gnuradio.isac.transceiver import load_weights
 from gnuradio.isac.version import __version__
 
 REPO = Path(__file__).resolve().parents[1]
@@ -179,7 +180,7 @@ def test_replay_with_learned_weights_and_domp_matches_the_live_run(tmp_path):
     path = weights.default_weights_path()
     assert path, "the shipped weights data/weights/impairment_default.safetensors are missing"
     sc = Scenario.default()
-    w = weights.load(path, sc)
+    w = load_weights(path, sc)
     kw = dict(method="impairment", weights=w, receiver="domp")
     _, seen = record(sc, tmp_path / "rec", frames=4, threshold=2.0e5, **kw)
     meta = json.loads((tmp_path / "rec" / "rx.sigmf-meta").read_text())["global"]
@@ -279,8 +280,8 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     directory, _, seen = live
     K, S = sc.array["antennas"], sc.ofdm["subcarriers"]
     tb = gr.top_block()
-    rx = isac.sigmf_source.from_scenario(sc, path=str(directory / "rx.sigmf-meta"), frames=5)
-    tx = isac.sigmf_source.from_scenario(sc, path=str(directory), kind="tx")
+    rx = isac.sigmf_source(sc, path=str(directory / "rx.sigmf-meta"), frames=5)
+    tx = isac.sigmf_source(sc, path=str(directory), kind="tx")
     y, x, m = blocks.vector_sink_c(K * S), blocks.vector_sink_c(S), blocks.vector_sink_i(S)
     dbg = blocks.message_debug()
     tb.connect(rx, y)
@@ -432,7 +433,7 @@ def test_replay_flowgraph_grc_scores_like_the_live_run(tmp_path):
     recording of the default scenario with the shipped weights: the live run's metrics."""
     path = weights.default_weights_path()
     sc = Scenario.default()
-    w = weights.load(path, sc)
+    w = load_weights(path, sc)
     tb, _ = record(sc, tmp_path / "rec", frames=5, threshold=2.0e5, method="impairment", weights=w)
     want = tb.summary()
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), OPENBLAS_NUM_THREADS="1")

@@ -20,6 +20,7 @@ from gnuradio.isac.flowgraph import SimFlowgraph
 from gnuradio.isac.model.ofdm import ml_detect
 from gnuradio.isac.scoring import Scores
 from gnuradio.isac.simulation import Simulator
+from gnuradio.isac.transceiver import load_weights, save_weights
 
 N = 10
 THRESHOLD = 2.0e4
@@ -124,7 +125,6 @@ def nn_weights(sc, tmp_path_factory):
     deployment is under test here, not the quality of the networks."""
     import torch
 
-    from gnuradio.isac import weights
     from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer
 
     torch.manual_seed(0)
@@ -144,8 +144,8 @@ def nn_weights(sc, tmp_path_factory):
     tr = NnTrainer(sc, opts)
     tr.train_step()
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    weights.save(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), nnbl=tr.cfg.to_dict())
-    return weights.load(path, sc, "nn")
+    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
+    return load_weights(path, sc, "nn")
 
 
 def test_streamed_nnbl_equals_offline(sc, nn_weights):
@@ -302,7 +302,8 @@ def test_subscriber_app_prints_json_messages(capsys):
 
 
 def test_json_encoding_is_strict():
-    from gnuradio.isac.publish import encode, jsonable
+    from gnuradio.isac.messages import jsonable
+    from gnuradio.isac.publish import encode
 
     topic, body = encode(
         "metrics",
@@ -344,8 +345,8 @@ def test_nnbl_receiver_refuses_a_threshold_no_probability_can_pass(sc, nn_weight
     from gnuradio import isac
 
     with pytest.raises(isac.BlockParameterError, match="'threshold' must be < 1 with method 'nn'"):
-        isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights)  # default: OMP's 3.039e5
-    assert isac.omp_receiver.from_scenario(sc, method="nn", weights=nn_weights, threshold=0.5).receiver == "nn"
+        isac.omp_receiver(sc, method="nn", weights=nn_weights)  # default: OMP's 3.039e5
+    assert isac.omp_receiver(sc, method="nn", weights=nn_weights, threshold=0.5).receiver == "nn"
 
 
 def test_isac_sim_validates_endpoints_and_prints_the_bound_one(sc, tmp_path, capsys):

@@ -19,10 +19,10 @@ import torch  # a hard dependency (tools/requirements.txt): a missing torch must
 
 torch.set_num_threads(1)
 
-from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer import distributed as D  # noqa: E402
 from gnuradio.isac.trainer.train import DRAW_CHUNK, Batch, Trainer, TrainOptions, train  # noqa: E402
+from gnuradio.isac.transceiver import load_weights
 
 TINY = [
     "array.antennas=16",
@@ -181,7 +181,7 @@ def test_two_gloo_processes_train_the_single_process_weights(tmp_path, method, e
     assert text.count("trained 3 steps") == 1  # only rank 0 reports
     out1 = tmp_path / "one.safetensors"
     train(SC, options(method=method, **kw), str(out1), progress=False, log=lambda *_: None)
-    w1, w2 = W.load(out1, SC), W.load(out2, SC)
+    w1, w2 = load_weights(out1, SC), load_weights(out2, SC)
     assert w2.steps == 3 and w2.method == method
     key = "spacings_m" if method == "impairment" else "dictionary"
     initial = Trainer(SC, options(method=method, **kw)).weight_tensors()[key]

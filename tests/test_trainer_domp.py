@@ -9,6 +9,7 @@ torch.set_num_threads(1)
 
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.model import array as arr  # noqa: E402
+from gnuradio.isac.model import impairments as imp  # noqa: E402
 from gnuradio.isac.model.channels import sensing_echo  # noqa: E402
 from gnuradio.isac.model.grids import delay_grid, delay_to_range, full_angle_grid  # noqa: E402
 from gnuradio.isac.model.ofdm import qpsk_map  # noqa: E402
@@ -113,7 +114,7 @@ def test_argmax_is_restricted_to_the_a_priori_sector():
 
 
 def test_gradients_flow_to_the_spacings_and_to_the_signal_not_through_the_argmax():
-    true = arr.true_array(SC)
+    true = imp.true_array(SC)
     y = frames(true, np.deg2rad([-33.0, -25.0]), [40.0, 140.0], noise=True)
     y.requires_grad_(True)
     model = tm.SpacingArray(K, LAM, 720)
@@ -151,8 +152,8 @@ def test_forward_matches_the_numpy_reference_model_domp(kind, sector):
     from gnuradio.isac.model.ofdm import delay_dictionary
     from gnuradio.isac.model.omp import Dictionaries
 
-    array = arr.true_array(SC) if kind == "true" else arr.nominal_array(K, LAM)
-    y = frames(arr.true_array(SC), np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=4)
+    array = imp.true_array(SC) if kind == "true" else arr.nominal_array(K, LAM)
+    y = frames(imp.true_array(SC), np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=4)
     D = Dictionaries(GRID, DELAYS, array.steering(GRID), delay_dictionary(DELAYS, S, DF))
     ref = domp_inference(y.numpy(), D, array.positions_m, LAM, DF, 3, sector_rad=sector)
     model = tm.SpacingArray(K, LAM, 720, spacings_m=array.spacings_m)
@@ -172,9 +173,9 @@ def test_forward_equals_the_streaming_receivers_domp_mode(kernel):
     the same estimates on the same frames (same array, grids, window, temperature, sector)."""
     from gnuradio.isac.blocks import omp_receiver
 
-    true = arr.true_array(SC)
+    true = imp.true_array(SC)
     y = frames(true, np.deg2rad([-33.1, -25.4, -24.0]), [40.3, 140.7, 143.0], noise=True, seed=7)
-    rx = omp_receiver.from_scenario(
+    rx = omp_receiver(
         SC.with_overrides({"scene.max_targets": 3}), method="perfect", receiver="domp", kernel=kernel, threshold=0.0
     )  # "perfect": the true array of SC
     got = rx.process(0, y.numpy())  # the block's per-frame detections (threshold 0: all 3 iterations)

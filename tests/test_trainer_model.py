@@ -9,6 +9,7 @@ torch.set_num_threads(1)
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.model import array as arr  # noqa: E402
 from gnuradio.isac.model import beamforming as bf  # noqa: E402
+from gnuradio.isac.model import impairments as imp  # noqa: E402
 from gnuradio.isac.model.channels import sensing_echo as np_echo  # noqa: E402
 from gnuradio.isac.model.grids import full_angle_grid, range_to_delay  # noqa: E402
 from gnuradio.isac.model.ofdm import delay_vector as np_delay_vector  # noqa: E402
@@ -20,7 +21,7 @@ SC = Scenario.default()
 LAM = SC.wavelength_m
 K = 64
 GRID = full_angle_grid(720)
-TRUE = arr.true_array(SC)
+TRUE = imp.true_array(SC)
 C64 = dict(rtol=0, atol=2e-6)  # complex64 entries of unit modulus
 
 

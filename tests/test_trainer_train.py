@@ -10,10 +10,10 @@ import torch  # a hard dependency (tools/requirements.txt): a missing torch must
 
 torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a busy machine
 
-from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.cli.train import main  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer.train import PROFILES, Trainer, TrainOptions  # noqa: E402
+from gnuradio.isac.transceiver import load_weights
 
 TINY = [
     "array.antennas=16",
@@ -57,7 +57,7 @@ def test_cli_writes_weights_log_plot_and_checkpoint(tmp_path, capsys):
     assert main(args) == 0
     text = capsys.readouterr().out
     assert "coherence" in text and "spacing error" in text
-    w = W.load(out, SC, method="impairment")
+    w = load_weights(out, SC, method="impairment")
     assert w.steps == 4 and w.tensors["spacings_m"].shape == (16,)
     assert w.metadata["scenario_hash"] == SC.hash(("array", "ofdm"))
     rows = list(csv.DictReader(open(tmp_path / "w.csv")))
@@ -119,7 +119,7 @@ def test_variants_run_and_produce_valid_weights(tmp_path, kw):
 
     out = str(tmp_path / "w.safetensors")
     summary = train(SC, options(iterations=2, **kw), out, progress=False, log=lambda *_: None)
-    w = W.load(out, SC)
+    w = load_weights(out, SC)
     assert w.method == kw.get("method", "impairment") and summary["steps"] == 2
     if w.method == "dictionary":
         assert w.tensors["dictionary"].shape == (16, 180)
@@ -196,7 +196,7 @@ def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
         SC, options(method="dictionary", dictionary_points=40, iterations=2), out, progress=False, log=lambda *_: None
     )
     assert summary["parameters"] == 16 * 40
-    w = W.load(out, SC, method="dictionary")
+    w = load_weights(out, SC, method="dictionary")
     assert w.tensors["dictionary"].shape == (16, 40)
     assert json.loads(w.metadata["angle_grid"])["points"] == 40
     assert json.loads(w.metadata["training"])["dictionary_points"] == 40
@@ -321,7 +321,7 @@ def test_resumed_run_equals_the_uninterrupted_run_bit_for_bit(tmp_path, monkeypa
     straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
     run(straight, None)
     interrupted_then_resumed(run, resumed, monkeypatch, after=1)
-    wa, wb = W.load(straight, SC), W.load(resumed, SC)
+    wa, wb = load_weights(straight, SC), load_weights(resumed, SC)
     assert wa.steps == wb.steps == 5 and set(wa.tensors) == set(wb.tensors)
     for k in wa.tensors:
         np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
@@ -426,7 +426,7 @@ def test_element_models_are_learned_with_their_own_learning_rates(tmp_path):
     out = str(tmp_path / "w.safetensors")
     summary = train(ELEM, options(iterations=3), out, progress=False, log=lambda *_: None)
     assert 0 < summary["last"]["element_error"] <= 1.5 and "element_error" in open(tmp_path / "w.csv").readline()
-    w = W.load(out, ELEM, "impairment")
+    w = load_weights(out, ELEM, "impairment")
     assert w.array_models == ("spacing", "gain", "coupling", "dead")
     assert w.tensors["coupling"].shape == (2, 2) and w.tensors["gain_db"].shape == (16,)
     for key, start in (("gain_db", 0.0), ("phase_rad", 0.0), ("amplitude", 1.0), ("coupling", 0.0)):
@@ -449,7 +449,7 @@ def test_element_model_training_resumes_bit_for_bit(tmp_path, monkeypatch):
     straight, resumed = str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors")
     run(straight, None)
     interrupted_then_resumed(run, resumed, monkeypatch, after=1)
-    wa, wb = W.load(straight, ELEM), W.load(resumed, ELEM)
+    wa, wb = load_weights(straight, ELEM), load_weights(resumed, ELEM)
     assert set(wa.tensors) == set(wb.tensors) >= {"gain_db", "phase_rad", "amplitude", "coupling"}
     for k in wa.tensors:
         np.testing.assert_array_equal(wa.tensors[k], wb.tensors[k], err_msg=k)
@@ -484,5 +484,5 @@ def test_cli_trains_the_element_models(tmp_path, capsys):
     )
     text = capsys.readouterr().out
     assert "element error" in text and "gain, dead" in text
-    w = W.load(out, SC.with_overrides(["array.phase_std_deg=30", "array.dead_list=[3]"]))
+    w = load_weights(out, SC.with_overrides(["array.phase_std_deg=30", "array.dead_list=[3]"]))
     assert w.array_models == ("spacing", "gain", "dead") and "coupling" not in w.tensors

@@ -15,7 +15,8 @@ from gnuradio.isac.cli import eval as isac_eval
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate
-from gnuradio.isac.model.array import PositionArray, scenario_nominal_array, true_array
+from gnuradio.isac.model.array import PositionArray, scenario_nominal_array
+from gnuradio.isac.model.impairments import true_array
 
 
 def _modules_after(code: str) -> set[str]:
@@ -180,14 +181,14 @@ def test_a_registered_method_runs_everywhere(half_method):
     # the blocks take it too
     from gnuradio import isac
 
-    rx = isac.omp_receiver.from_scenario(sc, method="half", kernel="numpy")
+    rx = isac.omp_receiver(sc, method="half", kernel="numpy")
     np.testing.assert_array_equal(rx.array.positions_m, t.receiver.array.positions_m)
 
 
 def test_method_words_and_defaults():
-    assert transceiver.METHODS == ("baseline", "perfect", "impairment", "dictionary", "nn")
-    assert transceiver.LEARNED == ("impairment", "dictionary", "nn")
-    assert transceiver.RECEIVERS == ("omp", "domp") and transceiver.KERNELS == ("cpp", "numpy")
+    assert transceiver.methods() == ("baseline", "perfect", "impairment", "dictionary", "nn")
+    assert transceiver.learned_methods() == ("impairment", "dictionary", "nn")
+    assert transceiver.receivers() == ("omp", "domp") and transceiver.KERNELS == ("cpp", "numpy")
     assert transceiver.default_kernel() == "cpp"  # the C++ kernels are built by the set-up
     sc = Scenario.default()
     assert transceiver.build(sc, "baseline").receiver.kernel == "cpp"
@@ -196,13 +197,13 @@ def test_method_words_and_defaults():
 # --- weights: read once --------------------------------------------------------------------------------
 def test_isac_sim_reads_the_weights_file_once(monkeypatch, tmp_path, capsys):
     calls = []
-    real = W.load
+    real = W.read
 
     def counting(path, *args, **kw):
         calls.append(str(path))
         return real(path, *args, **kw)
 
-    monkeypatch.setattr(W, "load", counting)
+    monkeypatch.setattr(W, "read", counting)
     path = W.default_weights_path()
     png = tmp_path / "map.png"
     code = isac_sim.main(

@@ -58,18 +58,6 @@ def _default(value) -> str:
     return text
 
 
-def _blocks(key) -> str:
-    if not key.block_parameters:
-        return "-"
-    text = ", ".join(f"`{p}`" for p in key.block_parameters)
-    by_value: dict = {}
-    for where, value in key.block_defaults.items():
-        by_value.setdefault(value, []).append(where.split(".")[0])
-    for value, blocks in by_value.items():
-        text += f" (default {_default(value)} in {', '.join(blocks)})"
-    return text
-
-
 def _allowed(key) -> str:
     text = key.doc_range()
     if key.kind == "int" and key.maximum is not None:
@@ -86,14 +74,14 @@ def render() -> str:
         out += [
             f"### `[{section}]`: {heading}",
             "",
-            "| key | meaning | unit | default | allowed | paper | block parameter |",
+            "| key | meaning | unit | default | allowed | paper | GRC field |",
             "|---|---|---|---|---|---|---|",
         ]
         for key in SCHEMA.KEYS_LIST:
             if key.section == section:
                 out.append(
                     f"| `{key.name}` | {key.doc} | {key.unit} | `{_default(key.default)}` | {_allowed(key)} "
-                    f"| {key.paper} | {_blocks(key)} |"
+                    f"| {key.paper} | `{key.field_id}` |"
                 )
         out.append("")
     out += ["### Why these ranges", ""]

@@ -4,9 +4,10 @@
 """gr-isac: end-to-end learned multi-target ISAC for GNU Radio.
 
     from gnuradio import isac
-    src = isac.message_source(S=256)
-    tx = isac.precoder(K=64, S=256, eta=0.5)
-    rx = isac.omp_receiver(K=64, S=256, receiver="domp")
+    scenario = isac.Scenario.load("my.toml")        # or None: the paper's (Sec. V-A)
+    src = isac.message_source(scenario)
+    tx = isac.precoder(scenario, method="baseline")
+    rx = isac.omp_receiver(scenario, receiver="domp")
 
 The blocks (``isac.precoder``, ``isac.ula_channel``, ``isac.reciprocal_filter``,
 ``isac.omp_receiver``, ``isac.comm_receiver``, ``isac.metrics``, ``isac.message_source``,
@@ -71,15 +72,26 @@ _BLOCKS = {
     "ula_channel": "ula_channel",
     "sigmf_sink": "sigmf_sink",
     "sigmf_source": "sigmf_source",
-    "BlockParameterError": "_common",
+    "BlockParameterError": "base",
+}
+
+#: other lazy attributes: name -> (module, attribute); none imports GNU Radio
+_LAZY = {
+    "Scenario": ("config", "Scenario"),
+    "FrameGeometry": ("model.geometry", "FrameGeometry"),
+    "frame_geometry": ("config_grc", "frame_geometry"),
+    "scenario_of_fields": ("config_grc", "scenario_of_fields"),
+    "learned_methods": ("transceiver", "learned_methods"),
+    "stop_on_fatal": ("blocks.base", "stop_on_fatal"),
 }
 
 
 def __getattr__(name):
-    if name in _BLOCKS:
+    if name in _BLOCKS or name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(f".blocks.{_BLOCKS[name]}", __name__), name)
+        module, attr = (f"blocks.{_BLOCKS[name]}", name) if name in _BLOCKS else _LAZY[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     if name in _KERNELS and _BINDING_ERROR is not None:
         raise ImportError(
             f"gnuradio.isac.{name} needs the compiled module isac_python, which failed to load: {_BINDING_ERROR}"
@@ -88,4 +100,4 @@ def __getattr__(name):
 
 
 def __dir__():
-    return sorted(set(globals()) | set(_BLOCKS))
+    return sorted(set(globals()) | set(_BLOCKS) | set(_LAZY))

@@ -14,18 +14,17 @@ import difflib
 import hashlib
 import json
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from .config_schema import KEYS, MAX_EXACT_INT
-from .config_schema import defaults as schema_defaults
+from .config_schema import DEFAULTS, KEYS, MAX_EXACT_INT
 
 SPEED_OF_LIGHT = 299_792_458.0  # m/s
 
-#: section -> key -> default value, from the schema (config_schema.KEYS). The type of the
-#: default is the type required.
-DEFAULTS: dict[str, dict[str, Any]] = schema_defaults()
+# DEFAULTS (section -> key -> default, from config_schema.KEYS with the keys plug-ins registered;
+# the type of a default is the type required) is config_schema's one dict.
 
 #: Largest peak power allowed in the float32 frames and angle-delay maps: float32 overflows
 #: at 3.4e38; 1e37 leaves 15 dB for the CN(0, sigma_r^2) gain tail and several targets.
@@ -139,6 +138,23 @@ class Scenario:
         return cls(copy.deepcopy(DEFAULTS)).validated()
 
     @classmethod
+    def of(cls, value: "Scenario | str | os.PathLike | Mapping | None") -> "Scenario":
+        """The scenario ``value`` stands for: a Scenario itself, a TOML file path, a tree of
+        sections (``from_dict``), or None / "" for the paper's default (Sec. V-A). How every
+        block and app takes its ``scenario`` argument."""
+        if isinstance(value, Scenario):
+            return value
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return cls.default()
+        if isinstance(value, (str, os.PathLike)):
+            return cls.load(os.fspath(value))
+        if isinstance(value, Mapping):
+            return cls.from_dict(value)
+        raise ConfigError(
+            f"a scenario is a Scenario, a TOML file path or None (the default), got {type(value).__name__}"
+        )
+
+    @classmethod
     def from_dict(cls, tree: Mapping[str, Any], base: "Scenario | None" = None) -> "Scenario":
         data = copy.deepcopy(dict((base or cls.default()).data))
         for section, values in tree.items():
@@ -199,7 +215,8 @@ class Scenario:
         """Check every key against its range in the schema (config_schema.KEYS), then the
         cross-key rules; raise ConfigError naming the key and its allowed range."""
         d = self.data
-        for spec in KEYS.values():
+        for spec in KEYS.values():  # keys registered after this scenario's base was made: their default
+            d[spec.section].setdefault(spec.name, copy.deepcopy(spec.default))
             ref = None
             if spec.maximum_ref is not None:
                 ref = (spec.maximum_ref, _DERIVED_BOUNDS[spec.maximum_ref](self))
@@ -281,6 +298,8 @@ class Scenario:
         try:
             return self.data[section][name]
         except KeyError:
+            if key in KEYS:  # registered (config_schema.register_keys) after this scenario was made
+                return copy.deepcopy(KEYS[key].default)
             raise _unknown(key) from None
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -351,3 +370,6 @@ _DERIVED_BOUNDS = {
     "c/(2*ofdm.spacing_hz)": lambda s: s.unambiguous_range_m,  # range without delay aliasing
     "array.antennas - 1": lambda s: s.data["array"]["antennas"] - 1,  # at least one live element
 }
+
+
+__all__ = ["DEFAULTS", "ConfigError", "MAX_FLOAT32_POWER", "SPEED_OF_LIGHT", "Scenario"]

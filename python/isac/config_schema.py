@@ -15,8 +15,8 @@ Standard library only: importable without GNU Radio, numpy or torch, e.g.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 #: Largest integer magnitude accepted anywhere: 2^53, the last integer that float64 (JSON,
 #: GRC's ``real`` parameters, numpy arrays) represents exactly.
@@ -72,11 +72,6 @@ class Key:
     choices: tuple[str, ...] = ()
     why: str = ""  # why the range is what it is (docs)
     rules: str = ""  # further cross-key rules, as text (docs); they are code in config.py
-    #: GNU Radio block parameter ids that stand for this key (grc/*.block.yml, blocks/*.py;
-    #: every block uses the same name for a key)
-    block_parameters: tuple[str, ...] = ()
-    #: "block_id.parameter" -> its default where it deliberately differs from ``default``
-    block_defaults: Mapping[str, Any] = field(default_factory=dict)
     #: "int": the key is a list of any length of integers (``default`` is a list), each within
     #: [minimum, maximum or maximum_ref], distinct, and at most that many of them
     list_of: str | None = None
@@ -88,6 +83,12 @@ class Key:
     @property
     def key(self) -> str:
         return f"{self.section}.{self.name}"
+
+    @property
+    def field_id(self) -> str:
+        """The key's parameter id in GRC's ISAC Scenario block: ``section_name`` (sections have no
+        underscore, so the id names one key)."""
+        return f"{self.section}_{self.name}"
 
     @property
     def kind(self) -> str:
@@ -194,7 +195,6 @@ def _k(section: str, name: str, default: Any, unit: str, doc: str, paper: str, *
 
 _SIZE = dict(minimum=1, maximum=MAX_SIZE, why="at most 2^20; the memory check is the practical limit")
 _SEED = dict(minimum=0, maximum=MAX_EXACT_INT, why="numpy SeedSequence needs seeds ≥ 0; 2^53: exact in float64")
-_DISPLAY = ("isac_angle_delay_map_stream", "isac_map_display")  # coarser default maps
 
 KEYS_LIST: tuple[Key, ...] = (
     # --- [array] ------------------------------------------------------------------------
@@ -206,7 +206,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "number of antenna elements, shared by transmitter and sensing receiver",
         "K",
         **_SIZE,
-        block_parameters=("K",),
     ),
     _k(
         "array",
@@ -217,7 +216,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "f_c",
         minimum=1e6,
         maximum=1e13,
-        block_parameters=("fc",),
         why="1 MHz to 10 THz (λ from 300 m to 30 µm): the radio bands a ULA model describes",
     ),
     _k(
@@ -229,7 +227,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "σ_λ (Sec. V-A, Example 1); default λ/25 at 60 GHz",
         minimum=0.0,
         maximum=300.0,
-        block_parameters=("spacing_std_m",),
         why="300 m = λ at the lowest carrier (1 MHz); more than λ gives randomly placed elements anyway",
     ),
     _k(
@@ -242,7 +239,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "scenario share it",
         "d ~ CN(λ/2·1, σ_λ² I) (drawn real)",
         **_SEED,
-        block_parameters=("impairment_seed",),
     ),
     _k(
         "array",
@@ -253,9 +249,8 @@ KEYS_LIST: tuple[Key, ...] = (
         "`cumulative` = element k at Σ_{j<k} d_j (centred; elements never cross)",
         "a_pert(θ; d), Sec. II-D",
         choices=("spacing", "cumulative"),
-        block_parameters=("impairment",),
     ),
-    # the element models of a(θ) = C diag(g) a_pos(θ) (model/impairments.py); all off by default and
+    # the element models of a(θ) = diag(g) C a_pos(θ) (model/impairments.py); all off by default and
     # hashed only when on (hash_default=False), so scenarios without them keep their hashes
     _k(
         "array",
@@ -263,11 +258,10 @@ KEYS_LIST: tuple[Key, ...] = (
         0.0,
         "dB",
         "standard deviation of the per-element amplitude errors A_k ~ N(0, σ_A²) (dB); `0` = none",
-        "g_k = m_k 10^(A_k/20) e^(jφ_k) in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: gain errors)",
+        "g_k = m_k 10^(A_k/20) e^(jφ_k) in a(θ) = diag(g) C a_pos(θ) (Sec. II-D: gain errors)",
         minimum=0.0,
         maximum=10.0,
         hash_default=False,
-        block_parameters=("gain_std_db",),
         why="at 10 dB the element amplitudes already spread over two orders of magnitude (±2σ); beyond it a few "
         "elements make the whole array",
     ),
@@ -281,7 +275,6 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         maximum=180.0,
         hash_default=False,
-        block_parameters=("phase_std_deg",),
         why="at 180 degrees the wrapped phases are nearly uniform: more changes nothing",
     ),
     _k(
@@ -291,12 +284,11 @@ KEYS_LIST: tuple[Key, ...] = (
         "-",
         "mutual coupling: number L of neighbours on each side an element couples to; C is the banded symmetric "
         "Toeplitz matrix with c_0 = 1 and c_1 … c_L; `0` = none",
-        "C in a(θ) = C diag(g) a_pos(θ) (Sec. II-D: mutual coupling)",
+        "C in a(θ) = diag(g) C a_pos(θ) (Sec. II-D: mutual coupling)",
         minimum=0,
         maximum=8,
         rules="≤ `array.antennas` − 1",
         hash_default=False,
-        block_parameters=("coupling_taps",),
         why="8: a few coefficients; coupling falls off with distance (by `coupling_db` per element)",
     ),
     _k(
@@ -306,12 +298,11 @@ KEYS_LIST: tuple[Key, ...] = (
         "dB",
         "mutual coupling strength: c_l = 10^(l·coupling_db/20) e^(jψ_l), l = 1 … L, ψ_l ~ U[0, 2π) "
         "(used when `coupling_taps` > 0)",
-        "C in a(θ) = C diag(g) a_pos(θ)",
+        "C in a(θ) = diag(g) C a_pos(θ)",
         minimum=-100.0,
         maximum=0.0,
         max_open=True,
         hash_default=False,
-        block_parameters=("coupling_db",),
         why="below 0 dB: no neighbour couples more strongly than the element itself (c_0 = 1); below −9.5 dB C is "
         "strictly diagonally dominant, hence invertible",
     ),
@@ -326,7 +317,6 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum_ref="array.antennas - 1",
         rules="not with a non-empty `dead_list`",
         hash_default=False,
-        block_parameters=("dead_elements",),
     ),
     _k(
         "array",
@@ -340,7 +330,6 @@ KEYS_LIST: tuple[Key, ...] = (
         list_of="int",
         rules="not with `dead_elements` > 0",
         hash_default=False,
-        block_parameters=("dead_list",),
     ),
     _k(
         "array",
@@ -353,7 +342,6 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=1.0,
         max_open=True,
         hash_default=False,
-        block_parameters=("weak_gain",),
         why="below 1: a gain of 1 is a healthy element",
     ),
     # --- [ofdm] -------------------------------------------------------------------------
@@ -366,7 +354,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "S",
         minimum=1,
         maximum=65536,
-        block_parameters=("S",),
         why="65536: FFT sizes of OFDM systems stay far below",
     ),
     _k(
@@ -379,7 +366,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "Δf, ρ(τ) in (1), δ_R in (16)",
         minimum=100.0,
         maximum=1e9,
-        block_parameters=("spacing_hz",),
         why="100 Hz to 1 GHz: unambiguous range c / (2Δf) from 1499 km down to 15 cm",
     ),
     # --- [scene] ------------------------------------------------------------------------
@@ -391,7 +377,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "maximum number of targets; each frame draws T ~ U{0, …, T_max}; OMP runs T_max iterations",
         "T_max",
         **_SIZE,
-        block_parameters=("max_targets",),
     ),
     _k(
         "scene",
@@ -402,7 +387,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "SNR_r, (1)",
         minimum=-100.0,
         maximum=100.0,
-        block_parameters=("snr_sensing_db",),
         why="±100 dB: far beyond undetectable / noise-free targets (at 400 dB the float32 maps overflow)",
     ),
     _k(
@@ -414,7 +398,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "SNR_c, (4)",
         minimum=-100.0,
         maximum=100.0,
-        block_parameters=("snr_comm_db",),
         why="±100 dB: far beyond useless / error-free links",
     ),
     _k(
@@ -426,7 +409,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "L, (4)",
         minimum=1,
         maximum_ref="ofdm.subcarriers",
-        block_parameters=("comm_taps",),
     ),
     _k(
         "scene",
@@ -440,7 +422,6 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=90.0,
         rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
         "degrees wide does)",
-        block_parameters=("target_sector_deg",),
     ),
     _k(
         "scene",
@@ -453,7 +434,6 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=90.0,
         rules="contains an angle of the LS beam grid (any sector at least 180 / (`transmitter.beam_grid` − 1) "
         "degrees wide does)",
-        block_parameters=("comm_sector_deg",),
     ),
     _k(
         "scene",
@@ -464,7 +444,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "{R_min, R_max}",
         minimum=0.0,
         maximum_ref="c/(2*ofdm.spacing_hz)",
-        block_parameters=("range_m",),
     ),
     _k(
         "scene",
@@ -475,7 +454,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "N0",
         minimum=1e-30,
         maximum=1e30,
-        block_parameters=("noise_power",),
         why="the SNRs scale the gains with N0, so N0 only sets the float32 scale of the frames: at 1e-30 the "
         "noise map stays far above the smallest float32 (1.2e-38); the top is set by the dynamic-range rule",
         rules="dynamic-range rule (below)",
@@ -491,7 +469,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "η, (5)",
         minimum=0.0,
         maximum=1.0,
-        block_parameters=("eta",),
     ),
     _k(
         "transmitter",
@@ -502,7 +479,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "ϕ, (5)",
         minimum=-2 * math.pi,
         maximum=2 * math.pi,
-        block_parameters=("phi",),
         why="±2π: every phase has a representative there",
     ),
     _k(
@@ -514,7 +490,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "P, (5)",
         minimum=1e-30,
         maximum=1e30,
-        block_parameters=("power",),
         why="as for N0: P multiplies the received power on top of the SNRs; the top is set by the dynamic-range rule",
         rules="dynamic-range rule (below)",
     ),
@@ -526,7 +501,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "number of angles of the LS beampattern synthesis grid over [−90°, 90°] (and of the dOMP angle grid)",
         "N_θ of A in (6)-(7)",
         **_SIZE,
-        block_parameters=("beam_grid",),
     ),
     _k(
         "transmitter",
@@ -540,7 +514,6 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         maximum=1.0,
         max_open=True,
-        block_parameters=("beam_rcond",),
     ),
     # --- [receiver] ---------------------------------------------------------------------
     _k(
@@ -551,8 +524,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "number of angles of the OMP dictionary Φ_a, uniform over `scene.target_sector_deg`",
         "N_θ, (8)",
         **_SIZE,
-        block_parameters=("angle_grid",),
-        block_defaults={f"{b}.angle_grid": 180 for b in _DISPLAY},
     ),
     _k(
         "receiver",
@@ -562,8 +533,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "number of delays of the OMP dictionary Φ_d, uniform over `scene.range_m`",
         "N_τ, (8)",
         **_SIZE,
-        block_parameters=("delay_grid",),
-        block_defaults={f"{b}.delay_grid": 100 for b in _DISPLAY},
     ),
     _k(
         "receiver",
@@ -587,7 +556,6 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         min_open=True,
         maximum=1e7,
-        block_parameters=("gospa_c_m",),
         why="γ^p stays finite in float64 for every allowed p: (1e7)^20 = 1e140",
     ),
     _k(
@@ -599,7 +567,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "p, (17)",
         minimum=1.0,
         maximum=20.0,
-        block_parameters=("gospa_p",),
         why="p ≥ 1 makes GOSPA a metric; 20 keeps γ^p finite",
     ),
     _k(
@@ -612,7 +579,6 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         min_open=True,
         maximum=2.0,
-        block_parameters=("gospa_mu",),
     ),
     # --- [run] --------------------------------------------------------------------------
     _k(
@@ -646,7 +612,6 @@ KEYS_LIST: tuple[Key, ...] = (
         "(seed, stream, i)",
         "-",
         **_SEED,
-        block_parameters=("seed",),
     ),
     _k(
         "run",
@@ -659,19 +624,40 @@ KEYS_LIST: tuple[Key, ...] = (
     ),
 )
 
-#: "section.key" -> Key, in documentation (and TOML) order
+#: "section.key" -> Key, in documentation (and TOML) order; plug-ins add theirs with register_keys
 KEYS: dict[str, Key] = {k.key: k for k in KEYS_LIST}
-
-#: block parameter id -> "section.key"
-BLOCK_PARAMETERS: dict[str, str] = {p: k.key for k in KEYS_LIST for p in k.block_parameters}
 
 
 def defaults() -> dict[str, dict[str, Any]]:
     """section -> key -> default (fresh lists), in table order."""
     out: dict[str, dict[str, Any]] = {}
-    for k in KEYS_LIST:
+    for k in KEYS.values():
         out.setdefault(k.section, {})[k.name] = list(k.default) if isinstance(k.default, list) else k.default
     return out
 
 
-__all__ = ["BLOCK_PARAMETERS", "KEYS", "KEYS_LIST", "Key", "MAX_EXACT_INT", "MAX_SIZE", "SECTIONS", "defaults"]
+#: section -> key -> default of every key, the built-in table's and those of register_keys (one
+#: dict object: config.DEFAULTS is this dict, updated in place when a plug-in registers keys)
+DEFAULTS: dict[str, dict[str, Any]] = defaults()
+
+
+def register_keys(*keys: Key) -> None:
+    """Add configuration keys of a plug-in (e.g. an array impairment model of
+    model.impairments): each in an existing section, with a new name, and hashed only when it
+    differs from its default (``hash_default=False``: the hash of every scenario that does not use
+    the key, and so every weights file recorded before it, stays what it was). Registering the
+    same key again is a no-op; a different key under a taken name is refused."""
+    for key in keys:
+        if key.section not in SECTIONS:
+            raise ValueError(f"register_keys: {key.key}: section must be one of {', '.join(SECTIONS)}")
+        if key.key in KEYS:
+            if KEYS[key.key] == key:
+                continue
+            raise ValueError(f"register_keys: {key.key} is already a configuration key")
+        if key.hash_default:
+            raise ValueError(f"register_keys: {key.key} must have hash_default=False (existing scenario hashes hold)")
+        KEYS[key.key] = key
+        DEFAULTS[key.section][key.name] = list(key.default) if isinstance(key.default, list) else key.default
+
+
+__all__ = ["DEFAULTS", "KEYS", "KEYS_LIST", "Key", "MAX_EXACT_INT", "MAX_SIZE", "SECTIONS", "defaults", "register_keys"]

@@ -9,7 +9,7 @@ gr-isac, used by isac-eval, isac-sim's comparison and every experiment.
   evaluate           calibrate (unless a threshold is given), then score: the metrics of isac-eval
 
 The transmitter and the receiver of a method come from the transceiver layer
-(``gnuradio.isac.transceiver``); weights are loaded once by the caller (``weights.load``).
+(``gnuradio.isac.transceiver``); weights are loaded once by the caller (``transceiver.load_weights``).
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
     message source -> precoder -> ULA channel -> reciprocal filter -> OMP receiver -> detections
                                          \\-> comm receiver -----------------> metrics <- truth
 
-Each block is built with ``from_scenario`` (its parameters taken from the scenario), the
-precoder and the receiver with the method and the loaded weights of the transceiver layer, so the
-flowgraph computes what ``evaluation`` computes offline on the same seeds (tested). Used by
-``isac-sim``; the GRC flowgraphs in ``apps/`` wire the same blocks."""
+Every block is built from the scenario (and its own parameters), the precoder and the receiver
+with the method and the loaded weights of the transceiver layer, so the flowgraph computes what
+``evaluation`` computes offline on the same seeds (tested). Used by ``isac-sim``; the GRC
+flowgraphs in ``apps/`` wire the same blocks to an ISAC Scenario block."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Callable
 from gnuradio import gr
 
 from .blocks import comm_receiver, message_source, metrics, omp_receiver, precoder, reciprocal_filter, ula_channel
+from .blocks.metrics import STALL_LIMIT_S
 from .config import Scenario
 from .model.domp import DEFAULT_TEMPERATURE
 from .publish import Publisher
@@ -47,12 +48,13 @@ class SimFlowgraph(gr.top_block):
     ``method`` (transceiver layer: baseline, perfect, impairment, dictionary, nn) with ``weights``
     (a loaded weights.Weights for learned methods, shared by the precoder and the receiver);
     ``receiver``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp", "numpy" or None
-    (cpp when built); ``on_frame(frame, truth, detections, symbol_errors)`` is called once per
-    scored frame; ``zmq_pmt`` publishes truth, detections and running metrics per frame as
-    serialized PMTs (the wire format of gr-zeromq's pub_msg_sink) and ``zmq_json`` the same as
-    JSON, each on its own bound endpoint (see gnuradio.isac.publish). ``record`` (a directory)
-    records the received array frames Y_r with their truth and the symbols x as SigMF
-    recordings ``record``/rx and ``record``/tx (isac.sigmf_sink, recording.py; replay.py plays them).
+    (cpp when built); ``on_frame(frame, truth, detections, symbol_errors)`` (messages.Truth and
+    messages.Detections) is called once per scored frame; ``zmq_pmt`` publishes truth,
+    detections and running metrics per frame as serialized PMTs (the wire format of gr-zeromq's
+    pub_msg_sink) and ``zmq_json`` the same as JSON, each on its own bound endpoint (see
+    gnuradio.isac.publish). ``record`` (a directory) records the received array frames Y_r with
+    their truth and the symbols x as SigMF recordings ``record``/rx and ``record``/tx
+    (isac.sigmf_sink, recording.py; replay.py plays them).
 
     ``threads``: the CPUs the flowgraph uses. GNU Radio runs every block in its own thread; with
     ``threads`` = N they start on the first N CPUs of the process (os.sched_setaffinity, inherited
@@ -60,9 +62,10 @@ class SimFlowgraph(gr.top_block):
     (``omp_receiver.set_threads``). None (default): no CPU pinning, one worker. Results do not
     depend on it.
 
-    A block failure that cannot be survived (e.g. every frame raising, or blocks of different
-    K x S connected) stops the flowgraph: ``wait()`` / ``run()`` then raise FlowgraphError with
-    the block's message (``fatal_error``)."""
+    A block failure that cannot be survived (e.g. every frame raising, blocks of different
+    frame geometries connected, or a block that stopped delivering its messages for
+    ``stall_limit_s`` seconds, the metrics block's watch) stops the flowgraph: ``wait()`` /
+    ``run()`` then raise FlowgraphError with the block's message (``fatal_error``)."""
 
     def __init__(
         self,
@@ -80,6 +83,7 @@ class SimFlowgraph(gr.top_block):
         log_every: int = 0,
         record: str | None = None,
         threads: int | None = None,
+        stall_limit_s: float = STALL_LIMIT_S,
     ):
         gr.top_block.__init__(self, "isac_sim")
         if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
@@ -87,11 +91,11 @@ class SimFlowgraph(gr.top_block):
         self.threads = None if threads is None else int(threads)
         self._switch_interval: float | None = None  # Python's, while the flowgraph runs
         self.fatal_error = None
-        self.source = message_source.from_scenario(scenario, frames=frames)
-        self.precoder = precoder.from_scenario(scenario, method=method, weights=weights)
-        self.channel = ula_channel.from_scenario(scenario)
-        self.reciprocal = reciprocal_filter.from_scenario(scenario)
-        self.receiver = omp_receiver.from_scenario(
+        self.source = message_source(scenario, frame_count=frames)
+        self.precoder = precoder(scenario, method=method, weights=weights)
+        self.channel = ula_channel(scenario)
+        self.reciprocal = reciprocal_filter(scenario)
+        self.receiver = omp_receiver(
             scenario,
             threshold=threshold,
             method=method,
@@ -100,8 +104,10 @@ class SimFlowgraph(gr.top_block):
             kernel=kernel or "",
             temperature=temperature,
         )
-        self.comm = comm_receiver.from_scenario(scenario)
-        self.metrics = metrics.from_scenario(scenario, log_every=log_every)
+        self.comm = comm_receiver(scenario)
+        self.metrics = metrics(scenario, log_every=log_every, stall_limit_s=stall_limit_s)
+        #: message port of the metrics block -> the block that sends to it (for its stall message)
+        self.senders = {"truth": self.channel, "detections": self.receiver}
         self.connect((self.source, 1), self.precoder, self.channel)
         self.connect((self.channel, 0), (self.reciprocal, 0))
         self.connect((self.source, 1), (self.reciprocal, 1))
@@ -116,7 +122,15 @@ class SimFlowgraph(gr.top_block):
         # beside its workers; splitting their work calls too made them wait for their slower half
         # (2 CPUs, baseline OMP, 1000 frames: 1078 -> 1141 frames/s without their split)
         self.receiver.set_threads(self.threads or 1)
-        for block in (self.source, self.precoder, self.channel, self.reciprocal, self.receiver, self.comm):
+        for block in (
+            self.source,
+            self.precoder,
+            self.channel,
+            self.reciprocal,
+            self.receiver,
+            self.comm,
+            self.metrics,
+        ):
             block.on_fatal = self._fatal
         self.on_frame = on_frame
         # Publication happens in the metrics block's per-frame callback, which runs before the
@@ -133,7 +147,7 @@ class SimFlowgraph(gr.top_block):
             from .blocks import sigmf_sink
 
             for kind, port in (("rx", (self.channel, 0)), ("tx", (self.source, 1))):
-                sink = sigmf_sink.from_scenario(scenario, path=f"{record}/{kind}", kind=kind)
+                sink = sigmf_sink(scenario, path=f"{record}/{kind}", kind=kind)
                 sink.metadata.update(
                     {
                         "isac:method": method,
@@ -175,16 +189,20 @@ class SimFlowgraph(gr.top_block):
             raise FlowgraphError(self.fatal_error)
 
     def _fatal(self, block, message: str) -> None:
-        """A block cannot go on (``_common.stop_flowgraph``): keep its message, stop the flowgraph
-        (from another thread: the caller is one of the block threads that stop() interrupts)."""
+        """A block cannot go on (base.FrameBlock.stop_flowgraph): keep its message (the metrics
+        block's stall: with the block that feeds the silent port), stop the flowgraph (from another
+        thread: the caller is one of the block threads that stop() interrupts)."""
         if self.fatal_error is None:
+            if block is self.metrics:
+                feeders = [f"'{p}' comes from {b.alias()}" for p, b in self.senders.items() if f"'{p}'" in message]
+                message = f"{message}; {', '.join(feeders)}" if feeders else message
             self.fatal_error = message
             threading.Thread(target=self.stop, name="isac_sim_stop", daemon=True).start()
 
-    def _frame_done(self, frame: int, truth: dict, detections: dict, symbol_errors: int) -> None:
+    def _frame_done(self, frame: int, truth, detections, symbol_errors: int) -> None:
         for pub in self.publishers:
-            pub.publish("truth", truth)
-            pub.publish("detections", detections)
+            pub.publish("truth", truth.to_dict())
+            pub.publish("detections", detections.to_dict())
             pub.publish("metrics", self.metrics.summary())
         if self.on_frame is not None:
             self.on_frame(frame, truth, detections, symbol_errors)

@@ -18,8 +18,8 @@ def frame_map(scenario: Scenario, frame: int, method: str = "baseline", stream: 
     """(map L normalised to its maximum, angles_deg, ranges_m, scene, OmpResult) of one frame
     seen by the OMP receiver of ``method`` (learned methods: the loaded ``weights``)."""
     m = get(method, weights)
-    if method == "nn":
-        raise ValueError("method 'nn' (NNBL) has no array, so no angle-delay map of its own")
+    if not m.has_array:
+        raise ValueError(f"method {method!r} has no array, so no angle-delay map of its own")
     array = m.receive_array(scenario, weights)
     sim = Simulator(scenario, precoder=m.transmitter(scenario, weights).precoder(scenario))
     frames = sim.frames(frame, 1, stream)

@@ -1,4 +1,5 @@
-"""Publishing results over ZeroMQ (pyzmq PUB sockets), for isac-sim and the JSON block.
+"""Publishing results over ZeroMQ (pyzmq PUB sockets), for isac-sim and the JSON block; the
+messages' wire forms are gnuradio.isac.messages'.
 
 Two wire formats on their own endpoints:
   json  two frames per message: topic (b"detections", b"truth", b"metrics") and a strict-JSON
@@ -16,12 +17,11 @@ LAST_ENDPOINT), e.g. the port chosen for tcp://127.0.0.1:0.
 from __future__ import annotations
 
 import ipaddress
-import json
-import math
 import re
 
-import numpy as np
 import zmq
+
+from .messages import to_json, to_pmt
 
 FORMATS = ("json", "pmt")
 SCHEMES = ("tcp", "ipc", "inproc")
@@ -87,29 +87,9 @@ def validate_endpoint(text, name: str = "endpoint", bind: bool = True) -> str:
     return text
 
 
-def jsonable(value):
-    """Plain-JSON form of a message value: numpy arrays -> lists, non-finite floats -> null,
-    complex -> [re, im]."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, np.ndarray):  # nested lists, or a scalar for a 0-d array
-        return jsonable(value.tolist())
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (complex, np.complexfloating)):
-        return [jsonable(float(value.real)), jsonable(float(value.imag))]
-    return value if value is None or isinstance(value, str) else str(value)
-
-
 def encode(topic: str, message: dict) -> list[bytes]:
-    """The two frames of one JSON publication: topic, then the strict-JSON body."""
-    return [topic.encode(), json.dumps(jsonable(message), allow_nan=False).encode()]
+    """The two frames of one JSON publication: topic, then the strict-JSON body (messages.to_json)."""
+    return [topic.encode(), to_json(message).encode()]
 
 
 class Publisher:
@@ -140,9 +120,7 @@ class Publisher:
         else:
             import pmt
 
-            from .blocks._common import make_dict
-
-            self._socket.send(pmt.serialize_str(make_dict({"topic": topic, **message})))
+            self._socket.send(pmt.serialize_str(to_pmt({"topic": topic, **message})))
         self.published += 1
 
     def close(self) -> None:

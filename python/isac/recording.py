@@ -6,22 +6,25 @@ read back and validated by ``isac-sim --replay`` (``isac.sigmf_source``, ``repla
 
 A recording is a directory holding two SigMF recordings (``NAME.sigmf-meta`` JSON + ``NAME.sigmf-data``):
 
-``rx``  the received array frames Y_r of (1), the input of the reciprocal filter (3):
-        K*S complex samples per frame, **antenna-major**: sample ``k*S + s`` of a frame is
-        antenna k, subcarrier s; frame f starts at sample ``f*K*S``.
-``tx``  the transmitted QPSK symbols x: S complex samples per frame (sample s = subcarrier s).
+``rx``  the received array frames Y_r of (1), the input of the reciprocal filter (3): the
+        frame geometry's ``array_items`` (K*S for one OFDM symbol) complex samples per frame,
+        **antenna-major**: sample ``k*S + s`` of a frame is antenna k, subcarrier s; frame f
+        starts at sample ``f*K*S`` (model.geometry.FrameGeometry).
+``tx``  the transmitted QPSK symbols x: ``symbol_items`` (S) complex samples per frame (sample
+        s = subcarrier s).
 
 Samples are ``cf32_le`` (complex float32, little-endian), exactly the complex64 items of the
 flowgraph. Global metadata: ``core:datatype``, ``core:sample_rate`` = S*Delta_f (Hz, the OFDM
 sample rate), ``core:recorder`` (gr-isac and its version), ``core:sha512``, ``core:extensions``
 (namespace ``isac``), and under ``isac:``: ``kind``, ``antennas`` K, ``subcarriers`` S,
-``frame_samples``, ``layout``, ``frames`` (frames written), ``carrier_hz`` f_c, ``spacing_hz``
-Delta_f, ``nominal_spacing_m`` (lambda/2), ``impairment`` (model), ``spacing_std_m``,
-``impairment_seed``, ``true_spacings_m`` (K spacings in m, when the array was simulated or
-measured), the element models of model.impairments (``gain_std_db``, ``phase_std_deg``,
-``coupling_taps``, ``coupling_db``, ``dead_elements``, ``dead_list``, ``weak_gain``) and, when
-simulated with any of them on, ``true_element_gains`` (K pairs [re, im] of g_k) and
-``true_coupling`` (L pairs [re, im] of c_1 .. c_L, when coupling is on), ``version``
+``symbols`` M (OFDM symbols per frame; 1 when absent), ``frame_samples``, ``layout``, ``frames``
+(frames written), ``spacing_hz`` Delta_f, ``nominal_spacing_m`` (lambda/2), every key of the
+scenario's [array] section under its own name (``carrier_hz`` f_c, ``impairment`` (model),
+``spacing_std_m``, ``impairment_seed`` and the element models' keys of model.impairments:
+``gain_std_db``, ``phase_std_deg``, ``coupling_taps``, ``coupling_db``, ``dead_elements``,
+``dead_list``, ``weak_gain``, and those of registered models), ``true_spacings_m`` (K spacings in
+m, when the array was simulated or measured) and, when simulated with element models on,
+``true_impairments`` (model -> its true parameters as plain lists, model.impairments), ``version``
 (gr-isac), plus what the recorder adds (isac-sim: ``scenario_hash``
 (Scenario.hash()), ``scenario``, ``method``, ``receiver``, ``threshold``). One capture segment
 at sample 0 with ``core:frequency`` = f_c. Annotations (rx): one per frame with ground truth,
@@ -43,21 +46,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .messages import MessageError, Truth
+from .model.geometry import FrameGeometry, GeometryError
 from .version import __version__
 
 DATATYPE = "cf32_le"
 SAMPLE_DTYPE = np.dtype("<c8")  # cf32_le
 NAMESPACE = "isac"
-#: the element-model keys of [array] (model.impairments) a recording's metadata carries
-ELEMENT_KEYS = (
-    "gain_std_db",
-    "phase_std_deg",
-    "coupling_taps",
-    "coupling_db",
-    "dead_elements",
-    "dead_list",
-    "weak_gain",
-)
 EXTENSION = {"name": NAMESPACE, "version": __version__, "optional": True}
 KINDS = ("rx", "tx")
 LAYOUT = {
@@ -71,11 +66,12 @@ class RecordingError(ValueError):
     """A recording cannot be written or replayed; the message says which key and why."""
 
 
-def frame_samples(kind: str, K: int, S: int) -> int:
-    """Samples per frame: K*S for the received array frames ("rx"), S for the symbols ("tx")."""
+def frame_samples(kind: str, geometry: FrameGeometry) -> int:
+    """Samples per frame: the geometry's array_items (K*S) for the received array frames ("rx"),
+    its symbol_items (S) for the symbols ("tx")."""
     if kind not in KINDS:
         raise RecordingError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return K * S if kind == "rx" else S
+    return geometry.array_items if kind == "rx" else geometry.symbol_items
 
 
 def base_path(path, kind: str | None = None) -> Path:
@@ -91,30 +87,21 @@ def base_path(path, kind: str | None = None) -> Path:
 
 def global_metadata(
     kind: str,
-    K: int,
-    S: int,
-    carrier_hz: float,
-    spacing_hz: float,
-    impairment: str,
-    spacing_std_m: float,
-    impairment_seed: int,
+    scenario,
     true_spacings_m=None,
+    true_impairments: dict | None = None,
     description: str = "",
     extra: dict | None = None,
-    elements: dict | None = None,
-    true_gains=None,
-    true_coupling=None,
 ) -> dict:
-    """The SigMF ``global`` object of a recording of ``kind`` (see the module docstring);
-    ``extra``: further ``isac:`` keys (scenario hash, method, threshold, ...). ``elements``: the
-    element-model keys of the array (ELEMENT_KEYS: name -> value), written as ``isac:<name>``;
-    ``true_gains`` (K complex g_k) and ``true_coupling`` (c_1 .. c_L complex) of a simulated
-    array with those models on, written as [re, im] pairs."""
-    n = frame_samples(kind, int(K), int(S))
-    wavelength = 299_792_458.0 / float(carrier_hz)
+    """The SigMF ``global`` object of a recording of ``kind`` of ``scenario``'s frames (see the
+    module docstring); ``true_spacings_m``: the array's spacings (m); ``true_impairments``: the
+    true parameters of its element models (model -> parameter -> array); ``extra``: further
+    ``isac:`` keys (scenario hash, method, threshold, ...)."""
+    geometry = FrameGeometry.of(scenario)
+    n = frame_samples(kind, geometry)
     info = {
         "core:datatype": DATATYPE,
-        "core:sample_rate": float(S) * float(spacing_hz),
+        "core:sample_rate": float(geometry.subcarriers) * float(scenario.ofdm["spacing_hz"]),
         "core:recorder": f"gr-isac {__version__}",
         "core:description": description
         or (
@@ -124,28 +111,21 @@ def global_metadata(
         ),
         "core:extensions": [dict(EXTENSION)],
         "isac:kind": kind,
-        "isac:antennas": int(K),
-        "isac:subcarriers": int(S),
+        "isac:antennas": geometry.antennas,
+        "isac:subcarriers": geometry.subcarriers,
+        "isac:symbols": geometry.symbols,
         "isac:frame_samples": n,
         "isac:layout": LAYOUT[kind],
-        "isac:carrier_hz": float(carrier_hz),
-        "isac:spacing_hz": float(spacing_hz),
-        "isac:nominal_spacing_m": wavelength / 2.0,
-        "isac:impairment": str(impairment),
-        "isac:spacing_std_m": float(spacing_std_m),
-        "isac:impairment_seed": int(impairment_seed),
+        "isac:spacing_hz": float(scenario.ofdm["spacing_hz"]),
+        "isac:nominal_spacing_m": scenario.wavelength_m / 2.0,
         "isac:version": __version__,
     }
+    for name, value in scenario.array.items():  # every [array] key (antennas: the geometry's)
+        info.setdefault(f"{NAMESPACE}:{name}", _json(value))
     if true_spacings_m is not None:
         info["isac:true_spacings_m"] = [float(d) for d in np.asarray(true_spacings_m, dtype=np.float64).ravel()]
-    for name, value in (elements or {}).items():
-        if name not in ELEMENT_KEYS:
-            raise RecordingError(f"element model key {name!r} must be one of {', '.join(ELEMENT_KEYS)}")
-        info[f"{NAMESPACE}:{name}"] = [int(v) for v in value] if name == "dead_list" else _json(value)
-    for name, values in (("true_element_gains", true_gains), ("true_coupling", true_coupling)):
-        if values is not None:
-            v = np.asarray(values, dtype=np.complex128).ravel()
-            info[f"{NAMESPACE}:{name}"] = [[float(z.real), float(z.imag)] for z in v]
+    if true_impairments:
+        info["isac:true_impairments"] = _json(true_impairments)
     for key, value in (extra or {}).items():
         if not key.startswith(f"{NAMESPACE}:"):
             raise RecordingError(f"extra metadata key {key!r} must start with '{NAMESPACE}:'")
@@ -168,31 +148,20 @@ def _json(value):
     return value
 
 
-def truth_annotation(frame: int, n_samples: int, truth: dict) -> dict:
-    """The annotation of recorded frame ``frame`` from a ``truth`` dict of isac.ula_channel
-    (angle_deg, range_m, gain_abs, comm_angle_deg, sim_frame)."""
-    angles = np.atleast_1d(np.asarray(truth.get("angle_deg", []), dtype=np.float64)).ravel()
-    ranges = np.atleast_1d(np.asarray(truth.get("range_m", []), dtype=np.float64)).ravel()
-    if angles.shape != ranges.shape:
-        raise RecordingError(
-            f"frame {frame}: truth angle_deg and range_m differ in length ({angles.size} vs {ranges.size})"
-        )
-    ann = {
+def truth_annotation(frame: int, n_samples: int, truth: Truth) -> dict:
+    """The annotation of recorded frame ``frame`` from its truth (messages.Truth)."""
+    return {
         "core:sample_start": int(frame) * n_samples,
         "core:sample_count": n_samples,
         "core:label": f"frame {frame}",
         "isac:frame": int(frame),
-        "isac:count": int(angles.size),
-        "isac:angles_deg": angles.tolist(),
-        "isac:ranges_m": ranges.tolist(),
+        "isac:count": truth.count,
+        "isac:angles_deg": truth.angle_deg.tolist(),
+        "isac:ranges_m": truth.range_m.tolist(),
+        "isac:sim_frame": int(truth.sim_frame),
+        "isac:gains_abs": _json(truth.gain_abs.tolist()),
+        "isac:comm_angle_deg": _json(truth.comm_angle_deg),
     }
-    if "sim_frame" in truth:
-        ann["isac:sim_frame"] = int(truth["sim_frame"])
-    if "gain_abs" in truth:
-        ann["isac:gains_abs"] = np.atleast_1d(np.asarray(truth["gain_abs"], dtype=np.float64)).ravel().tolist()
-    if "comm_angle_deg" in truth:
-        ann["isac:comm_angle_deg"] = _json(float(truth["comm_angle_deg"]))
-    return ann
 
 
 class Writer:
@@ -222,8 +191,8 @@ class Writer:
         self._fh.write(a.tobytes())
         self.frames += a.size // self.frame_samples
 
-    def annotate(self, frame: int, truth: dict) -> None:
-        """Ground truth of recorded frame ``frame`` (a truth dict of isac.ula_channel)."""
+    def annotate(self, frame: int, truth: Truth) -> None:
+        """Ground truth of recorded frame ``frame`` (isac.ula_channel's messages.Truth)."""
         self.annotations[int(frame)] = truth_annotation(int(frame), self.frame_samples, truth)
 
     def metadata(self) -> dict:
@@ -255,8 +224,7 @@ class Recording:
 
     base: Path
     kind: str
-    K: int
-    S: int
+    geometry: FrameGeometry
     info: dict
     data: np.ndarray
     truth: dict = field(default_factory=dict)
@@ -271,52 +239,44 @@ class Recording:
         return bool(self.truth)
 
     def frame(self, index: int) -> np.ndarray:
-        """Frame ``index``: (K, S) for rx (antenna-major), (S,) for tx; complex64."""
-        f = np.asarray(self.data[index])
-        return f.reshape(self.K, self.S) if self.kind == "rx" else f
+        """Frame ``index``: the geometry's array_shape for rx, its symbol_shape for tx; complex64."""
+        g = self.geometry
+        return np.asarray(self.data[index]).reshape(g.array_shape if self.kind == "rx" else g.symbol_shape)
 
-    def check(
-        self,
-        K: int,
-        S: int,
-        carrier_hz: float | None = None,
-        spacing_hz: float | None = None,
-        who: str = "the receiver",
-    ) -> None:
-        """Refuse (RecordingError) a recording whose K, S, f_c or Delta_f differ from ``who``'s."""
+    def check(self, scenario, who: str = "the receiver") -> None:
+        """Refuse (RecordingError) a recording whose K, S, M, f_c or Delta_f differ from the
+        scenario's (``who``'s)."""
         name = self.base.name + META_EXT
-        for key, got, want in (
-            ("isac:antennas", self.K, K),
-            ("isac:subcarriers", self.S, S),
-            ("isac:carrier_hz", self.info.get("isac:carrier_hz"), carrier_hz),
-            ("isac:spacing_hz", self.info.get("isac:spacing_hz"), spacing_hz),
+        mine, want = self.geometry.to_dict(), FrameGeometry.of(scenario).to_dict()
+        for key, got, expected in (
+            ("isac:antennas", mine["K"], want["K"]),
+            ("isac:subcarriers", mine["S"], want["S"]),
+            ("isac:symbols", mine["M"], want["M"]),
+            ("isac:carrier_hz", self.info.get("isac:carrier_hz"), scenario.array["carrier_hz"]),
+            ("isac:spacing_hz", self.info.get("isac:spacing_hz"), scenario.ofdm["spacing_hz"]),
         ):
-            if want is None:
-                continue
-            if got is None or not math.isclose(float(got), float(want), rel_tol=1e-9):
+            if got is None or not math.isclose(float(got), float(expected), rel_tol=1e-9):
                 raise RecordingError(
-                    f"{name}: {key} = {got} but {who} has {want}: the recording does not "
+                    f"{name}: {key} = {got} but {who} has {expected}: the recording does not "
                     f"fit (record and replay with the same array.antennas, ofdm.subcarriers, "
                     f"array.carrier_hz, ofdm.spacing_hz)"
                 )
 
 
-def _annotation_truth(ann: dict) -> dict:
-    angles = np.asarray(ann.get("isac:angles_deg", []), dtype=np.float64).ravel()
-    ranges = np.asarray(ann.get("isac:ranges_m", []), dtype=np.float64).ravel()
-    if angles.shape != ranges.shape:
-        raise RecordingError(
-            f"annotation at sample {ann['core:sample_start']}: isac:angles_deg and isac:ranges_m "
-            f"differ in length ({angles.size} vs {ranges.size})"
+def _annotation_truth(ann: dict) -> Truth:
+    try:
+        return Truth.from_dict(
+            {
+                "frame": ann["isac:frame"],
+                "sim_frame": ann.get("isac:sim_frame"),
+                "angle_deg": ann.get("isac:angles_deg", []),
+                "range_m": ann.get("isac:ranges_m", []),
+                **({"gain_abs": ann["isac:gains_abs"]} if "isac:gains_abs" in ann else {}),
+                "comm_angle_deg": ann.get("isac:comm_angle_deg"),
+            }
         )
-    truth = {"frame": int(ann["isac:frame"]), "count": int(angles.size), "angle_deg": angles, "range_m": ranges}
-    if "isac:sim_frame" in ann:
-        truth["sim_frame"] = int(ann["isac:sim_frame"])
-    if "isac:gains_abs" in ann:
-        truth["gain_abs"] = np.asarray(ann["isac:gains_abs"], dtype=np.float64).ravel()
-    if ann.get("isac:comm_angle_deg") is not None:
-        truth["comm_angle_deg"] = float(ann["isac:comm_angle_deg"])
-    return truth
+    except MessageError as exc:
+        raise RecordingError(f"annotation at sample {ann['core:sample_start']}: {exc}") from None
 
 
 def read(path, kind: str = "rx", verify: bool = True) -> Recording:
@@ -328,7 +288,7 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
     import jsonschema
     from sigmf import validate as sigmf_validate
 
-    frame_samples(kind, 1, 1)  # checks kind
+    frame_samples(kind, FrameGeometry(1, 1))  # checks kind
     base = base_path(path, kind)
     meta_path, data_path = base.with_name(base.name + META_EXT), base.with_name(base.name + DATA_EXT)
     if not meta_path.is_file():
@@ -360,16 +320,18 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
     if info.get("isac:kind", kind) != kind:
         raise RecordingError(f"{name}: isac:kind is {info['isac:kind']!r}, expected {kind!r}")
     try:
-        K, S = int(info["isac:antennas"]), int(info["isac:subcarriers"])
-    except (KeyError, TypeError, ValueError):
-        raise RecordingError(f"{name}: needs integer isac:antennas (K) and isac:subcarriers (S)") from None
-    if K < 1 or S < 1:
-        raise RecordingError(f"{name}: isac:antennas = {K} and isac:subcarriers = {S} must be >= 1")
-    n = frame_samples(kind, K, S)
+        geometry = FrameGeometry.from_dict(
+            {"K": info["isac:antennas"], "S": info["isac:subcarriers"], "M": info.get("isac:symbols", 1)}
+        )
+    except (KeyError, GeometryError):
+        raise RecordingError(
+            f"{name}: needs integers >= 1 isac:antennas (K), isac:subcarriers (S) and, when present, isac:symbols (M)"
+        ) from None
+    n = frame_samples(kind, geometry)
     if int(info.get("isac:frame_samples", n)) != n:
         raise RecordingError(
             f"{name}: isac:frame_samples = {info['isac:frame_samples']}, but a {kind} frame of "
-            f"K = {K}, S = {S} has {n} samples"
+            f"{geometry.describe()} has {n} samples"
         )
     if not data_path.is_file():
         raise RecordingError(f"no SigMF data file {data_path}")
@@ -406,7 +368,7 @@ def read(path, kind: str = "rx", verify: bool = True) -> Recording:
             )
         if start // n < whole:
             truth[start // n] = _annotation_truth(ann)
-    return Recording(base=base, kind=kind, K=K, S=S, info=info, data=data, truth=truth, warnings=notes)
+    return Recording(base=base, kind=kind, geometry=geometry, info=info, data=data, truth=truth, warnings=notes)
 
 
 def validate_file(path) -> None:
@@ -420,7 +382,6 @@ def validate_file(path) -> None:
 
 __all__ = [
     "DATATYPE",
-    "ELEMENT_KEYS",
     "KINDS",
     "Recording",
     "RecordingError",

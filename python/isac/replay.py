@@ -8,12 +8,12 @@ sensing chain, as a GNU Radio flowgraph built from a Scenario (``isac-sim --repl
     sigmf_source tx --x-----/                                                         v
                     --m (one item per frame) -----------------------------------> ReplayScorer
 
-The reciprocal filter and the receiver are the blocks isac-sim runs live (``from_scenario``,
-the method's array and loaded weights), so a recording replays to the live run's detections
-(same method, receiver and threshold; tested). Frames with ground truth (the recording's
-annotations) are scored as the metrics block scores them (``scoring.Scores`` through
-``blocks.metrics.score_frame``: GOSPA (17), p_md (20), p_fa (21), RMSEs); without annotations
-only the detections are reported. Communication is not replayed (no comm signal is recorded)."""
+The reciprocal filter and the receiver are the blocks isac-sim runs live (the scenario, the
+method's array and loaded weights), so a recording replays to the live run's detections (same
+method, receiver and threshold; tested). Frames with ground truth (the recording's annotations,
+messages.Truth) are scored as the metrics block scores them (scoring.add_sensing_records: GOSPA
+(17), p_md (20), p_fa (21), RMSEs); without annotations only the detections are reported.
+Communication is not replayed (no comm signal is recorded)."""
 
 from __future__ import annotations
 
@@ -26,12 +26,12 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from .blocks import _common as c
 from .blocks import omp_receiver, reciprocal_filter, sigmf_source
-from .blocks.metrics import score_frame
 from .config import Scenario
+from .messages import Detections, MessageError
 from .model.domp import DEFAULT_TEMPERATURE
-from .scoring import Scores
+from .model.geometry import FrameGeometry
+from .scoring import Scores, add_sensing_records
 
 
 class ReplayScorer(gr.sync_block):
@@ -42,13 +42,14 @@ class ReplayScorer(gr.sync_block):
     when the recording has it, and ``on_frame(frame, truth or None, detections)`` is called."""
 
     def __init__(
-        self, S: int, scenario: Scenario, truth: dict, on_frame: Callable[[int, dict | None, dict], None] | None = None
+        self, scenario: Scenario, truth: dict, on_frame: Callable[[int, object, Detections], None] | None = None
     ):
-        gr.sync_block.__init__(self, name="isac_replay_scorer", in_sig=[(np.int32, S)], out_sig=None)
+        n = FrameGeometry.of(scenario).symbol_items
+        gr.sync_block.__init__(self, name="isac_replay_scorer", in_sig=[(np.int32, n)], out_sig=None)
         self.truth = truth
         self.scores = Scores.for_scenario(scenario)
         self.on_frame = on_frame
-        self.detections: dict[int, dict] = {}  # every frame's detections, kept for the caller
+        self.detections: dict[int, Detections] = {}  # every frame's detections, kept for the caller
         self.skipped_frames = 0
         self.frames = 0
         self._lock = threading.Lock()
@@ -57,13 +58,12 @@ class ReplayScorer(gr.sync_block):
 
     def handle_detections(self, msg) -> None:
         try:
-            det = c.to_python(msg)
-            frame = int(det["frame"])
-        except (ValueError, KeyError, TypeError) as exc:
-            self.logger.error(f"detections message ignored (needs a dict with 'frame'): {exc}")
+            det = Detections.from_pmt(msg)
+        except (MessageError, ValueError, TypeError) as exc:
+            self.logger.error(f"detections message ignored (not a detections message): {exc}")
             return
         with self._lock:
-            self.detections[frame] = det
+            self.detections[det.frame] = det
 
     def work(self, input_items, output_items):
         first = self.nitems_read(0)
@@ -75,8 +75,8 @@ class ReplayScorer(gr.sync_block):
                     break
                 truth = self.truth.get(first + i)
                 if truth is not None:
-                    if det.get("valid", True):
-                        score_frame(self.scores, truth, det)
+                    if det.valid:
+                        add_sensing_records(self.scores, [(truth, det)])
                     else:
                         self.skipped_frames += 1
                 reports.append((first + i, truth, det))
@@ -121,8 +121,8 @@ class ReplayFlowgraph(gr.top_block):
     ):
         gr.top_block.__init__(self, "isac_replay")
         directory = str(Path(directory))
-        self.rx_source = sigmf_source.from_scenario(scenario, path=directory, kind="rx", frames=frames)
-        self.tx_source = sigmf_source.from_scenario(scenario, path=directory, kind="tx", frames=frames)
+        self.rx_source = sigmf_source(scenario, path=directory, kind="rx", frame_count=frames)
+        self.tx_source = sigmf_source(scenario, path=directory, kind="tx", frame_count=frames)
         self.warnings = self.rx_source.warnings + self.tx_source.warnings
         if self.rx_source.frames != self.tx_source.frames:
             n = min(self.rx_source.frames, self.tx_source.frames)
@@ -134,8 +134,8 @@ class ReplayFlowgraph(gr.top_block):
         self.frames = self.rx_source.frames
         self.annotated = self.rx_source.annotated
         self.info = self.rx_source.recording.info
-        self.reciprocal = reciprocal_filter.from_scenario(scenario)
-        self.receiver = omp_receiver.from_scenario(
+        self.reciprocal = reciprocal_filter(scenario)
+        self.receiver = omp_receiver(
             scenario,
             threshold=threshold,
             method=method,
@@ -144,7 +144,7 @@ class ReplayFlowgraph(gr.top_block):
             kernel=kernel or "",
             temperature=temperature,
         )
-        self.scorer = ReplayScorer(scenario.ofdm["subcarriers"], scenario, self.rx_source.recording.truth, on_frame)
+        self.scorer = ReplayScorer(scenario, self.rx_source.recording.truth, on_frame)
         self.connect((self.rx_source, 0), (self.reciprocal, 0))
         self.connect((self.tx_source, 0), (self.reciprocal, 1))
         self.connect(self.reciprocal, self.receiver)
@@ -155,6 +155,6 @@ class ReplayFlowgraph(gr.top_block):
         """The scorer's summary (scores of the annotated frames, frames replayed)."""
         return self.scorer.summary()
 
-    def detections(self) -> list[dict]:
+    def detections(self) -> list[Detections]:
         """The detections of every replayed frame, in frame order."""
         return [self.scorer.detections[f] for f in sorted(self.scorer.detections)]

@@ -250,4 +250,15 @@ class Scores:
         }
 
 
-__all__ = ["RunningMean", "Scores", "Z95", "normal_interval", "padded_rows", "root_interval"]
+def add_sensing_records(scores: Scores, pairs) -> None:
+    """Add the sensing outcome of frames to ``scores``, in order, from their (truth, detections)
+    records (messages.Truth, messages.Detections): one :meth:`Scores.add_sensing_batch` call."""
+    if not pairs:
+        return
+    (ta, nt), (tr, _), (ea, ne), (er, _) = (
+        padded_rows([getattr(pair[i], key) for pair in pairs]) for i in (0, 1) for key in ("angle_rad", "range_m")
+    )
+    scores.add_sensing_batch(ta, tr, nt, ea, er, ne)
+
+
+__all__ = ["RunningMean", "Scores", "Z95", "add_sensing_records", "normal_interval", "padded_rows", "root_interval"]

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .config import Scenario
-from .model.array import ArrayModel, scenario_nominal_array, true_array
+from .model.array import ArrayModel, PositionArray, scenario_nominal_array
 from .model.beamforming import transmit_beam
 from .model.channels import comm_channel, comm_tap_variances, sensing_echo
+from .model.channels_stream import FrameBatch, channel_frames, channel_frames_cpp
+from .model.geometry import FrameGeometry
+from .model.impairments import true_array
 from .model.ofdm import qpsk_map, random_messages
 from .model.scene import Scene, random_scene, sensing_gain_variance
 
@@ -122,4 +125,117 @@ class Simulator:
             csi=np.stack([p[5] for p in parts]),
             comm_angle_rad=np.array([p[6] for p in parts]),
             scenes=[p[2] for p in parts],
+        )
+
+
+# --- streams: frames computed as a flowgraph produces them ---------------------------------------
+def stream_messages(seed: int, stream: str, first: int, count: int, geometry: FrameGeometry) -> np.ndarray:
+    """The messages m of frames ``first .. first+count-1`` of ``stream`` ((count, S) int32), drawn as
+    Simulator.frame draws them: by the C++ twin (``gnuradio.isac.frame_messages``: numpy's own
+    generator and distribution code) when it is built, else by numpy (the same messages; tested)."""
+    draw = _compiled("frame_messages")
+    S = geometry.subcarriers
+    if draw is not None:
+        return draw(int(seed), STREAMS[stream], int(first), int(count), S)
+    rows = [random_messages(frame_rng(seed, stream, first + i), S) for i in range(count)]
+    return np.stack(rows).astype(np.int32).reshape(count, S) if rows else np.zeros((0, S), np.int32)
+
+
+def _compiled(name: str):
+    """A compiled twin of the numpy stream (``gnuradio.isac.<name>``), or None when the module was
+    not built with numpy's libnpyrandom."""
+    import gnuradio.isac as module
+
+    try:
+        twin, available = getattr(module, name), module.numpy_stream_available()
+    except (ImportError, AttributeError):
+        return None
+    return twin if available else None
+
+
+class StreamChannel:
+    """The sensing echo (1) and the downlink (4) of a scenario's stream of frames, frame i drawn
+    from ``frame_rng(run.seed, stream, i)`` in the order of :meth:`Simulator.frame`
+    (model.channels_stream.channel_frame), for the transmitted array frames X of a streaming
+    transmitter: what isac.ula_channel computes.
+
+    The frames are computed by the C++ twin (``gnuradio.isac.FrameChannel``: the same draws from
+    numpy's generator and distribution code, the echo in C++, the downlink completed by
+    model.channels_stream.comm_from_draws) when it is built and the array is given by element
+    positions, else by the numpy model frame by frame (arrays with element models). Both give the
+    Simulator's scenes, noise, comm angles and CSI exactly and its signals to float rounding
+    (tests/test_blocks_channels_stream.py). ``use_cpp`` says which runs; ``threads`` splits a
+    call's frames (C++ only)."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        array: ArrayModel | None = None,
+        stream: str = "test",
+        fixed_scene: Scene | None = None,
+    ):
+        if stream not in STREAMS:
+            raise ValueError(f"stream must be one of {', '.join(STREAMS)}, got {stream!r}")
+        self.scenario, self.stream = scenario, stream
+        self.geometry = FrameGeometry.of(scenario)
+        self.array = array if array is not None else true_array(scenario)
+        sc = scenario.scene
+        self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], self.geometry.antennas, sc["noise_power"])
+        self.tap_variances = comm_tap_variances(
+            sc["comm_taps"], sc["snr_comm_db"], self.geometry.subcarriers, sc["noise_power"]
+        )
+        self.fixed_scene = fixed_scene
+        self.threads = 1
+        self._cpp = self._compiled_channel()
+
+    @property
+    def use_cpp(self) -> bool:
+        return self._cpp is not None
+
+    def parameters(self) -> dict:
+        """The keyword arguments of model.channels_stream.channel_frame."""
+        sc = self.scenario
+        return dict(
+            max_targets=sc.scene["max_targets"],
+            sector_rad=sc.target_sector_rad,
+            range_m=sc.range_interval_m,
+            gain_variance=self.gain_variance,
+            comm_sector_rad=sc.comm_sector_rad,
+            spacing_hz=sc.ofdm["spacing_hz"],
+            noise_power=sc.scene["noise_power"],
+            tap_variances=self.tap_variances,
+            scene=self.fixed_scene,
+        )
+
+    def _compiled_channel(self):
+        FrameChannel = _compiled("FrameChannel")
+        if FrameChannel is None or not isinstance(self.array, PositionArray):
+            return None  # e.g. element models (model.impairments): the numpy model runs
+        p, fs = self.parameters(), self.fixed_scene
+        return FrameChannel(
+            self.array.positions_m,
+            self.array.wavelength_m,
+            p["spacing_hz"],
+            self.geometry.subcarriers,
+            p["max_targets"],
+            p["sector_rad"],
+            p["range_m"],
+            p["gain_variance"],
+            p["comm_sector_rad"],
+            np.asarray(self.tap_variances, np.float64),
+            p["noise_power"],
+            *((fs.angles_rad, fs.ranges_m, fs.gains) if fs is not None else ()),
+        )
+
+    def frames(self, index: int, X: np.ndarray, precoder, out: np.ndarray | None = None) -> FrameBatch:
+        """Frames ``index ..`` of the stream for the transmitted frames X (B, K, S) and the
+        precoder f (None: kappa NaN); ``out`` (B, K, S) complex64, C-contiguous: where the C++
+        twin writes Y_r."""
+        seed = self.scenario.run["seed"]
+        if self._cpp is not None:
+            return channel_frames_cpp(
+                self._cpp, seed, STREAMS[self.stream], index, self.array, X, precoder, self.threads, out
+            )
+        return channel_frames(
+            lambda i: frame_rng(seed, self.stream, i), index, self.array, X, precoder, **self.parameters()
         )

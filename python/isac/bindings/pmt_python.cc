@@ -4,10 +4,10 @@
  * value, lists for vectors), ~2 us here.
  * SPDX-License-Identifier: GPL-3.0-or-later
  *
- *   pmt_dict_from(d)   blocks/_common.make_dict: bool -> bool, int -> long, float -> double,
+ *   pmt_dict_from(d)   messages.to_pmt: bool -> bool, int -> long, float -> double,
  *                      str -> symbol, anything else as a numpy array: complex -> c32vector,
  *                      else f64vector; keys in the dict's order through pmt::dict_add
- *   pmt_dict_to(msg)   blocks/_common.to_python of a PMT dict: what pmt.to_python gives
+ *   pmt_dict_to(msg)   messages.from_pmt of a PMT dict: what pmt.to_python gives
  *                      (f64vector / c32vector as numpy arrays, symbols as str, ...); other
  *                      value types go through pmt.to_python
  * The pmt objects are the pmt module's own (pybind11 shares the registered pmt_base type).
@@ -201,11 +201,11 @@ py::list dicts_from_rows(const py::list& fields,
 void bind_pmt(py::module& m)
 {
     m.def("pmt_dicts", &dicts_from_rows, py::arg("fields"), py::arg("counts"),
-          R"doc(One PMT dict per row, as gnuradio.isac.blocks._common.make_dicts builds them:
+          R"doc(One PMT dict per row, as gnuradio.isac.messages builds a batch's messages:
 fields is a list of (key, array); a (B,) array gives each row's scalar (bool, long or
 double), a (B, W) array the f64vector of the first counts[b] entries of row b.)doc");
     m.def("pmt_dict_from", &dict_from, py::arg("items"),
-          "PMT dict of a python dict, as gnuradio.isac.blocks._common.make_dict builds it.");
+          "PMT dict of a python dict, as gnuradio.isac.messages.to_pmt builds it (pmt.to_pmt's dict).");
     m.def("pmt_dict_to", &dict_to, py::arg("msg"),
           "A PMT dict as a python dict, as pmt.to_python converts it (vectors as numpy arrays).");
 }

@@ -1,9 +1,11 @@
-"""GNU Radio blocks of gr-isac (Python): thin adapters on the model, the kernels and the
-transceiver layer. Users reach them as ``from gnuradio import isac; isac.precoder(...)``.
+"""GNU Radio blocks of gr-isac (Python): thin adapters (ports, tags, messages) on the model, the
+kernels and the transceiver layer, each built from a scenario plus its own parameters. Users
+reach them as ``from gnuradio import isac; isac.precoder(scenario, ...)``; base.py is what they
+share (construction from a scenario, guarded work, the frame geometry tag, thread state).
 
-Frames travel as vector items, one frame per item (layouts in docs/blocks.md):
-array frames K*S complex64, antenna-major (item[k*S + s]); symbol, comm and CSI frames S
-complex64; message frames S int32.
+Frames travel as vector items, one frame per item (model.geometry.FrameGeometry; layouts in
+docs/blocks.md): array frames K*S complex64, antenna-major (item[k*S + s]); symbol, comm and CSI
+frames S complex64; message frames S int32.
 
     message_source          messages m and QPSK symbols x(m), as simulation.Simulator draws them
     precoder                X = f x^T, f the precoder (5) of a method (transceiver layer)
@@ -21,8 +23,8 @@ complex64; message frames S int32.
 """
 
 from .. import _BLOCKS as _PACKAGE_BLOCKS
-from ._common import BlockParameterError
 from .angle_delay_map_stream import angle_delay_map_stream
+from .base import BlockParameterError
 from .comm_receiver import comm_receiver
 from .json_publisher import json_publisher
 from .map_display import map_display

@@ -1,4 +1,4 @@
-"""isac.json_publisher: publish PMT dict messages as JSON over ZeroMQ (pyzmq), for clients
+"""isac.json_publisher: publish the blocks' messages as JSON over ZeroMQ (pyzmq), for clients
 without GNU Radio (gr-zeromq's pub_msg_sink sends serialized PMTs instead)."""
 
 from __future__ import annotations
@@ -6,17 +6,19 @@ from __future__ import annotations
 import pmt
 from gnuradio import gr
 
+from ..messages import MessageError, from_pmt
 from ..publish import Publisher
-from . import _common as c
-from ._thread_state import HeldThreadState
+from . import base
 
 NAME = "isac_json_publisher"
+PORTS = ("detections", "truth", "metrics")
 
 
-class json_publisher(HeldThreadState, gr.basic_block):
+class json_publisher(base.HeldThreadState, gr.basic_block):
     """Message in ``detections``, ``truth``, ``metrics`` (PMT dicts); each message is sent on a
     ZeroMQ PUB socket bound to ``address`` as two frames: the port name (topic) and the dict
-    as JSON (arrays as lists, NaN as null); see gnuradio.isac.publish and apps/isac-subscribe.
+    as JSON (messages.to_json: arrays as lists, NaN as null); see gnuradio.isac.publish and
+    isac-subscribe.
 
     Like every message-only GNU Radio block, it may not handle the last queued messages when
     a finite flowgraph stops; isac-sim therefore publishes from its metrics callback instead."""
@@ -25,14 +27,10 @@ class json_publisher(HeldThreadState, gr.basic_block):
         try:
             self.publisher = Publisher(address, "json")
         except ValueError as exc:
-            raise c.error(NAME, "address", str(exc)) from None
+            raise base.error(NAME, "address", str(exc)) from None
         gr.basic_block.__init__(self, name=NAME, in_sig=None, out_sig=None)
         self.address = address
-        for port, handler in (
-            ("detections", self.handle_detections),
-            ("truth", self.handle_truth),
-            ("metrics", self.handle_metrics),
-        ):
+        for port, handler in zip(PORTS, (self.handle_detections, self.handle_truth, self.handle_metrics)):
             self.message_port_register_in(pmt.intern(port))
             self.set_msg_handler(pmt.intern(port), handler)
 
@@ -52,8 +50,8 @@ class json_publisher(HeldThreadState, gr.basic_block):
 
     def _publish(self, topic: str, msg) -> None:
         try:
-            body = c.to_python(msg)
-        except ValueError as exc:  # a malformed message is logged, never fatal
+            body = from_pmt(msg)
+        except MessageError as exc:  # a malformed message is logged, never fatal
             self.logger.warn(f"{NAME}: dropped a non-dict message on '{topic}': {exc}")
             return
         self.publisher.publish(topic, body)

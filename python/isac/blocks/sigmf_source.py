@@ -9,51 +9,35 @@ from gnuradio import gr
 
 from .. import recording
 from ..model.ofdm import ml_detect
-from . import _common as c
-from ._thread_state import HeldThreadState
+from . import base
 
 NAME = "isac_sigmf_source"
 TRUTH_TAG = "truth"
 
 
-class sigmf_source(HeldThreadState, gr.sync_block):
+class sigmf_source(base.FrameBlock, gr.sync_block):
     """Plays the recording ``path`` (a recording directory, or a SigMF recording's base name /
     .sigmf-meta / .sigmf-data) of ``kind``, one frame per item, then ends:
 
-    - ``kind="rx"``: out 0 the received array frames Y_r (vlen K*S, antenna-major), the input
-      of isac.reciprocal_filter; the annotations' ground truth, as isac.ula_channel gives it
-      (frame, sim_frame, count, angle_deg, range_m, gain_abs, comm_angle_deg), as a PMT dict on
-      the ``truth`` port and a ``truth`` tag on the frame (frames without annotation: none);
-    - ``kind="tx"``: out 0 the transmitted symbols x (vlen S), out 1 the messages m (int32,
-      vlen S) of the symbols by QPSK ML detection (15) with kappa = 1 (exact: x is noise-free).
+    - ``kind="rx"``: out 0 the received array frames Y_r, the input of isac.reciprocal_filter; the
+      annotations' ground truth (messages.Truth) on the ``truth`` port and as a ``truth`` tag on the
+      frame (frames without annotation: none);
+    - ``kind="tx"``: out 0 the transmitted symbol frames x, out 1 the messages m (int32) of the
+      symbols by QPSK ML detection (15) with kappa = 1 (exact: x is noise-free).
 
-    The recording is opened and checked when the block is built: SigMF schema, cf32_le, and
-    K, S, ``fc``, ``spacing_hz`` equal to the parameters, else BlockParameterError naming
+    The recording is opened and checked when the block is built: SigMF schema, cf32_le, and the
+    frame geometry, f_c and Delta_f equal to the ``scenario``'s, else BlockParameterError naming
     ``path`` and the key. A data file ending inside a frame is played up to its last whole frame
-    (a warning says so at start, and ``warnings`` lists it). ``frames`` > 0 plays at most that
-    many frames. An empty ``path`` builds the block but refuses to start."""
+    (a warning says so at start, and ``warnings`` lists it). ``frame_count`` > 0 plays at most that
+    many frames (``frames``: the number it plays). An empty ``path`` builds the block but refuses to start."""
 
-    @classmethod
-    def from_scenario(cls, scenario, **kwargs) -> "sigmf_source":
-        """The block for ``scenario`` (its K, S, fc, spacing_hz), plus ``kwargs`` (path, kind, frames)."""
-        return cls(**c.scenario_parameters(cls, scenario), **kwargs)
+    NAME = NAME
 
-    def __init__(
-        self,
-        path: str = "",
-        kind: str = "rx",
-        K: int = 64,
-        S: int = 256,
-        fc: float = 60e9,
-        spacing_hz: float = 120e3,
-        frames: int = 0,
-    ):
-        if kind not in recording.KINDS:
-            raise c.error(NAME, "kind", f"must be one of {', '.join(recording.KINDS)}, got {kind!r}")
-        if isinstance(frames, bool) or int(frames) != frames or frames < 0:
-            raise c.error(NAME, "frames", f"must be an integer >= 0 (0 = the whole recording), got {frames!r}")
-        sc = c.scenario(NAME, dict(K=K, S=S, fc=fc, spacing_hz=spacing_hz))
-        self.K, self.S, self.kind, self.path = sc.array["antennas"], sc.ofdm["subcarriers"], kind, str(path)
+    def __init__(self, scenario=None, path: str = "", kind: str = "rx", frame_count: int = 0):
+        self.setup(scenario)
+        self.kind = base.choice(NAME, "kind", kind, recording.KINDS)
+        frames = base.integer(NAME, "frame_count", frame_count, 0, " (0 = the whole recording)")
+        self.path = str(path)
         self.recording = None
         self.warnings: list[str] = []
         self.frames = 0
@@ -61,19 +45,14 @@ class sigmf_source(HeldThreadState, gr.sync_block):
         if self.path:
             try:
                 rec = recording.read(self.path, kind)
-                rec.check(
-                    self.K,
-                    self.S,
-                    sc.array["carrier_hz"],
-                    sc.ofdm["spacing_hz"],
-                    who=f"{NAME} (parameters K, S, fc, spacing_hz)",
-                )
+                rec.check(self.scenario, who=f"{NAME} (its scenario)")
             except recording.RecordingError as exc:
-                raise c.error(NAME, "path", f"({self.path}): {exc}") from None
+                raise base.error(NAME, "path", f"({self.path}): {exc}") from None
             self.recording, self.warnings = rec, list(rec.warnings)
-            self.frames = rec.frames if not frames else min(int(frames), rec.frames)
-        n = recording.frame_samples(kind, self.K, self.S)
-        out = [(np.complex64, n)] if kind == "rx" else [(np.complex64, self.S), (np.int32, self.S)]
+            self.frames = rec.frames if not frames else min(frames, rec.frames)
+        g = self.geometry
+        n = recording.frame_samples(kind, g)
+        out = [(np.complex64, n)] if kind == "rx" else [(np.complex64, n), (np.int32, n)]
         gr.sync_block.__init__(self, name=NAME, in_sig=None, out_sig=out)
         if kind == "rx":
             self.message_port_register_out(pmt.intern("truth"))
@@ -88,20 +67,13 @@ class sigmf_source(HeldThreadState, gr.sync_block):
         # ``error``, and work() ends the flowgraph at once.
         super().start()
         if self.recording is None:
-            self.error = str(c.error(NAME, "path", "is empty: give a recording directory or a SigMF recording"))
+            self.error = str(base.error(NAME, "path", "is empty: give a recording directory or a SigMF recording"))
             self.logger.error(self.error)
         for note in self.warnings:
             self.logger.warn(note)
         return True
 
-    def truth_dict(self, frame: int) -> dict | None:
-        """The truth message of frame ``frame`` (None when it has no annotation)."""
-        truth = self.recording.truth.get(frame)
-        if truth is None:
-            return None
-        return {"sim_frame": frame, **truth, "frame": frame}
-
-    def work(self, input_items, output_items):
+    def work_frames(self, input_items, output_items):
         first = self.nitems_written(0)
         n = min(len(output_items[0]), self.frames - first)
         if n <= 0:
@@ -111,10 +83,11 @@ class sigmf_source(HeldThreadState, gr.sync_block):
         if self.kind == "tx":
             output_items[1][:n] = ml_detect(data, np.ones(1, np.complex64)).astype(np.int32)
             return n
+        self.tag_geometry(0)
         for i in range(n):
-            truth = self.truth_dict(first + i)
+            truth = self.recording.truth.get(first + i)
             if truth is not None:
-                msg = c.make_dict(truth)
+                msg = truth.to_pmt()
                 self.add_item_tag(0, first + i, pmt.intern(TRUTH_TAG), msg)
                 self.message_port_pub(pmt.intern("truth"), msg)
         return n

@@ -27,13 +27,14 @@ def add_transceiver_options(parser: argparse.ArgumentParser) -> None:
     """--receiver, --temperature, --kernel and --weights-other-array, the same in every app that
     builds a transceiver (the words of docs/architecture.md)."""
     from ..model.domp import DEFAULT_TEMPERATURE
-    from ..transceiver import KERNELS, RECEIVERS
+    from ..transceiver import KERNELS, receivers
 
     parser.add_argument(
         "--receiver",
-        choices=RECEIVERS,
+        choices=receivers(),
         default="omp",
-        help="sensing estimator: omp (Algorithm 1) or domp (differentiable-OMP inference, Sec. IV-B)",
+        help="sensing estimator: omp (Algorithm 1), domp (differentiable-OMP inference, Sec. IV-B) or a "
+        "registered receiver (--plugin)",
     )
     parser.add_argument(
         "--temperature",

@@ -18,7 +18,7 @@ import shlex
 import sys
 import tempfile
 
-from ..transceiver import METHODS
+from ..transceiver import load_weights, methods
 from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--method",
-        choices=METHODS,
+        choices=methods(),
         default="baseline",
         help="baseline: receiver assumes the nominal array; perfect: it knows the true array; "
         "impairment / dictionary: transmitter and receiver use the learned array (--weights); "
@@ -145,14 +145,13 @@ def main(argv=None) -> int:
     scenario = load_scenario(args)
     if _check_outputs(("--json", args.json, False)):
         return 2
-    from .. import weights as weights_io
     from ..evaluation import evaluate
 
     try:
         weights = (
             None
             if not args.weights
-            else weights_io.load(args.weights, scenario, args.method, other_array=args.weights_other_array)
+            else load_weights(args.weights, scenario, args.method, other_array=args.weights_other_array)
         )
         result = evaluate(
             scenario,

@@ -22,9 +22,10 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from ..model.geometry import FrameGeometry
 from ..model.metrics import gospa
 from ..model.scene import positions
-from ..transceiver import METHODS, default_kernel
+from ..transceiver import default_kernel, load_weights, methods
 from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
 
 
@@ -50,21 +51,21 @@ class FramePrinter:
 
             self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False, file=sys.stderr)
 
-    def __call__(self, frame: int, truth: dict, det: dict, symbol_errors: int) -> None:
-        t_pos = positions(np.deg2rad(np.atleast_1d(truth["angle_deg"])), np.atleast_1d(truth["range_m"]))
-        d_pos = positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"]))
-        g = gospa(t_pos, d_pos, self.rx["gospa_c_m"], self.rx["gospa_p"], self.rx["gospa_mu"])
-        flag = "" if det.get("valid", True) else "  [frame skipped: invalid input]"
+    def __call__(self, frame: int, truth, det, symbol_errors: int) -> None:
+        """One frame's messages.Truth and messages.Detections, and its symbol errors."""
+        t_pos = positions(truth.angle_rad, truth.range_m)
+        g = gospa(t_pos, det.positions_m, self.rx["gospa_c_m"], self.rx["gospa_p"], self.rx["gospa_mu"])
+        flag = "" if det.valid else "  [frame skipped: invalid input]"
         with self.lock:
             if self.bar is not None:
                 self.bar.clear()
             print(
-                f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, "
+                f"frame {frame:4d}: {truth.count} targets, {det.count} detected, "
                 f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}",
                 file=self.stream,
             )
-            print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}", file=self.stream)
-            print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", file=self.stream, flush=True)
+            print(f"    truth      {_targets(truth.angle_deg, truth.range_m)}", file=self.stream)
+            print(f"    detections {_targets(det.angle_deg, det.range_m)}", file=self.stream, flush=True)
             if self.bar is not None:
                 self.bar.update(1)
 
@@ -80,7 +81,7 @@ def choose_method(scenario, method: str | None, weights: str | None, other_array
     from .. import weights as weights_io
 
     if weights:
-        loaded = weights_io.load(weights, scenario, other_array=other_array)
+        loaded = load_weights(weights, scenario, other_array=other_array)
         if method not in (None, loaded.method):
             raise ValueError(f"--weights holds {loaded.method!r} weights but --method is {method!r}")
         return loaded.method, loaded
@@ -89,7 +90,7 @@ def choose_method(scenario, method: str | None, weights: str | None, other_array
     default = weights_io.default_weights_path()
     if default:
         try:
-            return "impairment", weights_io.load(default, scenario, "impairment")
+            return "impairment", load_weights(default, scenario, "impairment")
         except weights_io.WeightsError as exc:
             print(f"note: shipped weights not used ({exc}); running the baseline", file=sys.stderr)
     return "baseline", None
@@ -124,25 +125,25 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
         )
     from ..replay import ReplayFlowgraph  # GNU Radio is imported only here
 
-    rx, S = scenario.receiver, scenario.ofdm["subcarriers"]
+    rx = scenario.receiver
 
     def show(frame, truth, det):
         if args.quiet:
             return
-        d = "" if det.get("valid", True) else "  [frame skipped: invalid input]"
+        d = "" if det.valid else "  [frame skipped: invalid input]"
         if truth is None:
-            print(f"frame {frame:4d}: {int(det['count'])} detected{d}")
+            print(f"frame {frame:4d}: {det.count} detected{d}")
         else:
             g = gospa(
-                positions(np.deg2rad(truth["angle_deg"]), truth["range_m"]),
-                positions(np.deg2rad(np.atleast_1d(det["angle_deg"])), np.atleast_1d(det["range_m"])),
+                positions(truth.angle_rad, truth.range_m),
+                det.positions_m,
                 rx["gospa_c_m"],
                 rx["gospa_p"],
                 rx["gospa_mu"],
             )
-            print(f"frame {frame:4d}: {int(truth['count'])} targets, {int(det['count'])} detected, GOSPA {g:6.2f} m{d}")
-            print(f"    truth      {_targets(truth['angle_deg'], truth['range_m'])}")
-        print(f"    detections {_targets(det['angle_deg'], det['range_m'])}", flush=True)
+            print(f"frame {frame:4d}: {truth.count} targets, {det.count} detected, GOSPA {g:6.2f} m{d}")
+            print(f"    truth      {_targets(truth.angle_deg, truth.range_m)}")
+        print(f"    detections {_targets(det.angle_deg, det.range_m)}", flush=True)
 
     try:
         tb = ReplayFlowgraph(
@@ -165,7 +166,7 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
     print(
         f"replay of {args.replay} (scenario {info.get('isac:scenario_hash', '?')}, recorded with method "
         f"{info.get('isac:method', '?')}): method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
-        f"K = {scenario.array['antennas']}, S = {S}, {tb.frames} frames"
+        f"{FrameGeometry.of(scenario).describe()}, {tb.frames} frames"
         f"{'' if tb.annotated else ', no annotations: detections only'}",
         flush=True,
     )
@@ -178,7 +179,7 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
             f"range RMSE = {s['range_rmse_m']:.2f} m (SER: no comm signal recorded)"
         )
     else:
-        print(f"{s['replayed']} frames replayed, {sum(int(d['count']) for d in tb.detections())} detections")
+        print(f"{s['replayed']} frames replayed, {sum(d.count for d in tb.detections())} detections")
     return 0
 
 
@@ -189,7 +190,7 @@ def main(argv=None) -> int:
     parser.add_argument("--frames", type=int, default=10, help="number of frames to run (default 10)")
     parser.add_argument(
         "--method",
-        choices=METHODS,
+        choices=methods(),
         help="baseline (nominal array), perfect (receiver knows the true array), impairment / "
         "dictionary (learned array at transmitter and receiver, from --weights), nn (NNBL "
         "networks of --weights). Default: impairment with the shipped weights when they were "
@@ -289,7 +290,7 @@ def main(argv=None) -> int:
         )
     print(
         f"method {method}, receiver {transceiver.receiver_name}, kernel {kernel}, "
-        f"K = {scenario.array['antennas']}, S = {scenario.ofdm['subcarriers']}, "
+        f"{FrameGeometry.of(scenario).describe()}, "
         f"spacing std = {scenario.array['spacing_std_m'] * 1e3:g} mm, scenario {scenario.hash()}",
         flush=True,
     )

@@ -17,7 +17,8 @@ import sys
 
 import zmq
 
-from ..publish import jsonable, validate_endpoint
+from ..messages import Detections, MessageError, Truth, to_json
+from ..publish import validate_endpoint
 
 TOPICS = ("detections", "truth", "metrics")
 METRIC_KEYS = ("p_md", "p_fa", "gospa", "ser")
@@ -103,8 +104,11 @@ def check(topic: str, body: dict) -> None:
             for k in ("angle_deg", "range_m")
             if not isinstance(body[k], list) or not all(_is_number(v) for v in body[k])
         ]
-        if not bad and len(body["angle_deg"]) != len(body["range_m"]):
-            raise MalformedMessage(f"{topic}: angle_deg and range_m differ in length")
+        if not bad:
+            try:  # the message module's own check of the record (lengths, count)
+                (Truth if topic == "truth" else Detections).from_dict(body)
+            except MessageError as exc:
+                raise MalformedMessage(f"{topic}: {exc}") from None
     if bad:
         raise MalformedMessage(f"{topic}: bad or null {', '.join(bad)} ({', '.join(repr(body[k])[:40] for k in bad)})")
 
@@ -176,7 +180,7 @@ def main(argv=None) -> int:
                 print(f"isac-subscribe: skipped malformed message #{malformed}: {reason}", file=sys.stderr, flush=True)
                 continue
             printed += 1
-            text = json.dumps(jsonable({"topic": topic, **body}), allow_nan=False) if args.raw else _line(topic, body)
+            text = to_json({"topic": topic, **body}) if args.raw else _line(topic, body)
             print(text, flush=True)
     except KeyboardInterrupt:
         pass

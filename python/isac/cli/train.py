@@ -25,9 +25,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="isac-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    from ..transceiver import learned_methods
+
     parser.add_argument(
         "--method",
-        choices=("impairment", "dictionary", "nn"),
+        choices=learned_methods(),
         default="impairment",
         help="impairment: learn the K spacings d (and the parameters of the array models the "
         "scenario turns on: gain / phase errors, coupling, dead elements); dictionary: learn the "
@@ -117,6 +119,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: training options of the parser (argparse dest -> the name the methods take)
+TRAINING_FLAGS = {
+    "iterations": "iterations",
+    "batch": "batch",
+    "lr": "lr",
+    "lr_final": "lr_final",
+    "seed": "seed",
+    "temperature": "temperature",
+    "temperature_final": "temperature_final",
+    "parameterisation": "parameterisation",
+    "loss": "loss",
+    "eta_phi": "eta_phi",
+    "no_sector_argmax": "sector_restricted",
+    "curriculum_steps": "curriculum_steps",
+    "val_every": "val_every",
+    "val_frames": "val_frames",
+    "checkpoint_every": "checkpoint_every",
+    "patience": "patience",
+    "plateau_window": "plateau_window",
+    "limited": "limited",
+    "map_points": "map_points",
+    "dictionary_points": "dictionary_points",
+}
+
+
+def given_flags(args: argparse.Namespace) -> dict:
+    """The training options given on the command line (method flag name -> value)."""
+    out = {}
+    for dest, flag in TRAINING_FLAGS.items():
+        value = getattr(args, dest, None)
+        if dest in ("no_sector_argmax", "limited"):
+            if value:
+                out[flag] = False if dest == "no_sector_argmax" else True
+        elif value is not None:
+            out[flag] = value
+    return out
+
+
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -126,8 +166,6 @@ def main(argv=None) -> int:
     except ImportError as exc:
         print(f"error: isac-train needs torch ({exc}); run bash tools/setup.sh", file=sys.stderr)
         return 2
-    from ..trainer.train import TrainOptions, train
-
     if args.threads is not None:
         if args.threads < 1:
             parser.error(f"--threads must be >= 1, got {args.threads}")
@@ -135,52 +173,37 @@ def main(argv=None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
+    from .. import transceiver
     from ..trainer import distributed
     from ..trainer.harness import CheckpointError
 
-    if args.method == "nn" and args.dictionary_points is not None:
-        parser.error("--dictionary-points applies to --method dictionary only")
-    if args.method == "nn" and distributed.from_environment().enabled:
-        parser.error("--method nn is not data parallel: start it without torchrun")
-    if args.method == "nn":
-        return _train_nn(args, scenario, parser)
-    if args.limited or args.map_points or args.patience is not None or args.plateau_window is not None:
-        parser.error("--limited, --map-points, --patience and --plateau-window apply to --method nn only")
+    method = transceiver.get(args.method)
+    flags = given_flags(args)
+    unused = [dest for dest, flag in TRAINING_FLAGS.items() if flag in flags and flag not in method.train_flags]
+    if unused:
+        parser.error(f"--method {args.method} does not use --" + ", --".join(u.replace("_", "-") for u in unused))
+    parallel = distributed.from_environment().enabled
+    if parallel and not method.data_parallel:
+        parser.error(f"--method {args.method} is not data parallel: start it without torchrun")
     try:
-        options = TrainOptions.from_profile(
-            "quick" if args.quick else "paper",
-            method=args.method,
-            iterations=args.iterations,
-            batch=args.batch,
-            lr=args.lr,
-            lr_final=args.lr_final,
-            seed=args.seed,
-            temperature=args.temperature,
-            temperature_final=args.temperature_final,
-            parameterisation=args.parameterisation,
-            loss=args.loss,
-            eta_phi=args.eta_phi,
-            sector_restricted=False if args.no_sector_argmax else None,
-            curriculum_steps=args.curriculum_steps,
-            val_every=args.val_every,
-            val_frames=args.val_frames,
-            checkpoint_every=args.checkpoint_every,
-            dictionary_points=args.dictionary_points,
-        )
+        options = method.training_options("quick" if args.quick else "paper", **flags)
     except ValueError as exc:
         parser.error(str(exc))
-    if options.loss == "mse" and scenario.scene["max_targets"] != 1:
+    if getattr(options, "loss", None) == "mse" and scenario.scene["max_targets"] != 1:
         print("note: --loss mse trains single-target frames (T = 1)", file=sys.stderr)
-    try:  # under torchrun: join the process group, one device per rank (docs/trainer.md)
-        dist = distributed.init(distributed.from_environment(), args.device)
-        summary = train(
+    dist = distributed.SINGLE
+    try:
+        if method.data_parallel:  # under torchrun: join the process group, one device per rank (docs/trainer.md)
+            dist = distributed.init(distributed.from_environment(), args.device)
+        kwargs = {"dist": dist} if method.data_parallel else {}
+        summary = method.train(
             scenario,
             options,
             args.out,
             device=distributed.rank_device(dist, args.device),
             resume=args.resume,
             progress=progress_flag(args),
-            dist=dist,
+            **kwargs,
         )
     except CheckpointError as exc:  # --resume names an unusable file: a usage error
         print(f"error: --resume {exc}", file=sys.stderr)
@@ -189,94 +212,12 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     finally:
-        distributed.shutdown()
+        if method.data_parallel:
+            distributed.shutdown()
     if not dist.is_main:
         return 0
-    first, last = summary["first"], summary["last"]
-    print(
-        f"trained {summary['steps']} steps in {summary['elapsed_s']:.1f} s: coherence {first['coherence']:.4f} -> "
-        f"{last['coherence']:.4f}, validation loss {first['val_loss']:.2f} -> {last['val_loss']:.2f}"
-    )
-    if options.method == "impairment":
-        print(
-            f"spacing error ||d^ - d|| {first['spacing_error_m'] * 1e3:.3f} -> {last['spacing_error_m'] * 1e3:.3f} mm, "
-            f"rms position error (offset removed) {first['position_rms_m'] * 1e3:.3f} -> "
-            f"{last['position_rms_m'] * 1e3:.3f} mm"
-        )
-        if "element_error" in last:  # element models (array gain / phase errors, coupling, dead elements)
-            from ..model.impairments import learned_models
-
-            print(
-                f"learned array models {', '.join(learned_models(scenario))}: element error of C diag(g) "
-                f"(relative, common complex scale removed) {first['element_error']:.3f} -> "
-                f"{last['element_error']:.3f}"
-            )
-    if options.method == "dictionary":
-        print(
-            f"learned {summary['parameters']} complex dictionary entries ({scenario.array['antennas']} x "
-            f"{summary['parameters'] // scenario.array['antennas']} grid angles)"
-        )
-    print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "png", "ckpt")))
-    return 0
-
-
-def _train_nn(args, scenario, parser) -> int:
-    """isac-train --method nn [--limited]: the two-step NNBL training (trainer/nnbl_train.py).
-    --iterations is per step; --lr sets the position step's lr; options of the model-based
-    methods that do not apply are refused."""
-    from ..trainer.harness import CheckpointError
-    from ..trainer.nnbl_train import NnOptions, train_nn
-
-    unused = [
-        name
-        for name in (
-            "lr_final",
-            "temperature",
-            "temperature_final",
-            "parameterisation",
-            "loss",
-            "curriculum_steps",
-            "dictionary_points",
-        )
-        if getattr(args, name, None) is not None
-    ]
-    if args.no_sector_argmax:
-        unused.append("no_sector_argmax")
-    if unused:
-        parser.error("--method nn does not use --" + ", --".join(u.replace("_", "-") for u in unused))
-    try:
-        options = NnOptions.from_profile(
-            "quick" if args.quick else "paper",
-            iterations=args.iterations,
-            batch=args.batch,
-            lr_position=args.lr,
-            seed=args.seed,
-            eta_phi=args.eta_phi,
-            val_every=args.val_every,
-            val_frames=args.val_frames,
-            checkpoint_every=args.checkpoint_every,
-            patience=args.patience,
-            plateau_window=args.plateau_window,
-            limited=args.limited,
-            n_theta=(args.map_points or (None, None))[0],
-            n_tau=(args.map_points or (None, None))[1],
-        )
-        summary = train_nn(
-            scenario, options, args.out, device=args.device, resume=args.resume, progress=progress_flag(args)
-        )
-    except CheckpointError as exc:
-        print(f"error: --resume {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    first, mid, last = summary["first"], summary["after_position"], summary["last"]
-    print(
-        f"NNBL ({'limited' if options.limited else 'full'}, {summary['parameters']['total']} parameters): "
-        f"{summary['steps']} steps in {summary['elapsed_s']:.1f} s; validation GOSPA (18) "
-        f"{first['val_position']:.2f} -> {mid['val_position']:.2f} m (step 1), BCE-GOSPA (19) "
-        f"{mid['val_detection']:.3f} -> {last['val_detection']:.3f} (step 2)"
-    )
+    for line in method.training_report(summary, scenario, options):
+        print(line)
     print("wrote " + ", ".join(summary["paths"][k] for k in ("weights", "csv", "png", "ckpt")))
     return 0
 

@@ -50,7 +50,7 @@ class Context:
     size: str | None = None  # None: "quick" if quick else "default"
     device: str = "cpu"
     store: Any = None
-    weights_other_array: bool = False  # load the given weights with weights.load(..., other_array=True)
+    weights_other_array: bool = False  # load the given weights with load_weights(..., other_array=True)
     files: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -61,13 +61,13 @@ class Context:
         self.quick = self.size == "quick"
 
     def load_weights(self, path: str, method: str):
-        """The weights file ``path`` of ``method``, read and validated (weights.load) against the
+        """The weights file ``path`` of ``method``, read and validated (transceiver.load_weights) against the
         experiment's scenario, once per file and run."""
-        from .. import weights as weights_io
+        from ..transceiver import load_weights
 
         cache = self.__dict__.setdefault("_weights", {})
         if path not in cache:
-            cache[path] = weights_io.load(path, self.scenario, method, other_array=self.weights_other_array)
+            cache[path] = load_weights(path, self.scenario, method, other_array=self.weights_other_array)
         return cache[path]
 
     def unit(self, key: dict, compute):

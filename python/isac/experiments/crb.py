@@ -32,9 +32,9 @@ import numpy as np
 
 from ..config import SPEED_OF_LIGHT
 from ..evaluation import batches, progress_bar, sense
-from ..model.array import true_array
 from ..model.beamforming import beam_gain
 from ..model.grids import angle_grid, delay_grid, delay_to_range
+from ..model.impairments import true_array
 from ..model.scene import Scene, sensing_gain_variance
 from ..simulation import Simulator, baseline_precoder
 from ..transceiver import sensing_receiver

@@ -11,7 +11,7 @@ reference row.
 Settings: the scenario's (by default the Sec. V-A test scenario, eta = 0.5) with the models of
 CONFIGS, each configuration alone on the ideal array positions (array.spacing_std_m = 0) except
 the combinations, which add the spacing errors; dead element counts scale with K. The default
-impairment seed is HELD_OUT_SEED, not the seed the learning rates of train.LR_SCALE were tuned
+impairment seed is HELD_OUT_SEED, not the seed the learning rates (the models' lr_scale) were tuned
 on (1): the learned curves are trained on the held-out array itself, like any deployment.
 
 Weights per configuration ("impairments-KEY.safetensors", KEY in CONFIGS): from ``--weights-dir
@@ -28,11 +28,11 @@ import time
 
 import numpy as np
 
+from .. import transceiver
 from ..config import Scenario
 from ..evaluation import calibrate, score
 from ..model import array as arr
-from ..model.array import true_array
-from ..model.impairments import active_models, dead_indices, draw_gain_errors, learned_models
+from ..model.impairments import active_models, dead_indices, draw_gain_errors, learned_models, true_array
 from ..simulation import Simulator
 from ..transceiver import build
 from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
@@ -214,12 +214,12 @@ def _rms_offset_free(x: np.ndarray, circular: bool = False) -> float:
 
 def learned_quality(scenario: Scenario, weights) -> dict:
     """How close the learned array is to the true one, at the nominal start and after learning:
-    the mean coherence over [-70, 70] deg, the element error of M = C diag(g) (_element_error),
+    the mean coherence over [-70, 70] deg, the element error of M = diag(g) C (_element_error),
     and per model the parameters' errors: gain phases (deg) and amplitudes (dB), rms with the
     common offset removed; the mean learned amplitude of the dead and of the live elements;
     the relative coupling error ||c^ - c|| / ||c||."""
     K = scenario.array["antennas"]
-    true, learned = true_array(scenario), weights.array(scenario.wavelength_m)
+    true, learned = true_array(scenario), transceiver.get(weights.method).array(weights, scenario)
     nominal = arr.scenario_nominal_array(scenario)
     angles = np.deg2rad(np.linspace(-70.0, 70.0, 281))
     b = true.steering(angles)
@@ -249,7 +249,7 @@ def learned_quality(scenario: Scenario, weights) -> dict:
             true_dead_amplitude=a["weak_gain"],
         )
     if "coupling" in models:
-        c = true.coupling
+        c = true.parameters["coupling"]["coupling"] @ np.array([1.0, 1j])
         out["coupling_error"] = float(
             np.linalg.norm(t["coupling"][:, 0] + 1j * t["coupling"][:, 1] - c) / np.linalg.norm(c)
         )

@@ -46,13 +46,11 @@ TINY_STEPS = 20
 PAPER_SINGLE_TARGET = {"batch": 3000, "iterations": 100_000}
 PAPER_MULTI_TARGET = {"batch": 1500, "iterations": 25_000}
 
-#: the paper profile's curriculum covers the same share of the run as the trainer's (10,000 of 25,000)
-CURRICULUM_SHARE = 0.4
-
 
 def method_of(key: str) -> str:
-    """The weights' method ("impairment" | "dictionary" | "nn") of curve ``key``."""
-    return "nn" if key.startswith("nn") else key.split("_")[0]
+    """The weights' method of curve ``key`` (a method, or METHOD_limited: its complexity-limited
+    variant of Sec. V-C)."""
+    return key.removesuffix("_limited")
 
 
 def cache_dir(ctx: Context) -> str:
@@ -68,52 +66,37 @@ def _loads(ctx: Context, path: str, method: str) -> bool:
 
 
 def training_options(ctx: Context, key: str):
-    """("nn" | "mbml", options) of the training that makes curve ``key`` at ``ctx.size``."""
-    method = method_of(key)
-    single = ctx.scenario.scene["max_targets"] == 1
-    if method == "nn":
-        from ..trainer.nnbl_train import NnOptions
+    """The training options of curve ``key`` at ``ctx.size``, from its method's registry class
+    (transceiver: ``training_options`` of the size's profile, with its ``limited_options`` for a
+    METHOD_limited curve, its ``tiny_options`` at --size quick and its ``paper_options`` at paper)."""
+    from .. import transceiver
 
-        if ctx.size == "quick":
-            extra = dict(
-                iterations=TINY_STEPS // 4, batch=4, val_every=TINY_STEPS, val_frames=8, checkpoint_every=TINY_STEPS
-            )
-            return "nn", NnOptions.from_profile("quick", limited=key == "nn_limited", **extra)
-        if ctx.size == "paper":
-            sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
-            return "nn", NnOptions.from_profile("paper", limited=key == "nn_limited", **sizes)
-        return "nn", NnOptions.from_profile("quick", limited=key == "nn_limited")
-    from ..trainer.train import TrainOptions
-
-    points = 156 if key == "dictionary_limited" else None
+    method = transceiver.get(method_of(key))
+    variant = dict(method.limited_options or {}) if key.endswith("_limited") else {}
     if ctx.size == "quick":
-        extra = dict(iterations=TINY_STEPS, batch=8, val_every=TINY_STEPS, val_frames=8, checkpoint_every=TINY_STEPS)
-        return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points, **extra)
+        return method.training_options("quick", **variant, **method.tiny_options(TINY_STEPS))
     if ctx.size == "paper":
-        sizes = PAPER_SINGLE_TARGET if single else PAPER_MULTI_TARGET
-        return "mbml", TrainOptions.from_profile(
-            "paper",
-            method=method,
-            dictionary_points=points,
-            curriculum_steps=int(CURRICULUM_SHARE * sizes["iterations"]),
-            **sizes,
-        )
-    return "mbml", TrainOptions.from_profile("quick", method=method, dictionary_points=points)
+        sizes = PAPER_SINGLE_TARGET if ctx.scenario.scene["max_targets"] == 1 else PAPER_MULTI_TARGET
+        return method.training_options("paper", **variant, **method.paper_options(**sizes))
+    return method.training_options("quick", **variant)
 
 
 def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
-    """Train curve ``key`` into ``path`` (see :func:`training_options`), resuming from
-    ``<stem>.ckpt.safetensors`` when an interrupted run left one that fits."""
+    """Train curve ``key`` into ``path`` (see :func:`training_options`; the method's own training
+    entry point), resuming from ``<stem>.ckpt.safetensors`` when an interrupted run left one
+    that fits."""
+    from .. import transceiver
+
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     quiet = lambda *a, **k: None  # noqa: E731
-    kind, opts = training_options(ctx, key)
+    method = transceiver.get(method_of(key))
+    opts = training_options(ctx, key)
     ckpt = path[: -len(".safetensors")] + ".ckpt.safetensors"
     resume = ckpt if os.path.isfile(ckpt) else None
     if ctx.progress is not False:  # say what runs before a possibly long silence
-        per_step = " per training step" if kind == "nn" else ""
         print(
             f"{ctx.name}: no weights for {key}: training them ({ctx.size} profile: B = {opts.batch}, "
-            f"{opts.iterations} steps{per_step}) on {ctx.device} into {path}"
+            f"{opts.iterations} {method.step_unit}) on {ctx.device} into {path}"
             f"{' (resuming from its checkpoint)' if resume else ''}; interrupt and rerun to resume",
             file=sys.stderr,
         )
@@ -123,13 +106,11 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
                 "--weights / --weights-dir with weights trained elsewhere",
                 file=sys.stderr,
             )
-    if kind == "nn":
-        from ..trainer.nnbl_train import train_nn as trainer
-    else:
-        from ..trainer.train import train as trainer
 
-    def run(resume):  # both trainers run on the one harness: the same signature
-        return trainer(ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress, log=quiet)
+    def run(resume):
+        return method.train(
+            ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress, log=quiet
+        )
 
     try:
         out = run(resume)
@@ -176,22 +157,14 @@ def resolve_weights(ctx: Context, key: str, given: str | None = None) -> dict[st
 
 
 def parameter_count(scenario: Scenario, w) -> dict:
-    """Learnable parameters of loaded weights ``w``: impairment K real spacings, dictionary K x N
-    complex entries, NNBL the trainer's count of real parameters (nnbl.parameter_counts)."""
-    from .. import weights as weights_io
+    """Learnable parameters of loaded weights ``w`` (their method's count: impairment K real
+    spacings, dictionary K x N complex entries, NNBL its networks' real parameters)."""
+    from .. import transceiver
 
-    method = w.method
-    if method == "impairment":
-        return {"real": int(w.tensors["spacings_m"].size)}
-    if method == "dictionary":
-        return {"complex": int(w.tensors["dictionary"].size)}
-    from ..trainer.nnbl import Nnbl, parameter_counts
-
-    return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, weights_io.nnbl_config(w)))["total"])}
+    return transceiver.get(w.method).parameter_count(w, scenario)
 
 
 __all__ = [
-    "CURRICULUM_SHARE",
     "PAPER_MULTI_TARGET",
     "PAPER_SINGLE_TARGET",
     "TINY_STEPS",

@@ -114,9 +114,9 @@ class ResultStore:
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
             json.dump({"key": key, "common": self.common, "result": result}, fh, allow_nan=True, default=_jsonable)
-        from ..weights import _default_mode
+        from ..weights import file_mode
 
-        os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the mode open() would have
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the mode open() would have
         os.replace(tmp, path)  # atomic: a unit file is whole or absent
         self.computed += 1
         return result

@@ -13,8 +13,8 @@ the response to a plane wave from angle theta (rad, broadside = 0) is
 * Unstructured impairments: any K x N_theta dictionary on an angle grid
   (:class:`DictionaryArray`).
 * Element impairments (gain and phase errors, mutual coupling, dead or weak elements) on top
-  of the positions, a(theta) = C diag(g) a_pos(theta): model.impairments (ImpairedArray);
-  :func:`true_array` composes every model a scenario turns on.
+  of the positions, a(theta) = diag(g) C a_pos(theta): model.impairments, whose ``true_array``
+  composes every model a scenario turns on (this module knows nothing of them).
 """
 
 from __future__ import annotations
@@ -144,20 +144,6 @@ def spacing_array(spacings_m: np.ndarray, wavelength_m: float, impairment: str =
     else:
         raise ValueError(f"impairment must be 'spacing' or 'cumulative', got {impairment!r}")
     return PositionArray(pos, wavelength_m, d, kind=impairment)
-
-
-def true_array(scenario: Scenario) -> ArrayModel:
-    """The physical (possibly impaired) array of a scenario: spacings drawn from
-    ``array.impairment_seed`` with std ``array.spacing_std_m`` (0 = ideal) under the spacing
-    model ``array.impairment``, composed with every element model the scenario turns on
-    (model.impairments: a(theta) = C diag(g) a_pos(theta)). Without element models this is
-    the PositionArray of the spacings (as before those models existed)."""
-    from .impairments import impaired_array  # impairments builds on this module
-
-    a = scenario.array
-    lam = scenario.wavelength_m
-    d = draw_spacings(a["antennas"], lam, a["spacing_std_m"], a["impairment_seed"])
-    return impaired_array(spacing_array(d, lam, a["impairment"]), scenario)
 
 
 def scenario_nominal_array(scenario: Scenario) -> PositionArray:

@@ -7,7 +7,7 @@
     of trainer/distributed.py), Adam, ``after_step``, step + 1;
   * the loop ``run``: validation every ``val_every`` steps, the history (one row per step), a
     tqdm progress bar, the CSV log, checkpoints every ``checkpoint_every`` steps, the loss plot,
-    and the weights file (weights.save); under torchrun only rank 0 validates, logs and writes;
+    and the weights file (transceiver.save_weights); under torchrun only rank 0 validates, logs and writes;
   * checkpoints (safetensors, written atomically): the trainer's tensors, the Adam state
     ("adam.<i>.<key>"), step, options, scenario hash, lr and history in the metadata, plus the
     trainer's own metadata; ``load_checkpoint`` refuses an unreadable file, another scenario or
@@ -29,6 +29,7 @@ import torch
 
 from .. import weights as weights_io
 from ..config import Scenario
+from ..transceiver import save_weights
 from . import distributed as dist_ctx
 from .sampler import Batch, FrameSampler
 
@@ -158,7 +159,7 @@ class Harness:
         raise NotImplementedError
 
     def weights_extra(self) -> dict[str, Any]:
-        """Keyword arguments of weights.save beyond the tensors (e.g. nnbl=)."""
+        """Keyword arguments of transceiver.save_weights beyond the tensors (e.g. metadata={"nnbl": ...})."""
         return {}
 
     def parameter_count(self):
@@ -216,7 +217,7 @@ class Harness:
         }
         tmp = path + ".tmp"
         save_file(t, tmp, metadata=meta)
-        os.chmod(tmp, weights_io._default_mode())
+        os.chmod(tmp, weights_io.file_mode())
         os.replace(tmp, path)
 
     def load_checkpoint(self, path: str) -> None:
@@ -303,7 +304,7 @@ class Harness:
                     write_csv(paths["csv"], self.history, self.CSV_FIELDS)
         write_csv(paths["csv"], self.history, self.CSV_FIELDS)
         self.plot(paths["png"])
-        weights_io.save(
+        save_weights(
             out,
             self.scenario,
             self.method,

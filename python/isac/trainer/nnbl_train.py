@@ -45,9 +45,9 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 from ..config import Scenario
+from ..nn.networks import Nnbl, NnblConfig, parameter_counts, state_tensors
 from .harness import CheckpointError, Harness, new_figure, plot_training_loss, save_plot
 from .loss import gospa_equal, positions
-from .nnbl import Nnbl, NnblConfig, parameter_counts, state_tensors
 from .sampler import Batch, FrameSampler
 
 #: paper-scale (Sec. V-A / App. A-B) and CPU profiles
@@ -296,7 +296,7 @@ class NnTrainer(Harness):
         return state_tensors(self.net)
 
     def weights_extra(self) -> dict[str, Any]:
-        return {"nnbl": self.cfg.to_dict()}
+        return {"metadata": {"nnbl": self.cfg.to_dict()}}
 
     # --- log, plot, summary --------------------------------------------------------------------------
     def start_message(self) -> str:

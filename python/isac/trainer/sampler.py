@@ -10,7 +10,7 @@ through the scenario's channel:
   * the ISAC trade-off (eta, phi) from the sweep of Sec. V-C (8 uniform eta in [0, 1], 8
     uniform phi in [0, 7 pi/4]) or the scenario's fixed transmitter.eta / phi_rad;
   * ``received``: the echo (1) through the TRUE (impaired) array (positions and, when the
-    scenario turns them on, the element models C diag(g) of model.impairments), noise,
+    scenario turns them on, the element models diag(g) C of model.impairments), noise,
     reciprocal filter (3).
 
 Randomness: the batch of training step s comes from generators seeded by (seed, "train", s)
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from ..config import SPEED_OF_LIGHT, Scenario
-from ..model.array import true_array
+from ..model.impairments import true_array
 from ..model.ofdm import QPSK
 from ..model.scene import sensing_gain_variance
 from ..simulation import STREAMS
@@ -106,7 +106,7 @@ class FrameSampler:
         self.gain_variance = sensing_gain_variance(sc["snr_sensing_db"], self.K, sc["noise_power"])
         self.true = true_array(scenario)
         self.true_positions = torch.as_tensor(self.true.positions_m, dtype=torch.float64, device=self.device)
-        #: M = C diag(g) of the true array's element models (model.impairments), None without them
+        #: M = diag(g) C of the true array's element models (model.impairments), None without them
         m = getattr(self.true, "element_matrix", None)
         self.true_element_matrix = None if m is None else torch.as_tensor(m, device=self.device)
         self._qpsk = torch.as_tensor(QPSK)

@@ -20,11 +20,9 @@ precoder (parameter sharing between transmitter and receiver):
                    ``parameterisation="position"``, as element positions in units of
                    lambda/2 (same array model, better conditioned for Adam: see docs/trainer.md)
   ImpairmentArray  impairment learning of every model a scenario turns on
-                   (model.impairments.learned_models): a(theta) = C diag(g) a_pos(theta) with
-                   the spacings (a SpacingArray) when learned, complex gains g_k = m_k
-                   exp(l_k + j phi_k) (log-amplitude l in nepers and phase phi in rad, both
-                   initialised at 0; the amplitude m of the dead / weak element model
-                   initialised at 1) and the coupling coefficients c_1..c_L (initialised at 0):
+                   (model.impairments.learned_models): a(theta) = diag(g) C a_pos(theta) with
+                   the spacings (a SpacingArray) when learned and the parameters each element
+                   model of model.impairments learns (its ``initial`` and ``torch_factor``):
                    twin of model.impairments.ImpairedArray
   DictionaryArray  dictionary learning: a free K x N_theta complex dictionary initialised
                    from the nominal steering matrix on the grid
@@ -46,9 +44,7 @@ from ..model import array as np_array
 from ..model import impairments as np_impairments
 from ..model import reciprocal as _np_reciprocal
 from ..model.grids import full_angle_grid
-
-CDTYPE = torch.complex64
-RDTYPE = torch.float64
+from ..nn.twins import CDTYPE, RDTYPE, delay_vector, isac_beam, normalise, steering_matrix  # noqa: F401 (shared)
 
 
 # --- array geometry -------------------------------------------------------------------
@@ -77,16 +73,6 @@ def positions_from_spacings(spacings: torch.Tensor, impairment: str) -> torch.Te
     raise ValueError(f"impairment must be 'spacing' or 'cumulative', got {impairment!r}")
 
 
-def steering_matrix(positions_m: torch.Tensor, angles_rad: torch.Tensor, wavelength_m: float) -> torch.Tensor:
-    """[a(theta)]_k = exp(-j 2 pi p_k sin(theta) / lambda): positions (K,) and angles (...,)
-    give (..., K) -- note: angles lead, the antenna axis is last (batched atoms).
-    Use ``steering_matrix(p, grid).T`` for the K x N matrix of model.array.steering_matrix."""
-    p = positions_m.to(RDTYPE)
-    th = torch.as_tensor(angles_rad, dtype=RDTYPE, device=p.device)
-    phase = (-2.0 * math.pi / wavelength_m) * torch.sin(th)[..., None] * p
-    return torch.polar(torch.ones_like(phase), phase).to(CDTYPE)
-
-
 class LearnableArray(torch.nn.Module):
     """Interface of the learnable arrays: ``grid_rad`` (N_theta,) float64 buffer,
     ``dictionary()`` K x N_theta on the grid, ``atoms(angles)`` (..., K) off the grid."""
@@ -104,6 +90,10 @@ class LearnableArray(torch.nn.Module):
         """Dictionary columns at grid indices (...,) -> (..., K). Structured arrays
         recompute only these columns; the dictionary array gathers them."""
         return self.atoms(self.grid_rad[index])
+
+    def weight_tensors(self) -> dict[str, np.ndarray]:  # pragma: no cover - interface
+        """The learned array as the tensors of its weights file (transceiver.save_weights)."""
+        raise NotImplementedError
 
 
 class SpacingArray(LearnableArray):
@@ -182,84 +172,80 @@ class SpacingArray(LearnableArray):
     def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
         return steering_matrix(self.positions_m(), angles_rad, self.wavelength_m)
 
+    def weight_tensors(self) -> dict[str, np.ndarray]:
+        """spacings_m, positions_m (K,) [m] and angle_grid_rad (N_theta,) [rad], float64."""
+        with torch.no_grad():
+            return {
+                "spacings_m": self.spacings_m().cpu().numpy().astype(np.float64),
+                "positions_m": self.positions_m().cpu().numpy().astype(np.float64),
+                "angle_grid_rad": self.grid_rad.cpu().numpy(),
+            }
+
     def dictionary(self) -> torch.Tensor:
         return self.atoms(self.grid_rad).T
 
 
-def coupling_matrix(coefficients: torch.Tensor, antennas: int) -> torch.Tensor:
-    """Banded symmetric Toeplitz C (K x K complex128) from c_1..c_L (L,) complex, 1 on the
-    diagonal, zero beyond the band; differentiable in c. Twin of model.impairments.coupling_matrix."""
-    c = coefficients.to(torch.complex128)
-    L = c.shape[0]
-    one = torch.ones(1, dtype=torch.complex128, device=c.device)
-    full = torch.cat([one, c, torch.zeros(1, dtype=torch.complex128, device=c.device)])
-    k = torch.arange(antennas, device=c.device)
-    lag = (k[:, None] - k[None, :]).abs().clamp(max=L + 1)
-    return full[lag]
-
-
 class ImpairmentArray(LearnableArray):
-    """Impairment learning of the models ``models`` (a subset of model.impairments.MODELS, as
-    model.impairments.learned_models gives them): a(theta) = C diag(g) a_pos(theta).
+    """Impairment learning of the models ``models`` (as model.impairments.learned_models gives
+    them): a(theta) = diag(g) C a_pos(theta), twin of model.impairments.ImpairedArray.
 
-    Parameters (each present only when its model is learned):
-      spacing   the spacings of a SpacingArray submodule ``positions`` (u = d / (lambda/2),
-                initialised at 1); otherwise the nominal positions are a fixed buffer
-      gain      ``log_gain`` (K,) log-amplitude in nepers (ln |g_k|, 0 dB = 0) and ``phase``
-                (K,) rad, initialised at 0
-      dead      ``amplitude`` (K,) the linear amplitude factor m_k, initialised at 1
-      coupling  ``coupling`` (L, 2): Re and Im of c_1..c_L, initialised at 0 (C = I)
-    ``atoms`` / ``dictionary`` are the physical responses (the transmitter's LS synthesis);
-    the receiver matches ``ReceiverView(self)``."""
+    The spacings, when learned, are a SpacingArray submodule ``positions`` (u = d / (lambda/2),
+    initialised at 1); otherwise the nominal positions are a fixed buffer. Each element model of
+    model.impairments learns the parameters its ``initial(scenario)`` gives (at "no impairment"),
+    in ``learned[model][name]``, and gives its factor of the element matrix by ``torch_factor``.
+    ``atoms`` / ``dictionary`` are the physical responses (the transmitter's LS synthesis); the
+    receiver matches ``ReceiverView(self)``."""
 
     def __init__(
         self,
-        antennas: int,
-        wavelength_m: float,
-        grid_points: int = 720,
-        impairment: str = "spacing",
+        scenario,
         models: tuple[str, ...] = ("spacing",),
-        coupling_taps: int = 0,
+        grid_points: int = 720,
         parameterisation: str = "spacing",
     ):
         super().__init__()
-        unknown = set(models) - set(np_impairments.MODELS)
-        if unknown or not models:
-            raise ValueError(f"models must be a non-empty subset of {np_impairments.MODELS}, got {models!r}")
-        if ("coupling" in models) != (coupling_taps > 0):
-            raise ValueError(f"coupling_taps must be > 0 exactly when 'coupling' is learned, got {coupling_taps}")
-        self.antennas = int(antennas)
-        self.wavelength_m = float(wavelength_m)
-        self.models = tuple(m for m in np_impairments.MODELS if m in models)
+        known = np_impairments.models()
+        if not models or any(m not in known for m in models):
+            raise ValueError(f"models must be a non-empty subset of {known}, got {models!r}")
+        K = scenario.array["antennas"]
+        self.antennas = int(K)
+        self.wavelength_m = float(scenario.wavelength_m)
+        self.models = tuple(m for m in known if m in models)
         self.register_buffer("grid_rad", torch.as_tensor(full_angle_grid(grid_points), dtype=RDTYPE))
-        if "spacing" in self.models:
-            self.positions = SpacingArray(antennas, wavelength_m, grid_points, impairment, parameterisation)
+        if np_impairments.POSITION_MODEL in self.models:
+            self.positions = SpacingArray(
+                K, self.wavelength_m, grid_points, scenario.array["impairment"], parameterisation
+            )
         else:
             self.positions = None
-            nominal = np_array.positions_example1(np.full(antennas, wavelength_m / 2))
+            nominal = np_array.positions_example1(np.full(K, self.wavelength_m / 2))
             self.register_buffer("nominal_positions_m", torch.as_tensor(nominal, dtype=RDTYPE))
-        if "gain" in self.models:
-            self.log_gain = torch.nn.Parameter(torch.zeros(antennas, dtype=RDTYPE))
-            self.phase = torch.nn.Parameter(torch.zeros(antennas, dtype=RDTYPE))
-        if "dead" in self.models:
-            self.amplitude = torch.nn.Parameter(torch.ones(antennas, dtype=RDTYPE))
-        if "coupling" in self.models:
-            self.coupling = torch.nn.Parameter(torch.zeros(int(coupling_taps), 2, dtype=RDTYPE))
+        self.learned = torch.nn.ModuleDict(
+            {
+                name: torch.nn.ParameterDict(
+                    {
+                        k: torch.nn.Parameter(torch.as_tensor(v, dtype=RDTYPE))
+                        for k, v in np_impairments.element_model(name).initial(scenario).items()
+                    }
+                )
+                for name in self.element_models
+            }
+        )
 
-    def parameter_groups(self) -> dict[str, list[torch.nn.Parameter]]:
-        """Parameter group -> its learnable parameters (for per-group learning rates):
-        "spacing", "gain_amplitude" (log_gain), "gain_phase" (phase), "dead" (amplitude),
-        "coupling"."""
+    @property
+    def element_models(self) -> tuple[str, ...]:
+        return tuple(m for m in self.models if m != np_impairments.POSITION_MODEL)
+
+    def parameter_groups(self) -> dict[str, tuple[list[torch.nn.Parameter], float]]:
+        """Parameter group -> (its learnable parameters, its learning rate in units of the run's
+        lr): "spacing", and "MODEL.NAME" for each element model's parameter (the model's lr_scale)."""
         out = {}
         if self.positions is not None:
-            out["spacing"] = list(self.positions.parameters())
-        if "gain" in self.models:
-            out["gain_amplitude"] = [self.log_gain]
-            out["gain_phase"] = [self.phase]
-        if "dead" in self.models:
-            out["dead"] = [self.amplitude]
-        if "coupling" in self.models:
-            out["coupling"] = [self.coupling]
+            out["spacing"] = (list(self.positions.parameters()), 1.0)
+        for model in self.element_models:
+            scales = np_impairments.element_model(model).lr_scale
+            for name, param in self.learned[model].items():
+                out[f"{model}.{name}"] = ([param], float(scales.get(name, 1.0)))
         return out
 
     def positions_m(self) -> torch.Tensor:
@@ -270,25 +256,36 @@ class ImpairmentArray(LearnableArray):
             return self.positions.spacings_m()
         return torch.full((self.antennas,), self.wavelength_m / 2, dtype=RDTYPE, device=self.grid_rad.device)
 
-    def gains(self) -> torch.Tensor:
-        """g (K,) complex128: m_k exp(l_k + j phi_k) (1 for the models not learned)."""
+    def element_matrix(self) -> torch.Tensor:
+        """M = diag(g) C (K x K complex128): g the product of the chain models' factors, C of the
+        antenna models' (twin of model.impairments.element_matrix)."""
         dev = self.grid_rad.device
         g = torch.ones(self.antennas, dtype=torch.complex128, device=dev)
-        if "gain" in self.models:
-            g = torch.polar(torch.exp(self.log_gain), self.phase)
-        if "dead" in self.models:
-            g = g * self.amplitude.to(torch.complex128)
-        return g
+        C = None
+        for model in self.element_models:
+            m = np_impairments.element_model(model)
+            f = m.torch_factor(dict(self.learned[model].items()), self.antennas).to(torch.complex128)
+            if m.stage == "chain":
+                g = g * f
+            else:
+                C = f if C is None else C @ f
+        if C is None:
+            C = torch.eye(self.antennas, dtype=torch.complex128, device=dev)
+        return g[:, None] * C
 
-    def coupling_coefficients(self) -> torch.Tensor:
-        """c_1..c_L (L,) complex128 (empty without coupling)."""
-        if "coupling" not in self.models:
-            return torch.zeros(0, dtype=torch.complex128, device=self.grid_rad.device)
-        return torch.complex(self.coupling[:, 0], self.coupling[:, 1])
-
-    def element_matrix(self) -> torch.Tensor:
-        """M = C diag(g) (K x K complex128)."""
-        return coupling_matrix(self.coupling_coefficients(), self.antennas) * self.gains()[None, :]
+    def weight_tensors(self) -> dict[str, np.ndarray]:
+        """spacings_m, positions_m, angle_grid_rad (SpacingArray's) and the learned element models'
+        tensors (model.impairments: each model's to_weights), float64."""
+        with torch.no_grad():
+            out = {
+                "spacings_m": self.spacings_m().cpu().numpy().astype(np.float64),
+                "positions_m": self.positions_m().cpu().numpy().astype(np.float64),
+                "angle_grid_rad": self.grid_rad.cpu().numpy(),
+            }
+            for model in self.element_models:
+                learned = {k: v.detach().cpu().numpy().astype(np.float64) for k, v in self.learned[model].items()}
+                out.update(np_impairments.element_model(model).to_weights(learned))
+        return out
 
     def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
         a = steering_matrix(self.positions_m(), angles_rad, self.wavelength_m).to(torch.complex128)  # (..., K)
@@ -366,6 +363,14 @@ class DictionaryArray(LearnableArray):
     def grid_columns(self, index: torch.Tensor) -> torch.Tensor:
         return self.A.T[index]
 
+    def weight_tensors(self) -> dict[str, np.ndarray]:
+        """dictionary (K, N_theta) complex64 and angle_grid_rad (N_theta,) [rad]."""
+        with torch.no_grad():
+            return {
+                "dictionary": self.A.cpu().numpy().astype(np.complex64),
+                "angle_grid_rad": self.grid_rad.cpu().numpy(),
+            }
+
     def atoms(self, angles_rad: torch.Tensor) -> torch.Tensor:
         th = torch.as_tensor(angles_rad, dtype=RDTYPE, device=self.A.device)
         g = self.grid_rad
@@ -414,21 +419,6 @@ def desired_beampattern(grid_rad: torch.Tensor, lo: torch.Tensor, hi: torch.Tens
     return inside.to(RDTYPE) * float(antennas)
 
 
-def normalise(f: torch.Tensor, power: float = 1.0) -> torch.Tensor:
-    """sqrt(P) f / ||f|| along the last axis."""
-    return math.sqrt(power) * f / torch.linalg.vector_norm(f, dim=-1, keepdim=True)
-
-
-def isac_beam(f_r: torch.Tensor, f_c: torch.Tensor, eta, phi, power: float = 1.0) -> torch.Tensor:
-    """ISAC precoder (5), batched: eta, phi scalars or (B,) tensors; f_r, f_c (..., K)."""
-    eta = torch.as_tensor(eta, dtype=RDTYPE, device=f_r.device)
-    phi = torch.as_tensor(phi, dtype=RDTYPE, device=f_r.device)
-    if eta.ndim:
-        eta, phi = eta[..., None], phi[..., None]
-    mix = torch.sqrt(eta) * f_r + torch.sqrt(1.0 - eta) * torch.polar(torch.ones_like(phi), phi) * f_c
-    return normalise(mix, power)
-
-
 def sector_beams(array: LearnableArray, lo: torch.Tensor, hi: torch.Tensor, rcond: float = 0.1) -> torch.Tensor:
     """Unit-norm LS beams (6)-(7) of the learnable array towards intervals [lo, hi] (B,),
     synthesised on the array's grid (shared with the receiver). (B, K) complex128."""
@@ -437,14 +427,6 @@ def sector_beams(array: LearnableArray, lo: torch.Tensor, hi: torch.Tensor, rcon
 
 
 # --- OFDM and the sensing echo -----------------------------------------------------------------
-def delay_vector(delays_s: torch.Tensor, subcarriers: int, spacing_hz: float) -> torch.Tensor:
-    """rho(tau): exp(-j 2 pi s Delta_f tau), s = 0..S-1; (...,) -> (..., S) complex64."""
-    tau = torch.as_tensor(delays_s, dtype=RDTYPE)
-    s = torch.arange(subcarriers, dtype=RDTYPE, device=tau.device)
-    phase = (-2.0 * math.pi * spacing_hz) * tau[..., None] * s
-    return torch.polar(torch.ones_like(phase), phase).to(CDTYPE)
-
-
 def sensing_echo(
     true_positions_m: torch.Tensor,
     wavelength_m: float,
@@ -462,7 +444,7 @@ def sensing_echo(
         Y_r = 1/sqrt(S) sum_t psi_t a(theta_t) a(theta_t)^T f [x (.) rho(tau_t)]^T
 
     precoder f (B, K), symbols x (B, S), angles/delays/gains (B, T), present (B, T) bool
-    -> (B, K, S) complex64. Differentiable in the precoder. ``element_matrix`` M = C diag(g)
+    -> (B, K, S) complex64. Differentiable in the precoder. ``element_matrix`` M = diag(g) C
     (K x K) of an impaired true array (model.impairments.ImpairedArray): a = M a_pos."""
     S = symbols.shape[-1]
     a = steering_matrix(true_positions_m, angles_rad, wavelength_m)  # (B, T, K)

@@ -18,9 +18,9 @@ Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean arr
 |a(theta; d^)^H a(theta; d)| / K over the training angles [-70, 70] deg, and the spacing error
 ||d^ - d||. When the scenario turns on element models (model.impairments: gain and phase
 errors, mutual coupling, dead or weak elements), impairment learning learns the parameters of
-every active model (model.impairments.learned_models; torch_model.ImpairmentArray), each model
-with its own learning rate (LR_SCALE times the lr), dOMP matches the atoms at equal norms
-(torch_model.ReceiverView), and validation also reports the element error of M = C diag(g).
+every active model (model.impairments.learned_models; torch_model.ImpairmentArray), each
+parameter with its own learning rate (its model's lr_scale times the lr), dOMP matches the atoms at equal norms
+(torch_model.ReceiverView), and validation also reports the element error of M = diag(g) C.
 Under torchrun the step is data parallel (trainer/distributed.py): each rank draws its slice
 of the step's frames from the same generators and DistributedDataParallel averages the
 gradients.
@@ -39,7 +39,7 @@ import torch
 
 from ..config import Scenario
 from ..model.grids import delay_grid
-from ..model.impairments import learned_models
+from ..transceiver import get
 from . import distributed as dist_ctx
 from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
@@ -47,22 +47,15 @@ from .harness import CheckpointError, Harness, new_figure, plot_training_loss, s
 from .loss import gospa_equal, mse_single, positions
 from .sampler import DRAW_CHUNK, Batch, FrameSampler
 
-METHODS = ("impairment", "dictionary")
 COHERENCE_SPAN_DEG = 70.0  # training sectors reach theta_mean +- Delta/2 <= 60 + 10 deg
 
-#: learning rate of each group of impairment parameters (torch_model.ImpairmentArray.parameter_groups),
-#: in units of the run's lr (the spacings' lr, in units of lambda/2; log-amplitudes in nepers,
-#: phases in rad, amplitudes and coupling coefficients linear; docs/trainer.md)
-LR_SCALE = {"spacing": 1.0, "gain_amplitude": 1.0, "gain_phase": 10.0, "dead": 1.0, "coupling": 1.0}
-
-#: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations; lr in the units
-#: of our parameters, see docs/trainer.md) and the CPU --quick profile.
+#: paper-scale defaults (Sec. V-A/V-D: multi-target B = 1500, 25,000 iterations) and the CPU
+#: --quick profile; each method's learning rate per profile is its own (its registry class's
+#: ``learning_rate``, in the units of its parameters: docs/trainer.md)
 PROFILES: dict[str, dict[str, Any]] = {
     "paper": {
         "batch": 1500,
         "iterations": 25000,
-        "lr_impairment": 1e-3,
-        "lr_dictionary": 5e-3,
         "curriculum_steps": 10000,
         "val_every": 500,
         "val_frames": 1000,
@@ -71,8 +64,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "batch": 32,
         "iterations": 1000,
-        "lr_impairment": 2e-3,
-        "lr_dictionary": 5e-3,
         "curriculum_steps": 600,
         "val_every": 100,
         "val_frames": 128,
@@ -88,7 +79,7 @@ class TrainOptions:
     method: str = "impairment"
     iterations: int = PROFILES["paper"]["iterations"]
     batch: int = PROFILES["paper"]["batch"]
-    lr: float | None = None  # None: the profile's lr for the method
+    lr: float | None = None  # None: the method's lr for the profile (its learning_rate)
     lr_final: float | None = None  # geometric decay of the lr to this value at the last step (None: constant)
     seed: int = 0
     temperature: float = DEFAULT_TEMPERATURE  # softmax temperature at the start
@@ -108,16 +99,17 @@ class TrainOptions:
     dictionary_points: int | None = None  # dictionary learning: N_theta of the learnable grid (None: beam_grid)
 
     def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, got {self.method!r}")
+        from ..transceiver import LearnedArrayMethod, get, methods
+
+        array_methods = [m for m in methods() if isinstance(get(m), LearnedArrayMethod)]
+        if self.method not in array_methods:
+            raise ValueError(f"method must be one of {', '.join(array_methods)}, got {self.method!r}")
         if self.dictionary_points is not None:
-            if self.method != "dictionary":
-                raise ValueError("dictionary_points applies to method 'dictionary' only")
             if int(self.dictionary_points) < 2:
                 raise ValueError(f"dictionary_points must be >= 2, got {self.dictionary_points}")
             self.dictionary_points = int(self.dictionary_points)
         if self.lr is None:
-            self.lr = PROFILES[self.profile][f"lr_{self.method}"]
+            self.lr = get(self.method).learning_rate[self.profile]
         if self.curriculum_steps < 0 or not 0 <= self.curriculum_start_deg <= self.theta_mean_deg:
             raise ValueError("curriculum_steps must be >= 0 and 0 <= curriculum_start_deg <= theta_mean_deg")
         for name in ("iterations", "batch", "val_every", "val_frames", "checkpoint_every"):
@@ -172,7 +164,8 @@ class TrainOptions:
 
 
 class Trainer(Harness):
-    """Impairment or dictionary learning: the learnable array, dOMP and Adam on the harness."""
+    """Learning of a method's array (impairment, dictionary, or a registered
+    transceiver.LearnedArrayMethod): the method's learnable array, dOMP and Adam on the harness."""
 
     CSV_FIELDS = (
         "step",
@@ -205,43 +198,24 @@ class Trainer(Harness):
         )
         super().__init__(scenario, options, device, sampler, dist)
         self.method = options.method
-        a = scenario.array
-        self.K, self.S, self.T = a["antennas"], scenario.ofdm["subcarriers"], T
-        self.grid_points = scenario.transmitter["beam_grid"]
+        self.K, self.S, self.T = scenario.array["antennas"], scenario.ofdm["subcarriers"], T
         self.rcond = scenario.transmitter["beam_rcond"]
         self.true = sampler.true
-        #: the impairment models learned (model.impairments.learned_models); () for a dictionary
-        self.models: tuple[str, ...] = ()
-        if options.method == "impairment":
-            self.models = learned_models(scenario)
-            if self.models == ("spacing",):  # the paper's impairment learning (Sec. IV-A)
-                self.array = tm.SpacingArray(
-                    self.K, scenario.wavelength_m, self.grid_points, a["impairment"], options.parameterisation
-                )
-            else:
-                self.array = tm.ImpairmentArray(
-                    self.K,
-                    scenario.wavelength_m,
-                    self.grid_points,
-                    a["impairment"],
-                    self.models,
-                    a["coupling_taps"] if "coupling" in self.models else 0,
-                    options.parameterisation,
-                )
-                self.CSV_FIELDS = self.CSV_FIELDS[:-2] + ("element_error",) + self.CSV_FIELDS[-2:]
-        else:
-            if options.dictionary_points is not None:  # complexity-limited dictionary (Sec. V-C)
-                self.grid_points = options.dictionary_points
-            self.array = tm.DictionaryArray(self.K, scenario.wavelength_m, self.grid_points)
+        self.array = get(options.method).learnable_array(scenario, options)
+        self.grid_points = int(self.array.grid_rad.shape[0])
+        #: the array models learned (model.impairments.learned_models); () for an unstructured array
+        self.models: tuple[str, ...] = getattr(self.array, "models", ())
+        if isinstance(self.array, tm.ImpairmentArray):
+            self.CSV_FIELDS = self.CSV_FIELDS[:-2] + ("element_error",) + self.CSV_FIELDS[-2:]
         self.array.to(self.device)
         delays = delay_grid(scenario.range_interval_m, scenario.receiver["delay_grid"])
         self.domp = DifferentiableOmp(
             tm.receiver_array(self.array), delays, self.S, scenario.ofdm["spacing_hz"], options.temperature
         ).to(self.device)
-        if isinstance(self.array, tm.ImpairmentArray):  # one parameter group per kind, its own lr
+        if isinstance(self.array, tm.ImpairmentArray):  # one parameter group per parameter, its own lr
             groups = [
-                {"params": ps, "lr": options.lr * LR_SCALE[g], "lr_scale": LR_SCALE[g], "group": g}
-                for g, ps in self.array.parameter_groups().items()
+                {"params": ps, "lr": options.lr * scale, "lr_scale": scale, "group": g}
+                for g, (ps, scale) in self.array.parameter_groups().items()
             ]
             self.optimizer = torch.optim.Adam(groups, lr=options.lr)
         else:
@@ -337,7 +311,7 @@ class Trainer(Harness):
 
     @torch.no_grad()
     def element_error(self) -> float:
-        """min_s ||s M^ - M||_F / ||M||_F of the element matrices M = C diag(g) (learned M^, true
+        """min_s ||s M^ - M||_F / ||M||_F of the element matrices M = diag(g) C (learned M^, true
         M): the relative error after the best common complex scale s, which no loss can see (a
         common gain and phase of every element only scales the maps)."""
         est, true = self.array.element_matrix(), self._true_element
@@ -370,20 +344,7 @@ class Trainer(Harness):
         self.load_adam(tensors, meta, path)
 
     def weight_tensors(self) -> dict[str, np.ndarray]:
-        grid = self.array.grid_rad.cpu().numpy()
-        if isinstance(self.array, (tm.SpacingArray, tm.ImpairmentArray)):
-            out = {
-                "spacings_m": self.array.spacings_m().detach().cpu().numpy().astype(np.float64),
-                "positions_m": self.array.positions_m().detach().cpu().numpy().astype(np.float64),
-                "angle_grid_rad": grid,
-            }
-            if isinstance(self.array, tm.ImpairmentArray):
-                out.update(element_tensors(self.array))
-            return out
-        return {
-            "dictionary": self.array.dictionary().detach().cpu().numpy().astype(np.complex64),
-            "angle_grid_rad": grid,
-        }
+        return self.array.weight_tensors()
 
     # --- log and plot ----------------------------------------------------------------------------
     def format_row(self, row: dict[str, Any]) -> str:
@@ -405,21 +366,6 @@ class Trainer(Harness):
     def plot(self, path: str) -> None:
         o = self.options
         plot_history(path, self.history, f"{o.method} learning ({o.loss})", min(o.curriculum_steps, o.iterations))
-
-
-def element_tensors(array: "tm.ImpairmentArray") -> dict[str, np.ndarray]:
-    """The weights tensors of the element models of a learned ImpairmentArray (weights.py):
-    gain_db and phase_rad (K,), amplitude (K,), coupling (L, 2) [Re, Im], float64."""
-    out = {}
-    with torch.no_grad():
-        if "gain" in array.models:
-            out["gain_db"] = (array.log_gain * (20.0 / math.log(10.0))).cpu().numpy().astype(np.float64)
-            out["phase_rad"] = array.phase.cpu().numpy().astype(np.float64)
-        if "dead" in array.models:
-            out["amplitude"] = array.amplitude.cpu().numpy().astype(np.float64)
-        if "coupling" in array.models:
-            out["coupling"] = array.coupling.cpu().numpy().astype(np.float64)
-    return out
 
 
 class _FrameLoss(torch.nn.Module):
@@ -487,13 +433,10 @@ def train(
 __all__ = [
     "COHERENCE_SPAN_DEG",
     "DRAW_CHUNK",
-    "LR_SCALE",
-    "METHODS",
     "PROFILES",
     "Batch",
     "TrainOptions",
     "Trainer",
-    "element_tensors",
     "plot_history",
     "train",
 ]

@@ -1,19 +1,29 @@
 """NNBL (Appendix A) deployed: the precoder MLP and the receiver networks of an
-``isac-train --method nn`` weights file, behind the same interfaces as the model-based methods.
-torch is imported here, and only when a method "nn" transceiver is built."""
+``isac-train --method nn`` weights file (gnuradio.isac.nn), behind the same interfaces as the
+model-based methods. torch is imported here, and only when a method "nn" transceiver is built;
+no training code is."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from ..config import SPEED_OF_LIGHT, Scenario
+from ..model.geometry import FrameGeometry
 from ..model.omp import OmpResult
+from ..nn.schema import NnblConfig
+
+
+def nnbl_config(weights) -> NnblConfig:
+    """The NnblConfig (nn.schema: layer sizes, no torch) of "nn" weights."""
+    import json
+
+    return NnblConfig(**json.loads(weights.metadata["nnbl"]))
 
 
 def networks(scenario: Scenario, weights):
-    """The trainer.nnbl.Nnbl networks of validated "nn" ``weights`` (weights.Weights), in eval mode.
-    Built once per Weights object and numerology (cached on the object: every block and app of a
-    process that shares the object shares the networks)."""
+    """The nn.networks.Nnbl networks of validated "nn" ``weights``, in eval mode. Built once per
+    Weights object and numerology (cached on the object: every block and app of a process that
+    shares the object shares the networks)."""
     key = (
         scenario.wavelength_m,
         scenario.ofdm["subcarriers"],
@@ -23,8 +33,7 @@ def networks(scenario: Scenario, weights):
     )
     cache = weights.__dict__.setdefault("_nnbl_networks", {})
     if key not in cache:
-        from ..trainer.nnbl import Nnbl, load_tensors
-        from ..weights import nnbl_config
+        from ..nn.networks import Nnbl, load_tensors
 
         net = Nnbl.for_scenario(scenario, nnbl_config(weights))
         load_tensors(net, weights.tensors)
@@ -44,26 +53,43 @@ def nn_precoder(net, scenario: Scenario) -> np.ndarray:
     return f[0].numpy().astype(np.complex64)
 
 
+class NnTransmitter:
+    """The NNBL precoder MLP (Appendix A) as a transmitter (registry.Transmitter)."""
+
+    def __init__(self, net):
+        self.net = net
+
+    def precoder(self, scenario: Scenario) -> np.ndarray:
+        return nn_precoder(self.net, scenario)
+
+
 class NnSensingReceiver:
     """NNBL receiver (Appendix A) on Y~ (B, K, S) -> OmpResult: ``peaks`` are the detection
     probabilities u^ sorted in decreasing order (so OmpResult.counts(delta) and
     metrics.calibrate_threshold count the u^ > delta), angles and delays the first T_max output
-    slots (training pairs the first T slots with the T targets); indices and gains are zero."""
+    slots (training pairs the first T slots with the T targets); indices and gains are zero.
+    Its networks use torch's threads: it runs one estimation at a time (``parallel`` False)."""
 
     receiver = "nn"
+    kernel = "torch"
+    peaks = "probability"
+    parallel = False
 
     def __init__(self, scenario: Scenario, net):
         import torch
 
         self.torch = torch
         self.net = net.eval()
+        self.geometry = FrameGeometry.of(scenario)
         self.max_targets = scenario.scene["max_targets"]
         self.sector_rad = scenario.target_sector_rad
         self.array = None
 
     def __call__(self, y_tilde: np.ndarray) -> OmpResult:
         torch = self.torch
-        y = torch.as_tensor(np.ascontiguousarray(y_tilde, dtype=np.complex64))
+        y = np.ascontiguousarray(y_tilde, dtype=np.complex64)
+        self.geometry.check_array(y, "receiver 'nn'")
+        y = torch.as_tensor(y if y.ndim == 3 else y[None])
         B, T = y.shape[0], self.max_targets
         lo = torch.full((B,), self.sector_rad[0], dtype=torch.float64)
         hi = torch.full((B,), self.sector_rad[1], dtype=torch.float64)
@@ -81,4 +107,4 @@ class NnSensingReceiver:
         )
 
 
-__all__ = ["NnSensingReceiver", "networks", "nn_precoder"]
+__all__ = ["NnSensingReceiver", "NnTransmitter", "networks", "nn_precoder", "nnbl_config"]

@@ -7,7 +7,7 @@ receiver's input map.
 Transmitter (App. A-B): an MLP f_eps: R^2 -> R^2K, input the sector {min, max} in rad, 3 hidden
 layers of 8K ReLU units (``limited``: 4), output [Re f; Im f] normalised to unit norm. The same
 MLP gives f_r (target sector) and f_c (communication sector), mixed by (5)
-(torch_model.isac_beam).
+(nn.twins.isac_beam).
 
 Receiver input: the angle-delay map L = |Phi_a^H Y~ Phi_d^*|^2 of Sec. III (Algorithm 1, line 5)
 with NOMINAL dictionaries: N_theta angles uniform over the frame's a-priori sector
@@ -46,7 +46,7 @@ is the i-th potential target (training uses the first T slots, see nnbl_train).
 
 ``limited`` (App. A-B, complexity limits): precoder hidden 4, maxpool 4x4, 3 residual blocks,
 channels / 4, MLP hidden layers of 4 units. The sizes (NnblConfig) and the tensor names and shapes
-they imply (expected_shapes) live in the torch-free gnuradio.isac.nn_schema.
+they imply (expected_shapes) live in the torch-free gnuradio.isac.nn.schema.
 """
 
 from __future__ import annotations
@@ -60,8 +60,8 @@ from torch import nn
 
 from ..model import array as np_array
 from ..model.grids import delay_grid
-from ..nn_schema import APRIORI_INPUTS, NnblConfig, expected_shapes  # noqa: F401 (expected_shapes: re-exported)
-from . import torch_model as tm
+from . import twins as tm
+from .schema import APRIORI_INPUTS, NnblConfig, expected_shapes  # noqa: F401 (expected_shapes: re-exported)
 
 #: the range a-priori inputs are divided by and the range head's output multiplied by (m)
 RANGE_SCALE_M = 100.0

@@ -1,11 +1,11 @@
 """NNBL tensor schema (Appendix A) without torch: the network sizes and the tensors they imply.
 
-``NnblConfig`` holds the sizes of the NNBL networks (trainer/nnbl.py builds them in torch);
+``NnblConfig`` holds the sizes of the NNBL networks (nn/networks.py builds them in torch);
 ``expected_shapes(cfg)`` gives the name -> shape of every tensor of an "nn" weights file,
-computed from the layer sizes below, so that weights.py can validate a file without torch.
+computed from the layer sizes below, so that a weights file is validated without torch.
 tests/test_nnbl.py pins it to the state tensors of the torch networks.
 
-Layout (the state_dict names of trainer/nnbl.py; BN = weight, bias, running_mean, running_var;
+Layout (the state_dict names of nn/networks.py; BN = weight, bias, running_mean, running_var;
 the BN batch counters are not part of a weights file):
 
   precoder.net.{0,2,4,6}   Linear 2 -> h -> h -> h -> 2K               (h: precoder_hidden)

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Generate grc/isac_scenario.block.yml, GRC's ISAC Scenario variable block, from the
+configuration schema (python/isac/config_schema.py): one parameter per configuration key (its
+id ``section_name``, its type, its default, a tab per section, the documentation line as the
+parameter's tooltip) and one GRC assert per key from the key's allowed range, so that GRC itself
+shows an out-of-range value with the key and the range before the flowgraph runs.
+
+    python3 tools/gen_grc_scenario.py          # rewrite grc/isac_scenario.block.yml
+    python3 tools/gen_grc_scenario.py --check  # exit 1 if it is out of date
+
+The block's value is ``isac.scenario_of_fields(source, config_file, {key: field, ...})``
+(gnuradio.isac.config_grc), which validates the whole scenario (the cross-key rules too: GRC
+shows its message when it refuses). The schema is loaded from the source tree (standard library
+only), so this runs without a build.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "grc" / "isac_scenario.block.yml"
+
+
+def load_schema():
+    spec = importlib.util.spec_from_file_location("isac_config_schema", REPO / "python" / "isac" / "config_schema.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve the module by name
+    spec.loader.exec_module(module)
+    return module
+
+
+SCHEMA = load_schema()
+#: section -> its tab in the block's properties
+TABS = {
+    "array": "Array",
+    "ofdm": "OFDM",
+    "scene": "Scene",
+    "transmitter": "Transmitter",
+    "receiver": "Receiver",
+    "run": "Run",
+}
+#: the keys shown on the block's face (the others in its properties only)
+ON_FACE = ("array.antennas", "ofdm.subcarriers", "scene.snr_sensing_db", "scene.target_sector_deg", "transmitter.eta")
+#: key-name suffixes that are units
+UNITS = {"hz": "Hz", "m": "m", "deg": "deg", "db": "dB", "rad": "rad", "mps": "m/s", "s": "s"}
+#: the Python text of the bounds that depend on other keys (Key.maximum_ref), in field ids
+REFS = {
+    "ofdm.subcarriers": "ofdm_subcarriers",
+    "c/(2*ofdm.spacing_hz)": "299792458.0 / (2 * ofdm_spacing_hz)",
+    "array.antennas - 1": "(array_antennas - 1)",
+}
+DTYPES = {"int": "int", "float": "real", "interval": "real_vector", "list": "int_vector", "str": "enum"}
+
+
+def label(key) -> str:
+    words = key.name.split("_")
+    unit = UNITS.get(words[-1]) if len(words) > 1 else None
+    text = " ".join(words[:-1] if unit else words)
+    text = text[0].upper() + text[1:]
+    symbol = key.paper.split(",")[0].split(" (")[0].strip()
+    if len(symbol) <= 6 and symbol not in ("-",):
+        text += f", {symbol}"
+    return f"{text} ({unit})" if unit else text
+
+
+def quote(text: str) -> str:
+    """A YAML single-quoted scalar."""
+    return "'" + str(text).replace("'", "''") + "'"
+
+
+def num(x) -> str:
+    """A number as a short Python literal: 60e9, 120e3, 0.0002, 1048576."""
+    if isinstance(x, float) and abs(x) >= 1e5 and x == int(x):
+        exponent = 3 * ((len(str(int(abs(x)))) - 1) // 3)
+        return f"{SCHEMA._num(x / 10**exponent)}e{exponent}"
+    text = SCHEMA._num(x)
+    return text + ".0" if isinstance(x, float) and not any(c in text for c in ".e") else text
+
+
+def python_default(key) -> str:
+    d = key.default
+    if key.choices:
+        return d  # GRC's enum value (the block's template quotes it)
+    if isinstance(d, list):
+        return "[" + ", ".join(num(v) for v in d) + "]"
+    return num(d)
+
+
+def bounded(key, value: str) -> str | None:
+    """A chained comparison of ``value`` with the key's bounds: 'lo <= x <= hi' (None: unbounded)."""
+    lo = None if key.minimum is None else f"{num(key.minimum)} {'<' if key.min_open else '<='} "
+    hi = None if key.maximum is None else num(key.maximum)
+    if key.maximum_ref is not None:
+        ref = REFS[key.maximum_ref]
+        hi = ref if hi is None else f"min({hi}, {ref})"
+    hi = None if hi is None else f" {'<' if key.max_open else '<='} {hi}"
+    return None if lo is None and hi is None else f"{lo or ''}{value}{hi or ''}"
+
+
+def assertion(key) -> str | None:
+    """The GRC assert of a key (None for a choice: GRC's enum already restricts it)."""
+    f = key.field_id
+    if key.choices:
+        return None
+    if key.kind == "interval":
+        lo, hi = (bounded(key, f"{f}[{i}]") for i in (0, 1))
+        checks = [f"len({f}) == 2", lo, f"{f}[0] < {f}[1]", hi]
+    elif key.kind == "list":
+        limit = REFS[key.maximum_ref] if key.maximum_ref else num(key.maximum)
+        checks = [f"all({bounded(key, 'v')} for v in {f})", f"len(set({f})) == len({f}) <= {limit}"]
+    else:
+        checks = [bounded(key, f)]
+    checks = [c for c in checks if c]
+    return "${ source == 'file' or (" + " and ".join(checks) + ") }" if checks else None
+
+
+def render() -> str:
+    keys = list(SCHEMA.KEYS_LIST)
+    lines = [
+        "# GENERATED by tools/gen_grc_scenario.py from python/isac/config_schema.py: do not edit by hand.",
+        "id: isac_scenario",
+        "label: ISAC Scenario",
+        "category: '[ISAC]'",
+        "flags: [ show_id, python ]",
+        "",
+        "parameters:",
+        "-   id: source",
+        "    label: Source",
+        "    dtype: enum",
+        "    options: [fields, file]",
+        "    option_labels: [these fields (defaults of Sec. V-A), a TOML file]",
+        "    default: fields",
+        "-   id: config_file",
+        "    label: Scenario file (TOML)",
+        "    dtype: file_open",
+        "    default: ''",
+        "    hide: ${ 'none' if source == 'file' else 'all' }",
+    ]
+    for key in keys:
+        hide = "none" if key.key in ON_FACE else "part"
+        lines += [
+            f"-   id: {key.field_id}",
+            f"    label: {quote(label(key))}",
+            f"    category: {TABS[key.section]}",
+            f"    dtype: {DTYPES[key.kind]}",
+            f"    default: {quote(python_default(key))}",
+        ]
+        if key.choices:
+            lines.append("    options: [" + ", ".join(key.choices) + "]")
+        lines.append(f"    hide: ${{ 'all' if source == 'file' else '{hide}' }}")
+    # the generated code: an enum renders as its bare option, quoted here
+    fields = ", ".join(f'"{k.key}": ' + (f'"${{{k.field_id}}}"' if k.choices else f"${{{k.field_id}}}") for k in keys)
+    value_fields = ", ".join(f'"{k.key}": {k.field_id}' for k in keys)
+    lines += [
+        "",
+        "value: " + quote(f"${{ isac.scenario_of_fields(source, config_file, {{{value_fields}}}) }}"),
+        "",
+        "asserts:",
+    ]
+    lines += [f"- {a}" for a in (assertion(k) for k in keys) if a]
+    lines += [
+        "",
+        "templates:",
+        "    imports: from gnuradio import isac",
+        "    var_make: |-",
+        f'        self.${{id}} = ${{id}} = isac.scenario_of_fields("${{source}}", ${{config_file}}, {{{fields}}})',
+        "",
+        "documentation: |-",
+        "    The scenario of the flowgraph (gnuradio.isac.Scenario: docs/config.md lists every key with",
+        "    its unit, default and range): the array (with its impairments), the OFDM numerology, the",
+        "    scene, the transmitter and the receiver. Every gr-isac block takes it by id in its",
+        "    'Scenario' parameter; a block that names none uses the paper's default scenario (Sec. V-A).",
+        "",
+        "    Source: these fields (each checked against its range by GRC; the cross-key rules, e.g. a",
+        "    sector that holds an angle of the beam grid, when the scenario is built), or a TOML file",
+        "    (the fields are then hidden and ignored).",
+        "",
+        "    A field may be a variable (e.g. a QT GUI Range): the precoder follows eta, phi, P and the",
+        "    sectors at run time; the other keys apply when the flowgraph starts.",
+        "",
+        "file_format: 1",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if the file is out of date")
+    args = parser.parse_args(argv)
+    text = render()
+    if args.check:
+        if not OUT.exists() or OUT.read_text() != text:
+            print(f"{OUT.relative_to(REPO)} is out of date: run python3 tools/gen_grc_scenario.py", file=sys.stderr)
+            return 1
+        return 0
+    OUT.write_text(text)
+    print(f"wrote {OUT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
