@@ -73,8 +73,32 @@ def _same_lengths(kind: str, vectors: Mapping[str, np.ndarray]) -> None:
         )
 
 
+class _Record:
+    """What the two records share: the count of their vectors and their JSON and PMT forms."""
+
+    angle_deg: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return int(self.angle_deg.size)
+
+    @property
+    def angle_rad(self) -> np.ndarray:
+        return np.deg2rad(self.angle_deg)
+
+    def to_json(self) -> str:
+        return to_json(self.to_dict())
+
+    def to_pmt(self):
+        return to_pmt(self.to_dict())
+
+    @classmethod
+    def from_pmt(cls, msg):
+        return cls.from_dict(from_pmt(msg))
+
+
 @dataclass
-class Truth:
+class Truth(_Record):
     """The ground truth of one frame (see the module docstring); vectors (T,) float64."""
 
     frame: int
@@ -90,17 +114,11 @@ class Truth:
         self.sim_frame = self.frame if self.sim_frame is None else int(self.sim_frame)
         for key in TRUTH_VECTORS:
             setattr(self, key, np.atleast_1d(np.asarray(getattr(self, key), dtype=np.float64)).reshape(-1))
+        if self.gain_abs.size == 0:  # not given: unknown (NaN)
+            self.gain_abs = np.full(self.angle_deg.size, np.nan)
         _same_lengths("truth", {k: getattr(self, k) for k in TRUTH_VECTORS})
         self.comm_angle_deg = float(self.comm_angle_deg)
         self.valid = bool(self.valid)
-
-    @property
-    def count(self) -> int:
-        return int(self.angle_deg.size)
-
-    @property
-    def angle_rad(self) -> np.ndarray:
-        return np.deg2rad(self.angle_deg)
 
     @classmethod
     def invalid(cls, frame: int, sim_frame: int | None = None) -> "Truth":
@@ -123,9 +141,10 @@ class Truth:
     def from_dict(cls, d: Mapping[str, Any]) -> "Truth":
         """A truth record from its dict form; MessageError when it is not one (no integer
         frame, vectors of different lengths, a count that disagrees with them)."""
-        vectors = {k: _vector(d, k) for k in TRUTH_VECTORS if k in d or k != "gain_abs"}
-        if "gain_abs" not in vectors:  # optional: a recording without gains
-            vectors["gain_abs"] = np.full(vectors["angle_deg"].size, np.nan)
+        vectors = {k: _vector(d, k) for k in ("angle_deg", "range_m")}
+        _same_lengths("truth", vectors)
+        n = vectors["angle_deg"].size
+        vectors["gain_abs"] = _vector(d, "gain_abs") if "gain_abs" in d else np.full(n, np.nan)  # optional
         _same_lengths("truth", vectors)
         _check_count("truth", d, vectors["angle_deg"].size)
         comm = d.get("comm_angle_deg", math.nan)
@@ -137,19 +156,9 @@ class Truth:
             **vectors,
         )
 
-    def to_json(self) -> str:
-        return to_json(self.to_dict())
-
-    def to_pmt(self):
-        return to_pmt(self.to_dict())
-
-    @classmethod
-    def from_pmt(cls, msg) -> "Truth":
-        return cls.from_dict(from_pmt(msg))
-
 
 @dataclass
-class Detections:
+class Detections(_Record):
     """The sensing receiver's detections in one frame (see the module docstring); vectors (n,)."""
 
     frame: int
@@ -166,6 +175,9 @@ class Detections:
         self.frame = int(self.frame)
         for key in ("angle_deg", "range_m", "gain", "peak"):
             setattr(self, key, np.atleast_1d(np.asarray(getattr(self, key), dtype=np.float64)).reshape(-1))
+        for key in ("gain", "peak"):  # not given: unknown (NaN)
+            if getattr(self, key).size == 0:
+                setattr(self, key, np.full(self.angle_deg.size, np.nan))
         if self.x_m is None or self.y_m is None:
             p = positions(np.deg2rad(self.angle_deg), self.range_m).reshape(-1, 2)
             self.x_m, self.y_m = p[:, 0], p[:, 1]
@@ -173,14 +185,6 @@ class Detections:
         self.y_m = np.asarray(self.y_m, dtype=np.float64).reshape(-1)
         _same_lengths("detections", {k: getattr(self, k) for k in DETECTION_VECTORS})
         self.valid = bool(self.valid)
-
-    @property
-    def count(self) -> int:
-        return int(self.angle_deg.size)
-
-    @property
-    def angle_rad(self) -> np.ndarray:
-        return np.deg2rad(self.angle_deg)
 
     @property
     def positions_m(self) -> np.ndarray:
@@ -215,16 +219,6 @@ class Detections:
         _same_lengths("detections", vectors)
         _check_count("detections", d, n)
         return cls(_frame(d), valid=bool(d.get("valid", True)), **vectors)
-
-    def to_json(self) -> str:
-        return to_json(self.to_dict())
-
-    def to_pmt(self):
-        return to_pmt(self.to_dict())
-
-    @classmethod
-    def from_pmt(cls, msg) -> "Detections":
-        return cls.from_dict(from_pmt(msg))
 
 
 def _check_count(kind: str, d: Mapping[str, Any], n: int) -> None:
@@ -406,9 +400,14 @@ def _compiled():
 _DICT_FROM, _DICT_TO, _DICTS = _compiled()
 
 
+def pmt_form(d: Mapping[str, Any]) -> dict[str, Any]:
+    """A message dict as GNU Radio's ``pmt.to_pmt`` takes it to give the dict ``to_pmt`` gives:
+    Python bool / int / float / str, float vectors as float64 (f64vector), complex vectors as
+    complex64 (c32vector)."""
+    return {k: _plain(v) for k, v in d.items()}
+
+
 def _plain(value):
-    """A dict value as GNU Radio's pmt.to_pmt takes it: Python bool / int / float / str, or a
-    float64 / complex64 array (a float vector becomes an f64vector, a complex one a c32vector)."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     if isinstance(value, (int, np.integer)):
@@ -428,7 +427,7 @@ def to_pmt(d: Mapping[str, Any]):
         return _DICT_FROM(dict(d))
     import pmt
 
-    return pmt.to_pmt({k: _plain(v) for k, v in d.items()})
+    return pmt.to_pmt(pmt_form(d))
 
 
 def from_pmt(msg) -> dict[str, Any]:
@@ -465,6 +464,7 @@ __all__ = [
     "TruthBatch",
     "from_pmt",
     "jsonable",
+    "pmt_form",
     "to_json",
     "to_pmt",
 ]

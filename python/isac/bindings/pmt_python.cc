@@ -32,19 +32,22 @@ struct numpy_types {
     py::object bool_, integer, floating, asarray, to_python;
 };
 
+// Allocated once and never freed: a static py::object would be released by the C++ runtime
+// after the interpreter has finalised, without the GIL, which aborts the process at exit
+// ("PyThreadState_Get: the function must be called with the GIL held").
 const numpy_types& types()
 {
-    static const numpy_types t = [] {
+    static const numpy_types* t = [] {
         py::module_ np = py::module_::import("numpy");
-        numpy_types r;
-        r.bool_ = np.attr("bool_");
-        r.integer = np.attr("integer");
-        r.floating = np.attr("floating");
-        r.asarray = np.attr("asarray");
-        r.to_python = py::module_::import("pmt").attr("to_python");
+        auto* r = new numpy_types;
+        r->bool_ = np.attr("bool_");
+        r->integer = np.attr("integer");
+        r->floating = np.attr("floating");
+        r->asarray = np.attr("asarray");
+        r->to_python = py::module_::import("pmt").attr("to_python");
         return r;
     }();
-    return t;
+    return *t;
 }
 
 pmt::pmt_t value_to_pmt(const py::handle& v)
