@@ -144,21 +144,26 @@ def test_sizes_set_the_frame_counts_and_the_paper_training_profile(tmp_path, cap
 
     # paper training: single target (fig5 / fig6) B = 3000, 100,000 steps; multi-target B = 1500, 25,000
     fig5 = Context("fig5", experiments.experiment_scenario("fig5", size="paper"), str(tmp_path), size="paper")
-    kind, opts = learned.training_options(fig5, "dictionary_limited")
-    assert kind == "mbml" and (opts.batch, opts.iterations) == (3000, 100_000)
+    opts = learned.training_options(fig5, "dictionary_limited")  # the method's own trainer's options
+    assert type(opts).__name__ == "TrainOptions" and (opts.batch, opts.iterations) == (3000, 100_000)
     assert opts.method == "dictionary" and opts.dictionary_points == 156 and opts.curriculum_steps == 40_000
-    kind, opts = learned.training_options(fig5, "nn")
-    assert kind == "nn" and (opts.batch, opts.iterations, opts.n_theta, opts.n_tau) == (3000, 100_000, 320, 128)
-    assert learned.training_options(fig5, "nn_limited")[1].limited
+    opts = learned.training_options(fig5, "nn")
+    assert type(opts).__name__ == "NnOptions" and (opts.batch, opts.iterations, opts.n_theta, opts.n_tau) == (
+        3000,
+        100_000,
+        320,
+        128,
+    )
+    assert learned.training_options(fig5, "nn_limited").limited
     fig9 = Context("fig9", paper, str(tmp_path), size="paper")
-    kind, opts = learned.training_options(fig9, "impairment")
+    opts = learned.training_options(fig9, "impairment")
     assert (opts.method, opts.batch, opts.iterations, opts.curriculum_steps) == ("impairment", 1500, 25_000, 10_000)
     # the default size trains with isac-train's --quick profile
     default_ctx = Context("fig9", default, str(tmp_path))
     assert default_ctx.size == "default" and not default_ctx.quick
     assert (
-        learned.training_options(default_ctx, "impairment")[1].batch,
-        learned.training_options(default_ctx, "impairment")[1].iterations,
+        learned.training_options(default_ctx, "impairment").batch,
+        learned.training_options(default_ctx, "impairment").iterations,
     ) == (32, 1000)
     assert learned.cache_dir(fig9).endswith("weights-paper") and learned.cache_dir(default_ctx).endswith("weights")
 
@@ -187,7 +192,7 @@ def test_paper_size_never_takes_the_shipped_weights(tmp_path, monkeypatch, capsy
     real_train_weights = learned.train_weights
 
     def fake_train(ctx, key, path):
-        asked.append((key, learned.training_options(ctx, key)[1]))
+        asked.append((key, learned.training_options(ctx, key)))
         raise RuntimeError("stop here")
 
     monkeypatch.setattr(learned, "train_weights", fake_train)

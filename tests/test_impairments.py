@@ -14,8 +14,8 @@ from gnuradio.isac.evaluation import calibrate, score
 from gnuradio.isac.model import array as arr
 from gnuradio.isac.model import impairments as imp
 from gnuradio.isac.model.grids import full_angle_grid
+from gnuradio.isac.nn import arrays as tm
 from gnuradio.isac.simulation import Simulator, baseline_precoder
-from gnuradio.isac.trainer import torch_model as tm
 from gnuradio.isac.transceiver import build, save_weights
 
 LAM = 299_792_458.0 / 60e9

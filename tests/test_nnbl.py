@@ -10,7 +10,8 @@ from gnuradio.isac import weights as W  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.nn.networks import Nnbl, NnblConfig, PrecoderNet, expected_shapes, load_tensors, parameter_counts  # noqa: E402
 from gnuradio.isac.trainer.nnbl_train import NnOptions, NnTrainer, bce_gospa  # noqa: E402
-from gnuradio.isac.transceiver import load_weights, save_weights
+from gnuradio.isac.transceiver import get, load_weights, save_weights
+from gnuradio.isac.transceiver.nn import nnbl_config
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -331,7 +332,9 @@ def trained(sc, tmp_path_factory):
     tr.train_step()
     tr.train_step()
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
+    save_weights(
+        path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()}
+    )
     return path, tr
 
 
@@ -346,7 +349,7 @@ def test_weights_round_trip(sc, trained):
         "limited": True,
     }
     assert {k: v.shape for k, v in w.tensors.items()} == expected_shapes(tr.cfg)
-    net = Nnbl.for_scenario(sc, W.nnbl_config(w))
+    net = Nnbl.for_scenario(sc, nnbl_config(w))
     load_tensors(net, w.tensors)
     tr.net.eval()
     net.eval()
@@ -356,8 +359,8 @@ def test_weights_round_trip(sc, trained):
         a, b = tr.net.sense(y, lo, hi), net.sense(y, lo, hi)
     for x, z in ((a.angles_rad, b.angles_rad), (a.ranges_m, b.ranges_m), (a.logits, b.logits)):
         np.testing.assert_allclose(x.numpy(), z.numpy(), rtol=1e-6, atol=1e-6)
-    with pytest.raises(W.WeightsError, match="hold networks"):
-        w.array()
+    with pytest.raises(NotImplementedError, match="method 'nn' has no array"):
+        get("nn", w).receive_array(sc, w)
 
 
 def test_weights_refusals(sc, trained, tmp_path):
@@ -422,7 +425,7 @@ def test_cli_trains_nn_and_refuses_unused_options(tmp_path, capsys):
     assert rc == 0
     assert "NNBL (limited" in capsys.readouterr().out
     w = load_weights(out, tiny(), "nn")
-    assert W.nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
+    assert nnbl_config(w) == NnblConfig(8, 2, 16, 16, True) and w.steps == 4
     assert (tmp_path / "nn.csv").read_text().count("\n") == 6  # header + step 0 + 4 steps
     assert (tmp_path / "nn.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for bad in (["--method", "nn", "--loss", "mse"], ["--method", "impairment", "--limited"]):

@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer import distributed as D  # noqa: E402
 from gnuradio.isac.trainer.train import DRAW_CHUNK, Batch, Trainer, TrainOptions, train  # noqa: E402
-from gnuradio.isac.transceiver import load_weights
+from gnuradio.isac.transceiver import load_weights  # noqa: E402
 
 TINY = [
     "array.antennas=16",

@@ -15,8 +15,8 @@ from gnuradio.isac.model.grids import delay_grid, delay_to_range, full_angle_gri
 from gnuradio.isac.model.ofdm import qpsk_map  # noqa: E402
 from gnuradio.isac.model.reciprocal import reciprocal_filter  # noqa: E402
 from gnuradio.isac.model.scene import Scene  # noqa: E402
+from gnuradio.isac.nn import arrays as tm  # noqa: E402
 from gnuradio.isac.simulation import baseline_precoder  # noqa: E402
-from gnuradio.isac.trainer import torch_model as tm  # noqa: E402
 from gnuradio.isac.trainer.domp import DifferentiableOmp, joint_ls_gains, sector_rows, window_halfwidths  # noqa: E402
 
 SC = Scenario.default()
@@ -183,7 +183,5 @@ def test_forward_equals_the_streaming_receivers_domp_mode(kernel):
     lo, hi = torch.full((2,), SECTOR[0]), torch.full((2,), SECTOR[1])
     ref = DifferentiableOmp(model, DELAYS, S, DF)(y, 3, lo, hi)
     for b in range(2):
-        np.testing.assert_allclose(
-            np.deg2rad(got[b]["angle_deg"]), ref.angles_rad[b].detach().numpy(), rtol=0, atol=1e-3 * ASTEP
-        )
-        np.testing.assert_allclose(got[b]["range_m"], ref.ranges_m[b].detach().numpy(), rtol=0, atol=1e-3 * RSTEP)
+        np.testing.assert_allclose(got[b].angle_rad, ref.angles_rad[b].detach().numpy(), rtol=0, atol=1e-3 * ASTEP)
+        np.testing.assert_allclose(got[b].range_m, ref.ranges_m[b].detach().numpy(), rtol=0, atol=1e-3 * RSTEP)

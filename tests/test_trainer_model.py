@@ -1,4 +1,4 @@
-"""Parity of the torch twins (trainer/torch_model.py) with the numpy model they mirror."""
+"""Parity of the torch twins (nn/arrays.py, nn/twins.py) with the numpy model they mirror."""
 
 import numpy as np
 import pytest
@@ -15,7 +15,7 @@ from gnuradio.isac.model.grids import full_angle_grid, range_to_delay  # noqa: E
 from gnuradio.isac.model.ofdm import delay_vector as np_delay_vector  # noqa: E402
 from gnuradio.isac.model.ofdm import qpsk_map  # noqa: E402
 from gnuradio.isac.model.scene import Scene  # noqa: E402
-from gnuradio.isac.trainer import torch_model as tm  # noqa: E402
+from gnuradio.isac.nn import arrays as tm  # noqa: E402
 
 SC = Scenario.default()
 LAM = SC.wavelength_m

@@ -13,7 +13,7 @@ torch.set_num_threads(1)  # small tensors: one thread is faster and immune to a 
 from gnuradio.isac.cli.train import main  # noqa: E402
 from gnuradio.isac.config import Scenario  # noqa: E402
 from gnuradio.isac.trainer.train import PROFILES, Trainer, TrainOptions  # noqa: E402
-from gnuradio.isac.transceiver import load_weights
+from gnuradio.isac.transceiver import get, load_weights  # noqa: E402
 
 TINY = [
     "array.antennas=16",
@@ -135,7 +135,9 @@ def test_options_are_validated_and_profiles_are_sized():
         TrainOptions(batch=0)
     assert PROFILES["paper"]["batch"] == 1500 and PROFILES["paper"]["iterations"] == 25000
     assert TrainOptions.from_profile("quick").curriculum_steps == PROFILES["quick"]["curriculum_steps"]
-    assert TrainOptions.from_profile("quick", method="dictionary").lr == PROFILES["quick"]["lr_dictionary"]
+    # each method's learning rate per profile is its own
+    assert TrainOptions.from_profile("quick", method="dictionary").lr == 5e-3
+    assert TrainOptions.from_profile("quick").lr == 2e-3 and TrainOptions().lr == 1e-3
     o = TrainOptions(temperature=1.0, temperature_final=0.01, iterations=3)
     assert [round(o.temperature_at(s), 6) for s in range(3)] == [1.0, 0.1, 0.01]
     o = TrainOptions(lr=1e-2, lr_final=1e-4, iterations=3)
@@ -201,7 +203,7 @@ def test_limited_dictionary_weights_record_the_grid_and_evaluate(tmp_path):
     assert json.loads(w.metadata["angle_grid"])["points"] == 40
     assert json.loads(w.metadata["training"])["dictionary_points"] == 40
     np.testing.assert_allclose(w.angle_grid_rad, full_angle_grid(40), atol=1e-15)
-    arr = w.array(SC.wavelength_m)
+    arr = get("dictionary", w).receive_array(SC, w)
     assert arr.dictionary.shape == (16, 40) and arr.steering(np.array([0.3])).shape == (16, 1)
     sc = SC.with_overrides(["run.frames=20", "run.calibration_frames=20", "run.batch=20"])
     res = evaluate(sc, "dictionary", progress=False, weights=w)
@@ -397,7 +399,7 @@ ELEM = SC.with_overrides(
 def test_without_element_models_the_trainer_is_the_papers_spacing_learning():
     """The models off (the default): a SpacingArray, one Adam group at the run's lr, the log's
     columns and the weights' tensors of before (so existing trainings are unchanged)."""
-    from gnuradio.isac.trainer import torch_model as tm
+    from gnuradio.isac.nn import arrays as tm
 
     t = Trainer(SC, options())
     assert type(t.array) is tm.SpacingArray and t.models == ("spacing",) and t.domp.array is t.array
@@ -407,17 +409,19 @@ def test_without_element_models_the_trainer_is_the_papers_spacing_learning():
 
 
 def test_element_models_are_learned_with_their_own_learning_rates(tmp_path):
-    from gnuradio.isac.trainer import torch_model as tm
-    from gnuradio.isac.trainer.train import LR_SCALE, train
+    from gnuradio.isac.nn import arrays as tm
+    from gnuradio.isac.trainer.train import train
 
     t = Trainer(ELEM, options())
     assert isinstance(t.array, tm.ImpairmentArray) and t.models == ("spacing", "gain", "coupling", "dead")
     assert isinstance(t.domp.array, tm.ReceiverView) and t.domp.array.array is t.array
     groups = {g["group"]: g for g in t.optimizer.param_groups}
-    assert set(groups) == {"spacing", "gain_amplitude", "gain_phase", "dead", "coupling"}
+    # each parameter its own group, at its model's lr_scale (the gain phase ten times faster)
+    assert set(groups) == {"spacing", "gain.log_gain", "gain.phase", "dead.amplitude", "coupling.coupling"}
+    scale = {"spacing": 1.0, "gain.log_gain": 1.0, "gain.phase": 10.0, "dead.amplitude": 1.0, "coupling.coupling": 1.0}
     t.before_step()
     for name, g in groups.items():
-        assert g["lr"] == pytest.approx(t.options.lr * LR_SCALE[name])
+        assert g["lr"] == pytest.approx(t.options.lr * scale[name]) and g["lr_scale"] == scale[name]
     # a spacing-free scenario learns no spacings
     free = Trainer(ELEM.with_overrides(["array.spacing_std_m=0"]), options())
     assert free.models == ("gain", "coupling", "dead") and free.array.positions is None
@@ -431,7 +435,7 @@ def test_element_models_are_learned_with_their_own_learning_rates(tmp_path):
     assert w.tensors["coupling"].shape == (2, 2) and w.tensors["gain_db"].shape == (16,)
     for key, start in (("gain_db", 0.0), ("phase_rad", 0.0), ("amplitude", 1.0), ("coupling", 0.0)):
         assert not np.allclose(w.tensors[key], start), key
-    learned = w.array(ELEM.wavelength_m)
+    learned = get("impairment", w).receive_array(ELEM, w)
     grid = t.array.grid_rad.numpy()
     t2 = Trainer(ELEM, options(iterations=3))
     t2.load_checkpoint(str(tmp_path / "w.ckpt.safetensors"))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .common import add_scenario_options, load_scenario, progress_flag
+from .common import add_scenario_options, load_plugins, load_scenario, progress_flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +158,7 @@ def given_flags(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> int:
+    load_plugins(argv)  # before the parser: a plug-in's names are valid choices
     parser = build_parser()
     args = parser.parse_args(argv)
     scenario = load_scenario(args)
@@ -174,7 +175,7 @@ def main(argv=None) -> int:
         print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
         return 2
     from .. import transceiver
-    from ..trainer import distributed
+    from ..trainer import distributed, for_method
     from ..trainer.harness import CheckpointError
 
     method = transceiver.get(args.method)
@@ -186,7 +187,8 @@ def main(argv=None) -> int:
     if parallel and not method.data_parallel:
         parser.error(f"--method {args.method} is not data parallel: start it without torchrun")
     try:
-        options = method.training_options("quick" if args.quick else "paper", **flags)
+        trainer = for_method(method)  # the method's own training module
+        options = trainer.training_options(method, "quick" if args.quick else "paper", **flags)
     except ValueError as exc:
         parser.error(str(exc))
     if getattr(options, "loss", None) == "mse" and scenario.scene["max_targets"] != 1:
@@ -196,7 +198,7 @@ def main(argv=None) -> int:
         if method.data_parallel:  # under torchrun: join the process group, one device per rank (docs/trainer.md)
             dist = distributed.init(distributed.from_environment(), args.device)
         kwargs = {"dist": dist} if method.data_parallel else {}
-        summary = method.train(
+        summary = trainer.train(
             scenario,
             options,
             args.out,

@@ -66,19 +66,22 @@ def _loads(ctx: Context, path: str, method: str) -> bool:
 
 
 def training_options(ctx: Context, key: str):
-    """The training options of curve ``key`` at ``ctx.size``, from its method's registry class
-    (transceiver: ``training_options`` of the size's profile, with its ``limited_options`` for a
-    METHOD_limited curve, its ``tiny_options`` at --size quick and its ``paper_options`` at paper)."""
+    """The training options of curve ``key`` at ``ctx.size``: its method's training module
+    (``Method.trainer``: ``training_options`` of the size's profile) with the method's
+    ``limited_options`` for a METHOD_limited curve, its ``tiny_options`` at --size quick and its
+    ``paper_options`` at paper."""
     from .. import transceiver
+    from ..trainer import for_method
 
     method = transceiver.get(method_of(key))
+    options = for_method(method).training_options
     variant = dict(method.limited_options or {}) if key.endswith("_limited") else {}
     if ctx.size == "quick":
-        return method.training_options("quick", **variant, **method.tiny_options(TINY_STEPS))
+        return options(method, "quick", **variant, **method.tiny_options(TINY_STEPS))
     if ctx.size == "paper":
         sizes = PAPER_SINGLE_TARGET if ctx.scenario.scene["max_targets"] == 1 else PAPER_MULTI_TARGET
-        return method.training_options("paper", **variant, **method.paper_options(**sizes))
-    return method.training_options("quick", **variant)
+        return options(method, "paper", **variant, **method.paper_options(**sizes))
+    return options(method, "quick", **variant)
 
 
 def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
@@ -86,6 +89,7 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
     entry point), resuming from ``<stem>.ckpt.safetensors`` when an interrupted run left one
     that fits."""
     from .. import transceiver
+    from ..trainer import for_method
 
     os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
     quiet = lambda *a, **k: None  # noqa: E731
@@ -108,7 +112,7 @@ def train_weights(ctx: Context, key: str, path: str) -> dict[str, Any]:
             )
 
     def run(resume):
-        return method.train(
+        return for_method(method).train(
             ctx.scenario, opts, path, device=ctx.device, resume=resume, progress=ctx.progress, log=quiet
         )
 
@@ -148,7 +152,7 @@ def resolve_weights(ctx: Context, key: str, given: str | None = None) -> dict[st
     cached = os.path.join(cache_dir(ctx), name)
     if os.path.isfile(cached) and _loads(ctx, cached, method):
         return {"path": cached, "source": "cached"}
-    if key == "impairment" and ctx.size != "paper":
+    if key == method and ctx.size != "paper":  # the shipped weights, when they are of this method and fit
         shipped = weights_io.default_weights_path()
         if shipped and _loads(ctx, shipped, method):
             return {"path": shipped, "source": "shipped"}

@@ -33,7 +33,7 @@ import torch
 
 from ..config import SPEED_OF_LIGHT
 from ..model import domp as _np_domp
-from .torch_model import CDTYPE, RDTYPE, LearnableArray, delay_vector
+from ..nn.arrays import CDTYPE, RDTYPE, LearnableArray, delay_vector
 
 #: default softmax temperature on the window of the map normalised to its maximum (shared
 #: with the numpy reference model/domp.py). With T = 0.1 the weights are ~exp(-(1 - L/max)/0.1):

@@ -326,6 +326,16 @@ class NnTrainer(Harness):
         }
 
 
+def training_options(method, profile: str, **flags) -> NnOptions:
+    """The options of an NNBL training run (``method``: the registered "nn"): the ``profile``
+    ("paper" | "quick") with isac-train's ``flags`` on top (--lr is step 1's lr_position,
+    --map-points the networks' (n_theta, n_tau))."""
+    if "lr" in flags:
+        flags["lr_position"] = flags.pop("lr")
+    n_theta, n_tau = flags.pop("map_points", None) or (None, None)
+    return NnOptions.from_profile(profile, n_theta=n_theta, n_tau=n_tau, **flags)
+
+
 def train_nn(
     scenario: Scenario,
     options: NnOptions,
@@ -369,5 +379,8 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, iteration
         ax_lr.grid(alpha=0.3)
     save_plot(fig, path, title)
 
+
+#: the training entry point of method nn (Method.trainer)
+train = train_nn
 
 __all__ = ["GAMMA_U", "MIN_TARGETS", "NN_PROFILES", "NnOptions", "NnTrainer", "bce_gospa", "train_nn"]

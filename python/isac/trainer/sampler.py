@@ -34,8 +34,8 @@ from ..config import SPEED_OF_LIGHT, Scenario
 from ..model.impairments import true_array
 from ..model.ofdm import QPSK
 from ..model.scene import sensing_gain_variance
+from ..nn import arrays as tm
 from ..simulation import STREAMS
-from . import torch_model as tm
 
 #: frames per drawing chunk of the model-based trainers (chunk 0 is the step's own generator,
 #: so batches of <= DRAW_CHUNK frames, the quick profiles, are drawn as before chunking)

@@ -18,9 +18,9 @@ Validation on a fixed set of frames reports the GOSPA (18) of dOMP, the mean arr
 |a(theta; d^)^H a(theta; d)| / K over the training angles [-70, 70] deg, and the spacing error
 ||d^ - d||. When the scenario turns on element models (model.impairments: gain and phase
 errors, mutual coupling, dead or weak elements), impairment learning learns the parameters of
-every active model (model.impairments.learned_models; torch_model.ImpairmentArray), each
+every active model (model.impairments.learned_models; nn.arrays.ImpairmentArray), each
 parameter with its own learning rate (its model's lr_scale times the lr), dOMP matches the atoms at equal norms
-(torch_model.ReceiverView), and validation also reports the element error of M = diag(g) C.
+(nn.arrays.ReceiverView), and validation also reports the element error of M = diag(g) C.
 Under torchrun the step is data parallel (trainer/distributed.py): each rank draws its slice
 of the step's frames from the same generators and DistributedDataParallel averages the
 gradients.
@@ -39,9 +39,9 @@ import torch
 
 from ..config import Scenario
 from ..model.grids import delay_grid
+from ..nn import arrays as tm
 from ..transceiver import get
 from . import distributed as dist_ctx
-from . import torch_model as tm
 from .domp import DEFAULT_TEMPERATURE, DifferentiableOmp
 from .harness import CheckpointError, Harness, new_figure, plot_training_loss, save_plot
 from .loss import gospa_equal, mse_single, positions
@@ -105,6 +105,8 @@ class TrainOptions:
         if self.method not in array_methods:
             raise ValueError(f"method must be one of {', '.join(array_methods)}, got {self.method!r}")
         if self.dictionary_points is not None:
+            if "dictionary_points" not in get(self.method).train_flags:
+                raise ValueError(f"dictionary_points does not apply to method {self.method!r}")
             if int(self.dictionary_points) < 2:
                 raise ValueError(f"dictionary_points must be >= 2, got {self.dictionary_points}")
             self.dictionary_points = int(self.dictionary_points)
@@ -296,7 +298,7 @@ class Trainer(Harness):
     def spacing_error(self) -> dict[str, float]:
         """||d^ - d|| (m) and the rms element-position error after removing the mean offset
         (a common translation of the array does not change |a^H y| and is not identifiable)."""
-        if isinstance(self.array, tm.DictionaryArray):
+        if not hasattr(self.array, "positions_m"):  # no element positions (a dictionary, a plug-in's array)
             return {"spacing_error_m": float("nan"), "position_rms_m": float("nan")}
         d = self.array.spacings_m().cpu().numpy()
         p = self.array.positions_m().cpu().numpy()
@@ -407,6 +409,13 @@ def plot_history(path: str, history: list[dict[str, Any]], title: str, curriculu
     ax2.set_xlabel("step")
     ax2.grid(alpha=0.3)
     save_plot(fig, path, title)
+
+
+def training_options(method, profile: str, **flags) -> TrainOptions:
+    """The options of a training run of the array-learning ``method`` (a registered
+    transceiver.LearnedArrayMethod): the ``profile`` ("paper" | "quick") with isac-train's
+    ``flags`` on top; the learning rate, when not given, is the method's for the profile."""
+    return TrainOptions.from_profile(profile, method=method.name, **flags)
 
 
 def train(

@@ -72,6 +72,7 @@ class LearnedArrayMethod(Method):
 
     learned = True
     transmit_learned = True
+    trainer = "gnuradio.isac.trainer.train"
     train_flags = ARRAY_TRAIN_FLAGS
     #: Adam's learning rate per training profile, in the units of the learnable array
     learning_rate: dict[str, float] = {"paper": 5e-3, "quick": 5e-3}
@@ -84,7 +85,7 @@ class LearnedArrayMethod(Method):
         """The method's tensors beyond ``angle_grid_rad`` (WeightsError naming the first problem)."""
 
     def learnable_array(self, scenario, options):
-        """The trainer's torch.nn.Module of the learnable array (trainer.torch_model.LearnableArray:
+        """The trainer's torch.nn.Module of the learnable array (nn.arrays.LearnableArray:
         ``grid_rad``, ``dictionary()``, ``atoms(angles)``, ``weight_tensors()``)."""
         raise NotImplementedError  # pragma: no cover - interface
 
@@ -107,18 +108,6 @@ class LearnedArrayMethod(Method):
             if name != POSITION_MODEL:
                 extra.update({k: u for k, u in element_model(name).units.items() if k in tensors})
         return {"units": json.dumps({**UNITS, **extra}, sort_keys=True)} if extra else {}
-
-    def training_options(self, profile, **flags):
-        from ..trainer.train import TrainOptions
-
-        if flags.get("lr") is None:
-            flags["lr"] = self.learning_rate[profile]
-        return TrainOptions.from_profile(profile, method=self.name, **flags)
-
-    def train(self, scenario, options, out, **kwargs):
-        from ..trainer.train import train
-
-        return train(scenario, options, out, **kwargs)
 
     def training_report(self, summary, scenario, options):
         first, last = summary["first"], summary["last"]
@@ -203,7 +192,7 @@ class Impairment(LearnedArrayMethod):
 
     def learnable_array(self, scenario, options):
         from ..model.impairments import learned_models
-        from ..trainer import torch_model as tm
+        from ..nn import arrays as tm
 
         models = learned_models(scenario)
         if models == (POSITION_MODEL,):  # the paper's impairment learning (Sec. IV-A)
@@ -235,7 +224,7 @@ class Dictionary(LearnedArrayMethod):
         expect_only(weights, ("angle_grid_rad", "dictionary"))
 
     def learnable_array(self, scenario, options):
-        from ..trainer import torch_model as tm
+        from ..nn import arrays as tm
 
         points = options.dictionary_points or scenario.transmitter["beam_grid"]
         return tm.DictionaryArray(scenario.array["antennas"], scenario.wavelength_m, points)
@@ -256,6 +245,7 @@ class Nn(Method):
     has_array = False
     receivers = ("nn",)
     transmit_learned = True
+    trainer = "gnuradio.isac.trainer.nnbl_train"
     train_flags = (
         "iterations",
         "batch",
@@ -284,13 +274,18 @@ class Nn(Method):
 
         return NnSensingReceiver(scenario, networks(scenario, weights))
 
+    @staticmethod
+    def _config(metadata) -> dict:
+        config = (metadata or {}).get("nnbl")
+        if not config:
+            raise WeightsError("weights: method 'nn' needs the NNBL configuration (metadata nnbl=)")
+        return dict(config)
+
     def angle_points(self, tensors, metadata):
-        return int((metadata or {})["nnbl"]["n_theta"])
+        return int(self._config(metadata)["n_theta"])
 
     def weights_metadata(self, scenario, tensors, metadata):
-        if not metadata or "nnbl" not in metadata:
-            raise WeightsError("weights: method 'nn' needs the NNBL configuration (metadata nnbl=)")
-        return {"nnbl": json.dumps(dict(metadata["nnbl"]), sort_keys=True)}
+        return {"nnbl": json.dumps(self._config(metadata), sort_keys=True)}
 
     def validate_weights(self, weights, scenario):
         """The NNBL configuration in the metadata fits the scenario and fixes the shape of every
@@ -328,19 +323,6 @@ class Nn(Method):
         from .nn import nnbl_config
 
         return {"real": int(parameter_counts(Nnbl.for_scenario(scenario, nnbl_config(weights)))["total"])}
-
-    def training_options(self, profile, **flags):
-        from ..trainer.nnbl_train import NnOptions
-
-        if "lr" in flags:
-            flags["lr_position"] = flags.pop("lr")
-        n_theta, n_tau = flags.pop("map_points", None) or (None, None)
-        return NnOptions.from_profile(profile, n_theta=n_theta, n_tau=n_tau, **flags)
-
-    def train(self, scenario, options, out, dist=None, **kwargs):
-        from ..trainer.nnbl_train import train_nn
-
-        return train_nn(scenario, options, out, **kwargs)
 
     def training_report(self, summary, scenario, options):
         first, mid, last = summary["first"], summary["after_position"], summary["last"]

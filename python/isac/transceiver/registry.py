@@ -12,8 +12,8 @@ A :class:`Method` says
     pairs it with), ``transmit_learned`` (its transmitter uses learned parameters);
   * its weights: ``learned`` (it needs a weights file of its own kind), ``validate_weights``
     (the tensors it must hold), ``weights_metadata`` (what it records), ``parameter_count``;
-  * its training: ``train_flags`` (the isac-train options it takes), ``training_options`` and
-    ``train`` (its entry point in the trainer, imported only when it trains), ``data_parallel``,
+  * its training: ``trainer`` (the module that trains it, by name: the apps that train import
+    it, this layer never does), ``train_flags`` (the isac-train options it takes), ``data_parallel``,
     ``limited_options`` (the complexity-limited variant of Sec. V-C), ``tiny_options`` and
     ``paper_options`` (the experiments' training sizes).
 
@@ -37,7 +37,7 @@ from ..model.domp import DEFAULT_TEMPERATURE
 from ..model.impairments import receiver_array
 from ..simulation import baseline_precoder
 from ..weights import Weights, WeightsError
-from .receivers import get_receiver, receivers
+from .sensing import get_receiver, receivers
 
 
 class Transmitter:
@@ -75,6 +75,10 @@ class Method:
     paper_receiver: str = "omp"
     transmit_learned: bool = False
     # --- training ---
+    #: the module that trains it (gnuradio.isac.trainer.for_method imports it): its
+    #: training_options(method, profile, **flags) and train(scenario, options, out, **kwargs);
+    #: None: the method does not train
+    trainer: str | None = None
     train_flags: tuple[str, ...] = ()
     data_parallel: bool = True
     limited_options: Mapping[str, Any] | None = None
@@ -125,16 +129,6 @@ class Method:
         return {"real": int(sum(np.asarray(t).size for t in weights.tensors.values()))}
 
     # --- training -----------------------------------------------------------------------------
-    def training_options(self, profile: str, **flags):
-        """The options of a training run of this method: the ``profile`` ("paper" | "quick") with
-        ``flags`` (names of ``train_flags``) on top."""
-        raise ValueError(f"method {self.name!r} does not train")
-
-    def train(self, scenario: Scenario, options, out: str, **kwargs) -> dict[str, Any]:
-        """Train into the weights file ``out`` (kwargs: device, resume, progress, log, dist);
-        returns the trainer's summary."""
-        raise ValueError(f"method {self.name!r} does not train")
-
     def training_report(self, summary: Mapping[str, Any], scenario: Scenario, options) -> list[str]:
         """The lines isac-train prints about a finished run (its ``train`` summary)."""
         return [f"trained {summary['steps']} steps in {summary['elapsed_s']:.1f} s"]
@@ -149,6 +143,8 @@ class Method:
 
 
 _REGISTRY: dict[str, Method] = {}
+#: the method every other one is compared with: the paper's system of Sec. III (nominal array)
+REFERENCE_METHOD = "baseline"
 
 
 def register(method: Method) -> Method:

@@ -44,7 +44,7 @@ from ..model import array as np_array
 from ..model import impairments as np_impairments
 from ..model import reciprocal as _np_reciprocal
 from ..model.grids import full_angle_grid
-from ..nn.twins import CDTYPE, RDTYPE, delay_vector, isac_beam, normalise, steering_matrix  # noqa: F401 (shared)
+from .twins import CDTYPE, RDTYPE, delay_vector, isac_beam, normalise, steering_matrix  # noqa: F401 (shared)
 
 
 # --- array geometry -------------------------------------------------------------------
@@ -107,6 +107,9 @@ class SpacingArray(LearnableArray):
                   d_k = p_k / (k - (K-1)/2); cumulative: d_k = p_{k+1} - p_k). Under Adam this
                   gives every element the same phase step, whatever its distance to the centre.
     """
+
+    #: the array models it learns (model.impairments.learned_models): the element positions only
+    models = (np_impairments.POSITION_MODEL,)
 
     def __init__(
         self,
