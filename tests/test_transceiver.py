@@ -64,6 +64,64 @@ def test_importing_the_module_is_light():
         assert not any(m == heavy or m.startswith(heavy + ".") for m in mods), heavy
 
 
+def test_no_method_name_is_compared_outside_the_transceiver_layer():
+    """A method owns what it does: outside transceiver/ no code compares a value with a registered
+    method's name (``method == "nn"``, ``w.method in ("impairment", "dictionary")``); it asks the
+    registered class instead."""
+    import ast
+    from pathlib import Path
+
+    package = Path(transceiver.__file__).resolve().parents[1]
+    names = set(transceiver.methods())
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        if "transceiver" in path.relative_to(package).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Compare):
+                continue
+            values = []
+            for side in (node.left, *node.comparators):
+                if isinstance(side, ast.Constant):
+                    values.append(side.value)
+                elif isinstance(side, (ast.Tuple, ast.List, ast.Set)):
+                    values += [e.value for e in side.elts if isinstance(e, ast.Constant)]
+            hits = names.intersection(v for v in values if isinstance(v, str))
+            if hits:
+                found.append(f"{path.relative_to(package)}:{node.lineno}: {ast.unparse(node)}")
+    assert not found, "method names compared outside transceiver/:\n" + "\n".join(found)
+
+
+def test_deploying_nnbl_weights_imports_no_training_code(tmp_path):
+    """NNBL's networks live in gnuradio.isac.nn: loading its weights and running its transmitter
+    and receiver imports torch, never gnuradio.isac.trainer."""
+    import torch
+
+    from gnuradio.isac.nn.networks import Nnbl, NnblConfig, state_tensors
+
+    sc = Scenario.default().with_overrides({"array.antennas": 8, "ofdm.subcarriers": 32, "scene.max_targets": 2})
+    torch.manual_seed(0)
+    cfg = NnblConfig(8, 2, 16, 16, True)
+    path = tmp_path / "nn.safetensors"
+    transceiver.save_weights(
+        path, sc, "nn", state_tensors(Nnbl.for_scenario(sc, cfg)), 0, metadata={"nnbl": cfg.to_dict()}
+    )
+    mods = _modules_after(
+        "import numpy as np\n"
+        "from gnuradio.isac import transceiver\n"
+        "from gnuradio.isac.config import Scenario\n"
+        "sc = Scenario.default().with_overrides(\n"
+        "    {'array.antennas': 8, 'ofdm.subcarriers': 32, 'scene.max_targets': 2})\n"
+        f"w = transceiver.load_weights({str(path)!r}, sc)\n"
+        "t = transceiver.build(sc, 'nn', w)\n"
+        "f = t.precoder(sc)\n"
+        "r = t.receiver(np.ones((1, 8, 32), np.complex64))\n"
+        "assert f.shape == (8,) and r.peaks.shape == (1, 2), (f.shape, r.peaks.shape)\n"
+    )
+    assert "gnuradio.isac.nn.networks" in mods and "torch" in mods  # the probe did run the networks
+    assert not any(m == "gnuradio.isac.trainer" or m.startswith("gnuradio.isac.trainer.") for m in mods)
+
+
 # --- results must not move ------------------------------------------------------------------------------
 #: isac-eval --kernel cpp --set run.frames=60 --set run.calibration_frames=60 --set run.batch=30 (default scenario),
 #: measured with the code before the transceiver layer (commit ef06688); the layer must reproduce them

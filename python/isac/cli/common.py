@@ -1,5 +1,6 @@
-"""Options shared by the apps: --config FILE and repeated --set key=value (every app); the
-transceiver options --receiver, --temperature, --kernel, --weights-other-array (isac-sim, isac-eval)."""
+"""Options shared by the apps: --config FILE, repeated --set key=value and --plugin MODULE (every
+app); the transceiver options --receiver, --temperature, --kernel, --weights-other-array (isac-sim,
+isac-eval)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,23 @@ import sys
 
 from ..config import ConfigError, Scenario
 from ..resources import check_memory
+
+
+def load_plugins(argv) -> None:
+    """Import the plug-ins named by --plugin in ``argv`` (sys.argv when None) before an app builds
+    its parser: their methods, receivers and array models then are valid choices. Exits with
+    status 2 and a one-line message when one cannot be imported."""
+    from .. import plugins
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--plugin", action="append", default=[])
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
+    for name in known.plugin:
+        try:
+            plugins.load(name)
+        except plugins.PluginError as exc:
+            print(f"error: --plugin: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
 
 
 def add_scenario_options(parser: argparse.ArgumentParser) -> None:
@@ -21,6 +39,14 @@ def add_scenario_options(parser: argparse.ArgumentParser) -> None:
         help="override one config key, e.g. --set scene.snr_sensing_db=20 (repeatable)",
     )
     parser.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    parser.add_argument(
+        "--plugin",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="import a Python module or .py file that registers a method, a sensing receiver or an array "
+        "model (repeatable; docs/architecture.md)",
+    )
 
 
 def add_transceiver_options(parser: argparse.ArgumentParser) -> None:

@@ -19,7 +19,7 @@ import sys
 import tempfile
 
 from ..transceiver import load_weights, methods
-from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
+from .common import add_scenario_options, add_transceiver_options, load_plugins, load_scenario, progress_flag
 
 KEYS = ("p_md", "p_fa", "gospa", "ser", "angle_rmse_deg", "range_rmse_m", "threshold", "frames")
 
@@ -66,6 +66,7 @@ def _check_outputs(*outputs) -> int:
 
 
 def main(argv=None) -> int:
+    load_plugins(argv)  # before the parser: a plug-in's names are valid choices
     parser = argparse.ArgumentParser(
         prog="isac-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )

@@ -25,8 +25,8 @@ import numpy as np  # noqa: E402
 from ..model.geometry import FrameGeometry
 from ..model.metrics import gospa
 from ..model.scene import positions
-from ..transceiver import default_kernel, load_weights, methods
-from .common import add_scenario_options, add_transceiver_options, load_scenario, progress_flag
+from ..transceiver import REFERENCE_METHOD, default_kernel, load_weights, methods
+from .common import add_scenario_options, add_transceiver_options, load_plugins, load_scenario, progress_flag
 
 
 def _targets(angles_deg, ranges_m) -> str:
@@ -184,6 +184,7 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
 
 
 def main(argv=None) -> int:
+    load_plugins(argv)  # before the parser: a plug-in's names are valid choices
     parser = argparse.ArgumentParser(
         prog="isac-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -342,10 +343,10 @@ def main(argv=None) -> int:
         f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
         f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m"
     )
-    if method != "baseline" and not args.no_compare:
+    if method != REFERENCE_METHOD and not args.no_compare:
         b = evaluate(
             scenario.with_overrides({"run.frames": args.frames}),
-            "baseline",
+            REFERENCE_METHOD,
             receiver=args.receiver,
             kernel=kernel,
             temperature=args.temperature,

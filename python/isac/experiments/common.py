@@ -66,9 +66,9 @@ class Context:
         from ..transceiver import load_weights
 
         cache = self.__dict__.setdefault("_weights", {})
-        if path not in cache:
-            cache[path] = load_weights(path, self.scenario, method, other_array=self.weights_other_array)
-        return cache[path]
+        if (path, method) not in cache:  # the same file asked for as another method fails, saying so
+            cache[path, method] = load_weights(path, self.scenario, method, other_array=self.weights_other_array)
+        return cache[path, method]
 
     def unit(self, key: dict, compute):
         """The result of one unit of work: from the store of a resumed run, else compute() (stored)."""

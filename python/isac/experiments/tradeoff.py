@@ -47,7 +47,7 @@ import numpy as np
 from ..config import Scenario
 from ..evaluation import calibrate, progress_bar, score
 from ..simulation import Simulator
-from ..transceiver import build
+from ..transceiver import build, get
 from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
 from .learned import method_of, parameter_count, resolve_weights
 from .resume import file_digest, scenario_digest
@@ -327,7 +327,7 @@ def run_fig9(ctx: Context) -> dict:
             s.key: {
                 "label": s.label,
                 "receiver": s.receiver,
-                "transmitter": "learned" if s.method == "impairment" else "baseline",
+                "transmitter": "learned" if get(s.method).transmit_learned else "baseline",
             }
             for s in specs
         },
@@ -357,7 +357,7 @@ def _single_target(ctx: Context, keys: list[str], figure: str) -> dict:
     specs = [Spec("baseline", labels["baseline"], "baseline", "omp")]
     for key in keys[1:]:
         method = method_of(key)
-        specs.append(Spec(key, labels[key], method, "domp" if method == "impairment" else "omp", weights[key]["path"]))
+        specs.append(Spec(key, labels[key], method, get(method).paper_receiver, weights[key]["path"]))
     etas, phis = SWEEPS[ctx.name][1 if ctx.quick else 0]
     curves, timing = _run_curves(ctx, specs, etas, phis)
     rows = [r for k in curves for r in curves[k]]

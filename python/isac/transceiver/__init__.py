@@ -10,17 +10,17 @@ transceivers here and nowhere else.
     result = t.receiver(y_tilde)                                 # OmpResult of Y~ (B, K, S)
 
 Words used everywhere: **method** (registry.py, methods.py: baseline, perfect, impairment,
-dictionary, nn, or one registered from outside), **receiver** (receivers.py: omp, domp, or one
+dictionary, nn, or one registered from outside), **receiver** (sensing.py: omp, domp, or one
 registered; the estimator on the method's array), **kernel** (cpp, numpy: the implementation;
 default cpp when the C++ kernels are built). ``stream.py`` runs a receiver on the frames of a
 stream (rescaling, failures, worker threads). No GNU Radio here; torch only for method nn.
 """
 
+from ..weights import Weights, WeightsError
 from . import methods as _methods  # noqa: F401 (registers the methods of the paper)
 from .methods import LearnedArrayMethod
-from .receivers import KERNELS, Receiver, cpp_kernels_available, default_kernel, get_receiver, receivers
-from .receivers import register as register_receiver
 from .registry import (
+    REFERENCE_METHOD,
     ArrayTransmitter,
     Method,
     Transceiver,
@@ -36,12 +36,15 @@ from .registry import (
     transmitter,
     validate_weights,
 )
+from .sensing import KERNELS, Receiver, cpp_kernels_available, default_kernel, get_receiver, receivers
+from .sensing import register as register_receiver
 
 __all__ = [
     "ArrayTransmitter",
     "KERNELS",
     "LearnedArrayMethod",
     "Method",
+    "REFERENCE_METHOD",
     "Receiver",
     "Transceiver",
     "Transmitter",
@@ -60,4 +63,6 @@ __all__ = [
     "sensing_receiver",
     "transmitter",
     "validate_weights",
+    "Weights",
+    "WeightsError",
 ]
