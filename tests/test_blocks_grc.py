@@ -1,9 +1,10 @@
 """GRC: the block definitions grc/isac_*.block.yml against the blocks' constructors (every
-parameter with its default, the enum choices, the callbacks), loaded by GRC's own platform
-(the asserts hold at the defaults and refuse bad values, the rendered make template builds the
-block), and the flowgraphs apps/*.grc compiled by grcc and run with this Python: the headless
-flowgraph's metrics equal evaluation.evaluate on the same frames and threshold, with the
-baseline and with the shipped learned weights."""
+parameter with its default, the choices, the callbacks), loaded by GRC's own platform (the
+asserts hold at the defaults and refuse bad values, the rendered make template builds the block),
+the ISAC Scenario variable block (its value is the scenario, its asserts and its value refuse
+out-of-range keys with the key and the range), and the flowgraphs apps/*.grc compiled by grcc and
+run with this Python: the headless flowgraph's metrics equal evaluation.evaluate on the same
+frames and threshold, with the baseline and with the shipped learned weights."""
 
 import ast
 import inspect
@@ -21,7 +22,7 @@ from gnuradio import isac
 from gnuradio.isac import transceiver, weights
 from gnuradio.isac.blocks import BLOCKS
 from gnuradio.isac.blocks.omp_receiver import DEFAULT_THRESHOLD
-from gnuradio.isac.config import ConfigError, Scenario
+from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate
 from gnuradio.isac.simulation import STREAMS
 from gnuradio.isac.transceiver import load_weights
@@ -31,6 +32,17 @@ GRCC = shutil.which("grcc")
 needs_grcc = pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion compiler) not installed")
 #: GRC-only parameters (not constructor arguments)
 GRC_ONLY = {"gui_hint"}
+
+
+def set_fields(grc_text: str, block: str, **values) -> str:
+    """A .grc flowgraph's text with parameters ``values`` (GRC expressions) of the block named
+    ``block`` changed, written back by GRC's own YAML writer."""
+    from gnuradio.grc.core.io import yaml as grc_yaml
+
+    data = yaml.safe_load(grc_text)
+    (b,) = [b for b in data["blocks"] if b["name"] == block]
+    b["parameters"].update(values)
+    return grc_yaml.dump(data)
 
 
 def block_yaml(name: str) -> dict:
@@ -46,6 +58,8 @@ def signature(name: str) -> dict[str, inspect.Parameter]:
 def yml_default(param: dict):
     """The Python value of a yml parameter's default, as GRC evaluates it for its dtype."""
     dtype, text = param["dtype"], str(param.get("default", ""))
+    if dtype == "raw":
+        return ast.literal_eval(text)
     if dtype == "enum":
         assert text in param["options"], f"{param['id']}: default {text!r} is not an option"
         return ast.literal_eval(text)
@@ -74,12 +88,14 @@ def plain(value):
     return list(value) if isinstance(value, (tuple, list)) else value
 
 
-#: enum parameter -> the values the blocks accept, in the registries' order
+#: parameter with choices -> the values the blocks accept, in the registries' order (method and
+#: receiver: editable choices, a registered plug-in's name can be typed)
 CHOICES = {
     "method": ("",) + transceiver.methods(),
     "receiver": transceiver.receivers(),
     "kernel": ("",) + transceiver.KERNELS,
     "stream": tuple(STREAMS),
+    "kind": ("rx", "tx"),
 }
 
 
@@ -106,23 +122,19 @@ def test_block_yaml_matches_the_constructor(name):
         assert want is not inspect.Parameter.empty, pid
         assert yml_default(p) == plain(want), f"{name}.{pid}: yml default {p.get('default')!r}, constructor {want!r}"
         assert f"{pid}=${{{pid}}}" in make.replace(" ", "").replace("\n", ""), f"{pid} is not passed to the constructor"
-    if sig:  # GRC checks the values before the flowgraph runs
+    if set(sig) - {"scenario"}:  # GRC checks the block's own values before the flowgraph runs
         assert doc["asserts"]
-    # enums: exactly the values the blocks accept
+    # choices: exactly the values the blocks accept
+    if "scenario" in sig:  # by id: an ISAC Scenario block, or None for the paper's
+        assert params["scenario"]["dtype"] == "raw" and params["scenario"]["default"] in (None, "None")
     for pid, p in params.items():
-        if p["dtype"] != "enum":
+        if "options" not in p:
             continue
-        options = tuple(ast.literal_eval(o) for o in p["options"])
+        options = tuple(ast.literal_eval(o) if p["dtype"] == "enum" else o for o in p["options"])
         assert len(p["option_labels"]) == len(options), pid
-        if pid == "impairment":
-            for option in options:
-                Scenario.default().with_overrides({"array.impairment": option})
-            with pytest.raises(ConfigError, match="array.impairment"):
-                Scenario.default().with_overrides({"array.impairment": "bogus"})
-        elif pid == "method" and name == "angle_delay_map_stream":  # NNBL has no array, hence no map
-            assert options == tuple(m for m in CHOICES["method"] if m != "nn")
-        else:
-            assert options == CHOICES[pid], pid
+        assert options == CHOICES[pid], pid
+        if p["dtype"] == "string":  # an editable choice: GRC takes any text, the block checks it
+            assert pid in ("method", "receiver"), pid
     # callbacks: methods of the block, with the block's parameters
     for callback in doc["templates"].get("callbacks", []):
         method, args = re.fullmatch(r"(\w+)\((.*)\)", callback).groups()
@@ -130,11 +142,18 @@ def test_block_yaml_matches_the_constructor(name):
         assert set(re.findall(r"\$\{(\w+)\}", args)) <= set(params), callback
 
 
-def test_precoder_callbacks_cover_its_runtime_parameters():
+def test_precoder_follows_its_scenario_at_run_time():
+    """The precoder's run-time keys (eta, phi, P, sectors) come with the scenario: one callback."""
     from gnuradio.isac.blocks.precoder import RUNTIME
 
-    callbacks = block_yaml("precoder")["templates"]["callbacks"]
-    assert {re.search(r"\$\{(\w+)\}", cb).group(1) for cb in callbacks} == set(RUNTIME)
+    assert block_yaml("precoder")["templates"]["callbacks"] == ["set_scenario(${scenario})"]
+    assert set(RUNTIME.values()) == {
+        "transmitter.eta",
+        "transmitter.phi_rad",
+        "transmitter.power",
+        "scene.target_sector_deg",
+        "scene.comm_sector_deg",
+    }
 
 
 # --- GRC's platform: asserts and make templates as GRC evaluates them ------------------------
@@ -204,22 +223,58 @@ def test_grc_builds_each_block_from_its_make_template(platform, name):
 @pytest.mark.parametrize(
     "name, values, wrong",
     [
-        ("precoder", {"method": '"impairment"'}, "weights or method"),
-        ("omp_receiver", {"method": '"nn"'}, "weights or method"),
-        ("angle_delay_map_stream", {"method": '"dictionary"'}, "weights or method"),
-        ("omp_receiver", {"receiver": '"domp"', "temperature": "0"}, "temperature > 0"),
-        ("precoder", {"target_sector_deg": "[-20.0, -40.0]"}, "target_sector_deg"),
-        ("ula_channel", {"comm_taps": "300"}, "comm_taps <= S"),
-        ("map_display", {"target_sector_deg": "[-100.0, 0.0]"}, "target_sector_deg"),
-        ("ula_channel", {"K": "4", "coupling_taps": "4"}, "coupling_taps <= min(8, K - 1)"),
-        ("omp_receiver", {"dead_list": "[1, 1]"}, "len(set(dead_list))"),
-        ("precoder", {"dead_list": "[64]"}, "max(dead_list) < K"),
-        ("sigmf_sink", {"dead_elements": "2", "dead_list": "[3]"}, "dead_elements == 0 or len(dead_list) == 0"),
-        ("angle_delay_map_stream", {"weak_gain": "1.0"}, "weak_gain < 1"),
+        ("precoder", {"method": "'impairment'"}, "weights or method"),
+        ("omp_receiver", {"method": "'nn'"}, "weights or method"),
+        ("angle_delay_map_stream", {"method": "'dictionary'"}, "weights or method"),
+        ("angle_delay_map_stream", {"method": "'nn'"}, "method != 'nn'"),
+        ("omp_receiver", {"receiver": "'domp'", "temperature": "0"}, "temperature > 0"),
+        ("ula_channel", {"fixed_angles_deg": "[-30.0]"}, "len(fixed_angles_deg) == len(fixed_ranges_m)"),
+        ("metrics", {"stall_limit_s": "-1"}, "stall_limit_s >= 0"),
+        ("map_display", {"map_points": "[0, 10]"}, "min(map_points) > 0"),
     ],
 )
 def test_grc_asserts_refuse_bad_values(platform, name, values, wrong):
     _, errors = grc_block(platform, name, **values)
+    assert any(wrong in e for e in errors), errors
+
+
+# --- the ISAC Scenario block -----------------------------------------------------------------------
+def test_the_scenario_block_holds_the_scenario(platform):
+    """At its defaults the block's value is the paper's scenario; a field set to another value
+    changes that key; with source "file" the TOML file is the scenario."""
+    block, errors = grc_block(platform, "scenario")
+    assert errors == []
+    assert block.params["id"].get_value() == "isac_scenario_0"
+    fg = block.parent_flowgraph
+    assert fg.namespace["isac_scenario_0"] == Scenario.default()
+    block, errors = grc_block(platform, "scenario", scene_snr_sensing_db="9.5", array_dead_list="[3, 5]")
+    assert errors == [] and block.parent_flowgraph.namespace["isac_scenario_0"] == Scenario.default().with_overrides(
+        {"scene.snr_sensing_db": 9.5, "array.dead_list": [3, 5]}
+    )
+
+
+@pytest.mark.parametrize(
+    "values, wrong",
+    [
+        ({"scene_snr_sensing_db": "float('nan')"}, "-100.0 <= scene_snr_sensing_db <= 100.0"),
+        ({"receiver_angle_grid": "10**8"}, "1 <= receiver_angle_grid <= 1048576"),
+        ({"scene_target_sector_deg": "[-20.0, -40.0]"}, "scene_target_sector_deg[0] < scene_target_sector_deg[1]"),
+        ({"scene_comm_taps": "300"}, "1 <= scene_comm_taps <= ofdm_subcarriers"),
+        ({"array_dead_list": "[1, 1]"}, "len(set(array_dead_list)) == len(array_dead_list)"),
+        ({"array_dead_list": "[64]"}, "v <= (array_antennas - 1) for v in array_dead_list"),
+        ({"array_weak_gain": "1.0"}, "0.0 <= array_weak_gain < 1.0"),
+        # cross-key rules: the scenario's own message, with the key and the range
+        ({"array_antennas": "4", "array_coupling_taps": "4"}, "array.coupling_taps must be <= array.antennas - 1 = 3"),
+        ({"array_dead_elements": "2", "array_dead_list": "[3]"}, "are exclusive"),
+        ({"source": "file", "config_file": "'/nonexistent/s.toml'"}, "/nonexistent/s.toml"),
+    ],
+)
+def test_the_scenario_block_refuses_out_of_range_keys_naming_the_key(platform, values, wrong):
+    """GRC itself shows an out-of-range field: an assert generated from the key's range
+    (tools/gen_grc_scenario.py), or the scenario's own error (a cross-key rule) as the block's
+    value error, before any program runs."""
+    block, _ = grc_block(platform, "scenario", **values)
+    errors = block.get_error_messages()
     assert any(wrong in e for e in errors), errors
 
 
@@ -232,7 +287,9 @@ def test_grc_accepts_a_learned_method_with_weights(platform):
 # --- grcc: the flowgraphs of apps/ ------------------------------------------------------------
 def compile_flowgraph(grc: Path, out: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"))
-    return subprocess.run([GRCC, "-o", str(out), str(grc)], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, GRCC, "-o", str(out), str(grc)], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def run_headless(grc: Path, tmp_path: Path, frames: int) -> dict:
@@ -295,29 +352,30 @@ def test_headless_flowgraph_with_learned_weights_matches_evaluate(tmp_path):
 
 @needs_grcc
 def test_grcc_refuses_reversed_sector(tmp_path):
+    """A reversed target sector typed into the ISAC Scenario block: grcc refuses the flowgraph and
+    names the key and the block (one place to type it, one place that refuses it)."""
     text = (REPO / "apps" / "isac_headless.grc").read_text()
-    bad = text.replace("target_sector_deg: '[-40.0, -20.0]'", "target_sector_deg: '[-20.0, -40.0]'")
-    assert bad.count("[-20.0, -40.0]") == 3  # precoder, channel, receiver
     grc = tmp_path / "bad.grc"
-    grc.write_text(bad)
+    grc.write_text(set_fields(text, "scenario", scene_target_sector_deg="[-20.0, -40.0]"))
     res = compile_flowgraph(grc, tmp_path)
     assert res.returncode != 0
     out = res.stdout + res.stderr
-    assert "target_sector_deg" in out
-    for block in ("isac_precoder_0", "isac_ula_channel_0", "isac_omp_receiver_0"):
-        assert block in out, block
+    assert "target_sector_deg" in out and "scenario" in out, out
 
 
 @needs_grcc
 def test_grcc_refuses_learned_method_without_weights(tmp_path):
     text = (REPO / "apps" / "isac_headless.grc").read_text()
-    bad = text.replace("    method: '\"\"'\n", "    method: '\"dictionary\"'\n")
-    assert bad.count('"dictionary"') == 2
+    bad = set_fields(text, "isac_precoder_0", method="'dictionary'")
+    bad = set_fields(bad, "isac_omp_receiver_0", method="'dictionary'")
     grc = tmp_path / "bad.grc"
     grc.write_text(bad)
     res = compile_flowgraph(grc, tmp_path)
     assert res.returncode != 0
-    assert "weights or method" in res.stdout + res.stderr
+    out = res.stdout + res.stderr
+    assert "weights or method" in out
+    for block in ("isac_precoder_0", "isac_omp_receiver_0"):
+        assert block in out, block
 
 
 @needs_grcc
@@ -395,3 +453,34 @@ def test_gui_flowgraph_compiles_and_runs_offscreen(tmp_path):
         out = proc.communicate(timeout=30)[0].decode(errors="replace")
     assert alive, out
     assert "Traceback" not in out and "rror" not in out, out
+
+
+# --- the launchers: GRC with the Python gr-isac is installed for ---------------------------------
+@needs_grcc
+def test_isac_grcc_compiles_with_the_installed_blocks_and_this_python(tmp_path):
+    """isac-grcc needs no GRC_BLOCKS_PATH and no interpreter on its command line: it finds the
+    installed ISAC block files and evaluates their expressions with gnuradio.isac."""
+    launcher = Path(sys.executable).parent / "isac-grcc"
+    env = {k: v for k, v in os.environ.items() if k != "GRC_BLOCKS_PATH"}
+    res = subprocess.run(
+        [str(launcher), "-o", str(tmp_path), str(REPO / "apps" / "isac_headless.grc")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "isac.scenario_of_fields" in (tmp_path / "isac_headless.py").read_text()
+
+
+def test_isac_companion_runs_gnuradio_companion_with_this_python(monkeypatch):
+    from gnuradio.isac.cli import grc
+
+    calls = []
+    monkeypatch.setattr(grc.os, "execve", lambda exe, argv, env: calls.append((exe, argv, env)))
+    monkeypatch.setenv("GRC_BLOCKS_PATH", "/my/blocks")
+    grc.companion_main(["flow.grc"])
+    ((exe, argv, env),) = calls
+    assert exe == sys.executable and argv[0] == sys.executable
+    assert argv[1].endswith("gnuradio-companion") and argv[2:] == ["flow.grc"]
+    assert env["GRC_BLOCKS_PATH"].split(os.pathsep) == ["/my/blocks", grc.BLOCKS_DIR]

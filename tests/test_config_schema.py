@@ -157,16 +157,23 @@ def _grc_blocks():
         yield path.name, data["id"], data.get("parameters", [])
 
 
-def _grc_generator():
-    spec = importlib.util.spec_from_file_location("gen_grc_scenario", REPO / "tools" / "gen_grc_scenario.py")
+def _tool(name: str):
+    """A generator of tools/ (run with any python3), imported from its file."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "tools" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
+def _grc_generator():
+    return _tool("gen_grc_scenario")
+
+
 def test_the_grc_scenario_block_is_the_generated_output():
     gen = _grc_generator()
-    assert gen.OUT.read_text() == gen.render(), "grc/isac_scenario.block.yml is out of date: run tools/gen_grc_scenario.py"
+    assert gen.OUT.read_text() == gen.render(), (
+        "grc/isac_scenario.block.yml is out of date: run tools/gen_grc_scenario.py"
+    )
     assert gen.main(["--check"]) == 0
 
 
@@ -182,7 +189,10 @@ def test_the_grc_scenario_block_has_one_field_per_key_with_its_default():
         assert got == spec.default, f"{spec.key}: field default {got!r}, schema {spec.default!r}"
         assert p["dtype"] == ("enum" if spec.choices else {"int": "int", "float": "real"}.get(spec.kind, p["dtype"]))
         assert f'"{spec.key}": {spec.field_id}' in doc["value"], spec.key
-        assert f'"{spec.key}": ' in doc["templates"]["var_make"] and f"${{{spec.field_id}}}" in doc["templates"]["var_make"]
+        assert (
+            f'"{spec.key}": ' in doc["templates"]["var_make"]
+            and f"${{{spec.field_id}}}" in doc["templates"]["var_make"]
+        )
     assert set(params) == {"source", "config_file"} | {k.field_id for k in KEYS_LIST}
 
 
@@ -202,10 +212,7 @@ def test_no_block_but_the_scenario_block_retypes_a_scenario_key():
 
 
 def _generator():
-    spec = importlib.util.spec_from_file_location("gen_config_doc", REPO / "tools" / "gen_config_doc.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _tool("gen_config_doc")
 
 
 def test_docs_config_md_is_the_generated_output():

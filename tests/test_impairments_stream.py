@@ -1,6 +1,6 @@
 """The streaming flowgraph with the element impairments of model.impairments (gain / phase errors,
-mutual coupling, dead elements, and all together with the spacing errors): the blocks take the
-seven [array] keys as parameters, the channel simulates the impaired array a = C diag(g) a_pos,
+mutual coupling, dead elements, and all together with the spacing errors): the blocks take them
+from the scenario, the channel simulates the impaired array a = diag(g) C a_pos,
 and the streamed results equal the offline transceiver on the same frames; isac-sim accepts the
 keys, the SigMF sink records them, and a GRC flowgraph with them compiles and runs."""
 
@@ -22,7 +22,7 @@ from gnuradio.isac.blocks.omp_receiver import DEFAULT_THRESHOLD
 from gnuradio.isac.cli import sim as isac_sim
 from gnuradio.isac.config import Scenario
 from gnuradio.isac.evaluation import evaluate
-from gnuradio.isac.model.impairments import ImpairedArray, element_response, receiver_array, true_array
+from gnuradio.isac.model.impairments import ImpairedArray, receiver_array, true_array, true_parameters
 
 REPO = Path(__file__).resolve().parents[1]
 GRCC = shutil.which("grcc")
@@ -45,7 +45,7 @@ MODELS = {
 
 @pytest.mark.parametrize("model", sorted(MODELS))
 def test_blocks_build_the_scenarios_impaired_array(model):
-    """from_scenario passes the element keys: the channel's array is the scenario's true array
+    """The blocks take the element keys from the scenario: the channel's array is its true array
     (steering equal to true_array's, not to the position array's), run by the numpy model; the
     receiver and the map block of 'perfect' match its equal-norm atoms."""
     sc = small_stream_scenario(MODELS[model])
@@ -68,22 +68,26 @@ def test_blocks_build_the_scenarios_impaired_array(model):
 def test_channel_with_given_spacings_applies_the_element_models():
     sc = small_stream_scenario(MODELS["combined"])
     d = np.full(16, sc.wavelength_m / 2) * (1 + 0.01 * np.arange(16))
-    params = {k: v for k, v in sc.array.items() if k in recording.ELEMENT_KEYS}
-    ch = ula_channel(K=16, S=64, spacings_m=d, spacing_std_m=0.0, **params)
+    ch = ula_channel(sc.with_overrides({"array.spacing_std_m": 0.0}), spacings_m=d)
     assert isinstance(ch.array, ImpairedArray) and ch.array.models == ("gain", "coupling", "dead")
     np.testing.assert_allclose(ch.array.spacings_m, d)
-    gains, coupling = element_response(sc)
-    np.testing.assert_allclose(ch.array.gains, gains)
-    np.testing.assert_allclose(ch.array.coupling, coupling)
+    for model, params in true_parameters(sc).items():
+        for key, value in params.items():
+            np.testing.assert_array_equal(ch.array.parameters[model][key], value)
 
 
-def test_blocks_refuse_bad_element_parameters():
-    with pytest.raises(ValueError, match="gain_std_db"):
-        ula_channel(K=16, S=64, gain_std_db=-1.0)
-    with pytest.raises(ValueError, match="coupling_taps"):
-        omp_receiver(K=4, S=64, coupling_taps=5)
-    with pytest.raises(ValueError, match="dead_list"):
-        precoder(K=16, S=64, dead_list=[16])
+def test_blocks_refuse_a_scenario_with_bad_element_keys(tmp_path):
+    """A TOML scenario with out-of-range element keys: the block names its scenario parameter and
+    the key with its range."""
+    for block, keys, key in (
+        (ula_channel, {"gain_std_db": -1.0}, "array.gain_std_db"),
+        (omp_receiver, {"antennas": 4, "coupling_taps": 5}, "array.coupling_taps"),
+        (precoder, {"dead_list": [64]}, "array.dead_list"),
+    ):
+        path = tmp_path / "bad.toml"
+        path.write_text("[array]\n" + "".join(f"{k} = {v}\n" for k, v in keys.items()))
+        with pytest.raises(ValueError, match=rf"parameter 'scenario' .*{key}"):
+            block(str(path))
 
 
 @pytest.mark.parametrize("model", sorted(MODELS))
@@ -130,9 +134,11 @@ def test_isac_sim_runs_with_element_keys(tmp_path, capsys):
     info = recording.read(tmp_path / "rec", "rx").info
     sc = small_stream_scenario({"array.gain_std_db": 1.5, "array.coupling_taps": 2, "array.dead_elements": 2})
     assert (info["isac:gain_std_db"], info["isac:coupling_taps"], info["isac:dead_elements"]) == (1.5, 2, 2)
-    gains, coupling = element_response(sc)
-    np.testing.assert_allclose(np.array(info["isac:true_element_gains"]) @ [1, 1j], gains)
-    np.testing.assert_allclose(np.array(info["isac:true_coupling"]) @ [1, 1j], coupling)
+    recorded = info["isac:true_impairments"]
+    assert set(recorded) == {"gain", "coupling", "dead"}
+    for model, params in true_parameters(sc).items():
+        for key, value in params.items():
+            np.testing.assert_allclose(recorded[model][key], value)
 
 
 def test_sigmf_sink_records_the_element_models(tmp_path):
@@ -142,24 +148,34 @@ def test_sigmf_sink_records_the_element_models(tmp_path):
     assert blk.metadata["isac:scenario"]["array"]["coupling_taps"] == 1
     json.dumps(blk.info)  # plain JSON
     off = sigmf_sink(small_stream_scenario({}), path=str(tmp_path / "rx0"))
-    assert off.info["isac:gain_std_db"] == 0.0 and "isac:true_element_gains" not in off.info
+    assert off.info["isac:gain_std_db"] == 0.0 and "isac:true_impairments" not in off.info
 
 
 @pytest.mark.skipif(GRCC is None, reason="grcc (GNU Radio Companion compiler) not installed")
 def test_headless_grc_flowgraph_with_element_parameters_matches_evaluate(tmp_path):
-    """apps/isac_headless.grc with the element parameters set in the precoder, the channel and
-    the receiver compiles (grcc, the blocks' yml) and computes what evaluate computes."""
-    text = (REPO / "apps" / "isac_headless.grc").read_text()
-    seed_line = "    impairment_seed: '1'\n"
-    assert text.count(seed_line) == 3  # precoder, channel, receiver
-    text = text.replace(seed_line, seed_line + "    gain_std_db: '1.5'\n    coupling_taps: '2'\n    dead_list: '[5]'\n")
+    """apps/isac_headless.grc with the element keys typed once, in its ISAC Scenario block, compiles
+    (grcc, the blocks' yml) and computes what evaluate computes: the precoder, the channel and the
+    receiver all see them."""
+    from test_blocks_grc import set_fields
+
+    text = set_fields(
+        (REPO / "apps" / "isac_headless.grc").read_text(),
+        "scenario",
+        array_gain_std_db="1.5",
+        array_coupling_taps="2",
+        array_dead_list="[5]",
+    )
     grc = tmp_path / "isac_headless.grc"
     grc.write_text(text)
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"))
-    res = subprocess.run([GRCC, "-o", str(tmp_path), str(grc)], env=env, capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [sys.executable, GRCC, "-o", str(tmp_path), str(grc)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     script = tmp_path / "isac_headless.py"
-    assert script.read_text().count("dead_list=[5]") == 3
+    code = script.read_text()
+    assert "dead_list=" not in code  # no block takes the key: the scenario (and its setter) carry it
+    assert code.count('"array.dead_list": [5]') == 2
     frames = 4
     run = subprocess.run(
         [sys.executable, str(script), "-n", str(frames), "--seed", "0"],

@@ -13,22 +13,15 @@ this runs without a build.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schema_source import REPO, load_schema  # noqa: E402
+
 DOC = REPO / "docs" / "config.md"
 BEGIN = "<!-- BEGIN GENERATED: python3 tools/gen_config_doc.py (from python/isac/config_schema.py) -->"
 END = "<!-- END GENERATED -->"
-
-
-def load_schema():
-    spec = importlib.util.spec_from_file_location("isac_config_schema", REPO / "python" / "isac" / "config_schema.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 SCHEMA = load_schema()

@@ -17,20 +17,13 @@ only), so this runs without a build.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from schema_source import REPO, load_schema  # noqa: E402
+
 OUT = REPO / "grc" / "isac_scenario.block.yml"
-
-
-def load_schema():
-    spec = importlib.util.spec_from_file_location("isac_config_schema", REPO / "python" / "isac" / "config_schema.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the module by name
-    spec.loader.exec_module(module)
-    return module
 
 
 SCHEMA = load_schema()
@@ -155,6 +148,7 @@ def render() -> str:
     # the generated code: an enum renders as its bare option, quoted here
     fields = ", ".join(f'"{k.key}": ' + (f'"${{{k.field_id}}}"' if k.choices else f"${{{k.field_id}}}") for k in keys)
     value_fields = ", ".join(f'"{k.key}": {k.field_id}' for k in keys)
+    make = f'isac.scenario_of_fields("${{source}}", ${{config_file}}, {{{fields}}})'
     lines += [
         "",
         "value: " + quote(f"${{ isac.scenario_of_fields(source, config_file, {{{value_fields}}}) }}"),
@@ -167,7 +161,9 @@ def render() -> str:
         "templates:",
         "    imports: from gnuradio import isac",
         "    var_make: |-",
-        f'        self.${{id}} = ${{id}} = isac.scenario_of_fields("${{source}}", ${{config_file}}, {{{fields}}})',
+        f"        self.${{id}} = ${{id}} = {make}",
+        "    callbacks:",
+        f"    - {quote(f'self.set_${{id}}({make})')}",
         "",
         "documentation: |-",
         "    The scenario of the flowgraph (gnuradio.isac.Scenario: docs/config.md lists every key with",
