@@ -46,6 +46,11 @@ def frames(sc):
     return Simulator(sc).frames(0, N, "test")
 
 
+def swapped(sc):
+    """``sc`` with K and S exchanged: frames of the same length K*S."""
+    return sc.with_overrides({"array.antennas": S, "ofdm.subcarriers": K, "scene.comm_taps": 4})
+
+
 def run_with_timeout(tb, seconds=60.0):
     """tb.run() in a thread; fails the test when it has not returned after ``seconds`` (a hang).
     Returns the exception run() raised, or None."""
@@ -84,7 +89,7 @@ def messages_of(debug):
 def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, monkeypatch, kernel):
     """MemoryError in the channel model for frame BAD: its truth is flagged invalid, the receiver
     skips its NaN frame, the metrics skip it, every other frame is the model's."""
-    mod = module("ula_channel")
+    mod = importlib.import_module("gnuradio.isac.simulation")  # simulation.StreamChannel calls them
 
     def failing(real, first_arg, frames_arg):
         def call(*args, **kwargs):
@@ -103,13 +108,13 @@ def test_channel_failure_flags_the_frame_and_the_flowgraph_finishes(sc, frames, 
     assert run_with_timeout(tb) is None
     assert sorted(seen) == list(range(N))
     truth, det = seen[BAD]
-    assert truth["valid"] is False and truth["count"] == 0 and det["valid"] is False
+    assert truth.valid is False and truth.count == 0 and det.valid is False
     assert tb.channel.failed_frames == 1 and tb.receiver.invalid_frames == 1
     s = tb.summary()
     assert s["frames"] == N - 1 and s["skipped_frames"] == 1
     for i in set(range(N)) - {BAD}:
-        assert seen[i][0]["valid"] is True and seen[i][0]["count"] == frames.scenes[i].count
-        np.testing.assert_array_equal(seen[i][0]["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
+        assert seen[i][0].valid is True and seen[i][0].count == frames.scenes[i].count
+        np.testing.assert_array_equal(seen[i][0].angle_deg, np.rad2deg(frames.scenes[i].angles_rad))
 
 
 @pytest.mark.parametrize("threads", [1, 2])
@@ -124,8 +129,8 @@ def test_receiver_failure_flags_the_frame_and_goes_on(sc, frames, threads):
             raise MemoryError("simulated: no memory for the map")
         return sensor(chunk)
 
-    rx.sensor = failing
-    rx._sensors = [failing]  # the second worker's estimator
+    rx.sensing.receiver = failing
+    rx.sensing._receivers = [failing]  # the second worker's receiver
     rx.set_threads(threads)
     tb = gr.top_block()
     debug = blocks.message_debug()
@@ -193,7 +198,7 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
     from gnuradio.isac.blocks import angle_delay_map_stream
 
     y = reciprocal_model(frames.y_sensing, frames.symbols)
-    ms = angle_delay_map_stream(sc.with_overrides({"receiver.angle_grid": 20, "receiver.delay_grid": 10}))
+    ms = angle_delay_map_stream(sc, map_points=(20, 10))
     real = ms.map
 
     def failing(Y):
@@ -213,7 +218,7 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
 
 
 def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
-    src = message_source(sc, frames=N)
+    src = message_source(sc, frame_count=N)
     real = src.messages
 
     def failing(first, count):
@@ -228,7 +233,7 @@ def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):
     tb.connect((src, 1), blocks.null_sink(gr.sizeof_gr_complex * S))
     assert run_with_timeout(tb) is None
     m = np.reshape(sink.data(), (N, S))
-    assert not m[BAD].any() and src.failures.count == 1
+    assert not m[BAD].any() and src.failed_frames == 1
     keep = [i for i in range(N) if i != BAD]
     np.testing.assert_array_equal(m[keep], frames.messages[keep])
 
@@ -242,8 +247,8 @@ def test_every_frame_failing_stops_the_flowgraph_with_the_message(sc, threads):
     def broken(y):
         raise MemoryError("simulated: the receiver cannot allocate its maps")
 
-    tb.receiver.sensor = broken
-    tb.receiver._sensors = [broken]
+    tb.receiver.sensing.receiver = broken
+    tb.receiver.sensing._receivers = [broken]
     exc = run_with_timeout(tb)
     assert isinstance(exc, FlowgraphError)
     assert "isac_omp_receiver" in str(exc) and "MemoryError: simulated" in str(exc)
@@ -260,7 +265,7 @@ def test_isac_sim_exits_nonzero_with_the_message(sc, tmp_path):
         "from gnuradio.isac.transceiver import sensing\n"
         "def broken(self, y):\n"
         "    raise MemoryError('simulated: no memory for the map')\n"
-        "sensing.SensingReceiver.__call__ = broken\n"
+        "sensing.OmpReceiver.estimate = broken\n"
         "from gnuradio.isac.cli.sim import main\n"
         f"sys.exit(main(['--config', {str(cfg)!r}, '--frames', '60', '--threshold', '2e4', '--quiet',\n"
         "                '--no-compare', '--no-progress', '--kernel', 'numpy', '--method', 'baseline']))\n"
@@ -290,13 +295,13 @@ def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frame
     rx2 = omp_receiver(sc, threshold=THRESHOLD * scale**2, kernel=kernel, receiver=receiver)
     big = (y.astype(np.complex128) * scale).astype(np.complex64)
     got = rx2.process(0, big)
-    assert sum(d["count"] for d in ref) > 0
+    assert sum(d.count for d in ref) > 0
     for g, r in zip(got, ref):
-        assert g["valid"] is True and g["count"] == r["count"]
-        np.testing.assert_allclose(g["angle_deg"], r["angle_deg"], atol=1e-3)
-        np.testing.assert_allclose(g["range_m"], r["range_m"], atol=1e-2)
-        np.testing.assert_allclose(g["peak"], r["peak"] * scale**2, rtol=1e-4)
-        np.testing.assert_allclose(g["gain"], r["gain"] * scale, rtol=1e-3)
+        assert g.valid is True and g.count == r.count
+        np.testing.assert_allclose(g.angle_deg, r.angle_deg, atol=1e-3)
+        np.testing.assert_allclose(g.range_m, r.range_m, atol=1e-2)
+        np.testing.assert_allclose(g.peak, r.peak * scale**2, rtol=1e-4)
+        np.testing.assert_allclose(g.gain, r.gain * scale, rtol=1e-3)
 
 
 # --- (3) K and S swapped with the same K*S ---------------------------------------------------
@@ -305,7 +310,7 @@ def test_swapped_k_and_s_are_refused_naming_both_blocks(sc, frames):
     Radio connects them; the frame_shape tag makes the channel refuse them."""
     tb = gr.top_block()
     pre = precoder(sc)
-    ch = ula_channel(K=S, S=K)
+    ch = ula_channel(swapped(sc))
     tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), pre, ch)
     for port, size in ((0, K * S), (1, K), (2, K)):
         tb.connect((ch, port), blocks.null_sink(gr.sizeof_gr_complex * size))
@@ -316,12 +321,12 @@ def test_swapped_k_and_s_are_refused_naming_both_blocks(sc, frames):
 
 
 def test_a_block_that_gives_up_stops_an_endless_grc_style_flowgraph(sc):
-    """No handler (a GRC flowgraph): the block stops the top block holding it, so an endless source
-    does not keep the flowgraph running with a dead block."""
+    """No handler (a GRC flowgraph): the block returns WORK_DONE, which GNU Radio passes on to the
+    blocks around it, so an endless source does not keep the flowgraph running with a dead block."""
     tb = gr.top_block()
-    src = message_source(sc, frames=0)  # endless
+    src = message_source(sc, frame_count=0)  # endless
     pre = precoder(sc)
-    ch = ula_channel(K=S, S=K)
+    ch = ula_channel(swapped(sc))
     tb.connect((src, 1), pre, ch)
     tb.connect((src, 0), blocks.null_sink(gr.sizeof_int * S))
     for port, size in ((0, K * S), (1, K), (2, K)):
@@ -333,7 +338,7 @@ def test_a_block_that_gives_up_stops_an_endless_grc_style_flowgraph(sc):
 def test_swapped_k_and_s_between_filter_and_receiver_stop_isac_sim_flowgraph(sc, frames):
     tb = gr.top_block()
     rf = reciprocal_filter(sc)
-    rx = omp_receiver(K=S, S=K, threshold=THRESHOLD, kernel="numpy")
+    rx = omp_receiver(swapped(sc), threshold=THRESHOLD, kernel="numpy")
     tb.connect(blocks.vector_source_c(flat(frames.y_sensing), False, K * S), (rf, 0))
     tb.connect(blocks.vector_source_c(flat(frames.symbols), False, S), (rf, 1))
     tb.connect(rf, rx)
@@ -350,7 +355,7 @@ def test_matching_shapes_run_and_tags_name_the_sender(sc, frames):
     tb.connect(blocks.vector_source_c(flat(frames.symbols[:2]), False, S), pre, sink)
     assert run_with_timeout(tb) is None
     tags = [pmt.to_python(t.value) for t in sink.tags() if pmt.symbol_to_string(t.key) == "frame_shape"]
-    assert tags == [{"block": pre.alias(), "S": S, "K": K}]
+    assert tags == [{"block": pre.alias(), "S": S, "K": K, "M": 1}]
 
 
 # --- threads ---------------------------------------------------------------------------------
@@ -367,7 +372,7 @@ def test_threads_do_not_change_the_results(sc):
     assert sorted(a) == sorted(b) == list(range(N))
     for i in range(N):
         for key in ("count", "angle_deg", "range_m", "peak", "gain"):
-            np.testing.assert_array_equal(a[i][1][key], b[i][1][key])
+            np.testing.assert_array_equal(getattr(a[i][1], key), getattr(b[i][1], key))
         assert a[i][2] == b[i][2]
     assert sa == sb
     with pytest.raises(ValueError, match="threads must be an integer >= 1"):
@@ -410,6 +415,6 @@ def test_isac_sim_threads_option(sc, tmp_path, capsys):
 def test_the_receivers_of_every_thread_are_the_same_estimator(sc):
     rx = omp_receiver(sc, threshold=THRESHOLD, kernel="cpp")
     rx.set_threads(3)
-    workers = rx._workers(12)
+    workers = rx.sensing._workers(3)
     assert len(workers) == 3 and workers[0] is rx.sensor
-    assert all(isinstance(w, transceiver.SensingReceiver) and w is not rx.sensor for w in workers[1:])
+    assert all(isinstance(w, transceiver.get_receiver("omp")) and w is not rx.sensor for w in workers[1:])

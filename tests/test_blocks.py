@@ -787,7 +787,9 @@ def nn_trained(sc, tmp_path_factory):
     finally:
         torch.set_num_threads(threads)
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
+    save_weights(
+        path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()}
+    )
     return path, tr
 
 

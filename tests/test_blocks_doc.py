@@ -1,10 +1,14 @@
 """docs/blocks.md against the code: its constructor-parameter table lists every parameter of
-every block with its default and nothing else, and its from_scenario list names exactly the
-blocks that have one."""
+every block with its default and nothing else, its scenario section names exactly the blocks
+that take a scenario (first, default None) and those that take none, its method / receiver /
+kernel table lists the registries' values, and its Python examples that use gr-isac run."""
 
 import ast
 import inspect
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -109,14 +113,50 @@ def test_table_rows_equal_the_constructor_signature(name):
         )
 
 
-def test_from_scenario_list_names_the_blocks_that_have_one():
-    text = section("Blocks from a scenario")
-    listed_with = text[: text.index("It takes")]
-    end = text.index("have none")
-    listed_without = text[text.rindex("\n\n", 0, end) : end]  # the paragraph ending in "have none"
-    have = {n for n in BLOCKS if callable(getattr(getattr(isac, n), "from_scenario", None))}
-    assert set(re.findall(r"`isac\.(\w+)`", listed_with)) == have
-    assert set(re.findall(r"`isac\.(\w+)`", listed_without)) == set(BLOCKS) - have
+def paragraph(text: str, marker: str) -> str:
+    """The one paragraph (blank-line separated) of ``text`` that contains ``marker``."""
+    found = [p for p in re.split(r"\n\s*\n", text) if marker in p]
+    assert len(found) == 1, f"{len(found)} paragraphs contain {marker!r}"
+    return found[0]
+
+
+def test_scenario_lists_name_the_blocks_that_take_one_and_those_that_take_none():
+    text = section("The scenario")
+    listed_with = re.findall(r"`isac\.(\w+)`", paragraph(text, "take `scenario` first"))
+    listed_without = re.findall(r"`isac\.(\w+)`", paragraph(text, "take no `scenario`"))
+    assert len(listed_with) == len(set(listed_with)) and len(listed_without) == len(set(listed_without))
+    take = {n for n in BLOCKS if "scenario" in signature_defaults(n)}
+    for listed, want in ((set(listed_with), take), (set(listed_without), set(BLOCKS) - take)):
+        assert listed == want, f"only in docs: {listed - want}, missing: {want - listed}"
+    for name in take:  # the doc says: first, default None (the paper's scenario)
+        assert next(iter(signature_defaults(name))) == "scenario", f"{name}: scenario is not its first parameter"
+        assert signature_defaults(name)["scenario"] is None, f"{name}: scenario's default is not None"
+
+
+def python_examples() -> list[str]:
+    """The ```python blocks of docs/blocks.md that use gr-isac (the others, e.g. a ZeroMQ client
+    that waits for a publisher, only show a client)."""
+    blocks = re.findall(r"^ *```python\n(.*?)^ *```", DOC.read_text(), flags=re.S | re.M)
+    return [inspect.cleandoc("\n" + b) for b in blocks if "isac" in b]
+
+
+def test_the_document_has_python_examples():
+    assert len(python_examples()) >= 4
+
+
+@pytest.mark.parametrize("index", range(len(python_examples())))
+def test_python_example_runs(index):
+    """Each example runs as written, from the repository root (paths like data/weights/...)."""
+    code = python_examples()[index]
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=DOC.parents[1],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert proc.returncode == 0, f"example {index}:\n{code}\n--- stderr:\n{proc.stderr[-3000:]}"
 
 
 def test_words_list_the_registered_methods_receivers_and_kernels():

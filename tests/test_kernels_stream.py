@@ -9,8 +9,8 @@ import pmt
 import pytest
 from gnuradio import isac
 
-from gnuradio.isac.blocks import _common as c
 from gnuradio.isac.config import Scenario
+from gnuradio.isac.messages import pmt_form
 from gnuradio.isac.model import array as arr
 from gnuradio.isac.model.channels import comm_tap_variances
 from gnuradio.isac.model.channels_stream import array_frame, channel_frames, channel_frames_cpp
@@ -197,12 +197,14 @@ MESSAGES = [
 
 
 @pytest.mark.parametrize("items", MESSAGES)
-def test_pmt_dicts_equal_those_of_the_pmt_python_api(items):
-    fast = c.make_dict(items)
-    ref = c.make_dict_py(items)
+def test_pmt_dicts_equal_those_of_gnu_radios_pmt_codec(items):
+    """The C++ codec of the messages (gnuradio.isac.pmt_dict_from / pmt_dict_to) against GNU
+    Radio's own pmt.to_pmt / pmt.to_python (the messages' fallback when the module is not built)."""
+    fast = isac.pmt_dict_from(items)
+    ref = pmt.to_pmt(pmt_form(items))
     assert pmt.write_string(fast) == pmt.write_string(ref)
     for msg in (fast, ref):
-        got, want = c.to_python(msg), pmt.to_python(msg)
+        got, want = isac.pmt_dict_to(msg), pmt.to_python(msg)
         assert list(got) == list(want)
         for k in want:
             assert type(got[k]) is type(want[k]), k
@@ -221,16 +223,18 @@ def test_pmt_rows_equal_make_dict_of_each_row():
         ("angle_deg", vec),
         ("comm_angle_deg", np.array([0.5, 1.5, 2.5])),
     ]
-    rows = c.make_dicts(fields, counts)
+    rows = isac.pmt_dicts(fields, counts)
     for b, msg in enumerate(rows):
-        want = c.make_dict_py(
-            {
-                "frame": int(4 + b),
-                "count": int(counts[b]),
-                "valid": b != 1,
-                "angle_deg": vec[b, : counts[b]],
-                "comm_angle_deg": 0.5 + b,
-            }
+        want = pmt.to_pmt(
+            pmt_form(
+                {
+                    "frame": int(4 + b),
+                    "count": int(counts[b]),
+                    "valid": b != 1,
+                    "angle_deg": vec[b, : counts[b]],
+                    "comm_angle_deg": 0.5 + b,
+                }
+            )
         )
         assert pmt.equal(msg, want), (pmt.write_string(msg), pmt.write_string(want))
 

@@ -27,8 +27,9 @@ from PyQt5 import (  # noqa: E402
 )
 
 from gnuradio.isac import BlockParameterError  # noqa: E402
-from gnuradio.isac.blocks._common import make_dict  # noqa: E402
-from gnuradio.isac.blocks.map_display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, fade, nice_ticks, xy_extent  # noqa: E402
+from gnuradio.isac.config import Scenario  # noqa: E402
+from gnuradio.isac.display import DETECTION_RGB, LUT, TRUTH_RGB, colour_image, fade, nice_ticks, xy_extent  # noqa: E402
+from gnuradio.isac.messages import to_pmt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 A, D = 60, 40  # angle_grid, delay_grid of the unit tests
@@ -57,7 +58,7 @@ def feed(display, maps):
 
 
 def message(frame, angles, ranges, **extra):
-    return make_dict(
+    return to_pmt(
         {"frame": frame, "angle_deg": np.asarray(angles, float), "range_m": np.asarray(ranges, float), **extra}
     )
 
@@ -96,8 +97,11 @@ def colour_near(img, xy, rgb, box=10) -> int:
     return int(np.all(patch == np.array(rgb, np.uint8), axis=-1).sum())
 
 
+SC = Scenario.default().with_overrides({"scene.target_sector_deg": list(SECTOR), "scene.range_m": list(RANGE)})
+
+
 def make(**kw):
-    args = dict(angle_grid=A, delay_grid=D, target_sector_deg=SECTOR, range_m=RANGE)
+    args = dict(scenario=SC, map_points=(A, D))
     args.update(kw)
     return isac.map_display(**args)
 
@@ -133,12 +137,11 @@ def test_nice_ticks():
 @pytest.mark.parametrize(
     "kw, param",
     [
-        (dict(angle_grid=0), "angle_grid"),
-        (dict(delay_grid=2.5), "delay_grid"),
-        (dict(target_sector_deg=[-20.0, -40.0]), "target_sector_deg"),
-        (dict(target_sector_deg=[-100.0, 0.0]), "target_sector_deg"),
-        (dict(range_m=[190.0, 10.0]), "range_m"),
-        (dict(range_m=[-5.0, 10.0]), "range_m"),
+        (dict(map_points=(0, D)), "map_points"),
+        (dict(map_points=(A, 2.5)), "map_points"),
+        (dict(map_points=A), "map_points"),
+        (dict(scenario={"scene": {"target_sector_deg": [-20.0, -40.0]}}), "scenario"),
+        (dict(scenario={"scene": {"range_m": [-5.0, 10.0]}}), "scenario"),
         (dict(db="yes"), "db"),
         (dict(floor_db=0.0), "floor_db"),
         (dict(floor_db=float("nan")), "floor_db"),
@@ -234,7 +237,7 @@ def test_bounded_history_and_bad_messages(qapp):
     d = make()
     for f in range(3 * KEEP_FRAMES):
         d.handle_truth(message(f, [-30.0], [100.0]))
-    d.handle_truth(make_dict({"angle_deg": np.zeros(1), "range_m": np.zeros(1)}))  # no frame: dropped
+    d.handle_truth(to_pmt({"angle_deg": np.zeros(1), "range_m": np.zeros(1)}))  # no frame: dropped
     d.handle_detections(message(5, [-30.0, -31.0], [100.0]))  # lengths differ: dropped
     assert len(d._truth) == KEEP_FRAMES and min(d._truth) == 2 * KEEP_FRAMES
     assert len(d._detections) == 0
@@ -419,7 +422,7 @@ def test_block_yaml():
 def compile_gui(tmp_path: Path) -> Path:
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"))
     res = subprocess.run(
-        [GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_gui.grc")],
+        [sys.executable, GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_gui.grc")],
         env=env,
         capture_output=True,
         text=True,

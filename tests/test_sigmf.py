@@ -63,10 +63,11 @@ def replay(sc, directory, threshold=THRESHOLD, **kw):
     return tb, got
 
 
-def assert_same_detections(a: dict, b: dict) -> None:
-    assert int(a["count"]) == int(b["count"])
+def assert_same_detections(a, b) -> None:
+    """Two messages.Detections records: the same detections."""
+    assert a.count == b.count
     for key in ("angle_deg", "range_m", "peak"):
-        np.testing.assert_array_equal(np.atleast_1d(a[key]), np.atleast_1d(b[key]), err_msg=key)
+        np.testing.assert_array_equal(getattr(a, key), getattr(b, key), err_msg=key)
 
 
 def copy_recording(src: Path, dst: Path) -> Path:
@@ -151,9 +152,9 @@ def test_data_are_the_frames_antenna_major_and_annotations_the_truth(sc, live):
     assert all(a["core:sample_count"] == K * S and a["core:label"] == f"frame {f}" for f, a in enumerate(anns))
     for f, a in enumerate(anns):
         truth = seen[f][0]
-        assert a["isac:frame"] == f and a["isac:count"] == int(truth["count"]) == frames.scenes[f].count
-        np.testing.assert_array_equal(a["isac:angles_deg"], np.atleast_1d(truth["angle_deg"]))
-        np.testing.assert_array_equal(a["isac:ranges_m"], np.atleast_1d(truth["range_m"]))
+        assert a["isac:frame"] == f and a["isac:count"] == truth.count == frames.scenes[f].count
+        np.testing.assert_array_equal(a["isac:angles_deg"], truth.angle_deg)
+        np.testing.assert_array_equal(a["isac:ranges_m"], truth.range_m)
     assert json.loads((directory / "tx.sigmf-meta").read_text())["annotations"] == []
 
 
@@ -163,11 +164,11 @@ def test_replay_gives_the_live_detections_and_scores(sc, live):
     tb, got = replay(sc, directory)
     assert tb.annotated and tb.frames == N and tb.warnings == []
     assert sorted(got) == list(range(N))
-    assert sum(int(d["count"]) for _, d in got.values()) > 0
+    assert sum(d.count for _, d in got.values()) > 0
     for f in range(N):
         truth, det = got[f]
         assert_same_detections(det, seen[f][1])
-        np.testing.assert_array_equal(truth["angle_deg"], np.atleast_1d(seen[f][0]["angle_deg"]))
+        np.testing.assert_array_equal(truth.angle_deg, seen[f][0].angle_deg)
     s, want = tb.summary(), tb_live.summary()
     assert s["frames"] == want["frames"] == N
     for key in ("p_md", "p_fa", "gospa", "angle_rmse_deg", "range_rmse_m"):
@@ -186,7 +187,7 @@ def test_replay_with_learned_weights_and_domp_matches_the_live_run(tmp_path):
     meta = json.loads((tmp_path / "rec" / "rx.sigmf-meta").read_text())["global"]
     assert (meta["isac:method"], meta["isac:receiver"], meta["isac:weights"]) == ("impairment", "domp", Path(path).name)
     tb, got = replay(sc, tmp_path / "rec", threshold=2.0e5, **kw)
-    assert sum(int(d["count"]) for _, d in got.values()) > 0
+    assert sum(d.count for _, d in got.values()) > 0
     for f in range(4):
         assert_same_detections(got[f][1], seen[f][1])
 
@@ -280,7 +281,7 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     directory, _, seen = live
     K, S = sc.array["antennas"], sc.ofdm["subcarriers"]
     tb = gr.top_block()
-    rx = isac.sigmf_source(sc, path=str(directory / "rx.sigmf-meta"), frames=5)
+    rx = isac.sigmf_source(sc, path=str(directory / "rx.sigmf-meta"), frame_count=5)
     tx = isac.sigmf_source(sc, path=str(directory), kind="tx")
     y, x, m = blocks.vector_sink_c(K * S), blocks.vector_sink_c(S), blocks.vector_sink_i(S)
     dbg = blocks.message_debug()
@@ -297,9 +298,12 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     truths = [pmt.to_python(dbg.get_message(i)) for i in range(dbg.num_messages())]
     assert [t["frame"] for t in truths] == list(range(5))
     for t in truths:
-        np.testing.assert_array_equal(np.atleast_1d(t["range_m"]), np.atleast_1d(seen[t["frame"]][0]["range_m"]))
+        np.testing.assert_array_equal(np.atleast_1d(t["range_m"]), seen[t["frame"]][0].range_m)
     tags = [pmt.to_python(t.value)["frame"] for t in y.tags() if pmt.symbol_to_string(t.key) == "truth"]
     assert tags == list(range(5))
+
+
+K4S8 = Scenario.default().with_overrides({"array.antennas": 4, "ofdm.subcarriers": 8, "transmitter.beam_grid": 90})
 
 
 @pytest.mark.parametrize(
@@ -307,11 +311,11 @@ def test_sigmf_source_plays_frames_truth_and_messages(sc, live):
     [
         ("sigmf_sink", dict(kind="bogus"), "kind"),
         ("sigmf_source", dict(kind="iq"), "kind"),
-        ("sigmf_sink", dict(K=4, spacings_m=[1e-3] * 3), "spacings_m"),
+        ("sigmf_sink", dict(scenario=K4S8, spacings_m=[1e-3] * 3), "spacings_m"),
         ("sigmf_sink", dict(path=3), "path"),
-        ("sigmf_source", dict(frames=-1), "frames"),
+        ("sigmf_source", dict(frame_count=-1), "frame_count"),
         ("sigmf_source", dict(path="/nonexistent/rec"), "path"),
-        ("sigmf_sink", dict(K=0), "K"),
+        ("sigmf_sink", dict(scenario={"array": {"antennas": 0}}), "scenario"),
     ],
 )
 def test_bad_parameters_name_block_and_parameter(block, kw, param):
@@ -343,7 +347,7 @@ def test_sink_records_a_measured_array_without_truth(tmp_path):
     K, S, d = 4, 8, [2.4e-3, 2.5e-3, 2.6e-3, 2.5e-3]
     frames = (np.arange(3 * K * S) * (1 + 1j)).astype(np.complex64)
     tb = gr.top_block()
-    sink = isac.sigmf_sink(path=str(tmp_path / "hw"), K=K, S=S, spacings_m=d, simulated=False, description="bench")
+    sink = isac.sigmf_sink(K4S8, path=str(tmp_path / "hw"), spacings_m=d, simulated=False, description="bench")
     tb.connect(blocks.vector_source_c(frames.tolist(), False, K * S), sink)
     tb.run()
     rec = recording.read(tmp_path / "hw", "rx")
@@ -438,7 +442,7 @@ def test_replay_flowgraph_grc_scores_like_the_live_run(tmp_path):
     want = tb.summary()
     env = dict(os.environ, GRC_BLOCKS_PATH=str(REPO / "grc"), OPENBLAS_NUM_THREADS="1")
     res = subprocess.run(
-        [GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_replay.grc")],
+        [sys.executable, GRCC, "-o", str(tmp_path), str(REPO / "apps" / "isac_replay.grc")],
         env=env,
         capture_output=True,
         text=True,

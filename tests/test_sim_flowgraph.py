@@ -74,12 +74,12 @@ def check_streamed_equals_offline(sc, tb, seen, t, kernel, threshold=THRESHOLD):
     for i in range(N):
         truth, det, errors = seen[i]
         want = result.detections(i, threshold)
-        assert int(truth["count"]) == frames.scenes[i].count
-        np.testing.assert_allclose(truth["angle_deg"], np.rad2deg(frames.scenes[i].angles_rad))
-        assert int(det["count"]) == len(want["angle_rad"])
+        assert truth.count == frames.scenes[i].count
+        np.testing.assert_allclose(truth.angle_deg, np.rad2deg(frames.scenes[i].angles_rad))
+        assert det.count == len(want["angle_rad"])
         tol = 1e-9 if kernel == "numpy" else 1e-4  # C++ kernels or float32 networks: single precision
-        np.testing.assert_allclose(det["angle_deg"], np.rad2deg(want["angle_rad"]), atol=tol)
-        np.testing.assert_allclose(det["range_m"], want["range_m"], atol=tol * 100)
+        np.testing.assert_allclose(det.angle_deg, np.rad2deg(want["angle_rad"]), atol=tol)
+        np.testing.assert_allclose(det.range_m, want["range_m"], atol=tol * 100)
         assert errors == int(np.count_nonzero(detected[i] != frames.messages[i]))
     ref = Scores.for_scenario(sc)
     ref.add(frames, result, threshold, detected)
@@ -144,7 +144,9 @@ def nn_weights(sc, tmp_path_factory):
     tr = NnTrainer(sc, opts)
     tr.train_step()
     path = str(tmp_path_factory.mktemp("nn") / "nn.safetensors")
-    save_weights(path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()})
+    save_weights(
+        path, sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()}
+    )
     return load_weights(path, sc, "nn")
 
 
@@ -257,8 +259,8 @@ def test_zeromq_publication_reaches_a_subscriber(sc, pmt_mode):
     metrics = [m for topic, m in got if topic == "metrics"]
     assert sorted(dets) == list(range(N))
     for f, d in seen.items():
-        assert dets[f]["count"] == int(d["count"])
-        np.testing.assert_allclose(dets[f]["range_m"], np.atleast_1d(d["range_m"]), atol=1e-9)
+        assert dets[f]["count"] == d.count
+        np.testing.assert_allclose(dets[f]["range_m"], d.range_m, atol=1e-9)
     # one running-metrics message per frame, non-decreasing, the last one over all N frames
     counts = [m["frames"] for m in metrics]
     assert len(counts) == N and counts == sorted(counts) and counts[-1] == N
@@ -324,15 +326,13 @@ def test_json_publisher_block_sends_messages_as_json():
     import pmt
 
     from gnuradio.isac import json_publisher
-    from gnuradio.isac.blocks import _common as c
+    from gnuradio.isac.messages import to_pmt
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
     sock = _subscribe(endpoint)
     blk = json_publisher(endpoint)
     time.sleep(0.5)
-    blk.handle_detections(
-        c.make_dict({"frame": 7, "count": 1, "angle_deg": np.array([-31.0]), "range_m": np.array([42.0])})
-    )
+    blk.handle_detections(to_pmt({"frame": 7, "count": 1, "angle_deg": np.array([-31.0]), "range_m": np.array([42.0])}))
     blk.handle_metrics(pmt.intern("not a dict"))  # logged and dropped, never fatal
     got = _drain(sock, False)
     assert got == [("detections", {"frame": 7, "count": 1, "angle_deg": [-31.0], "range_m": [42.0]})]
@@ -344,7 +344,7 @@ def test_json_publisher_block_sends_messages_as_json():
 def test_nnbl_receiver_refuses_a_threshold_no_probability_can_pass(sc, nn_weights):
     from gnuradio import isac
 
-    with pytest.raises(isac.BlockParameterError, match="'threshold' must be < 1 with method 'nn'"):
+    with pytest.raises(isac.BlockParameterError, match="'threshold' must be < 1 with receiver 'nn'"):
         isac.omp_receiver(sc, method="nn", weights=nn_weights)  # default: OMP's 3.039e5
     assert isac.omp_receiver(sc, method="nn", weights=nn_weights, threshold=0.5).receiver == "nn"
 

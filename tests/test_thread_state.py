@@ -1,4 +1,4 @@
-"""blocks._thread_state.HeldThreadState: a Python block keeps one Python thread state for its
+"""blocks.base.HeldThreadState: a Python block keeps one Python thread state for its
 GNU Radio thread from start() to stop(), instead of a new one per work() / message call."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pmt
 from gnuradio import blocks, gr
 
-from gnuradio.isac.blocks._thread_state import HeldThreadState
+from gnuradio.isac.blocks.base import HeldThreadState
 
 
 class Counter:
