@@ -7,7 +7,7 @@ the bare receiver kernel and the offline evaluation, on the same frames, in one 
 Candidates, per configuration (method:receiver; learned methods use the shipped weights or
 --weights), interleaved round by round so that machine load hits all of them alike:
 
-  kernel      transceiver.SensingReceiver (kernel "cpp") on the frames' reciprocal-filtered Y~
+  kernel      the method's sensing receiver (transceiver.build, kernel "cpp") on the frames' reciprocal-filtered Y~
               (made beforehand, untimed), in chunks of --chunk frames, on 1 CPU
   offline     evaluation.score on the same test frames (numpy channel, reciprocal filter, the same
               receiver, ML detection, Scores), on 1 CPU
@@ -244,6 +244,7 @@ def main(argv=None) -> int:
     from gnuradio.isac.config import Scenario
     from gnuradio.isac.evaluation import calibrate, score
     from gnuradio.isac.flowgraph import SimFlowgraph
+    from gnuradio.isac.model.geometry import FrameGeometry
     from gnuradio.isac.model.reciprocal import reciprocal_filter
     from gnuradio.isac.simulation import Simulator
 
@@ -267,9 +268,9 @@ def main(argv=None) -> int:
         method, _, receiver = item.partition(":")
         receiver = receiver or "omp"
         w = None
-        if method in transceiver.LEARNED:
+        if transceiver.get(method).learned:
             path = args.weights or weights_io.default_weights_path()
-            w = weights_io.load(path, base, method)
+            w = transceiver.load_weights(path, base, method)
         t = transceiver.build(base, method, w, receiver, "cpp")
         sim = Simulator(base, precoder=t.precoder(base))
         threshold = calibrate(base, sim, t.receiver, False)
@@ -385,8 +386,13 @@ def main(argv=None) -> int:
         print(f"round {r + 1}/{args.rounds} done, load average {loads[-1]:.2f}", flush=True)
 
     print()
-    print("| config | candidate | frames/s | vs kernel | vs flowgraph 1T | CPU ms/frame | frames per CPU-s vs kernel |")
-    print("|---|---|---|---|---|---|---|")
+    M = FrameGeometry.of(base).symbols  # OFDM symbols per frame: the costs per symbol are per frame / M
+    print(f"OFDM symbols per frame: {M}")
+    print(
+        "| config | candidate | frames/s | vs kernel | vs flowgraph 1T | CPU ms/frame | CPU ms/symbol | "
+        "frames per CPU-s vs kernel |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
     for cfg in configs:
         rate = {k: N / statistics.median(times[(cfg["name"], k)]) for k, _ in candidates}
         cms = {k: 1e3 * statistics.median(cpu[(cfg["name"], k)]) / N for k, _ in candidates}
@@ -395,7 +401,7 @@ def main(argv=None) -> int:
             vs1 = f"{rate[k] / one:.2f}x" if one and k.startswith("flowgraph") else ""
             print(
                 f"| {cfg['name']} | {k} | {rate[k]:.0f} | {rate[k] / rate['kernel']:.2f} | {vs1} | "
-                f"{cms[k]:.3f} | {cms['kernel'] / cms[k]:.2f} |"
+                f"{cms[k]:.3f} | {cms[k] / M:.3f} | {cms['kernel'] / cms[k]:.2f} |"
             )
     print()
     print(
