@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pmt
@@ -280,6 +281,95 @@ def test_isac_sim_exits_nonzero_with_the_message(sc, tmp_path):
     assert proc.returncode == 1
     assert "isac_omp_receiver" in proc.stderr and "MemoryError: simulated: no memory for the map" in proc.stderr
     assert "error: the flowgraph stopped:" in proc.stderr and "Traceback" not in proc.stderr  # one line, no traceback
+
+
+class ForeignBlock(gr.sync_block):
+    """A user's own block (not a gr-isac FrameBlock, so nothing guards its work): it passes frames
+    through until its work meets frame BAD, then raises; GNU Radio ends its thread, and the blocks
+    after it get no more frames."""
+
+    def __init__(self, vlen):
+        gr.sync_block.__init__(self, name="users_block", in_sig=[(np.complex64, vlen)], out_sig=[(np.complex64, vlen)])
+
+    def work(self, input_items, output_items):
+        n = len(input_items[0])
+        if self.nitems_read(0) + n > BAD:
+            raise RuntimeError("the user's block failed")
+        output_items[0][:n] = input_items[0][:n]
+        return n
+
+
+def insert_foreign_block(tb, path):
+    """A ForeignBlock between the channel and the reciprocal filter (``sensing``) or the comm
+    receiver (``comm``) of a SimFlowgraph; returns it."""
+    port, dst, vlen = (0, tb.reciprocal, K * S) if path == "sensing" else (1, tb.comm, S)
+    foreign = ForeignBlock(vlen)
+    tb.disconnect((tb.channel, port), (dst, 0))
+    tb.connect((tb.channel, port), foreign, (dst, 0))
+    return foreign
+
+
+@pytest.mark.parametrize("path", ["sensing", "comm"])
+def test_a_foreign_block_that_raises_stops_the_sim_flowgraph_naming_it(sc, path):
+    """A block that is not ours raises in work inside the isac-sim chain: on the sensing path the
+    detections stop, on the comm path the metrics block's stream input stops (its work is no
+    longer called: it waited for ever). After the stall limit the flowgraph ends with one message
+    that names the block that stopped delivering."""
+    tb = SimFlowgraph(sc, 40, THRESHOLD, kernel="numpy", stall_limit_s=1.0)
+    foreign = insert_foreign_block(tb, path)
+    exc = run_with_timeout(tb)
+    assert isinstance(exc, FlowgraphError), exc
+    message = str(exc)
+    assert "\n" not in message
+    assert f"{foreign.alias()} stopped delivering: its input holds unread frames and its output is drained" in message
+    assert tb.stopped_blocks() == [foreign] and tb.metrics.alias() in message
+    wanted = "for its detections message" if path == "sensing" else "no frame has reached its stream inputs for 1 s"
+    assert wanted in message
+
+
+def test_isac_sim_ends_with_one_error_line_when_a_foreign_block_stops(sc, tmp_path):
+    """isac-sim as a user runs it, with a user's block that raises on the comm path (inserted in
+    the child process): exit status 1 after --stall-limit, one error line naming that block."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    script = (
+        "import sys\n"
+        "sys.path.insert(0, {tests!r})\n"
+        "from test_block_reliability import insert_foreign_block\n"
+        "from gnuradio.isac import flowgraph\n"
+        "build = flowgraph.SimFlowgraph.__init__\n"
+        "def with_foreign_block(self, *a, **k):\n"
+        "    build(self, *a, **k)\n"
+        "    insert_foreign_block(self, 'comm')\n"
+        "flowgraph.SimFlowgraph.__init__ = with_foreign_block\n"
+        "from gnuradio.isac.cli.sim import main\n"
+        "sys.exit(main(['--config', {cfg!r}, '--frames', '40', '--threshold', '2e4', '--quiet', '--no-compare',\n"
+        "               '--no-progress', '--kernel', 'numpy', '--method', 'baseline', '--stall-limit', '1']))\n"
+    ).format(tests=str(Path(__file__).parent), cfg=str(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("error: the flowgraph stopped: isac_metrics")
+    assert "no frame has reached its stream inputs for 1 s" in errors[0]
+    assert "users_block" in errors[0] and "stopped delivering" in errors[0]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e400"])
+def test_isac_sim_refuses_a_bad_stall_limit(value, capsys):
+    from gnuradio.isac.cli.sim import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--stall-limit", value, "--frames", "1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--stall-limit must be a finite number of seconds >= 0 (0 = wait for ever), got" in err
 
 
 # --- (2) amplitudes beyond single precision --------------------------------------------------

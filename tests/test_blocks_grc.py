@@ -350,6 +350,59 @@ def test_headless_flowgraph_with_learned_weights_matches_evaluate(tmp_path):
     assert (want["p_md"], want["gospa"]) != (base["p_md"], base["gospa"])  # the weights did change the run
 
 
+FOREIGN_COMM_RECEIVER = """
+import numpy as np
+from gnuradio import gr, isac
+
+
+class users_comm_receiver(gr.sync_block):
+    \"\"\"A user's own comm receiver (no gr-isac guard around its work): it raises on its first
+    frames, so GNU Radio ends its thread and the metrics block gets no more frames.\"\"\"
+
+    def __init__(self, scenario=None):
+        n = isac.frame_geometry(scenario).symbol_items
+        gr.sync_block.__init__(
+            self, name="users_comm_receiver", in_sig=[(np.complex64, n)] * 2, out_sig=[(np.int32, n)]
+        )
+
+    def work(self, input_items, output_items):
+        raise RuntimeError("the user's comm receiver failed")
+
+
+isac.comm_receiver = users_comm_receiver
+"""
+
+
+@needs_grcc
+def test_grc_flowgraph_ends_when_a_foreign_block_stops_delivering(tmp_path):
+    """The headless flowgraph with a user's block in place of the comm receiver, which raises: the
+    metrics block gets no frame for its stall limit (1 s here) and stops the flowgraph with one
+    line naming its stream inputs; the program exits with status 1 instead of waiting for ever."""
+    text = (REPO / "apps" / "isac_headless.grc").read_text()
+    grc = tmp_path / "isac_headless.grc"
+    grc.write_text(set_fields(text, "isac_metrics_0", stall_limit_s="1.0"))
+    res = compile_flowgraph(grc, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (tmp_path / "users_blocks.py").write_text(FOREIGN_COMM_RECEIVER)
+    script = (
+        "import sys, users_blocks, isac_headless\nsys.argv[1:] = ['-n', '40', '--seed', '0']\nisac_headless.main()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(tmp_path)),
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    lines = [ln for ln in out.splitlines() if "no frame has reached its stream inputs" in ln]
+    assert len(lines) == 1, out
+    assert "isac_metrics0: no frame has reached its stream inputs for 1 s (frame 0 is the next)" in lines[0]
+    assert "stopped delivering" in lines[0]
+
+
 @needs_grcc
 def test_grcc_refuses_reversed_sector(tmp_path):
     """A reversed target sector typed into the ISAC Scenario block: grcc refuses the flowgraph and

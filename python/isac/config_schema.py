@@ -26,6 +26,10 @@ MAX_EXACT_INT = 2**53
 #: memory (``resources.check_memory``); the cap keeps products of two sizes exact below 2^40.
 MAX_SIZE = 2**20
 
+#: default seconds the metrics block (isac.metrics ``stall_limit_s``, isac-sim ``--stall-limit``)
+#: lets the stream or a message port stand still before it stops the flowgraph (0 = for ever)
+STALL_LIMIT_S = 30.0
+
 #: section -> one-line heading of its table in docs/config.md
 SECTIONS: dict[str, str] = {
     "array": "the ULA of the ISAC transceiver (Sec. II-A, II-D)",

@@ -173,6 +173,8 @@ class FrameBlock(HeldThreadState):
         raise NotImplementedError
 
     def work(self, input_items, output_items):
+        if self.fatal_error is not None:  # given up outside work (e.g. the metrics block's stream watch)
+            return -1
         try:
             return self.work_frames(input_items, output_items)
         except GiveUp as exc:

@@ -11,6 +11,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from .. import config_schema
 from ..messages import Detections, MessageError, Truth, to_pmt
 from ..scoring import Scores, add_sensing_records
 from . import base
@@ -20,8 +21,9 @@ NAME = "isac_metrics"
 MAX_PENDING = 1000
 #: message input ports whose messages are paired by frame to score sensing
 SENSING_PORTS = ("truth", "detections")
-#: default seconds a frame may wait for its messages before the block stops the flowgraph
-STALL_LIMIT_S = 30.0
+#: default seconds a frame may wait for its messages, or the stream may stand still, before the
+#: block stops the flowgraph
+STALL_LIMIT_S = config_schema.STALL_LIMIT_S
 #: seconds ``work`` sleeps when its next frame's messages have not arrived (they are handled
 #: between work calls, in the block's thread): long enough that waiting costs little CPU
 #: (polling every 1 ms cost ~0.1 ms of CPU per frame at ~650 frames/s), short against the
@@ -44,7 +46,10 @@ class metrics(base.FrameBlock, gr.sync_block):
     ``stall_limit_s`` seconds for its messages (0 = forever) means the block that sends them
     stopped delivering (its thread ended on an error, or the port is not connected): the block
     then stops the flowgraph with one line naming the missing message port (base.FrameBlock:
-    ``fatal_error``, ``on_fatal``).
+    ``fatal_error``, ``on_fatal``). So does ``stall_limit_s`` seconds without a work call: no frame
+    reached the stream inputs (a block upstream, e.g. on the comm path, stopped: GNU Radio ends the
+    thread of a block whose ``work`` raises, and the blocks after it wait for ever); a watch thread
+    notices it, since ``work`` is not called then.
 
     All state is bounded: the scores are running statistics, unmatched messages are kept up to
     MAX_PENDING per port, and scored frames wait for the stream only while in flight. A frame
@@ -75,6 +80,8 @@ class metrics(base.FrameBlock, gr.sync_block):
         #: per port, the largest frame whose message was dropped (every older pending one went too)
         self._dropped_through = {"truth": -1, "detections": -1}
         self._waiting_since: tuple[int, float] | None = None  # (frame waited for, since (monotonic s))
+        self._last_call = time.monotonic()  # of work (the watch thread's measure of the stream)
+        self._watch: tuple[threading.Thread, threading.Event] | None = None
         #: optional ``on_frame(frame, truth, detections, symbol_errors)`` (messages records), called
         #: once per frame when it is fully scored (only with ``wait_for_messages``); for apps and tests
         self.on_frame = None
@@ -162,11 +169,36 @@ class metrics(base.FrameBlock, gr.sync_block):
         super().start()
         self._waiting_since = None
         self._position = self.nitems_read(0)
+        self._last_call = time.monotonic()
+        if self.stall_limit_s and self._watch is None:
+            done = threading.Event()
+            thread = threading.Thread(target=self._watch_stream, args=(done,), name=f"{NAME}_watch", daemon=True)
+            self._watch = (thread, done)
+            thread.start()
         return True
 
     def stop(self) -> bool:
+        if self._watch is not None:  # a daemon thread: it sees the event within a poll and ends
+            self._watch[1].set()
+            self._watch = None
         self._log(self.summary())
         return super().stop()
+
+    def _watch_stream(self, done: threading.Event) -> None:
+        """Between start and stop: give up when ``work`` has not been called for ``stall_limit_s``
+        (GNU Radio calls it when a frame is on both stream inputs, and again while it waits for
+        messages), i.e. the stream stopped before this block."""
+        poll = min(1.0, max(WAIT_POLL_S, self.stall_limit_s / 10))
+        while not done.wait(poll):
+            idle = time.monotonic() - self._last_call
+            if idle >= self.stall_limit_s and self.fatal_error is None and not done.is_set():
+                self.stop_flowgraph(
+                    f"{self.alias()}: no frame has reached its stream inputs for {idle:.0f} s (frame "
+                    f"{self._position} is the next): the block feeding stream input 0 (messages m) or 1 "
+                    f"(detected messages) stopped delivering (did a block before it fail? stall_limit_s=0 "
+                    f"waits for ever)"
+                )
+                return
 
     def _check_stall(self, frame: int) -> None:
         """base.GiveUp when stream frame ``frame`` has waited ``stall_limit_s`` for its messages."""
@@ -187,6 +219,7 @@ class metrics(base.FrameBlock, gr.sync_block):
 
     # --- stream ---------------------------------------------------------------------
     def work_frames(self, input_items, output_items):
+        self._last_call = time.monotonic()
         m, m_hat = input_items
         n = len(m)
         start = self.nitems_read(0)

@@ -10,6 +10,7 @@ prints them."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import threading
@@ -22,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from ..config_schema import STALL_LIMIT_S
 from ..model.geometry import FrameGeometry
 from ..model.metrics import gospa
 from ..model.scene import positions
@@ -236,9 +238,21 @@ def main(argv=None) -> int:
         "through the reciprocal filter, the receiver and the metrics (scored against its "
         "annotations when present); the threshold is the recording's for the same method",
     )
+    parser.add_argument(
+        "--stall-limit",
+        type=float,
+        default=STALL_LIMIT_S,
+        metavar="SECONDS",
+        help="stop with an error when the stream or a message port stands still this long, e.g. a block "
+        "that stopped delivering (0 = wait for ever; default %(default)g)",
+    )
     add_transceiver_options(parser)
     add_scenario_options(parser)
     args = parser.parse_args(argv)
+    if not 0 <= args.stall_limit < math.inf:
+        parser.error(
+            f"--stall-limit must be a finite number of seconds >= 0 (0 = wait for ever), got {args.stall_limit}"
+        )
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     if args.threads < 1:
@@ -314,6 +328,7 @@ def main(argv=None) -> int:
             zmq_json=args.zmq_json,
             record=args.record,
             threads=args.threads,
+            stall_limit_s=args.stall_limit,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
