@@ -49,7 +49,8 @@ class SimFlowgraph(gr.top_block):
     (a loaded weights.Weights for learned methods, shared by the precoder and the receiver);
     ``receiver``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp", "numpy" or None
     (cpp when built); ``on_frame(frame, truth, detections, symbol_errors)`` (messages.Truth and
-    messages.Detections) is called once per scored frame; ``zmq_pmt`` publishes truth,
+    messages.Detections; symbol_errors None when the comm receiver flagged the frame) is called once
+    per scored frame; ``zmq_pmt`` publishes truth,
     detections and running metrics per frame as serialized PMTs (the wire format of gr-zeromq's
     pub_msg_sink) and ``zmq_json`` the same as JSON, each on its own bound endpoint (see
     gnuradio.isac.publish). ``record`` (a directory) records the received array frames Y_r with
@@ -247,7 +248,7 @@ class SimFlowgraph(gr.top_block):
             self.fatal_error = message
             threading.Thread(target=self.stop, name="isac_sim_stop", daemon=True).start()
 
-    def _frame_done(self, frame: int, truth, detections, symbol_errors: int) -> None:
+    def _frame_done(self, frame: int, truth, detections, symbol_errors: int | None) -> None:
         for pub in self.publishers:
             pub.publish("truth", truth.to_dict())
             pub.publish("detections", detections.to_dict())

@@ -15,6 +15,7 @@ from .. import config_schema
 from ..messages import Detections, MessageError, Truth, to_pmt
 from ..scoring import Scores, add_sensing_records
 from . import base
+from .comm_receiver import INVALID_TAG as INVALID_COMM_TAG
 
 NAME = "isac_metrics"
 #: unmatched truth / detections messages kept per port before the oldest are dropped
@@ -36,7 +37,8 @@ class metrics(base.FrameBlock, gr.sync_block):
     (messages.Detections, from isac.omp_receiver), stream in 0: true message frames, in 1: detected
     message frames (int32). Out: PMT dict on ``metrics`` after every work call that scored frames,
     with p_md, p_fa, gospa, ser, angle_rmse_deg, range_rmse_m, frames (sensing frames scored),
-    comm_frames, skipped_frames (detections with valid = False); a log line every ``log_every``
+    comm_frames, skipped_frames (detections with valid = False), skipped_comm_frames (detected
+    message frames tagged ``invalid_comm`` by isac.comm_receiver: not in the SER); a log line every ``log_every``
     frames and at stop. The ``scenario`` gives T_max and the GOSPA parameters (17).
 
     Sensing is scored when both messages of a frame have arrived (matched by ``frame``). With
@@ -71,6 +73,7 @@ class metrics(base.FrameBlock, gr.sync_block):
         self.scores = Scores.for_scenario(self.scenario)
         self.skipped_frames = 0
         self.comm_frames = 0
+        self.skipped_comm_frames = 0  # detected message frames flagged invalid_comm: not scored
         self.dropped_messages = 0
         self._truth: dict[int, Truth] = {}
         self._detections: dict[int, Detections] = {}
@@ -82,8 +85,9 @@ class metrics(base.FrameBlock, gr.sync_block):
         self._waiting_since: tuple[int, float] | None = None  # (frame waited for, since (monotonic s))
         self._last_call = time.monotonic()  # of work (the watch thread's measure of the stream)
         self._watch: tuple[threading.Thread, threading.Event] | None = None
-        #: optional ``on_frame(frame, truth, detections, symbol_errors)`` (messages records), called
-        #: once per frame when it is fully scored (only with ``wait_for_messages``); for apps and tests
+        #: optional ``on_frame(frame, truth, detections, symbol_errors)`` (messages records; symbol_errors
+        #: None for a comm frame flagged invalid), called once per frame when it is fully scored (only
+        #: with ``wait_for_messages``); for apps and tests
         self.on_frame = None
         self._lock = threading.Lock()
         n = self.geometry.symbol_items
@@ -155,6 +159,7 @@ class metrics(base.FrameBlock, gr.sync_block):
             out = self.scores.summary()
             out["comm_frames"] = self.comm_frames
             out["skipped_frames"] = self.skipped_frames
+            out["skipped_comm_frames"] = self.skipped_comm_frames
         return out
 
     def _log(self, s: dict) -> None:
@@ -162,7 +167,8 @@ class metrics(base.FrameBlock, gr.sync_block):
             f"{s['frames']} frames: p_md={s['p_md']:.4f} p_fa={s['p_fa']:.4f} "
             f"GOSPA={s['gospa']:.2f} m SER={s['ser']:.2e} "
             f"angle RMSE={s['angle_rmse_deg']:.3f} deg range RMSE={s['range_rmse_m']:.3f} m "
-            f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped)"
+            f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped, "
+            f"{s['skipped_comm_frames']} comm frames skipped)"
         )
 
     def start(self) -> bool:
@@ -239,11 +245,17 @@ class metrics(base.FrameBlock, gr.sync_block):
                         break
                     done += 1
             errors = np.count_nonzero(m[:done] != m_hat[:done], axis=1)  # per frame
-            self.scores.add_symbols(int(errors.sum()), self.geometry.symbol_items * done)
-            self.comm_frames += done
+            valid = np.ones(done, dtype=bool)  # detected messages not flagged invalid by the comm receiver
+            if done:
+                for tag in self.get_tags_in_window(1, 0, done, pmt.intern(INVALID_COMM_TAG)):
+                    valid[tag.offset - start] = False
+            good = int(np.count_nonzero(valid))
+            self.scores.add_symbols(int(errors[valid].sum()), self.geometry.symbol_items * good)
+            self.comm_frames += good
+            self.skipped_comm_frames += done - good
             self._position = start + done
             if self.on_frame is not None:
-                reports = [(start + i, truth, det, int(errors[i])) for i, truth, det in sensed]
+                reports = [(start + i, truth, det, int(errors[i]) if valid[i] else None) for i, truth, det in sensed]
         for report in reports:  # outside the lock: the callback may read summary()
             self.on_frame(*report)
         if done == 0:

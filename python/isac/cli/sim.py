@@ -53,17 +53,20 @@ class FramePrinter:
 
             self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False, file=sys.stderr)
 
-    def __call__(self, frame: int, truth, det, symbol_errors: int) -> None:
-        """One frame's messages.Truth and messages.Detections, and its symbol errors."""
+    def __call__(self, frame: int, truth, det, symbol_errors: int | None) -> None:
+        """One frame's messages.Truth and messages.Detections, and its symbol errors (None: the comm
+        receiver flagged the frame invalid)."""
         t_pos = positions(truth.angle_rad, truth.range_m)
         g = gospa(t_pos, det.positions_m, self.rx["gospa_c_m"], self.rx["gospa_p"], self.rx["gospa_mu"])
         flag = "" if det.valid else "  [frame skipped: invalid input]"
+        if symbol_errors is None:
+            flag += "  [comm frame skipped: invalid y_c or CSI]"
+        ser = "  -   " if symbol_errors is None else f"{symbol_errors / self.S:.4f}"
         with self.lock:
             if self.bar is not None:
                 self.bar.clear()
             print(
-                f"frame {frame:4d}: {truth.count} targets, {det.count} detected, "
-                f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}",
+                f"frame {frame:4d}: {truth.count} targets, {det.count} detected, SER {ser}, GOSPA {g:6.2f} m{flag}",
                 file=self.stream,
             )
             print(f"    truth      {_targets(truth.angle_deg, truth.range_m)}", file=self.stream)
@@ -357,6 +360,11 @@ def main(argv=None) -> int:
     print(
         f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
         f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m"
+        + (
+            f" ({s['skipped_comm_frames']} comm frames not scored: invalid y_c or CSI)"
+            if s["skipped_comm_frames"]
+            else ""
+        )
     )
     if method != REFERENCE_METHOD and not args.no_compare:
         b = evaluate(
