@@ -265,3 +265,10 @@ class SimFlowgraph(gr.top_block):
     def summary(self) -> dict:
         """Running metrics of the metrics block (p_md, p_fa, gospa, ser, RMSEs, frames)."""
         return self.metrics.summary()
+
+    @property
+    def frames_run(self) -> int:
+        """Frames that went through the whole flowgraph (scored by the metrics block): ``frames``
+        after a complete run, fewer when it was stopped (Ctrl-C: GNU Radio's ``wait`` stops the
+        flowgraph and returns) or failed."""
+        return self.metrics.comm_frames + self.metrics.skipped_comm_frames

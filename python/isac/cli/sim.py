@@ -189,6 +189,22 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
 
 
 def main(argv=None) -> int:
+    """isac-sim; Ctrl-C ends it with one line and status 130 (no traceback): during the threshold
+    calibration nothing was streamed; while streaming, the frames run are reported first."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        phase = INTERRUPTED.get("phase", "")
+        print(f"\nisac-sim: interrupted{' ' + phase if phase else ''}", file=sys.stderr, flush=True)
+        return 130
+
+
+#: what isac-sim was doing, for the line a Ctrl-C prints (set by _main)
+INTERRUPTED: dict[str, str] = {}
+
+
+def _main(argv=None) -> int:
+    INTERRUPTED.clear()
     load_plugins(argv)  # before the parser: a plug-in's names are valid choices
     parser = argparse.ArgumentParser(
         prog="isac-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -300,8 +316,13 @@ def main(argv=None) -> int:
         return _replay(args, scenario, method, transceiver, kernel, weights)
     threshold = args.threshold
     if threshold is None:
+        INTERRUPTED["phase"] = (
+            f"during the threshold calibration ({scenario.run['calibration_frames']} frames): no frame was "
+            f"streamed (--threshold DELTA skips the calibration)"
+        )
         simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
         threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
+        INTERRUPTED.clear()
         print(
             f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
             f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}"
@@ -354,7 +375,10 @@ def main(argv=None) -> int:
     if printer is not None:
         printer.close()
     s = tb.summary()
-    print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
+    run = tb.frames_run  # fewer than --frames when Ctrl-C stopped the flowgraph (GNU Radio's wait stops it)
+    interrupted = run < args.frames
+    done = f"interrupted after {run} of {args.frames}" if interrupted else f"{run}"
+    print(f"flowgraph: {done} frames in {seconds:.2f} s ({run / seconds:.1f} frames/s)")
     for sink in tb.recorders:
         print(f"recorded {sink.frames} frames to {sink.meta_path} (+ .sigmf-data)")
     print(
@@ -366,6 +390,23 @@ def main(argv=None) -> int:
             else ""
         )
     )
+    if interrupted:
+        skipped = [
+            what
+            for what, wanted in (
+                ("the baseline comparison", method != REFERENCE_METHOD and not args.no_compare),
+                ("--map-png", bool(args.map_png)),
+            )
+            if wanted
+        ]
+        print(
+            f"isac-sim: interrupted after {run} of {args.frames} frames"
+            + (f" ({' and '.join(skipped)} skipped)" if skipped else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+    INTERRUPTED["phase"] = "after the stream, during the baseline comparison or the map"
     if method != REFERENCE_METHOD and not args.no_compare:
         b = evaluate(
             scenario.with_overrides({"run.frames": args.frames}),
