@@ -227,15 +227,90 @@ def test_grc_builds_each_block_from_its_make_template(platform, name):
         ("omp_receiver", {"method": "'nn'"}, "weights or method"),
         ("angle_delay_map_stream", {"method": "'dictionary'"}, "weights or method"),
         ("angle_delay_map_stream", {"method": "'nn'"}, "method != 'nn'"),
-        ("omp_receiver", {"receiver": "'domp'", "temperature": "0"}, "temperature > 0"),
+        ("omp_receiver", {"receiver": "'domp'", "temperature": "0"}, "0.0 < temperature < float('inf')"),
         ("ula_channel", {"fixed_angles_deg": "[-30.0]"}, "len(fixed_angles_deg) == len(fixed_ranges_m)"),
-        ("metrics", {"stall_limit_s": "-1"}, "stall_limit_s >= 0"),
-        ("map_display", {"map_points": "[0, 10]"}, "min(map_points) > 0"),
+        ("metrics", {"stall_limit_s": "-1"}, "0.0 <= stall_limit_s < float('inf')"),
+        ("map_display", {"map_points": "[0, 10]"}, "all(1 <= v <= 4096 for v in map_points)"),
     ],
 )
 def test_grc_asserts_refuse_bad_values(platform, name, values, wrong):
     _, errors = grc_block(platform, name, **values)
     assert any(wrong in e for e in errors), errors
+
+
+#: out-of-range values of block parameters (GRC expression, the Python value): each passed GRC (no
+#: assert, or a weaker one) and failed only when the flowgraph ran, or (map_points) asked for GiBs
+BAD_BLOCK_VALUES = [
+    ("metrics", "stall_limit_s", "float('inf')", float("inf")),
+    ("metrics", "stall_limit_s", "float('nan')", float("nan")),
+    ("metrics", "log_every", "2**60", 2**60),
+    ("omp_receiver", "threshold", "float('inf')", float("inf")),
+    ("omp_receiver", "temperature", "1e400", float("inf")),
+    ("angle_delay_map_stream", "map_points", "[10**8, 100]", [10**8, 100]),
+    ("map_display", "map_points", "[2000, 2000]", [2000, 2000]),
+    ("map_display", "update_hz", "1e9", 1e9),
+    ("map_display", "floor_db", "float('-inf')", float("-inf")),
+    ("message_source", "frame_count", "2**70", 2**70),
+    ("message_source", "first_frame", "2**60", 2**60),
+    ("ula_channel", "fixed_angles_deg", "[120.0]", [120.0]),
+    ("ula_channel", "fixed_ranges_m", "[float('nan')]", [float("nan")]),
+    ("ula_channel", "spacings_m", "[-0.0025] * 64", [-0.0025] * 64),
+    ("sigmf_sink", "spacings_m", "[float('inf')] * 64", [float("inf")] * 64),
+    ("sigmf_source", "frame_count", "1e300", 1e300),
+]
+
+
+@pytest.mark.parametrize("name, param, expression, value", BAD_BLOCK_VALUES)
+def test_grc_refuses_out_of_range_block_parameters_with_the_range(platform, name, param, expression, value):
+    """The asserts generated from config_schema.BLOCK_PARAMETERS: GRC itself shows the parameter and
+    its range; the constructor refuses the same value with the same range in one line."""
+    values = {param: expression}
+    if param == "fixed_angles_deg" or param == "fixed_ranges_m":  # the other list of the same length
+        values["fixed_ranges_m" if param == "fixed_angles_deg" else "fixed_angles_deg"] = "[10.0]"
+    _, errors = grc_block(platform, name, **values)
+    failed = [e for e in errors if e.startswith("Assertion") and param in e and "failed" in e]
+    assert len(failed) == 1, errors
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    spec = BLOCK_PARAMETERS[(f"isac_{name}", param)]
+    with pytest.raises(isac.BlockParameterError) as exc:
+        if name == "map_display":
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            from PyQt5 import QtWidgets
+
+            app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
+        kwargs = {param: value}
+        if param in ("fixed_angles_deg", "fixed_ranges_m"):
+            kwargs["fixed_ranges_m" if param == "fixed_angles_deg" else "fixed_angles_deg"] = [10.0]
+        if name == "sigmf_sink":
+            kwargs["path"] = "unused"
+        getattr(isac, name)(None, **kwargs)
+    text = str(exc.value)
+    assert text.startswith(f"isac_{name}: parameter '{param}' ") and spec.range_text() in text and "\n" not in text
+
+
+def test_every_numeric_block_parameter_has_a_range():
+    """A numeric parameter of a block's GRC file (int, real and their vectors) has a range in
+    config_schema.BLOCK_PARAMETERS, and its generated assert is in the file: none can be added
+    without one. Complex vectors (fixed_gains, precoder) are any K complex numbers."""
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    numeric = {"int", "real", "int_vector", "real_vector", "float"}
+    for name in sorted(BLOCKS):
+        for param in block_yaml(name)["parameters"]:
+            if param.get("dtype") in numeric:
+                assert (f"isac_{name}", param["id"]) in BLOCK_PARAMETERS, (name, param["id"])
+    for (block, param), spec in BLOCK_PARAMETERS.items():
+        assert block.removeprefix("isac_") in BLOCKS, block
+        asserts = block_yaml(block.removeprefix("isac_"))["asserts"]
+        assert any(param in a and ("<" in a) for a in asserts), (block, param)
+
+
+def test_map_display_keeps_as_many_frames_as_its_scatter_may_show():
+    from gnuradio.isac.blocks.map_display import KEEP_FRAMES
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    assert BLOCK_PARAMETERS[("isac_map_display", "xy_frames")].maximum == KEEP_FRAMES
 
 
 # --- the ISAC Scenario block -----------------------------------------------------------------------

@@ -67,8 +67,8 @@ class metrics(base.FrameBlock, gr.sync_block):
         stall_limit_s: float = STALL_LIMIT_S,
     ):
         self.setup(scenario)
-        self.log_every = base.integer(NAME, "log_every", log_every, 0, " (0 = only at stop)")
-        self.stall_limit_s = base.number(NAME, "stall_limit_s", stall_limit_s, minimum=0.0)
+        self.log_every = base.parameter(NAME, "log_every", log_every)
+        self.stall_limit_s = base.parameter(NAME, "stall_limit_s", stall_limit_s)
         self.wait_for_messages = bool(wait_for_messages)
         self.scores = Scores.for_scenario(self.scenario)
         self.skipped_frames = 0
