@@ -492,6 +492,30 @@ def test_grcc_refuses_reversed_sector(tmp_path):
 
 
 @needs_grcc
+@pytest.mark.parametrize(
+    "block, values, wrong",
+    [
+        ("scenario", {"scene_snr_sensing_db": "float('nan')"}, "-100.0 <= scene_snr_sensing_db <= 100.0"),
+        ("scenario", {"receiver_angle_grid": "10**8"}, "1 <= receiver_angle_grid <= 1048576"),
+        ("isac_metrics_0", {"stall_limit_s": "float('inf')"}, "0.0 <= stall_limit_s < float('inf')"),
+        ("isac_omp_receiver_0", {"threshold": "float('inf')"}, "0.0 <= threshold < float('inf')"),
+        ("isac_message_source_0", {"first_frame": "2**60"}, "0 <= first_frame <= 9007199254740992"),
+    ],
+)
+def test_grcc_refuses_out_of_range_values_naming_the_key_and_the_range(tmp_path, block, values, wrong):
+    """grcc compiled these flowgraphs, which failed only when they ran; now GRC's own check refuses
+    them with the assert that names the key or parameter and its range (generated from the schema)."""
+    text = (REPO / "apps" / "isac_headless.grc").read_text()
+    grc = tmp_path / "bad.grc"
+    grc.write_text(set_fields(text, block, **values))
+    res = compile_flowgraph(grc, tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert wrong in out and block in out, out
+    assert not (tmp_path / "isac_headless.py").exists()
+
+
+@needs_grcc
 def test_grcc_refuses_learned_method_without_weights(tmp_path):
     text = (REPO / "apps" / "isac_headless.grc").read_text()
     bad = set_fields(text, "isac_precoder_0", method="'dictionary'")
