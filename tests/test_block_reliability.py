@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pmt
@@ -282,6 +283,95 @@ def test_isac_sim_exits_nonzero_with_the_message(sc, tmp_path):
     assert "error: the flowgraph stopped:" in proc.stderr and "Traceback" not in proc.stderr  # one line, no traceback
 
 
+class ForeignBlock(gr.sync_block):
+    """A user's own block (not a gr-isac FrameBlock, so nothing guards its work): it passes frames
+    through until its work meets frame BAD, then raises; GNU Radio ends its thread, and the blocks
+    after it get no more frames."""
+
+    def __init__(self, vlen):
+        gr.sync_block.__init__(self, name="users_block", in_sig=[(np.complex64, vlen)], out_sig=[(np.complex64, vlen)])
+
+    def work(self, input_items, output_items):
+        n = len(input_items[0])
+        if self.nitems_read(0) + n > BAD:
+            raise RuntimeError("the user's block failed")
+        output_items[0][:n] = input_items[0][:n]
+        return n
+
+
+def insert_foreign_block(tb, path):
+    """A ForeignBlock between the channel and the reciprocal filter (``sensing``) or the comm
+    receiver (``comm``) of a SimFlowgraph; returns it."""
+    port, dst, vlen = (0, tb.reciprocal, K * S) if path == "sensing" else (1, tb.comm, S)
+    foreign = ForeignBlock(vlen)
+    tb.disconnect((tb.channel, port), (dst, 0))
+    tb.connect((tb.channel, port), foreign, (dst, 0))
+    return foreign
+
+
+@pytest.mark.parametrize("path", ["sensing", "comm"])
+def test_a_foreign_block_that_raises_stops_the_sim_flowgraph_naming_it(sc, path):
+    """A block that is not ours raises in work inside the isac-sim chain: on the sensing path the
+    detections stop, on the comm path the metrics block's stream input stops (its work is no
+    longer called: it waited for ever). After the stall limit the flowgraph ends with one message
+    that names the block that stopped delivering."""
+    tb = SimFlowgraph(sc, 40, THRESHOLD, kernel="numpy", stall_limit_s=1.0)
+    foreign = insert_foreign_block(tb, path)
+    exc = run_with_timeout(tb)
+    assert isinstance(exc, FlowgraphError), exc
+    message = str(exc)
+    assert "\n" not in message
+    assert f"{foreign.alias()} stopped delivering: its input holds unread frames and its output is drained" in message
+    assert tb.stopped_blocks() == [foreign] and tb.metrics.alias() in message
+    wanted = "for its detections message" if path == "sensing" else "no frame has reached its stream inputs for 1 s"
+    assert wanted in message
+
+
+def test_isac_sim_ends_with_one_error_line_when_a_foreign_block_stops(sc, tmp_path):
+    """isac-sim as a user runs it, with a user's block that raises on the comm path (inserted in
+    the child process): exit status 1 after --stall-limit, one error line naming that block."""
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    script = (
+        "import sys\n"
+        "sys.path.insert(0, {tests!r})\n"
+        "from test_block_reliability import insert_foreign_block\n"
+        "from gnuradio.isac import flowgraph\n"
+        "build = flowgraph.SimFlowgraph.__init__\n"
+        "def with_foreign_block(self, *a, **k):\n"
+        "    build(self, *a, **k)\n"
+        "    insert_foreign_block(self, 'comm')\n"
+        "flowgraph.SimFlowgraph.__init__ = with_foreign_block\n"
+        "from gnuradio.isac.cli.sim import main\n"
+        "sys.exit(main(['--config', {cfg!r}, '--frames', '40', '--threshold', '2e4', '--quiet', '--no-compare',\n"
+        "               '--no-progress', '--kernel', 'numpy', '--method', 'baseline', '--stall-limit', '1']))\n"
+    ).format(tests=str(Path(__file__).parent), cfg=str(cfg))
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    assert proc.returncode == 1, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, proc.stderr
+    assert errors[0].startswith("error: the flowgraph stopped: isac_metrics")
+    assert "no frame has reached its stream inputs for 1 s" in errors[0]
+    assert "users_block" in errors[0] and "stopped delivering" in errors[0]
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "1e400"])
+def test_isac_sim_refuses_a_bad_stall_limit(value, capsys):
+    from gnuradio.isac.cli.sim import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--stall-limit", value, "--frames", "1"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "--stall-limit must be a finite number of seconds >= 0 (0 = wait for ever), got" in err
+
+
 # --- (2) amplitudes beyond single precision --------------------------------------------------
 @pytest.mark.parametrize("kernel, receiver", [("cpp", "omp"), ("numpy", "omp"), ("cpp", "domp")])
 @pytest.mark.parametrize("scale", [1e17, 1e30, 1e-25])
@@ -302,6 +392,90 @@ def test_huge_and_tiny_frames_get_the_detections_of_the_unscaled_frame(sc, frame
         np.testing.assert_allclose(g.range_m, r.range_m, atol=1e-2)
         np.testing.assert_allclose(g.peak, r.peak * scale**2, rtol=1e-4)
         np.testing.assert_allclose(g.gain, r.gain * scale, rtol=1e-3)
+
+
+def run_comm(sc, y, kappa, messages=None):
+    """y_c, kappa (n, S) through isac.comm_receiver, into isac.metrics (stream only) when
+    ``messages`` (the true m) are given; (detected messages, their invalid_comm tags, the blocks)."""
+    tb = gr.top_block()
+    cr = comm_receiver(sc)
+    sink = blocks.vector_sink_i(S)
+    tb.connect(blocks.vector_source_c(flat(y), False, S), (cr, 0))
+    tb.connect(blocks.vector_source_c(flat(kappa), False, S), (cr, 1))
+    tb.connect(cr, sink)
+    met = None
+    if messages is not None:
+        from gnuradio.isac.blocks import metrics
+
+        met = metrics(sc, wait_for_messages=False)
+        tb.connect(blocks.vector_source_i(flat(messages), False, S), (met, 0))
+        tb.connect(cr, (met, 1))
+    assert run_with_timeout(tb) is None
+    tags = [t.offset for t in sink.tags() if pmt.symbol_to_string(t.key) == "invalid_comm"]
+    return np.reshape(sink.data(), (len(y), S)), tags, cr, met
+
+
+@pytest.mark.parametrize("scale", [2.0**70, 2.0**-75, 1e30])
+def test_huge_and_tiny_comm_frames_get_the_messages_of_the_unscaled_frame(sc, frames, scale):
+    """|y_c|, |kappa| ~ 1e21 overflow |y - kappa x|^2 in single precision (and 2^-75 underflows
+    it): every message came out 0 and the frame was not flagged. Each subcarrier is now detected
+    on a power-of-two rescaled copy, exactly, so the messages are those of the unscaled frame."""
+    y, kappa = frames.y_comm.astype(np.complex64), frames.csi.astype(np.complex64)
+    want = ml_detect(y, kappa)
+    assert np.count_nonzero(want != frames.messages) < want.size // 50  # SNR_c 20 dB: the right messages
+    big_y = (y.astype(np.complex128) * scale).astype(np.complex64)
+    big_kappa = (kappa.astype(np.complex128) * scale).astype(np.complex64)
+    assert np.isfinite(big_y).all() and np.isfinite(big_kappa).all()
+    got, tags, cr, _ = run_comm(sc, big_y, big_kappa)
+    np.testing.assert_array_equal(got, want)
+    assert tags == [] and cr.invalid_frames == 0
+
+
+def test_comm_frames_without_csi_are_flagged_counted_and_not_scored(sc, frames):
+    """kappa = 0 on a subcarrier (no CSI: every message is as likely) or NaN: the frame is
+    flagged invalid_comm and counted, and the metrics block leaves it out of the SER (counted in
+    skipped_comm_frames), even where its message-0 decisions happen to be right: frame 1 sends
+    only message 0, which a frame of zero CSI detects "perfectly" (it was scored as good)."""
+    y, kappa, m = frames.y_comm.copy(), frames.csi.copy(), frames.messages.copy()
+    m[1] = 0
+    kappa[1] = 0.0  # no CSI at all
+    kappa[5, 7] = 0.0  # one subcarrier without CSI
+    kappa[8, 3] = np.nan
+    y[1] = 0.0
+    got, tags, cr, met = run_comm(sc, y, kappa, m)
+    assert tags == [1, 5, 8] and cr.invalid_frames == 3
+    keep = [i for i in range(N) if i not in (1, 5, 8)]
+    np.testing.assert_array_equal(got[keep], ml_detect(y[keep], kappa[keep]))
+    assert not got[1].any()  # message 0 everywhere: "right" for this frame
+    s = met.summary()
+    assert s["comm_frames"] == N - 3 and s["skipped_comm_frames"] == 3
+    assert s["ser"] == np.count_nonzero(got[keep] != m[keep]) / ((N - 3) * S)  # the good frames only
+
+
+def test_map_stream_of_huge_frames_is_the_map_of_the_unscaled_frame(sc, frames):
+    """|Y~| ~ 1e30 (finite): the map overflowed to non-finite values. The block computes it on a
+    power-of-two rescaled copy (transceiver.stream's scales, the receiver's) and scales it back:
+    the dB map is the unscaled frame's plus 20 log10(scale); a linear map beyond float32 is output
+    as NaN, flagged and counted, never as finite numbers that are wrong."""
+    from gnuradio.isac.blocks import angle_delay_map_stream
+
+    y = reciprocal_model(frames.y_sensing[:4], frames.symbols[:4])
+    scale = 2.0**100  # ~1.3e30, a power of two: the rescaled frame is exactly the unscaled one
+    big = (y.astype(np.complex128) * scale).astype(np.complex64)
+    assert np.isfinite(big).all()
+    for db in (True, False):
+        ms = angle_delay_map_stream(sc, map_points=(20, 10), db=db)
+        tb = gr.top_block()
+        sink = blocks.vector_sink_f(ms.size)
+        tb.connect(blocks.vector_source_c(flat(np.concatenate([y, big])), False, K * S), ms, sink)
+        assert run_with_timeout(tb) is None
+        got = np.reshape(sink.data(), (8, ms.size))
+        assert np.isfinite(got[:4]).all()
+        if db:
+            np.testing.assert_allclose(got[4:], got[:4] + 20.0 * np.log10(scale), atol=1e-3)
+            assert ms.invalid_frames == 0
+        else:  # |map|^2 ~ 1e60: not a float32
+            assert np.isnan(got[4:]).all() and ms.invalid_frames == 4
 
 
 # --- (3) K and S swapped with the same K*S ---------------------------------------------------

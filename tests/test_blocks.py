@@ -449,7 +449,7 @@ SMALL4 = Scenario.default().with_overrides({"array.antennas": 4, "ofdm.subcarrie
         ),
         (
             lambda: isac.angle_delay_map_stream(map_points=[0, 10]),
-            r"isac_angle_delay_map_stream: parameter 'map_points' must be an integer >= 1",
+            r"isac_angle_delay_map_stream: parameter 'map_points' must be two integers >= 1 and <= 4096",
         ),
     ],
 )
@@ -628,7 +628,9 @@ def test_channel_with_a_given_spacing_vector_uses_that_array(sc):
     d = np.linspace(0.9, 1.1, K) * sc.wavelength_m / 2
     ch = make_channel(sc, spacings_m=d)
     np.testing.assert_allclose(ch.array.positions_m, spacing_array(d, sc.wavelength_m).positions_m)
-    with pytest.raises(ValueError, match=r"isac_ula_channel: parameter 'spacings_m' must be empty or K = 16"):
+    with pytest.raises(
+        ValueError, match=r"isac_ula_channel: parameter 'spacings_m' must be empty or have K = 16 entries, got 15"
+    ):
         make_channel(sc, spacings_m=d[:-1])
 
 

@@ -227,15 +227,90 @@ def test_grc_builds_each_block_from_its_make_template(platform, name):
         ("omp_receiver", {"method": "'nn'"}, "weights or method"),
         ("angle_delay_map_stream", {"method": "'dictionary'"}, "weights or method"),
         ("angle_delay_map_stream", {"method": "'nn'"}, "method != 'nn'"),
-        ("omp_receiver", {"receiver": "'domp'", "temperature": "0"}, "temperature > 0"),
+        ("omp_receiver", {"receiver": "'domp'", "temperature": "0"}, "0.0 < temperature < float('inf')"),
         ("ula_channel", {"fixed_angles_deg": "[-30.0]"}, "len(fixed_angles_deg) == len(fixed_ranges_m)"),
-        ("metrics", {"stall_limit_s": "-1"}, "stall_limit_s >= 0"),
-        ("map_display", {"map_points": "[0, 10]"}, "min(map_points) > 0"),
+        ("metrics", {"stall_limit_s": "-1"}, "0.0 <= stall_limit_s < float('inf')"),
+        ("map_display", {"map_points": "[0, 10]"}, "all(1 <= v <= 4096 for v in map_points)"),
     ],
 )
 def test_grc_asserts_refuse_bad_values(platform, name, values, wrong):
     _, errors = grc_block(platform, name, **values)
     assert any(wrong in e for e in errors), errors
+
+
+#: out-of-range values of block parameters (GRC expression, the Python value): each passed GRC (no
+#: assert, or a weaker one) and failed only when the flowgraph ran, or (map_points) asked for GiBs
+BAD_BLOCK_VALUES = [
+    ("metrics", "stall_limit_s", "float('inf')", float("inf")),
+    ("metrics", "stall_limit_s", "float('nan')", float("nan")),
+    ("metrics", "log_every", "2**60", 2**60),
+    ("omp_receiver", "threshold", "float('inf')", float("inf")),
+    ("omp_receiver", "temperature", "1e400", float("inf")),
+    ("angle_delay_map_stream", "map_points", "[10**8, 100]", [10**8, 100]),
+    ("map_display", "map_points", "[2000, 2000]", [2000, 2000]),
+    ("map_display", "update_hz", "1e9", 1e9),
+    ("map_display", "floor_db", "float('-inf')", float("-inf")),
+    ("message_source", "frame_count", "2**70", 2**70),
+    ("message_source", "first_frame", "2**60", 2**60),
+    ("ula_channel", "fixed_angles_deg", "[120.0]", [120.0]),
+    ("ula_channel", "fixed_ranges_m", "[float('nan')]", [float("nan")]),
+    ("ula_channel", "spacings_m", "[-0.0025] * 64", [-0.0025] * 64),
+    ("sigmf_sink", "spacings_m", "[float('inf')] * 64", [float("inf")] * 64),
+    ("sigmf_source", "frame_count", "1e300", 1e300),
+]
+
+
+@pytest.mark.parametrize("name, param, expression, value", BAD_BLOCK_VALUES)
+def test_grc_refuses_out_of_range_block_parameters_with_the_range(platform, name, param, expression, value):
+    """The asserts generated from config_schema.BLOCK_PARAMETERS: GRC itself shows the parameter and
+    its range; the constructor refuses the same value with the same range in one line."""
+    values = {param: expression}
+    if param == "fixed_angles_deg" or param == "fixed_ranges_m":  # the other list of the same length
+        values["fixed_ranges_m" if param == "fixed_angles_deg" else "fixed_angles_deg"] = "[10.0]"
+    _, errors = grc_block(platform, name, **values)
+    failed = [e for e in errors if e.startswith("Assertion") and param in e and "failed" in e]
+    assert len(failed) == 1, errors
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    spec = BLOCK_PARAMETERS[(f"isac_{name}", param)]
+    with pytest.raises(isac.BlockParameterError) as exc:
+        if name == "map_display":
+            os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+            from PyQt5 import QtWidgets
+
+            app = QtWidgets.QApplication.instance() or QtWidgets.QApplication([])  # noqa: F841
+        kwargs = {param: value}
+        if param in ("fixed_angles_deg", "fixed_ranges_m"):
+            kwargs["fixed_ranges_m" if param == "fixed_angles_deg" else "fixed_angles_deg"] = [10.0]
+        if name == "sigmf_sink":
+            kwargs["path"] = "unused"
+        getattr(isac, name)(None, **kwargs)
+    text = str(exc.value)
+    assert text.startswith(f"isac_{name}: parameter '{param}' ") and spec.range_text() in text and "\n" not in text
+
+
+def test_every_numeric_block_parameter_has_a_range():
+    """A numeric parameter of a block's GRC file (int, real and their vectors) has a range in
+    config_schema.BLOCK_PARAMETERS, and its generated assert is in the file: none can be added
+    without one. Complex vectors (fixed_gains, precoder) are any K complex numbers."""
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    numeric = {"int", "real", "int_vector", "real_vector", "float"}
+    for name in sorted(BLOCKS):
+        for param in block_yaml(name)["parameters"]:
+            if param.get("dtype") in numeric:
+                assert (f"isac_{name}", param["id"]) in BLOCK_PARAMETERS, (name, param["id"])
+    for (block, param), spec in BLOCK_PARAMETERS.items():
+        assert block.removeprefix("isac_") in BLOCKS, block
+        asserts = block_yaml(block.removeprefix("isac_"))["asserts"]
+        assert any(param in a and ("<" in a) for a in asserts), (block, param)
+
+
+def test_map_display_keeps_as_many_frames_as_its_scatter_may_show():
+    from gnuradio.isac.blocks.map_display import KEEP_FRAMES
+    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+
+    assert BLOCK_PARAMETERS[("isac_map_display", "xy_frames")].maximum == KEEP_FRAMES
 
 
 # --- the ISAC Scenario block -----------------------------------------------------------------------
@@ -350,6 +425,59 @@ def test_headless_flowgraph_with_learned_weights_matches_evaluate(tmp_path):
     assert (want["p_md"], want["gospa"]) != (base["p_md"], base["gospa"])  # the weights did change the run
 
 
+FOREIGN_COMM_RECEIVER = """
+import numpy as np
+from gnuradio import gr, isac
+
+
+class users_comm_receiver(gr.sync_block):
+    \"\"\"A user's own comm receiver (no gr-isac guard around its work): it raises on its first
+    frames, so GNU Radio ends its thread and the metrics block gets no more frames.\"\"\"
+
+    def __init__(self, scenario=None):
+        n = isac.frame_geometry(scenario).symbol_items
+        gr.sync_block.__init__(
+            self, name="users_comm_receiver", in_sig=[(np.complex64, n)] * 2, out_sig=[(np.int32, n)]
+        )
+
+    def work(self, input_items, output_items):
+        raise RuntimeError("the user's comm receiver failed")
+
+
+isac.comm_receiver = users_comm_receiver
+"""
+
+
+@needs_grcc
+def test_grc_flowgraph_ends_when_a_foreign_block_stops_delivering(tmp_path):
+    """The headless flowgraph with a user's block in place of the comm receiver, which raises: the
+    metrics block gets no frame for its stall limit (1 s here) and stops the flowgraph with one
+    line naming its stream inputs; the program exits with status 1 instead of waiting for ever."""
+    text = (REPO / "apps" / "isac_headless.grc").read_text()
+    grc = tmp_path / "isac_headless.grc"
+    grc.write_text(set_fields(text, "isac_metrics_0", stall_limit_s="1.0"))
+    res = compile_flowgraph(grc, tmp_path)
+    assert res.returncode == 0, res.stdout + res.stderr
+    (tmp_path / "users_blocks.py").write_text(FOREIGN_COMM_RECEIVER)
+    script = (
+        "import sys, users_blocks, isac_headless\nsys.argv[1:] = ['-n', '40', '--seed', '0']\nisac_headless.main()\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONPATH=str(tmp_path)),
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 1, out
+    lines = [ln for ln in out.splitlines() if "no frame has reached its stream inputs" in ln]
+    assert len(lines) == 1, out
+    assert "isac_metrics0: no frame has reached its stream inputs for 1 s (frame 0 is the next)" in lines[0]
+    assert "stopped delivering" in lines[0]
+
+
 @needs_grcc
 def test_grcc_refuses_reversed_sector(tmp_path):
     """A reversed target sector typed into the ISAC Scenario block: grcc refuses the flowgraph and
@@ -361,6 +489,30 @@ def test_grcc_refuses_reversed_sector(tmp_path):
     assert res.returncode != 0
     out = res.stdout + res.stderr
     assert "target_sector_deg" in out and "scenario" in out, out
+
+
+@needs_grcc
+@pytest.mark.parametrize(
+    "block, values, wrong",
+    [
+        ("scenario", {"scene_snr_sensing_db": "float('nan')"}, "-100.0 <= scene_snr_sensing_db <= 100.0"),
+        ("scenario", {"receiver_angle_grid": "10**8"}, "1 <= receiver_angle_grid <= 1048576"),
+        ("isac_metrics_0", {"stall_limit_s": "float('inf')"}, "0.0 <= stall_limit_s < float('inf')"),
+        ("isac_omp_receiver_0", {"threshold": "float('inf')"}, "0.0 <= threshold < float('inf')"),
+        ("isac_message_source_0", {"first_frame": "2**60"}, "0 <= first_frame <= 9007199254740992"),
+    ],
+)
+def test_grcc_refuses_out_of_range_values_naming_the_key_and_the_range(tmp_path, block, values, wrong):
+    """grcc compiled these flowgraphs, which failed only when they ran; now GRC's own check refuses
+    them with the assert that names the key or parameter and its range (generated from the schema)."""
+    text = (REPO / "apps" / "isac_headless.grc").read_text()
+    grc = tmp_path / "bad.grc"
+    grc.write_text(set_fields(text, block, **values))
+    res = compile_flowgraph(grc, tmp_path)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert wrong in out and block in out, out
+    assert not (tmp_path / "isac_headless.py").exists()
 
 
 @needs_grcc

@@ -443,3 +443,65 @@ def test_isac_eval_experiment_refuses_a_scenario_that_cannot_fit(tmp_path, capsy
     assert code == 2
     err = capsys.readouterr().err
     assert "scene.max_targets" in err and "memory" in err
+
+
+# --- Ctrl-C: one line and status 130, never a traceback (issue 22, item 4) ------------------------
+SIGINT_CHILD = """
+import os, signal, sys, time
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal (a background job ignores it)
+
+
+def ctrl_c():
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(60)  # the KeyboardInterrupt arrives here
+"""
+
+
+def run_sim_child(patch: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """isac-sim in a child process (a real SIGINT there, never in pytest's) with ``patch`` run first."""
+    script = SIGINT_CHILD + patch + f"\nfrom gnuradio.isac.cli.sim import main\nsys.exit(main({argv!r}))\n"
+    return subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+
+
+def test_sim_ctrl_c_during_calibration_is_one_line_and_status_130():
+    """A KeyboardInterrupt traceback and exit status -2 before."""
+    patch = "from gnuradio.isac import evaluation\nevaluation.calibrate = lambda *a, **k: ctrl_c()\n"
+    proc = run_sim_child(patch, [*SMALL_ARGS, "--frames", "5", "--method", "baseline"])
+    assert proc.returncode == 130, proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        "isac-sim: interrupted during the threshold calibration (20 frames): no frame was streamed "
+        "(--threshold DELTA skips the calibration)"
+    ]
+
+
+def test_sim_ctrl_c_while_streaming_reports_the_frames_run():
+    """GNU Radio's wait stops the flowgraph on Ctrl-C and returns: the flowgraph line said the
+    requested 100000 frames and the status was 0; it now says how many ran, and the status is 130."""
+    patch = (
+        "from gnuradio.isac import flowgraph\n"
+        "done = flowgraph.SimFlowgraph._frame_done\n"
+        "def frame_done(self, frame, *a):\n"
+        "    done(self, frame, *a)\n"
+        "    if frame == 5:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "flowgraph.SimFlowgraph._frame_done = frame_done\n"
+    )
+    argv = [*SMALL_ARGS, "--frames", "100000", "--threshold", "3e5", "--quiet", "--method", "perfect", "--threads", "1"]
+    proc = run_sim_child(patch, argv)
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("flowgraph:")]
+    assert len(line) == 1 and re.match(r"flowgraph: interrupted after \d+ of 100000 frames in ", line[0]), line
+    run = int(line[0].split()[3])
+    assert 6 <= run < 100000
+    assert re.search(r"^over \d+ frames: p_md = ", proc.stdout, re.M)
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"isac-sim: interrupted after {run} of 100000 frames (the baseline comparison skipped)"
+    )

@@ -5,6 +5,7 @@ setting never reuses a stored unit; the paper size sets the Sec. V training size
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
@@ -234,3 +235,64 @@ def test_on_the_fly_training_resumes_from_its_checkpoint(tmp_path, capsys):
     assert again["source"] == "trained" and again["resumed"] is True and again["steps"] == learned.TINY_STEPS
     assert "(resuming from its checkpoint)" in capsys.readouterr().err
     assert path.is_file()
+
+
+def _damage(kind):
+    """A unit record (dict) damaged in place: as an edit, a copy or a bad disk might leave it."""
+
+    def null(record):
+        record["result"] = None
+
+    def shape(record):
+        record["result"] = [1, 2]  # a list where the experiment reads a dict
+
+    def keys(record):
+        record["result"] = {"p_md": 0.5}  # a dict of another shape
+
+    def other(record):
+        record["key"] = {**record["key"], "eta": -1.0}  # another unit's record under this name
+
+    def bare(record):
+        record.pop("key")
+
+    return {"null": null, "shape": shape, "keys": keys, "other": other, "bare": bare}[kind]
+
+
+@pytest.fixture(scope="module")
+def finished_fig9(tmp_path_factory):
+    """The folder of one finished fig9 run (--quick): its CSV and its unit files."""
+    out = tmp_path_factory.mktemp("fig9")
+    assert run_cli(out, "fig9") == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    "kind, why",
+    [
+        ("null", "its result is null"),
+        ("shape", "its result does not match its digest"),
+        ("keys", "its result does not match its digest"),
+        ("other", "it holds another unit"),
+        ("bare", "not a unit record"),
+    ],
+)
+def test_a_damaged_unit_of_the_wrong_shape_or_null_is_reported_and_recomputed(
+    finished_fig9, tmp_path, capsys, kind, why
+):
+    """Valid JSON, wrong content: a null result, a result of another shape, another unit's record.
+    These reached the experiment, which raised TypeError / KeyError; now each is one note naming
+    the file and the reason, the unit is computed again and the CSV is the undamaged run's."""
+    tmp_path = tmp_path / "run"
+    shutil.copytree(finished_fig9, tmp_path)
+    whole = (tmp_path / "fig9.csv").read_bytes()
+    unit = sorted((tmp_path / ".partial" / "fig9").glob("*.json"))[3]
+    record = json.loads(unit.read_text())
+    _damage(kind)(record)
+    unit.write_text(json.dumps(record))
+    capsys.readouterr()
+    assert run_cli(tmp_path, "fig9") == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"note: resume unit {unit} is damaged ({why}); computing it again"]
+    assert (tmp_path / "fig9.csv").read_bytes() == whole
+    s = summary(tmp_path, "fig9")
+    assert s["resume"]["units_computed"] == 1 and s["resume"]["units_reused"] == len(whole.splitlines()) - 2

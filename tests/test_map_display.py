@@ -410,7 +410,7 @@ def test_block_yaml():
     make_t = doc["templates"]["make"]
     assert make_t.startswith("isac.map_display(")
     assert doc["documentation"].strip()
-    assert any("> 0" in a for a in doc["asserts"])
+    assert any("0.0 < update_hz <= 1000.0" in a for a in doc["asserts"])
     params = {p["id"] for p in doc["parameters"]}
     assert "gui_hint" in params
     for p in params - {"gui_hint"}:

@@ -200,3 +200,41 @@ def test_timeout_ends_a_quiet_subscription(capsys):
     finally:
         pub.close(linger=0)
     assert capsys.readouterr().out == ""
+
+
+def _pmt_publication(topic, body):
+    """One message as isac-sim --zmq publishes it: the dict with its topic as a serialized PMT."""
+    arrays = {k: np.asarray(v, dtype=np.float64) if isinstance(v, list) else v for k, v in body.items()}
+    return _pmt({"topic": topic, **arrays})
+
+
+PMT_PUBLICATIONS = [_pmt_publication("detections", {**DET, "gain": [1.0]}), _pmt_publication("truth", TRUTH)] * 20
+
+
+@pytest.mark.parametrize(
+    "messages, extra, flag",
+    [
+        (
+            PMT_PUBLICATIONS,
+            [],
+            "publishes serialized PMTs (isac-sim --zmq), not JSON: run with --pmt, isac-subscribe --pmt ",
+        ),
+        (GOOD_JSON * 10, ["--pmt"], "publishes JSON (isac-sim --zmq-json), not serialized PMTs: run without --pmt, "),
+        (PMT_PUBLICATIONS, ["--topic", "truth"], "not JSON: run with --pmt"),  # a topic filter does not hide them
+    ],
+)
+def test_the_other_wire_format_is_recognised_and_named(messages, extra, flag):
+    """A PMT publisher read without --pmt (or a JSON one with it) printed one "skipped malformed
+    message" line per message and exited 0; now, after a few such messages, one line names the
+    flag to use and the exit status is 2."""
+    rc, out, err = _run_subscriber(messages, 5, extra)
+    assert rc == 2
+    assert out == []
+    assert len(err) == 1 and err[0].startswith("isac-subscribe: error: tcp://127.0.0.1:") and flag in err[0], err
+
+
+def test_a_few_messages_of_the_other_format_at_the_end_are_named_too():
+    """Fewer messages than the limit, then the timeout: still the one line and status 2."""
+    rc, out, err = _run_subscriber(PMT_PUBLICATIONS[:2], 5, ["--timeout", "1"])
+    assert rc == 2 and out == []
+    assert len(err) == 1 and "run with --pmt" in err[0], err

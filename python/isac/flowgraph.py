@@ -49,7 +49,8 @@ class SimFlowgraph(gr.top_block):
     (a loaded weights.Weights for learned methods, shared by the precoder and the receiver);
     ``receiver``: "omp" or "domp" (with ``temperature``); ``kernel``: "cpp", "numpy" or None
     (cpp when built); ``on_frame(frame, truth, detections, symbol_errors)`` (messages.Truth and
-    messages.Detections) is called once per scored frame; ``zmq_pmt`` publishes truth,
+    messages.Detections; symbol_errors None when the comm receiver flagged the frame) is called once
+    per scored frame; ``zmq_pmt`` publishes truth,
     detections and running metrics per frame as serialized PMTs (the wire format of gr-zeromq's
     pub_msg_sink) and ``zmq_json`` the same as JSON, each on its own bound endpoint (see
     gnuradio.isac.publish). ``record`` (a directory) records the received array frames Y_r with
@@ -86,6 +87,8 @@ class SimFlowgraph(gr.top_block):
         stall_limit_s: float = STALL_LIMIT_S,
     ):
         gr.top_block.__init__(self, "isac_sim")
+        #: stream edges ((block, port), (block, port)) as connected, blocks of the user's included
+        self.edges: list[tuple[tuple, tuple]] = []
         if threads is not None and (isinstance(threads, bool) or int(threads) != threads or threads < 1):
             raise ValueError(f"threads must be an integer >= 1 or None, got {threads!r}")
         self.threads = None if threads is None else int(threads)
@@ -160,6 +163,39 @@ class SimFlowgraph(gr.top_block):
                 self.connect(port, sink)
                 self.recorders.append(sink)
 
+    # --- the stream edges, kept to name a block that stopped delivering ---------------------------
+    @staticmethod
+    def _endpoints(points) -> list[tuple]:
+        return [p if isinstance(p, tuple) else (p, 0) for p in points]
+
+    def connect(self, *points) -> None:
+        gr.top_block.connect(self, *points)
+        ends = self._endpoints(points)
+        self.edges += list(zip(ends, ends[1:]))
+
+    def disconnect(self, *points) -> None:
+        gr.top_block.disconnect(self, *points)
+        ends = self._endpoints(points)
+        for edge in zip(ends, ends[1:]):
+            if edge in self.edges:
+                self.edges.remove(edge)
+
+    def stopped_blocks(self) -> list:
+        """The blocks with stream outputs that hold unread frames on every stream input while
+        everything they wrote has been read: they stopped delivering (GNU Radio ended the thread of a block whose
+        ``work`` raised, or it is stuck in ``work``). The blocks before such a block wait with full
+        buffers, those after it with empty ones. Meaningful once the stream has stood still."""
+        waiting: dict = {}  # block -> [input holds unread items]
+        drained: dict = {}  # block -> [output fully read]
+        for (src, out_port), (dst, in_port) in self.edges:
+            try:
+                written, read = src.nitems_written(out_port), dst.nitems_read(in_port)
+            except (AttributeError, RuntimeError):  # a hierarchical block: no counters of its own
+                continue
+            waiting.setdefault(dst, []).append(written > read)
+            drained.setdefault(src, []).append(written == read)
+        return [b for b in waiting if b in drained and all(waiting[b]) and all(drained[b])]
+
     def start(self, max_noutput_items: int = 10000000) -> None:
         """Start the block threads on the CPUs of ``threads`` (they inherit this thread's CPU set),
         with Python's GIL switch interval at most GIL_SWITCH_INTERVAL_S until :meth:`wait` returns."""
@@ -190,16 +226,29 @@ class SimFlowgraph(gr.top_block):
 
     def _fatal(self, block, message: str) -> None:
         """A block cannot go on (base.FrameBlock.stop_flowgraph): keep its message (the metrics
-        block's stall: with the block that feeds the silent port), stop the flowgraph (from another
-        thread: the caller is one of the block threads that stop() interrupts)."""
+        block's stall: with the block that stopped delivering, found from the stream counters
+        (:meth:`stopped_blocks`), else the block that feeds the silent port), stop the flowgraph (from
+        another thread: the caller is one of the block threads that stop() interrupts)."""
         if self.fatal_error is None:
-            if block is self.metrics:
+            stopped = self.stopped_blocks() if block is self.metrics else []
+            if stopped:  # the stream stood still for stall_limit_s: name the block where it stopped
+                names = ", ".join(b.alias() for b in stopped)
+                its = (
+                    "its input holds unread frames and its output is"
+                    if len(stopped) == 1
+                    else "their inputs hold unread frames and their outputs are"
+                )
+                message = (
+                    f"{message}; {names} stopped delivering: {its} drained (did its work raise? GNU Radio ends the "
+                    f"thread of such a block)"
+                )
+            elif block is self.metrics:
                 feeders = [f"'{p}' comes from {b.alias()}" for p, b in self.senders.items() if f"'{p}'" in message]
                 message = f"{message}; {', '.join(feeders)}" if feeders else message
             self.fatal_error = message
             threading.Thread(target=self.stop, name="isac_sim_stop", daemon=True).start()
 
-    def _frame_done(self, frame: int, truth, detections, symbol_errors: int) -> None:
+    def _frame_done(self, frame: int, truth, detections, symbol_errors: int | None) -> None:
         for pub in self.publishers:
             pub.publish("truth", truth.to_dict())
             pub.publish("detections", detections.to_dict())
@@ -216,3 +265,10 @@ class SimFlowgraph(gr.top_block):
     def summary(self) -> dict:
         """Running metrics of the metrics block (p_md, p_fa, gospa, ser, RMSEs, frames)."""
         return self.metrics.summary()
+
+    @property
+    def frames_run(self) -> int:
+        """Frames that went through the whole flowgraph (scored by the metrics block): ``frames``
+        after a complete run, fewer when it was stopped (Ctrl-C: GNU Radio's ``wait`` stops the
+        flowgraph and returns) or failed."""
+        return self.metrics.comm_frames + self.metrics.skipped_comm_frames

@@ -10,14 +10,18 @@ Two wire formats on their own endpoints:
 
 Endpoints are checked before anything binds (``validate_endpoint``): tcp://HOST:PORT with PORT
 1-65535 (0 or * = any free port; zmq itself would silently take a port > 65535 modulo 65536),
-ipc://PATH or inproc://NAME. ``Publisher.endpoint`` is the endpoint actually bound (zmq's
-LAST_ENDPOINT), e.g. the port chosen for tcp://127.0.0.1:0.
+ipc://PATH or inproc://NAME. To bind, HOST is *, an IP address or a network interface of this
+machine (eth0, lo): ZeroMQ never resolves a host name when it binds (it said "No such device"),
+so a name that is not an interface is refused with that sentence. ``Publisher.endpoint`` is the
+endpoint actually bound (zmq's LAST_ENDPOINT), e.g. the port chosen for tcp://127.0.0.1:0.
 """
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
+import socket
 
 import zmq
 
@@ -51,6 +55,8 @@ def _tcp_problem(rest: str, bind: bool) -> str | None:
             return f"host {host} is not an IPv4 address"
     elif not _NAME.fullmatch(host):
         return f"host {host!r} is not a host name, interface or IP address"
+    elif bind and host not in interfaces():
+        return _not_an_interface(host)
     if port == "*" and bind:
         return None
     if not re.fullmatch(r"[0-9]+", port):
@@ -60,10 +66,27 @@ def _tcp_problem(rest: str, bind: bool) -> str | None:
     return None
 
 
+def interfaces() -> list[str]:
+    """The names of this machine's network interfaces (lo, eth0, ...)."""
+    try:
+        return [name for _, name in socket.if_nameindex()]
+    except OSError:
+        return []
+
+
+def _not_an_interface(host: str) -> str:
+    names = ", ".join(interfaces()) or "none found"
+    return (
+        f"host {host!r} is not a network interface of this machine ({names}): ZeroMQ binds to *, an IP "
+        f"address of this machine or an interface, not to a host name"
+    )
+
+
 def validate_endpoint(text, name: str = "endpoint", bind: bool = True) -> str:
     """``text`` if it is a ZeroMQ endpoint this package can bind (``bind``) or connect to, else
     ValueError naming ``name`` (the option, e.g. --zmq-json) and the allowed forms. Nothing
-    is opened; a tcp host name is not resolved here."""
+    is opened and no host name is resolved: to bind, a tcp host must be *, an IP address or one of
+    this machine's interfaces (ZeroMQ binds no host name)."""
     problem = None
     if not isinstance(text, str):
         problem = f"not a string ({type(text).__name__})"
@@ -85,6 +108,18 @@ def validate_endpoint(text, name: str = "endpoint", bind: bool = True) -> str:
         forms = ENDPOINT_FORMS if bind else ENDPOINT_FORMS.replace(", or 0 for any free port", "")
         raise ValueError(f"{name} {text!r}: {problem}; expected {forms}")
     return text
+
+
+def _bind_problem(endpoint: str, exc: zmq.ZMQError) -> str:
+    """A sentence for ZeroMQ's bind error (its own words for the errors it explains itself)."""
+    host = endpoint.partition("://")[2].rpartition(":")[0].strip("[]")
+    if endpoint.startswith("tcp://") and exc.errno == errno.ENODEV:
+        return _not_an_interface(host)
+    if endpoint.startswith("tcp://") and exc.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an IP address of this machine (bind to one of its own addresses, or *)"
+    if exc.errno == errno.EADDRINUSE:
+        return f"{exc} (another program, or another isac-sim, publishes on it)"
+    return str(exc)
 
 
 def encode(topic: str, message: dict) -> list[bytes]:
@@ -111,7 +146,7 @@ class Publisher:
             self._socket.bind(endpoint)
         except zmq.ZMQError as exc:
             self._socket.close()
-            raise ValueError(f"{name} {endpoint!r}: cannot bind: {exc}") from None
+            raise ValueError(f"{name} {endpoint!r}: cannot bind: {_bind_problem(endpoint, exc)}") from None
         self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def publish(self, topic: str, message: dict) -> None:

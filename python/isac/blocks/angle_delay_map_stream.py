@@ -51,10 +51,7 @@ class angle_delay_map_stream(base.FrameBlock, gr.sync_block):
         m = transceiver.get(self.method, self.weights)
         if not m.has_array:
             raise base.error(NAME, "method", f"{self.method!r} has no array, so no angle-delay map")
-        try:
-            angles, delays = (base.integer(NAME, "map_points", v) for v in map_points)
-        except TypeError:
-            raise base.error(NAME, "map_points", f"must be two integers (angles, delays), got {map_points!r}") from None
+        angles, delays = base.parameter(NAME, "map_points", map_points)
         grid = self.scenario.with_overrides({"receiver.angle_grid": angles, "receiver.delay_grid": delays})
         # the atoms the receiver matches: equal-norm for an impaired array (model.impairments.ReceiverArray)
         self.array = receiver_array(m.receive_array(self.scenario, self.weights))

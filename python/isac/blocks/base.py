@@ -12,6 +12,7 @@ import numbers
 import threading
 
 from ..config import ConfigError, Scenario
+from ..config_schema import BLOCK_PARAMETERS
 from ..model.geometry import FrameGeometry, GeometryError
 
 #: consecutive failed frames after which a block gives up (the failure is not per frame)
@@ -59,6 +60,24 @@ def number(block: str, param: str, value, minimum: float | None = None, strict: 
     if minimum is not None and (value <= minimum if strict else value < minimum):
         raise error(block, param, f"must be {'>' if strict else '>='} {minimum}, got {value}")
     return value
+
+
+def parameter(block: str, param: str, value):
+    """``value`` of the numeric parameter ``param`` of ``block``, checked against its range in
+    config_schema.BLOCK_PARAMETERS (the range the block's GRC asserts are generated from): an int, a
+    float, a tuple of two ints ("pair") or a list of floats ("floats"); else BlockParameterError
+    naming the block, the parameter and the range."""
+    spec = BLOCK_PARAMETERS[(block, param)]
+    problem = spec.violation(value)
+    if problem:
+        raise error(block, param, problem)
+    if spec.kind == "int":
+        return int(value)
+    if spec.kind == "float":
+        return float(value)
+    if spec.kind == "pair":
+        return tuple(int(v) for v in value)
+    return [float(v) for v in value]
 
 
 def choice(block: str, param: str, value, choices) -> str:
@@ -173,6 +192,8 @@ class FrameBlock(HeldThreadState):
         raise NotImplementedError
 
     def work(self, input_items, output_items):
+        if self.fatal_error is not None:  # given up outside work (e.g. the metrics block's stream watch)
+            return -1
         try:
             return self.work_frames(input_items, output_items)
         except GiveUp as exc:
@@ -293,6 +314,7 @@ __all__ = [
     "error",
     "integer",
     "number",
+    "parameter",
     "scenario_argument",
     "stop_on_fatal",
 ]

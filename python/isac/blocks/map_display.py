@@ -51,10 +51,7 @@ class map_display(base.HeldThreadState, gr.sync_block):
         xy_frames: int = 5,
     ):
         sc = base.scenario_argument(NAME, scenario)
-        try:
-            self.angle_grid, self.delay_grid = (base.integer(NAME, "map_points", v) for v in map_points)
-        except TypeError:
-            raise base.error(NAME, "map_points", f"must be two integers (angles, delays), got {map_points!r}") from None
+        self.angle_grid, self.delay_grid = base.parameter(NAME, "map_points", map_points)
         self.target_sector_deg = list(sc.scene["target_sector_deg"])
         self.range_m = list(sc.scene["range_m"])
         if not isinstance(db, (bool, np.bool_)):
@@ -86,24 +83,15 @@ class map_display(base.HeldThreadState, gr.sync_block):
     # --- parameters ---------------------------------------------------------------------
     @staticmethod
     def _check_floor(value) -> float:
-        value = base.number(NAME, "floor_db", value)
-        if value >= 0:
-            raise base.error(NAME, "floor_db", f"must be < 0 (dB re the frame maximum), got {value}")
-        return value
+        return base.parameter(NAME, "floor_db", value)
 
     @staticmethod
     def _check_rate(value) -> float:
-        return base.number(NAME, "update_hz", value, minimum=0.0, strict=True)
+        return base.parameter(NAME, "update_hz", value)
 
     @staticmethod
     def _check_xy_frames(value) -> int:
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0 or value > KEEP_FRAMES:
-            raise base.error(
-                NAME,
-                "xy_frames",
-                f"must be an integer in [0, {KEEP_FRAMES}] (frames in the x-y scatter, 0 = no scatter), got {value!r}",
-            )
-        return int(value)
+        return base.parameter(NAME, "xy_frames", value)  # at most KEEP_FRAMES
 
     def set_xy_frames(self, xy_frames) -> None:
         """Frames in the x-y scatter (>= 1 when the block was built with a scatter); applies at

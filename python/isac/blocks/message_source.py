@@ -25,8 +25,8 @@ class message_source(base.FrameBlock, gr.sync_block):
     def __init__(self, scenario=None, stream: str = "test", frame_count: int = 0, first_frame: int = 0):
         self.setup(scenario)
         self.stream = base.choice(NAME, "stream", stream, STREAMS)
-        self.frames = base.integer(NAME, "frame_count", frame_count, 0, " (0 = endless)")
-        self.first_frame = base.integer(NAME, "first_frame", first_frame, 0)
+        self.frames = base.parameter(NAME, "frame_count", frame_count)
+        self.first_frame = base.parameter(NAME, "first_frame", first_frame)
         self.seed = self.scenario.run["seed"]
         n = self.geometry.symbol_items
         gr.sync_block.__init__(self, name=NAME, in_sig=None, out_sig=[(np.int32, n), (np.complex64, n)])

@@ -53,7 +53,7 @@ class omp_receiver(base.FrameBlock, gr.sync_block):
         weights_other_array: bool = False,
     ):
         self.setup(scenario)
-        threshold = base.number(NAME, "threshold", threshold, minimum=0.0)
+        threshold = base.parameter(NAME, "threshold", threshold)
         self.method, self.weights = block_weights(NAME, self.scenario, method, weights, weights_other_array)
         base.choice(NAME, "receiver", receiver, transceiver.receivers())
         if kernel not in ("",) + transceiver.KERNELS:
@@ -62,7 +62,7 @@ class omp_receiver(base.FrameBlock, gr.sync_block):
                 "kernel",
                 f"must be one of {', '.join(transceiver.KERNELS)} or '' (cpp when built), got {kernel!r}",
             )
-        base.number(NAME, "temperature", temperature, minimum=0.0, strict=True)
+        base.parameter(NAME, "temperature", temperature)
         args = (self.scenario, self.method, self.weights, receiver, kernel or None, float(temperature))
         try:
             self.sensing = StreamSensing(lambda: transceiver.sensing_receiver(*args), threshold)
@@ -85,7 +85,7 @@ class omp_receiver(base.FrameBlock, gr.sync_block):
         return self.sensing.threshold
 
     def set_threshold(self, threshold: float) -> None:
-        threshold = base.number(NAME, "threshold", threshold, minimum=0.0)
+        threshold = base.parameter(NAME, "threshold", threshold)
         if getattr(self.sensor, "peaks", "map") == "probability" and threshold >= 1.0:
             raise base.error(
                 NAME,

@@ -45,11 +45,9 @@ class sigmf_sink(base.FrameBlock, gr.sync_block):
         if not isinstance(path, str):
             raise base.error(NAME, "path", f"must be a string (the recording's base name or directory), got {path!r}")
         self.path = path
-        d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
-        if d.size and (d.size != g.antennas or not np.all(np.isfinite(d)) or np.any(d <= 0)):
-            raise base.error(
-                NAME, "spacings_m", f"must be empty or K = {g.antennas} finite spacings > 0 (m), got {d.size} values"
-            )
+        d = np.asarray(base.parameter(NAME, "spacings_m", np.ravel(spacings_m)), dtype=np.float64)
+        if d.size not in (0, g.antennas):
+            raise base.error(NAME, "spacings_m", f"must be empty or have K = {g.antennas} entries, got {d.size}")
         if d.size == 0 and simulated:
             a = sc.array
             d = draw_spacings(g.antennas, sc.wavelength_m, a["spacing_std_m"], a["impairment_seed"])

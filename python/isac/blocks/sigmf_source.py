@@ -36,7 +36,7 @@ class sigmf_source(base.FrameBlock, gr.sync_block):
     def __init__(self, scenario=None, path: str = "", kind: str = "rx", frame_count: int = 0):
         self.setup(scenario)
         self.kind = base.choice(NAME, "kind", kind, recording.KINDS)
-        frames = base.integer(NAME, "frame_count", frame_count, 0, " (0 = the whole recording)")
+        frames = base.parameter(NAME, "frame_count", frame_count)
         self.path = str(path)
         self.recording = None
         self.warnings: list[str] = []

@@ -58,12 +58,10 @@ class ula_channel(base.FrameBlock, gr.sync_block):
         self.setup(scenario)
         sc, g = self.scenario, self.geometry
         base.choice(NAME, "stream", stream, STREAMS)
-        self.first_frame = base.integer(NAME, "first_frame", first_frame, 0)
-        d = np.asarray(spacings_m, dtype=np.float64).reshape(-1)
-        if d.size and (d.size != g.antennas or not np.all(np.isfinite(d)) or np.any(d <= 0)):
-            raise base.error(
-                NAME, "spacings_m", f"must be empty or K = {g.antennas} finite spacings > 0 (m), got {d.size} values"
-            )
+        self.first_frame = base.parameter(NAME, "first_frame", first_frame)
+        d = np.asarray(base.parameter(NAME, "spacings_m", np.ravel(spacings_m)), dtype=np.float64)
+        if d.size not in (0, g.antennas):
+            raise base.error(NAME, "spacings_m", f"must be empty or have K = {g.antennas} entries, got {d.size}")
         array = (
             impaired_array(spacing_array(d, sc.wavelength_m, sc.array["impairment"]), sc) if d.size else true_array(sc)
         )
@@ -95,8 +93,8 @@ class ula_channel(base.FrameBlock, gr.sync_block):
         self.channel.threads = base.integer(NAME, "threads", threads)
 
     def _fixed_scene(self, angles_deg, ranges_m, gains) -> Scene | None:
-        th = np.asarray(angles_deg, dtype=np.float64).reshape(-1)
-        r = np.asarray(ranges_m, dtype=np.float64).reshape(-1)
+        th = np.asarray(base.parameter(NAME, "fixed_angles_deg", np.ravel(angles_deg)), dtype=np.float64)
+        r = np.asarray(base.parameter(NAME, "fixed_ranges_m", np.ravel(ranges_m)), dtype=np.float64)
         g = np.asarray(gains, dtype=np.complex128).reshape(-1)
         if th.size == 0 and r.size == 0:
             return None

@@ -10,6 +10,7 @@ prints them."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import threading
@@ -22,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from ..config_schema import STALL_LIMIT_S
 from ..model.geometry import FrameGeometry
 from ..model.metrics import gospa
 from ..model.scene import positions
@@ -51,17 +53,20 @@ class FramePrinter:
 
             self.bar = tqdm(total=frames, unit="frame", desc="isac-sim", disable=None, leave=False, file=sys.stderr)
 
-    def __call__(self, frame: int, truth, det, symbol_errors: int) -> None:
-        """One frame's messages.Truth and messages.Detections, and its symbol errors."""
+    def __call__(self, frame: int, truth, det, symbol_errors: int | None) -> None:
+        """One frame's messages.Truth and messages.Detections, and its symbol errors (None: the comm
+        receiver flagged the frame invalid)."""
         t_pos = positions(truth.angle_rad, truth.range_m)
         g = gospa(t_pos, det.positions_m, self.rx["gospa_c_m"], self.rx["gospa_p"], self.rx["gospa_mu"])
         flag = "" if det.valid else "  [frame skipped: invalid input]"
+        if symbol_errors is None:
+            flag += "  [comm frame skipped: invalid y_c or CSI]"
+        ser = "  -   " if symbol_errors is None else f"{symbol_errors / self.S:.4f}"
         with self.lock:
             if self.bar is not None:
                 self.bar.clear()
             print(
-                f"frame {frame:4d}: {truth.count} targets, {det.count} detected, "
-                f"SER {symbol_errors / self.S:.4f}, GOSPA {g:6.2f} m{flag}",
+                f"frame {frame:4d}: {truth.count} targets, {det.count} detected, SER {ser}, GOSPA {g:6.2f} m{flag}",
                 file=self.stream,
             )
             print(f"    truth      {_targets(truth.angle_deg, truth.range_m)}", file=self.stream)
@@ -184,6 +189,22 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
 
 
 def main(argv=None) -> int:
+    """isac-sim; Ctrl-C ends it with one line and status 130 (no traceback): during the threshold
+    calibration nothing was streamed; while streaming, the frames run are reported first."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        phase = INTERRUPTED.get("phase", "")
+        print(f"\nisac-sim: interrupted{' ' + phase if phase else ''}", file=sys.stderr, flush=True)
+        return 130
+
+
+#: what isac-sim was doing, for the line a Ctrl-C prints (set by _main)
+INTERRUPTED: dict[str, str] = {}
+
+
+def _main(argv=None) -> int:
+    INTERRUPTED.clear()
     load_plugins(argv)  # before the parser: a plug-in's names are valid choices
     parser = argparse.ArgumentParser(
         prog="isac-sim", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,9 +257,21 @@ def main(argv=None) -> int:
         "through the reciprocal filter, the receiver and the metrics (scored against its "
         "annotations when present); the threshold is the recording's for the same method",
     )
+    parser.add_argument(
+        "--stall-limit",
+        type=float,
+        default=STALL_LIMIT_S,
+        metavar="SECONDS",
+        help="stop with an error when the stream or a message port stands still this long, e.g. a block "
+        "that stopped delivering (0 = wait for ever; default %(default)g)",
+    )
     add_transceiver_options(parser)
     add_scenario_options(parser)
     args = parser.parse_args(argv)
+    if not 0 <= args.stall_limit < math.inf:
+        parser.error(
+            f"--stall-limit must be a finite number of seconds >= 0 (0 = wait for ever), got {args.stall_limit}"
+        )
     if args.frames < 1:
         parser.error(f"--frames must be >= 1, got {args.frames}")
     if args.threads < 1:
@@ -283,8 +316,13 @@ def main(argv=None) -> int:
         return _replay(args, scenario, method, transceiver, kernel, weights)
     threshold = args.threshold
     if threshold is None:
+        INTERRUPTED["phase"] = (
+            f"during the threshold calibration ({scenario.run['calibration_frames']} frames): no frame was "
+            f"streamed (--threshold DELTA skips the calibration)"
+        )
         simulator = Simulator(scenario, precoder=transceiver.precoder(scenario))
         threshold = calibrate(scenario, simulator, transceiver.receiver, progress_flag(args))
+        INTERRUPTED.clear()
         print(
             f"threshold calibrated to p_fa = {scenario.receiver['p_fa']:g} on "
             f"{scenario.run['calibration_frames']} frames: delta = {threshold:.6g}"
@@ -314,6 +352,7 @@ def main(argv=None) -> int:
             zmq_json=args.zmq_json,
             record=args.record,
             threads=args.threads,
+            stall_limit_s=args.stall_limit,
         )
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -336,13 +375,38 @@ def main(argv=None) -> int:
     if printer is not None:
         printer.close()
     s = tb.summary()
-    print(f"flowgraph: {args.frames} frames in {seconds:.2f} s ({args.frames / seconds:.1f} frames/s)")
+    run = tb.frames_run  # fewer than --frames when Ctrl-C stopped the flowgraph (GNU Radio's wait stops it)
+    interrupted = run < args.frames
+    done = f"interrupted after {run} of {args.frames}" if interrupted else f"{run}"
+    print(f"flowgraph: {done} frames in {seconds:.2f} s ({run / seconds:.1f} frames/s)")
     for sink in tb.recorders:
         print(f"recorded {sink.frames} frames to {sink.meta_path} (+ .sigmf-data)")
     print(
         f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
         f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m"
+        + (
+            f" ({s['skipped_comm_frames']} comm frames not scored: invalid y_c or CSI)"
+            if s["skipped_comm_frames"]
+            else ""
+        )
     )
+    if interrupted:
+        skipped = [
+            what
+            for what, wanted in (
+                ("the baseline comparison", method != REFERENCE_METHOD and not args.no_compare),
+                ("--map-png", bool(args.map_png)),
+            )
+            if wanted
+        ]
+        print(
+            f"isac-sim: interrupted after {run} of {args.frames} frames"
+            + (f" ({' and '.join(skipped)} skipped)" if skipped else ""),
+            file=sys.stderr,
+            flush=True,
+        )
+        return 130
+    INTERRUPTED["phase"] = "after the stream, during the baseline comparison or the map"
     if method != REFERENCE_METHOD and not args.no_compare:
         b = evaluate(
             scenario.with_overrides({"run.frames": args.frames}),

@@ -6,7 +6,9 @@
 Runs until interrupted, or for --count messages / --timeout seconds without a message.
 A malformed message (not two frames of topic and JSON object, not a PMT dict, an unknown topic,
 a missing or null field) is reported as one line on stderr and skipped; the next ones print.
-Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan."""
+Messages of the other format (PMTs without --pmt, JSON with --pmt) are recognised: after 3 of
+them in a row, or at the end with nothing printed, one line says which flag to use and the exit
+status is 2. Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan."""
 
 from __future__ import annotations
 
@@ -22,6 +24,8 @@ from ..publish import validate_endpoint
 
 TOPICS = ("detections", "truth", "metrics")
 METRIC_KEYS = ("p_md", "p_fa", "gospa", "ser")
+#: messages of the other wire format in a row after which isac-subscribe says which flag to use
+FORMAT_MISMATCH_LIMIT = 3
 
 
 class MalformedMessage(ValueError):
@@ -69,6 +73,29 @@ def decode(frames: list[bytes], pmt_mode: bool) -> tuple[str, dict]:
 
 def _receive(sock, pmt_mode: bool) -> tuple[str, dict]:
     return decode(sock.recv_multipart(), pmt_mode)
+
+
+def other_format(frames: list[bytes], pmt_mode: bool) -> bool:
+    """True when a message that is malformed in the requested format is a valid isac-sim message
+    of the other one (a PMT publisher read without --pmt, or a JSON one with it)."""
+    try:
+        check(*decode(frames, not pmt_mode))
+    except (MalformedMessage, ImportError):  # ImportError: no GNU Radio pmt, no PMT to recognise
+        return False
+    return True
+
+
+def format_mismatch(endpoint: str, pmt_mode: bool) -> str:
+    """The one line that tells which flag the publisher at ``endpoint`` needs."""
+    if pmt_mode:
+        return (
+            f"{endpoint} publishes JSON (isac-sim --zmq-json), not serialized PMTs: run without --pmt, "
+            f"isac-subscribe {endpoint}"
+        )
+    return (
+        f"{endpoint} publishes serialized PMTs (isac-sim --zmq), not JSON: run with --pmt, "
+        f"isac-subscribe --pmt {endpoint}"
+    )
 
 
 def _is_int(v) -> bool:
@@ -155,14 +182,12 @@ def main(argv=None) -> int:
         parser.error(f"--timeout must be in 0-2000000 s (0 = never stop), got {args.timeout}")
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.connect(args.endpoint)
-    if args.pmt or not args.topic:  # PMT messages have no topic frame: filter after decoding
-        sock.setsockopt(zmq.SUBSCRIBE, b"")
-    else:
-        for t in args.topic:
-            sock.setsockopt(zmq.SUBSCRIBE, t.encode())
+    # everything, filtered after decoding: PMT messages have no topic frame, and a message of the
+    # other format must arrive to be recognised
+    sock.setsockopt(zmq.SUBSCRIBE, b"")
     if args.timeout > 0:
         sock.setsockopt(zmq.RCVTIMEO, max(1, round(args.timeout * 1000)))
-    printed = malformed = 0
+    printed = malformed = foreign = 0  # foreign: messages of the other format in a row
     try:
         while not args.count or printed < args.count:
             try:
@@ -171,10 +196,17 @@ def main(argv=None) -> int:
                 break
             try:
                 topic, body = decode(frames, args.pmt)
+                foreign = 0
                 if args.topic and topic not in args.topic:
                     continue
                 check(topic, body)
             except MalformedMessage as exc:
+                if other_format(frames, args.pmt):
+                    foreign += 1
+                    if foreign >= FORMAT_MISMATCH_LIMIT:
+                        break
+                    continue
+                foreign = 0
                 malformed += 1
                 reason = " ".join(str(exc).split())[:300]
                 print(f"isac-subscribe: skipped malformed message #{malformed}: {reason}", file=sys.stderr, flush=True)
@@ -186,6 +218,9 @@ def main(argv=None) -> int:
         pass
     finally:
         sock.close(linger=0)
+    if foreign >= FORMAT_MISMATCH_LIMIT or (foreign and not printed):
+        print(f"isac-subscribe: error: {format_mismatch(args.endpoint, args.pmt)}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

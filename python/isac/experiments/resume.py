@@ -13,7 +13,10 @@ the installed module's code (its Python sources and compiled kernels), so a chan
 weights file or code version never reuses a stale result. ``--fresh`` ignores the store.
 
 Units hold plain JSON (numbers, strings, lists, dicts; NaN written as the JSON extension
-``NaN``, which Python reads back as float nan), never pickles.
+``NaN``, which Python reads back as float nan), never pickles, with the SHA-256 of their result's
+JSON text: a unit file that is not such a record, holds another unit's key, a null result or a
+result that does not match its digest (e.g. of another shape) is reported as damaged and computed
+again, never handed to the experiment.
 """
 
 from __future__ import annotations
@@ -27,7 +30,15 @@ from functools import lru_cache
 from typing import Any, Callable
 
 #: bump when the meaning of a stored unit changes in a way the code digest would not catch
-FORMAT = 1
+FORMAT = 2  # 2: units carry their result's digest
+
+
+class DamagedUnit(ValueError):
+    """A unit file that parses but is not a whole record of the unit asked for (the text says why)."""
+
+
+def _result_text(result) -> str:
+    return json.dumps(result, allow_nan=True, default=_jsonable)
 
 
 @lru_cache(maxsize=1)
@@ -91,9 +102,24 @@ class ResultStore:
         self.computed = 0
         self.damaged = 0  # unit files found damaged (each said on stderr, then recomputed)
 
-    def _path(self, key: dict[str, Any]) -> str:
-        text = json.dumps({**self.common, **key}, sort_keys=True, allow_nan=True, default=_jsonable)
+    def _path(self, key: dict[str, Any], common: dict[str, Any] | None = None) -> str:
+        common = self.common if common is None else common
+        text = json.dumps({**common, **key}, sort_keys=True, allow_nan=True, default=_jsonable)
         return os.path.join(self.folder, hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
+
+    def _stored_result(self, stored, path: str):
+        """The result of a unit record read from ``path``; DamagedUnit unless it is whole."""
+        if not isinstance(stored, dict) or not {"key", "common", "result", "digest"} <= stored.keys():
+            raise DamagedUnit("not a unit record")
+        if not isinstance(stored["key"], dict) or not isinstance(stored["common"], dict):
+            raise DamagedUnit("not a unit record")
+        if self._path(stored["key"], stored["common"]) != path:
+            raise DamagedUnit("it holds another unit")
+        if stored["result"] is None:
+            raise DamagedUnit("its result is null")
+        if hashlib.sha256(_result_text(stored["result"]).encode()).hexdigest() != stored["digest"]:
+            raise DamagedUnit("its result does not match its digest")
+        return stored["result"]
 
     def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
         """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
@@ -101,19 +127,20 @@ class ResultStore:
         if self.enabled and os.path.isfile(path):
             try:
                 with open(path) as fh:
-                    stored = json.load(fh)
+                    result = self._stored_result(json.load(fh), path)
                 self.reused += 1
-                return stored["result"]
+                return result
             except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
                 self.damaged += 1
-                print(
-                    f"note: resume unit {path} is damaged ({type(exc).__name__}); computing it again", file=sys.stderr
-                )
+                why = str(exc) if isinstance(exc, DamagedUnit) else type(exc).__name__
+                print(f"note: resume unit {path} is damaged ({why}); computing it again", file=sys.stderr)
         result = compute()
         os.makedirs(self.folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
         with os.fdopen(fd, "w") as fh:
-            json.dump({"key": key, "common": self.common, "result": result}, fh, allow_nan=True, default=_jsonable)
+            digest = hashlib.sha256(_result_text(result).encode()).hexdigest()
+            record = {"key": key, "common": self.common, "result": result, "digest": digest}
+            json.dump(record, fh, allow_nan=True, default=_jsonable)
         from ..weights import file_mode
 
         os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the mode open() would have
@@ -130,4 +157,4 @@ class ResultStore:
         }
 
 
-__all__ = ["FORMAT", "ResultStore", "code_digest", "file_digest", "scenario_digest"]
+__all__ = ["FORMAT", "DamagedUnit", "ResultStore", "code_digest", "file_digest", "scenario_digest"]
