@@ -262,7 +262,7 @@ BAD_BLOCK_VALUES = [
 
 @pytest.mark.parametrize("name, param, expression, value", BAD_BLOCK_VALUES)
 def test_grc_refuses_out_of_range_block_parameters_with_the_range(platform, name, param, expression, value):
-    """The asserts generated from config_schema.BLOCK_PARAMETERS: GRC itself shows the parameter and
+    """The asserts generated from config_schema.BLOCK_PARAMETER_RANGES: GRC itself shows the parameter and
     its range; the constructor refuses the same value with the same range in one line."""
     values = {param: expression}
     if param == "fixed_angles_deg" or param == "fixed_ranges_m":  # the other list of the same length
@@ -270,9 +270,9 @@ def test_grc_refuses_out_of_range_block_parameters_with_the_range(platform, name
     _, errors = grc_block(platform, name, **values)
     failed = [e for e in errors if e.startswith("Assertion") and param in e and "failed" in e]
     assert len(failed) == 1, errors
-    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+    from gnuradio.isac.config_schema import BLOCK_PARAMETER_RANGES
 
-    spec = BLOCK_PARAMETERS[(f"isac_{name}", param)]
+    spec = BLOCK_PARAMETER_RANGES[(f"isac_{name}", param)]
     with pytest.raises(isac.BlockParameterError) as exc:
         if name == "map_display":
             os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -291,16 +291,16 @@ def test_grc_refuses_out_of_range_block_parameters_with_the_range(platform, name
 
 def test_every_numeric_block_parameter_has_a_range():
     """A numeric parameter of a block's GRC file (int, real and their vectors) has a range in
-    config_schema.BLOCK_PARAMETERS, and its generated assert is in the file: none can be added
+    config_schema.BLOCK_PARAMETER_RANGES, and its generated assert is in the file: none can be added
     without one. Complex vectors (fixed_gains, precoder) are any K complex numbers."""
-    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+    from gnuradio.isac.config_schema import BLOCK_PARAMETER_RANGES
 
     numeric = {"int", "real", "int_vector", "real_vector", "float"}
     for name in sorted(BLOCKS):
         for param in block_yaml(name)["parameters"]:
             if param.get("dtype") in numeric:
-                assert (f"isac_{name}", param["id"]) in BLOCK_PARAMETERS, (name, param["id"])
-    for (block, param), spec in BLOCK_PARAMETERS.items():
+                assert (f"isac_{name}", param["id"]) in BLOCK_PARAMETER_RANGES, (name, param["id"])
+    for (block, param), spec in BLOCK_PARAMETER_RANGES.items():
         assert block.removeprefix("isac_") in BLOCKS, block
         asserts = block_yaml(block.removeprefix("isac_"))["asserts"]
         assert any(param in a and ("<" in a) for a in asserts), (block, param)
@@ -308,9 +308,9 @@ def test_every_numeric_block_parameter_has_a_range():
 
 def test_map_display_keeps_as_many_frames_as_its_scatter_may_show():
     from gnuradio.isac.blocks.map_display import KEEP_FRAMES
-    from gnuradio.isac.config_schema import BLOCK_PARAMETERS
+    from gnuradio.isac.config_schema import BLOCK_PARAMETER_RANGES
 
-    assert BLOCK_PARAMETERS[("isac_map_display", "xy_frames")].maximum == KEEP_FRAMES
+    assert BLOCK_PARAMETER_RANGES[("isac_map_display", "xy_frames")].maximum == KEEP_FRAMES
 
 
 # --- the ISAC Scenario block -----------------------------------------------------------------------

@@ -781,11 +781,11 @@ BLOCK_PARAMETERS_LIST: tuple[BlockParameter, ...] = (
     _bp("isac_sigmf_source", "frame_count", "int", **_COUNT, note="0 = the whole recording"),
 )
 #: (block, parameter) -> its range
-BLOCK_PARAMETERS: dict[tuple[str, str], BlockParameter] = {(p.block, p.name): p for p in BLOCK_PARAMETERS_LIST}
+BLOCK_PARAMETER_RANGES: dict[tuple[str, str], BlockParameter] = {(p.block, p.name): p for p in BLOCK_PARAMETERS_LIST}
 
 
 __all__ = [
-    "BLOCK_PARAMETERS",
+    "BLOCK_PARAMETER_RANGES",
     "BLOCK_PARAMETERS_LIST",
     "BlockParameter",
     "DEFAULTS",

@@ -12,7 +12,7 @@ import numbers
 import threading
 
 from ..config import ConfigError, Scenario
-from ..config_schema import BLOCK_PARAMETERS
+from ..config_schema import BLOCK_PARAMETER_RANGES
 from ..model.geometry import FrameGeometry, GeometryError
 
 #: consecutive failed frames after which a block gives up (the failure is not per frame)
@@ -64,10 +64,10 @@ def number(block: str, param: str, value, minimum: float | None = None, strict: 
 
 def parameter(block: str, param: str, value):
     """``value`` of the numeric parameter ``param`` of ``block``, checked against its range in
-    config_schema.BLOCK_PARAMETERS (the range the block's GRC asserts are generated from): an int, a
+    config_schema.BLOCK_PARAMETER_RANGES (the range the block's GRC asserts are generated from): an int, a
     float, a tuple of two ints ("pair") or a list of floats ("floats"); else BlockParameterError
     naming the block, the parameter and the range."""
-    spec = BLOCK_PARAMETERS[(block, param)]
+    spec = BLOCK_PARAMETER_RANGES[(block, param)]
     problem = spec.violation(value)
     if problem:
         raise error(block, param, problem)
