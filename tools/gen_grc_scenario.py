@@ -104,7 +104,8 @@ def assertion(key) -> str | None:
         return None
     if key.kind == "interval":
         lo, hi = (bounded(key, f"{f}[{i}]") for i in (0, 1))
-        checks = [f"len({f}) == 2", lo, f"{f}[0] < {f}[1]", hi]
+        order = "<=" if key.point_ok else "<"
+        checks = [f"len({f}) == 2", lo, f"{f}[0] {order} {f}[1]", hi]
     elif key.kind == "list":
         limit = REFS[key.maximum_ref] if key.maximum_ref else num(key.maximum)
         checks = [f"all({bounded(key, 'v')} for v in {f})", f"len(set({f})) == len({f}) <= {limit}"]

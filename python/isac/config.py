@@ -227,7 +227,33 @@ class Scenario:
             self._check_beam_grid_sector(key)
         self._check_dynamic_range()
         self._check_element_impairments()
+        self._check_motion()
         return self
+
+    def _check_motion(self) -> None:
+        """Moving targets over M OFDM symbols: the speeds stay within the unambiguous speed
+        lambda / (4 T_O) (|f_D| <= 1 / (2 T_O): the Doppler phase per symbol within +-pi), and with
+        several symbols (or the time-domain ICI model) the delays of the range interval fit in the
+        cyclic prefix, which the per-symbol model of the echo assumes."""
+        lo, hi = self.speed_interval_mps
+        vmax = self.unambiguous_speed_mps
+        if max(abs(lo), abs(hi)) > vmax:
+            raise ConfigError(
+                f"scene.speed_mps = [{lo:g}, {hi:g}] m/s exceeds the unambiguous speed lambda / (4 T_O) = "
+                f"{vmax:.4g} m/s (f_c = {self.data['array']['carrier_hz']:g} Hz, T_O = (1 + ofdm.cp_fraction) / "
+                f"ofdm.spacing_hz = {self.symbol_duration_s * 1e6:.4g} us): keep every |v| <= {vmax:.4g} m/s"
+            )
+        o = self.data["ofdm"]
+        if o["symbols"] > 1 or o["ici"] == "on":
+            r_max = self.range_interval_m[1]
+            r_cp = SPEED_OF_LIGHT * o["cp_fraction"] / (2.0 * o["spacing_hz"])
+            if r_max > r_cp:
+                raise ConfigError(
+                    f"scene.range_m reaches {r_max:g} m, beyond the {r_cp:.4g} m whose delays fit in the cyclic "
+                    f"prefix (c * ofdm.cp_fraction / (2 ofdm.spacing_hz), ofdm.cp_fraction = {o['cp_fraction']:g}): "
+                    f"with ofdm.symbols > 1 or ofdm.ici = on, raise ofdm.cp_fraction to at least "
+                    f"{2.0 * r_max * o['spacing_hz'] / SPEED_OF_LIGHT:.4g} or lower the range"
+                )
 
     def _check_element_impairments(self) -> None:
         """The element models of the array (model/impairments.py): at most K - 1 coupling
@@ -337,6 +363,28 @@ class Scenario:
     def unambiguous_range_m(self) -> float:
         """Largest range without delay aliasing, c / (2 Delta_f) (m)."""
         return SPEED_OF_LIGHT / (2.0 * self.data["ofdm"]["spacing_hz"])
+
+    @property
+    def symbol_duration_s(self) -> float:
+        """T_O = (1 + cp) / Delta_f: one OFDM symbol with its cyclic prefix (s)."""
+        o = self.data["ofdm"]
+        return (1.0 + o["cp_fraction"]) / o["spacing_hz"]
+
+    @property
+    def unambiguous_speed_mps(self) -> float:
+        """lambda / (4 T_O): the largest |v| whose Doppler phase per symbol 2 pi f_D T_O stays
+        within +-pi (m/s)."""
+        return self.wavelength_m / (4.0 * self.symbol_duration_s)
+
+    @property
+    def speed_resolution_mps(self) -> float:
+        """lambda / (2 M T_O): the Rayleigh resolution of the speed over M symbols (m/s)."""
+        return self.wavelength_m / (2.0 * self.data["ofdm"]["symbols"] * self.symbol_duration_s)
+
+    @property
+    def speed_interval_mps(self) -> tuple[float, float]:
+        lo, hi = self.data["scene"]["speed_mps"]
+        return float(lo), float(hi)
 
     def derived_bound(self, name: str) -> float:
         """Value of a bound that depends on other keys (``maximum_ref`` of the schema)."""

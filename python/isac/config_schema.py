@@ -84,6 +84,8 @@ class Key:
     #: Keys added after scenario hashes were recorded (shipped weights) whose default is "off"
     #: use it, so the hash of every scenario that does not use them stays what it was.
     hash_default: bool = True
+    #: an interval key may be one value, [v, v] (min <= max instead of min < max)
+    point_ok: bool = False
 
     @property
     def key(self) -> str:
@@ -120,7 +122,8 @@ class Key:
             return None
         if self.kind == "interval":
             lo, hi = value
-            if not (self._inside(lo, ref_value) and self._inside(hi, ref_value) and lo < hi):
+            ordered = lo <= hi if self.point_ok else lo < hi
+            if not (self._inside(lo, ref_value) and self._inside(hi, ref_value) and ordered):
                 return f"{self.key} must satisfy {self.range_text(ref)}, got [{lo}, {hi}]"
             return None
         if self.kind == "list":
@@ -159,7 +162,7 @@ class Key:
         if self.kind == "interval":
             return (
                 (f"{lo} {lt_lo} " if lo is not None else "")
-                + "min < max"
+                + ("min <= max" if self.point_ok else "min < max")
                 + (f" {lt_hi} {hi}" if hi is not None else "")
                 + unit
             )
@@ -178,7 +181,8 @@ class Key:
         if self.kind == "list":
             text = f"distinct integers in [{lo}, {hi}], at most {hi} of them"
         elif self.kind == "interval":
-            text = f"2 numbers, {lo} {'<' if self.min_open else '≤'} min < max {'<' if self.max_open else '≤'} {hi}"
+            order = "min ≤ max" if self.point_ok else "min < max"
+            text = f"2 numbers, {lo} {'<' if self.min_open else '≤'} {order} {'<' if self.max_open else '≤'} {hi}"
         elif self.kind == "int":
             text = f"integer in [{lo}, {hi}]"
         else:
@@ -373,6 +377,46 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=1e9,
         why="100 Hz to 1 GHz: unambiguous range c / (2Δf) from 1499 km down to 15 cm",
     ),
+    _k(
+        "ofdm",
+        "symbols",
+        1,
+        "-",
+        "OFDM symbols per frame: each carries new data; the sensing receiver integrates them coherently "
+        "and measures the targets' speeds from the Doppler phase across them (1 = the paper's frame)",
+        "M",
+        minimum=1,
+        maximum=4096,
+        hash_default=False,
+        why="4096: 44 ms of symbols at 120 kHz (a 64 × 256 frame of 4096 symbols is 512 MiB); the memory "
+        "check is the practical limit",
+    ),
+    _k(
+        "ofdm",
+        "cp_fraction",
+        0.25,
+        "-",
+        "cyclic prefix as a fraction of the useful symbol 1/Δf: an OFDM symbol lasts T_O = (1 + cp)/Δf",
+        "T_O = (1 + cp)/Δf",
+        minimum=0.0,
+        maximum=1.0,
+        hash_default=False,
+        why="1: a prefix as long as the symbol; 0.25 (the default) is the extended prefix of LTE and Wi-Fi",
+        rules="with `ofdm.symbols` > 1 or `ofdm.ici` = `on`, the largest delay 2 R_max / c of `scene.range_m` "
+        "fits in the prefix cp / Δf",
+    ),
+    _k(
+        "ofdm",
+        "ici",
+        "off",
+        "-",
+        "inter-carrier interference of moving targets: `off` = each symbol's echo turns by its Doppler phase "
+        "(subcarriers stay orthogonal); `on` = the echo is simulated in time (IFFT, cyclic prefix, the Doppler "
+        "rotation of every sample, FFT), so a target at f_D/Δf ≠ 0 leaks into the other subcarriers",
+        "ICI",
+        choices=("off", "on"),
+        hash_default=False,
+    ),
     # --- [scene] ------------------------------------------------------------------------
     _k(
         "scene",
@@ -449,6 +493,21 @@ KEYS_LIST: tuple[Key, ...] = (
         "{R_min, R_max}",
         minimum=0.0,
         maximum_ref="c/(2*ofdm.spacing_hz)",
+    ),
+    _k(
+        "scene",
+        "speed_mps",
+        [0.0, 0.0],
+        "m/s",
+        "a-priori radial-speed interval [v_min, v_max] of the targets, positive = approaching (Doppler "
+        "f_D = 2 v f_c / c > 0): each target draws v ~ U[v_min, v_max] with its position, the OMP Doppler "
+        "grid covers it; [0, 0] = static targets",
+        "{v_min, v_max}, f_D",
+        minimum=-1e5,
+        maximum=1e5,
+        point_ok=True,
+        hash_default=False,
+        rules="|v| ≤ λ / (4 T_O), the unambiguous speed (|f_D| ≤ 1 / (2 T_O))",
     ),
     _k(
         "scene",
@@ -541,6 +600,20 @@ KEYS_LIST: tuple[Key, ...] = (
     ),
     _k(
         "receiver",
+        "doppler_grid",
+        0,
+        "-",
+        "number of speeds of the OMP Doppler dictionary Φ_v, uniform over `scene.speed_mps` (used when "
+        "`ofdm.symbols` > 1); 0 = automatic: a step of half the velocity resolution λ / (2 M T_O), one speed "
+        "for a one-speed interval",
+        "N_v",
+        minimum=0,
+        maximum=MAX_SIZE,
+        hash_default=False,
+        why="at most 2^20; the memory check is the practical limit",
+    ),
+    _k(
+        "receiver",
         "p_fa",
         1e-2,
         "-",
@@ -584,6 +657,19 @@ KEYS_LIST: tuple[Key, ...] = (
         minimum=0.0,
         min_open=True,
         maximum=2.0,
+    ),
+    _k(
+        "receiver",
+        "gospa_speed_weight_s",
+        0.0,
+        "s",
+        "weight w of the speed error in a velocity-aware GOSPA: a target and an estimate are "
+        "√(‖Δp‖² + (w Δv)²) apart (m); 0 = the paper's GOSPA (17) on positions",
+        "GOSPA (17) with w",
+        minimum=0.0,
+        maximum=1e3,
+        hash_default=False,
+        why="1000 s: a speed error of 1 m/s then weighs as 1 km",
     ),
     # --- [run] --------------------------------------------------------------------------
     _k(

@@ -16,7 +16,14 @@ from .config import Scenario
 from .model.array import ArrayModel, PositionArray, scenario_nominal_array
 from .model.beamforming import transmit_beam
 from .model.channels import comm_channel, comm_tap_variances, sensing_echo
-from .model.channels_stream import FrameBatch, channel_frames, channel_frames_cpp
+from .model.channels_stream import (
+    FrameBatch,
+    Motion,
+    array_frame,
+    channel_frames,
+    channel_frames_cpp,
+    sensing_echo_from_frame,
+)
 from .model.geometry import FrameGeometry
 from .model.impairments import true_array
 from .model.ofdm import qpsk_map, random_messages
@@ -37,11 +44,11 @@ class Frames:
     """A batch of B frames: transmitted data, received signals and ground truth."""
 
     index: np.ndarray  # (B,) frame indices
-    messages: np.ndarray  # (B, S) int64 in {0..3}
-    symbols: np.ndarray  # (B, S) complex64, x(m)
-    y_sensing: np.ndarray  # (B, K, S) complex64, Y_r of (1)
-    y_comm: np.ndarray  # (B, S) complex64, y_c of (4)
-    csi: np.ndarray  # (B, S) complex64, kappa
+    messages: np.ndarray  # (B, *symbol_shape) int64 in {0..3}: (B, S), or (B, M, S) for M symbols
+    symbols: np.ndarray  # (B, *symbol_shape) complex64, x(m)
+    y_sensing: np.ndarray  # (B, *array_shape) complex64, Y_r of (1): (B, K, S), or (B, M, K, S)
+    y_comm: np.ndarray  # (B, *symbol_shape) complex64, y_c of (4)
+    csi: np.ndarray  # (B, *symbol_shape) complex64, kappa
     comm_angle_rad: np.ndarray  # (B,)
     scenes: list[Scene] = field(default_factory=list)
 
@@ -97,18 +104,29 @@ class Simulator:
         )
 
     def frame(self, index: int, stream: str = "test"):
-        """One frame: (messages, symbols, scene, Y_r, y_c, kappa, phi)."""
-        sc = self.scenario.scene
-        S = self.scenario.ofdm["subcarriers"]
+        """One frame: (messages, symbols, scene, Y_r, y_c, kappa, phi), shaped by the frame
+        geometry (M symbols: messages, symbols, y_c, kappa (M, S) and Y_r (M, K, S)). A frame of
+        one symbol without the time-domain ICI model is the paper's (1), drawn as it always was."""
+        sc, o = self.scenario.scene, self.scenario.ofdm
+        geometry = FrameGeometry.of(self.scenario)
         rng = frame_rng(self.scenario.run["seed"], stream, index)
-        messages = random_messages(rng, S)
+        messages = random_messages(rng, geometry.symbol_shape)
         symbols = qpsk_map(messages)
         scene = self.fixed_scene or random_scene(
-            rng, sc["max_targets"], self.scenario.target_sector_rad, self.scenario.range_interval_m, self.gain_variance
+            rng,
+            sc["max_targets"],
+            self.scenario.target_sector_rad,
+            self.scenario.range_interval_m,
+            self.gain_variance,
+            self.scenario.speed_interval_mps,
         )
-        y_r = sensing_echo(
-            self.array, self.precoder, symbols, scene, self.scenario.ofdm["spacing_hz"], sc["noise_power"], rng
-        )
+        if geometry.symbols == 1 and o["ici"] == "off":
+            y_r = sensing_echo(self.array, self.precoder, symbols, scene, o["spacing_hz"], sc["noise_power"], rng)
+        else:  # M symbols (or the time-domain ICI model): through X = f x_m^T, as the channel block
+            X = array_frame(self.precoder, symbols)
+            y_r = sensing_echo_from_frame(
+                self.array, X, scene, o["spacing_hz"], sc["noise_power"], rng, Motion.of(self.scenario)
+            )
         phi = rng.uniform(*self.scenario.comm_sector_rad)
         y_c, kappa = comm_channel(self.array, self.precoder, symbols, phi, self.tap_variances, sc["noise_power"], rng)
         return messages, symbols, scene, y_r, y_c, kappa, phi
@@ -130,15 +148,16 @@ class Simulator:
 
 # --- streams: frames computed as a flowgraph produces them ---------------------------------------
 def stream_messages(seed: int, stream: str, first: int, count: int, geometry: FrameGeometry) -> np.ndarray:
-    """The messages m of frames ``first .. first+count-1`` of ``stream`` ((count, S) int32), drawn as
-    Simulator.frame draws them: by the C++ twin (``gnuradio.isac.frame_messages``: numpy's own
-    generator and distribution code) when it is built, else by numpy (the same messages; tested)."""
+    """The messages m of frames ``first .. first+count-1`` of ``stream`` ((count, M S) int32: a
+    frame's M symbols of S messages in a row), drawn as Simulator.frame draws them: by the C++ twin
+    (``gnuradio.isac.frame_messages``: numpy's own generator and distribution code) when it is built,
+    else by numpy (the same messages; tested)."""
     draw = _compiled("frame_messages")
-    S = geometry.subcarriers
+    n = geometry.symbol_items
     if draw is not None:
-        return draw(int(seed), STREAMS[stream], int(first), int(count), S)
-    rows = [random_messages(frame_rng(seed, stream, first + i), S) for i in range(count)]
-    return np.stack(rows).astype(np.int32).reshape(count, S) if rows else np.zeros((0, S), np.int32)
+        return draw(int(seed), STREAMS[stream], int(first), int(count), n)
+    rows = [random_messages(frame_rng(seed, stream, first + i), n) for i in range(count)]
+    return np.stack(rows).astype(np.int32).reshape(count, n) if rows else np.zeros((0, n), np.int32)
 
 
 def _compiled(name: str):
@@ -205,12 +224,21 @@ class StreamChannel:
             noise_power=sc.scene["noise_power"],
             tap_variances=self.tap_variances,
             scene=self.fixed_scene,
+            speed_mps=sc.speed_interval_mps,
+            motion=Motion.of(sc) if self.moving else None,
         )
+
+    @property
+    def moving(self) -> bool:
+        """Whether the frames need the motion model: M > 1 symbols, the time-domain ICI model, or
+        targets that may move (the C++ twin draws static one-symbol frames only)."""
+        sc = self.scenario
+        return self.geometry.symbols > 1 or sc.ofdm["ici"] == "on" or sc.speed_interval_mps != (0.0, 0.0)
 
     def _compiled_channel(self):
         FrameChannel = _compiled("FrameChannel")
-        if FrameChannel is None or not isinstance(self.array, PositionArray):
-            return None  # e.g. element models (model.impairments): the numpy model runs
+        if FrameChannel is None or not isinstance(self.array, PositionArray) or self.moving:
+            return None  # e.g. element models (model.impairments), moving targets: the numpy model runs
         p, fs = self.parameters(), self.fixed_scene
         return FrameChannel(
             self.array.positions_m,

@@ -4,7 +4,8 @@
     L_ij = |M_ij|^2 = |[Phi_a]_{:,i}^H Y~ [Phi_d]_{:,j}^*|^2
 
 computed in the cheaper product order (Y~ Phi_d^* first: 3.9x fewer MACs for the
-paper's sizes; same map to rounding)."""
+paper's sizes; same map to rounding). For a frame of M OFDM symbols the map has a third, speed,
+axis: :func:`angle_delay_doppler_map_complex`."""
 
 from __future__ import annotations
 
@@ -45,3 +46,32 @@ def map_argmax(power_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     value = np.take_along_axis(flat, k[..., None], axis=-1)[..., 0]
     i, j = np.unravel_index(k, L.shape[-2:])
     return i, j, value
+
+
+def angle_delay_doppler_map_complex(
+    y: np.ndarray, phi_a: np.ndarray, phi_d: np.ndarray, phi_v: np.ndarray
+) -> np.ndarray:
+    """The map of a frame of M OFDM symbols over angle, delay and speed, mode by mode:
+
+        M[i, j, l] = sum_m sum_k sum_s conj(Phi_a[k, i]) Y~[m, k, s] conj(Phi_d[s, j]) conj(Phi_v[m, l]),
+
+    the correlation of Y~ (M, K, S) or (B, M, K, S) with the separable atom
+    a(theta_i) (x) rho(tau_j) (x) d(v_l) (model/doppler.py), never formed as a matrix: the Doppler
+    mode first (Y~ contracted with Phi_v^* over the symbols: (B, N_v, K, S)), then the angle-delay
+    map (10) of each of the N_v slices. Returns (B, N_theta, N_tau, N_v) complex64 ((N_theta,
+    N_tau, N_v) for one frame). For M = 1 and the one speed 0 it is the map (10)."""
+    y = np.asarray(y, dtype=np.complex64)
+    one = y.ndim == 3
+    if one:
+        y = y[None]
+    if y.ndim != 4:
+        raise ValueError(f"angle_delay_doppler_map: Y must be M x K x S or B x M x K x S, got shape {y.shape}")
+    phi_v = np.asarray(phi_v, dtype=np.complex64)
+    if phi_v.ndim != 2 or phi_v.shape[0] != y.shape[1]:
+        raise ValueError(
+            f"angle_delay_doppler_map: Phi_v must be M x N_v with M = {y.shape[1]}, got shape {phi_v.shape}"
+        )
+    z = np.einsum("bmks,ml->blks", y, phi_v.conj(), optimize=True)  # Doppler mode: (B, N_v, K, S)
+    m = angle_delay_map_complex(z, phi_a, phi_d)  # (B, N_v, N_theta, N_tau)
+    out = np.ascontiguousarray(np.moveaxis(m, 1, -1))
+    return out[0] if one else out

@@ -68,10 +68,13 @@ def comm_channel(
 ) -> tuple[np.ndarray, np.ndarray]:
     """MISO downlink (4): y_c = [x (.) beta] f^T a(phi) + n.
 
-    Returns (y_c, kappa), both (S,) complex64, with the CSI kappa = beta f^T a(phi)."""
+    ``symbols`` (S,), or (M, S) for a frame of M OFDM symbols through one channel (the downlink
+    user does not move). Returns (y_c, kappa), both of the shape of ``symbols``, complex64, with
+    the CSI kappa = beta f^T a(phi) (the same for every symbol)."""
     f = np.asarray(precoder, dtype=np.complex128).reshape(-1)
-    x = np.asarray(symbols, dtype=np.complex128).reshape(-1)
-    S = x.shape[0]
+    x = np.asarray(symbols, dtype=np.complex128)
+    x = x.reshape(-1) if x.ndim <= 1 else x
+    S = x.shape[-1]
     if f.shape[0] != array.antennas:
         raise ValueError(f"comm_channel: precoder has {f.shape[0]} entries, array has K = {array.antennas}")
     taps = complex_normal(rng, len(tap_variances), 1.0) * np.sqrt(tap_variances)
@@ -80,5 +83,5 @@ def comm_channel(
     kappa = beta * gain
     y = x * kappa
     if not noiseless:
-        y = y + complex_normal(rng, S, noise_power)
-    return y.astype(np.complex64), kappa.astype(np.complex64)
+        y = y + complex_normal(rng, x.shape if x.ndim > 1 else S, noise_power)
+    return y.astype(np.complex64), np.broadcast_to(kappa, x.shape).astype(np.complex64)

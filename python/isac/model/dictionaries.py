@@ -2,7 +2,9 @@
 assumes on an angle grid, and delay vectors rho(tau) on a delay grid.
 
   omp_dictionaries   Algorithm 1 (Sec. III-B): N_theta angles uniform over the a-priori sector,
-                     N_tau delays uniform over the range interval.
+                     N_tau delays uniform over the range interval; for frames of M > 1 OFDM
+                     symbols also the Doppler dictionary: N_v speeds uniform over scene.speed_mps
+                     (receiver.doppler_grid, 0 = a step of half the resolution lambda/(2 M T_O)).
   domp_dictionaries  differentiable OMP (Sec. IV-B): the FIXED angle grid over [-90, 90] deg
                      shared with the precoder's LS synthesis (parameter sharing), the same delays;
                      the a-priori sector restricts the argmax instead of the grid.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from ..config import Scenario
 from .array import ArrayModel
+from .doppler import auto_speed_points, doppler_dictionary, speed_grid
 from .grids import angle_grid, delay_grid, full_angle_grid
 from .ofdm import delay_dictionary
 from .omp import Dictionaries
@@ -27,7 +30,20 @@ def omp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
     ``scene.target_sector_deg`` and ``receiver.delay_grid`` delays (s) over ``scene.range_m``."""
     angles = angle_grid(scenario.target_sector_rad, scenario.receiver["angle_grid"])
     delays, phi_d = _delays(scenario)
-    return Dictionaries(angles, delays, array.steering(angles), phi_d)
+    M = scenario.get("ofdm.symbols")
+    if M == 1:
+        return Dictionaries(angles, delays, array.steering(angles), phi_d)
+    speeds = doppler_speeds(scenario)
+    phi_v = doppler_dictionary(speeds, M, scenario.symbol_duration_s, scenario.get("array.carrier_hz"))
+    return Dictionaries(angles, delays, array.steering(angles), phi_d, speeds, phi_v)
+
+
+def doppler_speeds(scenario: Scenario):
+    """The speed grid (m/s) of the Doppler dictionary: receiver.doppler_grid points over
+    scene.speed_mps, or (0) a step of at most half the speed resolution lambda / (2 M T_O)."""
+    interval = scenario.speed_interval_mps
+    points = scenario.get("receiver.doppler_grid") or auto_speed_points(interval, scenario.speed_resolution_mps)
+    return speed_grid(interval, points)
 
 
 def domp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:

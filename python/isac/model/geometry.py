@@ -43,9 +43,13 @@ class FrameGeometry:
 
     @classmethod
     def of(cls, scenario) -> "FrameGeometry":
-        """The geometry of a scenario's frames: K = array.antennas, S = ofdm.subcarriers, and one
-        OFDM symbol per frame (the paper's frame)."""
-        return cls(int(scenario.array["antennas"]), int(scenario.ofdm["subcarriers"]))
+        """The geometry of a scenario's frames: K = array.antennas, S = ofdm.subcarriers and
+        M = ofdm.symbols (1: the paper's frame)."""
+        return cls(
+            int(scenario.get("array.antennas")),
+            int(scenario.get("ofdm.subcarriers")),
+            int(scenario.get("ofdm.symbols")),
+        )
 
     # --- shapes ---------------------------------------------------------------------------
     @property

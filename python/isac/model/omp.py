@@ -23,18 +23,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .angle_delay import angle_delay_map_complex
+from .angle_delay import angle_delay_doppler_map_complex, angle_delay_map_complex
 from .grids import delay_to_range
 
 
 @dataclass
 class Dictionaries:
-    """OMP dictionaries (8) with their grids: angles (rad), delays (s)."""
+    """OMP dictionaries (8) with their grids: angles (rad), delays (s), and for frames of M OFDM
+    symbols the Doppler dictionary Phi_v = [d(v_1) .. d(v_Nv)] (M, Nv) on its speed grid (m/s)."""
 
     angles_rad: np.ndarray  # (Na,)
     delays_s: np.ndarray  # (Nd,)
     phi_a: np.ndarray  # (K, Na) complex64
     phi_d: np.ndarray  # (S, Nd) complex64
+    speeds_mps: np.ndarray | None = None  # (Nv,)
+    phi_v: np.ndarray | None = None  # (M, Nv) complex64
+
+    @property
+    def doppler(self) -> bool:
+        """Whether the dictionaries span speeds too (frames of M symbols)."""
+        return self.phi_v is not None
 
     def __post_init__(self) -> None:
         if self.phi_a.shape[1] != self.angles_rad.shape[0]:
@@ -45,6 +53,10 @@ class Dictionaries:
             raise ValueError(
                 f"Dictionaries: phi_d has {self.phi_d.shape[1]} columns for {self.delays_s.shape[0]} delays"
             )
+        if (self.phi_v is None) != (self.speeds_mps is None) or (
+            self.phi_v is not None and self.phi_v.shape[1] != self.speeds_mps.shape[0]
+        ):
+            raise ValueError("Dictionaries: phi_v needs one column per speed of speeds_mps")
 
 
 @dataclass
@@ -58,6 +70,10 @@ class OmpResult:
     delays_s: np.ndarray
     peaks: np.ndarray  # map maximum at each iteration, before selection
     gains: np.ndarray  # (B, T_max, T_max) complex
+    #: frames of M symbols: the speed grid index and speed (m/s, positive = approaching) of each
+    #: iteration's atom (B, T_max); None for one-symbol frames (no speed is measured)
+    doppler_index: np.ndarray | None = None
+    speeds_mps: np.ndarray | None = None
 
     @property
     def ranges_m(self) -> np.ndarray:
@@ -77,6 +93,7 @@ class OmpResult:
             "range_m": self.ranges_m[frame, :n],
             "gain": self.gains[frame, n - 1, :n] if n else np.zeros(0, complex),
             "peak": self.peaks[frame, :n],
+            "speed_mps": self.speeds_mps[frame, :n] if self.speeds_mps is not None else np.full(n, np.nan),
         }
 
 
@@ -131,3 +148,57 @@ def omp(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult
             "bit,bt,bjt->bij", proj_a[:, :, :t], alpha.astype(np.complex64), proj_d[:, :, :t], optimize=True
         )
     return OmpResult(ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains)
+
+
+def omp_doppler(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult:
+    """Algorithm 1 over angle, delay and speed on frames of M OFDM symbols Y~ (B, M, K, S) or
+    (M, K, S): the map of each iteration is angle_delay.angle_delay_doppler_map_complex of the
+    residual, updated as in :func:`omp` with separable atoms a (x) rho (x) d, whose Gram products
+    factor: <a_s rho_s d_s, a_t rho_t d_t> = (a_s^H a_t)(rho_s^H rho_t)(d_s^H d_t). Returns the
+    angles, delays and speeds of the T_max iterations (``OmpResult.speeds_mps``)."""
+    y = np.asarray(y, dtype=np.complex64)
+    if y.ndim == 3:
+        y = y[None]
+    if iterations < 1:
+        raise ValueError(f"omp: iterations (T_max) must be >= 1, got {iterations}")
+    if not np.all(np.isfinite(y)):
+        raise ValueError("omp: Y contains NaN or Inf")
+    D = dictionaries
+    if not D.doppler:
+        raise ValueError("omp_doppler: the dictionaries have no Doppler dictionary phi_v")
+    B = y.shape[0]
+    m0 = angle_delay_doppler_map_complex(y, D.phi_a, D.phi_d, D.phi_v)  # (B, Na, Nd, Nv)
+    residual_map = m0.copy()
+    _, Na, Nd, Nv = m0.shape
+    ai, di, vi = (np.zeros((B, iterations), dtype=np.int64) for _ in range(3))
+    peaks = np.zeros((B, iterations), dtype=np.float64)
+    gains = np.zeros((B, iterations, iterations), dtype=np.complex128)
+    proj = [np.zeros((B, n, iterations), dtype=np.complex64) for n in (Na, Nd, Nv)]
+    atoms = (D.phi_a, D.phi_d, D.phi_v)
+    rows = np.arange(B)
+    for it in range(iterations):
+        power = residual_map.real**2 + residual_map.imag**2
+        flat = power.reshape(B, -1)
+        k = np.argmax(flat, axis=1)
+        peaks[:, it] = flat[rows, k]
+        ai[:, it], di[:, it], vi[:, it] = np.unravel_index(k, (Na, Nd, Nv))
+        for p, phi, idx in zip(proj, atoms, (ai, di, vi)):
+            p[:, :, it] = (phi.conj().T @ phi[:, idx[:, it]]).T  # Phi^H (selected atom): (B, N)
+        t = it + 1
+        gram = np.ones((B, t, t), dtype=np.complex128)
+        for p, idx in zip(proj, (ai, di, vi)):
+            gram = gram * np.take_along_axis(p[:, :, :t], idx[:, :t, None], axis=1)
+        rhs = m0[rows[:, None], ai[:, :t], di[:, :t], vi[:, :t]].astype(np.complex128)  # (B, t)
+        alpha = joint_ls_gains(gram, rhs)
+        gains[:, it, :t] = alpha
+        residual_map = m0 - np.einsum(
+            "bit,bt,bjt,blt->bijl",
+            proj[0][:, :, :t],
+            alpha.astype(np.complex64),
+            proj[1][:, :, :t],
+            proj[2][:, :, :t],
+            optimize=True,
+        )
+    return OmpResult(
+        ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains, doppler_index=vi, speeds_mps=D.speeds_mps[vi]
+    )

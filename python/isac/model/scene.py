@@ -1,6 +1,7 @@
 """Target scenes of the sensing channel (Sec. II-A): T ~ U{0..T_max} targets with
 theta_t ~ U[theta_min, theta_max] (rad), R_t ~ U[R_min, R_max] (m), psi_t ~ CN(0, sigma_r^2),
-and their positions p_t = [R cos(theta), R sin(theta)] (2)."""
+their positions p_t = [R cos(theta), R sin(theta)] (2), and, for moving targets, their radial
+speeds v_t ~ U[v_min, v_max] (m/s, positive = approaching)."""
 
 from __future__ import annotations
 
@@ -16,18 +17,21 @@ class Scene:
     angles_rad: np.ndarray  # (T,)
     ranges_m: np.ndarray  # (T,)
     gains: np.ndarray  # (T,) complex
+    speeds_mps: np.ndarray | None = None  # (T,) radial speeds, positive = approaching; None: static
 
     def __post_init__(self) -> None:
         self.angles_rad = np.asarray(self.angles_rad, dtype=np.float64).reshape(-1)
         self.ranges_m = np.asarray(self.ranges_m, dtype=np.float64).reshape(-1)
         self.gains = np.asarray(self.gains, dtype=np.complex128).reshape(-1)
         n = self.angles_rad.shape[0]
-        if self.ranges_m.shape[0] != n or self.gains.shape[0] != n:
+        speeds = np.zeros(n) if self.speeds_mps is None else self.speeds_mps
+        self.speeds_mps = np.asarray(speeds, dtype=np.float64).reshape(-1)
+        if self.ranges_m.shape[0] != n or self.gains.shape[0] != n or self.speeds_mps.shape[0] != n:
             raise ValueError(
-                f"scene: angles_rad, ranges_m and gains must have equal lengths, got "
-                f"{n}, {self.ranges_m.shape[0]}, {self.gains.shape[0]}"
+                f"scene: angles_rad, ranges_m, gains and speeds_mps must have equal lengths, got "
+                f"{n}, {self.ranges_m.shape[0]}, {self.gains.shape[0]}, {self.speeds_mps.shape[0]}"
             )
-        for name in ("angles_rad", "ranges_m", "gains"):
+        for name in ("angles_rad", "ranges_m", "gains", "speeds_mps"):
             if not np.all(np.isfinite(getattr(self, name))):
                 raise ValueError(f"scene: {name} must be finite")
         if np.any(np.abs(self.angles_rad) > np.pi / 2):
@@ -38,6 +42,11 @@ class Scene:
     @property
     def count(self) -> int:
         return int(self.angles_rad.shape[0])
+
+    @property
+    def moving(self) -> bool:
+        """Whether any target moves (a speed other than 0)."""
+        return bool(np.any(self.speeds_mps != 0))
 
     @property
     def positions_m(self) -> np.ndarray:
@@ -69,24 +78,33 @@ def random_scene(
     sector_rad: tuple[float, float],
     range_m: tuple[float, float],
     gain_variance: float,
+    speed_mps: tuple[float, float] = (0.0, 0.0),
 ) -> Scene:
-    """A random scene with T ~ U{0..max_targets} targets (Sec. II-A)."""
+    """A random scene with T ~ U{0..max_targets} targets (Sec. II-A); each target draws its
+    speed v ~ U[speed_mps] after its gain, and no draw is made for a one-speed interval (so
+    static scenes are drawn exactly as before speeds existed)."""
     t = int(rng.integers(0, max_targets + 1))
-    return Scene(
-        rng.uniform(sector_rad[0], sector_rad[1], t),
-        rng.uniform(range_m[0], range_m[1], t),
-        complex_normal(rng, t, gain_variance),
-    )
+    angles = rng.uniform(sector_rad[0], sector_rad[1], t)
+    ranges = rng.uniform(range_m[0], range_m[1], t)
+    gains = complex_normal(rng, t, gain_variance)
+    lo, hi = float(speed_mps[0]), float(speed_mps[1])
+    speeds = rng.uniform(lo, hi, t) if hi > lo else np.full(t, lo)
+    return Scene(angles, ranges, gains, speeds)
 
 
 def fixed_scene(
-    angles_deg, ranges_m, gains=None, rng: np.random.Generator | None = None, gain_variance: float = 1.0
+    angles_deg,
+    ranges_m,
+    gains=None,
+    rng: np.random.Generator | None = None,
+    gain_variance: float = 1.0,
+    speeds_mps=None,
 ) -> Scene:
-    """A user-given scene (angles in degrees, ranges in m). Gains default to draws from
-    CN(0, gain_variance) when ``gains`` is None (needs ``rng``)."""
+    """A user-given scene (angles in degrees, ranges in m, speeds in m/s, default static).
+    Gains default to draws from CN(0, gain_variance) when ``gains`` is None (needs ``rng``)."""
     th = np.deg2rad(np.asarray(angles_deg, dtype=np.float64).reshape(-1))
     if gains is None:
         if rng is None:
             raise ValueError("fixed_scene: give gains or an rng to draw them")
         gains = complex_normal(rng, th.shape[0], gain_variance)
-    return Scene(th, ranges_m, gains)
+    return Scene(th, ranges_m, gains, speeds_mps)

@@ -81,6 +81,11 @@ class NnSensingReceiver:
         self.torch = torch
         self.net = net.eval()
         self.geometry = FrameGeometry.of(scenario)
+        if self.geometry.symbols > 1:
+            raise ValueError(
+                f"method 'nn': the NNBL networks (Appendix A) take frames of one OFDM symbol, not "
+                f"ofdm.symbols = {self.geometry.symbols}: use a model-based method (receiver 'omp')"
+            )
         self.max_targets = scenario.scene["max_targets"]
         self.sector_rad = scenario.target_sector_rad
         self.array = None

@@ -27,7 +27,7 @@ from ..model.dictionaries import domp_dictionaries, omp_dictionaries
 from ..model.domp import DEFAULT_TEMPERATURE, DompResult, domp_inference, window_half_widths
 from ..model.geometry import FrameGeometry
 from ..model.impairments import check_domp
-from ..model.omp import OmpResult, omp
+from ..model.omp import OmpResult, omp, omp_doppler
 
 KERNELS = ("cpp", "numpy")
 
@@ -36,6 +36,15 @@ def cpp_kernels_available() -> bool:
     """True when the compiled kernels (OmpKernel, DompKernel) load."""
     try:
         from .. import DompKernel, OmpKernel  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _doppler_kernel_available() -> bool:
+    """True when the compiled angle-delay-Doppler OMP kernel loads."""
+    try:
+        from .. import OmpDopplerKernel  # noqa: F401
     except ImportError:
         return False
     return True
@@ -67,6 +76,8 @@ class Receiver:
     rescalable: bool = False
     #: several instances may run at once on worker threads
     parallel: bool = True
+    #: it runs on frames of M > 1 OFDM symbols (and measures the targets' speeds)
+    multi_symbol: bool = False
 
     @classmethod
     def supports(cls, array: ArrayModel) -> str | None:
@@ -91,6 +102,12 @@ class Receiver:
         self.receiver = self.name
         self.temperature = float(temperature)
         self.geometry = FrameGeometry.of(scenario)
+        if self.geometry.symbols > 1 and not self.multi_symbol:
+            multi = [n for n, r in _RECEIVERS.items() if r.multi_symbol]
+            raise ValueError(
+                f"receiver {self.name!r} runs on frames of one OFDM symbol, not ofdm.symbols = "
+                f"{self.geometry.symbols}: use receiver {' or '.join(repr(n) for n in multi)}"
+            )
         self.max_targets = scenario.scene["max_targets"]
         self.array = array
 
@@ -105,21 +122,31 @@ class Receiver:
 
 
 class OmpReceiver(Receiver):
-    name, summary = "omp", "Algorithm 1 on the sector dictionaries (8)"
+    name, summary = "omp", "Algorithm 1 on the sector dictionaries (8); over angle, delay and speed for M > 1 symbols"
     kernels = ("cpp", "numpy")
     rescalable = True
+    multi_symbol = True
 
     def __init__(self, scenario, array, kernel=None, temperature=DEFAULT_TEMPERATURE):
+        if FrameGeometry.of(scenario).symbols > 1 and not _doppler_kernel_available():
+            if kernel == "cpp":
+                raise ValueError(
+                    "kernel 'cpp': the C++ kernels of this build run frames of one OFDM symbol; with "
+                    "ofdm.symbols > 1 use kernel 'numpy'"
+                )
+            kernel = "numpy"
         super().__init__(scenario, array, kernel, temperature)
         self.dictionaries = D = omp_dictionaries(scenario, array)
         self._cpp = None
-        if self.kernel == "cpp":
+        if self.kernel == "cpp" and not D.doppler:
             from .. import OmpKernel  # the compiled module; ImportError names the reason
 
             self._cpp = OmpKernel(D.phi_a, D.phi_d)
 
     def estimate(self, y):
         D, T = self.dictionaries, self.max_targets
+        if D.doppler:
+            return omp_doppler(y, D, T)
         if self._cpp is None:
             return omp(y, D, T)
         ai, di, peaks, gains = self._cpp(y, T)
