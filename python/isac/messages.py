@@ -2,10 +2,12 @@
 receiver's detections, as typed records with their three wire forms.
 
   Truth        what the channel simulated (or a recording annotated): the targets' angles (deg),
-               ranges (m) and gain magnitudes |psi_t|, the comm receiver's angle phi (deg)
+               ranges (m), radial speeds (m/s, positive = approaching; 0 for static targets) and
+               gain magnitudes |psi_t|, the comm receiver's angle phi (deg)
   Detections   what the sensing receiver estimated: angles (deg), ranges (m), positions (2)
-               x = R cos(theta), y = R sin(theta) (m), |LS gains (13)|, and the map maxima of the
-               kept iterations ("peak"; detection probabilities for NNBL)
+               x = R cos(theta), y = R sin(theta) (m), speeds (m/s; NaN where none is measured:
+               frames of one OFDM symbol), |LS gains (13)|, and the map maxima of the kept
+               iterations ("peak"; detection probabilities for NNBL)
 
 Each record has one dict form (``to_dict`` / ``from_dict``: the keys below, vectors as float64
 arrays), the JSON form of that dict (``to_json``: arrays as lists, NaN / Inf as null, for
@@ -14,8 +16,8 @@ and gr-zeromq carry; built in C++ by ``gnuradio.isac.pmt_dict_from`` when the mo
 else by GNU Radio's own ``pmt.to_pmt``, the same dict). Blocks, isac-sim's publishers,
 recordings, scoring and isac-subscribe all use these records.
 
-  truth       frame, sim_frame, count, angle_deg, range_m, gain_abs, comm_angle_deg, valid
-  detections  frame, count, valid, angle_deg, range_m, x_m, y_m, gain, peak
+  truth       frame, sim_frame, count, angle_deg, range_m, speed_mps, gain_abs, comm_angle_deg, valid
+  detections  frame, count, valid, angle_deg, range_m, x_m, y_m, speed_mps, gain, peak
 
 ``frame`` is the stream frame number (the item number in a flowgraph); ``sim_frame`` the index
 of the frame in its simulation stream (simulation.frame_rng), ``frame`` + the channel's first
@@ -36,11 +38,21 @@ import numpy as np
 
 from .model.scene import positions
 
-TRUTH_KEYS = ("frame", "sim_frame", "count", "angle_deg", "range_m", "gain_abs", "comm_angle_deg", "valid")
-DETECTION_KEYS = ("frame", "count", "valid", "angle_deg", "range_m", "x_m", "y_m", "gain", "peak")
+TRUTH_KEYS = (
+    "frame",
+    "sim_frame",
+    "count",
+    "angle_deg",
+    "range_m",
+    "speed_mps",
+    "gain_abs",
+    "comm_angle_deg",
+    "valid",
+)
+DETECTION_KEYS = ("frame", "count", "valid", "angle_deg", "range_m", "x_m", "y_m", "speed_mps", "gain", "peak")
 #: the vectors of a detections message, in order; each holds ``count`` entries
-DETECTION_VECTORS = ("angle_deg", "range_m", "x_m", "y_m", "gain", "peak")
-TRUTH_VECTORS = ("angle_deg", "range_m", "gain_abs")
+DETECTION_VECTORS = ("angle_deg", "range_m", "x_m", "y_m", "speed_mps", "gain", "peak")
+TRUTH_VECTORS = ("angle_deg", "range_m", "speed_mps", "gain_abs")
 
 
 class MessageError(ValueError):
@@ -108,6 +120,7 @@ class Truth(_Record):
     comm_angle_deg: float = math.nan
     sim_frame: int | None = None  # None: the same as frame
     valid: bool = True
+    speed_mps: np.ndarray = field(default_factory=lambda: np.zeros(0))  # not given: static (0)
 
     def __post_init__(self) -> None:
         self.frame = int(self.frame)
@@ -116,6 +129,8 @@ class Truth(_Record):
             setattr(self, key, np.atleast_1d(np.asarray(getattr(self, key), dtype=np.float64)).reshape(-1))
         if self.gain_abs.size == 0:  # not given: unknown (NaN)
             self.gain_abs = np.full(self.angle_deg.size, np.nan)
+        if self.speed_mps.size == 0:
+            self.speed_mps = np.zeros(self.angle_deg.size)
         _same_lengths("truth", {k: getattr(self, k) for k in TRUTH_VECTORS})
         self.comm_angle_deg = float(self.comm_angle_deg)
         self.valid = bool(self.valid)
@@ -132,6 +147,7 @@ class Truth(_Record):
             "count": self.count,
             "angle_deg": self.angle_deg,
             "range_m": self.range_m,
+            "speed_mps": self.speed_mps,
             "gain_abs": self.gain_abs,
             "comm_angle_deg": self.comm_angle_deg,
             "valid": self.valid,
@@ -145,6 +161,7 @@ class Truth(_Record):
         _same_lengths("truth", vectors)
         n = vectors["angle_deg"].size
         vectors["gain_abs"] = _vector(d, "gain_abs") if "gain_abs" in d else np.full(n, np.nan)  # optional
+        vectors["speed_mps"] = _vector(d, "speed_mps") if "speed_mps" in d else np.zeros(n)  # optional: static
         _same_lengths("truth", vectors)
         _check_count("truth", d, vectors["angle_deg"].size)
         comm = d.get("comm_angle_deg", math.nan)
@@ -170,12 +187,14 @@ class Detections(_Record):
     #: positions (2) (m); None: computed from angle_deg and range_m
     x_m: np.ndarray | None = None
     y_m: np.ndarray | None = None
+    #: radial speeds (m/s, positive = approaching); not given: not measured (NaN)
+    speed_mps: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         self.frame = int(self.frame)
-        for key in ("angle_deg", "range_m", "gain", "peak"):
+        for key in ("angle_deg", "range_m", "gain", "peak", "speed_mps"):
             setattr(self, key, np.atleast_1d(np.asarray(getattr(self, key), dtype=np.float64)).reshape(-1))
-        for key in ("gain", "peak"):  # not given: unknown (NaN)
+        for key in ("gain", "peak", "speed_mps"):  # not given: unknown (NaN)
             if getattr(self, key).size == 0:
                 setattr(self, key, np.full(self.angle_deg.size, np.nan))
         if self.x_m is None or self.y_m is None:
@@ -211,7 +230,7 @@ class Detections(_Record):
         vectors = {k: _vector(d, k) for k in ("angle_deg", "range_m")}
         _same_lengths("detections", vectors)
         n = vectors["angle_deg"].size
-        for key in ("gain", "peak"):
+        for key in ("gain", "peak", "speed_mps"):
             vectors[key] = _vector(d, key) if key in d else np.full(n, np.nan)
         for key in ("x_m", "y_m"):
             if "x_m" in d and "y_m" in d:
@@ -241,6 +260,11 @@ class TruthBatch:
     gain_abs: np.ndarray  # (B, T)
     comm_angle_deg: np.ndarray  # (B,)
     valid: np.ndarray  # (B,) bool
+    speed_mps: np.ndarray | None = None  # (B, T); None: static (zeros)
+
+    def __post_init__(self) -> None:
+        if self.speed_mps is None:
+            self.speed_mps = np.zeros(np.shape(self.angle_deg))
 
     @classmethod
     def of_frames(cls, first_frame: int, first_sim_frame: int, batch) -> "TruthBatch":
@@ -257,6 +281,7 @@ class TruthBatch:
             np.abs(batch.gains),
             np.rad2deg(batch.comm_angle_rad),
             np.asarray(batch.valid, bool),
+            np.asarray(batch.speeds_mps, np.float64),
         )
 
     def __len__(self) -> int:
@@ -272,6 +297,7 @@ class TruthBatch:
                 float(self.comm_angle_deg[b]),
                 int(self.sim_frame[b]),
                 bool(self.valid[b]),
+                self.speed_mps[b, :n],
             )
             for b, n in enumerate(int(c) for c in self.counts)
         ]
@@ -285,6 +311,7 @@ class TruthBatch:
                 ("count", self.counts),
                 ("angle_deg", self.angle_deg),
                 ("range_m", self.range_m),
+                ("speed_mps", self.speed_mps),
                 ("gain_abs", self.gain_abs),
                 ("comm_angle_deg", self.comm_angle_deg),
                 ("valid", self.valid),
@@ -329,6 +356,8 @@ class DetectionBatch:
         v["y_m"][rows, :T] = xy[..., 1]
         v["gain"][rows, :T] = gains * scales[:, None]
         v["peak"][rows, :T] = peaks
+        speeds = getattr(result, "speeds_mps", None)  # measured over M > 1 symbols only
+        v["speed_mps"][rows, :T] = np.nan if speeds is None else speeds
         self.count[rows] = counts
         self.valid[rows] = True
 
@@ -344,6 +373,7 @@ class DetectionBatch:
                 bool(self.valid[b]),
                 v["x_m"][b, :n],
                 v["y_m"][b, :n],
+                v["speed_mps"][b, :n],
             )
             for b, n in enumerate(int(c) for c in self.count)
         ]

@@ -22,6 +22,7 @@ from .model.channels_stream import (
     array_frame,
     channel_frames,
     channel_frames_cpp,
+    comm_channel_from_frame,
     sensing_echo_from_frame,
 )
 from .model.geometry import FrameGeometry
@@ -122,13 +123,21 @@ class Simulator:
         )
         if geometry.symbols == 1 and o["ici"] == "off":
             y_r = sensing_echo(self.array, self.precoder, symbols, scene, o["spacing_hz"], sc["noise_power"], rng)
-        else:  # M symbols (or the time-domain ICI model): through X = f x_m^T, as the channel block
-            X = array_frame(self.precoder, symbols)
-            y_r = sensing_echo_from_frame(
-                self.array, X, scene, o["spacing_hz"], sc["noise_power"], rng, Motion.of(self.scenario)
+            phi = rng.uniform(*self.scenario.comm_sector_rad)
+            y_c, kappa = comm_channel(
+                self.array, self.precoder, symbols, phi, self.tap_variances, sc["noise_power"], rng
             )
+            return messages, symbols, scene, y_r, y_c, kappa, phi
+        # M symbols (or the time-domain ICI model): through X = f x_m^T, as the channel block computes
+        # them (the same frames bit for bit)
+        X = array_frame(self.precoder, symbols)
+        y_r = sensing_echo_from_frame(
+            self.array, X, scene, o["spacing_hz"], sc["noise_power"], rng, Motion.of(self.scenario)
+        )
         phi = rng.uniform(*self.scenario.comm_sector_rad)
-        y_c, kappa = comm_channel(self.array, self.precoder, symbols, phi, self.tap_variances, sc["noise_power"], rng)
+        y_c, kappa = comm_channel_from_frame(
+            self.array, X, self.precoder, phi, self.tap_variances, sc["noise_power"], rng
+        )
         return messages, symbols, scene, y_r, y_c, kappa, phi
 
     def frames(self, start: int, count: int, stream: str = "test") -> Frames:

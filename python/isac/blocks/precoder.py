@@ -129,12 +129,15 @@ class precoder(base.FrameBlock, gr.sync_block):
         n = len(x)
         with self._lock:
             f, announce, self._announce = self._f, self._announce, False
-        # X = f x^T (model.channels_stream.array_frame, or its C++ twin: the same bits), in place
-        out = self.geometry.array_frames(output_items[0], n)
+        # X = f x_m^T for each symbol m (model.channels_stream.array_frame, or its C++ twin: the same
+        # bits), in place; a frame's M symbols are M rows of (symbols, K, S)
+        g = self.geometry
+        out = g.array_frames(output_items[0], n).reshape(-1, g.antennas, g.subcarriers)
+        xs = g.symbol_frames(x, n).reshape(-1, g.subcarriers)
         if self._cpp is not None:
-            self._cpp(f, x[:n], 1, out)
+            self._cpp(f, xs, 1, out)
         else:
-            np.multiply(f[None, :, None], x[:n, None, :], out=out)
+            np.multiply(f[None, :, None], xs[:, None, :], out=out)
         self.tag_geometry(0)
         if announce:
             f32 = np.asarray(f, np.complex64)

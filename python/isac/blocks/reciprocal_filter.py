@@ -52,8 +52,18 @@ class reciprocal_filter(base.FrameBlock, gr.sync_block):
         self.threads = base.integer(NAME, "threads", threads)
 
     def filter(self, y: np.ndarray, x: np.ndarray, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """(Y~ (B, K, S), nulled subcarriers per frame (B,)) of Y_r and x: the model call of ``work``;
-        Y~ is written into ``out`` when given."""
+        """(Y~ (B, *array_shape), nulled subcarriers per frame (B,)) of Y_r and x: the model call of
+        ``work``; Y~ is written into ``out`` when given. The M symbols of a frame are filtered as M
+        one-symbol frames (each by its own data x_m)."""
+        g = self.geometry
+        if g.symbols > 1:
+            B = y.shape[0]
+            rows = None if out is None else out.reshape(-1, g.antennas, g.subcarriers)
+            res, bad = self._filter(y.reshape(-1, g.antennas, g.subcarriers), x.reshape(-1, g.subcarriers), rows)
+            return res.reshape(y.shape), bad.reshape(B, -1).sum(axis=1)
+        return self._filter(y, x, out)
+
+    def _filter(self, y, x, out):
         if self._cpp is not None:
             return self._cpp(y, x, model.MIN_SYMBOL_MAGNITUDE, self.threads, out)
         res = model.reciprocal_filter(y, x, invalid="zero")
