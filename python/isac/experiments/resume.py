@@ -95,30 +95,47 @@ class ResultStore:
         text = json.dumps({**self.common, **key}, sort_keys=True, allow_nan=True, default=_jsonable)
         return os.path.join(self.folder, hashlib.sha256(text.encode()).hexdigest()[:32] + ".json")
 
-    def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
+    def lookup(self, key: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, the stored result of unit ``key``) when the store holds it whole, else
+        (False, None); a damaged unit file is said on stderr (it will be computed again)."""
         path = self._path(key)
-        if self.enabled and os.path.isfile(path):
-            try:
-                with open(path) as fh:
-                    stored = json.load(fh)
-                self.reused += 1
-                return stored["result"]
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
-                self.damaged += 1
-                print(
-                    f"note: resume unit {path} is damaged ({type(exc).__name__}); computing it again", file=sys.stderr
-                )
-        result = compute()
+        if not (self.enabled and os.path.isfile(path)):
+            return False, None
+        try:
+            with open(path) as fh:
+                stored = json.load(fh)
+            result = stored["result"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
+            self.damaged += 1
+            print(f"note: resume unit {path} is damaged ({type(exc).__name__}); computing it again", file=sys.stderr)
+            return False, None
+        self.reused += 1
+        return True, result
+
+    def save(self, key: dict[str, Any], result: Any) -> None:
+        """Store the result of unit ``key`` (atomically: a unit file is whole or absent)."""
+        path = self._path(key)
         os.makedirs(self.folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            json.dump({"key": key, "common": self.common, "result": result}, fh, allow_nan=True, default=_jsonable)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                json.dump({"key": key, "common": self.common, "result": result}, fh, allow_nan=True, default=_jsonable)
+        except BaseException:
+            os.unlink(tmp)
+            raise
         from ..weights import _default_mode
 
         os.chmod(tmp, _default_mode())  # mkstemp makes 0600; give the mode open() would have
-        os.replace(tmp, path)  # atomic: a unit file is whole or absent
+        os.replace(tmp, path)
         self.computed += 1
+
+    def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
+        found, result = self.lookup(key)
+        if found:
+            return result
+        result = compute()
+        self.save(key, result)
         return result
 
     def summary(self) -> dict[str, Any]:
