@@ -266,24 +266,26 @@ def test_fig5_plumbing_weights_and_parameter_counts(results):
 
 
 def test_single_target_threshold_does_not_depend_on_the_precoder(results):
-    """fig5 / fig6 calibrate once per method (tradeoff.Transceiver.threshold): with T_max = 1
+    """fig5 / fig6 calibrate once per method (tradeoff.single_target_threshold): with T_max = 1
     only target-free frames can false-alarm, and their echo is the same noise whatever the
     precoder. Checked with a full calibration at two far-apart (eta, phi) per method."""
     from gnuradio.isac.evaluation import calibrate
     from gnuradio.isac.experiments.common import Context
     from gnuradio.isac.simulation import Simulator
+    from gnuradio.isac.transceiver import build
 
     summary, rows = load(results["fig5"], "fig5")
     sc = Scenario.from_dict(summary["scenario"])
     ctx = Context("fig5", sc, str(results["fig5"]), quick=True, kernel=summary["kernel"])
     for key in ("baseline", "impairment", "nn_limited"):
         m = summary["results"]["methods"][key]
-        spec = tradeoff.Spec(key, m["label"], m["method"], m["receiver"], (m["weights"] or {}).get("path"))
-        tr = tradeoff.Transceiver(sc, spec, ctx)
+        path = (m["weights"] or {}).get("path")
+        weights = ctx.load_weights(path, m["method"]) if path else None
+        tr = build(sc, m["method"], weights, m["receiver"], ctx.kernel, ctx.temperature)
         got = []
         for eta, phi in ((0.0, 0.0), (1.0, math.pi)):
             point = sc.with_overrides({"transmitter.eta": eta, "transmitter.phi_rad": phi})
-            got.append(calibrate(point, Simulator(point, precoder=tr.precoder(point)), tr.sensor, False))
+            got.append(calibrate(point, Simulator(point, precoder=tr.precoder(point)), tr.receiver, False))
         assert got[0] == got[1], key
         csv_thresholds = [float(r["threshold"]) for r in rows if r["method"] == key]
         assert csv_thresholds == pytest.approx([got[0]] * len(csv_thresholds), rel=1e-7)
