@@ -23,20 +23,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(out, name, *extra):
-    return isac_eval.main(["--experiment", name, "--out", str(out), "--quick", "--no-progress", *extra])
+    return isac_eval.main(
+        ["--experiment", name, "--out", str(out), "--quick", "--no-progress", "--workers", "1", *extra]
+    )
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """Each experiment once, --quick, through the command line."""
-    out = {}
-    for name in experiments.EXPERIMENTS:
-        folder = tmp_path_factory.mktemp(name)
-        # fig6 tests fig5's (tiny, on-the-fly) weights on the unseen sector, as the paper does
-        extra = ["--weights-dir", str(out["fig5"] / "weights-quick")] if name == "fig6" and "fig5" in out else []
-        assert run_cli(folder, name, *extra) == 0
-        out[name] = folder
-    return out
+def results(quick_experiments):
+    """Each experiment once, --quick, through the command line (conftest.quick_experiments)."""
+    return quick_experiments
 
 
 def load(folder, name):
