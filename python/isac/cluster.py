@@ -14,7 +14,8 @@ The client takes each result as it arrives, writes it at once, atomically, to th
 results come back in the order of the units, whatever order they finished in, so a run gives
 the same files as ``--workers 1``, bit for bit. A unit that raises is reported with its label
 and key and the others go on (tasks.UnitsFailed at the end); a worker that dies is replaced
-and its tasks rescheduled by Dask (a task that kills three workers fails as KilledWorker).
+and its tasks rescheduled by Dask (a task that keeps killing its workers fails as KilledWorker
+the fourth time: Dask's distributed.scheduler.allowed-failures).
 
 On the worker (:func:`run_on_worker`), before each task: the worker must run the client's
 code (resume.code_digest: the same Python sources and compiled kernels; a stored unit must
@@ -26,8 +27,8 @@ one thread per call in the evaluation.
 Security: Dask sends pickled functions and data. Whoever can connect to a scheduler can run
 any code on its workers, and a scheduler can run code in the client: a scheduler port is a
 code-execution port. The local cluster listens on 127.0.0.1 only; across machines, use a
-private network or TLS with client certificates (docs/results.md, "Evaluation on many cores
-and machines"). Results are never read from pickles on disk: the resume store is JSON.
+private network or TLS with client certificates (docs/distributed.md). Results are never read
+from pickles on disk: the resume store is JSON.
 """
 
 from __future__ import annotations
@@ -186,6 +187,13 @@ class DaskRunner:
         """The Dask client, starting the local cluster or connecting to the scheduler at the
         first call (ClusterError naming the address when the scheduler does not answer)."""
         if self._client is None:
+            try:
+                import distributed  # noqa: F401  (pinned in tools/requirements.txt)
+            except ImportError as exc:
+                raise ClusterError(
+                    f"{self.description} needs Dask distributed ({exc}): run 'bash tools/setup.sh', "
+                    "or compute in this process with --workers 1"
+                ) from None
             self._client = self._start_local() if self.scheduler is None else self._connect()
             self._check_code()
         return self._client
@@ -307,14 +315,17 @@ class DaskRunner:
                     with warnings.catch_warnings():
                         warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
                         submitted[id(arg)] = client.submit(
-                            shared_value, arg.value, key=f"shared-{uuid.uuid4().hex[:12]}", pure=False, priority=1 << 30
+                            shared_value, arg.value, key=f"shared-{uuid.uuid4().hex}", pure=False, priority=1 << 30
                         )
                 return submitted[id(arg)]
             return arg
 
         args = [value(a) for a in t.args]
         kwargs = {k: value(v) for k, v in t.kwargs.items()}
-        label = unit.label if unit is not None else getattr(t.fn, "__name__", "task")
+        # keys named after the function ("point-1f3a..."): Dask groups the tasks by that prefix,
+        # learns their duration and queues a large group on the scheduler, handing each task to
+        # the next free worker (the label stays in this client, for messages)
+        name = re.sub(r"[^A-Za-z0-9_]+", "_", getattr(t.fn, "__name__", "task"))
         future = client.submit(
             run_on_worker if unit is None else run_unit_on_worker,
             self._code,
@@ -322,7 +333,7 @@ class DaskRunner:
             t.fn,
             args,
             kwargs,
-            key=f"{re.sub(r'[^A-Za-z0-9_.=-]+', '_', label)}-{uuid.uuid4().hex[:12]}",
+            key=f"{name}-{uuid.uuid4().hex}",
             pure=False,
             priority=priority,
         )
