@@ -281,7 +281,7 @@ def test_omp_receiver_equals_sense(sc, frames):
 
 def test_omp_receiver_perfect_method_assumes_the_true_array(sc, frames):
     """method="perfect": the receiver assumes the true (impaired) array of its spacing_std_m /
-    impairment_seed (taken from the scenario by from_scenario): the array of the channel."""
+    impairment_seed (taken from the scenario): the array of the channel."""
     y_tilde = reciprocal_filter_model(frames.y_sensing, frames.symbols)
     true = true_array(sc)
     rx, got = run_omp_receiver(sc, y_tilde[:4], method="perfect")
@@ -374,7 +374,7 @@ def test_metrics_skip_invalid_detections_and_ignore_bad_messages():
 def test_full_chain_equals_evaluation_sense(sc, frames):
     """message source -> precoder -> channel -> reciprocal filter -> OMP receiver, and the comm
     path -> comm receiver -> metrics: streamed detections equal evaluation.sense on the
-    Simulator's frames with the same threshold. Every block is built by from_scenario."""
+    Simulator's frames with the same threshold. Every block is built from the scenario."""
     tb = gr.top_block()
     src = message_source(sc, frame_count=N)
     pre = make_precoder(sc)

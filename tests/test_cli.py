@@ -39,8 +39,9 @@ EVAL_KEYS = {
 
 
 def run_eval(tmp_path, *extra, name="out.json"):
+    """isac-eval in this process (--workers 1; tests/test_eval_dask.py runs it on Dask workers)."""
     out = tmp_path / name
-    assert isac_eval.main([*SMALL_ARGS, "--json", str(out), *extra]) == 0
+    assert isac_eval.main([*SMALL_ARGS, "--workers", "1", "--json", str(out), *extra]) == 0
     return json.loads(out.read_text())
 
 
@@ -112,13 +113,14 @@ delay_grid = 60
 p_fa = 0.05
 """)
     out = tmp_path / "cfg.json"
-    assert isac_eval.main(["--config", str(cfg), "--no-progress", "--json", str(out)]) == 0
+    assert isac_eval.main(["--config", str(cfg), "--no-progress", "--workers", "1", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     check_eval_result(result, frames=12, calibration_frames=15)
     assert result["scenario_hash"] == Scenario.load(str(cfg)).hash()
     assert result["scenario_hash"] != Scenario.default().hash()  # p_fa and grids differ
     # --set is applied after the file
-    assert isac_eval.main(["--config", str(cfg), "--set", "run.frames=8", "--no-progress", "--json", str(out)]) == 0
+    argv = ["--config", str(cfg), "--set", "run.frames=8", "--no-progress", "--workers", "1", "--json", str(out)]
+    assert isac_eval.main(argv) == 0
     check_eval_result(json.loads(out.read_text()), frames=8, calibration_frames=15)
 
 
@@ -285,7 +287,8 @@ def test_missing_config_file_exits_2(capsys, tmp_path):
 
 def test_installed_isac_eval_script(tmp_path):
     """CI always installs the apps into <repo>/.venv (tools/setup.sh), so a missing
-    script is a failure, not a skip."""
+    script is a failure, not a skip. It runs with the default --workers (every CPU: a local
+    Dask cluster whose worker processes import the script again; it must not run there)."""
     script = REPO / ".venv" / "bin" / "isac-eval"
     assert script.is_file(), f"{script} is missing: run 'bash tools/setup.sh' to build and install gr-isac"
     assert os.access(script, os.X_OK), f"{script} is not executable"

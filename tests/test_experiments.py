@@ -24,20 +24,15 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def run_cli(out, name, *extra):
-    return isac_eval.main(["--experiment", name, "--out", str(out), "--quick", "--no-progress", *extra])
+    return isac_eval.main(
+        ["--experiment", name, "--out", str(out), "--quick", "--no-progress", "--workers", "1", *extra]
+    )
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    """Each experiment once, --quick, through the command line."""
-    out = {}
-    for name in experiments.EXPERIMENTS:
-        folder = tmp_path_factory.mktemp(name)
-        # fig6 tests fig5's (tiny, on-the-fly) weights on the unseen sector, as the paper does
-        extra = ["--weights-dir", str(out["fig5"] / "weights-quick")] if name == "fig6" and "fig5" in out else []
-        assert run_cli(folder, name, *extra) == 0
-        out[name] = folder
-    return out
+def results(quick_experiments):
+    """Each experiment once, --quick, through the command line (conftest.quick_experiments)."""
+    return quick_experiments
 
 
 def load(folder, name):
@@ -266,24 +261,26 @@ def test_fig5_plumbing_weights_and_parameter_counts(results):
 
 
 def test_single_target_threshold_does_not_depend_on_the_precoder(results):
-    """fig5 / fig6 calibrate once per method (tradeoff.Transceiver.threshold): with T_max = 1
+    """fig5 / fig6 calibrate once per method (tradeoff.single_target_threshold): with T_max = 1
     only target-free frames can false-alarm, and their echo is the same noise whatever the
     precoder. Checked with a full calibration at two far-apart (eta, phi) per method."""
     from gnuradio.isac.evaluation import calibrate
     from gnuradio.isac.experiments.common import Context
     from gnuradio.isac.simulation import Simulator
+    from gnuradio.isac.transceiver import build
 
     summary, rows = load(results["fig5"], "fig5")
     sc = Scenario.from_dict(summary["scenario"])
     ctx = Context("fig5", sc, str(results["fig5"]), quick=True, kernel=summary["kernel"])
     for key in ("baseline", "impairment", "nn_limited"):
         m = summary["results"]["methods"][key]
-        spec = tradeoff.Spec(key, m["label"], m["method"], m["receiver"], (m["weights"] or {}).get("path"))
-        tr = tradeoff.Transceiver(sc, spec, ctx)
+        path = (m["weights"] or {}).get("path")
+        weights = ctx.load_weights(path, m["method"]) if path else None
+        tr = build(sc, m["method"], weights, m["receiver"], ctx.kernel, ctx.temperature)
         got = []
         for eta, phi in ((0.0, 0.0), (1.0, math.pi)):
             point = sc.with_overrides({"transmitter.eta": eta, "transmitter.phi_rad": phi})
-            got.append(calibrate(point, Simulator(point, precoder=tr.precoder(point)), tr.sensor, False))
+            got.append(calibrate(point, Simulator(point, precoder=tr.precoder(point)), tr.receiver, False))
         assert got[0] == got[1], key
         csv_thresholds = [float(r["threshold"]) for r in rows if r["method"] == key]
         assert csv_thresholds == pytest.approx([got[0]] * len(csv_thresholds), rel=1e-7)

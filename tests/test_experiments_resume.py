@@ -18,7 +18,10 @@ from gnuradio.isac.experiments.resume import ResultStore, code_digest
 
 
 def run_cli(out, name, *extra):
-    return isac_eval.main(["--experiment", name, "--out", str(out), "--quick", "--no-progress", *extra])
+    """In this process (--workers 1): the tests count and interrupt the units' calls here."""
+    return isac_eval.main(
+        ["--experiment", name, "--out", str(out), "--quick", "--no-progress", "--workers", "1", *extra]
+    )
 
 
 def summary(folder, name):

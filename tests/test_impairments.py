@@ -419,7 +419,8 @@ def test_learning_each_model_beats_the_baseline_on_a_held_out_seed(tmp_path, mod
     summary = train(sc, opts, out, progress=False, log=lambda *_: None)
     ctx = Context("test", sc, str(tmp_path), progress=False)
     base, perfect, learned = (
-        evaluate_method(ctx, sc, m, w) for m, w in (("baseline", None), ("perfect", None), ("impairment", out))
+        evaluate_method(sc, m, w and ctx.load_weights(w, "impairment"), ctx.kernel, ctx.temperature)
+        for m, w in (("baseline", None), ("perfect", None), ("impairment", out))
     )
     assert all(r["p_fa"] <= 0.03 for r in (base, perfect, learned))  # about the same operating point
     if model == "coupling":  # nothing to win: perfect knowledge scores as the baseline, learning does not lose

@@ -47,8 +47,10 @@ def plugin():
         {s: dict(d) for s, d in config_schema.DEFAULTS.items()},
         dict(registry._REGISTRY),
         dict(sensing._RECEIVERS),
+        list(plugins._LOADED),
     )
     module = plugins.load(str(PLUGIN))
+    assert plugins.loaded()[-1] == str(PLUGIN)  # a Dask runner's workers import it too
     yield module
     impairments._MODELS.clear()
     impairments._MODELS.update(saved[0])
@@ -61,6 +63,7 @@ def plugin():
     registry._REGISTRY.update(saved[3])
     sensing._RECEIVERS.clear()
     sensing._RECEIVERS.update(saved[4])
+    plugins._LOADED[:] = saved[5]
     sys.modules.pop("isac_plugin_" + PLUGIN.stem, None)
 
 

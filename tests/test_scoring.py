@@ -259,3 +259,68 @@ def test_padded_rows_lays_ragged_rows_out_with_their_lengths():
     out, lengths = padded_rows([[], []])
     assert out.shape == (2, 1) and not out.any() and lengths.tolist() == [0, 0]
     assert padded_rows([])[0].shape == (0, 1)
+
+
+# --- merging the scores of chunks (isac-eval --workers N) ------------------------------------------------
+
+
+def scored(frames, errors):
+    s = Scores(T_MAX, CUTOFF, P, MU)
+    for (ta, tr, ea, er), e in zip(frames, errors):
+        s.add_sensing(ta, tr, ea, er)
+        s.add_symbols(int(e), 256)
+    return s
+
+
+@pytest.mark.parametrize("chunks", [(1,), (1, 1), (3, 4), (1, 999, 2000), (500,) * 6, (0, 7, 0)])
+def test_merged_chunks_equal_one_pass(chunks):
+    """Scores.merge of the chunks of a stream, in order, against one pass over the same frames:
+    every count exactly, the running means, spreads and intervals (GOSPA, RMSEs) to 1e-12."""
+    rng = np.random.default_rng(sum(chunks) + len(chunks))
+    frames = list(random_frames(rng, sum(chunks)))
+    errors = rng.integers(0, 50, len(frames))
+    one = scored(frames, errors)
+    merged, first = Scores(T_MAX, CUTOFF, P, MU), 0
+    for n in chunks:
+        merged.merge(scored(frames[first : first + n], errors[first : first + n]))
+        first += n
+    for name in ("true_targets", "detected_targets", "false_alarms", "false_alarm_room", "symbol_errors", "symbols"):
+        assert getattr(merged, name) == getattr(one, name), name
+    for stats in ("gospa_stats", "angle_sq", "range_sq"):
+        a, b = getattr(merged, stats), getattr(one, stats)
+        assert a.n == b.n and a.n > 0, stats
+        assert close((a.mean(), a.std()), (b.mean(), b.std()), 1e-12), stats
+    assert merged.summary()["frames"] == one.summary()["frames"] == len(frames)
+    assert close(list(merged.summary().values()), list(one.summary().values()), 1e-12)
+    assert close(merged.gospa_interval(), one.gospa_interval(), 1e-12)
+    assert close(
+        merged.rmse_interval("angle") + merged.rmse_interval("range"),
+        one.rmse_interval("angle") + one.rmse_interval("range"),
+        1e-12,
+    )
+
+
+@pytest.mark.parametrize("offset, spread", [(0.0, 1.0), (1e6, 1e-3), (-50.0, 30.0)])
+def test_merged_running_means_equal_numpy(offset, spread):
+    """RunningMean.merge of uneven pieces (one empty) against numpy over the whole stream, with a
+    spread far below the mean too (Chan's update keeps it, a merge of sums of squares would not)."""
+    x = offset + spread * np.random.default_rng(3).standard_normal(20000)
+    merged = RunningMean()
+    for piece in np.split(x, [0, 1, 700, 7000, 7000, 19999]):
+        part = RunningMean()
+        part.add_many(piece)
+        merged.merge(part)
+    assert merged.n == x.size
+    assert merged.mean() == pytest.approx(float(x.mean()), rel=1e-12)
+    assert merged.std() == pytest.approx(float(x.std(ddof=1)), rel=1e-9)
+
+
+def test_merge_refuses_scores_of_other_parameters():
+    s = Scores(T_MAX, CUTOFF, P, MU)
+    with pytest.raises(
+        ValueError,
+        match=r"\(T_max, gamma, p, mu\) must be equal, got \(5, 90.0, 2.0, 2.0\) here and \(5, 60.0, 2.0, 2.0\)",
+    ):
+        s.merge(Scores(T_MAX, 60.0, P, MU))
+    s.merge(Scores(T_MAX, CUTOFF, P, MU))  # nothing scored on either side: still nothing
+    assert (s.frames, s.true_targets, s.symbols, s.matched) == (0, 0, 0, 0) and math.isnan(s.summary()["gospa"])

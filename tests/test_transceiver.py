@@ -182,6 +182,8 @@ def test_isac_eval_json_is_unchanged(method, receiver, tmp_path):
         "--set",
         "run.batch=30",
         "--no-progress",
+        "--workers",
+        "1",  # the one-pass path; tests/test_eval_dask.py checks the Dask chunks against it
         "--json",
         str(out),
     ]

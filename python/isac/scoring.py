@@ -8,7 +8,9 @@ detected counts (for p_md (20) and p_fa (21)); symbol errors of the ML detector 
 
 Everything is kept as running statistics (integer counts, and count / mean / spread of the
 GOSPA values and of the squared errors), so adding a frame and reading the summary or an
-interval cost O(1) time and memory however many frames were scored.
+interval cost O(1) time and memory however many frames were scored. Scores of chunks of a
+stream scored apart (on Dask workers: isac-eval --workers N) merge into the scores of the
+whole stream (Scores.merge: the counts exact, the means and spreads to rounding).
 """
 
 from __future__ import annotations
@@ -89,6 +91,28 @@ class RunningMean:
             m2 += (x - old) * (x - (total + comp) / n)
         self.n, self._sum, self._comp, self._m2 = n, total, comp, m2
 
+    def merge(self, other: "RunningMean") -> None:
+        """Add the numbers ``other`` has seen, as if they had been added here after this one's
+        (counts exact; mean and spread to rounding). The compensated sums add with one more
+        Neumaier step; the spreads combine with Chan, Golub and LeVeque's pairwise update
+        M2 = M2_a + M2_b + d^2 n_a n_b / n, d = mean_b - mean_a."""
+        if other.n == 0:
+            return
+        if self.n == 0:
+            self.n, self._sum, self._comp, self._m2 = other.n, other._sum, other._comp, other._m2
+            return
+        n_a, n_b = self.n, other.n
+        d = other.mean() - self.mean()
+        t = self._sum + other._sum
+        if abs(self._sum) >= abs(other._sum):
+            err = (self._sum - t) + other._sum
+        else:
+            err = (other._sum - t) + self._sum
+        self.n = n_a + n_b
+        self._sum = t
+        self._comp = self._comp + other._comp + err
+        self._m2 = self._m2 + other._m2 + d * d * (n_a * n_b / self.n)
+
     def mean(self) -> float:
         """The mean (NaN when empty)."""
         return (self._sum + self._comp) / self.n if self.n else float("nan")
@@ -103,6 +127,10 @@ class RunningMean:
 
     def __repr__(self) -> str:
         return f"RunningMean(n={self.n}, mean={self.mean()!r}, std={self.std()!r})"
+
+
+#: the integer counts of Scores (added exactly by Scores.merge)
+COUNTS = ("true_targets", "detected_targets", "false_alarms", "false_alarm_room", "symbol_errors", "symbols")
 
 
 def _ratio(num: int, den: int) -> float:
@@ -207,6 +235,23 @@ class Scores:
         tr, _ = padded_rows([scene.ranges_m for scene in frames.scenes])
         self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, result.counts(threshold))
         self.add_symbols(np.sum(detected_messages != frames.messages), frames.messages.size)
+
+    def merge(self, other: "Scores") -> None:
+        """Add the frames ``other`` scored (e.g. another chunk of the same stream, scored on
+        another worker), as if they had been scored here after this one's: every count exact,
+        the mean GOSPA and the RMSEs and their spreads to rounding (RunningMean.merge). Scores
+        of other GOSPA parameters or T_max are refused, naming both."""
+        mine = (self.max_targets, self.cutoff, self.p, self.mu)
+        theirs = (other.max_targets, other.cutoff, other.p, other.mu)
+        if mine != theirs:
+            raise ValueError(
+                f"Scores.merge: (T_max, gamma, p, mu) must be equal, got {mine} here and {theirs} in the merged scores"
+            )
+        for name in COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.gospa_stats.merge(other.gospa_stats)
+        self.angle_sq.merge(other.angle_sq)
+        self.range_sq.merge(other.range_sq)
 
     # --- results --------------------------------------------------------------------
     @property

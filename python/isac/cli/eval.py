@@ -4,9 +4,16 @@ one of the paper's experiments (CSV + PNG + JSON summary into a folder).
     isac-eval --method baseline|perfect [--config F] [--set k=v ...] --json OUT
     isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb --out DIR [--size quick|default|paper]
               [--weights W | --weights-dir D] [--device cuda] [--fresh] [--config F] [--set k=v ...]
+    ... [--workers N | --scheduler tcp://HOST:8786]
 
 Experiments are resumable: finished units (sweep points, curves) are kept in OUT/.partial/ and
 a rerun of the same command continues an interrupted run with the same result.
+
+The work runs on a local Dask cluster of --workers processes (default: every CPU), or on the
+workers of a Dask scheduler (--scheduler); --workers 1 runs it in this process, without Dask.
+An experiment's units are Dask tasks (the same files, bit for bit); --method splits its
+calibration and test frames into chunks. A scheduler port runs whatever code it is sent: keep
+it on the loopback or a private network, or use tls:// (docs/results.md).
 """
 
 from __future__ import annotations
@@ -18,6 +25,8 @@ import shlex
 import sys
 import tempfile
 
+from ..cluster import ClusterError, check_scheduler_address, default_workers
+from ..tasks import SerialRunner, UnitsFailed
 from ..transceiver import load_weights, methods
 from .common import add_scenario_options, add_transceiver_options, load_plugins, load_scenario, progress_flag
 
@@ -124,11 +133,33 @@ def main(argv=None) -> int:
         help="with --experiment: recompute every unit instead of reusing those an earlier run of "
         "the same command left in OUT/.partial/",
     )
+    parser.add_argument(
+        "--workers",
+        type=_worker_count,
+        metavar="N",
+        help="compute on N worker processes, a local Dask cluster listening on 127.0.0.1 only "
+        f"(default: every CPU of this machine, {default_workers()} here); 1: in this process, one "
+        "unit after another, without Dask",
+    )
+    parser.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="compute on the workers of a running Dask scheduler: tcp://HOST:PORT, or tls://HOST:PORT "
+        "with Dask's TLS configuration (distributed.comm.tls.*). Whoever can reach a scheduler runs "
+        "code on its workers and in this client: docs/results.md",
+    )
     add_transceiver_options(parser)
     add_scenario_options(parser)
     args = parser.parse_args(argv)
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
+    if args.scheduler is not None:
+        if args.workers is not None:
+            parser.error("--workers and --scheduler exclude each other: a scheduler's cluster has its own workers")
+        try:
+            check_scheduler_address(args.scheduler)
+        except ValueError as exc:
+            parser.error(str(exc))
     if args.experiment:
         return run_experiment(parser, args, argv)
     if args.out:
@@ -144,7 +175,7 @@ def main(argv=None) -> int:
         if given:
             parser.error(f"{flag} needs --experiment")
     scenario = load_scenario(args)
-    if _check_outputs(("--json", args.json, False)):
+    if _check_worker_memory(scenario, args.receiver, args) or _check_outputs(("--json", args.json, False)):
         return 2
     from ..evaluation import evaluate
 
@@ -154,18 +185,29 @@ def main(argv=None) -> int:
             if not args.weights
             else load_weights(args.weights, scenario, args.method, other_array=args.weights_other_array)
         )
-        result = evaluate(
-            scenario,
-            args.method,
-            weights,
-            receiver=args.receiver,
-            kernel=args.kernel,
-            temperature=args.temperature,
-            progress=progress_flag(args),
-        )
+        with make_runner(args) as runner:
+            result = evaluate(
+                scenario,
+                args.method,
+                weights,
+                receiver=args.receiver,
+                kernel=args.kernel,
+                temperature=args.temperature,
+                progress=progress_flag(args),
+                runner=None if isinstance(runner, SerialRunner) else runner,
+            )
     except ValueError as exc:  # a missing, unfitting or unreadable weights file (WeightsError): one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ClusterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except UnitsFailed as exc:
+        print(
+            f"error: {len(exc.failures)} of {exc.total} frame chunks failed (each said above); no metrics",
+            file=sys.stderr,
+        )
+        return 1
     out = {k: result[k] for k in KEYS}
     out.update(
         method=args.method,
@@ -208,32 +250,43 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if _check_outputs(("--out", args.out, True), ("--json", args.json, False)):
+    if _check_worker_memory(scenario, args.receiver, args) or _check_outputs(
+        ("--out", args.out, True), ("--json", args.json, False)
+    ):
         return 2
     command = "isac-eval " + shlex.join(sys.argv[1:] if argv is None else list(argv))
+    partial = f"{args.out}/.partial/{args.experiment}/"
     try:
-        summary = run(
-            args.experiment,
-            scenario,
-            args.out,
-            kernel=args.kernel,
-            progress=progress_flag(args),
-            weights=args.weights,
-            command=command,
-            temperature=args.temperature,
-            weights_dir=args.weights_dir,
-            size=size,
-            device=args.device,
-            fresh=args.fresh,
-            weights_other_array=args.weights_other_array,
-        )
-    except (ExperimentError, _weights_error()) as exc:
+        with make_runner(args) as runner:
+            summary = run(
+                args.experiment,
+                scenario,
+                args.out,
+                kernel=args.kernel,
+                progress=progress_flag(args),
+                weights=args.weights,
+                command=command,
+                temperature=args.temperature,
+                weights_dir=args.weights_dir,
+                size=size,
+                device=args.device,
+                fresh=args.fresh,
+                weights_other_array=args.weights_other_array,
+                runner=runner,
+            )
+    except (ExperimentError, ClusterError, _weights_error()) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except UnitsFailed as exc:
+        print(
+            f"error: {len(exc.failures)} of {exc.total} units failed (each said above); the finished units are "
+            f"kept in {partial}: run the same command again to compute the missing ones",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(
-            f"\ninterrupted: the finished units are kept in {args.out}/.partial/{args.experiment}/; "
-            "run the same command again to continue",
+            f"\ninterrupted: the finished units are kept in {partial}; run the same command again to continue",
             file=sys.stderr,
         )
         return 130
@@ -248,6 +301,46 @@ def run_experiment(parser: argparse.ArgumentParser, args: argparse.Namespace, ar
     )
     if args.json:
         write_json(args.json, summary)
+    return 0
+
+
+def _worker_count(text: str) -> int:
+    """--workers: an integer >= 1 (argparse's type: a clear error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
+def make_runner(args: argparse.Namespace):
+    """The runner of the work: tasks.SerialRunner for --workers 1 (no Dask is imported), else a
+    cluster.DaskRunner on --workers local processes (default: every CPU) or --scheduler."""
+    progress = progress_flag(args)
+    if args.scheduler is None and (args.workers or default_workers()) == 1:
+        return SerialRunner(progress)
+    from ..cluster import DaskRunner  # imports Dask when it first computes something
+
+    return DaskRunner(args.workers, args.scheduler, progress)
+
+
+def _check_worker_memory(scenario, receiver: str, args: argparse.Namespace) -> int:
+    """0, or 2 after saying why: N local workers hold a batch each at once, so the scenario
+    must fit in 1/N of the memory available (resources.check_memory; a scheduler's workers
+    check their own memory before each unit)."""
+    from ..resources import ResourceError, available_memory_bytes, check_memory
+
+    workers = 1 if args.scheduler else (args.workers or default_workers())
+    available = available_memory_bytes()
+    if workers == 1 or available is None:
+        return 0
+    try:
+        check_memory(scenario, receiver, available // workers)
+    except ResourceError as exc:
+        print(f"error: {exc} (the share of one of {workers} local workers: or lower --workers)", file=sys.stderr)
+        return 2
     return 0
 
 

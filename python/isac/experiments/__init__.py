@@ -17,7 +17,9 @@ defaults), then the experiment's own settings and default sizes (e.g. eta = 1), 
 --size's sizes (quick: seconds; paper: large Monte Carlo runs and, for missing weights, the
 paper's training sizes, see learned.py), then the user's --set overrides, so a --set always
 wins. Frames are seeded by run.seed: results are deterministic. Finished units of work are
-stored as they finish (resume.py): rerunning an interrupted command continues it.
+stored as they finish (resume.py): rerunning an interrupted command continues it. The units
+are computed in this process (``--workers 1``) or as tasks on Dask workers (``--workers N``,
+``--scheduler ADDRESS``: cluster.py), with the same results.
 """
 
 from __future__ import annotations
@@ -126,13 +128,16 @@ def run(
     device: str = "cpu",
     fresh: bool = False,
     weights_other_array: bool = False,
+    runner=None,
 ) -> dict:
     """Run experiment ``name`` on ``scenario`` (see :func:`experiment_scenario`), writing
     NAME.csv, NAME.png and NAME.json into ``out``. Returns the summary dict.
 
     ``size`` (quick | default | paper; ``quick=True`` is "quick") picks the sweeps and the
     training profile of missing weights; ``device`` is the torch device of that training.
-    Finished units are kept in OUT/.partial/NAME/ and reused by a rerun (``fresh``: recompute)."""
+    Finished units are kept in OUT/.partial/NAME/ and reused by a rerun (``fresh``: recompute).
+    ``runner`` computes the units: None (tasks.SerialRunner: this process, one after another)
+    or cluster.DaskRunner (Dask workers); the files are the same, bit for bit."""
     size = size or ("quick" if quick else "default")
     size_settings(name, size)  # checks name and size
     if weights and name not in ("fig8", "fig9"):
@@ -174,6 +179,7 @@ def run(
         device=device,
         store=store,
         weights_other_array=weights_other_array,
+        runner=runner,
     )
     t0 = time.perf_counter()
     result = EXPERIMENTS[name][2](ctx)
@@ -185,6 +191,7 @@ def run(
         "quick": size == "quick",
         "size": size,
         "resume": store.summary(),
+        "runner": ctx.runner.summary(),
         "kernel": ctx.kernel,
         "domp_temperature": temperature,
         "seconds": elapsed,

@@ -35,8 +35,9 @@ class Context:
     user's --config / --set already applied), the output folder, the sensing kernel,
     the progress-bar flag (None: tqdm decides, False: off), optional learned weights (a file; a
     folder of files for fig5 / fig6), the dOMP softmax temperature, the size (``quick`` is
-    ``size == "quick"``), the torch device of on-the-fly training and the store of finished
-    units (resume.ResultStore; None: nothing is stored)."""
+    ``size == "quick"``), the torch device of on-the-fly training, the store of finished
+    units (resume.ResultStore; None: nothing is stored) and the runner that computes the units
+    (tasks.SerialRunner in this process, or cluster.DaskRunner on Dask workers)."""
 
     name: str
     scenario: Scenario
@@ -51,6 +52,7 @@ class Context:
     device: str = "cpu"
     store: Any = None
     weights_other_array: bool = False  # load the given weights with load_weights(..., other_array=True)
+    runner: Any = None  # tasks.SerialRunner (None: one, with ``progress``) or cluster.DaskRunner
     files: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -59,6 +61,10 @@ class Context:
         if self.size not in SIZES:
             raise ExperimentError(f"size must be one of {', '.join(SIZES)}, got {self.size!r}")
         self.quick = self.size == "quick"
+        if self.runner is None:
+            from ..tasks import SerialRunner
+
+            self.runner = SerialRunner(self.progress)
 
     def load_weights(self, path: str, method: str):
         """The weights file ``path`` of ``method``, read and validated (transceiver.load_weights) against the
@@ -70,9 +76,17 @@ class Context:
             cache[path, method] = load_weights(path, self.scenario, method, other_array=self.weights_other_array)
         return cache[path, method]
 
-    def unit(self, key: dict, compute):
-        """The result of one unit of work: from the store of a resumed run, else compute() (stored)."""
-        return compute() if self.store is None else self.store.unit(key, compute)
+    @property
+    def task_progress(self):
+        """The progress flag of the units' own frame bars: the run's in this process, off on
+        Dask workers (the runner's bar over the units shows the progress there)."""
+        return self.runner.task_progress
+
+    def compute(self, units: list, desc: str | None = None) -> list:
+        """The results of ``units`` (tasks.Unit), in order: from the store of a resumed run, else
+        computed by the runner (and stored as each finishes); tasks.UnitsFailed names those that
+        raised after the others finished."""
+        return self.runner.run(units, self.store, desc or self.name)
 
     def path(self, filename: str) -> str:
         p = os.path.join(self.out, filename)

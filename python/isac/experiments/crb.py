@@ -26,7 +26,6 @@ Each (SNR, method) is one unit of a resumable run (resume.py).
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 
@@ -37,6 +36,7 @@ from ..model.grids import angle_grid, delay_grid, delay_to_range
 from ..model.impairments import true_array
 from ..model.scene import Scene, sensing_gain_variance
 from ..simulation import Simulator, baseline_precoder
+from ..tasks import Unit, task
 from ..transceiver import sensing_receiver
 from .common import Context, pyplot, rmse_interval, save_figure, write_csv
 from .resume import scenario_digest
@@ -160,54 +160,84 @@ def plot(path, rows, crb_rows, title) -> None:
     save_figure(fig, path, title)
 
 
+def rmse_point(
+    scenario,
+    simulator_scene: Scene,
+    theta0: float,
+    r0: float,
+    key: str,
+    method: str,
+    mode: str,
+    kernel: str,
+    temperature: float,
+    bounds: tuple[float, float],
+    progress=None,
+) -> dict:
+    """The CSV row of one (SNR, method): the angle and range errors of ``method``'s receiver
+    (``mode`` omp | domp) on run.frames frames with the fixed target (theta0 [rad], r0 [m]) of
+    ``simulator_scene``, as RMSE with its interval and bias; ``bounds``: the CRB (angle [deg],
+    range [m]) at this SNR. A unit's task: it may run on a Dask worker (tasks.py)."""
+    snr = scenario.scene["snr_sensing_db"]
+    simulator = Simulator(scenario, scene=simulator_scene)
+    receiver = sensing_receiver(scenario, method, None, mode, kernel, temperature)
+    ea, er = [], []
+    with progress_bar(scenario.run["frames"], f"SNR {snr:g} dB {key}", progress) as bar:
+        for start, n in batches(scenario.run["frames"], scenario.run["batch"]):
+            res = sense(simulator.frames(start, n, "test"), receiver)
+            ea.append(np.rad2deg(res.angles_rad[:, 0] - theta0))
+            er.append(res.ranges_m[:, 0] - r0)
+            bar.update(n)
+    ea, er = np.concatenate(ea), np.concatenate(er)
+    a, a_lo, a_hi = rmse_interval(ea)
+    r, r_lo, r_hi = rmse_interval(er)
+    return dict(
+        snr_db=snr,
+        method=key,
+        angle_rmse_deg=a,
+        angle_rmse_lo=a_lo,
+        angle_rmse_hi=a_hi,
+        angle_bias_deg=float(ea.mean()),
+        range_rmse_m=r,
+        range_rmse_lo=r_lo,
+        range_rmse_hi=r_hi,
+        range_bias_m=float(er.mean()),
+        crb_angle_deg=bounds[0],
+        crb_range_m=bounds[1],
+        frames=int(ea.size),
+    )
+
+
 def run(ctx: Context) -> dict:
     sc = ctx.scenario
     snrs = QUICK_SNR_DB if ctx.quick else SNR_DB
     theta0, r0 = target(sc)
     true = true_array(sc)
     f = baseline_precoder(sc)
-    rows, crb_rows, timing = [], [], {}
+    units, crb_rows = [], []
     for snr in snrs:
         s = sc.with_overrides({"scene.snr_sensing_db": snr})
         psi = math.sqrt(sensing_gain_variance(snr, sc.array["antennas"], sc.scene["noise_power"]))
         scene = Scene([theta0], [r0], [psi * np.exp(1j * GAIN_PHASE_RAD)])
-        simulator = Simulator(s, scene=scene)
         crb_a, crb_r = crb_at_snr(sc, true, f, theta0, snr)
         crb_rows.append({"snr_db": snr, "crb_angle_deg": crb_a, "crb_range_m": crb_r})
-        for key, label, method, mode in METHODS:
-            t0 = time.perf_counter()
-
-            def compute():
-                receiver = sensing_receiver(s, method, None, mode, ctx.kernel, ctx.temperature)
-                ea, er = [], []
-                with progress_bar(s.run["frames"], f"SNR {snr:g} dB {key}", ctx.progress) as bar:
-                    for start, n in batches(s.run["frames"], s.run["batch"]):
-                        res = sense(simulator.frames(start, n, "test"), receiver)
-                        ea.append(np.rad2deg(res.angles_rad[:, 0] - theta0))
-                        er.append(res.ranges_m[:, 0] - r0)
-                        bar.update(n)
-                ea, er = np.concatenate(ea), np.concatenate(er)
-                a, a_lo, a_hi = rmse_interval(ea)
-                r, r_lo, r_hi = rmse_interval(er)
-                return dict(
-                    snr_db=snr,
-                    method=key,
-                    angle_rmse_deg=a,
-                    angle_rmse_lo=a_lo,
-                    angle_rmse_hi=a_hi,
-                    angle_bias_deg=float(ea.mean()),
-                    range_rmse_m=r,
-                    range_rmse_lo=r_lo,
-                    range_rmse_hi=r_hi,
-                    range_bias_m=float(er.mean()),
-                    crb_angle_deg=crb_a,
-                    crb_range_m=crb_r,
-                    frames=int(ea.size),
-                )
-
+        for key, _, method, mode in METHODS:
             # one resumable unit per (SNR, method); the target and gain are fixed by the module
-            rows.append(
-                ctx.unit(
+            units.append(
+                Unit(
+                    task(
+                        rmse_point,
+                        s,
+                        scene,
+                        theta0,
+                        r0,
+                        key,
+                        method,
+                        mode,
+                        ctx.kernel,
+                        ctx.temperature,
+                        (crb_a, crb_r),
+                        ctx.task_progress,
+                    ),
                     {
                         "snr_db": snr,
                         "method": key,
@@ -216,10 +246,15 @@ def run(ctx: Context) -> dict:
                         "point_scenario": scenario_digest(s),
                         "target": [theta0, r0, GAIN_PHASE_RAD],
                     },
-                    compute,
+                    label=f"crb SNR {snr:g} dB {key}",
+                    scenario=s,
+                    frames=s.run["frames"],
                 )
             )
-            timing[key] = timing.get(key, 0.0) + time.perf_counter() - t0
+    rows = ctx.compute(units)
+    timing = {}
+    for u, row, seconds in zip(units, rows, ctx.runner.seconds):
+        timing[row["method"]] = timing.get(row["method"], 0.0) + seconds
     write_csv(ctx.path("crb.csv"), rows, COLUMNS)
     rx = sc.receiver
     step_deg = (sc.scene["target_sector_deg"][1] - sc.scene["target_sector_deg"][0]) / (rx["angle_grid"] - 1)
@@ -251,4 +286,4 @@ def run(ctx: Context) -> dict:
     }
 
 
-__all__ = ["crb_at_snr", "crb_closed_form", "fisher_information", "run", "target"]
+__all__ = ["crb_at_snr", "crb_closed_form", "fisher_information", "rmse_point", "run", "target"]

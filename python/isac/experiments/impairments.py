@@ -34,6 +34,7 @@ from ..evaluation import calibrate, score
 from ..model import array as arr
 from ..model.impairments import active_models, dead_indices, draw_gain_errors, learned_models, true_array
 from ..simulation import Simulator
+from ..tasks import Unit, task
 from ..transceiver import build
 from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
 from .learned import cache_dir, train_weights
@@ -176,13 +177,12 @@ def resolve(ctx: Context, key: str, scenario: Scenario) -> dict:
     return {"path": cached, "source": "trained", **info}
 
 
-def evaluate_method(ctx: Context, scenario: Scenario, method: str, weights_path: str | None) -> dict:
+def evaluate_method(scenario: Scenario, method: str, weights, kernel: str, temperature: float) -> dict:
     """Calibrate to receiver.p_fa (the rule of isac-eval) and score the OMP receiver of
-    ``method`` on ``scenario``: one CSV row's metrics with their 95 % intervals."""
-    weights = None
-    if weights_path:
-        weights = dataclasses.replace(ctx, scenario=scenario).load_weights(weights_path, "impairment")
-    tr = build(scenario, method, weights, "omp", ctx.kernel, ctx.temperature)
+    ``method`` (``weights``: its loaded weights, None for baseline / perfect) on ``scenario``:
+    one CSV row's metrics with their 95 % intervals. A unit's task: it may run on a Dask
+    worker (tasks.py)."""
+    tr = build(scenario, method, weights, "omp", kernel, temperature)
     simulator = Simulator(scenario, precoder=tr.precoder(scenario))
     threshold = calibrate(scenario, simulator, tr.receiver, False)
     s = score(scenario, simulator, tr.receiver, [threshold], False)[0]
@@ -262,16 +262,29 @@ def learned_quality(scenario: Scenario, weights) -> dict:
     return {k: float(v) for k, v in out.items()}
 
 
-def _rows(ctx: Context, key: str, scenario: Scenario, weights: dict | None) -> list[dict]:
-    model, strength, label = (IDEAL, "-", "ideal array") if key == IDEAL else CONFIGS[key][:3]
+def _units(ctx: Context, key: str, scenario: Scenario, weights: dict | None) -> list[Unit]:
+    """The units of configuration ``key``: one per method (the ideal array: the baseline only)."""
     methods = ["baseline"] if key == IDEAL else list(METHODS)
-    rows = []
+    units = []
     for m in methods:
         path = weights["path"] if m == "learned" else None
-        unit = {"config": key, "method": m, "scenario": scenario_digest(scenario), "weights": file_digest(path)}
-        metrics = ctx.unit(unit, lambda: evaluate_method(ctx, scenario, METHODS[m][0], path))
-        rows.append(dict(config=key, model=model, strength=strength, label=label, method=m, **metrics))
-    return rows
+        loaded = dataclasses.replace(ctx, scenario=scenario).load_weights(path, "impairment") if path else None
+        units.append(
+            Unit(
+                task(evaluate_method, scenario, METHODS[m][0], loaded, ctx.kernel, ctx.temperature),
+                {"config": key, "method": m, "scenario": scenario_digest(scenario), "weights": file_digest(path)},
+                label=f"impairments {key} {m}",
+                scenario=scenario,
+                frames=scenario.run["calibration_frames"] + scenario.run["frames"],
+            )
+        )
+    return units
+
+
+def _row(key: str, unit: Unit, metrics: dict) -> dict:
+    """The CSV row of one unit's ``metrics``, after its configuration's columns."""
+    model, strength, label = (IDEAL, "-", "ideal array") if key == IDEAL else CONFIGS[key][:3]
+    return dict(config=key, model=model, strength=strength, label=label, method=unit.key["method"], **metrics)
 
 
 def plot(path: str, rows: list[dict], title: str) -> None:
@@ -300,16 +313,16 @@ def plot(path: str, rows: list[dict], title: str) -> None:
 
 
 def run(ctx: Context) -> dict:
+    """The weights of every configuration first (found, or trained here, one after another),
+    then every unit at once (on a Dask cluster, in parallel), then the table."""
     base = ctx.scenario
-    rows, configs, timing = [], {}, {}
-    t0 = time.perf_counter()
-    rows += _rows(ctx, IDEAL, config_scenario(base, IDEAL), None)
-    timing[IDEAL] = time.perf_counter() - t0
+    configs, timing = {}, {}
+    plans = [(IDEAL, _units(ctx, IDEAL, config_scenario(base, IDEAL), None))]
     for key in CONFIGS:
         t0 = time.perf_counter()
         sc = config_scenario(base, key)
         weights = resolve(ctx, key, sc)
-        rows += _rows(ctx, key, sc, weights)
+        plans.append((key, _units(ctx, key, sc, weights)))
         w = dataclasses.replace(ctx, scenario=sc).load_weights(weights["path"], "impairment")
         configs[key] = {
             "label": CONFIGS[key][2],
@@ -320,7 +333,13 @@ def run(ctx: Context) -> dict:
             "weights": weights,
             **learned_quality(sc, w),
         }
-        timing[key] = time.perf_counter() - t0
+        timing[key] = time.perf_counter() - t0  # finding or training the weights
+    results = ctx.compute([u for _, units in plans for u in units])
+    rows, first = [], 0
+    for key, units in plans:
+        rows += [_row(key, u, r) for u, r in zip(units, results[first : first + len(units)])]
+        timing[key] = timing.get(key, 0.0) + sum(ctx.runner.seconds[first : first + len(units)])
+        first += len(units)
     write_csv(ctx.path("impairments.csv"), rows, COLUMNS)
     sc = base.scene
     plot(

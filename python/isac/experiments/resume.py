@@ -121,31 +121,51 @@ class ResultStore:
             raise DamagedUnit("its result does not match its digest")
         return stored["result"]
 
-    def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
-        """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
+    def lookup(self, key: dict[str, Any]) -> tuple[bool, Any]:
+        """(True, the stored result of unit ``key``) when the store holds it whole, else
+        (False, None); a damaged unit file is said on stderr with the reason (it will be computed
+        again)."""
         path = self._path(key)
-        if self.enabled and os.path.isfile(path):
-            try:
-                with open(path) as fh:
-                    result = self._stored_result(json.load(fh), path)
-                self.reused += 1
-                return result
-            except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
-                self.damaged += 1
-                why = str(exc) if isinstance(exc, DamagedUnit) else type(exc).__name__
-                print(f"note: resume unit {path} is damaged ({why}); computing it again", file=sys.stderr)
-        result = compute()
+        if not (self.enabled and os.path.isfile(path)):
+            return False, None
+        try:
+            with open(path) as fh:
+                result = self._stored_result(json.load(fh), path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:  # e.g. a full disk: compute it again
+            self.damaged += 1
+            why = str(exc) if isinstance(exc, DamagedUnit) else type(exc).__name__
+            print(f"note: resume unit {path} is damaged ({why}); computing it again", file=sys.stderr)
+            return False, None
+        self.reused += 1
+        return True, result
+
+    def save(self, key: dict[str, Any], result: Any) -> None:
+        """Store the result of unit ``key`` with the digest of its result (atomically: a unit file is
+        whole or absent)."""
+        path = self._path(key)
         os.makedirs(self.folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, suffix=".tmp")
-        with os.fdopen(fd, "w") as fh:
-            digest = hashlib.sha256(_result_text(result).encode()).hexdigest()
-            record = {"key": key, "common": self.common, "result": result, "digest": digest}
-            json.dump(record, fh, allow_nan=True, default=_jsonable)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                digest = hashlib.sha256(_result_text(result).encode()).hexdigest()
+                record = {"key": key, "common": self.common, "result": result, "digest": digest}
+                json.dump(record, fh, allow_nan=True, default=_jsonable)
+        except BaseException:
+            os.unlink(tmp)
+            raise
         from ..weights import file_mode
 
         os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the mode open() would have
-        os.replace(tmp, path)  # atomic: a unit file is whole or absent
+        os.replace(tmp, path)
         self.computed += 1
+
+    def unit(self, key: dict[str, Any], compute: Callable[[], Any]) -> Any:
+        """The stored result of unit ``key``, or ``compute()`` (then stored at once)."""
+        found, result = self.lookup(key)
+        if found:
+            return result
+        result = compute()
+        self.save(key, result)
         return result
 
     def summary(self) -> dict[str, Any]:

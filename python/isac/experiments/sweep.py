@@ -21,14 +21,15 @@ Each method's curve is one unit of a resumable run (resume.py).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..config import Scenario
 from ..evaluation import calibration_peaks, score
 from ..model.metrics import calibrate_threshold
 from ..simulation import Simulator
+from ..tasks import Shared, Unit, task
 from ..transceiver import build
 from .common import Context, pyplot, row_metrics, save_figure, write_csv
 from .learned import resolve_weights
@@ -114,16 +115,16 @@ def curve_key(curve: Curve) -> dict:
     }
 
 
-def sweep_curve(ctx: Context, curve: Curve) -> list[dict]:
-    """The rows (one per distinct threshold) of one curve."""
-    sc = ctx.scenario
+def sweep_curve(sc: Scenario, curve: Curve, weights, kernel: str, temperature: float, progress=None) -> list[dict]:
+    """The rows (one per distinct threshold) of one curve on scenario ``sc``; ``weights``: the
+    curve's loaded weights (None for baseline / perfect). A unit's task: it may run on a Dask
+    worker (tasks.py)."""
     T = sc.scene["max_targets"]
-    weights = ctx.load_weights(curve.weights, curve.method) if curve.weights else None
-    tr = build(sc, curve.method, weights, curve.receiver, ctx.kernel, ctx.temperature)
+    tr = build(sc, curve.method, weights, curve.receiver, kernel, temperature)
     simulator = Simulator(sc, precoder=tr.precoder(sc))
-    peaks, counts = calibration_peaks(sc, simulator, tr.receiver, ctx.progress, f"calibrating {curve.key}")
+    peaks, counts = calibration_peaks(sc, simulator, tr.receiver, progress, f"calibrating {curve.key}")
     thresholds = [calibrate_threshold(peaks, counts, T, p) for p in P_FA_TARGETS]
-    scores = score(sc, simulator, tr.receiver, thresholds, ctx.progress, f"testing {curve.key}")
+    scores = score(sc, simulator, tr.receiver, thresholds, progress, f"testing {curve.key}")
     rows, seen = [], set()
     for target, thr, s in zip(P_FA_TARGETS, thresholds, scores):
         if thr in seen:  # two targets calibrated to the same threshold: one point
@@ -176,13 +177,24 @@ def plot(path: str, curves: dict[str, list[dict]], title: str) -> None:
     save_figure(fig, path, title)
 
 
+def curve_unit(ctx: Context, curve: Curve) -> Unit:
+    """One curve as a resumable unit of work (tasks.Unit: resume.py, cluster.py)."""
+    sc = ctx.scenario
+    weights = Shared(ctx.load_weights(curve.weights, curve.method) if curve.weights else None)
+    return Unit(
+        task(sweep_curve, sc, curve, weights, ctx.kernel, ctx.temperature, ctx.task_progress),
+        curve_key(curve),
+        label=f"{ctx.name} {curve.key}",
+        scenario=sc,
+        frames=sc.run["calibration_frames"] + sc.run["frames"],
+    )
+
+
 def _run(ctx: Context, methods: list[Curve], title: str) -> dict:
-    """Each curve is one resumable unit (resume.py)."""
-    curves, timing = {}, {}
-    for m in methods:
-        t0 = time.perf_counter()
-        curves[m.key] = ctx.unit(curve_key(m), lambda: sweep_curve(ctx, m))
-        timing[m.key] = time.perf_counter() - t0
+    """Each curve is one resumable unit (resume.py); the curves run at once on a Dask cluster."""
+    computed = ctx.compute([curve_unit(ctx, m) for m in methods])
+    curves = {m.key: rows for m, rows in zip(methods, computed)}
+    timing = {m.key: seconds for m, seconds in zip(methods, ctx.runner.seconds)}
     rows = [r for key in curves for r in curves[key]]
     write_csv(ctx.path(f"{ctx.name}.csv"), rows, COLUMNS)
     plot(ctx.path(f"{ctx.name}.png"), curves, title)

@@ -33,7 +33,8 @@ Weights of fig5 / fig6 (``--weights-dir DIR``), one file per method (learned.WEI
 (dictionary and nn files trained with scene.max_targets = 1, as the experiment's scenario; NNBL
 checks T_max). A missing file is found or trained as learned.py says (OUT/weights-SIZE/, the
 shipped impairment weights, or a training of the --size's profile). Each sweep point is one
-unit of a resumable run (resume.py).
+unit of a resumable run (resume.py); all the units of a figure are computed at once (on a
+Dask cluster, in parallel: cluster.py), the single-target threshold once per method.
 """
 
 from __future__ import annotations
@@ -45,8 +46,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..config import Scenario
-from ..evaluation import calibrate, progress_bar, score
+from ..evaluation import calibrate, score
 from ..simulation import Simulator
+from ..tasks import Shared, Unit, task
 from ..transceiver import build, get
 from .common import Context, ExperimentError, pyplot, row_metrics, save_figure, write_csv
 from .learned import method_of, parameter_count, resolve_weights
@@ -120,42 +122,41 @@ class Spec:
     weights: str | None = None
 
 
-class Transceiver:
-    """The transceiver of one Spec (transceiver.build, as evaluation.evaluate builds it): the
-    receiver is built once, the precoder per (eta, phi)."""
-
-    def __init__(self, scenario: Scenario, spec: Spec, ctx: Context):
-        self.spec = spec
-        weights = ctx.load_weights(spec.weights, spec.method) if spec.weights else None
-        self.transceiver = build(scenario, spec.method, weights, spec.receiver, ctx.kernel, ctx.temperature)
-        self.sensor = self.transceiver.receiver
-        self._single_target_threshold = None
-
-    def precoder(self, scenario: Scenario) -> np.ndarray:
-        return self.transceiver.precoder(scenario)
-
-    def threshold(self, scenario: Scenario, simulator: Simulator) -> float:
-        """delta calibrated to receiver.p_fa (evaluation.calibrate). With T_max = 1 a false alarm
-        (21) can only happen on a frame without a target, whose echo is noise alone, drawn from
-        the frame's own generator whatever the precoder: the threshold is the same at every
-        (eta, phi) of a method (tested), so it is calibrated once, at the first point computed."""
-        if scenario.scene["max_targets"] != 1:
-            return calibrate(scenario, simulator, self.sensor, False)
-        if self._single_target_threshold is None:
-            self._single_target_threshold = calibrate(scenario, simulator, self.sensor, False)
-        return self._single_target_threshold
+def single_target_threshold(
+    scenario: Scenario, base: Scenario, spec: Spec, weights, kernel: str, temperature: float
+) -> float:
+    """delta calibrated to receiver.p_fa (evaluation.calibrate) for the points of ``spec`` with
+    T_max = 1: a false alarm (21) can then only happen on a frame without a target, whose echo is
+    noise alone, drawn from the frame's own generator whatever the precoder, so the threshold is
+    the same at every (eta, phi) of a method (tested). It is calibrated once per method, on the
+    frames of the sweep's first point ``scenario``: a task that the method's points take."""
+    t = build(base, spec.method, weights, spec.receiver, kernel, temperature)
+    return calibrate(scenario, Simulator(scenario, precoder=t.precoder(scenario)), t.receiver, False)
 
 
-def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
-    """Calibrate to receiver.p_fa and score one sweep point; the row of the CSV."""
-    simulator = Simulator(scenario, precoder=tr.precoder(scenario))
-    threshold = tr.threshold(scenario, simulator)
-    s = score(scenario, simulator, tr.sensor, [threshold], False)[0]
+def point(
+    scenario: Scenario,
+    base: Scenario,
+    spec: Spec,
+    weights,
+    kernel: str,
+    temperature: float,
+    threshold: float | None = None,
+) -> dict:
+    """Calibrate to receiver.p_fa (unless ``threshold``, the method's single-target one, is
+    given) and score one sweep point ``scenario``; the row of the CSV. The receiver is built on
+    the experiment's scenario ``base`` (it does not depend on eta, phi), the precoder on the
+    point's. A unit's task: it may run on a Dask worker (tasks.py)."""
+    t = build(base, spec.method, weights, spec.receiver, kernel, temperature)
+    simulator = Simulator(scenario, precoder=t.precoder(scenario))
+    if threshold is None:
+        threshold = calibrate(scenario, simulator, t.receiver, False)
+    s = score(scenario, simulator, t.receiver, [threshold], False)[0]
     tx = scenario.transmitter
     row = dict(
         row_metrics(s),
-        method=tr.spec.key,
-        label=tr.spec.label,
+        method=spec.key,
+        label=spec.label,
         eta=tx["eta"],
         phi_rad=tx["phi_rad"],
         threshold=threshold,
@@ -164,33 +165,34 @@ def point(ctx: Context, scenario: Scenario, tr: Transceiver) -> dict:
     return {c: row[c] for c in COLUMNS}
 
 
-def sweep(ctx: Context, spec: Spec, etas, phis) -> list[dict]:
-    """The rows of one curve, one resumable unit per (eta, phi); the receiver is built once,
-    and only when a point must be computed."""
-    tr = None
+def sweep_units(ctx: Context, spec: Spec, etas, phis) -> list[Unit]:
+    """The units of one curve, one resumable unit per (eta, phi), in sweep order; with T_max = 1
+    they share one threshold task (single_target_threshold), computed only when a point is."""
+    base = ctx.scenario
+    weights = Shared(ctx.load_weights(spec.weights, spec.method) if spec.weights else None)
+    setup = (base, spec, weights, ctx.kernel, ctx.temperature)
+    grid = [(float(eta), float(phi)) for eta in etas for phi in phis]
+    scenarios = [base.with_overrides({"transmitter.eta": eta, "transmitter.phi_rad": phi}) for eta, phi in grid]
+    threshold = task(single_target_threshold, scenarios[0], *setup) if base.scene["max_targets"] == 1 else None
     digest = file_digest(spec.weights)
-    rows = []
-    with progress_bar(len(etas) * len(phis), f"{ctx.name} {spec.key}", ctx.progress) as bar:
-        for eta in etas:
-            for phi in phis:
-                sc = ctx.scenario.with_overrides({"transmitter.eta": float(eta), "transmitter.phi_rad": float(phi)})
-
-                def compute():
-                    nonlocal tr
-                    tr = tr or Transceiver(ctx.scenario, spec, ctx)
-                    return point(ctx, sc, tr)
-
-                key = {
-                    "curve": spec.key,
-                    "label": spec.label,
-                    "method": spec.method,
-                    "receiver": spec.receiver,
-                    "weights": digest,
-                    "point_scenario": scenario_digest(sc),
-                }
-                rows.append(ctx.unit(key, compute))
-                bar.update(1)
-    return rows
+    frames = base.run["frames"] + (0 if threshold else base.run["calibration_frames"])
+    return [
+        Unit(
+            task(point, sc, *setup, threshold),
+            {
+                "curve": spec.key,
+                "label": spec.label,
+                "method": spec.method,
+                "receiver": spec.receiver,
+                "weights": digest,
+                "point_scenario": scenario_digest(sc),
+            },
+            label=f"{ctx.name} {spec.key} eta={eta:.4g} phi={phi:.4g}",
+            scenario=sc,
+            frames=frames,
+        )
+        for (eta, phi), sc in zip(grid, scenarios)
+    ]
 
 
 def pareto(rows: list[dict], metric: str) -> list[dict]:
@@ -288,11 +290,15 @@ def _summarise(curves: dict[str, list[dict]], metrics: list[str]) -> dict:
 
 
 def _run_curves(ctx: Context, specs: list[Spec], etas, phis) -> tuple[dict, dict]:
-    curves, timing = {}, {}
-    for spec in specs:
-        t0 = time.perf_counter()
-        curves[spec.key] = sweep(ctx, spec, etas, phis)
-        timing[spec.key] = time.perf_counter() - t0
+    """The rows of every curve (one compute of all their units: on a Dask cluster they run at
+    once) and the seconds spent on each curve's units."""
+    plans = [sweep_units(ctx, spec, etas, phis) for spec in specs]
+    results = ctx.compute([u for plan in plans for u in plan])
+    curves, timing, first = {}, {}, 0
+    for spec, plan in zip(specs, plans):
+        curves[spec.key] = results[first : first + len(plan)]
+        timing[spec.key] = sum(ctx.runner.seconds[first : first + len(plan)])
+        first += len(plan)
     return curves, timing
 
 
@@ -419,7 +425,10 @@ __all__ = [
     "SWEEPS",
     "Spec",
     "pareto",
+    "point",
     "run_fig5",
     "run_fig6",
     "run_fig9",
+    "single_target_threshold",
+    "sweep_units",
 ]
