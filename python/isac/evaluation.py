@@ -186,7 +186,7 @@ def evaluate(
             threshold = calibrate(scenario, simulator, t.receiver, progress)
         scores = score(scenario, simulator, t.receiver, [threshold], progress, f"testing {method}")[0]
     else:
-        setup = (scenario, method, Shared(weights), receiver, kernel or default_kernel(), temperature)
+        setup = (scenario, method, Shared(weights), receiver, kernel or default_kernel(scenario), temperature)
         if threshold is None:
             total = scenario.run["calibration_frames"]
             units = _chunk_units(

@@ -146,12 +146,18 @@ class Scores:
     scored frames i: ``true_targets`` sum T_i, ``detected_targets`` sum min(T_i, T^_i) (so
     ``missed`` = the numerator of p_md (20)), ``false_alarms`` sum max(T_i, T^_i) - T_i and
     ``false_alarm_room`` sum T_max - T_i (numerator and denominator of p_fa (21)),
-    ``symbol_errors`` of ``symbols`` (SER (22))."""
+    ``symbol_errors`` of ``symbols`` (SER (22)).
+
+    Moving targets (frames of M OFDM symbols): ``speed_sq`` the squared speed errors (m/s)^2 of
+    the assigned pairs whose estimate has a speed; ``speed_weight`` w (s) > 0 scores the
+    velocity-aware GOSPA, a target and an estimate then being sqrt(||p - p^||^2 + (w (v - v^))^2)
+    apart (w = 0: the paper's GOSPA (17) on positions)."""
 
     max_targets: int
     cutoff: float
     p: float
     mu: float
+    speed_weight: float = 0.0
     true_targets: int = 0
     detected_targets: int = 0
     false_alarms: int = 0
@@ -161,12 +167,19 @@ class Scores:
     gospa_stats: RunningMean = field(default_factory=RunningMean)  # GOSPA (m) per frame
     angle_sq: RunningMean = field(default_factory=RunningMean)  # squared angle error (deg^2) per assigned pair
     range_sq: RunningMean = field(default_factory=RunningMean)  # squared range error (m^2) per assigned pair
+    speed_sq: RunningMean = field(default_factory=RunningMean)  # squared speed error ((m/s)^2) per assigned pair
 
     @classmethod
     def for_scenario(cls, scenario) -> "Scores":
         """Empty scores with T_max and the GOSPA parameters of ``scenario``."""
         rx = scenario.receiver
-        return cls(scenario.scene["max_targets"], rx["gospa_c_m"], rx["gospa_p"], rx["gospa_mu"])
+        return cls(
+            scenario.scene["max_targets"],
+            rx["gospa_c_m"],
+            rx["gospa_p"],
+            rx["gospa_mu"],
+            float(scenario.get("receiver.gospa_speed_weight_s")),
+        )
 
     # --- accumulation ---------------------------------------------------------------
     def add_sensing(self, true_angles_rad, true_ranges_m, est_angles_rad, est_ranges_m) -> float:
@@ -177,13 +190,24 @@ class Scores:
         return float(self.add_sensing_batch(ta[None], tr[None], [ta.shape[0]], ea[None], er[None], [ea.shape[0]])[0])
 
     def add_sensing_batch(
-        self, true_angles_rad, true_ranges_m, true_counts, est_angles_rad, est_ranges_m, est_counts
+        self,
+        true_angles_rad,
+        true_ranges_m,
+        true_counts,
+        est_angles_rad,
+        est_ranges_m,
+        est_counts,
+        true_speeds_mps=None,
+        est_speeds_mps=None,
     ) -> np.ndarray:
         """Score B frames at once, in order: row b of the (B, W) angle (rad) and range (m) arrays
         holds frame b's ``true_counts[b]`` targets and ``est_counts[b]`` detections in its first
         entries (the rest of the row is ignored). The same results as B calls of
         :meth:`add_sensing`, bit for bit; the distances and costs of all frames are computed in
-        one vectorised step, the optimal assignment frame by frame. Returns the (B,) GOSPA (m)."""
+        one vectorised step, the optimal assignment frame by frame. Returns the (B,) GOSPA (m).
+        With the speeds (m/s, (B, W) each; NaN for an estimate without one) the speed errors of
+        the assigned pairs are kept (``speed_sq``) and, with ``speed_weight`` > 0, enter the
+        distances of the GOSPA."""
         nt = np.asarray(true_counts, dtype=np.int64).reshape(-1)
         ne = np.asarray(est_counts, dtype=np.int64).reshape(-1)
         B = nt.shape[0]
@@ -203,10 +227,19 @@ class Scores:
             or min(nt.min(), ne.min()) < 0
         ):
             raise ValueError("Scores.add_sensing_batch: a count is negative or exceeds its row width")
-        dist, cost = gospa_costs(positions(ta, tr), positions(ea, er), self.cutoff, self.p)
+        pt, pe = positions(ta, tr), positions(ea, er)
+        speeds = est_speeds_mps is not None and true_speeds_mps is not None
+        if speeds:
+            tv = np.asarray(true_speeds_mps, dtype=np.float64).reshape(B, -1)
+            ev = np.asarray(est_speeds_mps, dtype=np.float64).reshape(B, -1)
+            if self.speed_weight > 0:  # velocity-aware GOSPA: the speed as a third coordinate (m)
+                pt = np.concatenate([pt, self.speed_weight * tv[..., None]], axis=-1)
+                pe = np.concatenate([pe, self.speed_weight * np.nan_to_num(ev)[..., None]], axis=-1)
+        dist, cost = gospa_costs(pt, pe, self.cutoff, self.p)
         # errors of every (true, detected) pair; the assigned ones are taken below
         angle_sq = np.rad2deg(ea[:, None, :] - ta[:, :, None]) ** 2
         range_sq = (er[:, None, :] - tr[:, :, None]) ** 2
+        speed_sq = (ev[:, None, :] - tv[:, :, None]) ** 2 if speeds else None
         assigned = []  # (frame, true index, detection index) of the pairs within the cut-off, in order
         for b in range(B):
             n, m = int(nt[b]), int(ne[b])
@@ -217,6 +250,9 @@ class Scores:
             b, i, j = np.array(assigned).T
             self.angle_sq.add_many(angle_sq[b, i, j])
             self.range_sq.add_many(range_sq[b, i, j])
+            if speed_sq is not None:
+                sq = speed_sq[b, i, j]
+                self.speed_sq.add_many(sq[np.isfinite(sq)])  # estimates with a speed (M > 1 symbols)
         self.true_targets += int(nt.sum())
         self.detected_targets += int(np.minimum(nt, ne).sum())
         self.false_alarms += int((np.maximum(nt, ne) - nt).sum())
@@ -233,7 +269,9 @@ class Scores:
         ``result`` (OmpResult) cut at ``threshold``, and the detected messages (B, S)."""
         ta, nt = padded_rows([scene.angles_rad for scene in frames.scenes])
         tr, _ = padded_rows([scene.ranges_m for scene in frames.scenes])
-        self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, result.counts(threshold))
+        speeds = getattr(result, "speeds_mps", None)  # measured over M > 1 symbols
+        tv = padded_rows([scene.speeds_mps for scene in frames.scenes])[0] if speeds is not None else None
+        self.add_sensing_batch(ta, tr, nt, result.angles_rad, result.ranges_m, result.counts(threshold), tv, speeds)
         self.add_symbols(np.sum(detected_messages != frames.messages), frames.messages.size)
 
     def merge(self, other: "Scores") -> None:
@@ -241,17 +279,19 @@ class Scores:
         another worker), as if they had been scored here after this one's: every count exact,
         the mean GOSPA and the RMSEs and their spreads to rounding (RunningMean.merge). Scores
         of other GOSPA parameters or T_max are refused, naming both."""
-        mine = (self.max_targets, self.cutoff, self.p, self.mu)
-        theirs = (other.max_targets, other.cutoff, other.p, other.mu)
+        mine = (self.max_targets, self.cutoff, self.p, self.mu, self.speed_weight)
+        theirs = (other.max_targets, other.cutoff, other.p, other.mu, other.speed_weight)
         if mine != theirs:
             raise ValueError(
-                f"Scores.merge: (T_max, gamma, p, mu) must be equal, got {mine} here and {theirs} in the merged scores"
+                f"Scores.merge: (T_max, gamma, p, mu, w) must be equal, got {mine} here and {theirs} in the merged "
+                "scores"
             )
         for name in COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.gospa_stats.merge(other.gospa_stats)
         self.angle_sq.merge(other.angle_sq)
         self.range_sq.merge(other.range_sq)
+        self.speed_sq.merge(other.speed_sq)
 
     # --- results --------------------------------------------------------------------
     @property
@@ -276,9 +316,9 @@ class Scores:
     def rmse_interval(self, kind: str, z: float = Z95) -> tuple[float, float, float]:
         """(RMSE, lower, upper) of the ``kind`` = "angle" (deg) or "range" (m) errors of the
         assigned pairs: the normal interval of the mean squared error, square-rooted."""
-        stats = {"angle": self.angle_sq, "range": self.range_sq}.get(kind)
+        stats = {"angle": self.angle_sq, "range": self.range_sq, "speed": self.speed_sq}.get(kind)
         if stats is None:
-            raise ValueError(f"Scores.rmse_interval: kind must be 'angle' or 'range', got {kind!r}")
+            raise ValueError(f"Scores.rmse_interval: kind must be 'angle', 'range' or 'speed', got {kind!r}")
         return root_interval(stats.interval(z))
 
     def summary(self) -> dict:
@@ -291,6 +331,7 @@ class Scores:
             "ser": _ratio(self.symbol_errors, self.symbols),
             "angle_rmse_deg": math.sqrt(self.angle_sq.mean()) if self.angle_sq.n else float("nan"),
             "range_rmse_m": math.sqrt(self.range_sq.mean()) if self.range_sq.n else float("nan"),
+            "speed_rmse_mps": math.sqrt(self.speed_sq.mean()) if self.speed_sq.n else float("nan"),
             "frames": self.frames,
         }
 
@@ -300,10 +341,12 @@ def add_sensing_records(scores: Scores, pairs) -> None:
     records (messages.Truth, messages.Detections): one :meth:`Scores.add_sensing_batch` call."""
     if not pairs:
         return
-    (ta, nt), (tr, _), (ea, ne), (er, _) = (
-        padded_rows([getattr(pair[i], key) for pair in pairs]) for i in (0, 1) for key in ("angle_rad", "range_m")
+    (ta, nt), (tr, _), (tv, _), (ea, ne), (er, _), (ev, _) = (
+        padded_rows([getattr(pair[i], key) for pair in pairs])
+        for i in (0, 1)
+        for key in ("angle_rad", "range_m", "speed_mps")
     )
-    scores.add_sensing_batch(ta, tr, nt, ea, er, ne)
+    scores.add_sensing_batch(ta, tr, nt, ea, er, ne, tv, ev)
 
 
 __all__ = ["RunningMean", "Scores", "Z95", "add_sensing_records", "normal_interval", "padded_rows", "root_interval"]

@@ -33,7 +33,7 @@ class message_source(base.FrameBlock, gr.sync_block):
         self.buffer_frames((0, 1), base.SYMBOL_FRAMES)
 
     def messages(self, first: int, count: int) -> np.ndarray:
-        """Messages of stream frames ``first .. first+count-1`` ((count, S) int32): the model call of ``work``."""
+        """Messages of stream frames ``first .. first+count-1`` ((count, M S) int32): the model call of ``work``."""
         return stream_messages(self.seed, self.stream, self.first_frame + first, count, self.geometry)
 
     def work_frames(self, input_items, output_items):
@@ -43,7 +43,7 @@ class message_source(base.FrameBlock, gr.sync_block):
             n = min(n, self.frames - start)
             if n <= 0:
                 return -1  # WORK_DONE
-        m = np.zeros((n, self.geometry.subcarriers), np.int32)  # a frame that fails: message 0 everywhere
+        m = np.zeros((n, self.geometry.symbol_items), np.int32)  # a frame that fails: message 0 everywhere
 
         def batch():
             m[:] = self.messages(start, n)

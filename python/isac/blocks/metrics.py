@@ -167,7 +167,8 @@ class metrics(base.FrameBlock, gr.sync_block):
             f"{s['frames']} frames: p_md={s['p_md']:.4f} p_fa={s['p_fa']:.4f} "
             f"GOSPA={s['gospa']:.2f} m SER={s['ser']:.2e} "
             f"angle RMSE={s['angle_rmse_deg']:.3f} deg range RMSE={s['range_rmse_m']:.3f} m "
-            f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped, "
+            + (f"speed RMSE={s['speed_rmse_mps']:.3f} m/s " if self.geometry.symbols > 1 else "")
+            + f"({s['comm_frames']} comm frames, {s['skipped_frames']} skipped, "
             f"{s['skipped_comm_frames']} comm frames skipped)"
         )
 

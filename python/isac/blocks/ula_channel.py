@@ -127,11 +127,12 @@ class ula_channel(base.FrameBlock, gr.sync_block):
             self.frame_ok()
             return out
         except Exception:  # noqa: BLE001 - frame by frame: a failing frame stays as FrameBatch.empty
-            out = FrameBatch.empty(X.shape[0], *self.geometry.array_shape, self.scenario.scene["max_targets"])
+            g = self.geometry
+            out = FrameBatch.empty(X.shape[0], g.antennas, g.subcarriers, self.scenario.scene["max_targets"], g.symbols)
 
         def one(b):
             f = self.frames(index + b, X[b : b + 1])
-            out.put(b, f.scene(0), f.y_sensing[0], f.y_comm[0], f.csi[0], f.comm_angle_rad[0])
+            out.put(b, f.scene(0), f.y_sensing[0], f.y_comm[0], f.csi[0], f.comm_angle_rad[0])  # speeds in scene
 
         self.per_frame(first, X.shape[0], one, lambda b: None)  # invalid rows: NaN signals, no targets
         return out
@@ -158,8 +159,8 @@ class ula_channel(base.FrameBlock, gr.sync_block):
             out = self._batch(read + i0, X[i0:i1], y_r)
             if out.y_sensing is not y_r:
                 y_r[:] = out.y_sensing
-            output_items[1][i0:i1] = out.y_comm
-            output_items[2][i0:i1] = out.csi
+            output_items[1][i0:i1] = out.y_comm.reshape(i1 - i0, -1)  # a frame's M symbols in a row
+            output_items[2][i0:i1] = out.csi.reshape(i1 - i0, -1)
             for b, truth in enumerate(TruthBatch.of_frames(read + i0, self.first_frame + read + i0, out).pmts()):
                 self.add_item_tag(0, written + i0 + b, tag, truth)
                 self.message_port_pub(port, truth)

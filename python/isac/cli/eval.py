@@ -208,14 +208,15 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 1
-    out = {k: result[k] for k in KEYS}
+    keys = KEYS if scenario.get("ofdm.symbols") == 1 else KEYS[:6] + ("speed_rmse_mps",) + KEYS[6:]
+    out = {k: result[k] for k in keys}
     out.update(
         method=args.method,
         receiver=result["receiver"],
         scenario_hash=scenario.hash(),
         calibration_frames=scenario.run["calibration_frames"],
     )
-    for key in KEYS:
+    for key in keys:
         print(f"{key:>16s}  {out[key]:.6g}" if isinstance(out[key], float) else f"{key:>16s}  {out[key]}")
     if args.json:
         # strict JSON: a metric that is undefined (e.g. RMSE with no matched pair) is null

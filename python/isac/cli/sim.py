@@ -31,12 +31,17 @@ from ..transceiver import REFERENCE_METHOD, default_kernel, load_weights, method
 from .common import add_scenario_options, add_transceiver_options, load_plugins, load_scenario, progress_flag
 
 
-def _targets(angles_deg, ranges_m) -> str:
+def _targets(angles_deg, ranges_m, speeds_mps=None) -> str:
+    """'( -30.00 deg,   50.0 m)' per target, by range; with ``speeds_mps`` (frames of M > 1 OFDM
+    symbols) also the radial speed, '( -30.00 deg,   50.0 m,  +12.3 m/s)' (positive = approaching)."""
     angles_deg, ranges_m = np.atleast_1d(angles_deg), np.atleast_1d(ranges_m)
     if len(angles_deg) == 0:
         return "-"
     order = np.argsort(ranges_m)
-    return "  ".join(f"({angles_deg[i]:7.2f} deg, {ranges_m[i]:6.1f} m)" for i in order)
+    if speeds_mps is None:
+        return "  ".join(f"({angles_deg[i]:7.2f} deg, {ranges_m[i]:6.1f} m)" for i in order)
+    v = np.atleast_1d(speeds_mps)
+    return "  ".join(f"({angles_deg[i]:7.2f} deg, {ranges_m[i]:6.1f} m, {v[i]:+6.1f} m/s)" for i in order)
 
 
 class FramePrinter:
@@ -44,7 +49,8 @@ class FramePrinter:
 
     def __init__(self, scenario, frames: int, stream=None, progress=None):
         self.rx = scenario.receiver
-        self.S = scenario.ofdm["subcarriers"]
+        self.S = FrameGeometry.of(scenario).symbol_items  # symbols of a frame: S, or M S
+        self.moving = FrameGeometry.of(scenario).symbols > 1  # speeds are measured and printed
         self.stream = stream or sys.stdout
         self.lock = threading.Lock()
         self.bar = None
@@ -69,8 +75,9 @@ class FramePrinter:
                 f"frame {frame:4d}: {truth.count} targets, {det.count} detected, SER {ser}, GOSPA {g:6.2f} m{flag}",
                 file=self.stream,
             )
-            print(f"    truth      {_targets(truth.angle_deg, truth.range_m)}", file=self.stream)
-            print(f"    detections {_targets(det.angle_deg, det.range_m)}", file=self.stream, flush=True)
+            tv, dv = (truth.speed_mps, det.speed_mps) if self.moving else (None, None)
+            print(f"    truth      {_targets(truth.angle_deg, truth.range_m, tv)}", file=self.stream)
+            print(f"    detections {_targets(det.angle_deg, det.range_m, dv)}", file=self.stream, flush=True)
             if self.bar is not None:
                 self.bar.update(1)
 
@@ -299,7 +306,7 @@ def _main(argv=None) -> int:
     scenario = load_scenario(args)
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
-    kernel = args.kernel or default_kernel()
+    kernel = args.kernel or default_kernel(scenario)
     from ..evaluation import calibrate, evaluate
     from ..simulation import Simulator
     from ..transceiver import build
@@ -384,6 +391,7 @@ def _main(argv=None) -> int:
     print(
         f"over {s['frames']} frames: p_md = {s['p_md']:.4f}, p_fa = {s['p_fa']:.4f}, GOSPA = {s['gospa']:.2f} m, "
         f"SER = {s['ser']:.4g}, angle RMSE = {s['angle_rmse_deg']:.3f} deg, range RMSE = {s['range_rmse_m']:.2f} m"
+        + (f", speed RMSE = {s['speed_rmse_mps']:.2f} m/s" if FrameGeometry.of(scenario).symbols > 1 else "")
         + (
             f" ({s['skipped_comm_frames']} comm frames not scored: invalid y_c or CSI)"
             if s["skipped_comm_frames"]

@@ -150,7 +150,7 @@ def run(
     if weights_dir and not os.path.isdir(weights_dir):
         raise ExperimentError(f"--weights-dir {weights_dir}: no such folder")
     os.makedirs(out, exist_ok=True)
-    kernel = kernel or default_kernel()
+    kernel = kernel or default_kernel(scenario)
     weights_key = file_digest(weights) if weights and os.path.isfile(weights) else weights
     store = ResultStore(
         os.path.join(out, ".partial", name),

@@ -50,10 +50,15 @@ def _doppler_kernel_available() -> bool:
     return True
 
 
-def default_kernel() -> str:
+def default_kernel(scenario=None) -> str:
     """The kernel used when none is named, everywhere (apps, blocks, experiments): "cpp" when
-    the C++ kernels are built (same results as numpy, 10-20x faster), else "numpy"."""
-    return "cpp" if cpp_kernels_available() else "numpy"
+    the C++ kernels are built (same results as numpy, 10-20x faster), else "numpy"; for a
+    ``scenario`` of M > 1 OFDM symbols, "cpp" when the angle-delay-Doppler kernel is built too."""
+    if not cpp_kernels_available():
+        return "numpy"
+    if scenario is not None and FrameGeometry.of(scenario).symbols > 1 and not _doppler_kernel_available():
+        return "numpy"
+    return "cpp"
 
 
 def check_choice(name: str, value, choices) -> str:
@@ -92,7 +97,7 @@ class Receiver:
         temperature: float = DEFAULT_TEMPERATURE,
     ):
         if kernel is None:
-            kernel = default_kernel() if default_kernel() in self.kernels else self.kernels[-1]
+            kernel = default_kernel(scenario) if default_kernel(scenario) in self.kernels else self.kernels[-1]
         self.kernel = check_choice("kernel", kernel, self.kernels)
         if not (isinstance(temperature, (int, float)) and np.isfinite(temperature) and temperature > 0):
             raise ValueError(f"temperature must be a finite number > 0, got {temperature!r}")
@@ -128,13 +133,13 @@ class OmpReceiver(Receiver):
     multi_symbol = True
 
     def __init__(self, scenario, array, kernel=None, temperature=DEFAULT_TEMPERATURE):
-        if FrameGeometry.of(scenario).symbols > 1 and not _doppler_kernel_available():
-            if kernel == "cpp":
-                raise ValueError(
-                    "kernel 'cpp': the C++ kernels of this build run frames of one OFDM symbol; with "
-                    "ofdm.symbols > 1 use kernel 'numpy'"
-                )
-            kernel = "numpy"
+        if kernel is None:
+            kernel = default_kernel(scenario)
+        if kernel == "cpp" and FrameGeometry.of(scenario).symbols > 1 and not _doppler_kernel_available():
+            raise ValueError(
+                "kernel 'cpp': the C++ kernels of this build run frames of one OFDM symbol; with "
+                "ofdm.symbols > 1 use kernel 'numpy'"
+            )
         super().__init__(scenario, array, kernel, temperature)
         self.dictionaries = D = omp_dictionaries(scenario, array)
         self._cpp = None
