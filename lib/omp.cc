@@ -93,6 +93,60 @@ void residual_power_row(const float* __restrict mr, const float* __restrict mi, 
 }
 
 /*
+ * One row of the residual power map of t atoms: p[j] = |m[j] - sum_{s<t} u_s q_s[j]|^2
+ * (t = 0: |m[j]|^2), with the unrolled rows above for t <= 8; xr, xi are Nd floats of
+ * scratch for larger t.
+ */
+void residual_power(int t, const float* mr, const float* mi, const float* ur, const float* ui, const float* qr,
+                    const float* qi, int64_t Nd, float* p, float* xr, float* xi)
+{
+    switch (t) {
+    case 0:
+        for (int64_t j = 0; j < Nd; ++j)
+            p[j] = mr[j] * mr[j] + mi[j] * mi[j];
+        break;
+    case 1:
+        residual_power_row<1>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 2:
+        residual_power_row<2>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 3:
+        residual_power_row<3>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 4:
+        residual_power_row<4>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 5:
+        residual_power_row<5>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 6:
+        residual_power_row<6>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 7:
+        residual_power_row<7>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 8:
+        residual_power_row<8>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    default:
+        std::copy(mr, mr + Nd, xr);
+        std::copy(mi, mi + Nd, xi);
+        for (int s = 0; s < t; ++s) {
+            const float a = ur[s], b = ui[s];
+            const float* sr = qr + s * Nd;
+            const float* si = qi + s * Nd;
+            for (int64_t j = 0; j < Nd; ++j) {
+                xr[j] -= a * sr[j] - b * si[j];
+                xi[j] -= a * si[j] + b * sr[j];
+            }
+        }
+        for (int64_t j = 0; j < Nd; ++j)
+            p[j] = xr[j] * xr[j] + xi[j] * xi[j];
+    }
+}
+
+/*
  * The map of the input, M0, and the residual maps M0 - sum_t alpha_t pa_t pd_t^T with
  * pa_t = Phi_a^H a_t (Na) and pd_t = Phi_d^H rho_t (Nd), as split real/imaginary planes
  * so that the fused residual/power pass vectorises.
@@ -163,63 +217,12 @@ struct residual_engine {
             float* p = power.data() + i * Nd;
             const float* mr = m0r.data() + i * Nd;
             const float* mi = m0i.data() + i * Nd;
-            if (t == 0) {
-                for (int64_t j = 0; j < Nd; ++j)
-                    p[j] = mr[j] * mr[j] + mi[j] * mi[j];
-            } else {
-                for (int s = 0; s < t; ++s) {
-                    const cfloat u = proj_a(s, i) * alpha[s];
-                    ur[s] = u.real();
-                    ui[s] = u.imag();
-                }
+            for (int s = 0; s < t; ++s) {
+                const cfloat u = proj_a(s, i) * alpha[s];
+                ur[s] = u.real();
+                ui[s] = u.imag();
             }
-            const float* qr = pdr.data();
-            const float* qi = pdi.data();
-            switch (t) {
-            case 0:
-                break;
-            case 1:
-                residual_power_row<1>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 2:
-                residual_power_row<2>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 3:
-                residual_power_row<3>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 4:
-                residual_power_row<4>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 5:
-                residual_power_row<5>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 6:
-                residual_power_row<6>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 7:
-                residual_power_row<7>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 8:
-                residual_power_row<8>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            default: {
-                float* xr = rr.data();
-                float* xi = ri.data();
-                std::copy(mr, mr + Nd, xr);
-                std::copy(mi, mi + Nd, xi);
-                for (int s = 0; s < t; ++s) {
-                    const float a = ur[s], b = ui[s];
-                    const float* qr = pdr.data() + s * Nd;
-                    const float* qi = pdi.data() + s * Nd;
-                    for (int64_t j = 0; j < Nd; ++j) {
-                        xr[j] -= a * qr[j] - b * qi[j];
-                        xi[j] -= a * qi[j] + b * qr[j];
-                    }
-                }
-                for (int64_t j = 0; j < Nd; ++j)
-                    p[j] = xr[j] * xr[j] + xi[j] * xi[j];
-            }
-            }
+            residual_power(t, mr, mi, ur, ui, pdr.data(), pdi.data(), Nd, p, rr.data(), ri.data());
             if (i < r0 || i > r1)
                 continue;
             const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
