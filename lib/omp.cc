@@ -6,6 +6,10 @@
  * fused pass over the Na x Nd map (residual = M0 - sum of t rank-one terms, power,
  * argmax), two dictionary projections (K x Na and S x Nd) and a t x t Hermitian
  * eigen-solve. See include/gnuradio/isac/omp.h for the semantics.
+ *
+ * OMP over angle, delay and speed (omp_doppler_kernel): the same with the map of
+ * angle_delay_doppler_mapper (Nv speed slices), a third projection (Phi_v^H d_t) and the pass
+ * over Na x Nd x Nv cells.
  */
 
 #include <gnuradio/isac/omp.h>
@@ -93,6 +97,60 @@ void residual_power_row(const float* __restrict mr, const float* __restrict mi, 
 }
 
 /*
+ * One row of the residual power map of t atoms: p[j] = |m[j] - sum_{s<t} u_s q_s[j]|^2
+ * (t = 0: |m[j]|^2), with the unrolled rows above for t <= 8; xr, xi are Nd floats of
+ * scratch for larger t.
+ */
+void residual_power(int t, const float* mr, const float* mi, const float* ur, const float* ui, const float* qr,
+                    const float* qi, int64_t Nd, float* p, float* xr, float* xi)
+{
+    switch (t) {
+    case 0:
+        for (int64_t j = 0; j < Nd; ++j)
+            p[j] = mr[j] * mr[j] + mi[j] * mi[j];
+        break;
+    case 1:
+        residual_power_row<1>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 2:
+        residual_power_row<2>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 3:
+        residual_power_row<3>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 4:
+        residual_power_row<4>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 5:
+        residual_power_row<5>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 6:
+        residual_power_row<6>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 7:
+        residual_power_row<7>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    case 8:
+        residual_power_row<8>(mr, mi, ur, ui, qr, qi, Nd, p);
+        break;
+    default:
+        std::copy(mr, mr + Nd, xr);
+        std::copy(mi, mi + Nd, xi);
+        for (int s = 0; s < t; ++s) {
+            const float a = ur[s], b = ui[s];
+            const float* sr = qr + s * Nd;
+            const float* si = qi + s * Nd;
+            for (int64_t j = 0; j < Nd; ++j) {
+                xr[j] -= a * sr[j] - b * si[j];
+                xi[j] -= a * si[j] + b * sr[j];
+            }
+        }
+        for (int64_t j = 0; j < Nd; ++j)
+            p[j] = xr[j] * xr[j] + xi[j] * xi[j];
+    }
+}
+
+/*
  * The map of the input, M0, and the residual maps M0 - sum_t alpha_t pa_t pd_t^T with
  * pa_t = Phi_a^H a_t (Na) and pd_t = Phi_d^H rho_t (Nd), as split real/imaginary planes
  * so that the fused residual/power pass vectorises.
@@ -163,63 +221,12 @@ struct residual_engine {
             float* p = power.data() + i * Nd;
             const float* mr = m0r.data() + i * Nd;
             const float* mi = m0i.data() + i * Nd;
-            if (t == 0) {
-                for (int64_t j = 0; j < Nd; ++j)
-                    p[j] = mr[j] * mr[j] + mi[j] * mi[j];
-            } else {
-                for (int s = 0; s < t; ++s) {
-                    const cfloat u = proj_a(s, i) * alpha[s];
-                    ur[s] = u.real();
-                    ui[s] = u.imag();
-                }
+            for (int s = 0; s < t; ++s) {
+                const cfloat u = proj_a(s, i) * alpha[s];
+                ur[s] = u.real();
+                ui[s] = u.imag();
             }
-            const float* qr = pdr.data();
-            const float* qi = pdi.data();
-            switch (t) {
-            case 0:
-                break;
-            case 1:
-                residual_power_row<1>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 2:
-                residual_power_row<2>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 3:
-                residual_power_row<3>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 4:
-                residual_power_row<4>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 5:
-                residual_power_row<5>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 6:
-                residual_power_row<6>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 7:
-                residual_power_row<7>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            case 8:
-                residual_power_row<8>(mr, mi, ur, ui, qr, qi, Nd, p);
-                break;
-            default: {
-                float* xr = rr.data();
-                float* xi = ri.data();
-                std::copy(mr, mr + Nd, xr);
-                std::copy(mi, mi + Nd, xi);
-                for (int s = 0; s < t; ++s) {
-                    const float a = ur[s], b = ui[s];
-                    const float* qr = pdr.data() + s * Nd;
-                    const float* qi = pdi.data() + s * Nd;
-                    for (int64_t j = 0; j < Nd; ++j) {
-                        xr[j] -= a * qr[j] - b * qi[j];
-                        xi[j] -= a * qi[j] + b * qr[j];
-                    }
-                }
-                for (int64_t j = 0; j < Nd; ++j)
-                    p[j] = xr[j] * xr[j] + xi[j] * xi[j];
-            }
-            }
+            residual_power(t, mr, mi, ur, ui, pdr.data(), pdi.data(), Nd, p, rr.data(), ri.data());
             if (i < r0 || i > r1)
                 continue;
             const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
@@ -241,6 +248,131 @@ struct residual_engine {
             }
         }
         return {best_index, power[best_index]};
+    }
+};
+
+/*
+ * The angle-delay-Doppler twin of residual_engine: M0 (Na x Nd x Nv) kept slice by slice
+ * (plane l holds M0[:, :, l], Na x Nd) as split real/imaginary planes, and the residual maps
+ * M0 - sum_t alpha_t pa_t x pd_t x pv_t with pv_t = Phi_v^H d_t (Nv). A residual row (l, i) is
+ * the 2-D residual row i with the gains alpha_t [pv_t]_l, so residual_power serves it; the
+ * power is not stored (one row at a time), only its argmax in numpy's (Na, Nd, Nv) order.
+ */
+struct doppler_engine {
+    doppler_dims d;
+    angle_delay_doppler_mapper mapper;
+    RowMat pa, pd, pv;           // Phi_a (K x Na), Phi_d (S x Nd), Phi_v (M x Nv)
+    std::vector<float> m0r, m0i; // M0, plane l = speed l (Nv x Na x Nd)
+    std::vector<cfloat> slice;   // one complex slice of M0 (Na x Nd)
+    std::vector<float> row;      // the power of one residual row (Nd)
+    std::vector<float> rr, ri;   // scratch of residual_power (Nd)
+    RowMat proj_a, proj_v;       // row t: Phi_a^H a_t (T x Na), Phi_v^H d_t (T x Nv)
+    std::vector<float> pdr, pdi; // row t: Phi_d^H rho_t (T x Nd), split
+    std::vector<cfloat> alpha;   // gains as complex64, as the numpy reference applies them
+
+    doppler_engine(const cfloat* Phi_a, const cfloat* Phi_d, const cfloat* Phi_v, const doppler_dims& dims)
+        : d(dims), mapper(Phi_a, Phi_d, Phi_v, dims), pa(ConstMap(Phi_a, dims.K, dims.Na)),
+          pd(ConstMap(Phi_d, dims.S, dims.Nd)), pv(ConstMap(Phi_v, dims.M, dims.Nv)),
+          m0r(size_t(dims.Nv * dims.Na * dims.Nd)), m0i(size_t(dims.Nv * dims.Na * dims.Nd)),
+          slice(size_t(dims.Na * dims.Nd)), row(dims.Nd), rr(dims.Nd), ri(dims.Nd), proj_a(64, dims.Na),
+          proj_v(64, dims.Nv), pdr(size_t(64 * dims.Nd)), pdi(size_t(64 * dims.Nd)), alpha(64)
+    {
+    }
+
+    size_t workspace_bytes() const
+    {
+        const size_t floats = m0r.size() + m0i.size() + row.size() + rr.size() + ri.size() + pdr.size() + pdi.size();
+        const size_t complexes = slice.size() + size_t(proj_a.size() + proj_v.size()) + alpha.size();
+        return sizeof(float) * floats + sizeof(cfloat) * complexes + mapper.workspace_bytes();
+    }
+
+    void start(const cfloat* Y)
+    {
+        const int64_t n = d.Na * d.Nd;
+        mapper.contract(Y);
+        for (int64_t l = 0; l < d.Nv; ++l) {
+            mapper.slice_complex(l, slice.data());
+            float* re = m0r.data() + l * n;
+            float* im = m0i.data() + l * n;
+            for (int64_t k = 0; k < n; ++k) {
+                re[k] = slice[k].real();
+                im[k] = slice[k].imag();
+            }
+        }
+    }
+
+    //! M0[i, j, l] as complex64.
+    cfloat m0(int64_t i, int64_t j, int64_t l) const
+    {
+        const size_t k = size_t((l * d.Na + i) * d.Nd + j);
+        return cfloat(m0r[k], m0i[k]);
+    }
+
+    //! Stores the projections of dictionary atom t: columns i, j, l of Phi_a, Phi_d, Phi_v.
+    void set_projections(int t, int64_t i, int64_t j, int64_t l)
+    {
+        proj_a.row(t).transpose().noalias() = pa.adjoint() * pa.col(i);
+        proj_v.row(t).transpose().noalias() = pv.adjoint() * pv.col(l);
+        CVecF q(d.Nd);
+        q.noalias() = pd.adjoint() * pd.col(j);
+        for (int64_t c = 0; c < d.Nd; ++c) {
+            pdr[t * d.Nd + c] = q[c].real();
+            pdi[t * d.Nd + c] = q[c].imag();
+        }
+    }
+
+    /*
+     * First maximum of the residual power map of atoms 0..t-1 with gains alpha[0..t), in
+     * numpy's flat order of (Na, Nd, Nv): index (i Nd + j) Nv + l; a NaN wins (the first).
+     * The planes are swept slice by slice, so ties between rows compare the flat indices.
+     */
+    map_peak residual_argmax(int t)
+    {
+        const int64_t Na = d.Na, Nd = d.Nd, Nv = d.Nv, n = Na * Nd;
+        // powers are >= +0 or NaN: their bits order like the floats, every NaN above +inf
+        const uint32_t inf_bits = float_bits(std::numeric_limits<float>::infinity());
+        const uint32_t nan_key = inf_bits + 1; // all NaNs rank alike: the first flat index wins
+        int64_t best_index = -1;
+        uint32_t best_key = 0;
+        float best_value = 0.0f;
+        cfloat av[64];
+        float ur[64], ui[64];
+        float* p = row.data();
+        const uint32_t* bits = reinterpret_cast<const uint32_t*>(p);
+        for (int64_t l = 0; l < Nv; ++l) {
+            for (int s = 0; s < t; ++s)
+                av[s] = alpha[s] * proj_v(s, l);
+            for (int64_t i = 0; i < Na; ++i) {
+                const float* mr = m0r.data() + l * n + i * Nd;
+                const float* mi = m0i.data() + l * n + i * Nd;
+                for (int s = 0; s < t; ++s) {
+                    const cfloat u = proj_a(s, i) * av[s];
+                    ur[s] = u.real();
+                    ui[s] = u.imag();
+                }
+                residual_power(t, mr, mi, ur, ui, pdr.data(), pdi.data(), Nd, p, rr.data(), ri.data());
+                uint32_t row_max = 0;
+                for (int64_t j = 0; j < Nd; ++j)
+                    row_max = std::max(row_max, bits[j]);
+                const uint32_t key = row_max > inf_bits ? nan_key : row_max;
+                if (best_index >= 0 && key < best_key)
+                    continue;
+                int64_t j = 0;
+                if (key == nan_key)
+                    while (!std::isnan(p[j]))
+                        ++j;
+                else
+                    while (bits[j] != row_max)
+                        ++j;
+                const int64_t flat = (i * Nd + j) * Nv + l;
+                if (best_index < 0 || key > best_key || flat < best_index) {
+                    best_index = flat;
+                    best_key = key;
+                    best_value = p[j];
+                }
+            }
+        }
+        return {best_index, best_value};
     }
 };
 
@@ -313,6 +445,83 @@ void omp_kernel::run(const cfloat* Y, int iterations, const omp_output& out)
 {
     check_iterations("omp", iterations);
     check_max_iterations("omp", iterations);
+    d_impl->run(Y, iterations, out);
+}
+
+/* ------------------------------------------------ OMP over angle, delay and speed ---- */
+
+struct omp_doppler_kernel::impl {
+    doppler_engine e;
+    impl(const cfloat* Phi_a, const cfloat* Phi_d, const cfloat* Phi_v, const doppler_dims& d)
+        : e(Phi_a, Phi_d, Phi_v, d)
+    {
+    }
+
+    void run(const cfloat* Y, int T, const omp_doppler_output& out)
+    {
+        const doppler_dims& d = e.d;
+        e.start(Y);
+        std::fill(out.gains, out.gains + size_t(T) * T, cdouble(0.0));
+        std::vector<int64_t> ai(T), di(T), vi(T);
+        for (int it = 0; it < T; ++it) {
+            const map_peak peak = e.residual_argmax(it);
+            ai[it] = peak.index / (d.Nd * d.Nv);
+            di[it] = (peak.index / d.Nv) % d.Nd;
+            vi[it] = peak.index % d.Nv;
+            out.angle_index[it] = ai[it];
+            out.delay_index[it] = di[it];
+            out.doppler_index[it] = vi[it];
+            out.peaks[it] = double(peak.value);
+            e.set_projections(it, ai[it], di[it], vi[it]);
+            const int t = it + 1;
+            // G_su = (a_s^H a_u)(rho_s^H rho_u)(d_s^H d_u): entries i_s, j_s, l_s of atom u's projections
+            CMatD G(t, t);
+            CVecD c(t);
+            for (int s = 0; s < t; ++s) {
+                for (int u = 0; u < t; ++u) {
+                    const cdouble ga(e.proj_a(u, ai[s]));
+                    const cdouble gd(e.pdr[u * d.Nd + di[s]], e.pdi[u * d.Nd + di[s]]);
+                    const cdouble gv(e.proj_v(u, vi[s]));
+                    G(s, u) = ga * gd * gv;
+                }
+                c[s] = cdouble(e.m0(ai[s], di[s], vi[s])); // <a_s x rho_s x d_s, Y> = M0[i_s, j_s, l_s]
+            }
+            const CVecD x = pinv_solve(G, c);
+            for (int s = 0; s < t; ++s) {
+                out.gains[it * T + s] = x[s];
+                e.alpha[s] = cfloat(x[s]);
+            }
+        }
+    }
+};
+
+omp_doppler_kernel::omp_doppler_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const cfloat* Phi_v,
+                                       const doppler_dims& dims)
+{
+    if (dims.M < 0 || dims.Nv < 0)
+        throw std::invalid_argument("omp_doppler: negative dimension");
+    check_grid("omp_doppler", dims.slice());
+    if (dims.Nv == 0)
+        throw std::invalid_argument("omp_doppler: empty speed grid");
+    d_impl = std::make_unique<impl>(Phi_a, Phi_d, Phi_v, dims);
+}
+omp_doppler_kernel::~omp_doppler_kernel() = default;
+omp_doppler_kernel::omp_doppler_kernel(omp_doppler_kernel&&) noexcept = default;
+omp_doppler_kernel& omp_doppler_kernel::operator=(omp_doppler_kernel&&) noexcept = default;
+const doppler_dims& omp_doppler_kernel::dims() const
+{
+    return d_impl->e.d;
+}
+
+size_t omp_doppler_kernel::workspace_bytes() const
+{
+    return d_impl->e.workspace_bytes();
+}
+
+void omp_doppler_kernel::run(const cfloat* Y, int iterations, const omp_doppler_output& out)
+{
+    check_iterations("omp_doppler", iterations);
+    check_max_iterations("omp_doppler", iterations);
     d_impl->run(Y, iterations, out);
 }
 

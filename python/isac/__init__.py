@@ -15,7 +15,8 @@ The blocks (``isac.precoder``, ``isac.ula_channel``, ``isac.reciprocal_filter``,
 ``isac.json_publisher``, ``isac.sigmf_sink``, ``isac.sigmf_source``) are lazy attributes:
 importing ``gnuradio.isac`` loads only the compiled C++ kernels (module ``isac_python``:
 ``angle_delay_map``, ``angle_delay_map_complex``, ``map_argmax``, ``omp`` / ``OmpKernel``,
-``domp`` / ``DompKernel``); the first use of a block
+``domp`` / ``DompKernel``, and for frames of M OFDM symbols ``angle_delay_doppler_map``,
+``angle_delay_doppler_map_complex``, ``OmpDopplerKernel``); the first use of a block
 imports GNU Radio's runtime and the block. The numpy model, the transceiver layer, the trainer
 and the command-line tools are subpackages imported on demand, e.g.
 ``from gnuradio.isac.model import ...``.
@@ -52,6 +53,9 @@ _KERNELS = (
     "domp",
     "OmpKernel",
     "DompKernel",
+    "angle_delay_doppler_map",
+    "angle_delay_doppler_map_complex",
+    "OmpDopplerKernel",
     "angle_dictionary_is_symmetric",
     "delay_dictionary_is_uniform_dft",
 )

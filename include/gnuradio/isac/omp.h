@@ -20,6 +20,7 @@
 #ifndef INCLUDED_ISAC_OMP_H
 #define INCLUDED_ISAC_OMP_H
 
+#include <gnuradio/isac/angle_delay_doppler_map.h>
 #include <gnuradio/isac/angle_delay_map.h>
 #include <gnuradio/isac/api.h>
 
@@ -58,6 +59,49 @@ public:
     //! T = iterations >= 1 iterations on Y (K x S). Throws std::invalid_argument
     //! when iterations < 1. Y is not checked for NaN/Inf (the bindings do).
     void run(const cfloat* Y, int iterations, const omp_output& out);
+
+private:
+    struct impl;
+    std::unique_ptr<impl> d_impl;
+};
+
+//! Outputs of `iterations` (T) iterations of omp_doppler_kernel on one frame: as omp_output,
+//! with the speed grid index of each iteration's atom.
+struct omp_doppler_output {
+    int64_t* angle_index;   //!< selected angle (map axis 0) per iteration
+    int64_t* delay_index;   //!< selected delay (map axis 1) per iteration
+    int64_t* doppler_index; //!< selected speed (map axis 2) per iteration
+    double* peaks;          //!< residual map maximum at each iteration, before selection
+    cdouble* gains;         //!< T x T joint LS gains
+};
+
+/*!
+ * \brief OMP (Algorithm 1) over angle x delay x speed on frames of M OFDM symbols, the C++
+ * twin of python/isac/model/omp.py omp_doppler.
+ *
+ * The map M0 (Na x Nd x Nv) of the frame comes from angle_delay_doppler_mapper (Doppler mode,
+ * then the angle-delay map of each speed slice) and is kept as split real/imaginary planes,
+ * slice by slice; each iteration is one fused pass over its cells (residual M0 - sum_t
+ * alpha_t (Phi_a^H a_t) x (Phi_d^H rho_t) x (Phi_v^H d_t), power, argmax) with the argmax of
+ * numpy on the (Na, Nd, Nv) layout: the first flat index (i Nd + j) Nv + l on ties, the
+ * first NaN. The joint LS gains solve G_su = (a_s^H a_u)(rho_s^H rho_u)(d_s^H d_u),
+ * c_s = M0[i_s, j_s, l_s], with the pseudo-inverse of omp_kernel.
+ */
+class ISAC_API omp_doppler_kernel {
+public:
+    //! Phi_a (K x Na), Phi_d (S x Nd), Phi_v (M x Nv) are copied. Throws
+    //! std::invalid_argument on negative sizes or an empty grid (Na, Nd or Nv zero).
+    omp_doppler_kernel(const cfloat* Phi_a, const cfloat* Phi_d, const cfloat* Phi_v, const doppler_dims& dims);
+    ~omp_doppler_kernel();
+    omp_doppler_kernel(omp_doppler_kernel&&) noexcept;
+    omp_doppler_kernel& operator=(omp_doppler_kernel&&) noexcept;
+
+    const doppler_dims& dims() const;
+    //! T = iterations (1..64) on Y (M x K x S). Y is not checked for NaN/Inf (the bindings do).
+    void run(const cfloat* Y, int iterations, const omp_doppler_output& out);
+    //! Bytes of the per-frame work buffers: the map planes (8 bytes per cell), the mapper's
+    //! (angle_delay_doppler_mapper::workspace_bytes) and the projections of 64 atoms.
+    size_t workspace_bytes() const;
 
 private:
     struct impl;

@@ -9,6 +9,7 @@ namespace py = pybind11;
 
 void bind_angle_delay_map(py::module& m);
 void bind_omp(py::module& m);
+void bind_doppler(py::module& m);
 void bind_channel(py::module& m);
 void bind_pmt(py::module& m);
 
@@ -20,6 +21,7 @@ PYBIND11_MODULE(isac_python, m)
     // block. Plain kernels do not need it, and it keeps the import light.
     bind_angle_delay_map(m);
     bind_omp(m);
+    bind_doppler(m);
     bind_channel(m);
     bind_pmt(m);
 }

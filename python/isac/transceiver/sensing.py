@@ -143,17 +143,24 @@ class OmpReceiver(Receiver):
         super().__init__(scenario, array, kernel, temperature)
         self.dictionaries = D = omp_dictionaries(scenario, array)
         self._cpp = None
-        if self.kernel == "cpp" and not D.doppler:
-            from .. import OmpKernel  # the compiled module; ImportError names the reason
+        if self.kernel == "cpp" and D.doppler:
+            from .. import OmpDopplerKernel  # the compiled module; ImportError names the reason
+
+            self._cpp = OmpDopplerKernel(D.phi_a, D.phi_d, D.phi_v)
+        elif self.kernel == "cpp":
+            from .. import OmpKernel
 
             self._cpp = OmpKernel(D.phi_a, D.phi_d)
 
     def estimate(self, y):
         D, T = self.dictionaries, self.max_targets
-        if D.doppler:
-            return omp_doppler(y, D, T)
         if self._cpp is None:
-            return omp(y, D, T)
+            return omp_doppler(y, D, T) if D.doppler else omp(y, D, T)
+        if D.doppler:
+            ai, di, vi, peaks, gains = self._cpp(y, T)
+            return OmpResult(
+                ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains, doppler_index=vi, speeds_mps=D.speeds_mps[vi]
+            )
         ai, di, peaks, gains = self._cpp(y, T)
         return OmpResult(ai, di, D.angles_rad[ai], D.delays_s[di], peaks, gains)
 
