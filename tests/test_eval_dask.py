@@ -517,8 +517,10 @@ def test_a_worker_with_other_code_is_refused(cluster):
     """A unit is never computed by other code than the client's (its result would be stored
     under the client's code digest): the worker names itself and the digests."""
     with pytest.raises(ClusterError, match="runs other gr-isac code .*install the same build"):
-        run_on_worker("0" * 64, None, operator.add, (1, 2), {})
-    error = cluster.client().submit(run_on_worker, "0" * 64, None, operator.add, [1, 2], {}, pure=False).exception()
+        run_on_worker(("0" * 64, ()), None, operator.add, (1, 2), {})
+    error = (
+        cluster.client().submit(run_on_worker, ("0" * 64, ()), None, operator.add, [1, 2], {}, pure=False).exception()
+    )
     assert isinstance(error, ClusterError) and "worker tcp://127.0.0.1:" in str(error)
 
 

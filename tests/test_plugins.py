@@ -206,7 +206,8 @@ def test_receiver_first_detection_is_omps(plugin):
 
 
 def test_receiver_runs_in_isac_eval_and_in_the_receiver_block(plugin, tmp_path):
-    res = run_app("eval", "--receiver", "peaks", "--json", str(tmp_path / "m.json"), *SETS)
+    # on two Dask workers: they import the client's plug-in (cluster.run_on_worker)
+    res = run_app("eval", "--receiver", "peaks", "--workers", "2", "--json", str(tmp_path / "m.json"), *SETS)
     assert res.returncode == 0, res.stdout + res.stderr
     got = json.loads((tmp_path / "m.json").read_text())
     sc = Scenario.default().with_overrides(SMALL)

@@ -33,7 +33,7 @@ from .model.reciprocal import reciprocal_filter
 from .scoring import Scores
 from .simulation import Frames, Simulator
 from .tasks import Shared, Unit, task
-from .transceiver import build, default_kernel
+from .transceiver import build
 
 
 def batches(total: int, size: int, first: int = 0):
@@ -186,7 +186,8 @@ def evaluate(
             threshold = calibrate(scenario, simulator, t.receiver, progress)
         scores = score(scenario, simulator, t.receiver, [threshold], progress, f"testing {method}")[0]
     else:
-        setup = (scenario, method, Shared(weights), receiver, kernel or default_kernel(scenario), temperature)
+        # the kernel the receiver chose (its own default when None): every worker builds the same
+        setup = (scenario, method, Shared(weights), receiver, getattr(t.receiver, "kernel", kernel), temperature)
         if threshold is None:
             total = scenario.run["calibration_frames"]
             units = _chunk_units(
