@@ -24,6 +24,7 @@ LIMIT_ENV = "ISAC_MEMORY_LIMIT"
 SIZE_KEYS = (
     "array.antennas",
     "ofdm.subcarriers",
+    "ofdm.symbols",
     "receiver.angle_grid",
     "receiver.delay_grid",
     "transmitter.beam_grid",
@@ -39,11 +40,24 @@ class ResourceError(ConfigError):
 
 
 def _sizes(scenario: Scenario) -> dict[str, int]:
-    return {key: int(scenario.get(key)) for key in SIZE_KEYS}
+    sizes = {key: int(scenario.get(key)) for key in SIZE_KEYS}
+    sizes["speeds"] = doppler_points(scenario)
+    return sizes
+
+
+def doppler_points(scenario: Scenario) -> int:
+    """N_v, the speeds of the Doppler dictionary of frames of M > 1 symbols (1 for one symbol)."""
+    if scenario.get("ofdm.symbols") == 1:
+        return 1
+    from .model.doppler import auto_speed_points
+
+    points = scenario.get("receiver.doppler_grid")
+    return int(points or auto_speed_points(scenario.speed_interval_mps, scenario.speed_resolution_mps))
 
 
 def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
-    K, S = z["array.antennas"], z["ofdm.subcarriers"]
+    K, S, M = z["array.antennas"], z["ofdm.subcarriers"], z["ofdm.symbols"]
+    Nv = z.get("speeds", 1) if M > 1 else 1  # speeds of the Doppler dictionary
     Nd, Ng, T = z["receiver.delay_grid"], z["transmitter.beam_grid"], z["scene.max_targets"]
     # OMP maps span the sector grid (angle_grid), dOMP maps the full grid (beam_grid)
     Na = {"omp": z["receiver.angle_grid"], "domp": Ng}.get(receiver, max(z["receiver.angle_grid"], Ng))
@@ -52,10 +66,11 @@ def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
     return {
         # Y_r (B, K, S): the per-frame parts, their stack and Y~ after reciprocal filtering (3),
         # plus one complex128 echo (1) being generated
-        "frames": 3 * B * K * S * C64 + K * S * C128,
+        "frames": 3 * B * M * K * S * C64 + M * K * S * C128,
         # angle-delay maps (10): Y~ Phi_d^* (B, K, N_tau), then the map M(Y~), the residual map (14),
         # the old one while the new is formed, its power and the update term, each (B, N_theta, N_tau)
-        "maps": B * (K * Nd + 5 * Na * Nd) * C64,
+        # (M > 1 symbols: the Doppler contraction (B, N_v, K, S) and every map over the N_v speeds)
+        "maps": B * Nv * (K * Nd + 5 * Na * Nd) * C64 + (B * Nv * K * S * C64 if M > 1 else 0),
         # dictionaries (8) Phi_a (K, N_theta), Phi_d (S, N_tau): complex64 and their complex128 source
         "dictionaries": (K * Na + S * Nd) * (C64 + C128),
         # LS synthesis (6)-(7): steering A (K, N_theta), A^T and the SVD factors of the least squares
