@@ -78,6 +78,31 @@ def rescaled(y: np.ndarray, scales: np.ndarray) -> np.ndarray:
     return y
 
 
+#: largest max |Re|, |Im| of a subcarrier's y_c and kappa detected unscaled: |y - kappa x|^2 <= 8 a^2
+#: then stays far inside the float32 range (2^123 against 2^128); larger (and tiny) subcarriers are
+#: rescaled by a power of two, which leaves the ML decision (15) exactly as it is
+MAX_COMM_AMPLITUDE = 2.0**60
+
+
+def rescaled_pairs(y: np.ndarray, kappa: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """y and kappa with each subcarrier's pair divided by one power of two (transceiver.stream's
+    power_of_two_scales of their joint amplitude) when it lies outside [MIN_AMPLITUDE,
+    MAX_COMM_AMPLITUDE]: exact, and argmin_x |y - kappa x|^2 is the same. Copies when any is scaled."""
+    parts = np.stack([y.view(np.float32).reshape(*y.shape, 2), kappa.view(np.float32).reshape(*kappa.shape, 2)])
+    amplitudes = np.abs(parts).max(axis=(0, -1)).reshape(-1)
+    scales = power_of_two_scales(amplitudes, MAX_COMM_AMPLITUDE, MIN_AMPLITUDE)
+    if np.all(scales == 1.0):
+        return y, kappa
+    exponents = (1 - np.frexp(scales)[1]).reshape(y.shape)  # 2^-e with 2^e the scale
+    return tuple(
+        np.ldexp(a.view(np.float32).reshape(*a.shape, 2), exponents[..., None])
+        .reshape(-1)
+        .view(np.complex64)
+        .reshape(a.shape)
+        for a in (y, kappa)
+    )
+
+
 @dataclass
 class Sensed:
     """The outcome of sensing B frames numbered from ``detections.frame[0]``: the detections
@@ -253,6 +278,7 @@ class StreamSensing:
 
 
 __all__ = [
+    "MAX_COMM_AMPLITUDE",
     "MIN_AMPLITUDE",
     "PIPELINE_CHUNK",
     "PIPELINE_DEPTH",
@@ -262,4 +288,5 @@ __all__ = [
     "max_amplitude",
     "power_of_two_scales",
     "rescaled",
+    "rescaled_pairs",
 ]
