@@ -549,6 +549,33 @@ def test_workers_1_imports_no_dask_and_the_default_is_every_cpu(tmp_path):
     assert cluster_module.default_workers() == len(os.sched_getaffinity(0))
 
 
+def test_the_client_computes_with_one_blas_thread_like_each_worker():
+    """isac-eval's own process (tasks.SerialRunner for --workers 1, the Dask client of
+    cluster.DaskRunner) limits numpy's BLAS to one thread inside ``with``, as cluster.WORKER_ENV
+    does on each Dask worker (one core per unit; a product's bits do not depend on where it ran),
+    and gives the threads back after."""
+    import numpy as np  # noqa: F401  (numpy's BLAS is loaded)
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    before = blas_threads()
+    assert before, "numpy's BLAS library is not seen by threadpoolctl"
+    seen = []
+
+    def unit():
+        seen.append(blas_threads())
+        return 1
+
+    with SerialRunner(progress=False) as runner:
+        assert runner.run([Unit(task(unit))]) == [1]
+    assert seen == [[1] * len(before)] and blas_threads() == before
+    with DaskRunner(2, progress=False):  # no cluster is started: nothing is computed on it
+        assert blas_threads() == [1] * len(before)
+    assert blas_threads() == before
+
+
 def test_local_workers_share_the_memory(tmp_path, monkeypatch, capsys):
     """N local workers hold a batch each at once: a scenario that fits once but not N times is
     refused before any work, naming --workers (resources.check_memory on 1/N of the memory)."""

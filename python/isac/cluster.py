@@ -42,7 +42,7 @@ import time
 import uuid
 import warnings
 
-from .tasks import Shared, Task, Unit, UnitFailure, UnitsFailed, advance, report, units_bar
+from .tasks import Shared, Task, Unit, UnitFailure, UnitsFailed, advance, one_blas_thread, report, units_bar
 
 #: environment of local worker processes: one BLAS / OpenMP / torch thread each (units run in
 #: parallel across processes; threads inside a process would only compete for the same cores)
@@ -158,6 +158,7 @@ class DaskRunner:
         if workers is not None and scheduler is not None:
             raise ValueError("--workers and --scheduler exclude each other: a scheduler's cluster has its own workers")
         self.scheduler = None if scheduler is None else check_scheduler_address(scheduler)
+        self._limits = None  # tasks.one_blas_thread() inside ``with``
         self.local_workers = None if scheduler is not None else check_workers(workers or default_workers())
         self.progress = progress
         self._cluster = None
@@ -359,10 +360,20 @@ class DaskRunner:
             cluster.close()
 
     def __enter__(self) -> "DaskRunner":
+        """Inside ``with``, what the client computes itself (fig3, an experiment's training
+        data) runs with one BLAS thread, as on the workers and with ``--workers 1``
+        (tasks.one_blas_thread): the same bits wherever it runs."""
+        self._limits = one_blas_thread()
+        self._limits.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.close()
+        try:
+            self.close()
+        finally:
+            limits, self._limits = self._limits, None
+            if limits is not None:
+                limits.__exit__(None, None, None)
 
 
 __all__ = [

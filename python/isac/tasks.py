@@ -18,6 +18,7 @@ the others when a unit raises, and then raise :class:`UnitsFailed` naming every 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -154,6 +155,7 @@ class SerialRunner:
         self.progress = progress
         self.task_progress = progress
         self.seconds: list[float] = []  # per unit of the last run: seconds spent on it (~0 when stored)
+        self._limits = None  # one_blas_thread() inside ``with``
 
     def run(self, units: list[Unit], store=None, desc: str = "units") -> list:
         """The results of ``units``, in order: from ``store`` (resume.ResultStore) when it holds
@@ -186,17 +188,40 @@ class SerialRunner:
         return {"where": self.description, "workers": 1}
 
     def close(self) -> None:
-        """Nothing to release (the Dask runner's counterpart closes its cluster)."""
+        """Ends the one-BLAS-thread limit of ``with`` (the Dask runner's counterpart closes its cluster)."""
+        limits, self._limits = self._limits, None
+        if limits is not None:
+            limits.__exit__(None, None, None)
 
     def __enter__(self) -> "SerialRunner":
+        """Inside ``with``, this process computes with one BLAS thread, as each Dask worker does
+        (cluster.WORKER_ENV): :func:`one_blas_thread`."""
+        self._limits = one_blas_thread()
+        self._limits.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
 
 
+@contextlib.contextmanager
+def one_blas_thread():
+    """The BLAS libraries loaded in this process (numpy's OpenBLAS; threadpoolctl, since OpenBLAS
+    reads OPENBLAS_NUM_THREADS only when numpy is imported) limited to one thread inside the
+    ``with``, restored after it. ``isac-eval`` computes so in its own process (``--workers 1``,
+    and what a Dask client computes itself, e.g. fig3): one unit then runs on one core, as on a
+    Dask worker, and a BLAS product gives the same bits as there (OpenBLAS splits a product
+    differently over 2 threads than over 1, which moves its last bits). torch keeps its threads
+    (a training in the client)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 __all__ = [
     "SerialRunner",
+    "one_blas_thread",
     "Shared",
     "Task",
     "Unit",
