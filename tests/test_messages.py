@@ -107,7 +107,9 @@ def test_batches_give_the_pmts_of_their_records():
     rows = np.array([0, 1, 3])
     db.fill(
         rows,
-        OmpResult(*(getattr(res, f)[rows] for f in OmpResult.__dataclass_fields__)),
+        OmpResult(
+            *(None if getattr(res, f) is None else getattr(res, f)[rows] for f in OmpResult.__dataclass_fields__)
+        ),
         threshold=2.0,
         scales=np.array([1.0, 2.0, 0.5]),
     )

@@ -96,8 +96,8 @@ def test_counts_and_intervals_equal_the_list_formulas(seed, n):
 
 
 def test_rmse_interval_names_the_allowed_kinds():
-    with pytest.raises(ValueError, match="kind must be 'angle' or 'range', got 'speed'"):
-        Scores(T_MAX, CUTOFF, P, MU).rmse_interval("speed")
+    with pytest.raises(ValueError, match="kind must be 'angle', 'range' or 'speed', got 'velocity'"):
+        Scores(T_MAX, CUTOFF, P, MU).rmse_interval("velocity")
 
 
 def test_empty_scores_are_nan_not_errors():
@@ -319,7 +319,7 @@ def test_merge_refuses_scores_of_other_parameters():
     s = Scores(T_MAX, CUTOFF, P, MU)
     with pytest.raises(
         ValueError,
-        match=r"\(T_max, gamma, p, mu\) must be equal, got \(5, 90.0, 2.0, 2.0\) here and \(5, 60.0, 2.0, 2.0\)",
+        match=r"\(T_max, gamma, p, mu, w\) must be equal, got \(5, 90.0, 2.0, 2.0, 0.0\) here and \(5, 60.0, 2.0, 2.0, 0.0\)",
     ):
         s.merge(Scores(T_MAX, 60.0, P, MU))
     s.merge(Scores(T_MAX, CUTOFF, P, MU))  # nothing scored on either side: still nothing
