@@ -507,7 +507,7 @@ KEYS_LIST: tuple[Key, ...] = (
         maximum=1e5,
         point_ok=True,
         hash_default=False,
-        rules="|v| ≤ λ / (4 T_O), the unambiguous speed (|f_D| ≤ 1 / (2 T_O))",
+        rules="every speed within ±λ / (4 T_O), the unambiguous speed (f_D within ±1 / (2 T_O))",
     ),
     _k(
         "scene",
