@@ -9,6 +9,7 @@ recordings, ZeroMQ and the pictures, against the offline model on the same frame
 import numpy as np
 import pytest
 from gnuradio import isac
+from test_blocks_grc import grc_block, platform  # noqa: F401 (GRC's platform, a fixture)
 
 from gnuradio.isac import transceiver
 from gnuradio.isac.blocks.base import BlockParameterError
@@ -138,3 +139,117 @@ def nnbl_weights(sc, path):
         str(path), sc, "nn", tr.weight_tensors(), tr.step, tr.options.to_dict(), metadata={"nnbl": tr.cfg.to_dict()}
     )
     return load_weights(str(path), sc, "nn")
+
+
+# --- the channel block's fixed targets move -------------------------------------------------------
+FIXED = dict(angles_deg=[-33.0, -25.0], ranges_m=[60.0, 140.0], gains=[12.0, 9.0 - 4.0j], speeds_mps=[21.0, -14.0])
+
+
+def run_fixed_channel(sc, frames: int, **fixed):
+    """Frames 0 .. frames-1 of the baseline transmitter through isac.ula_channel with the fixed
+    targets ``fixed``: (Y_r (n, M, K, S), [truth dicts])."""
+    from gnuradio import blocks, gr
+
+    from gnuradio.isac.messages import Truth
+
+    g = isac.frame_geometry(sc)
+    sim = Simulator(sc)
+    x = sim.frames(0, frames).symbols.reshape(frames, -1)
+    tb = gr.top_block()
+    pre, ch = isac.precoder(sc), isac.ula_channel(sc, **fixed)
+    sink, debug = blocks.vector_sink_c(g.array_items), blocks.message_debug()
+    tb.connect(blocks.vector_source_c(x.ravel().tolist(), False, g.symbol_items), pre, ch, sink)
+    for port in (1, 2):
+        tb.connect((ch, port), blocks.null_sink(8 * g.symbol_items))
+    tb.msg_connect(ch, "truth", debug, "store")
+    tb.run()
+    truth = [Truth.from_pmt(debug.get_message(i)) for i in range(debug.num_messages())]
+    return np.reshape(sink.data(), (frames,) + g.array_shape), truth
+
+
+def test_fixed_targets_move_with_fixed_speeds_mps(sc):
+    """isac.ula_channel(fixed_speeds_mps=...) is Simulator(scenario, scene=...) with those speeds,
+    bit for bit; the truth carries them; the receiver measures them (to its speed grid) and a
+    static copy of the scene is not the same frame."""
+    from gnuradio.isac.model.scene import fixed_scene
+
+    n = 3
+    kw = dict(
+        fixed_angles_deg=FIXED["angles_deg"],
+        fixed_ranges_m=FIXED["ranges_m"],
+        fixed_gains=FIXED["gains"],
+        fixed_speeds_mps=FIXED["speeds_mps"],
+    )
+    y_r, truth = run_fixed_channel(sc, n, **kw)
+    scene = fixed_scene(FIXED["angles_deg"], FIXED["ranges_m"], FIXED["gains"], speeds_mps=FIXED["speeds_mps"])
+    want = Simulator(sc, scene=scene).frames(0, n)
+    np.testing.assert_array_equal(y_r, want.y_sensing)
+    assert [t.frame for t in truth] == list(range(n))
+    for t in truth:
+        np.testing.assert_array_equal(t.speed_mps, FIXED["speeds_mps"])
+        np.testing.assert_array_equal(t.range_m, FIXED["ranges_m"])
+    # the receiver on these frames finds both targets at their speeds (within half a grid step)
+    t = transceiver.build(sc, "perfect", None, "omp", "numpy")
+    result = sense(want, t.receiver)
+    step = np.diff(t.receiver.dictionaries.speeds_mps)[0]
+    for b in range(n):
+        order = np.argsort(result.ranges_m[b, :2])
+        np.testing.assert_allclose(result.speeds_mps[b, :2][order], FIXED["speeds_mps"], atol=step / 2 + 1e-9)
+        np.testing.assert_allclose(result.ranges_m[b, :2][order], FIXED["ranges_m"], atol=5.0)
+    static, truth0 = run_fixed_channel(sc, 1, **{**kw, "fixed_speeds_mps": ()})
+    np.testing.assert_array_equal(truth0[0].speed_mps, [0.0, 0.0])
+    assert np.abs(static[0] - y_r[0]).max() > 0.1 * np.abs(y_r[0]).max()
+
+
+def test_fixed_speeds_on_one_symbol_reach_the_truth_through_the_numpy_channel():
+    """M = 1: the speeds do not change the echo of one symbol, but the truth carries them (the
+    channel runs its numpy model for a moving fixed scene: the C++ twin draws static scenes)."""
+    one = moving_scenario({"ofdm.symbols": 1, "scene.speed_mps": [0.0, 0.0]})
+    kw = dict(fixed_angles_deg=[-30.0], fixed_ranges_m=[80.0], fixed_gains=[5.0], fixed_speeds_mps=[-40.0])
+    assert not isac.ula_channel(one, **kw).use_cpp
+    y_r, truth = run_fixed_channel(one, 2, **kw)
+    np.testing.assert_array_equal(truth[1].speed_mps, [-40.0])
+    from gnuradio.isac.model.scene import fixed_scene
+
+    want = Simulator(one, scene=fixed_scene([-30.0], [80.0], [5.0], speeds_mps=[-40.0])).frames(0, 2)
+    np.testing.assert_allclose(y_r, want.y_sensing, rtol=0, atol=1e-4)  # (1) of X vs of f, x: float rounding
+
+
+@pytest.mark.parametrize(
+    "kw, text",
+    [
+        (
+            dict(fixed_angles_deg=[-30.0], fixed_ranges_m=[50.0], fixed_speeds_mps=[150.0]),
+            "entries must each lie in [-119.917, 119.917] (m/s: the unambiguous speed lambda / (4 T_O) of the "
+            "scenario), got 150.0",
+        ),
+        (
+            dict(fixed_angles_deg=[-30.0], fixed_ranges_m=[50.0], fixed_speeds_mps=[float("nan")]),
+            "entries must each be in [-1e5, 1e5] (m/s; and within the scenario's unambiguous speed), got nan (entry 0)",
+        ),
+        (
+            dict(fixed_angles_deg=[-30.0], fixed_ranges_m=[50.0], fixed_speeds_mps=[1.0, 2.0]),
+            "must be empty (static targets) or have 1 entries, got 2",
+        ),
+        (dict(fixed_speeds_mps=[3.0]), "needs fixed targets (fixed_angles_deg, fixed_ranges_m), got 1 speeds"),
+    ],
+)
+def test_bad_fixed_speeds_are_refused_naming_the_parameter_and_its_range(sc, kw, text):
+    with pytest.raises(BlockParameterError) as err:
+        isac.ula_channel(sc, **kw)
+    assert str(err.value) == f"isac_ula_channel: parameter 'fixed_speeds_mps' {text}"
+
+
+def test_grc_checks_fixed_speeds_before_the_flowgraph_runs(platform):  # noqa: F811 (the fixture)
+    """The channel's GRC file: the generated range assert and the unambiguous speed of the
+    scenario (the paper's: 119.917 m/s) refuse a speed; a moving fixed target passes."""
+    p = platform
+    one = {"fixed_angles_deg": "[-30.0]", "fixed_ranges_m": "[50.0]"}
+    _, errors = grc_block(p, "ula_channel", **one, fixed_speeds_mps="[20.0]")
+    assert errors == []
+    _, errors = grc_block(p, "ula_channel", **one, fixed_speeds_mps="[150.0]")
+    assert [e for e in errors if "unambiguous_speed_mps" in e] and not [e for e in errors if "100e3" in e], errors
+    _, errors = grc_block(p, "ula_channel", **one, fixed_speeds_mps="[2e5]")
+    assert [e for e in errors if "-100e3 <= v <= 100e3" in e], errors
+    _, errors = grc_block(p, "ula_channel", **one, fixed_speeds_mps="[1.0, 2.0]")
+    assert [e for e in errors if "len(fixed_speeds_mps) in (0, len(fixed_angles_deg))" in e], errors
