@@ -253,3 +253,72 @@ def test_grc_checks_fixed_speeds_before_the_flowgraph_runs(platform):  # noqa: F
     assert [e for e in errors if "-100e3 <= v <= 100e3" in e], errors
     _, errors = grc_block(p, "ula_channel", **one, fixed_speeds_mps="[1.0, 2.0]")
     assert [e for e in errors if "len(fixed_speeds_mps) in (0, len(fixed_angles_deg))" in e], errors
+
+
+# --- SigMF: record, then replay ---------------------------------------------------------------------
+def test_record_then_replay_gives_the_live_detections_and_speeds(sc, tmp_path):
+    """isac-sim's flowgraph with record=DIR writes M-symbol frames (symbol-major, then
+    antenna-major) and the truth with its speeds as annotations; the replay of DIR gives every
+    frame's live detections, speeds included, and the live sensing scores."""
+    import json
+
+    from gnuradio.isac import recording
+    from gnuradio.isac.replay import ReplayFlowgraph
+
+    threshold = 1.0e6
+    live = {}
+    tb = SimFlowgraph(
+        sc, N, threshold, record=str(tmp_path / "rec"), on_frame=lambda f, t, d, e: live.__setitem__(f, (t, d))
+    )
+    tb.run()
+    tb.close()
+    g = isac.frame_geometry(sc)
+    meta = json.loads((tmp_path / "rec" / "rx.sigmf-meta").read_text())
+    assert (meta["global"]["isac:symbols"], meta["global"]["isac:frame_samples"]) == (M, M * 16 * 64)
+    assert meta["global"]["isac:layout"].startswith("symbol-major, then antenna-major: sample (m*K + k)*S + s")
+    frames = Simulator(sc).frames(0, N)
+    rx = np.fromfile(tmp_path / "rec" / "rx.sigmf-data", dtype="<c8").reshape((N,) + g.array_shape)
+    np.testing.assert_array_equal(rx, frames.y_sensing)  # the channel's frames: the Simulator's, bit for bit
+    tx = np.fromfile(tmp_path / "rec" / "tx.sigmf-data", dtype="<c8").reshape((N,) + g.symbol_shape)
+    np.testing.assert_array_equal(tx, frames.symbols)
+    for f, ann in enumerate(meta["annotations"]):
+        assert ann["core:sample_start"] == f * M * 16 * 64
+        np.testing.assert_array_equal(ann["isac:speeds_mps"], frames.scenes[f].speeds_mps)
+    assert recording.read(tmp_path / "rec").truth[3].speed_mps.tolist() == frames.scenes[3].speeds_mps.tolist()
+
+    got = {}
+    rp = ReplayFlowgraph(tmp_path / "rec", sc, threshold, on_frame=lambda f, t, d: got.__setitem__(f, (t, d)))
+    rp.run()
+    assert sorted(got) == sorted(live) == list(range(N))
+    moving = 0
+    for f in range(N):
+        (t_live, d_live), (t_rep, d_rep) = live[f], got[f]
+        np.testing.assert_array_equal(t_rep.speed_mps, t_live.speed_mps)
+        assert d_rep.count == d_live.count
+        for key in ("angle_deg", "range_m", "speed_mps", "peak"):
+            np.testing.assert_array_equal(getattr(d_rep, key), getattr(d_live, key), err_msg=key)
+        moving += int(np.count_nonzero(d_rep.speed_mps))
+    assert moving > 0
+    s_live, s_rep = tb.summary(), rp.summary()
+    for key in ("p_md", "p_fa", "gospa", "angle_rmse_deg", "range_rmse_m", "speed_rmse_mps"):
+        assert s_rep[key] == pytest.approx(s_live[key], rel=1e-9, nan_ok=True), key
+
+
+def test_isac_sim_record_then_replay_prints_the_speeds(sc, tmp_path, capsys):
+    import re
+
+    from gnuradio.isac.cli import sim as isac_sim
+
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(sc.to_toml())
+    run = ["--config", str(cfg), "--frames", "4", "--no-progress", "--method", "baseline", "--threshold", "1e6"]
+    assert isac_sim.main([*run, "--record", str(tmp_path / "rec")]) == 0
+    live = capsys.readouterr().out
+    assert isac_sim.main([*run, "--replay", str(tmp_path / "rec")]) == 0
+    replayed = capsys.readouterr().out
+    lines = re.compile(r"^    (?:truth|detections) .*$", re.M)
+    assert lines.findall(replayed) == lines.findall(live) and len(lines.findall(live)) == 8
+    assert re.search(r"m/s\)", "".join(lines.findall(live)))  # the speeds are printed
+    speed = re.compile(r"speed RMSE = (\S+) m/s")
+    assert speed.search(replayed).group(1) == speed.search(live.split("flowgraph:")[1]).group(1)
+
