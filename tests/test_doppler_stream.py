@@ -322,3 +322,72 @@ def test_isac_sim_record_then_replay_prints_the_speeds(sc, tmp_path, capsys):
     speed = re.compile(r"speed RMSE = (\S+) m/s")
     assert speed.search(replayed).group(1) == speed.search(live.split("flowgraph:")[1]).group(1)
 
+
+# --- ZeroMQ: JSON and PMT, isac-subscribe ----------------------------------------------------------------
+def expected_line(topic: str, record) -> str:
+    """isac-subscribe's line of a truth / detections record of a moving frame: every target with
+    its speed (the truth of a frame without targets: none)."""
+    targets = "  ".join(
+        f"({a:.2f} deg, {r:.1f} m, {v:+.1f} m/s)" for a, r, v in zip(record.angle_deg, record.range_m, record.speed_mps)
+    )
+    return f"[{topic}] frame {record.frame}: {record.count} targets  {targets or '-'}"
+
+
+@pytest.mark.parametrize("pmt_mode", [False, True])
+def test_isac_subscribe_prints_each_targets_speed(sc, pmt_mode, capsys):
+    """isac-sim's publishers (JSON and serialized PMT) on 127.0.0.1 carry the speeds: isac-subscribe
+    prints every truth and detection of a moving frame with its speed, and the speed RMSE."""
+    import socket
+    import threading
+    import time
+
+    from gnuradio.isac.cli import subscribe as isac_subscribe
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    seen = {}
+    kw = {"zmq_pmt": endpoint} if pmt_mode else {"zmq_json": endpoint}
+    tb = SimFlowgraph(sc, N, 1.0e6, on_frame=lambda f, t, d, e: seen.__setitem__(f, (t, d)), **kw)
+    argv = [endpoint, "--count", str(3 * N), "--timeout", "20"] + (["--pmt"] if pmt_mode else [])
+    sub = threading.Thread(target=isac_subscribe.main, args=(argv,))
+    sub.start()
+    time.sleep(0.7)  # PUB/SUB: the subscription reaches the publisher before the frames flow
+    tb.run()
+    sub.join(timeout=60)
+    tb.close()
+    assert not sub.is_alive()
+    out = capsys.readouterr().out.splitlines()
+    assert len(out) == 3 * N, out
+    speeds = 0
+    for f, (truth, det) in seen.items():
+        assert expected_line("truth", truth) in out
+        assert expected_line("detections", det) in out
+        speeds += det.count
+    assert speeds > 0
+    rmse = tb.summary()["speed_rmse_mps"]
+    assert out[-1].endswith(f" speed RMSE={rmse} m/s") and out[-1].startswith(f"[metrics] {N} frames:")
+
+
+def test_isac_subscribe_prints_speeds_only_where_a_frame_has_them():
+    """One-symbol frames: detections measure no speed (null) and static truth has none to show: the
+    lines of before; a malformed speed vector is reported and skipped."""
+    from gnuradio.isac.cli import subscribe as S
+
+    det1 = {"frame": 0, "count": 1, "angle_deg": [-30.0], "range_m": [50.0], "speed_mps": [None]}
+    truth0 = {"frame": 0, "count": 2, "angle_deg": [-31.5, 20.25], "range_m": [40.0, 120.5], "speed_mps": [0.0, 0.0]}
+    truth_moving = {**truth0, "speed_mps": [12.25, 0.0]}
+    old = {"frame": 0, "count": 1, "angle_deg": [-30.0], "range_m": [50.0]}  # a publisher without speeds
+    metrics = {"frames": 1, "p_md": 0.5, "p_fa": 0.0, "gospa": 12.5, "ser": 0.0, "speed_rmse_mps": None}
+    for topic, body in (("detections", det1), ("truth", truth0), ("truth", truth_moving), ("detections", old)):
+        S.check(topic, body)
+    assert S._line("detections", det1) == "[detections] frame 0: 1 targets  (-30.00 deg, 50.0 m)"
+    assert S._line("detections", old) == "[detections] frame 0: 1 targets  (-30.00 deg, 50.0 m)"
+    assert S._line("truth", truth0) == "[truth] frame 0: 2 targets  (-31.50 deg, 40.0 m)  (20.25 deg, 120.5 m)"
+    assert S._line("truth", truth_moving) == (
+        "[truth] frame 0: 2 targets  (-31.50 deg, 40.0 m, +12.2 m/s)  (20.25 deg, 120.5 m, +0.0 m/s)"
+    )
+    assert S._line("metrics", metrics) == "[metrics] 1 frames: p_md=0.5 p_fa=0.0 GOSPA=12.5 SER=0.0"
+    for bad in ({**det1, "speed_mps": "fast"}, {**det1, "speed_mps": [1.0, 2.0]}, {**det1, "speed_mps": ["x"]}):
+        with pytest.raises(S.MalformedMessage, match="speed_mps"):
+            S.check("detections", bad)
