@@ -391,3 +391,163 @@ def test_isac_subscribe_prints_speeds_only_where_a_frame_has_them():
     for bad in ({**det1, "speed_mps": "fast"}, {**det1, "speed_mps": [1.0, 2.0]}, {**det1, "speed_mps": ["x"]}):
         with pytest.raises(S.MalformedMessage, match="speed_mps"):
             S.check("detections", bad)
+
+
+# --- the map stream: angle-delay and range-velocity maps of M symbols -------------------------------------
+def map_frames(sc, frames, points=(30, 20), db=False, connect_rv=True):
+    """Y~ frames (B, M, K, S) through isac.angle_delay_map_stream (baseline array); the two outputs
+    as (B, angles, delays) and (B, speeds, delays), the second None when not connected."""
+    from gnuradio import blocks, gr
+
+    g = isac.frame_geometry(sc)
+    blk = isac.angle_delay_map_stream(sc, map_points=points, db=db)
+    tb = gr.top_block()
+    y = np.ascontiguousarray(frames, np.complex64)
+    sinks = [blocks.vector_sink_f(blk.size), blocks.vector_sink_f(blk.rv_size)]
+    tb.connect(blocks.vector_source_c(y.ravel().tolist(), False, g.array_items), blk, sinks[0])
+    if connect_rv:
+        tb.connect((blk, 1), sinks[1])
+    tb.run()
+    n = len(y)
+    ad = np.reshape(sinks[0].data(), (n, points[0], points[1]))
+    rv = np.reshape(sinks[1].data(), (n, blk.speed_points, points[1])) if connect_rv else None
+    return blk, ad, rv
+
+
+def explicit_map(sc, y, points):
+    """L3 = |sum_mks conj(a_k(theta_i)) Y~[m,k,s] conj(rho_s(tau_j)) conj(d_m(v_l))|^2 / (K S M), built from
+    the model's atoms on the display grids and the receiver's speed grid: (B, angles, delays, speeds)."""
+    from gnuradio.isac.model.array import scenario_nominal_array
+    from gnuradio.isac.model.dictionaries import doppler_speeds
+    from gnuradio.isac.model.doppler import doppler_phases
+    from gnuradio.isac.model.grids import angle_grid, delay_grid
+    from gnuradio.isac.model.ofdm import delay_vector
+
+    g = isac.frame_geometry(sc)
+    a = scenario_nominal_array(sc).steering(angle_grid(sc.target_sector_rad, points[0]))  # (K, Na)
+    rho = delay_vector(delay_grid(sc.range_interval_m, points[1]), g.subcarriers, sc.ofdm["spacing_hz"])  # (Nd, S)
+    v = doppler_speeds(sc)
+    d = doppler_phases(v, g.symbols, sc.symbol_duration_s, sc.get("array.carrier_hz"))  # (Nv, M)
+    c = np.einsum("ki,bmks,js,lm->bijl", a.conj(), y.astype(np.complex128), rho.conj(), d.conj(), optimize=True)
+    return np.abs(c) ** 2 / g.array_items, v
+
+
+def test_map_stream_of_m_symbols_is_the_maximum_of_the_3d_map_over_speed_and_angle(sc):
+    """Out 0 is max over speed, out 1 (speed-major) max over angle of the angle-delay-Doppler map
+    / (K S M), against the explicit correlation with the model's atoms; dB is 10 log10 of it; an
+    unconnected out 1 leaves out 0 unchanged."""
+    frames = Simulator(sc).frames(0, 3)
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    y = reciprocal_filter(frames.y_sensing, frames.symbols)
+    blk, ad, rv = map_frames(sc, y)
+    L3, speeds = explicit_map(sc, y, (30, 20))
+    np.testing.assert_array_equal(blk.speeds_mps, speeds)
+    assert blk.speed_points == sc.doppler_points == isac.speed_points(sc) == len(speeds) > 1
+    np.testing.assert_allclose(ad, L3.max(axis=3), rtol=2e-4, atol=1e-4 * L3.max())
+    np.testing.assert_allclose(rv, L3.max(axis=1).transpose(0, 2, 1), rtol=2e-4, atol=1e-4 * L3.max())
+    # the strongest cell: the same in both views, the map's maximum
+    np.testing.assert_allclose(ad.max(axis=(1, 2)), rv.max(axis=(1, 2)), rtol=1e-6)
+    _, ad_db, rv_db = map_frames(sc, y, db=True)
+    np.testing.assert_allclose(ad_db, 10 * np.log10(np.maximum(ad, 1e-12)), atol=2e-3)
+    np.testing.assert_allclose(rv_db, 10 * np.log10(np.maximum(rv, 1e-12)), atol=2e-3)
+    _, ad_only, none = map_frames(sc, y, connect_rv=False)
+    assert none is None
+    np.testing.assert_array_equal(ad_only, ad)
+
+
+def test_map_stream_of_one_symbol_frames_gives_the_map_as_before_and_the_range_profile_on_out_1():
+    """M = 1 (the paper's frame, here with targets moving at -30 .. 30 m/s that one symbol cannot
+    measure): out 0 is the 2-D map (10) / (K S) bit for bit as the model computes it, against the
+    explicit correlation; out 1 has the one speed 0 and is its maximum over the angles, a range
+    profile (vlen = delays)."""
+    from gnuradio.isac.model.angle_delay import angle_delay_map
+    from gnuradio.isac.model.array import scenario_nominal_array
+    from gnuradio.isac.model.grids import angle_grid, delay_grid
+    from gnuradio.isac.model.ofdm import delay_vector
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    one = moving_scenario({"ofdm.symbols": 1})
+    frames = Simulator(one).frames(0, 3)
+    y = reciprocal_filter(frames.y_sensing, frames.symbols)
+    assert y.shape == (3, 16, 64)
+    blk, ad, rv = map_frames(one, y)
+    assert blk.speed_points == one.doppler_points == isac.speed_points(one) == 1 and blk.rv_size == 20
+    np.testing.assert_array_equal(blk.speeds_mps, [0.0])
+    assert rv.shape == (3, 1, 20)
+    D = blk.dictionaries
+    want = angle_delay_map(y.astype(np.complex64), D.phi_a, D.phi_d) / np.float32(16 * 64)
+    np.testing.assert_array_equal(ad, want)
+    np.testing.assert_array_equal(rv[:, 0], want.max(axis=1))
+    a = scenario_nominal_array(one).steering(angle_grid(one.target_sector_rad, 30))
+    rho = delay_vector(delay_grid(one.range_interval_m, 20), 64, one.ofdm["spacing_hz"])
+    L = np.abs(np.einsum("ki,bks,js->bij", a.conj(), y.astype(np.complex128), rho.conj())) ** 2 / (16 * 64)
+    np.testing.assert_allclose(ad, L, rtol=2e-4, atol=1e-4 * L.max())
+    np.testing.assert_allclose(rv[:, 0], L.max(axis=1), rtol=2e-4, atol=1e-4 * L.max())
+
+
+def test_map_stream_normalisation_noise_at_n0_and_m_times_the_one_symbol_peak():
+    """One speed (a static scenario of M = 8 symbols): out 0 is the 3-D map itself. Noise-only
+    frames average N0 per cell; a static echo repeated over the M symbols peaks M times higher
+    than its one-symbol map, cell by cell (the coherent gain), and out 1 is the range profile."""
+    static = moving_scenario({"scene.speed_mps": [0.0, 0.0], "scene.noise_power": 2.0})
+    one = moving_scenario({"scene.speed_mps": [0.0, 0.0], "scene.noise_power": 2.0, "ofdm.symbols": 1})
+    rng = np.random.default_rng(3)
+    shape = (20, M, 16, 64)
+    noise = np.sqrt(2.0 / 2) * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+    blk, ad, rv = map_frames(static, noise)
+    assert blk.speed_points == 1 and rv.shape == (20, 1, 20)
+    assert ad.mean() == pytest.approx(2.0, rel=0.05)  # N0
+    np.testing.assert_allclose(rv[:, 0], ad.max(axis=1), rtol=1e-6)
+    y1 = Simulator(one).frames(2, 1)
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    echo = reciprocal_filter(y1.y_sensing, y1.symbols)  # (1, K, S) incl. noise: any frame will do
+    _, ad1, _ = map_frames(one, echo)
+    _, adm, _ = map_frames(static, np.repeat(echo[:, None], M, axis=1))
+    np.testing.assert_allclose(adm, M * ad1, rtol=1e-4, atol=1e-6 * ad1.max())
+
+
+def test_map_stream_of_a_huge_m_symbol_frame_is_that_of_the_frame_at_the_usual_scale(sc):
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    frames = Simulator(sc).frames(0, 2)
+    y = reciprocal_filter(frames.y_sensing, frames.symbols)
+    _, ad, rv = map_frames(sc, y, db=True)
+    _, ad_big, rv_big = map_frames(sc, y * np.float32(2.0**60), db=True)
+    assert np.all(np.isfinite(ad_big)) and np.all(np.isfinite(rv_big))
+    np.testing.assert_allclose(ad_big, ad + 10 * np.log10(2.0**120), atol=2e-3)
+    np.testing.assert_allclose(rv_big, rv + 10 * np.log10(2.0**120), atol=2e-3)
+
+
+def test_map_stream_flags_a_failing_m_symbol_frame_on_both_outputs_and_goes_on(sc):
+    """A frame whose map raises: NaN on both outputs, counted in failed_frames, the other frames
+    mapped as usual (the chunk is retried frame by frame)."""
+    from gnuradio import blocks, gr
+
+    from gnuradio.isac.model.reciprocal import reciprocal_filter
+
+    frames = Simulator(sc).frames(0, 6)
+    y = reciprocal_filter(frames.y_sensing, frames.symbols).astype(np.complex64)
+    y[2, 0, 0, 0] = 12345.0  # the frame the patched map refuses
+    g = isac.frame_geometry(sc)
+    blk = isac.angle_delay_map_stream(sc, map_points=(30, 20), db=False)
+    good = blk.maps
+
+    def maps(frames_in):
+        if np.any(frames_in[:, 0, 0, 0] == 12345.0):
+            raise RuntimeError("this frame's map failed")
+        return good(frames_in)
+
+    blk.maps = maps
+    tb = gr.top_block()
+    s0, s1 = blocks.vector_sink_f(blk.size), blocks.vector_sink_f(blk.rv_size)
+    tb.connect(blocks.vector_source_c(y.ravel().tolist(), False, g.array_items), blk, s0)
+    tb.connect((blk, 1), s1)
+    tb.run()
+    ad, rv = np.reshape(s0.data(), (6, -1)), np.reshape(s1.data(), (6, -1))
+    assert blk.failed_frames == 1 and blk.fatal_error is None
+    assert np.all(np.isnan(ad[2])) and np.all(np.isnan(rv[2]))
+    want_ad, want_rv = good(np.delete(y, 2, axis=0))
+    np.testing.assert_array_equal(np.delete(ad, 2, axis=0), want_ad.reshape(5, -1))
+    np.testing.assert_array_equal(np.delete(rv, 2, axis=0), want_rv.reshape(5, -1))
