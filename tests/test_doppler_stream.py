@@ -551,3 +551,191 @@ def test_map_stream_flags_a_failing_m_symbol_frame_on_both_outputs_and_goes_on(s
     want_ad, want_rv = good(np.delete(y, 2, axis=0))
     np.testing.assert_array_equal(np.delete(ad, 2, axis=0), want_ad.reshape(5, -1))
     np.testing.assert_array_equal(np.delete(rv, 2, axis=0), want_rv.reshape(5, -1))
+
+
+# --- GRC: apps/*.grc with M > 1 set in the ISAC Scenario block ------------------------------------------
+#: the ISAC Scenario block's fields of moving_scenario() (run.seed: the flowgraphs' --seed)
+FIELDS = {
+    "array_antennas": "16",
+    "ofdm_subcarriers": "64",
+    "ofdm_symbols": str(M),
+    "scene_speed_mps": "[-30.0, 30.0]",
+    "scene_max_targets": "3",
+    "receiver_angle_grid": "60",
+    "receiver_delay_grid": "50",
+    "run_calibration_frames": "48",
+    "transmitter_eta": "0.8",
+}
+
+
+def compile_moving(name: str, tmp_path, **fields) -> "Path":  # noqa: F821
+    """apps/<name>.grc with the moving scenario in its ISAC Scenario block, compiled by grcc
+    with this Python: the generated script's path."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from test_blocks_grc import REPO, set_fields
+
+    grcc = shutil.which("grcc")
+    assert grcc is not None, "grcc (GNU Radio Companion) is installed by tools/setup.sh"
+    grc = tmp_path / f"{name}.grc"
+    grc.write_text(set_fields((REPO / "apps" / f"{name}.grc").read_text(), "scenario", **{**FIELDS, **fields}))
+    env = {**__import__("os").environ, "GRC_BLOCKS_PATH": str(REPO / "grc")}
+    res = subprocess.run(
+        [sys.executable, grcc, "-o", str(tmp_path), str(grc)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return Path(tmp_path) / f"{name}.py"
+
+
+def run_script(script, *args, timeout=300, env=None):
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, str(script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=script.parent,
+        env={**os.environ, "OPENBLAS_NUM_THREADS": "1", **(env or {})},
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out
+    return out
+
+
+def metrics_line(out: str, frames: int) -> dict:
+    import re
+
+    line = [ln for ln in out.splitlines() if f"{frames} frames:" in ln][-1]
+    return {k: float(v) for k, v in re.findall(r"(p_md|p_fa|GOSPA|SER|speed RMSE)=([-+0-9.e]+|nan)", line)}
+
+
+def test_headless_grc_with_m_symbols_matches_evaluate(sc, tmp_path):
+    """apps/isac_headless.grc with ofdm.symbols = 8 and moving targets set in its Scenario block:
+    the ports follow the frame geometry, and the metrics are evaluate's on the same frames."""
+    script = compile_moving("isac_headless", tmp_path)
+    got = metrics_line(run_script(script, "-n", N, "--seed", 11, "--threshold", "1e6"), N)
+    want = evaluate(sc, "baseline", threshold=1.0e6, progress=False)
+    assert got["p_md"] == pytest.approx(want["p_md"], abs=1e-4) and got["p_fa"] == pytest.approx(want["p_fa"], abs=1e-4)
+    assert got["GOSPA"] == pytest.approx(want["gospa"], abs=1e-2)
+    assert got["SER"] == pytest.approx(want["ser"], rel=1e-2, abs=1e-9)
+    assert got["speed RMSE"] == pytest.approx(want["speed_rmse_mps"], abs=1e-3) and want["speed_rmse_mps"] > 0
+
+
+def test_replay_grc_with_m_symbols_scores_like_the_live_run(sc, tmp_path):
+    tb = SimFlowgraph(sc, 5, 1.0e6, record=str(tmp_path / "rec"))
+    tb.run()
+    tb.close()
+    want = tb.summary()
+    script = compile_moving("isac_replay", tmp_path)
+    got = metrics_line(run_script(script, "-d", tmp_path / "rec", "--threshold", "1e6"), 5)
+    assert got["p_md"] == pytest.approx(want["p_md"], abs=1e-4) and got["p_fa"] == pytest.approx(want["p_fa"], abs=1e-4)
+    assert got["GOSPA"] == pytest.approx(want["gospa"], abs=1e-2)
+    assert got["speed RMSE"] == pytest.approx(want["speed_rmse_mps"], abs=1e-3)
+
+
+def test_zmq_grc_with_m_symbols_publishes_detections_with_speeds(tmp_path):
+    import pmt
+    import zmq
+    from test_blocks_grc import free_port
+
+    script = compile_moving("isac_zmq", tmp_path)
+    det_addr, met_addr = (f"tcp://127.0.0.1:{free_port()}" for _ in range(2))
+    ctx = zmq.Context()
+    subs = []
+    for addr in (det_addr, met_addr):
+        sock = ctx.socket(zmq.SUB)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.setsockopt(zmq.RCVTIMEO, 30000)
+        sock.connect(addr)
+        subs.append(sock)
+    import subprocess
+    import sys
+
+    args = ["-n", "0", "--seed", "11", "--detections-address", det_addr, "--metrics-address", met_addr]
+    proc = subprocess.Popen(
+        [sys.executable, str(script), *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=tmp_path
+    )
+    try:
+        dets = [pmt.to_python(pmt.deserialize_str(subs[0].recv())) for _ in range(12)]
+        metrics = pmt.to_python(pmt.deserialize_str(subs[1].recv()))
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode(errors="replace")
+        for sock in subs:
+            sock.close(linger=0)
+        ctx.term()
+    measured = [v for d in dets for v in np.atleast_1d(d["speed_mps"])]
+    assert all(len(np.atleast_1d(d["speed_mps"])) == d["count"] for d in dets), out
+    assert measured and np.all(np.isfinite(measured)) and np.all(np.abs(measured) <= 30.0), out
+    assert "speed_rmse_mps" in metrics
+
+
+GUI_M_RUNNER = """
+import importlib.util, sys, threading, time
+import numpy as np
+from PyQt5 import Qt, QtCore, QtGui
+spec = importlib.util.spec_from_file_location("isac_gui", sys.argv[1])
+mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)
+app = Qt.QApplication(sys.argv[:1])
+tb = mod.isac_gui(frames=int(sys.argv[2]), seed=11, frame_rate=20)
+tb.resize(1800, 1000)
+tb.start()
+tb.show()
+blk = tb.isac_map_display_0
+rv, xy, ad = blk.rv_widget(), blk.xy_widget(), blk.map_widget()
+done = threading.Thread(target=tb.wait)
+done.start()
+t0 = time.monotonic()
+while done.is_alive() and time.monotonic() - t0 < 120:  # the QTimers refresh while it runs
+    app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+    time.sleep(0.01)
+print("ENDED", int(not done.is_alive()), flush=True)
+app.processEvents(QtCore.QEventLoop.AllEvents, 50)
+ad.refresh(); xy.refresh()  # the last frame; the angle-delay picture refreshes the range-velocity one
+img = rv.grab().toImage()
+white, near = 0, [(dx, dy) for dx in range(-9, 10) for dy in range(-9, 10)]
+for v, r in [] if rv.truth is None else zip(rv.truth["speed_mps"], rv.truth["range_m"]):
+    x, y = rv.to_pixel(v, r)
+    white += sum(img.pixelColor(int(x) + dx, int(y) + dy) == QtGui.QColor(255, 255, 255) for dx, dy in near)
+arrows = sum(len(xy.arrows(r[1], r[3])) for r in xy.rows)
+speeds = [] if rv.truth is None else [float(v) for v in rv.truth["speed_mps"]]
+print("RV", rv.frame, ad.frame, white, arrows, "SPEEDS", *speeds, flush=True)
+if len(sys.argv) > 3:
+    tb.grab().save(sys.argv[3])
+"""
+
+
+def test_gui_grc_with_m_symbols_shows_the_range_velocity_map_and_arrows(sc, tmp_path):
+    """apps/isac_gui.grc with M = 8 (offscreen Qt), run to its end: the display gets both maps of
+    the map block; its range-velocity picture shows the last frame, the one the angle-delay
+    picture shows, with the Simulator's true speeds of that frame as white circles at (speed,
+    range), and the x-y scatter has an arrow on each moving target. The frame count is chosen so
+    that the last frame has targets. With ISAC_GUI_MOVING_SCREENSHOT=path the window is saved
+    there (docs/figures/gui_moving.png is made so)."""
+    import os
+
+    import gnuradio.qtgui  # noqa: F401  (part of Debian gnuradio)
+
+    sim = Simulator(sc)
+    frames = next(n for n in range(40, 80) if sim.frames(n - 1, 1).true_counts[0] > 0)
+    want = sim.frames(frames - 1, 1).scenes[0].speeds_mps
+    script = compile_moving("isac_gui", tmp_path, transmitter_eta="eta")  # the flowgraph's slider
+    runner = tmp_path / "run_gui.py"
+    runner.write_text(GUI_M_RUNNER)
+    shot = [os.environ["ISAC_GUI_MOVING_SCREENSHOT"]] if os.environ.get("ISAC_GUI_MOVING_SCREENSHOT") else []
+    env = {"QT_QPA_PLATFORM": "offscreen", "XDG_RUNTIME_DIR": str(tmp_path)}
+    out = run_script(runner, script, frames, *shot, env=env)
+    assert "Traceback" not in out and "ENDED 1" in out, out
+    row = next(ln for ln in out.splitlines() if ln.startswith("RV")).split()
+    rv_frame, ad_frame, white, arrows = row[1:5]
+    assert rv_frame == ad_frame == str(frames - 1), out  # both pictures show the last frame
+    np.testing.assert_allclose([float(v) for v in row[6:]], want, rtol=1e-12)
+    assert np.all(want != 0.0)
+    assert int(white) >= 12 * len(want), out  # a white circle at each (speed, range)
+    assert int(arrows) >= len(want), out  # the last frame's targets move: an arrow each, at least
