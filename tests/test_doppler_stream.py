@@ -739,3 +739,43 @@ def test_gui_grc_with_m_symbols_shows_the_range_velocity_map_and_arrows(sc, tmp_
     assert np.all(want != 0.0)
     assert int(white) >= 12 * len(want), out  # a white circle at each (speed, range)
     assert int(arrows) >= len(want), out  # the last frame's targets move: an arrow each, at least
+
+
+# --- the stream unit: whole frames of M symbols per item, and the memory of their buffers -------------------
+@pytest.mark.parametrize("symbols", [1, M])
+def test_stream_items_are_whole_frames_and_the_buffers_hold_32_array_and_128_symbol_frames(symbols):
+    """docs/blocks.md, "The stream unit for frames of M OFDM symbols": every output of isac-sim's
+    chain carries one whole frame per item (8 M K S bytes for the array frames, 8 M S complex and
+    4 M S int32 for the symbol frames), and GNU Radio allocates each output 2 x 32 KiB / item size
+    items, at least 2, raised to the block's minimum (32 array frames, 128 symbol frames):
+    measured after a run, max_output_buffer(port) being the buffer GNU Radio allocated."""
+    from gnuradio.isac.blocks.base import STREAM_FRAMES, SYMBOL_FRAMES
+
+    sc = moving_scenario({"ofdm.symbols": symbols})
+    K, S = 16, 64
+    tb = SimFlowgraph(sc, 2, 1.0e9)
+    tb.run()
+    tb.close()
+    got = {}
+    for (blk, port), _ in tb.edges:
+        got[(blk.name(), port)] = (blk.output_signature().sizeof_stream_items()[port], blk.max_output_buffer(port))
+    array, cplx, ints = 8 * symbols * K * S, 8 * symbols * S, 4 * symbols * S
+
+    def allocated(size, minimum):
+        return max(2 * 32768 // size, 2, minimum)
+
+    want = {
+        ("isac_message_source", 0): (ints, allocated(ints, SYMBOL_FRAMES)),
+        ("isac_message_source", 1): (cplx, allocated(cplx, SYMBOL_FRAMES)),
+        ("isac_precoder", 0): (array, allocated(array, STREAM_FRAMES)),
+        ("isac_ula_channel", 0): (array, allocated(array, STREAM_FRAMES)),
+        ("isac_ula_channel", 1): (cplx, allocated(cplx, SYMBOL_FRAMES)),
+        ("isac_ula_channel", 2): (cplx, allocated(cplx, SYMBOL_FRAMES)),
+        ("isac_reciprocal_filter", 0): (array, allocated(array, STREAM_FRAMES)),
+        ("isac_comm_receiver", 0): (ints, allocated(ints, SYMBOL_FRAMES)),
+    }
+    assert got == want
+    assert (STREAM_FRAMES, SYMBOL_FRAMES) == (32, 128)
+    if symbols > 1:  # items large enough for the blocks' minima to decide: the formula of docs/blocks.md
+        total = sum(size * items for size, items in got.values())
+        assert total == symbols * (32 * 3 * 8 * K * S + 128 * (3 * 8 * S + 2 * 4 * S))

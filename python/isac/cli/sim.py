@@ -1,11 +1,14 @@
 """isac-sim: the streaming ISAC simulation. Runs the GNU Radio flowgraph (message source ->
 precoder -> impaired ULA channel -> reciprocal filter -> OMP receiver, comm receiver ->
 metrics) for N frames and prints, per frame, the true targets and the detections (angle in
-degrees, range in metres) and the SER; at the end p_md, p_fa, GOSPA and SER over all frames.
+degrees, range in metres, and for frames of M > 1 OFDM symbols the radial speed in m/s,
+positive = approaching) and the SER; at the end p_md, p_fa, GOSPA and SER over all frames (and
+the speed RMSE for M > 1).
 
 The threshold is first calibrated to receiver.p_fa on separate calibration frames (or given
 with --threshold). --zmq / --zmq-json publish the results while it runs; apps/isac-subscribe
-prints them."""
+prints them. Scenario keys: --set KEY=VALUE, e.g. moving targets over frames of 16 symbols:
+isac-sim --set ofdm.symbols=16 --set 'scene.speed_mps=[-30,30]' (docs/config.md)."""
 
 from __future__ import annotations
 
