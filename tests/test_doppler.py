@@ -10,10 +10,15 @@ import pytest
 
 from gnuradio.isac.config import SPEED_OF_LIGHT, ConfigError, Scenario
 from gnuradio.isac.model import doppler as dop
-from gnuradio.isac.model.angle_delay import angle_delay_doppler_map_complex, angle_delay_map_complex
+from gnuradio.isac.model.angle_delay import (
+    angle_delay_doppler_map,
+    angle_delay_doppler_map_complex,
+    angle_delay_map_complex,
+    map_views,
+)
 from gnuradio.isac.model.array import scenario_nominal_array
 from gnuradio.isac.model.channels_stream import Motion, array_frame, channel_frame, sensing_echo_from_frame
-from gnuradio.isac.model.dictionaries import omp_dictionaries
+from gnuradio.isac.model.dictionaries import doppler_speeds, omp_dictionaries
 from gnuradio.isac.model.geometry import FrameGeometry
 from gnuradio.isac.model.grids import range_to_delay
 from gnuradio.isac.model.ofdm import delay_vector, qpsk_map, random_messages
@@ -135,6 +140,74 @@ def test_angle_delay_doppler_map_is_the_explicit_correlation():
     # one symbol and the speed 0: the map (10)
     one = angle_delay_doppler_map_complex(y[:, :1], pa, pd, np.ones((1, 1), np.complex64))
     np.testing.assert_allclose(one[..., 0], angle_delay_map_complex(y[:, 0], pa, pd), rtol=1e-5)
+
+
+def test_map_views_are_the_maxima_of_the_3d_map_over_speed_and_over_angle():
+    """map_views of a power map (B, N_theta, N_tau, N_v), element by element against a loop: the
+    angle-delay view max over l of P[b, i, j, l], the range-velocity view (speed-major) max over i;
+    one frame (no batch axis) alike; with one speed the angle-delay view is the map itself."""
+    rng = np.random.default_rng(9)
+    B, Na, Nd, Nv = 2, 5, 4, 3
+    P = rng.exponential(size=(B, Na, Nd, Nv)).astype(np.float32)
+    ad, rv = map_views(P)
+    assert ad.shape == (B, Na, Nd) and rv.shape == (B, Nv, Nd) and ad.dtype == rv.dtype == np.float32
+    for b in range(B):
+        for j in range(Nd):
+            for i in range(Na):
+                assert ad[b, i, j] == max(P[b, i, j, lv] for lv in range(Nv))
+            for lv in range(Nv):
+                assert rv[b, lv, j] == max(P[b, i, j, lv] for i in range(Na))
+    ad1, rv1 = map_views(P[1])
+    np.testing.assert_array_equal(ad1, ad[1])
+    np.testing.assert_array_equal(rv1, rv[1])
+    ad0, rv0 = map_views(P[..., :1])
+    np.testing.assert_array_equal(ad0, P[..., 0])
+    np.testing.assert_array_equal(rv0[:, 0], P[..., 0].max(axis=1))  # a range profile
+    # the power map is |M|^2 of the complex one, in float32
+    c = lambda *s: (rng.normal(size=s) + 1j * rng.normal(size=s)).astype(np.complex64)  # noqa: E731
+    y, pa, pd, pv = c(2, 3, 4, 5), c(4, 6), c(5, 7), c(3, 2)
+    m = angle_delay_doppler_map_complex(y, pa, pd, pv)
+    power = angle_delay_doppler_map(y, pa, pd, pv)
+    assert power.dtype == np.float32 and power.shape == (2, 6, 7, 2)
+    np.testing.assert_allclose(power, np.abs(m) ** 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, points",
+    [
+        ({}, 1),  # the paper's frame: no Doppler dictionary
+        ({"scene.speed_mps": [-30.0, 30.0]}, 1),  # one symbol, moving targets: still one speed (0)
+        (MOVING, 10),  # 60 m/s over lambda / (2 M T_O) = 14.99 m/s at M = 16: ceil(8.005) + 1
+        ({**MOVING, "ofdm.symbols": 64}, 34),  # 3.75 m/s: ceil(32.02) + 1 (docs/performance.md)
+        ({**MOVING, "scene.speed_mps": [-119.0, 119.0]}, 33),
+        ({**MOVING, "scene.speed_mps": [0.0, 7.0]}, 2),  # 7 m/s <= half the resolution: the two ends
+        ({**MOVING, "scene.speed_mps": [5.0, 5.0]}, 1),  # one speed
+        ({**MOVING, "receiver.doppler_grid": 7}, 7),
+        ({**MOVING, "scene.speed_mps": [5.0, 5.0], "receiver.doppler_grid": 7}, 1),
+    ],
+)
+def test_doppler_points_is_the_length_of_the_receivers_speed_grid(overrides, points):
+    """Scenario.doppler_points (N_v, the one definition of the grid's size: the map stream and the
+    display size their range-velocity maps with it) is the length of model.dictionaries.
+    doppler_speeds and of the receiver's Doppler dictionary; the automatic grid is the fewest
+    points from v_min to v_max whose step is at most half the resolution lambda / (2 M T_O)."""
+    sc = Scenario.default().with_overrides({**SMALL, **overrides})
+    speeds = doppler_speeds(sc)
+    assert sc.doppler_points == len(speeds) == points
+    M = sc.get("ofdm.symbols")
+    D = omp_dictionaries(sc, scenario_nominal_array(sc))
+    if M == 1:
+        np.testing.assert_array_equal(speeds, [0.0])
+        assert not D.doppler
+        return
+    lo, hi = sc.speed_interval_mps
+    assert D.phi_v.shape == (M, points)
+    np.testing.assert_array_equal(D.speeds_mps, speeds)
+    assert speeds[0] == lo and speeds[-1] == hi
+    if hi > lo and not sc.get("receiver.doppler_grid"):
+        half = sc.speed_resolution_mps / 2
+        assert np.diff(speeds).max() <= half * (1 + 1e-12)
+        assert points == 2 or (hi - lo) / (points - 2) > half  # one point fewer would not do
 
 
 def test_omp_resolves_two_targets_at_the_same_angle_and_range_by_speed():

@@ -517,3 +517,155 @@ def test_gui_flowgraph_shows_live_map_with_truth(tmp_path):
     assert (int(xy[6]) > 0) == (n_truth > 0) and (int(xy[8]) > 0) == (n_det > 0), out
     assert int(xy[10]) == 0, out  # nothing drawn at (0, 0)
     assert "SAMEFRAME 0" not in out, out
+
+
+# --- frames of M > 1 OFDM symbols: the range-velocity map and the velocity arrows ------------------------
+SPEEDS = (-30.0, 30.0)
+SC_M = SC.with_overrides(
+    {"ofdm.symbols": 16, "scene.speed_mps": list(SPEEDS), "array.antennas": 16, "ofdm.subcarriers": 64}
+)
+V = SC_M.doppler_points  # speeds of the range-velocity map
+VELS = np.linspace(*SPEEDS, V)
+
+
+def feed_m(display, maps, rv_maps):
+    """Run (angle-delay, range-velocity) map pairs (frames 0, 1, ...) through the display's two inputs."""
+    tb = gr.top_block()
+    tb.connect(blocks.vector_source_f(np.concatenate([m.ravel() for m in maps]).tolist(), False, A * D), (display, 0))
+    rv = blocks.vector_source_f(np.concatenate([m.ravel() for m in rv_maps]).tolist(), False, V * D)
+    tb.connect(rv, (display, 1))
+    tb.run()
+
+
+def rv_map(peak, seed=0):
+    """A range-velocity map in dB (V speeds x D delays, speed-major): noise around -20 dB, 0 dB at peak."""
+    m = -20.0 + np.random.default_rng(seed).normal(0.0, 1.0, (V, D))
+    m[peak] = 0.0
+    return m.astype(np.float32)
+
+
+def render_widget(display, widget, size=(480, 400)) -> np.ndarray:
+    """Lay out the block's widget so that each picture is ``size``, refresh ``widget`` and grab it."""
+    panel = display.qwidget()
+    panel.resize(size[0] * panel.layout().count(), size[1])
+    panel.layout().activate()
+    assert (widget.width(), widget.height()) == size
+    widget.refresh()
+    img = widget.grab().toImage().convertToFormat(QtGui.QImage.Format_RGB888)
+    ptr = img.constBits()
+    ptr.setsize(img.byteCount())
+    return (
+        np.frombuffer(ptr, np.uint8)
+        .reshape(img.height(), img.bytesPerLine())[:, : 3 * img.width()]
+        .reshape(img.height(), img.width(), 3)
+        .copy()
+    )
+
+
+def test_m_symbol_display_shows_the_range_velocity_map_of_the_frame_with_truth_and_detections(qapp):
+    assert V > 2 and isac.speed_points(SC_M) == V
+    d = make(scenario=SC_M)
+    assert (d.speed_points, d.rv_size, d.speed_mps) == (V, V * D, list(SPEEDS))
+    layout = d.qwidget().layout()
+    assert [layout.itemAt(i).widget() for i in range(3)] == [d.xy_widget(), d.map_widget(), d.rv_widget()]
+    peak = (V - 2, 12)  # speed index, delay index
+    feed_m(d, [noise_map(seed=1), noise_map(seed=2)], [rv_map((1, 30), seed=1), rv_map(peak, seed=2)])
+    rv = d.rv_widget()
+    img = render_widget(d, rv)
+    assert rv.frame == 1
+    r = rv.plot_rect()
+    mask = np.zeros(img.shape[:2], bool)
+    mask[int(np.ceil(r.top())) + 1 : int(r.bottom()) - 1, int(np.ceil(r.left())) + 1 : int(r.right()) - 1] = True
+    bright = np.where(mask, img[..., 0].astype(int) + img[..., 1], -1)
+    y, x = np.unravel_index(np.argmax(bright), bright.shape)
+    px, py = rv.to_pixel(VELS[peak[0]], RANGES[peak[1]])
+    assert abs(x - px) <= r.width() / V and abs(y - py) <= r.height() / D, ((x, y), (px, py))
+    assert tuple(img[y, x]) == tuple(LUT[255])
+    # truth and detections of frame 1 at their (speed, range); frame 0's not at all
+    truth = ([-30.0, -25.0], [RANGES[peak[1]], 60.0], [VELS[peak[0]], -20.0])
+    det = ([-30.1], [RANGES[peak[1]] + 2.0], [VELS[peak[0]]])
+    d.handle_truth(message(1, truth[0], truth[1], speed_mps=np.array(truth[2])))
+    d.handle_detections(message(1, det[0], det[1], speed_mps=np.array(det[2])))
+    d.handle_truth(message(0, [-35.0], [150.0], speed_mps=np.array([10.0])))
+    img = render_widget(d, rv)
+    for v, rg in zip(truth[2], truth[1]):
+        assert colour_near(img, rv.to_pixel(v, rg), TRUTH_RGB) >= 12, (v, rg)
+    assert colour_near(img, rv.to_pixel(det[2][0], det[1][0]), DETECTION_RGB) >= 12
+    assert colour_near(img, rv.to_pixel(10.0, 150.0), TRUTH_RGB) == 0
+    # the angle-delay picture of the same frame keeps its angles
+    w = d.map_widget()
+    img = render_widget(d, w)
+    assert w.frame == 1 and colour_near(img, w.to_pixel(-25.0, 60.0), TRUTH_RGB) >= 12
+
+
+def test_one_symbol_display_has_no_range_velocity_picture_and_ignores_its_second_input(qapp):
+    d = make()
+    assert d.rv_widget() is None and d.speed_points == 1 and d.qwidget().layout().count() == 2
+    tb = gr.top_block()  # the range profile (1 x D) on in 1, as isac_gui.grc connects it: accepted
+    tb.connect(blocks.vector_source_f(noise_map().ravel().tolist(), False, A * D), (d, 0))
+    tb.connect(blocks.vector_source_f(np.zeros(D).tolist(), False, D), (d, 1))
+    tb.run()
+    render(d)
+    assert d.map_widget().frame == 0 and len(d._rv_maps) == 0
+
+
+def test_velocity_arrow_points_along_the_line_of_sight():
+    from gnuradio.isac.display import arrow_scale, velocity_arrow
+
+    p = (60.0, -80.0)  # 100 m away
+    assert velocity_arrow(p, 20.0, 0.5) == pytest.approx((60.0 - 6.0, -80.0 + 8.0))  # approaching: 10 m inwards
+    assert velocity_arrow(p, -20.0, 0.5) == pytest.approx((66.0, -88.0))  # receding: outwards
+    assert velocity_arrow(p, 0.0, 0.5) is None and velocity_arrow(p, float("nan"), 0.5) is None
+    assert velocity_arrow((0.0, 0.0), 5.0, 0.5) is None
+    assert arrow_scale((0.0, 200.0, -150.0, 0.0), 40.0) == pytest.approx(0.5)  # 40 m/s: 20 m, a tenth of 200 m
+    assert arrow_scale((-10.0, 50.0, -300.0, 0.0), 15.0) == pytest.approx(2.0)  # the larger side: y, 300 m
+    # an approaching arrow longer than the range stops at the array; a receding one is not cut
+    assert velocity_arrow((6.0, 8.0), 30.0, 0.5) == pytest.approx((0.0, 0.0))
+    assert velocity_arrow((6.0, 8.0), -30.0, 0.5) == pytest.approx((15.0, 20.0))
+    for bad in (0.0, -5.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match=r"arrow_scale: speed_mps must be finite and > 0 \(m/s\)"):
+            arrow_scale((0.0, 200.0, -150.0, 0.0), bad)
+    for bad in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match=r"velocity_arrow: metres_per_mps must be finite and >= 0"):
+            velocity_arrow(p, 20.0, bad)
+
+
+def test_xy_scatter_draws_an_arrow_for_each_moving_target(qapp):
+    """Truth moving towards the array: white arrow pixels between the circle and the tip towards
+    the origin, none on the far side; a receding detection: red pixels outwards; a detection
+    without a measured speed (NaN) and a static target: no arrow."""
+    from gnuradio.isac.display import velocity_arrow
+
+    d = make(scenario=SC_M)
+    w = d.xy_widget()
+    assert d.arrow_speed_mps == 30.0
+    truth = ([-35.0, -25.0], [80.0, 150.0], [30.0, 0.0])
+    det = ([-25.0, -35.0], [150.0, 80.0], [-30.0, float("nan")])
+    d.handle_truth(message(3, truth[0], truth[1], speed_mps=np.array(truth[2])))
+    d.handle_detections(message(3, det[0], det[1], speed_mps=np.array(det[2])))
+    img = render_widget(d, w)
+    scale = w.arrow_m_per_mps
+    x0, x1, y0, y1 = w.extent
+    assert 30.0 * scale == pytest.approx(0.1 * max(x1 - x0, y1 - y0))
+
+    def along(start, tip, rgb, box=3):
+        """Pixels of ``rgb`` near points 40-90 % of the way from start to tip (clear of the marker)."""
+        return sum(
+            colour_near(img, w.to_pixel(*(np.add(start, f * np.subtract(tip, start)))), rgb, box=box)
+            for f in (0.5, 0.7, 0.9)
+        )
+
+    p_in = np.array(xy_of(truth[0][0], truth[1][0]))
+    tip = velocity_arrow(p_in, 30.0, scale)
+    assert np.hypot(*tip) < np.hypot(*p_in)  # towards the array
+    assert along(p_in, tip, TRUTH_RGB) >= 3
+    away = tuple(2 * p_in - np.array(tip))
+    assert along(p_in, away, TRUTH_RGB) == 0
+    p_out = np.array(xy_of(det[0][0], det[1][0]))
+    tip = velocity_arrow(p_out, -30.0, scale)
+    assert np.hypot(*tip) > np.hypot(*p_out) and along(p_out, tip, DETECTION_RGB) >= 3
+    # the static truth target at (-25 deg, 150 m) and the detection without a speed at (-35, 80): no arrows
+    for a, rg, rgb in ((-25.0, 150.0, TRUTH_RGB), (-35.0, 80.0, DETECTION_RGB)):
+        p = np.array(xy_of(a, rg))
+        for direction in (p / np.hypot(*p), -p / np.hypot(*p)):
+            assert along(p + 3.0 * direction, p + 30.0 * scale * direction, rgb, box=1) == 0, (a, rg)

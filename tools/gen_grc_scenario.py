@@ -58,8 +58,9 @@ def label(key) -> str:
     text = " ".join(words[:-1] if unit else words)
     text = text[0].upper() + text[1:]
     symbol = key.paper.split(",")[0].split(" (")[0].strip()
-    if len(symbol) <= 6 and symbol not in ("-",):
-        text += f", {symbol}"
+    # a symbol (K, f_c, N_θ), not a phrase or the first half of a pair ("{θ_min", "T_O =", "B of", "(7)")
+    if len(symbol) <= 6 and symbol != "-" and not any(c in symbol for c in " {(="):
+        text = symbol if symbol.lower() == text.lower() else f"{text}, {symbol}"  # "ICI", not "Ici, ICI"
     return f"{text} ({unit})" if unit else text
 
 
@@ -195,8 +196,8 @@ def render() -> str:
             f"    dtype: {DTYPES[key.kind]}",
             f"    default: {quote(python_default(key))}",
         ]
-        if key.choices:
-            lines.append("    options: [" + ", ".join(key.choices) + "]")
+        if key.choices:  # quoted: YAML 1.1 (GRC's loader) reads off / on / yes / no as booleans
+            lines.append("    options: [" + ", ".join(quote(c) for c in key.choices) + "]")
         lines.append(f"    hide: ${{ 'all' if source == 'file' else '{hide}' }}")
     # the generated code: an enum renders as its bare option, quoted here
     fields = ", ".join(f'"{k.key}": ' + (f'"${{{k.field_id}}}"' if k.choices else f"${{{k.field_id}}}") for k in keys)

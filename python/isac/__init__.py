@@ -84,6 +84,7 @@ _LAZY = {
     "Scenario": ("config", "Scenario"),
     "FrameGeometry": ("model.geometry", "FrameGeometry"),
     "frame_geometry": ("config_grc", "frame_geometry"),
+    "speed_points": ("config_grc", "speed_points"),
     "scenario_of_fields": ("config_grc", "scenario_of_fields"),
     "learned_methods": ("transceiver", "learned_methods"),
     "stop_on_fatal": ("blocks.base", "stop_on_fatal"),

@@ -382,6 +382,19 @@ class Scenario:
         return self.wavelength_m / (2.0 * self.data["ofdm"]["symbols"] * self.symbol_duration_s)
 
     @property
+    def doppler_points(self) -> int:
+        """N_v, the number of speeds of the sensing receiver's Doppler grid over scene.speed_mps
+        (the one definition: model.dictionaries.doppler_speeds spaces this many speeds, the map
+        stream and the display size their range-velocity maps with it): 1 for frames of one OFDM
+        symbol (no Doppler dictionary; the map is the speed-0 slice) and for a one-speed interval;
+        else receiver.doppler_grid, or (0) the fewest points whose step is at most half the speed
+        resolution res = lambda / (2 M T_O) (m/s): ceil(2 (v_max - v_min) / res) + 1."""
+        lo, hi = self.speed_interval_mps
+        if self.data["ofdm"]["symbols"] == 1 or hi <= lo:
+            return 1
+        return int(self.data["receiver"]["doppler_grid"] or math.ceil(2.0 * (hi - lo) / self.speed_resolution_mps) + 1)
+
+    @property
     def speed_interval_mps(self) -> tuple[float, float]:
         lo, hi = self.data["scene"]["speed_mps"]
         return float(lo), float(hi)

@@ -45,4 +45,11 @@ def frame_geometry(scenario=None):
     return FrameGeometry.of(Scenario.of(scenario))
 
 
-__all__ = ["SOURCES", "field_keys", "frame_geometry", "scenario_of_fields"]
+def speed_points(scenario=None) -> int:
+    """N_v, the speeds of the receiver's Doppler grid of a block's ``scenario`` (1 for frames of one
+    OFDM symbol): the size of the range-velocity map of isac.angle_delay_map_stream (its second
+    output, ``map_points[1] * speed_points``)."""
+    return Scenario.of(scenario).doppler_points
+
+
+__all__ = ["SOURCES", "field_keys", "frame_geometry", "scenario_of_fields", "speed_points"]

@@ -7,11 +7,12 @@ read back and validated by ``isac-sim --replay`` (``isac.sigmf_source``, ``repla
 A recording is a directory holding two SigMF recordings (``NAME.sigmf-meta`` JSON + ``NAME.sigmf-data``):
 
 ``rx``  the received array frames Y_r of (1), the input of the reciprocal filter (3): the
-        frame geometry's ``array_items`` (K*S for one OFDM symbol) complex samples per frame,
-        **antenna-major**: sample ``k*S + s`` of a frame is antenna k, subcarrier s; frame f
-        starts at sample ``f*K*S`` (model.geometry.FrameGeometry).
-``tx``  the transmitted QPSK symbols x: ``symbol_items`` (S) complex samples per frame (sample
-        s = subcarrier s).
+        frame geometry's ``array_items`` (M*K*S: K*S for one OFDM symbol) complex samples per
+        frame, symbol-major, then **antenna-major**: sample ``(m*K + k)*S + s`` of a frame is
+        symbol m, antenna k, subcarrier s; frame f starts at sample ``f*M*K*S``
+        (model.geometry.FrameGeometry).
+``tx``  the transmitted QPSK symbols x: ``symbol_items`` (M*S) complex samples per frame (sample
+        m*S + s = symbol m, subcarrier s).
 
 Samples are ``cf32_le`` (complex float32, little-endian), exactly the complex64 items of the
 flowgraph. Global metadata: ``core:datatype``, ``core:sample_rate`` = S*Delta_f (Hz, the OFDM
@@ -28,12 +29,14 @@ m, when the array was simulated or measured) and, when simulated with element mo
 (gr-isac), plus what the recorder adds (isac-sim: ``scenario_hash``
 (Scenario.hash()), ``scenario``, ``method``, ``receiver``, ``threshold``). One capture segment
 at sample 0 with ``core:frequency`` = f_c. Annotations (rx): one per frame with ground truth,
-``core:sample_start`` = f*K*S, ``core:sample_count`` = K*S, ``core:label`` "frame f", and
+``core:sample_start`` = f*M*K*S, ``core:sample_count`` = M*K*S, ``core:label`` "frame f", and
 ``isac:frame``, ``isac:sim_frame``, ``isac:count`` T, ``isac:angles_deg``, ``isac:ranges_m``,
-``isac:gains_abs``, ``isac:comm_angle_deg``.
+``isac:speeds_mps`` (radial speeds, m/s, positive = approaching; 0 for static targets; a
+recording without them, from before speeds existed, reads as static), ``isac:gains_abs``,
+``isac:comm_angle_deg``.
 
 The reader refuses (RecordingError, one line naming the key) a recording that fails the SigMF
-schema, is not ``cf32_le``, or whose K, S, f_c or Delta_f differ from the receiver's; a data
+schema, is not ``cf32_le``, or whose K, S, M, f_c or Delta_f differ from the receiver's; a data
 file that ends inside a frame is read up to its last whole frame, with a warning that says so."""
 
 from __future__ import annotations
@@ -58,6 +61,11 @@ KINDS = ("rx", "tx")
 LAYOUT = {
     "rx": "antenna-major: sample k*S + s of a frame is antenna k, subcarrier s",
     "tx": "sample s of a frame is subcarrier s",
+}
+#: the layouts of frames of M > 1 OFDM symbols
+LAYOUT_SYMBOLS = {
+    "rx": "symbol-major, then antenna-major: sample (m*K + k)*S + s of a frame is symbol m, antenna k, subcarrier s",
+    "tx": "symbol-major: sample m*S + s of a frame is symbol m, subcarrier s",
 }
 META_EXT, DATA_EXT = ".sigmf-meta", ".sigmf-data"
 
@@ -115,7 +123,7 @@ def global_metadata(
         "isac:subcarriers": geometry.subcarriers,
         "isac:symbols": geometry.symbols,
         "isac:frame_samples": n,
-        "isac:layout": LAYOUT[kind],
+        "isac:layout": (LAYOUT if geometry.symbols == 1 else LAYOUT_SYMBOLS)[kind],
         "isac:spacing_hz": float(scenario.ofdm["spacing_hz"]),
         "isac:nominal_spacing_m": scenario.wavelength_m / 2.0,
         "isac:version": __version__,
@@ -158,6 +166,7 @@ def truth_annotation(frame: int, n_samples: int, truth: Truth) -> dict:
         "isac:count": truth.count,
         "isac:angles_deg": truth.angle_deg.tolist(),
         "isac:ranges_m": truth.range_m.tolist(),
+        "isac:speeds_mps": truth.speed_mps.tolist(),
         "isac:sim_frame": int(truth.sim_frame),
         "isac:gains_abs": _json(truth.gain_abs.tolist()),
         "isac:comm_angle_deg": _json(truth.comm_angle_deg),
@@ -259,7 +268,7 @@ class Recording:
                 raise RecordingError(
                     f"{name}: {key} = {got} but {who} has {expected}: the recording does not "
                     f"fit (record and replay with the same array.antennas, ofdm.subcarriers, "
-                    f"array.carrier_hz, ofdm.spacing_hz)"
+                    f"ofdm.symbols, array.carrier_hz, ofdm.spacing_hz)"
                 )
 
 
@@ -271,6 +280,7 @@ def _annotation_truth(ann: dict) -> Truth:
                 "sim_frame": ann.get("isac:sim_frame"),
                 "angle_deg": ann.get("isac:angles_deg", []),
                 "range_m": ann.get("isac:ranges_m", []),
+                **({"speed_mps": ann["isac:speeds_mps"]} if "isac:speeds_mps" in ann else {}),  # absent: static
                 **({"gain_abs": ann["isac:gains_abs"]} if "isac:gains_abs" in ann else {}),
                 "comm_angle_deg": ann.get("isac:comm_angle_deg"),
             }

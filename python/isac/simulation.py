@@ -240,9 +240,15 @@ class StreamChannel:
     @property
     def moving(self) -> bool:
         """Whether the frames need the motion model: M > 1 symbols, the time-domain ICI model, or
-        targets that may move (the C++ twin draws static one-symbol frames only)."""
-        sc = self.scenario
-        return self.geometry.symbols > 1 or sc.ofdm["ici"] == "on" or sc.speed_interval_mps != (0.0, 0.0)
+        targets that may move (drawn, or fixed with speeds; the C++ twin draws static one-symbol
+        frames only)."""
+        sc, fixed = self.scenario, self.fixed_scene
+        return (
+            self.geometry.symbols > 1
+            or sc.ofdm["ici"] == "on"
+            or sc.speed_interval_mps != (0.0, 0.0)
+            or (fixed is not None and fixed.moving)
+        )
 
     def _compiled_channel(self):
         FrameChannel = _compiled("FrameChannel")

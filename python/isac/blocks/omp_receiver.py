@@ -69,7 +69,10 @@ class omp_receiver(base.FrameBlock, gr.sync_block):
         except (ImportError, AttributeError) as exc:
             raise base.error(NAME, "kernel", f"'cpp': the C++ kernels are not available: {exc}") from None
         except ValueError as exc:
-            raise base.error(NAME, "receiver", str(exc)) from None
+            text = str(exc)
+            if text.startswith(f"method {self.method!r}: "):  # the method refuses the frames (nn on M > 1 symbols)
+                raise base.error(NAME, "method", text[len("method ") :]) from None
+            raise base.error(NAME, "receiver", text) from None
         self.sensor = self.sensing.receiver
         self.set_threshold(threshold)
         self.receiver = self.sensor.receiver

@@ -35,7 +35,9 @@ class ula_channel(base.FrameBlock, gr.sync_block):
     kappa = beta f^T a(phi) needs the precoder f: from the ``precoder`` stream tag of isac.precoder
     or the ``precoder`` parameter; without either kappa is NaN (logged once). Fixed targets:
     ``fixed_angles_deg`` / ``fixed_ranges_m`` (equal lengths) give the same scene in every frame,
-    with gains ``fixed_gains`` (default: sigma_r, the amplitude of SNR_r per target).
+    with gains ``fixed_gains`` (default: sigma_r, the amplitude of SNR_r per target) and radial
+    speeds ``fixed_speeds_mps`` (m/s, positive = approaching, |v| up to the scenario's unambiguous
+    speed; default: static), which move them over the frame's M OFDM symbols.
 
     Ground truth of each frame (messages.Truth): on the ``truth`` message port and as a ``truth``
     tag on out 0. A frame whose computation raises is flagged (NaN outputs, truth valid False),
@@ -54,6 +56,7 @@ class ula_channel(base.FrameBlock, gr.sync_block):
         fixed_gains=(),
         precoder=(),
         spacings_m=(),
+        fixed_speeds_mps=(),
     ):
         self.setup(scenario)
         sc, g = self.scenario, self.geometry
@@ -65,7 +68,7 @@ class ula_channel(base.FrameBlock, gr.sync_block):
         array = (
             impaired_array(spacing_array(d, sc.wavelength_m, sc.array["impairment"]), sc) if d.size else true_array(sc)
         )
-        fixed = self._fixed_scene(fixed_angles_deg, fixed_ranges_m, fixed_gains)
+        fixed = self._fixed_scene(fixed_angles_deg, fixed_ranges_m, fixed_gains, fixed_speeds_mps)
         self.channel = StreamChannel(sc, array, stream, fixed)
         self.array, self.stream = array, stream
         f = np.asarray(precoder, dtype=np.complex64).reshape(-1)
@@ -92,11 +95,26 @@ class ula_channel(base.FrameBlock, gr.sync_block):
         """Split the frames of a work call over ``threads`` threads (C++ twin only)."""
         self.channel.threads = base.integer(NAME, "threads", threads)
 
-    def _fixed_scene(self, angles_deg, ranges_m, gains) -> Scene | None:
+    def _fixed_scene(self, angles_deg, ranges_m, gains, speeds_mps=()) -> Scene | None:
         th = np.asarray(base.parameter(NAME, "fixed_angles_deg", np.ravel(angles_deg)), dtype=np.float64)
         r = np.asarray(base.parameter(NAME, "fixed_ranges_m", np.ravel(ranges_m)), dtype=np.float64)
+        v = np.asarray(base.parameter(NAME, "fixed_speeds_mps", np.ravel(speeds_mps)), dtype=np.float64)
         g = np.asarray(gains, dtype=np.complex128).reshape(-1)
+        vmax = self.scenario.unambiguous_speed_mps
+        if np.any(np.abs(v) > vmax):
+            raise base.error(
+                NAME,
+                "fixed_speeds_mps",
+                f"entries must each lie in [-{vmax:.6g}, {vmax:.6g}] (m/s: the unambiguous speed lambda / (4 T_O) of "
+                f"the scenario), got {float(v[np.argmax(np.abs(v))])!r}",
+            )
         if th.size == 0 and r.size == 0:
+            if v.size:
+                raise base.error(
+                    NAME,
+                    "fixed_speeds_mps",
+                    f"needs fixed targets (fixed_angles_deg, fixed_ranges_m), got {v.size} speeds",
+                )
             return None
         if th.size != r.size:
             raise base.error(
@@ -108,8 +126,12 @@ class ula_channel(base.FrameBlock, gr.sync_block):
             g = np.full(th.size, sigma, dtype=np.complex128)
         if g.size != th.size:
             raise base.error(NAME, "fixed_gains", f"must be empty or have {th.size} entries, got {g.size}")
+        if v.size not in (0, th.size):
+            raise base.error(
+                NAME, "fixed_speeds_mps", f"must be empty (static targets) or have {th.size} entries, got {v.size}"
+            )
         try:
-            return Scene(np.deg2rad(th), r, g)
+            return Scene(np.deg2rad(th), r, g, v if v.size else None)
         except ValueError as exc:
             raise base.error(NAME, "fixed_angles_deg", f"/ fixed_ranges_m / fixed_gains: {exc}") from None
 

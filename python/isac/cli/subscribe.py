@@ -8,7 +8,13 @@ A malformed message (not two frames of topic and JSON object, not a PMT dict, an
 a missing or null field) is reported as one line on stderr and skipped; the next ones print.
 Messages of the other format (PMTs without --pmt, JSON with --pmt) are recognised: after 3 of
 them in a row, or at the end with nothing printed, one line says which flag to use and the exit
-status is 2. Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan."""
+status is 2. Null metric values (NaN on the wire, e.g. p_md before the first target) print as nan.
+
+Moving targets (frames of M > 1 OFDM symbols, isac-sim --set ofdm.symbols=16 --set
+scene.speed_mps=[-30,30]): each target prints its radial speed too, (-30.00 deg, 50.0 m, +12.3 m/s)
+(positive = approaching), where the frame has one: a detection whose speed was measured (not null:
+one-symbol frames measure none), the truth of a frame with a moving target; the metrics line adds
+the speed RMSE once it is defined."""
 
 from __future__ import annotations
 
@@ -131,6 +137,10 @@ def check(topic: str, body: dict) -> None:
             for k in ("angle_deg", "range_m")
             if not isinstance(body[k], list) or not all(_is_number(v) for v in body[k])
         ]
+        if "speed_mps" in body and (  # optional (publishers from before speeds); null: not measured
+            not isinstance(body["speed_mps"], list) or not all(v is None or _is_metric(v) for v in body["speed_mps"])
+        ):
+            bad.append("speed_mps")
         if not bad:
             try:  # the message module's own check of the record (lengths, count)
                 (Truth if topic == "truth" else Detections).from_dict(body)
@@ -144,14 +154,32 @@ def _metric(v) -> str:
     return "nan" if v is None else f"{v}"
 
 
+def _speeds(topic: str, body: dict) -> list:
+    """Per target its speed (m/s) to print, or None: a detection's measured speed (null on the wire:
+    not measured); the truth's speeds when one of the frame's targets moves (static frames: none)."""
+    n = len(body["angle_deg"])
+    v = body.get("speed_mps")
+    if not isinstance(v, list) or len(v) != n:
+        return [None] * n
+    v = [None if x is None or not math.isfinite(x) else float(x) for x in v]
+    if topic == "truth" and not any(x for x in v):
+        return [None] * n
+    return v
+
+
 def _line(topic: str, body: dict) -> str:
     if topic == "metrics":
+        speed = body.get("speed_rmse_mps")
         return (
             f"[metrics] {body['frames']} frames: p_md={_metric(body['p_md'])} p_fa={_metric(body['p_fa'])} "
             f"GOSPA={_metric(body['gospa'])} SER={_metric(body['ser'])}"
+            + (f" speed RMSE={speed} m/s" if _is_number(speed) else "")
         )
-    pairs = "  ".join(f"({a:.2f} deg, {r:.1f} m)" for a, r in zip(body["angle_deg"], body["range_m"])) or "-"
-    return f"[{topic}] frame {body['frame']}: {body['count']} targets  {pairs}"
+    targets = zip(body["angle_deg"], body["range_m"], _speeds(topic, body))
+    pairs = "  ".join(
+        f"({a:.2f} deg, {r:.1f} m)" if v is None else f"({a:.2f} deg, {r:.1f} m, {v:+.1f} m/s)" for a, r, v in targets
+    )
+    return f"[{topic}] frame {body['frame']}: {body['count']} targets  {pairs or '-'}"
 
 
 def _parser() -> argparse.ArgumentParser:

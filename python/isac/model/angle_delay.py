@@ -75,3 +75,24 @@ def angle_delay_doppler_map_complex(
     m = angle_delay_map_complex(z, phi_a, phi_d)  # (B, N_v, N_theta, N_tau)
     out = np.ascontiguousarray(np.moveaxis(m, 1, -1))
     return out[0] if one else out
+
+
+def angle_delay_doppler_map(y: np.ndarray, phi_a: np.ndarray, phi_d: np.ndarray, phi_v: np.ndarray) -> np.ndarray:
+    """Power map |M|^2 (float32) of :func:`angle_delay_doppler_map_complex`: (B, N_theta, N_tau,
+    N_v), or (N_theta, N_tau, N_v) for one frame (the numpy reference of the C++ power map)."""
+    m = angle_delay_doppler_map_complex(y, phi_a, phi_d, phi_v)
+    return (m.real**2 + m.imag**2).astype(np.float32)
+
+
+def map_views(power: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The two pictures of an angle-delay-Doppler power map (..., N_theta, N_tau, N_v):
+
+    - the angle-delay view, its maximum over the speeds (..., N_theta, N_tau): cell (i, j) is the
+      strongest echo at angle i and delay j whatever its speed (for M = 1 and the one speed 0, the
+      map (10) itself);
+    - the range-velocity view, its maximum over the angles, speed-major (..., N_v, N_tau): cell
+      (l, j) is the strongest echo at speed l and delay j whatever its angle.
+
+    Both keep the map's scale (a maximum, not a sum)."""
+    p = np.asarray(power)
+    return p.max(axis=-1), np.swapaxes(p.max(axis=-3), -1, -2)

@@ -12,9 +12,11 @@ assumes on an angle grid, and delay vectors rho(tau) on a delay grid.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..config import Scenario
 from .array import ArrayModel
-from .doppler import auto_speed_points, doppler_dictionary, speed_grid
+from .doppler import doppler_dictionary, speed_grid
 from .grids import angle_grid, delay_grid, full_angle_grid
 from .ofdm import delay_dictionary
 from .omp import Dictionaries
@@ -38,12 +40,14 @@ def omp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
     return Dictionaries(angles, delays, array.steering(angles), phi_d, speeds, phi_v)
 
 
-def doppler_speeds(scenario: Scenario):
-    """The speed grid (m/s) of the Doppler dictionary: receiver.doppler_grid points over
-    scene.speed_mps, or (0) a step of at most half the speed resolution lambda / (2 M T_O)."""
-    interval = scenario.speed_interval_mps
-    points = scenario.get("receiver.doppler_grid") or auto_speed_points(interval, scenario.speed_resolution_mps)
-    return speed_grid(interval, points)
+def doppler_speeds(scenario: Scenario) -> np.ndarray:
+    """The speed grid (m/s, float64) of the Doppler dictionary: ``scenario.doppler_points``
+    (config.Scenario.doppler_points: receiver.doppler_grid, or (0) a step of at most half the
+    speed resolution lambda / (2 M T_O)) speeds uniform over scene.speed_mps, ends included.
+    Frames of one OFDM symbol have no Doppler dictionary: [0.0], the speed of the one-symbol map."""
+    if scenario.get("ofdm.symbols") == 1:
+        return np.zeros(1)
+    return speed_grid(scenario.speed_interval_mps, scenario.doppler_points)
 
 
 def domp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
@@ -54,4 +58,4 @@ def domp_dictionaries(scenario: Scenario, array: ArrayModel) -> Dictionaries:
     return Dictionaries(angles, delays, array.steering(angles), phi_d)
 
 
-__all__ = ["domp_dictionaries", "omp_dictionaries"]
+__all__ = ["domp_dictionaries", "doppler_speeds", "omp_dictionaries"]

@@ -74,15 +74,6 @@ def speed_grid(interval_mps: tuple[float, float], points: int) -> np.ndarray:
     return np.array([lo]) if hi == lo else np.linspace(lo, hi, int(points))
 
 
-def auto_speed_points(interval_mps: tuple[float, float], resolution_mps: float) -> int:
-    """Points of a speed grid over ``interval_mps`` whose step is at most half the resolution
-    lambda / (2 M T_O): 1 for a one-speed interval."""
-    width = float(interval_mps[1]) - float(interval_mps[0])
-    if width <= 0:
-        return 1
-    return int(np.ceil(2.0 * width / float(resolution_mps))) + 1
-
-
 def ici_own_carrier(eps, subcarriers: int) -> np.ndarray:
     """The own-carrier factor of a subcarrier rotated by eps = f_D / Delta_f over the useful
     part of a symbol: D(eps) = (1/S) sum_n exp(j 2 pi eps n / S)
@@ -119,7 +110,6 @@ def time_domain_echo(
 
 
 __all__ = [
-    "auto_speed_points",
     "doppler_dictionary",
     "doppler_hz",
     "doppler_phases",

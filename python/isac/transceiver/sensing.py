@@ -133,8 +133,8 @@ class OmpReceiver(Receiver):
     multi_symbol = True
 
     def __init__(self, scenario, array, kernel=None, temperature=DEFAULT_TEMPERATURE):
-        if kernel is None:
-            kernel = default_kernel(scenario)
+        if kernel is None:  # the default, unless a subclass (a plug-in) does not have it
+            kernel = default_kernel(scenario) if default_kernel(scenario) in self.kernels else self.kernels[-1]
         if kernel == "cpp" and FrameGeometry.of(scenario).symbols > 1 and not _doppler_kernel_available():
             raise ValueError(
                 "kernel 'cpp': the C++ kernels of this build run frames of one OFDM symbol; with "

@@ -46,8 +46,9 @@ except ImportError:
 
 def max_amplitude(geometry) -> float:
     """Largest frame amplitude max |Re|, |Im| sensed unscaled: the single-precision map
-    |Phi_a^H Y~ Phi_d^*|^2 <= 2 (K S |Y~|)^2 then stays below 2^-21 of the float32 range."""
-    return math.sqrt(np.finfo(np.float32).max / 2.0**22) / (geometry.antennas * geometry.subcarriers)
+    |Phi_a^H Y~ Phi_d^*|^2 <= 2 (K S |Y~|)^2 then stays below 2^-21 of the float32 range (for M
+    symbols the angle-delay-Doppler map, <= 2 (K S M |Y~|)^2)."""
+    return math.sqrt(np.finfo(np.float32).max / 2.0**22) / (geometry.antennas * geometry.subcarriers * geometry.symbols)
 
 
 def frame_amplitudes(y: np.ndarray) -> np.ndarray:
