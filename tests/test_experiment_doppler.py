@@ -1,13 +1,20 @@
 """The speed CRB of a moving target over M symbols (experiments/crb.py) against a numerical Fisher
-information of the model's own echo."""
+information of the model's own echo, and isac-eval --experiment doppler --quick
+(experiments/doppler.py): its files and columns, the speed RMSE against the bound, ICI on = off at
+speed 0 and the ICI loss against its closed form, resolution in speed, and the M = 1 rows against
+evaluate of the paper's one-symbol scenario."""
 
+import csv
+import json
 import math
 
 import numpy as np
 import pytest
+from conftest import run_experiment
 
 from gnuradio.isac.config import SPEED_OF_LIGHT, Scenario
-from gnuradio.isac.experiments import crb
+from gnuradio.isac.evaluation import evaluate
+from gnuradio.isac.experiments import crb, doppler
 from gnuradio.isac.model.beamforming import beam_gain
 from gnuradio.isac.model.channels_stream import Motion, array_frame, sensing_echo_from_frame
 from gnuradio.isac.model.impairments import true_array
@@ -15,6 +22,11 @@ from gnuradio.isac.model.ofdm import qpsk_map, random_messages
 from gnuradio.isac.model.reciprocal import reciprocal_filter
 from gnuradio.isac.model.scene import Scene, sensing_gain_variance
 from gnuradio.isac.simulation import baseline_precoder
+from gnuradio.isac.transceiver import load_weights
+from gnuradio.isac.weights import default_weights_path
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
 
 # --- the speed CRB -------------------------------------------------------------------------------
 
@@ -113,3 +125,125 @@ def test_fisher_information_doppler_equals_finite_differences_of_its_mean():
     assert C[1, 1] == pytest.approx(v_tau, rel=1e-6)
     assert (lam / 2) ** 2 * C[2, 2] == pytest.approx(v_speed, rel=1e-6)
     assert crb.crb_speed_closed_form(lam, 1.0, K, S, 1, T) == math.inf
+
+
+# --- the experiment ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    """isac-eval --experiment doppler --quick once, in this process: (folder, summary, rows)."""
+    out = tmp_path_factory.mktemp("doppler")
+    assert run_experiment(out, "doppler", "--workers", "1") == 0
+    summary = json.loads((out / "doppler.json").read_text())
+    with open(out / "doppler.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return out, summary, rows
+
+
+def part(rows, name):
+    return [r for r in rows if r["part"] == name]
+
+
+def test_quick_run_writes_its_files_with_the_expected_columns_and_resumes(quick, tmp_path):
+    out, summary, rows = quick
+    for ext in ("csv", "png", "json"):
+        assert (out / f"doppler.{ext}").stat().st_size > 0
+    assert (out / "doppler.png").read_bytes()[:8] == PNG_MAGIC
+    assert list(rows[0]) == list(doppler.COLUMNS)
+    assert summary["experiment"] == "doppler" and summary["quick"] is True
+    assert summary["command"].startswith("isac-eval --experiment doppler ")
+    assert set(summary["files"]) == {"doppler.csv", "doppler.png", "doppler.json"}
+    assert [len(part(rows, p)) for p in "abcd"] == [
+        len(doppler.A_QUICK_SNR_DB),
+        len(doppler.B_QUICK_SYMBOLS) * len(doppler.B_METHODS),
+        2 * len(doppler.C_QUICK_SPEED_FRACTIONS),
+        len(doppler.D_QUICK_CELLS),
+    ]
+    assert summary["resume"]["units_computed"] == len(rows)
+    first = (out / "doppler.csv").read_bytes()
+    assert run_experiment(out, "doppler", "--workers", "1") == 0  # every unit is stored: nothing recomputed
+    again = json.loads((out / "doppler.json").read_text())
+    assert again["resume"]["units_computed"] == 0
+    assert (out / "doppler.csv").read_bytes() == first
+
+
+def test_speed_rmse_is_at_or_above_the_crb_and_efficient_at_high_snr(quick):
+    _, summary, rows = quick
+    a = part(rows, "a")
+    snr = np.array([float(r["snr_db"]) for r in a])
+    bound = np.array([float(r["crb_speed_mps"]) for r in a])
+    # the std bound falls by sqrt(10) per 10 dB, and equals the closed form of the scenario
+    assert np.allclose(bound * 10 ** (snr / 20), bound[0] * 10 ** (snr[0] / 20), rtol=1e-9)
+    info = summary["results"]["parts"]["a"]
+    sc = Scenario.from_dict(summary["scenario"]).with_overrides({"ofdm.symbols": info["symbols"]})
+    M = info["symbols"]
+    closed = sc.wavelength_m / (4 * math.pi * sc.symbol_duration_s)
+    closed *= np.sqrt(6 / (10 ** (snr / 10) * info["beam_gain"] * M * (M * M - 1)))
+    assert np.allclose(bound, closed, rtol=1e-9)
+    grid = info["speed_grid"]
+    assert grid["step_mps"] / math.sqrt(12) < 0.25 * bound.min()  # the grid is not the limit ...
+    half = min(info["target"]["speed_mps"] - grid["from_mps"], grid["to_mps"] - info["target"]["speed_mps"])
+    assert half > 5 * bound.max()  # ... nor the a-priori speed interval
+    for r in a:
+        assert float(r["speed_rmse_hi"]) >= float(r["crb_speed_mps"])  # no estimator beats the bound
+        if float(r["snr_db"]) >= 10:  # out of the threshold region: efficient within the Monte Carlo interval
+            assert float(r["speed_rmse_lo"]) <= 1.25 * float(r["crb_speed_mps"])
+
+
+def test_m1_rows_equal_evaluate_of_the_papers_one_symbol_scenario(quick):
+    _, summary, rows = quick
+    run = Scenario.from_dict(summary["scenario"]).run
+    paper = Scenario.default().with_overrides(
+        {f"run.{k}": run[k] for k in ("frames", "calibration_frames", "batch", "seed")}
+    )
+    assert paper.hash() == Scenario.default().hash()  # the paper's physical scenario, one symbol
+    weights = load_weights(default_weights_path(), paper, "impairment")
+    b1 = {r["method"]: r for r in part(rows, "b") if r["symbols"] == "1"}
+    assert set(b1) == {m for m, _ in doppler.B_METHODS}
+    for method, r in b1.items():
+        ref = evaluate(paper, method, weights if method == "impairment" else None, "omp", summary["kernel"])
+        for key in ("threshold", "p_md", "p_fa", "gospa", "angle_rmse_deg", "range_rmse_m"):
+            assert float(r[key]) == pytest.approx(ref[key], rel=1e-7), (method, key)
+        assert r["speed_rmse_mps"] == "" and int(r["frames"]) == ref["frames"]
+    # more symbols integrate more echo: fewer misses at M = 16 than at M = 1, for every method
+    for method, _ in doppler.B_METHODS:
+        by_m = {r["symbols"]: float(r["p_md"]) for r in part(rows, "b") if r["method"] == method}
+        assert by_m["16"] < by_m["1"], method
+
+
+def test_ici_on_equals_off_at_speed_0_and_loses_the_closed_form_power_at_speed(quick):
+    _, _, rows = quick
+    c = part(rows, "c")
+    still = {r["ici"]: r for r in c if float(r["speed_mps"]) == 0.0}
+    assert set(still) == {"on", "off"}
+    for key in ("p_md", "speed_rmse_mps", "angle_rmse_deg", "range_rmse_m", "peak_db", "frames"):
+        assert float(still["on"][key]) == pytest.approx(float(still["off"][key]), rel=1e-6, abs=1e-6), key
+    assert abs(float(still["off"]["peak_db"])) < 1e-3 and float(still["off"]["ici_closed_form_db"]) == 0.0
+    top = max(float(r["speed_mps"]) for r in c)
+    fast = {r["ici"]: r for r in c if float(r["speed_mps"]) == top}
+    closed = float(fast["on"]["ici_closed_form_db"])
+    assert closed < -2.0  # at 0.95 of the unambiguous speed, eps = f_D / Delta_f = 0.38
+    assert float(fast["on"]["peak_db"]) == pytest.approx(closed, abs=0.1)
+    assert abs(float(fast["off"]["peak_db"])) < 1e-3  # the model without ICI loses nothing
+    assert float(fast["on"]["p_md"]) > float(fast["off"]["p_md"])
+
+
+def test_two_targets_are_resolved_by_speed_once_their_difference_exceeds_a_cell(quick):
+    _, summary, rows = quick
+    d = part(rows, "d")
+    cells = np.array([float(r["speed_diff_cells"]) for r in d])
+    frac = np.array([float(r["resolved"]) for r in d])
+    assert np.all(np.diff(cells) > 0) and np.all(np.diff(frac) >= 0)
+    assert frac[cells < 0.5].max() <= 0.2 and frac[cells >= 2].min() >= 0.9
+    res = summary["results"]["parts"]["d"]["resolution_mps"]
+    sc = Scenario.from_dict(summary["scenario"]).with_overrides({"ofdm.symbols": doppler.SYMBOLS})
+    assert res == pytest.approx(sc.wavelength_m / (2 * doppler.SYMBOLS * sc.symbol_duration_s))
+
+
+def test_resolved_frames_criterion():
+    speeds = np.array([[-7.4, 7.6], [7.6, -7.4], [0.0, 7.6], [-7.4, 7.6], [-7.4, np.nan]])
+    counts = np.array([2, 2, 2, 1, 1])
+    got = doppler.resolved_frames(speeds, counts, (-7.5, 7.5), 1.0)
+    assert got.tolist() == [True, True, False, False, False]
+    assert doppler.resolved_frames(speeds[:, :1], counts, (-7.5, 7.5), 1.0).tolist() == [False] * 5
