@@ -1,8 +1,9 @@
 """The speed CRB of a moving target over M symbols (experiments/crb.py) against a numerical Fisher
 information of the model's own echo, and isac-eval --experiment doppler --quick
 (experiments/doppler.py): its files and columns, the speed RMSE against the bound, ICI on = off at
-speed 0 and the ICI loss against its closed form, resolution in speed, and the M = 1 rows against
-evaluate of the paper's one-symbol scenario."""
+speed 0 and the ICI loss against its closed form, resolution in speed, the M = 1 rows against
+evaluate of the paper's one-symbol scenario, the threshold's growth with M, and the figure at a
+fraction of 0 of n."""
 
 import csv
 import json
@@ -206,10 +207,14 @@ def test_m1_rows_equal_evaluate_of_the_papers_one_symbol_scenario(quick):
         for key in ("threshold", "p_md", "p_fa", "gospa", "angle_rmse_deg", "range_rmse_m"):
             assert float(r[key]) == pytest.approx(ref[key], rel=1e-7), (method, key)
         assert r["speed_rmse_mps"] == "" and int(r["frames"]) == ref["frames"]
-    # more symbols integrate more echo: fewer misses at M = 16 than at M = 1, for every method
+    # More symbols do not lower p_md here (docs/results.md, "Moving targets": at the default size
+    # p_md rises with M for every method): the threshold that keeps p_fa at 1e-2 grows ~M^2, with
+    # the echo, not ~M, with the noise floor K S M N0 of the map, because the first peak beyond the
+    # true targets is mostly OMP's residual of a target off the grids (a second detection of it),
+    # not noise. At M = 16 it is far above the 16 x of a noise-limited threshold, for every method.
     for method, _ in doppler.B_METHODS:
-        by_m = {r["symbols"]: float(r["p_md"]) for r in part(rows, "b") if r["method"] == method}
-        assert by_m["16"] < by_m["1"], method
+        thr = {r["symbols"]: float(r["threshold"]) for r in part(rows, "b") if r["method"] == method}
+        assert thr["16"] / thr["1"] > 4 * 16, method
 
 
 def test_ici_on_equals_off_at_speed_0_and_loses_the_closed_form_power_at_speed(quick):
@@ -247,3 +252,21 @@ def test_resolved_frames_criterion():
     got = doppler.resolved_frames(speeds, counts, (-7.5, 7.5), 1.0)
     assert got.tolist() == [True, True, False, False, False]
     assert doppler.resolved_frames(speeds[:, :1], counts, (-7.5, 7.5), 1.0).tolist() == [False] * 5
+
+
+def test_figure_draws_a_fraction_of_0_of_n_and_n_of_n(quick, tmp_path):
+    """The Wilson interval of 0 resolved of 200 frames starts a rounding error above 0
+    (1.7e-18; the default run's first two points of part d): the figure still draws (matplotlib
+    refuses negative error-bar lengths), as for 200 of 200."""
+    from gnuradio.isac.experiments.common import wilson_interval
+
+    _, summary, rows = quick
+    text = ("part", "method", "ici")
+    floats = [{k: (v if k in text else float(v) if v != "" else math.nan) for k, v in r.items()} for r in rows]
+    d = [r for r in floats if r["part"] == "d"]
+    for r, k in ((d[0], 0), (d[-1], 200)):
+        lo, hi = wilson_interval(k, 200)
+        r.update(resolved=k / 200, resolved_lo=lo, resolved_hi=hi, frames=200)
+    assert d[0]["resolved_lo"] > d[0]["resolved"]  # the case itself
+    doppler.plot(tmp_path / "d.png", floats, summary["results"]["parts"], "test")
+    assert (tmp_path / "d.png").read_bytes()[:8] == PNG_MAGIC

@@ -559,7 +559,9 @@ def plot(path, rows, info, title) -> None:
     by = {p: [r for r in rows if r["part"] == p] for p in "abcd"}
 
     def bars(r, key, lo, hi):
-        return [[r_[key] - r_[lo] for r_ in r], [r_[hi] - r_[key] for r_ in r]]
+        # clipped at 0: a Wilson interval at 0 of n (or n of n) ends a rounding error (1.7e-18 at
+        # 0 of 200) beyond the value, and errorbar refuses negative lengths
+        return [[max(0.0, r_[key] - r_[lo]) for r_ in r], [max(0.0, r_[hi] - r_[key]) for r_ in r]]
 
     ax = axes[0, 0]
     a = by["a"]
