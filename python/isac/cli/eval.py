@@ -2,7 +2,7 @@
 one of the paper's experiments (CSV + PNG + JSON summary into a folder).
 
     isac-eval --method baseline|perfect [--config F] [--set k=v ...] --json OUT
-    isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb --out DIR [--size quick|default|paper]
+    isac-eval --experiment fig3|fig7|fig8|fig9|fig5|fig6|crb|impairments|doppler --out DIR [--size quick|default|paper]
               [--weights W | --weights-dir D] [--device cuda] [--fresh] [--config F] [--set k=v ...]
     ... [--workers N | --scheduler tcp://HOST:8786]
 
@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         "--weights",
         metavar="W.safetensors",
         help="weights of isac-train for --method impairment|dictionary, or the impairment-learning "
-        "curve of --experiment fig8|fig9 (default: the shipped weights; at --size paper a "
+        "curve of --experiment fig8|fig9|doppler (default: the shipped weights; at --size paper a "
         "paper-profile training)",
     )
     parser.add_argument(

@@ -9,6 +9,8 @@
   crb   single-target Cramer-Rao bounds vs SNR_r beside OMP / dOMP / baseline RMSE
   impairments  array impairments beyond Example 1 (gain / phase errors, mutual coupling, dead
         elements, a combination): baseline vs perfect knowledge vs impairment learning
+  doppler  moving targets over M OFDM symbols: speed RMSE vs its CRB, p_md / GOSPA vs M, ICI on
+        vs off across speeds, two targets told apart by speed alone
 
 Run one with ``isac-eval --experiment NAME --out DIR [--size quick|default|paper]`` or
 :func:`run`. Each writes NAME.csv, NAME.png and NAME.json (the summary: scenario, sizes, key
@@ -32,7 +34,7 @@ from typing import Iterable
 from ..config import Scenario
 from ..model.domp import DEFAULT_TEMPERATURE
 from ..transceiver import default_kernel
-from . import crb, fig3, impairments, sweep, tradeoff
+from . import crb, doppler, fig3, impairments, sweep, tradeoff
 from .common import SIZES, Context, ExperimentError, write_json
 from .resume import ResultStore, file_digest, scenario_digest
 
@@ -76,6 +78,12 @@ EXPERIMENTS = {
         impairments.run,
         "gain / phase errors, mutual coupling, dead elements: baseline vs perfect vs impairment learning",
     ),
+    "doppler": (
+        doppler.DEFAULTS,
+        doppler.QUICK,
+        doppler.run,
+        "moving targets over M symbols: speed RMSE vs CRB, p_md / GOSPA vs M, ICI on vs off, resolution in speed",
+    ),
 }
 
 
@@ -90,6 +98,7 @@ PAPER_SIZES = {
     "fig6": {"run.frames": 2000, "run.calibration_frames": 20000, "run.batch": 200},
     "crb": {"run.frames": 10000, "run.batch": 200},
     "impairments": {"run.frames": 5000, "run.calibration_frames": 5000, "run.batch": 200},
+    "doppler": {"run.frames": 2000, "run.calibration_frames": 2000, "run.batch": 10},
 }
 
 
@@ -140,9 +149,9 @@ def run(
     or cluster.DaskRunner (Dask workers); the files are the same, bit for bit."""
     size = size or ("quick" if quick else "default")
     size_settings(name, size)  # checks name and size
-    if weights and name not in ("fig8", "fig9"):
+    if weights and name not in ("fig8", "fig9", "doppler"):
         raise ExperimentError(
-            f"--weights is used by experiments fig9 and fig8 only, not {name}"
+            f"--weights is used by experiments doppler, fig9 and fig8 only, not {name}"
             + (" (fig5 / fig6: --weights-dir DIR)" if name in ("fig5", "fig6") else "")
         )
     if weights_dir and name not in ("fig5", "fig6", "impairments"):

@@ -15,6 +15,15 @@ Eliminating the nuisance alpha gives (:func:`crb_closed_form`)
 
 with |alpha|^2 = sigma_r^2 |a^T(theta) f|^2 / S, sigma_r^2 = SNR_r N0 / K.
 
+Moving target over a frame of M OFDM symbols (model/doppler.py): per cell [m, k, s],
+Y~ = alpha a_k(theta) rho_s(tau) exp(j 2 pi f_D m T_O) + N, unknowns (theta, tau, f_D, Re alpha,
+Im alpha); the 5 x 5 information is :func:`fisher_information_doppler`, the speed bound
+(:func:`crb_speed_closed_form`, derivation in docs/model.md, "Moving targets: the speed CRB")
+
+    var(v) >= (lambda / 2)^2 N0 / (2 |alpha|^2 K S (2 pi T_O)^2 M (M^2 - 1) / 12)
+
+and the angle and delay bounds above divided by M (:func:`crb_closed_form` with ``symbols``).
+
 Simulation: one FIXED target (theta0, R0), placed midway between two points of the OMP grids
 (the worst case for grid-limited OMP, whose error then floors at half a grid step), with a
 deterministic gain |psi| = sigma_r (the CRB conditions on the gain; a Rayleigh-faded gain
@@ -98,15 +107,86 @@ def fisher_information(positions_m, wavelength_m, theta, tau, alpha, subcarriers
     return J
 
 
-def crb_closed_form(positions_m, wavelength_m, theta, alpha_power, subcarriers, spacing_hz, noise_power=1.0):
+def crb_closed_form(
+    positions_m, wavelength_m, theta, alpha_power, subcarriers, spacing_hz, noise_power=1.0, symbols: int = 1
+):
     """(var theta [rad^2], var tau [s^2]) lower bounds, alpha eliminated (Schur complement;
-    the angle-delay cross term vanishes after centring, see docs/results.md)."""
+    the angle-delay cross term vanishes after centring, see docs/results.md). ``symbols``: a
+    frame of M OFDM symbols carries M times the information on both (the speed, unknown or
+    not, decouples from them: docs/model.md, "Moving targets: the speed CRB")."""
     p = np.asarray(positions_m, np.float64)
-    K, S = p.size, int(subcarriers)
+    K, S, M = p.size, int(subcarriers), int(symbols)
     spread = float(np.sum((p - p.mean()) ** 2))
-    j_theta = 2 * alpha_power / noise_power * S * (2 * np.pi * np.cos(theta) / wavelength_m) ** 2 * spread
-    j_tau = 2 * alpha_power / noise_power * K * (2 * np.pi * spacing_hz) ** 2 * S * (S * S - 1) / 12.0
+    j_theta = 2 * alpha_power / noise_power * M * S * (2 * np.pi * np.cos(theta) / wavelength_m) ** 2 * spread
+    j_tau = 2 * alpha_power / noise_power * M * K * (2 * np.pi * spacing_hz) ** 2 * S * (S * S - 1) / 12.0
     return 1.0 / j_theta, 1.0 / j_tau
+
+
+def _slow_time(doppler_hz, symbols, symbol_duration_s):
+    """d, dd/df_D (M,), complex128, of the slow-time atom [d]_m = exp(j 2 pi f_D m T_O)."""
+    w = 2 * np.pi * symbol_duration_s * np.arange(int(symbols), dtype=np.float64)
+    d = np.exp(1j * w * doppler_hz)
+    return d, 1j * w * d
+
+
+def fisher_information_doppler(
+    positions_m,
+    wavelength_m,
+    theta,
+    tau,
+    doppler_hz,
+    alpha,
+    subcarriers,
+    spacing_hz,
+    symbols,
+    symbol_duration_s,
+    noise_power=1.0,
+):
+    """Fisher information (5 x 5) of (theta [rad], tau [s], f_D [Hz], Re alpha, Im alpha) for a
+    frame of M symbols, Y~[m, k, s] = alpha a_k(theta) rho_s(tau) d_m(f_D) + N, N ~ CN(0, N0):
+    J = (2/N0) Re{G^H G} with the separable columns alpha da (x) rho (x) d, alpha a (x) drho (x) d,
+    alpha a (x) rho (x) dd, a (x) rho (x) d and j a (x) rho (x) d, whose inner products are the
+    products of the three factors' inner products."""
+    a, da, rho, drho = _atoms(positions_m, wavelength_m, theta, tau, subcarriers, spacing_hz)
+    d, dd = _slow_time(doppler_hz, symbols, symbol_duration_s)
+    cols = [
+        (alpha * da, rho, d),
+        (alpha * a, drho, d),
+        (alpha * a, rho, dd),
+        (a, rho, d),
+        (1j * a, rho, d),
+    ]
+    J = np.empty((5, 5))
+    for i, (u1, v1, w1) in enumerate(cols):
+        for j, (u2, v2, w2) in enumerate(cols):
+            J[i, j] = (2.0 / noise_power) * np.real(np.vdot(u1, u2) * np.vdot(v1, v2) * np.vdot(w1, w2))
+    return J
+
+
+def crb_speed_closed_form(
+    wavelength_m, alpha_power, antennas, subcarriers, symbols, symbol_duration_s, noise_power=1.0
+) -> float:
+    """var v [(m/s)^2] lower bound of a target's radial speed over M symbols, alpha (and the
+    angle and delay, known or not) eliminated: (lambda/2)^2 / J_fD with
+    J_fD = 2 |alpha|^2 / N0 K S (2 pi T_O)^2 M (M^2 - 1) / 12 (v = lambda f_D / 2). Infinite for
+    M = 1 (one symbol carries no speed information)."""
+    K, S, M = int(antennas), int(subcarriers), int(symbols)
+    j_fd = 2 * alpha_power / noise_power * K * S * (2 * np.pi * symbol_duration_s) ** 2 * M * (M * M - 1) / 12.0
+    return math.inf if j_fd <= 0 else (0.5 * wavelength_m) ** 2 / j_fd
+
+
+def crb_speed_at_snr(scenario, array, precoder, theta, snr_db) -> float:
+    """Speed std bound [m/s] at SNR_r = snr_db for a target at theta over the scenario's M
+    symbols, with the beam gain |a^T(theta) f|^2 of ``array`` and ``precoder`` (|psi| = sigma_r):
+    (lambda / (4 pi T_O)) sqrt(6 / (SNR_r G(theta) M (M^2 - 1)))."""
+    K, S = scenario.array["antennas"], scenario.ofdm["subcarriers"]
+    n0 = scenario.scene["noise_power"]
+    sigma2 = sensing_gain_variance(snr_db, K, n0)
+    alpha_power = sigma2 * float(beam_gain(array, precoder, np.array([theta]))[0]) / S
+    var = crb_speed_closed_form(
+        scenario.wavelength_m, alpha_power, K, S, scenario.ofdm["symbols"], scenario.symbol_duration_s, n0
+    )
+    return math.sqrt(var)
 
 
 def crb_at_snr(scenario, array, precoder, theta, snr_db) -> tuple[float, float]:
@@ -286,4 +366,14 @@ def run(ctx: Context) -> dict:
     }
 
 
-__all__ = ["crb_at_snr", "crb_closed_form", "fisher_information", "rmse_point", "run", "target"]
+__all__ = [
+    "crb_at_snr",
+    "crb_closed_form",
+    "crb_speed_at_snr",
+    "crb_speed_closed_form",
+    "fisher_information",
+    "fisher_information_doppler",
+    "rmse_point",
+    "run",
+    "target",
+]
