@@ -201,14 +201,14 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
 
     y = reciprocal_model(frames.y_sensing, frames.symbols)
     ms = angle_delay_map_stream(sc, map_points=(20, 10))
-    real = ms.map
+    real = ms.maps  # (angle-delay, range-velocity) maps: what work computes
 
     def failing(Y):
         if any(np.array_equal(f, y[BAD]) for f in Y):
             raise MemoryError("simulated")
         return real(Y)
 
-    ms.map = failing
+    ms.maps = failing
     tb = gr.top_block()
     sink = blocks.vector_sink_f(ms.size)
     tb.connect(blocks.vector_source_c(flat(y), False, K * S), ms, sink)
@@ -216,7 +216,7 @@ def test_map_stream_failure_gives_a_nan_map_and_goes_on(sc, frames):
     got = np.reshape(sink.data(), (N, ms.size))
     assert np.all(np.isnan(got[BAD])) and ms.failed_frames == 1
     keep = [i for i in range(N) if i != BAD]
-    np.testing.assert_array_equal(got[keep], real(y[keep]).reshape(len(keep), -1))
+    np.testing.assert_array_equal(got[keep], real(y[keep])[0].reshape(len(keep), -1))
 
 
 def test_message_source_failure_sends_message_zero_and_goes_on(sc, frames):

@@ -319,7 +319,8 @@ def test_merge_refuses_scores_of_other_parameters():
     s = Scores(T_MAX, CUTOFF, P, MU)
     with pytest.raises(
         ValueError,
-        match=r"\(T_max, gamma, p, mu, w\) must be equal, got \(5, 90.0, 2.0, 2.0, 0.0\) here and \(5, 60.0, 2.0, 2.0, 0.0\)",
+        match=r"\(T_max, gamma, p, mu, w\) must be equal, got \(5, 90.0, 2.0, 2.0, 0.0\) here "
+        r"and \(5, 60.0, 2.0, 2.0, 0.0\)",
     ):
         s.merge(Scores(T_MAX, 60.0, P, MU))
     s.merge(Scores(T_MAX, CUTOFF, P, MU))  # nothing scored on either side: still nothing

@@ -41,18 +41,8 @@ class ResourceError(ConfigError):
 
 def _sizes(scenario: Scenario) -> dict[str, int]:
     sizes = {key: int(scenario.get(key)) for key in SIZE_KEYS}
-    sizes["speeds"] = doppler_points(scenario)
+    sizes["speeds"] = scenario.doppler_points  # N_v (1 for one-symbol frames)
     return sizes
-
-
-def doppler_points(scenario: Scenario) -> int:
-    """N_v, the speeds of the Doppler dictionary of frames of M > 1 symbols (1 for one symbol)."""
-    if scenario.get("ofdm.symbols") == 1:
-        return 1
-    from .model.doppler import auto_speed_points
-
-    points = scenario.get("receiver.doppler_grid")
-    return int(points or auto_speed_points(scenario.speed_interval_mps, scenario.speed_resolution_mps))
 
 
 def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
