@@ -39,6 +39,7 @@ import math
 
 import numpy as np
 
+from .. import transceiver
 from ..evaluation import batches, calibrate, progress_bar, score, sense
 from ..model.beamforming import beam_gain
 from ..model.channels_stream import Motion, array_frame, sensing_echo_from_frame
@@ -417,7 +418,7 @@ def part_b(ctx: Context) -> tuple[list[Unit], dict]:
         extra = {"ofdm.symbols": M} if M > 1 else {"ofdm.symbols": 1, "scene.speed_mps": [0.0, 0.0]}
         s = ctx.scenario.with_overrides(extra)
         for method, _ in B_METHODS:
-            w = weights if method == "impairment" else None
+            w = weights if transceiver.get(method).learned else None  # the learned method of B_METHODS
             units.append(
                 _unit(
                     ctx,
