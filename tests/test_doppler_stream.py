@@ -2,7 +2,7 @@
 recordings, ZeroMQ and the pictures, against the offline model on the same frames.
 
 - isac-sim's flowgraph (flowgraph.SimFlowgraph) on a small moving scenario of M symbols gives
-  evaluation.evaluate's metrics (baseline, perfect, impairment with oracle weights) and the
+  evaluation.evaluate's metrics (baseline, perfect, impairment and dictionary with oracle weights) and the
   offline receiver's detections, speeds included; dOMP and NNBL are refused through the blocks;
 - the ULA channel block's fixed targets move with ``fixed_speeds_mps``."""
 
@@ -61,6 +61,17 @@ def oracle(sc, tmp_path_factory):
     return load_weights(str(path), sc, "impairment")
 
 
+@pytest.fixture(scope="module")
+def oracle_dictionary(sc, tmp_path_factory):
+    """Dictionary-learning weights holding the true array's steering vectors on the full 720-point
+    grid (an oracle learner): a learned array is spatial, the same over the M symbols."""
+    grid = full_angle_grid(720)
+    path = tmp_path_factory.mktemp("w") / "oracle_dictionary.safetensors"
+    tensors = {"angle_grid_rad": grid, "dictionary": true_array(sc).steering(grid).astype(np.complex64)}
+    save_weights(str(path), sc, "dictionary", tensors, steps=0)
+    return load_weights(str(path), sc, "dictionary")
+
+
 def stream(sc, threshold, **kw):
     """Run isac-sim's flowgraph on the first N test frames; (flowgraph, {frame: (truth, detections, errors)})."""
     seen = {}
@@ -69,12 +80,15 @@ def stream(sc, threshold, **kw):
     return tb, seen
 
 
-@pytest.mark.parametrize("method, kernel", [("baseline", "cpp"), ("perfect", "numpy"), ("impairment", "cpp")])
-def test_streamed_m_symbol_frames_equal_the_offline_evaluation(sc, oracle, method, kernel):
+@pytest.mark.parametrize(
+    "method, kernel", [("baseline", "cpp"), ("perfect", "numpy"), ("impairment", "cpp"), ("dictionary", "cpp")]
+)
+def test_streamed_m_symbol_frames_equal_the_offline_evaluation(sc, oracle, oracle_dictionary, method, kernel):
     """The metrics of the stream are evaluate's on the same frames and threshold (p_md, p_fa
     exact; GOSPA, SER, RMSEs to rounding), and every frame's detections, speeds included, are
-    the offline receiver's."""
-    weights = oracle if method == "impairment" else None
+    the offline receiver's: for every method that runs on M symbols (dOMP and NNBL refuse them,
+    below)."""
+    weights = {"impairment": oracle, "dictionary": oracle_dictionary}.get(method)
     t = transceiver.build(sc, method, weights, "omp", kernel)
     threshold = calibrate(sc, Simulator(sc, precoder=t.precoder(sc)), t.receiver, progress=False)
     tb, seen = stream(sc, threshold, method=method, weights=weights, kernel=kernel)

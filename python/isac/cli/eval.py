@@ -139,7 +139,7 @@ def main(argv=None) -> int:
         metavar="N",
         help="compute on N worker processes, a local Dask cluster listening on 127.0.0.1 only "
         f"(default: every CPU of this machine, {default_workers()} here); 1: in this process, one "
-        "unit after another on one core (one BLAS / torch thread, as on each worker), without Dask",
+        "unit after another on one core (one BLAS thread, as on each worker), without Dask",
     )
     parser.add_argument(
         "--scheduler",
