@@ -103,16 +103,23 @@ def joint_ls_gains(gram: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return np.einsum("bij,bj->bi", np.linalg.pinv(gram, rcond=1e-6, hermitian=True), rhs)
 
 
-def omp(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult:
-    """Run ``iterations`` (T_max) OMP iterations on reciprocal-filtered frames Y~ of shape
-    (B, K, S) or (K, S). See the module docstring for the algorithm."""
+def _checked_frames(y: np.ndarray, frame_ndim: int, iterations: int) -> np.ndarray:
+    """Frames Y~ as a complex64 stack (one frame of ``frame_ndim`` axes gets a batch axis), after
+    the checks :func:`omp` and :func:`omp_doppler` share: T_max >= 1, every value finite."""
     y = np.asarray(y, dtype=np.complex64)
-    if y.ndim == 2:
+    if y.ndim == frame_ndim:
         y = y[None]
     if iterations < 1:
         raise ValueError(f"omp: iterations (T_max) must be >= 1, got {iterations}")
     if not np.all(np.isfinite(y)):
         raise ValueError("omp: Y contains NaN or Inf")
+    return y
+
+
+def omp(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> OmpResult:
+    """Run ``iterations`` (T_max) OMP iterations on reciprocal-filtered frames Y~ of shape
+    (B, K, S) or (K, S). See the module docstring for the algorithm."""
+    y = _checked_frames(y, 2, iterations)
     D = dictionaries
     B = y.shape[0]
     m0 = angle_delay_map_complex(y, D.phi_a, D.phi_d)  # (B, Na, Nd)
@@ -156,13 +163,7 @@ def omp_doppler(y: np.ndarray, dictionaries: Dictionaries, iterations: int) -> O
     residual, updated as in :func:`omp` with separable atoms a (x) rho (x) d, whose Gram products
     factor: <a_s rho_s d_s, a_t rho_t d_t> = (a_s^H a_t)(rho_s^H rho_t)(d_s^H d_t). Returns the
     angles, delays and speeds of the T_max iterations (``OmpResult.speeds_mps``)."""
-    y = np.asarray(y, dtype=np.complex64)
-    if y.ndim == 3:
-        y = y[None]
-    if iterations < 1:
-        raise ValueError(f"omp: iterations (T_max) must be >= 1, got {iterations}")
-    if not np.all(np.isfinite(y)):
-        raise ValueError("omp: Y contains NaN or Inf")
+    y = _checked_frames(y, 3, iterations)
     D = dictionaries
     if not D.doppler:
         raise ValueError("omp_doppler: the dictionaries have no Doppler dictionary phi_v")
