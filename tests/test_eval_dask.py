@@ -445,6 +445,14 @@ def _listening(pid):
     return {(c.laddr.ip, c.laddr.port) for c in psutil.Process(pid).net_connections("inet") if c.status == "LISTEN"}
 
 
+def _event_loop_timers(dask_worker=None, dask_scheduler=None):
+    """(a profiler runs, ms between watchdog ticks, ms between system-monitor updates) of a
+    Dask server (client.run / run_on_scheduler pass it by these names)."""
+    server = dask_worker or dask_scheduler
+    callbacks = server.periodic_callbacks
+    return "profile" in callbacks, callbacks["tick"].callback_time, callbacks["monitor"].callback_time
+
+
 def test_local_cluster_listens_on_the_loopback_only_with_one_thread_per_worker():
     """Every socket the local cluster opens (scheduler, its HTTP endpoint, nannies in this
     process; each worker and its HTTP endpoint in theirs) is bound to 127.0.0.1; the workers
@@ -467,6 +475,12 @@ def test_local_cluster_listens_on_the_loopback_only_with_one_thread_per_worker()
         assert all(e == cluster_module.WORKER_ENV for e in env.values())
         # not Dask's default MALLOC_TRIM_THRESHOLD_ (large temporaries mmap'ed afresh: 1.4-1.9x slower)
         assert set(client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+        # nor Dask's busy event loops (cluster.LOCAL_CLUSTER_CONFIG): no profiler sampling the
+        # units, a watchdog tick every 1 s and a system monitor every 5 s, in the workers and the
+        # scheduler (their periodic callbacks, in milliseconds)
+        timers = client.run(_event_loop_timers)
+        assert list(timers.values()) == [(False, 1000, 5000)] * 2
+        assert client.run_on_scheduler(_event_loop_timers) == (False, 1000, 5000)
         # the units run there: other processes, one at a time per worker
         results = runner.run([Unit(task(os.getpid), label=f"pid {i}") for i in range(4)])
         assert set(results) <= set(workers.values())

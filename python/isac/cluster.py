@@ -53,6 +53,21 @@ from .tasks import Shared, Task, Unit, UnitFailure, UnitsFailed, advance, one_bl
 #: on a worker with Dask's default, and 9.3 s on a worker with this environment.
 WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
+#: Dask settings of the local cluster (its scheduler and nannies in this process, its workers
+#: in theirs). Dask's defaults keep every event loop busy beside the units: a statistical
+#: profiler in each worker (a stack sample of the running task every 10 ms, for the dashboard's
+#: profile page, which nobody reads here), a blocked-loop watchdog tick every 20 ms and a system
+#: monitor (psutil) every 0.5 s in every process. Measured on the 2-vCPU VM with two workers
+#: busy: the event loops took 2.9-3.9 s of CPU per 40 s (7-10 % of the cores the units run on);
+#: with these settings 0.4-0.7 s. The workers' memory monitor (the nanny's restart of a worker
+#: over its memory limit) keeps its default.
+LOCAL_CLUSTER_CONFIG = {
+    "distributed.nanny.pre-spawn-environ": dict(WORKER_ENV),
+    "distributed.worker.profile.enabled": False,
+    "distributed.admin.tick.interval": "1s",
+    "distributed.admin.system-monitor.interval": "5s",
+}
+
 #: seconds to wait for a scheduler given by --scheduler before giving up, naming it
 CONNECT_TIMEOUT_S = 5
 
@@ -215,9 +230,10 @@ class DaskRunner:
         import dask
         from distributed import Client, LocalCluster
 
-        # the nannies read the environment of the processes they spawn (and respawn) when they
-        # are made: Dask's default adds MALLOC_TRIM_THRESHOLD_, which this one leaves out
-        with dask.config.set({"distributed.nanny.pre-spawn-environ": dict(WORKER_ENV)}):
+        # the nannies take the configuration of the processes they spawn (and respawn) when
+        # they are made (pre-spawn-environ: Dask's default adds MALLOC_TRIM_THRESHOLD_, which
+        # WORKER_ENV leaves out); the scheduler and the client read theirs as they start
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
             self._cluster = LocalCluster(
                 n_workers=self.local_workers,
                 threads_per_worker=1,
@@ -227,7 +243,7 @@ class DaskRunner:
                 worker_dashboard_address=None,
                 env=WORKER_ENV,
             )
-        return Client(self._cluster, set_as_default=False)
+            return Client(self._cluster, set_as_default=False)
 
     def _connect(self):
         from distributed import Client
@@ -389,6 +405,7 @@ __all__ = [
     "CONNECT_TIMEOUT_S",
     "ClusterError",
     "DaskRunner",
+    "LOCAL_CLUSTER_CONFIG",
     "WORKER_ENV",
     "check_scheduler_address",
     "check_workers",
