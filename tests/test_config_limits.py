@@ -376,10 +376,14 @@ def test_apps_refuse_a_million_targets_at_once(app):
 
 
 def test_isac_sim_refuses_100000_antennas_at_once():
-    """41.6 GiB estimated: refused under a 32 GB budget on any machine."""
+    """59.9 GiB estimated (41.6 GiB of batches, 18.3 GiB of stream buffers): refused under a
+    32 GB budget on any machine."""
     proc = run_app("isac-sim", "--set", "array.antennas=100000", env={resources.LIMIT_ENV: "32e9"}, timeout=60)
     assert_one_line_error(
-        proc, "array.antennas = 100000: a run needs an estimated 41.6 GiB of memory", "lower array.antennas"
+        proc,
+        "array.antennas = 100000: a run needs an estimated 59.9 GiB of memory",
+        "stream buffers of 18.3 GiB",
+        "lower array.antennas",
     )
 
 
@@ -388,3 +392,26 @@ def test_isac_train_refuses_before_training(tmp_path):
     proc = run_app("isac-train", "--out", str(out), "--set", "scene.max_targets=1000000", timeout=120)
     assert_one_line_error(proc, "scene.max_targets = 1000000")
     assert not out.exists()
+
+
+def test_isac_sim_counts_its_stream_buffers():
+    """isac-sim's memory check adds its flowgraph's GNU Radio buffers (13 MiB per OFDM symbol
+    of a frame at K = 64, S = 256: docs/blocks.md, measured there from max_output_buffer), so
+    a frame of 64 symbols that isac-eval could evaluate is refused by isac-sim when the 832 MiB
+    of buffers do not fit, naming ofdm.symbols."""
+    one = Scenario.default()
+    many = one.with_overrides({"ofdm.symbols": 64, "scene.speed_mps": [-30.0, 30.0]})
+    assert resources.stream_buffer_bytes(one) == 13_631_488
+    assert resources.stream_buffer_bytes(many) == 64 * 13_631_488 == 872_415_232
+    evaluation = resources.estimate_memory_bytes(many, "omp")
+    assert resources.estimate_memory_bytes(many, "omp", streaming=True) == evaluation + 872_415_232
+    assert resources.memory_terms(many, "omp", streaming=True)["stream buffers"] == 872_415_232
+    assert resources.check_memory(many, "omp", available=evaluation) == evaluation
+    with pytest.raises(resources.ResourceError, match=r"^ofdm\.symbols = 64: .*stream buffers of 832\.0 MiB\)"):
+        resources.check_memory(many, "omp", available=evaluation, streaming=True)
+    proc = run_app(
+        "isac-sim",
+        *("--set", "ofdm.symbols=64", "--set", "scene.speed_mps=[-30,30]"),
+        env={resources.LIMIT_ENV: str(evaluation + 10**6)},
+    )
+    assert_one_line_error(proc, "ofdm.symbols = 64: a run needs an estimated", "stream buffers of 832.0 MiB")

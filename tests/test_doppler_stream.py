@@ -764,6 +764,7 @@ def test_stream_items_are_whole_frames_and_the_buffers_hold_32_array_and_128_sym
     items, at least 2, raised to the block's minimum (32 array frames, 128 symbol frames):
     measured after a run, max_output_buffer(port) being the buffer GNU Radio allocated."""
     from gnuradio.isac.blocks.base import STREAM_FRAMES, SYMBOL_FRAMES
+    from gnuradio.isac.resources import stream_buffer_bytes
 
     sc = moving_scenario({"ofdm.symbols": symbols})
     K, S = 16, 64
@@ -790,6 +791,8 @@ def test_stream_items_are_whole_frames_and_the_buffers_hold_32_array_and_128_sym
     }
     assert got == want
     assert (STREAM_FRAMES, SYMBOL_FRAMES) == (32, 128)
+    # isac-sim's memory check counts these buffers (resources.stream_buffer_bytes), to the byte
+    assert sum(size * items for size, items in got.values()) == stream_buffer_bytes(sc)
     if symbols > 1:  # items large enough for the blocks' minima to decide: the formula of docs/blocks.md
         total = sum(size * items for size, items in got.values())
         assert total == symbols * (32 * 3 * 8 * K * S + 128 * (3 * 8 * S + 2 * 4 * S))

@@ -4,7 +4,9 @@ is refused with one line naming the key instead of allocating gigabytes.
 
 The estimate follows the arrays of one batch of ``run.batch`` frames (simulation.py,
 evaluation.py, model/omp.py), in bytes: complex64 = 8, complex128 = 16, float64 = 8.
-It is an estimate (numpy temporaries vary), meant to be within a small factor.
+It is an estimate (numpy temporaries vary), meant to be within a small factor. A streaming
+run (isac-sim: ``streaming=True``) adds the GNU Radio buffers of its flowgraph, which are
+exact (:func:`stream_buffer_bytes`).
 """
 
 from __future__ import annotations
@@ -73,27 +75,60 @@ def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
     }
 
 
-def memory_terms(scenario: Scenario, receiver: str | None = None) -> dict[str, int]:
-    """The estimate by part (bytes). ``receiver``: "omp", "domp" or None (the larger)."""
-    return _terms(_sizes(scenario), receiver)
+def _stream_buffers(z: Mapping[str, int]) -> int:
+    """Bytes of the GNU Radio buffers of isac-sim's flowgraph (flowgraph.SimFlowgraph, the
+    chain of apps/isac_headless.grc). GNU Radio gives each output port 2 x 32 KiB / item size
+    items, at least 2, raised to the block's minimum (blocks/base.py); an item is one frame:
+    3 array-frame ports (precoder X, channel Y_r, reciprocal filter: 8 M K S bytes, at least
+    STREAM_FRAMES), 3 complex symbol-frame ports (source x, channel y_c and kappa: 8 M S) and
+    2 int32 ones (source m, comm receiver m^: 4 M S), at least SYMBOL_FRAMES."""
+    from .blocks.base import STREAM_FRAMES, SYMBOL_FRAMES
+
+    K, S, M = z["array.antennas"], z["ofdm.subcarriers"], z["ofdm.symbols"]
+
+    def port(item: int, minimum: int) -> int:
+        return item * max(2 * 32768 // item, 2, minimum)
+
+    array, symbols, ints = C64 * M * K * S, C64 * M * S, 4 * M * S
+    return 3 * port(array, STREAM_FRAMES) + 3 * port(symbols, SYMBOL_FRAMES) + 2 * port(ints, SYMBOL_FRAMES)
 
 
-def estimate_memory_bytes(scenario: Scenario, receiver: str | None = None) -> int:
+def stream_buffer_bytes(scenario: Scenario) -> int:
+    """Bytes of the stream buffers of isac-sim's flowgraph: 13 MiB x ofdm.symbols at K = 64,
+    S = 256 (docs/blocks.md, measured from each block's max_output_buffer)."""
+    return _stream_buffers(_sizes(scenario))
+
+
+def _all_terms(z: Mapping[str, int], receiver: str | None, streaming: bool) -> dict[str, int]:
+    terms = _terms(z, receiver)
+    if streaming:
+        terms["stream buffers"] = _stream_buffers(z)
+    return terms
+
+
+def memory_terms(scenario: Scenario, receiver: str | None = None, streaming: bool = False) -> dict[str, int]:
+    """The estimate by part (bytes). ``receiver``: "omp", "domp" or None (the larger);
+    ``streaming``: a flowgraph run (isac-sim), which adds its stream buffers."""
+    return _all_terms(_sizes(scenario), receiver, streaming)
+
+
+def estimate_memory_bytes(scenario: Scenario, receiver: str | None = None, streaming: bool = False) -> int:
     """Estimated peak memory (bytes) of evaluating ``scenario``: one batch of frames, its
-    angle-delay maps and OMP state, the dictionaries, the LS beam synthesis and the results."""
-    return sum(memory_terms(scenario, receiver).values())
+    angle-delay maps and OMP state, the dictionaries, the LS beam synthesis and the results;
+    with ``streaming``, also the flowgraph's stream buffers (isac-sim)."""
+    return sum(memory_terms(scenario, receiver, streaming).values())
 
 
-def dominant_key(scenario: Scenario, receiver: str | None = None) -> str:
+def dominant_key(scenario: Scenario, receiver: str | None = None, streaming: bool = False) -> str:
     """The size key that, set back to its default, lowers the estimate most (among the keys
     above their default; if none is, the key whose reduction to 1 lowers it most)."""
     from .config import DEFAULTS
 
     sizes = _sizes(scenario)
-    total = sum(_terms(sizes, receiver).values())
+    total = sum(_all_terms(sizes, receiver, streaming).values())
 
     def saving(key: str, value: int) -> int:
-        return total - sum(_terms({**sizes, key: value}, receiver).values())
+        return total - sum(_all_terms({**sizes, key: value}, receiver, streaming).values())
 
     default = {k: DEFAULTS[k.split(".")[0]][k.split(".")[1]] for k in SIZE_KEYS}
     raised = [k for k in SIZE_KEYS if sizes[k] > default[k]]
@@ -156,20 +191,24 @@ def format_bytes(n: float) -> str:
     raise AssertionError
 
 
-def check_memory(scenario: Scenario, receiver: str | None = None, available: int | None = None) -> int:
+def check_memory(
+    scenario: Scenario, receiver: str | None = None, available: int | None = None, streaming: bool = False
+) -> int:
     """Refuse a scenario whose estimated peak memory exceeds ``available`` bytes (default:
     :func:`available_memory_bytes`): ResourceError naming the dominant key, its value, the
-    estimate and the memory available. Returns the estimate (bytes)."""
-    need = estimate_memory_bytes(scenario, receiver)
+    estimate and the memory available. ``streaming``: a flowgraph run (isac-sim), its stream
+    buffers counted. Returns the estimate (bytes)."""
+    need = estimate_memory_bytes(scenario, receiver, streaming)
     if available is None:
         available = available_memory_bytes()
     if available is not None and need > available:
-        key = dominant_key(scenario, receiver)
+        key = dominant_key(scenario, receiver, streaming)
         run = scenario.run
         batch = min(run["batch"], max(run["frames"], run["calibration_frames"]))
+        buffers = f" and stream buffers of {format_bytes(stream_buffer_bytes(scenario))}" if streaming else ""
         raise ResourceError(
             f"{key} = {scenario.get(key)}: a run needs an estimated {format_bytes(need)} of memory "
-            f"(batches of {batch} frames), more than the {format_bytes(available)} available: "
+            f"(batches of {batch} frames{buffers}), more than the {format_bytes(available)} available: "
             f"lower {key}"
         )
     return need
@@ -185,4 +224,5 @@ __all__ = [
     "estimate_memory_bytes",
     "format_bytes",
     "memory_terms",
+    "stream_buffer_bytes",
 ]

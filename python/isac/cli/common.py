@@ -83,14 +83,15 @@ def add_transceiver_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_scenario(args: argparse.Namespace) -> Scenario:
+def load_scenario(args: argparse.Namespace, streaming: bool = False) -> Scenario:
     """Scenario from --config and --set, refused up front when its estimated peak memory
     exceeds the memory available (resources.check_memory, for the --receiver when the app
-    has one); exits with status 2 and a one-line message on bad input."""
+    has one; ``streaming``: with the flowgraph's stream buffers, isac-sim); exits with status
+    2 and a one-line message on bad input."""
     receiver = getattr(args, "receiver", None)
     try:
         scenario = Scenario.load(args.config, args.overrides)
-        check_memory(scenario, receiver if receiver in ("omp", "domp") else None)
+        check_memory(scenario, receiver if receiver in ("omp", "domp") else None, streaming=streaming)
     except (ConfigError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -309,7 +309,7 @@ def _main(argv=None) -> int:
     if args.record and (problem := output_path_error("--record", args.record, folder=True)):
         print(f"error: {problem}", file=sys.stderr)
         return 2
-    scenario = load_scenario(args)
+    scenario = load_scenario(args, streaming=True)  # its flowgraph's buffers counted (--replay: a subset)
     if not args.temperature > 0:
         parser.error(f"--temperature must be > 0, got {args.temperature}")
     kernel = args.kernel or default_kernel(scenario)
