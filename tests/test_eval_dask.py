@@ -307,6 +307,30 @@ def _scheduler_address(scheduler_file, procs, timeout=60):
     raise AssertionError("the scheduler wrote no address")
 
 
+#: the environment docs/distributed.md gives remote `dask worker` / `dask scheduler` processes:
+#: the settings of cluster.LOCAL_CLUSTER_CONFIG as Dask's environment variables
+QUIET_EVENT_LOOPS = {
+    "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False",
+    "DASK_DISTRIBUTED__ADMIN__TICK__INTERVAL": "1s",
+    "DASK_DISTRIBUTED__ADMIN__SYSTEM_MONITOR__INTERVAL": "5s",
+}
+
+
+def test_the_documented_dask_variables_are_the_local_clusters_settings():
+    """docs/distributed.md lists QUIET_EVENT_LOOPS for remote workers; each names a key of
+    cluster.LOCAL_CLUSTER_CONFIG with its value, as Dask's configuration reads it."""
+    import copy
+
+    import dask.config
+
+    config = dask.config.update(copy.deepcopy(dask.config.config), dask.config.collect_env(QUIET_EVENT_LOOPS))
+    local = {k: v for k, v in cluster_module.LOCAL_CLUSTER_CONFIG.items() if "pre-spawn" not in k}
+    assert {k: dask.config.get(k, config=config) for k in local} == local
+    assert {k: dask.config.get(k) for k in local} != local  # not Dask's defaults
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "distributed.md").read_text()
+    assert all(f"{k}={v}" in doc for k, v in QUIET_EVENT_LOOPS.items())
+
+
 def _wait_for_workers(address, n, security=None):
     from distributed import Client
 
@@ -316,8 +340,11 @@ def _wait_for_workers(address, n, security=None):
 
 def test_dask_scheduler_and_two_dask_worker_processes(quick_experiments, tmp_path):
     """`dask scheduler` and two `dask worker` processes on localhost, as on several machines:
-    isac-eval --scheduler gives the files of the in-process run."""
+    isac-eval --scheduler gives the files of the in-process run. They are started as
+    docs/distributed.md advises, with Dask's event loops quieted by three DASK_ variables,
+    which reach both (no profiler, a 1 s tick, a 5 s system monitor)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed module
+    env.update(QUIET_EVENT_LOOPS)
     sched_file = tmp_path / "scheduler.json"
     procs = []
     with open(tmp_path / "cluster.log", "w") as log:
@@ -336,6 +363,11 @@ def test_dask_scheduler_and_two_dask_worker_processes(quick_experiments, tmp_pat
                 cmd = [DASK, "worker", address, "--nthreads", "1", "--nworkers", "1", "--host", "127.0.0.1"]
                 procs.append(_start(cmd + ["--no-dashboard"], log, env))
             _wait_for_workers(address, 2)
+            from distributed import Client
+
+            with Client(address, timeout=30, set_as_default=False) as client:
+                assert list(client.run(_event_loop_timers).values()) == [(False, 1000, 5000)] * 2
+                assert client.run_on_scheduler(_event_loop_timers) == (False, 1000, 5000)
             assert run_cli(tmp_path / "out", "fig9", "--scheduler", address) == 0
         finally:
             _stop(procs)

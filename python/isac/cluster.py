@@ -255,7 +255,7 @@ class DaskRunner:
             if self.scheduler.startswith("tls://"):
                 hint = (
                     "; tls:// needs Dask's TLS configuration (distributed.comm.tls.ca-file, "
-                    ".client.cert, .client.key: docs/results.md)"
+                    ".client.cert, .client.key: docs/distributed.md, Security)"
                 )
             raise ClusterError(
                 f"--scheduler {self.scheduler}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
