@@ -254,6 +254,18 @@ def test_bad_fixed_speeds_are_refused_naming_the_parameter_and_its_range(sc, kw,
     assert str(err.value) == f"isac_ula_channel: parameter 'fixed_speeds_mps' {text}"
 
 
+@pytest.mark.parametrize("gain", [float("nan"), complex(1.0, float("inf"))])
+def test_non_finite_fixed_gains_are_refused_naming_them(sc, gain):
+    """A NaN or infinite gain is refused by the parameter that carries it (before, the scene's
+    own check answered, under the name of fixed_angles_deg)."""
+    with pytest.raises(BlockParameterError) as err:
+        isac.ula_channel(sc, fixed_angles_deg=[-30.0, 10.0], fixed_ranges_m=[50.0, 70.0], fixed_gains=[1.0, gain])
+    assert str(err.value) == (
+        f"isac_ula_channel: parameter 'fixed_gains' entries must be finite complex numbers, "
+        f"got {complex(gain)!r} (entry 1)"
+    )
+
+
 def test_grc_checks_fixed_speeds_before_the_flowgraph_runs(platform):  # noqa: F811 (the fixture)
     """The channel's GRC file: the generated range assert and the unambiguous speed of the
     scenario (the paper's: 119.917 m/s) refuse a speed; a moving fixed target passes."""

@@ -126,6 +126,11 @@ class ula_channel(base.FrameBlock, gr.sync_block):
             g = np.full(th.size, sigma, dtype=np.complex128)
         if g.size != th.size:
             raise base.error(NAME, "fixed_gains", f"must be empty or have {th.size} entries, got {g.size}")
+        if not np.all(np.isfinite(g)):
+            bad = int(np.flatnonzero(~np.isfinite(g))[0])
+            raise base.error(
+                NAME, "fixed_gains", f"entries must be finite complex numbers, got {g[bad]!r} (entry {bad})"
+            )
         if v.size not in (0, th.size):
             raise base.error(
                 NAME, "fixed_speeds_mps", f"must be empty (static targets) or have {th.size} entries, got {v.size}"
