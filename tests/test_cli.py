@@ -508,3 +508,31 @@ def test_sim_ctrl_c_while_streaming_reports_the_frames_run():
     assert proc.stderr.strip().splitlines()[-1] == (
         f"isac-sim: interrupted after {run} of 100000 frames (the baseline comparison skipped)"
     )
+
+
+def test_replay_ctrl_c_reports_the_frames_replayed(tmp_path):
+    """isac-sim --replay: Ctrl-C stopped GNU Radio's wait, the summary read as if the whole
+    recording had been replayed and the status was 0; it now names the frames replayed and
+    the status is 130 (as for a live run)."""
+    rec = tmp_path / "rec"
+    small = [*SMALL_ARGS, "--method", "baseline", "--threshold", "3e5", "--quiet", "--no-compare"]
+    assert isac_sim.main([*small, "--frames", "60", "--record", str(rec)]) == 0
+    patch = (  # the scorer takes one frame per work call, slowly: GNU Radio stops a block between calls
+        "from gnuradio.isac import replay\n"
+        "work = replay.ReplayScorer.work\n"
+        "def one_frame(self, ins, outs):\n"
+        "    done = work(self, [ins[0][:1]], outs)\n"
+        "    if done and self.frames == 4:\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "    time.sleep(0.05)\n"
+        "    return done\n"
+        "replay.ReplayScorer.work = one_frame\n"
+    )
+    proc = run_sim_child(patch, [*small, "--frames", "60", "--replay", str(rec)])
+    assert proc.returncode == 130, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    found = re.fullmatch(rf"isac-sim: interrupted after (\d+) of 60 frames of {re.escape(str(rec))}", last)
+    assert found, last
+    assert 4 <= int(found[1]) < 60
+    assert re.search(rf"^over {found[1]} annotated frames: p_md = ", proc.stdout, re.M), proc.stdout

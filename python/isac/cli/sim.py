@@ -186,7 +186,7 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
         f"{'' if tb.annotated else ', no annotations: detections only'}",
         flush=True,
     )
-    tb.run()
+    tb.run()  # GNU Radio's wait stops the flowgraph on Ctrl-C and returns
     s = tb.summary()
     if tb.annotated:
         print(
@@ -198,6 +198,9 @@ def _replay(args, scenario, method, transceiver, kernel, weights) -> int:
         )
     else:
         print(f"{s['replayed']} frames replayed, {sum(d.count for d in tb.detections())} detections")
+    if s["replayed"] < tb.frames:  # Ctrl-C: the scores above are those of the frames replayed
+        print(f"isac-sim: interrupted after {s['replayed']} of {tb.frames} frames of {args.replay}", file=sys.stderr)
+        return 130
     return 0
 
 
