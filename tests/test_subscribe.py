@@ -58,9 +58,19 @@ def _bad_first_interleaved(bad, good):
     return out
 
 
-def _run_subscriber(messages, n_good, extra=()):
+#: isac-subscribe in a Python where GNU Radio's pmt (and so its runtime) does not import
+WITHOUT_PMT = (
+    "import sys\n"
+    "sys.modules['pmt'] = sys.modules['gnuradio.gr'] = None  # import pmt: ImportError\n"
+    "from gnuradio.isac.cli.subscribe import main\n"
+    "sys.exit(main(sys.argv[1:]))\n"
+)
+
+
+def _run_subscriber(messages, n_good, extra=(), without_pmt=False):
     """Start isac-subscribe, wait for its subscription on an XPUB socket (a PUB that sees
-    subscriptions: nothing sent before it is lost), send ``messages``; bounded throughout."""
+    subscriptions: nothing sent before it is lost), send ``messages``; bounded throughout.
+    ``without_pmt``: in a Python where GNU Radio's pmt does not import."""
     ctx = zmq.Context.instance()
     pub = ctx.socket(zmq.XPUB)
     pub.setsockopt(zmq.RCVTIMEO, 30000)
@@ -69,8 +79,7 @@ def _run_subscriber(messages, n_good, extra=()):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "gnuradio.isac.cli.subscribe",
+            *(("-c", WITHOUT_PMT) if without_pmt else ("-m", "gnuradio.isac.cli.subscribe")),
             endpoint,
             "--count",
             str(n_good),
@@ -238,3 +247,28 @@ def test_a_few_messages_of_the_other_format_at_the_end_are_named_too():
     rc, out, err = _run_subscriber(PMT_PUBLICATIONS[:2], 5, ["--timeout", "1"])
     assert rc == 2 and out == []
     assert len(err) == 1 and "run with --pmt" in err[0], err
+
+
+def test_json_subscriber_needs_no_pmt():
+    """The JSON format needs only pyzmq: with GNU Radio's pmt not importable, every good message
+    prints and every bad one is reported, as with it."""
+    code, out, err = _run_subscriber(_bad_first_interleaved(BAD_JSON, GOOD_JSON), len(GOOD_JSON), without_pmt=True)
+    assert code == 0, err
+    assert out == GOOD_LINES
+    _assert_reported(err, len(BAD_JSON))
+
+
+def test_pmt_subscriber_without_pmt_is_refused_naming_the_flag():
+    """--pmt where GNU Radio's pmt does not import: one line naming --pmt and the JSON way, exit
+    status 2, before connecting (a traceback at the first message before)."""
+    proc = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PMT, "tcp://127.0.0.1:9", "--pmt", "--timeout", "5"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("isac-subscribe: error: --pmt needs GNU Radio's pmt module, which does not import here")
+    assert last.endswith("have the publisher send JSON (isac-sim --zmq-json) and run without --pmt")

@@ -208,6 +208,14 @@ def main(argv=None) -> int:
         parser.error(f"--count must be >= 0 (0 = never stop), got {args.count}")
     if not 0 <= args.timeout <= 2e6:  # also refuses nan; zmq takes at most 2**31 - 1 ms
         parser.error(f"--timeout must be in 0-2000000 s (0 = never stop), got {args.timeout}")
+    if args.pmt:
+        try:
+            import pmt  # noqa: F401 - GNU Radio's; the JSON format needs only pyzmq
+        except ImportError as exc:
+            parser.error(
+                f"--pmt needs GNU Radio's pmt module, which does not import here ({exc}): have the "
+                f"publisher send JSON (isac-sim --zmq-json) and run without --pmt"
+            )
     sock = zmq.Context.instance().socket(zmq.SUB)
     sock.connect(args.endpoint)
     # everything, filtered after decoding: PMT messages have no topic frame, and a message of the
