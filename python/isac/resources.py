@@ -19,6 +19,8 @@ from .config import ConfigError, Scenario
 C64, C128, F64 = 8, 16, 8
 #: Python objects kept per scored frame (GOSPA, counts, errors in lists)
 BYTES_PER_SCORED_FRAME = 200
+#: GNU Radio's default stream buffer of an output port (bytes), before its item and page rounding
+GR_BUFFER_BYTES = 32768
 #: environment variable: a memory budget in bytes (e.g. 16e9) below the machine's available memory
 LIMIT_ENV = "ISAC_MEMORY_LIMIT"
 
@@ -47,7 +49,7 @@ def _sizes(scenario: Scenario) -> dict[str, int]:
     return sizes
 
 
-def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
+def _terms(z: Mapping[str, int], receiver: str | None, streaming: bool = False) -> dict[str, int]:
     K, S, M = z["array.antennas"], z["ofdm.subcarriers"], z["ofdm.symbols"]
     Nv = z.get("speeds", 1) if M > 1 else 1  # speeds of the Doppler dictionary
     Nd, Ng, T = z["receiver.delay_grid"], z["transmitter.beam_grid"], z["scene.max_targets"]
@@ -55,7 +57,7 @@ def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
     Na = {"omp": z["receiver.angle_grid"], "domp": Ng}.get(receiver, max(z["receiver.angle_grid"], Ng))
     frames, cal = z["run.frames"], z["run.calibration_frames"]
     B = min(z["run.batch"], max(frames, cal))  # frames of one batch
-    return {
+    terms = {
         # Y_r (B, K, S): the per-frame parts, their stack and Y~ after reciprocal filtering (3),
         # plus one complex128 echo (1) being generated
         "frames": 3 * B * M * K * S * C64 + M * K * S * C128,
@@ -73,11 +75,14 @@ def _terms(z: Mapping[str, int], receiver: str | None) -> dict[str, int]:
         # map maxima and counts of every calibration frame, scores of every test frame
         "results": (frames + cal) * (T + 1) * F64 + frames * BYTES_PER_SCORED_FRAME,
     }
+    if streaming:  # a flowgraph run (isac-sim)
+        terms["stream buffers"] = _stream_buffers(z)
+    return terms
 
 
 def _stream_buffers(z: Mapping[str, int]) -> int:
     """Bytes of the GNU Radio buffers of isac-sim's flowgraph (flowgraph.SimFlowgraph, the
-    chain of apps/isac_headless.grc). GNU Radio gives each output port 2 x 32 KiB / item size
+    chain of apps/isac_headless.grc). GNU Radio gives each output port 2 x GR_BUFFER_BYTES / item size
     items, at least 2, raised to the block's minimum (blocks/base.py); an item is one frame:
     3 array-frame ports (precoder X, channel Y_r, reciprocal filter: 8 M K S bytes, at least
     STREAM_FRAMES), 3 complex symbol-frame ports (source x, channel y_c and kappa: 8 M S) and
@@ -87,7 +92,7 @@ def _stream_buffers(z: Mapping[str, int]) -> int:
     K, S, M = z["array.antennas"], z["ofdm.subcarriers"], z["ofdm.symbols"]
 
     def port(item: int, minimum: int) -> int:
-        return item * max(2 * 32768 // item, 2, minimum)
+        return item * max(2 * GR_BUFFER_BYTES // item, 2, minimum)
 
     array, symbols, ints = C64 * M * K * S, C64 * M * S, 4 * M * S
     return 3 * port(array, STREAM_FRAMES) + 3 * port(symbols, SYMBOL_FRAMES) + 2 * port(ints, SYMBOL_FRAMES)
@@ -99,17 +104,10 @@ def stream_buffer_bytes(scenario: Scenario) -> int:
     return _stream_buffers(_sizes(scenario))
 
 
-def _all_terms(z: Mapping[str, int], receiver: str | None, streaming: bool) -> dict[str, int]:
-    terms = _terms(z, receiver)
-    if streaming:
-        terms["stream buffers"] = _stream_buffers(z)
-    return terms
-
-
 def memory_terms(scenario: Scenario, receiver: str | None = None, streaming: bool = False) -> dict[str, int]:
     """The estimate by part (bytes). ``receiver``: "omp", "domp" or None (the larger);
     ``streaming``: a flowgraph run (isac-sim), which adds its stream buffers."""
-    return _all_terms(_sizes(scenario), receiver, streaming)
+    return _terms(_sizes(scenario), receiver, streaming)
 
 
 def estimate_memory_bytes(scenario: Scenario, receiver: str | None = None, streaming: bool = False) -> int:
@@ -125,10 +123,10 @@ def dominant_key(scenario: Scenario, receiver: str | None = None, streaming: boo
     from .config import DEFAULTS
 
     sizes = _sizes(scenario)
-    total = sum(_all_terms(sizes, receiver, streaming).values())
+    total = sum(_terms(sizes, receiver, streaming).values())
 
     def saving(key: str, value: int) -> int:
-        return total - sum(_all_terms({**sizes, key: value}, receiver, streaming).values())
+        return total - sum(_terms({**sizes, key: value}, receiver, streaming).values())
 
     default = {k: DEFAULTS[k.split(".")[0]][k.split(".")[1]] for k in SIZE_KEYS}
     raised = [k for k in SIZE_KEYS if sizes[k] > default[k]]
@@ -198,14 +196,15 @@ def check_memory(
     :func:`available_memory_bytes`): ResourceError naming the dominant key, its value, the
     estimate and the memory available. ``streaming``: a flowgraph run (isac-sim), its stream
     buffers counted. Returns the estimate (bytes)."""
-    need = estimate_memory_bytes(scenario, receiver, streaming)
+    terms = memory_terms(scenario, receiver, streaming)
+    need = sum(terms.values())
     if available is None:
         available = available_memory_bytes()
     if available is not None and need > available:
         key = dominant_key(scenario, receiver, streaming)
         run = scenario.run
         batch = min(run["batch"], max(run["frames"], run["calibration_frames"]))
-        buffers = f" and stream buffers of {format_bytes(stream_buffer_bytes(scenario))}" if streaming else ""
+        buffers = f" and stream buffers of {format_bytes(terms['stream buffers'])}" if streaming else ""
         raise ResourceError(
             f"{key} = {scenario.get(key)}: a run needs an estimated {format_bytes(need)} of memory "
             f"(batches of {batch} frames{buffers}), more than the {format_bytes(available)} available: "
