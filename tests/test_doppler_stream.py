@@ -803,8 +803,8 @@ def test_stream_items_are_whole_frames_and_the_buffers_hold_32_array_and_128_sym
     }
     assert got == want
     assert (STREAM_FRAMES, SYMBOL_FRAMES) == (32, 128)
+    total = sum(size * items for size, items in got.values())
     # isac-sim's memory check counts these buffers (resources.stream_buffer_bytes), to the byte
-    assert sum(size * items for size, items in got.values()) == stream_buffer_bytes(sc)
+    assert total == stream_buffer_bytes(sc)
     if symbols > 1:  # items large enough for the blocks' minima to decide: the formula of docs/blocks.md
-        total = sum(size * items for size, items in got.values())
         assert total == symbols * (32 * 3 * 8 * K * S + 128 * (3 * 8 * S + 2 * 4 * S))
